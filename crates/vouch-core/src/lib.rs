@@ -1,0 +1,21 @@
+//! Vouch's shared vocabulary: content digests, tensors and their canonical digest, model
+//! signatures, receipts and their canonical byte encoding, receipt bundles, and the stable error
+//! codes every layer reports.
+//!
+//! This crate owns *formats*, not behaviour: it must not execute models, sign, touch a network,
+//! a database or an async runtime. Anything that checks a receipt offline depends on it, so it
+//! stays small and pure (only `serde`, `sha2` and friends).
+
+pub mod bundle;
+pub mod digest;
+pub mod error;
+pub mod model;
+pub mod receipt;
+pub mod tensor;
+
+pub use bundle::{Bundle, BundleSignature, BUNDLE_FORMAT};
+pub use digest::{Digest, DigestParseError, ModelDigest};
+pub use error::ErrorCode;
+pub use model::{Dim, ModelRef, ModelSignature, TensorSpec};
+pub use receipt::{EngineInfo, ExecProfile, NodeKey, PaymentRef, Receipt, Tier, RECEIPT_VERSION};
+pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

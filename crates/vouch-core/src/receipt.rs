@@ -1,0 +1,255 @@
+//! The receipt: what ran, on what, producing what, where and when — and its one canonical byte
+//! form, which every signature, attestation, proof and log entry commits to.
+//!
+//! Canonical bytes = RFC 8785 (JSON Canonicalization Scheme) of the receipt object. Absent
+//! optional fields are omitted, never `null`. The receipt hash is SHA-256 of those bytes; the
+//! `signed` tier signs `"vouch.receipt.v1\0" ‖ receipt hash` (domain-separated so a node key can
+//! never be tricked into signing a receipt that is also a valid message of another protocol).
+//! Details and test vectors: `docs/receipt.md`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::{Digest, ModelDigest};
+
+pub const RECEIPT_VERSION: u32 = 1;
+const SIGNING_DOMAIN: &[u8] = b"vouch.receipt.v1\0";
+
+/// A verification tier a caller may ask for. Several may be combined on one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// The node's Ed25519 signature over the receipt: trusts the node's key.
+    Signed,
+    /// Hardware attestation binding the signing key to measured code.
+    Tee,
+    /// A zero-knowledge proof that the output is the committed model on the committed input.
+    Zk,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Signed => "signed",
+            Tier::Tee => "tee",
+            Tier::Zk => "zk",
+        }
+    }
+
+    /// Sorted, de-duplicated: the canonical form stored in a receipt.
+    pub fn canonical_set(tiers: &[Tier]) -> Vec<Tier> {
+        let mut v = tiers.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Tier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "signed" => Ok(Tier::Signed),
+            "tee" => Ok(Tier::Tee),
+            "zk" => Ok(Tier::Zk),
+            other => Err(format!("unknown tier {other:?}: expected signed, tee or zk")),
+        }
+    }
+}
+
+/// How the engine ran: outputs of different engines, thread counts and batchings may differ in
+/// the last bits, so a verifier replaying the run needs to know which profile it reproduces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecProfile {
+    pub threads: u32,
+    /// True when the same engine version gives bit-identical outputs for the same input.
+    pub deterministic: bool,
+    /// How many requests ran together in one engine call (1 = alone).
+    pub batch: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineInfo {
+    /// `onnxruntime` or `tract`.
+    pub name: String,
+    pub version: String,
+    pub profile: ExecProfile,
+}
+
+/// An Ed25519 public key, written `ed25519:<64 hex>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeKey(pub [u8; 32]);
+
+impl fmt::Display for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ed25519:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for NodeKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex_part = s.strip_prefix("ed25519:").unwrap_or(s);
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_part, &mut out).map_err(|_| {
+            format!("invalid node key {:?}: expected ed25519:<64 hex characters>", s.chars().take(80).collect::<String>())
+        })?;
+        Ok(NodeKey(out))
+    }
+}
+
+impl Serialize for NodeKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who paid for this inference, so the audit trail links payment to result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRef {
+    pub scheme: String,
+    pub network: String,
+    pub asset: String,
+    /// Amount in the asset's smallest unit, as a decimal string (JSON numbers lose precision).
+    pub amount: String,
+    pub payer: String,
+    /// Settlement reference: a transaction hash or ledger id.
+    pub settlement: String,
+}
+
+/// The signed statement about one inference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipt {
+    pub version: u32,
+    pub request_id: String,
+    pub model: ModelDigest,
+    /// How the caller named the model (`name@version`), if by name: shows which pointer resolved
+    /// to `model` at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_ref: Option<String>,
+    pub input_digest: Digest,
+    pub output_digest: Digest,
+    pub engine: EngineInfo,
+    /// Digest of system settings that shape the output (system prompt, generation config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<Digest>,
+    pub tiers: Vec<Tier>,
+    pub node_key: NodeKey,
+    /// RFC 3339, UTC, millisecond precision.
+    pub issued_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentRef>,
+}
+
+impl Receipt {
+    /// RFC 8785 canonical JSON bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // serde_jcs only fails on non-string map keys or non-finite floats; a Receipt has neither.
+        serde_jcs::to_vec(self).expect("a Receipt always canonicalises")
+    }
+
+    /// SHA-256 of the canonical bytes: the handle every tier's evidence commits to.
+    pub fn hash(&self) -> Digest {
+        Digest::of(&self.canonical_bytes())
+    }
+
+    /// The exact bytes an Ed25519 `signed`-tier signature covers.
+    pub fn signing_message(&self) -> Vec<u8> {
+        signing_message_for(&self.hash())
+    }
+}
+
+/// `"vouch.receipt.v1\0" ‖ receipt hash`.
+pub fn signing_message_for(receipt_hash: &Digest) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGNING_DOMAIN.len() + 32);
+    m.extend_from_slice(SIGNING_DOMAIN);
+    m.extend_from_slice(receipt_hash.as_bytes());
+    m
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> Receipt {
+        Receipt {
+            version: RECEIPT_VERSION,
+            request_id: "018f6b6e-0000-7000-8000-000000000001".into(),
+            model: ModelDigest(Digest::of(b"model bytes")),
+            model_ref: Some("mnist-cnn@1".into()),
+            input_digest: Digest::of(b"in"),
+            output_digest: Digest::of(b"out"),
+            engine: EngineInfo {
+                name: "tract".into(),
+                version: "0.23.9".into(),
+                profile: ExecProfile { threads: 1, deterministic: true, batch: 1 },
+            },
+            config_digest: None,
+            tiers: vec![Tier::Signed],
+            node_key: NodeKey([7u8; 32]),
+            issued_at: "2026-11-25T12:00:00.000Z".into(),
+            payment: None,
+        }
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys_and_omit_absent_fields() {
+        let bytes = String::from_utf8(sample().canonical_bytes()).unwrap();
+        assert!(bytes.starts_with("{\"engine\":{\"name\":\"tract\",\"profile\":{\"batch\":1,"), "{bytes}");
+        assert!(!bytes.contains("null"));
+        assert!(!bytes.contains("config_digest"));
+        assert!(!bytes.contains(' '));
+    }
+
+    #[test]
+    fn every_field_changes_the_hash() {
+        let base = sample().hash();
+        let mut r = sample();
+        r.output_digest = Digest::of(b"other");
+        assert_ne!(r.hash(), base);
+        let mut r = sample();
+        r.tiers = vec![Tier::Signed, Tier::Tee];
+        assert_ne!(r.hash(), base);
+        let mut r = sample();
+        r.engine.profile.threads = 2;
+        assert_ne!(r.hash(), base);
+        let mut r = sample();
+        r.model_ref = None;
+        assert_ne!(r.hash(), base);
+    }
+
+    #[test]
+    fn parse_rejects_unknown_fields() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<Receipt>(v).is_err());
+    }
+
+    #[test]
+    fn tiers_canonicalise() {
+        assert_eq!(Tier::canonical_set(&[Tier::Zk, Tier::Signed, Tier::Zk]), vec![Tier::Signed, Tier::Zk]);
+    }
+}

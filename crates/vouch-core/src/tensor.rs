@@ -1,0 +1,583 @@
+//! Tensors as callers send them, and their canonical digest.
+//!
+//! Wire form (JSON): `{"dtype": "float32", "shape": [1, 4], "data": [..row-major..]}` or, for
+//! large or non-finite data, `{"dtype": .., "shape": .., "b64": "<standard base64 of the
+//! little-endian element bytes>"}`. Both decode to the same [`Tensor`] and the same digest.
+//!
+//! Canonical digest (see `docs/receipt.md`):
+//! `SHA-256("vouch.tensor.v1\0" ‖ dtype code (u8) ‖ rank (u32 LE) ‖ dims (u64 LE each) ‖ data)`
+//! where data is the elements, row-major, little-endian (bool: one byte, 0 or 1).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::digest::Digest;
+
+const TENSOR_DOMAIN: &[u8] = b"vouch.tensor.v1\0";
+const TENSOR_MAP_DOMAIN: &[u8] = b"vouch.tensors.v1\0";
+
+/// Element types Vouch accepts. The numeric `code` is part of the canonical digest: never reuse one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    Float32,
+    Float64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Bool,
+}
+
+impl DType {
+    pub const ALL: [DType; 11] = [
+        DType::Float32,
+        DType::Float64,
+        DType::Int8,
+        DType::Int16,
+        DType::Int32,
+        DType::Int64,
+        DType::Uint8,
+        DType::Uint16,
+        DType::Uint32,
+        DType::Uint64,
+        DType::Bool,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Float32 => "float32",
+            DType::Float64 => "float64",
+            DType::Int8 => "int8",
+            DType::Int16 => "int16",
+            DType::Int32 => "int32",
+            DType::Int64 => "int64",
+            DType::Uint8 => "uint8",
+            DType::Uint16 => "uint16",
+            DType::Uint32 => "uint32",
+            DType::Uint64 => "uint64",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// Stable code used in the canonical tensor digest (matches ONNX `TensorProto.DataType`).
+    pub fn code(self) -> u8 {
+        match self {
+            DType::Float32 => 1,
+            DType::Uint8 => 2,
+            DType::Int8 => 3,
+            DType::Uint16 => 4,
+            DType::Int16 => 5,
+            DType::Int32 => 6,
+            DType::Int64 => 7,
+            DType::Bool => 9,
+            DType::Float64 => 11,
+            DType::Uint32 => 12,
+            DType::Uint64 => 13,
+        }
+    }
+
+    pub fn size_of(self) -> usize {
+        match self {
+            DType::Int8 | DType::Uint8 | DType::Bool => 1,
+            DType::Int16 | DType::Uint16 => 2,
+            DType::Float32 | DType::Int32 | DType::Uint32 => 4,
+            DType::Float64 | DType::Int64 | DType::Uint64 => 8,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DType {
+    type Err = TensorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Accept the common aliases people type ("f32", "float", "int"), answer with the canonical name.
+        let d = match s.to_ascii_lowercase().as_str() {
+            "float32" | "f32" | "float" => DType::Float32,
+            "float64" | "f64" | "double" => DType::Float64,
+            "int8" | "i8" => DType::Int8,
+            "int16" | "i16" => DType::Int16,
+            "int32" | "i32" => DType::Int32,
+            "int64" | "i64" | "int" => DType::Int64,
+            "uint8" | "u8" => DType::Uint8,
+            "uint16" | "u16" => DType::Uint16,
+            "uint32" | "u32" => DType::Uint32,
+            "uint64" | "u64" => DType::Uint64,
+            "bool" | "boolean" => DType::Bool,
+            _ => {
+                return Err(TensorError::UnknownDType(s.chars().take(32).collect()));
+            }
+        };
+        Ok(d)
+    }
+}
+
+impl Serialize for DType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for DType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Typed element storage, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TensorData {
+    Float32(Vec<f32>),
+    Float64(Vec<f64>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Uint8(Vec<u8>),
+    Uint16(Vec<u16>),
+    Uint32(Vec<u32>),
+    Uint64(Vec<u64>),
+    Bool(Vec<bool>),
+}
+
+/// Runs `$body` with `$v` bound to the inner `Vec` of every numeric variant (not `Bool`).
+macro_rules! with_numeric {
+    ($data:expr, $v:ident => $body:expr, bool $b:ident => $bool_body:expr) => {
+        match $data {
+            TensorData::Float32($v) => $body,
+            TensorData::Float64($v) => $body,
+            TensorData::Int8($v) => $body,
+            TensorData::Int16($v) => $body,
+            TensorData::Int32($v) => $body,
+            TensorData::Int64($v) => $body,
+            TensorData::Uint8($v) => $body,
+            TensorData::Uint16($v) => $body,
+            TensorData::Uint32($v) => $body,
+            TensorData::Uint64($v) => $body,
+            TensorData::Bool($b) => $bool_body,
+        }
+    };
+}
+
+impl TensorData {
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::Float32(_) => DType::Float32,
+            TensorData::Float64(_) => DType::Float64,
+            TensorData::Int8(_) => DType::Int8,
+            TensorData::Int16(_) => DType::Int16,
+            TensorData::Int32(_) => DType::Int32,
+            TensorData::Int64(_) => DType::Int64,
+            TensorData::Uint8(_) => DType::Uint8,
+            TensorData::Uint16(_) => DType::Uint16,
+            TensorData::Uint32(_) => DType::Uint32,
+            TensorData::Uint64(_) => DType::Uint64,
+            TensorData::Bool(_) => DType::Bool,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        with_numeric!(self, v => v.len(), bool b => b.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Elements as little-endian bytes: the canonical data form.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len() * self.dtype().size_of());
+        with_numeric!(self,
+            v => for x in v { out.extend_from_slice(&x.to_le_bytes()) },
+            bool b => out.extend(b.iter().map(|&x| x as u8)));
+        out
+    }
+
+    /// Decodes little-endian bytes; the length must be a whole number of elements.
+    pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<Self, TensorError> {
+        let size = dtype.size_of();
+        if bytes.len() % size != 0 {
+            return Err(TensorError::BadByteLength { dtype, len: bytes.len() });
+        }
+        macro_rules! decode {
+            ($t:ty, $variant:ident) => {
+                TensorData::$variant(
+                    bytes
+                        .chunks_exact(size)
+                        .map(|c| {
+                            let mut a = [0u8; std::mem::size_of::<$t>()];
+                            a.copy_from_slice(c);
+                            <$t>::from_le_bytes(a)
+                        })
+                        .collect(),
+                )
+            };
+        }
+        Ok(match dtype {
+            DType::Float32 => decode!(f32, Float32),
+            DType::Float64 => decode!(f64, Float64),
+            DType::Int8 => decode!(i8, Int8),
+            DType::Int16 => decode!(i16, Int16),
+            DType::Int32 => decode!(i32, Int32),
+            DType::Int64 => decode!(i64, Int64),
+            DType::Uint8 => decode!(u8, Uint8),
+            DType::Uint16 => decode!(u16, Uint16),
+            DType::Uint32 => decode!(u32, Uint32),
+            DType::Uint64 => decode!(u64, Uint64),
+            DType::Bool => {
+                let mut v = Vec::with_capacity(bytes.len());
+                for &b in bytes {
+                    match b {
+                        0 => v.push(false),
+                        1 => v.push(true),
+                        other => return Err(TensorError::BadBool(other)),
+                    }
+                }
+                TensorData::Bool(v)
+            }
+        })
+    }
+
+    /// Whether JSON numbers can carry every element exactly (no NaN or infinity).
+    fn json_safe(&self) -> bool {
+        match self {
+            TensorData::Float32(v) => v.iter().all(|x| x.is_finite()),
+            TensorData::Float64(v) => v.iter().all(|x| x.is_finite()),
+            _ => true,
+        }
+    }
+
+    /// Elements as f64, for tolerance comparisons and display (lossy for big 64-bit integers).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        with_numeric!(self, v => v.iter().map(|&x| x as f64).collect(),
+            bool b => b.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect())
+    }
+
+    fn from_json(dtype: DType, value: &serde_json::Value) -> Result<Self, TensorError> {
+        let arr = value.as_array().ok_or(TensorError::DataNotArray)?;
+        macro_rules! ints {
+            ($t:ty, $variant:ident) => {{
+                let mut v = Vec::with_capacity(arr.len());
+                for (i, x) in arr.iter().enumerate() {
+                    let n = if let Some(n) = x.as_i64() {
+                        <$t>::try_from(n).ok()
+                    } else if let Some(n) = x.as_u64() {
+                        <$t>::try_from(n).ok()
+                    } else {
+                        None
+                    };
+                    v.push(n.ok_or_else(|| TensorError::BadElement {
+                        index: i,
+                        dtype,
+                        value: x.to_string().chars().take(40).collect(),
+                    })?);
+                }
+                TensorData::$variant(v)
+            }};
+        }
+        let bad = |i: usize, x: &serde_json::Value| TensorError::BadElement {
+            index: i,
+            dtype,
+            value: x.to_string().chars().take(40).collect(),
+        };
+        Ok(match dtype {
+            DType::Float32 => TensorData::Float32(
+                arr.iter()
+                    .enumerate()
+                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| bad(i, x)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            DType::Float64 => TensorData::Float64(
+                arr.iter()
+                    .enumerate()
+                    .map(|(i, x)| x.as_f64().ok_or_else(|| bad(i, x)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            DType::Int8 => ints!(i8, Int8),
+            DType::Int16 => ints!(i16, Int16),
+            DType::Int32 => ints!(i32, Int32),
+            DType::Int64 => ints!(i64, Int64),
+            DType::Uint8 => ints!(u8, Uint8),
+            DType::Uint16 => ints!(u16, Uint16),
+            DType::Uint32 => ints!(u32, Uint32),
+            DType::Uint64 => ints!(u64, Uint64),
+            DType::Bool => TensorData::Bool(
+                arr.iter()
+                    .enumerate()
+                    .map(|(i, x)| match x {
+                        serde_json::Value::Bool(b) => Ok(*b),
+                        serde_json::Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
+                        serde_json::Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
+                        _ => Err(bad(i, x)),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        with_numeric!(self, v => serde_json::json!(v), bool b => serde_json::json!(b))
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TensorError {
+    #[error("unknown dtype {0:?}: expected one of float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, bool")]
+    UnknownDType(String),
+    #[error("tensor data must be a JSON array of numbers (or use \"b64\" for little-endian bytes)")]
+    DataNotArray,
+    #[error("give exactly one of \"data\" (JSON array) or \"b64\" (base64 little-endian bytes)")]
+    DataAndB64,
+    #[error("element {index} ({value}) is not a valid {dtype}")]
+    BadElement { index: usize, dtype: DType, value: String },
+    #[error("{len} bytes is not a whole number of {dtype} elements")]
+    BadByteLength { dtype: DType, len: usize },
+    #[error("bool bytes must be 0 or 1, found {0}")]
+    BadBool(u8),
+    #[error("\"b64\" is not valid standard base64")]
+    BadBase64,
+    #[error("shape {shape:?} holds {expected} elements but {actual} were given")]
+    ShapeMismatch { shape: Vec<u64>, expected: u128, actual: usize },
+    #[error("dtype {declared} does not match the data's type {actual}")]
+    DTypeMismatch { declared: DType, actual: DType },
+}
+
+/// A dense tensor. Construction checks that the shape and data agree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    shape: Vec<u64>,
+    data: TensorData,
+}
+
+impl Tensor {
+    pub fn new(shape: Vec<u64>, data: TensorData) -> Result<Self, TensorError> {
+        let expected = element_count(&shape);
+        if expected != data.len() as u128 {
+            return Err(TensorError::ShapeMismatch { shape, expected, actual: data.len() });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    pub fn shape(&self) -> &[u64] {
+        &self.shape
+    }
+
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    pub fn into_parts(self) -> (Vec<u64>, TensorData) {
+        (self.shape, self.data)
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The canonical digest: dtype, shape and little-endian data, domain-separated.
+    pub fn digest(&self) -> Digest {
+        let mut header = Vec::with_capacity(TENSOR_DOMAIN.len() + 5 + 8 * self.shape.len());
+        header.extend_from_slice(TENSOR_DOMAIN);
+        header.push(self.dtype().code());
+        header.extend_from_slice(&(self.shape.len() as u32).to_le_bytes());
+        for d in &self.shape {
+            header.extend_from_slice(&d.to_le_bytes());
+        }
+        let data = self.data.to_le_bytes();
+        Digest::of_parts([header.as_slice(), data.as_slice()])
+    }
+}
+
+/// Product of the dims, in u128 so that hostile shapes cannot overflow.
+pub fn element_count(shape: &[u64]) -> u128 {
+    shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TensorWire {
+    dtype: DType,
+    shape: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b64: Option<String>,
+}
+
+impl Serialize for Tensor {
+    /// Numbers when JSON can carry them exactly, base64 otherwise (NaN, infinity).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (data, b64) = if self.data.json_safe() {
+            (Some(self.data.to_json()), None)
+        } else {
+            (None, Some(B64.encode(self.data.to_le_bytes())))
+        };
+        TensorWire { dtype: self.dtype(), shape: self.shape.clone(), data, b64 }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tensor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = TensorWire::deserialize(d)?;
+        let data = match (&w.data, &w.b64) {
+            (Some(v), None) => TensorData::from_json(w.dtype, v),
+            (None, Some(b)) => B64
+                .decode(b)
+                .map_err(|_| TensorError::BadBase64)
+                .and_then(|bytes| TensorData::from_le_bytes(w.dtype, &bytes)),
+            _ => Err(TensorError::DataAndB64),
+        }
+        .map_err(serde::de::Error::custom)?;
+        Tensor::new(w.shape, data).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Named tensors, ordered by name so that iteration (and the map digest) is canonical.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TensorMap(pub BTreeMap<String, Tensor>);
+
+impl TensorMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, t: Tensor) {
+        self.0.insert(name.into(), t);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.0.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Tensor)> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn total_elements(&self) -> usize {
+        self.0.values().map(Tensor::len).sum()
+    }
+
+    /// `SHA-256("vouch.tensors.v1\0" ‖ count (u32 LE) ‖ for each name in byte order:
+    /// name length (u32 LE) ‖ name (UTF-8) ‖ tensor digest (32 bytes))`.
+    pub fn digest(&self) -> Digest {
+        let mut buf = Vec::with_capacity(TENSOR_MAP_DOMAIN.len() + 4 + self.0.len() * 48);
+        buf.extend_from_slice(TENSOR_MAP_DOMAIN);
+        buf.extend_from_slice(&(self.0.len() as u32).to_le_bytes());
+        for (name, t) in &self.0 {
+            buf.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            buf.extend_from_slice(name.as_bytes());
+            buf.extend_from_slice(t.digest().as_bytes());
+        }
+        Digest::of(&buf)
+    }
+}
+
+impl FromIterator<(String, Tensor)> for TensorMap {
+    fn from_iter<I: IntoIterator<Item = (String, Tensor)>>(iter: I) -> Self {
+        TensorMap(iter.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(json: &str) -> Result<Tensor, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn json_numbers_and_base64_give_the_same_tensor_and_digest() {
+        let a = t(r#"{"dtype":"float32","shape":[2],"data":[1.5,-2]}"#).unwrap();
+        let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let b = t(&format!(r#"{{"dtype":"float32","shape":[2],"b64":"{}"}}"#, B64.encode(bytes))).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn digest_depends_on_dtype_shape_and_every_element() {
+        let base = t(r#"{"dtype":"float32","shape":[2,2],"data":[1,2,3,4]}"#).unwrap();
+        let reshaped = t(r#"{"dtype":"float32","shape":[4],"data":[1,2,3,4]}"#).unwrap();
+        let retyped = t(r#"{"dtype":"int32","shape":[2,2],"data":[1,2,3,4]}"#).unwrap();
+        let changed = t(r#"{"dtype":"float32","shape":[2,2],"data":[1,2,3,4.0001]}"#).unwrap();
+        let d = base.digest();
+        assert_ne!(d, reshaped.digest());
+        assert_ne!(d, retyped.digest());
+        assert_ne!(d, changed.digest());
+    }
+
+    #[test]
+    fn bad_tensors_are_rejected_with_reasons() {
+        let e = t(r#"{"dtype":"float32","shape":[3],"data":[1,2]}"#).unwrap_err().to_string();
+        assert!(e.contains("holds 3 elements but 2"), "{e}");
+        let e = t(r#"{"dtype":"int8","shape":[1],"data":[300]}"#).unwrap_err().to_string();
+        assert!(e.contains("not a valid int8"), "{e}");
+        let e = t(r#"{"dtype":"float128","shape":[1],"data":[1]}"#).unwrap_err().to_string();
+        assert!(e.contains("unknown dtype"), "{e}");
+        let e = t(r#"{"dtype":"float32","shape":[1],"data":[1],"b64":"AAAAAA=="}"#).unwrap_err().to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let e = t(r#"{"dtype":"float32","shape":[1],"b64":"AAA="}"#).unwrap_err().to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let e = t(r#"{"dtype":"float32","shape":[4294967296,4294967296,4294967296],"data":[]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("elements but 0"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_floats_serialise_losslessly_as_base64() {
+        let x = Tensor::new(vec![3], TensorData::Float32(vec![f32::NAN, f32::INFINITY, 1.0])).unwrap();
+        let json = serde_json::to_string(&x).unwrap();
+        assert!(json.contains("\"b64\""), "{json}");
+        let back: Tensor = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.digest(), x.digest());
+    }
+
+    #[test]
+    fn map_digest_is_independent_of_insertion_order() {
+        let one = t(r#"{"dtype":"int64","shape":[1],"data":[1]}"#).unwrap();
+        let two = t(r#"{"dtype":"int64","shape":[1],"data":[2]}"#).unwrap();
+        let mut a = TensorMap::new();
+        a.insert("a", one.clone());
+        a.insert("b", two.clone());
+        let mut b = TensorMap::new();
+        b.insert("b", two.clone());
+        b.insert("a", one.clone());
+        assert_eq!(a.digest(), b.digest());
+        let mut swapped = TensorMap::new();
+        swapped.insert("a", two);
+        swapped.insert("b", one);
+        assert_ne!(a.digest(), swapped.digest());
+    }
+}
