@@ -1,14 +1,22 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Model execution: turning registered model bytes into outputs, fast.
+//!
+//! Owns the [`Engine`] trait and its two real implementations (ONNX Runtime through `ort`,
+//! loaded dynamically; `tract`, pure Rust and bit-for-bit deterministic), per-model engine
+//! choice at registration ([`Engines::admit`]), the memory-bounded cache of compiled models
+//! ([`ModelCache`]) and the bounded worker pool with dynamic batching ([`Executor`]).
+//!
+//! Engines never see a receipt and this crate knows nothing of HTTP, SQL or signatures: it takes
+//! bytes and tensors and returns tensors plus a description of how they were computed.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod batch;
+pub mod cache;
+pub mod engine;
+pub mod engines;
+pub mod executor;
+pub mod ort_engine;
+pub mod tract_engine;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use cache::ModelCache;
+pub use engine::{Engine, EngineKind, ExecError, LoadedModel, RunOutput};
+pub use engines::{Admission, Engines};
+pub use executor::{Executor, ExecutorConfig, ExecutorStats};

@@ -1,0 +1,225 @@
+//! ONNX Runtime through `ort`, loaded at run time from a shared library (`ORT_DYLIB_PATH` or the
+//! path in config), so the build never downloads anything. The fast default engine.
+
+use parking_lot::Mutex;
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
+use vouch_core::{ExecProfile, ModelSignature, Tensor, TensorData, TensorMap};
+
+use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
+
+pub struct OrtEngine {
+    env: Environment,
+    version: String,
+    threads: usize,
+}
+
+impl OrtEngine {
+    /// Loads the ONNX Runtime library at `dylib`. Fails (without panicking) when the file is
+    /// missing or is not a compatible ONNX Runtime. ONNX Runtime allows one environment per
+    /// process, so the first successful load is shared by every engine made later.
+    pub fn load(dylib: &Path, threads: usize) -> Result<Self, String> {
+        static ENV: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
+        let (env, version) = ENV
+            .get_or_init(|| {
+                if !dylib.is_file() {
+                    return Err(format!("no ONNX Runtime library at {}", dylib.display()));
+                }
+                let builder = ort::init_from(dylib).map_err(|e| e.to_string())?;
+                let env = builder.with_name("vouch").build().map_err(|e| e.to_string())?;
+                let version = library_version(dylib)
+                    .or_else(|| version_from_build_info(ort::info()))
+                    .unwrap_or_else(|| "unknown".into());
+                Ok((env, version))
+            })
+            .clone()?;
+        Ok(OrtEngine { env, version, threads: threads.max(1) })
+    }
+}
+
+/// Asks the library itself (`OrtGetApiBase()->GetVersionString()`): release builds leave the
+/// branch out of the build-info string, and receipts must name the exact runtime version.
+#[allow(unsafe_code)]
+fn library_version(dylib: &Path) -> Option<String> {
+    // SAFETY: `ort::init_from` has just loaded this same file as ONNX Runtime and checked its
+    // API; `OrtGetApiBase` takes no arguments and returns a pointer to a static table whose
+    // `GetVersionString` returns a static NUL-terminated string. The library stays loaded
+    // (ort keeps its own handle) for the life of the process.
+    unsafe {
+        let lib = libloading::Library::new(dylib).ok()?;
+        let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort_sys::OrtApiBase> =
+            lib.get(b"OrtGetApiBase").ok()?;
+        let base = get_base();
+        if base.is_null() {
+            return None;
+        }
+        let s = ((*base).GetVersionString)();
+        if s.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr(s).to_str().ok().map(str::to_string)
+    }
+}
+
+/// Fallback: `ort::info()` reads like "ORT Build Info: git-branch=rel-1.32.0, ..."; the release branch
+/// names the version.
+fn version_from_build_info(info: &str) -> Option<String> {
+    let start = info.find("rel-")? + 4;
+    let rest = &info[start..];
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    (end > 0).then(|| rest[..end].to_string())
+}
+
+impl Engine for OrtEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::OnnxRuntime
+    }
+
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+
+    fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
+        let err = |reason: String| ExecError::Load { engine: EngineKind::OnnxRuntime, reason };
+        // The declared interface comes from the ONNX graph itself, the same way for every engine.
+        let proto = {
+            use tract_onnx::prelude::Framework;
+            tract_onnx::onnx()
+                .proto_model_for_read(&mut std::io::Cursor::new(model_bytes))
+                .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?
+        };
+        let signature = crate::tract_engine::signature_from_proto(&proto).map_err(err)?;
+        let session = Session::builder(&self.env)
+            .map_err(|e| err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| err(e.to_string()))?
+            .with_intra_threads(self.threads)
+            .map_err(|e| err(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| err(e.to_string()))?
+            .commit_from_memory(model_bytes)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Arc::new(OrtModel {
+            session: Mutex::new(session),
+            signature,
+            bytes: model_bytes.len(),
+            threads: self.threads as u32,
+        }))
+    }
+}
+
+struct OrtModel {
+    /// `Session::run` needs `&mut`; batching keeps contention low (one run serves many requests).
+    session: Mutex<Session>,
+    signature: ModelSignature,
+    bytes: usize,
+    threads: u32,
+}
+
+impl LoadedModel for OrtModel {
+    fn engine(&self) -> EngineKind {
+        EngineKind::OnnxRuntime
+    }
+
+    fn signature(&self) -> &ModelSignature {
+        &self.signature
+    }
+
+    fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+        let run_err = |reason: String| ExecError::Run { engine: EngineKind::OnnxRuntime, reason };
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, t) in inputs.iter() {
+            values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
+        }
+        let mut session = self.session.lock();
+        let outputs = session.run(values).map_err(|e| run_err(e.to_string()))?;
+        let mut map = TensorMap::new();
+        for spec in &self.signature.outputs {
+            let v = outputs
+                .get(&spec.name)
+                .ok_or_else(|| run_err(format!("output {:?} missing from the run", spec.name)))?;
+            map.insert(spec.name.clone(), from_ort(v).map_err(run_err)?);
+        }
+        Ok(map)
+    }
+
+    fn profile(&self) -> ExecProfile {
+        // ORT picks kernels by CPU features and batch shape: reproducible on one machine at one
+        // batch size, but not promised bit-exact elsewhere, so verifiers compare with a tolerance.
+        ExecProfile { threads: self.threads, deterministic: false, batch: 1 }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.bytes * 2 + (4 << 20)
+    }
+}
+
+fn to_ort(t: &Tensor) -> Result<SessionInputValue<'_>, String> {
+    let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
+    macro_rules! view {
+        ($v:expr) => {
+            TensorRef::from_array_view((shape, $v.as_slice()))
+                .map(|r| SessionInputValue::from(r.into_dyn()))
+                .map_err(|e| e.to_string())
+        };
+    }
+    match t.data() {
+        TensorData::Float32(v) => view!(v),
+        TensorData::Float64(v) => view!(v),
+        TensorData::Int8(v) => view!(v),
+        TensorData::Int16(v) => view!(v),
+        TensorData::Int32(v) => view!(v),
+        TensorData::Int64(v) => view!(v),
+        TensorData::Uint8(v) => view!(v),
+        TensorData::Uint16(v) => view!(v),
+        TensorData::Uint32(v) => view!(v),
+        TensorData::Uint64(v) => view!(v),
+        TensorData::Bool(v) => view!(v),
+    }
+}
+
+fn from_ort(v: &DynValue) -> Result<Tensor, String> {
+    let ty = match v.dtype() {
+        ValueType::Tensor { ty, .. } => *ty,
+        other => return Err(format!("output of type {other:?} is not a tensor")),
+    };
+    macro_rules! take {
+        ($t:ty, $variant:ident) => {{
+            let (shape, data) = v.try_extract_tensor::<$t>().map_err(|e| e.to_string())?;
+            (shape.iter().map(|&d| d as u64).collect::<Vec<u64>>(), TensorData::$variant(data.to_vec()))
+        }};
+    }
+    let (shape, data) = match ty {
+        TensorElementType::Float32 => take!(f32, Float32),
+        TensorElementType::Float64 => take!(f64, Float64),
+        TensorElementType::Int8 => take!(i8, Int8),
+        TensorElementType::Int16 => take!(i16, Int16),
+        TensorElementType::Int32 => take!(i32, Int32),
+        TensorElementType::Int64 => take!(i64, Int64),
+        TensorElementType::Uint8 => take!(u8, Uint8),
+        TensorElementType::Uint16 => take!(u16, Uint16),
+        TensorElementType::Uint32 => take!(u32, Uint32),
+        TensorElementType::Uint64 => take!(u64, Uint64),
+        TensorElementType::Bool => take!(bool, Bool),
+        other => return Err(format!("output element type {other:?} is not supported yet")),
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_is_read_from_the_release_branch() {
+        assert_eq!(
+            super::version_from_build_info("ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc").as_deref(),
+            Some("1.32.0")
+        );
+        assert_eq!(super::version_from_build_info("no branch"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! tract: pure Rust, single-threaded, bit-for-bit reproducible. The fallback engine and the one
+//! `vouch replay` uses to re-derive outputs independently of the node.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use tract_onnx::pb;
+use tract_onnx::prelude::{
+    DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TDim, TValue, TVec,
+    Tensor as TractTensor, TypedRunnableModel, tvec,
+};
+use vouch_core::{DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorMap, TensorSpec};
+
+use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
+
+pub struct TractEngine;
+
+/// tract's version, as compiled in (receipts record it so replays know what to reproduce).
+pub const TRACT_VERSION: &str = "0.23.9";
+
+impl Engine for TractEngine {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Tract
+    }
+
+    fn version(&self) -> String {
+        TRACT_VERSION.to_string()
+    }
+
+    fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
+        let err = |reason: String| ExecError::Load { engine: EngineKind::Tract, reason };
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_read(&mut Cursor::new(model_bytes))
+            .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?;
+        let signature = signature_from_proto(&proto).map_err(err)?;
+        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| err(format!("{e:#}")))?;
+        for (i, spec) in signature.inputs.iter().enumerate() {
+            let dims: TVec<TDim> = spec
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(j, d)| match d {
+                    Dim::Fixed(n) => TDim::from(*n as i64),
+                    Dim::Free(Some(s)) => model.sym(s).into(),
+                    Dim::Free(None) => model.sym(&format!("unk_{i}_{j}")).into(),
+                })
+                .collect();
+            let fact = InferenceFact::dt_shape(datum_type(spec.dtype), dims);
+            model.set_input_fact(i, fact).map_err(|e| err(format!("{e:#}")))?;
+        }
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| err(format!("{e:#}")))?;
+        Ok(Arc::new(TractModel { plan, signature, bytes: model_bytes.len() }))
+    }
+}
+
+struct TractModel {
+    plan: Arc<TypedRunnableModel>,
+    signature: ModelSignature,
+    bytes: usize,
+}
+
+impl LoadedModel for TractModel {
+    fn engine(&self) -> EngineKind {
+        EngineKind::Tract
+    }
+
+    fn signature(&self) -> &ModelSignature {
+        &self.signature
+    }
+
+    fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+        let run_err = |reason: String| ExecError::Run { engine: EngineKind::Tract, reason };
+        let mut values: TVec<TValue> = tvec![];
+        for spec in &self.signature.inputs {
+            let t = inputs
+                .get(&spec.name)
+                .ok_or_else(|| ExecError::BadInput(format!("missing input {:?}", spec.name)))?;
+            values.push(to_tract(t).map_err(run_err)?.into());
+        }
+        let outs = self.plan.run(values).map_err(|e| run_err(format!("{e:#}")))?;
+        let mut map = TensorMap::new();
+        for (spec, v) in self.signature.outputs.iter().zip(outs.iter()) {
+            map.insert(spec.name.clone(), from_tract(v).map_err(run_err)?);
+        }
+        Ok(map)
+    }
+
+    fn profile(&self) -> ExecProfile {
+        ExecProfile { threads: 1, deterministic: true, batch: 1 }
+    }
+
+    fn memory_bytes(&self) -> usize {
+        // Weights plus packed copies and activations: about twice the file, plus fixed overhead.
+        self.bytes * 2 + (1 << 20)
+    }
+}
+
+/// The model's declared interface, read from the ONNX graph (initializers excluded: old exporters
+/// list weights as inputs too).
+pub fn signature_from_proto(proto: &pb::ModelProto) -> Result<ModelSignature, String> {
+    let graph = proto.graph.as_ref().ok_or("the ONNX file has no graph")?;
+    let initializers: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let spec = |vi: &pb::ValueInfoProto| -> Result<TensorSpec, String> {
+        let tensor_type = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(pb::type_proto::Value::TensorType(t)) => t,
+            None => return Err(format!("{:?} is not a tensor (sequence/map inputs are not supported)", vi.name)),
+        };
+        let dtype = dtype_from_onnx(tensor_type.elem_type).ok_or_else(|| {
+            format!("{:?} has ONNX element type {}, which Vouch does not accept yet", vi.name, tensor_type.elem_type)
+        })?;
+        let shape = tensor_type
+            .shape
+            .as_ref()
+            .ok_or_else(|| format!("{:?} has no declared shape", vi.name))?
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as u64),
+                Some(pb::tensor_shape_proto::dimension::Value::DimParam(s)) if !s.is_empty() => {
+                    Dim::Free(Some(s.clone()))
+                }
+                _ => Dim::Free(None),
+            })
+            .collect();
+        Ok(TensorSpec { name: vi.name.clone(), dtype, shape })
+    };
+    let inputs = graph
+        .input
+        .iter()
+        .filter(|vi| !initializers.contains(vi.name.as_str()))
+        .map(spec)
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = graph.output.iter().map(spec).collect::<Result<Vec<_>, _>>()?;
+    if outputs.is_empty() {
+        return Err("the graph declares no outputs".into());
+    }
+    Ok(ModelSignature { inputs, outputs })
+}
+
+/// ONNX `TensorProto.DataType` codes, which [`DType::code`] mirrors.
+pub fn dtype_from_onnx(code: i32) -> Option<DType> {
+    DType::ALL.into_iter().find(|d| d.code() as i32 == code)
+}
+
+fn datum_type(d: DType) -> DatumType {
+    match d {
+        DType::Float32 => DatumType::F32,
+        DType::Float64 => DatumType::F64,
+        DType::Int8 => DatumType::I8,
+        DType::Int16 => DatumType::I16,
+        DType::Int32 => DatumType::I32,
+        DType::Int64 => DatumType::I64,
+        DType::Uint8 => DatumType::U8,
+        DType::Uint16 => DatumType::U16,
+        DType::Uint32 => DatumType::U32,
+        DType::Uint64 => DatumType::U64,
+        DType::Bool => DatumType::Bool,
+    }
+}
+
+fn to_tract(t: &Tensor) -> Result<TractTensor, String> {
+    let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+    let r = match t.data() {
+        TensorData::Float32(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Float64(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Int8(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Int16(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Int32(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Int64(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Uint8(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Uint16(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Uint32(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Uint64(v) => TractTensor::from_shape(&shape, v),
+        TensorData::Bool(v) => TractTensor::from_shape(&shape, v),
+    };
+    r.map_err(|e| format!("{e:#}"))
+}
+
+fn from_tract(t: &TractTensor) -> Result<Tensor, String> {
+    let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
+    macro_rules! take {
+        ($ty:ty, $variant:ident) => {
+            TensorData::$variant(t.try_as_plain_ram().and_then(|p| p.as_slice::<$ty>().map(|s| s.to_vec())).map_err(|e| format!("{e:#}"))?)
+        };
+    }
+    let data = match t.datum_type() {
+        DatumType::F32 => take!(f32, Float32),
+        DatumType::F64 => take!(f64, Float64),
+        DatumType::I8 => take!(i8, Int8),
+        DatumType::I16 => take!(i16, Int16),
+        DatumType::I32 => take!(i32, Int32),
+        DatumType::I64 => take!(i64, Int64),
+        DatumType::U8 => take!(u8, Uint8),
+        DatumType::U16 => take!(u16, Uint16),
+        DatumType::U32 => take!(u32, Uint32),
+        DatumType::U64 => take!(u64, Uint64),
+        DatumType::Bool => take!(bool, Bool),
+        other => return Err(format!("output type {other:?} is not supported yet")),
+    };
+    Tensor::new(shape, data).map_err(|e| e.to_string())
+}
