@@ -1,14 +1,76 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Persistence: the database (SQLite by default, in WAL mode) and the blob store for model
+//! bytes (a local folder by default, any `object_store` backend later).
+//!
+//! This is the only crate that knows SQL. It stores and returns `vouch-core` types and knows
+//! nothing of HTTP, engines or signing. Migrations live in `migrations/`, one folder per owner
+//! (core, log, pay) with disjoint version ranges, all applied by [`Store::open`].
+
+pub mod blobs;
+pub mod registry;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use blobs::BlobStore;
+pub use registry::{ModelRecord, NameChange, NamePointer, NewModel};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("blob store error: {0}")]
+    Blob(String),
+    #[error("{name}@{version} already points at {existing}; pass replace to move it to {requested}")]
+    VersionConflict { name: String, version: String, existing: String, requested: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub type Result<T> = std::result::Result<T, StoreError>;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// The database and the blob store, opened together because every model lives in both.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: SqlitePool,
+    pub blobs: BlobStore,
+}
+
+
+impl Store {
+    /// Opens (creating if needed) `<data_dir>/vouch.db` and `<data_dir>/blobs/`, and migrates.
+    pub async fn open(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
+        let db_path = data_dir.join("vouch.db");
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db_path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit the server acknowledged survives power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        // One migrator per owner folder, sharing sqlx's bookkeeping table; each ignores the
+        // others' versions (core 1-99, log 100-199, pay 200-299).
+        let mut core = sqlx::migrate!("./migrations/core");
+        core.set_ignore_missing(true);
+        core.run(&pool).await?;
+        let blobs = BlobStore::local(&data_dir.join("blobs"))?;
+        Ok(Store { pool, blobs })
     }
+
+    /// The pool, for sibling modules (log, pay) that keep their own tables.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
