@@ -1,3 +1,72 @@
-fn main() {
-    println!("Hello, world!");
+//! `vouch`: the one binary. It only wires the library crates together: each subcommand is a
+//! thin layer over `vouch-server`, `vouch-verify`, `vouch-exec` or the HTTP API.
+
+mod client;
+mod commands;
+mod config;
+mod files;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vouch", version, about = "Verifiable AI inference: run models, get receipts anyone can check offline.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the CLI finds a running node.
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// Base URL of the Vouch node.
+    #[arg(long, env = "VOUCH_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    pub server: String,
+    /// Admin token (default: read from <data-dir>/admin.token).
+    #[arg(long, env = "VOUCH_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data dir whose admin.token to read when --token is not given.
+    #[arg(long, env = "VOUCH_DATA_DIR", default_value = "./vouch-data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the node: HTTP API on 127.0.0.1:8080, SQLite + blobs under ./vouch-data.
+    Serve(commands::serve::Args),
+    /// Register, list and inspect models.
+    Models {
+        #[command(subcommand)]
+        command: commands::models::Command,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a model on a node and save the receipt bundle.
+    Infer(commands::infer::Args),
+    /// Check a receipt bundle offline: signature, and the model/input/output files you hold.
+    Verify(commands::verify::Args),
+    /// Re-run the model locally and compare with the receipt's outputs: trust by re-execution.
+    Replay(commands::replay::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vouch=info,vouch_server=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let result = match cli.command {
+        Command::Serve(a) => commands::serve::run(a),
+        Command::Models { command, remote } => commands::models::run(command, &remote),
+        Command::Infer(a) => commands::infer::run(a),
+        Command::Verify(a) => commands::verify::run(a),
+        Command::Replay(a) => commands::replay::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,14 +1,104 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The Vouch node over HTTP: routes, limits, authentication, the OpenAPI document, and boot.
+//!
+//! This is the only crate that knows HTTP. It wires the layers together (store, engines,
+//! signer) and owns no format or algorithm of its own: receipts come from `vouch-core`,
+//! execution from `vouch-exec`, persistence from `vouch-store`, signatures from `vouch-attest`.
+
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use config::ServerConfig;
+pub use state::{AppState, BootError};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Vouch", description = "Verifiable AI inference: every answer comes with a receipt anyone can check offline."),
+    paths(
+        routes::node::health,
+        routes::node::node,
+        routes::models::register,
+        routes::models::list,
+        routes::models::by_name,
+        routes::models::by_digest,
+        routes::infer::infer,
+    ),
+    components(schemas(routes::infer::InferRequest))
+)]
+pub struct ApiDoc;
+
+/// The application's routes with their limits.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limits = &state.config.limits;
+    let models = Router::new()
+        .route("/v1/models", post(routes::models::register).get(routes::models::list))
+        .layer(DefaultBodyLimit::max(limits.max_model_bytes));
+    let api = Router::new()
+        .route("/health", get(routes::node::health))
+        .route("/v1/node", get(routes::node::node))
+        .route("/v1/models/by-digest/{digest}", get(routes::models::by_digest))
+        .route("/v1/models/{reference}", get(routes::models::by_name))
+        .route("/v1/infer", post(routes::infer::infer))
+        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    models
+        .merge(api)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A server bound to its address, ready to run.
+pub struct Server {
+    pub state: Arc<AppState>,
+    pub addr: SocketAddr,
+    listener: tokio::net::TcpListener,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Boot(#[from] BootError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Server {
+    /// Boots the node (key, token, database, engines) and binds the listening socket.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
+        let addr = config.listen;
+        let state = AppState::boot(config).await?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr()?;
+        Ok(Server { state, addr, listener })
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let app = router(self.state);
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        Ok(())
     }
 }

@@ -1,0 +1,5 @@
+pub mod infer;
+pub mod models;
+pub mod replay;
+pub mod serve;
+pub mod verify;

@@ -1,0 +1,22 @@
+//! `vouch.toml` plus `VOUCH_*` overrides (`VOUCH_LISTEN`, `VOUCH_DATA_DIR`,
+//! `VOUCH_EXEC__ENGINE`, `VOUCH_LIMITS__MAX_BODY_BYTES`: a double underscore descends a table).
+
+use std::path::Path;
+
+use anyhow::Context;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use vouch_server::ServerConfig;
+
+/// The server settings: defaults, then the file (if present), then the environment.
+pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
+    let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()));
+    if path.exists() {
+        fig = fig.merge(Toml::file(path));
+    }
+    // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
+    let env = Env::prefixed("VOUCH_")
+        .filter(|k| matches!(k.as_str().split("__").next(), Some("listen" | "data_dir" | "limits" | "exec")))
+        .split("__");
+    fig.merge(env).extract().with_context(|| format!("invalid configuration (file {}, VOUCH_* environment)", path.display()))
+}

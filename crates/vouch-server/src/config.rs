@@ -1,0 +1,93 @@
+//! Server settings. Loaded by the CLI from `vouch.toml` plus `VOUCH_*` environment overrides;
+//! every default serves a newcomer on one machine.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default: exposing a node is a decision, not an accident.
+    pub listen: SocketAddr,
+    /// Database, blobs, node key and admin token live here.
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub exec: ExecConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./vouch-data"),
+            limits: Limits::default(),
+            exec: ExecConfig::default(),
+        }
+    }
+}
+
+/// Every size a caller controls, bounded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body for inference (JSON), in bytes.
+    pub max_body_bytes: usize,
+    /// Largest model upload, in bytes.
+    pub max_model_bytes: usize,
+    /// Most tensor elements across all inputs of one request.
+    pub max_input_elements: usize,
+    /// Most rows (leading dimension) in one request's inputs.
+    pub max_request_batch: u64,
+    /// Requests slower than this are cut off with 503, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_model_bytes: 512 << 20,
+            max_input_elements: 4 << 20,
+            max_request_batch: 256,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecConfig {
+    /// `auto` (ONNX Runtime when its library is found, else tract), `onnxruntime` or `tract`.
+    pub engine: String,
+    /// ONNX Runtime shared library; else `ORT_DYLIB_PATH`, else `~/.cache/vouch/ort/libonnxruntime.so`.
+    pub ort_dylib: Option<PathBuf>,
+    /// Threads ONNX Runtime uses inside one run.
+    pub intra_threads: usize,
+    /// Worker threads running models (each runs one batch at a time).
+    pub workers: usize,
+    /// Requests waiting for a worker before new ones get 503.
+    pub queue_capacity: usize,
+    /// Most rows in one dynamic batch; 1 disables batching.
+    pub max_batch: usize,
+    /// Longest a request waits for others to join its batch, in microseconds.
+    pub max_wait_us: u64,
+    /// Memory budget for compiled models kept loaded, in MiB.
+    pub cache_mib: u64,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        ExecConfig {
+            engine: "auto".into(),
+            ort_dylib: None,
+            intra_threads: 1,
+            workers: cores,
+            queue_capacity: 1024,
+            max_batch: 32,
+            max_wait_us: 0,
+            cache_mib: 2048,
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Everything a handler needs, built once at boot: store, engines, cache, workers, node key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use vouch_attest::NodeSigner;
+use vouch_core::{ModelDigest, ModelSignature};
+use vouch_exec::ort_engine::OrtEngine;
+use vouch_exec::{EngineKind, Engines, Executor, ExecutorConfig, ModelCache};
+use vouch_store::Store;
+
+use crate::config::ServerConfig;
+
+/// What the registry says about a model, kept in memory so the hot path skips the database.
+#[derive(Clone, Debug)]
+pub struct ModelMeta {
+    pub engine: EngineKind,
+    pub signature: ModelSignature,
+}
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub engines: Arc<Engines>,
+    pub cache: ModelCache,
+    pub executor: Arc<Executor>,
+    pub signer: NodeSigner,
+    pub admin_token: String,
+    pub meta: moka::sync::Cache<ModelDigest, Arc<ModelMeta>>,
+    /// `name@version` (version empty = latest) → digest; short-lived and dropped on every
+    /// registration, so a moved pointer is seen at once on this node.
+    pub names: moka::sync::Cache<(String, String), ModelDigest>,
+    /// What boot found, for the banner and `/v1/node`.
+    pub boot: BootInfo,
+}
+
+#[derive(Clone, Debug)]
+pub struct BootInfo {
+    pub key_created: bool,
+    pub token_created: bool,
+    pub token_path: PathBuf,
+    pub ort_status: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{0}")]
+    Key(#[from] vouch_attest::SignerError),
+    #[error("{0}")]
+    Store(#[from] vouch_store::StoreError),
+    #[error("admin token {path}: {source}")]
+    Token { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl AppState {
+    pub async fn boot(config: ServerConfig) -> Result<Arc<AppState>, BootError> {
+        let dir = config.data_dir.clone();
+        let store = Store::open(&dir).await?;
+        let (signer, key_created) = NodeSigner::load_or_create(&dir.join("node.key"))?;
+        let token_path = dir.join("admin.token");
+        let (admin_token, token_created) = load_or_create_token(&token_path)?;
+        let (engines, ort_status) = choose_engines(&config)?;
+        let exec_cfg = ExecutorConfig {
+            workers: config.exec.workers.max(1),
+            queue_capacity: config.exec.queue_capacity.max(1),
+            max_batch: config.exec.max_batch.max(1),
+            max_wait: Duration::from_micros(config.exec.max_wait_us),
+        };
+        Ok(Arc::new(AppState {
+            cache: ModelCache::new(config.exec.cache_mib.saturating_mul(1 << 20)),
+            executor: Arc::new(Executor::new(exec_cfg)),
+            engines: Arc::new(engines),
+            store,
+            signer,
+            admin_token,
+            meta: moka::sync::Cache::new(100_000),
+            names: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
+            boot: BootInfo { key_created, token_created, token_path, ort_status },
+            config,
+        }))
+    }
+}
+
+/// Where ONNX Runtime's library is looked for: config, then `ORT_DYLIB_PATH`, then the cache
+/// folder `scripts/setup-ort.sh` fills.
+pub fn ort_dylib_path(configured: Option<&Path>) -> Option<PathBuf> {
+    configured
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let p = PathBuf::from(home).join(".cache/vouch/ort/libonnxruntime.so");
+            p.is_file().then_some(p)
+        })
+}
+
+fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError> {
+    let want = config.exec.engine.as_str();
+    if want == "tract" {
+        return Ok((Engines::tract_only(), "disabled by config (engine = \"tract\")".into()));
+    }
+    let found = ort_dylib_path(config.exec.ort_dylib.as_deref());
+    let loaded = match &found {
+        Some(p) => OrtEngine::load(p, config.exec.intra_threads).map(Some),
+        None => Ok(None),
+    };
+    match (want, loaded) {
+        ("auto" | "onnxruntime", Ok(Some(ort))) => {
+            let status = format!("loaded from {}", found.map(|p| p.display().to_string()).unwrap_or_default());
+            Ok((Engines::new(Some(ort)), status))
+        }
+        ("onnxruntime", Ok(None)) => Err(BootError::Engine(
+            "engine = \"onnxruntime\" but no library was found: run scripts/setup-ort.sh or set ORT_DYLIB_PATH".into(),
+        )),
+        ("onnxruntime", Err(e)) => Err(BootError::Engine(format!("ONNX Runtime failed to load: {e}"))),
+        ("auto", Ok(None)) => Ok((Engines::tract_only(), "not found; serving with tract (run scripts/setup-ort.sh)".into())),
+        ("auto", Err(e)) => Ok((Engines::tract_only(), format!("failed to load ({e}); serving with tract"))),
+        (other, _) => Err(BootError::Engine(format!(
+            "unknown engine {other:?} in config: expected auto, onnxruntime or tract"
+        ))),
+    }
+}
+
+/// The admin token: 32 random bytes, base64url, in a 0600 file created on first start.
+fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
+    let err = |source| BootError::Token { path: path.display().to_string(), source };
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
+        Ok(_) => Err(err(std::io::Error::other("file is empty; delete it to create a new token"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut raw = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            vouch_attest::signer::write_secret_file(path, format!("{token}\n").as_bytes()).map_err(err)?;
+            Ok((token, true))
+        }
+        Err(e) => Err(err(e)),
+    }
+}

@@ -1,0 +1,1 @@
+gzlfwLSz4L648lAY7SeE9RgcOtsmxskjuqzEvHTKwzGj138dgI/LZuTWPP/+OqI5UQNxRCN/IG/wGx6i+yBXCg==
