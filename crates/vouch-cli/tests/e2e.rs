@@ -56,11 +56,12 @@ impl Node {
         std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap().trim().to_string()
     }
 
+    /// Runs the CLI against this node (commands that talk to it read VOUCH_SERVER).
     fn cli(&self, args: &[&str]) -> Output {
         Command::new(VOUCH)
             .args(args)
-            .args(["--server", &self.url, "--data-dir"])
-            .arg(self.dir.path())
+            .env("VOUCH_SERVER", &self.url)
+            .env("VOUCH_DATA_DIR", self.dir.path())
             .current_dir(self.dir.path())
             .output()
             .unwrap()
