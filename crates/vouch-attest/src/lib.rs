@@ -6,6 +6,7 @@
 //! must not know about HTTP, databases or engines.
 
 pub mod signer;
+pub mod tee;
 pub mod verify;
 
 pub use signer::{NodeSigner, SignerError};

@@ -35,10 +35,10 @@ pub fn verify_receipt_signature(
         .map_err(|_| SignatureError::BadKey(receipt.node_key))?;
     key.verify_strict(&receipt.signing_message(), &Signature::from_bytes(&raw))
         .map_err(|_| SignatureError::Mismatch(receipt.node_key))?;
-    if let Some(expected) = trusted {
-        if *expected != receipt.node_key {
-            return Err(SignatureError::Untrusted { expected: *expected, actual: receipt.node_key });
-        }
+    if let Some(expected) = trusted
+        && *expected != receipt.node_key
+    {
+        return Err(SignatureError::Untrusted { expected: *expected, actual: receipt.node_key });
     }
     Ok(())
 }

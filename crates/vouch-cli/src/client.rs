@@ -16,10 +16,18 @@ impl Api {
     pub fn new(remote: &Remote) -> anyhow::Result<Api> {
         let token = match &remote.token {
             Some(t) => Some(t.clone()),
-            None => std::fs::read_to_string(remote.data_dir.join("admin.token")).ok().map(|t| t.trim().to_string()),
+            None => std::fs::read_to_string(remote.data_dir.join("admin.token"))
+                .ok()
+                .map(|t| t.trim().to_string()),
         };
-        let http = Client::builder().timeout(std::time::Duration::from_secs(300)).build()?;
-        Ok(Api { base: remote.server.trim_end_matches('/').to_string(), http, token })
+        let http = Client::builder()
+            .timeout(std::time::Duration::from_secs(300))
+            .build()?;
+        Ok(Api {
+            base: remote.server.trim_end_matches('/').to_string(),
+            http,
+            token,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -48,7 +56,9 @@ impl Api {
     }
 
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
-        let resp: Response = req.send().with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let resp: Response = req
+            .send()
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);
         if status.is_success() {

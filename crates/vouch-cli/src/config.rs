@@ -16,7 +16,16 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     }
     // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
     let env = Env::prefixed("VOUCH_")
-        .filter(|k| ["listen", "data_dir", "limits", "exec"].iter().any(|p| k.as_str().to_ascii_lowercase().starts_with(p)))
+        .filter(|k| {
+            ["listen", "data_dir", "limits", "exec"]
+                .iter()
+                .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
+        })
         .split("__");
-    fig.merge(env).extract().with_context(|| format!("invalid configuration (file {}, VOUCH_* environment)", path.display()))
+    fig.merge(env).extract().with_context(|| {
+        format!(
+            "invalid configuration (file {}, VOUCH_* environment)",
+            path.display()
+        )
+    })
 }

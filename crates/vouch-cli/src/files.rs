@@ -5,7 +5,8 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 
 pub fn read_json<T: DeserializeOwned>(path: &Path, what: &str) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not a valid {what}", path.display()))
 }
 

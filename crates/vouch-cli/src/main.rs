@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vouch", version, about = "Verifiable AI inference: run models, get receipts anyone can check offline.")]
+#[command(
+    name = "vouch",
+    version,
+    about = "Verifiable AI inference: run models, get receipts anyone can check offline."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,13 +25,23 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// Base URL of the Vouch node.
-    #[arg(long, env = "VOUCH_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "VOUCH_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub server: String,
     /// Admin token (default: read from <data-dir>/admin.token).
     #[arg(long, env = "VOUCH_ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// Data dir whose admin.token to read when --token is not given.
-    #[arg(long, env = "VOUCH_DATA_DIR", default_value = "./vouch-data", global = true)]
+    #[arg(
+        long,
+        env = "VOUCH_DATA_DIR",
+        default_value = "./vouch-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -52,9 +66,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,vouch=info,vouch_server=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,vouch=info,vouch_server=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Serve(a) => commands::serve::run(a),
         Command::Models { command, remote } => commands::models::run(command, &remote),

@@ -42,7 +42,10 @@ impl Node {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
-            let line = lines.next().expect("server exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
             if let Some(u) = line.strip_prefix("listening on ") {
                 break u.trim().to_string();
             }
@@ -53,7 +56,10 @@ impl Node {
     }
 
     fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap().trim().to_string()
+        std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// Runs the CLI against this node (commands that talk to it read VOUCH_SERVER).
@@ -72,12 +78,20 @@ impl Node {
     }
 
     fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.http().post(format!("{}{path}", self.url)).json(body).send().unwrap();
+        let r = self
+            .http()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
     fn upload(&self, bytes: Vec<u8>, query: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self.http().post(format!("{}/v1/models{query}", self.url)).body(bytes);
+        let mut req = self
+            .http()
+            .post(format!("{}/v1/models{query}", self.url))
+            .body(bytes);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -86,17 +100,28 @@ impl Node {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http().get(format!("{}{path}", self.url)).send().unwrap();
+        let r = self
+            .http()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn input_json(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(models().join(format!("{name}.input.json"))).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(models().join(format!("{name}.input.json"))).unwrap(),
+    )
+    .unwrap()
 }
 
 fn path_str(p: &Path) -> &str {
@@ -108,30 +133,81 @@ fn register_infer_verify_replay_and_tamper_through_the_cli() {
     let node = Node::start(&[]);
     let mlp = models().join("mlp.onnx");
 
-    let out = node.cli(&["models", "add", path_str(&mlp), "--name", "mlp", "--version", "1"]);
+    let out = node.cli(&[
+        "models",
+        "add",
+        path_str(&mlp),
+        "--name",
+        "mlp",
+        "--version",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("registered sha256:"), "{}", text(&out));
     assert!(text(&out).contains("x float32[N, 64]"), "{}", text(&out));
-    let again = node.cli(&["models", "add", path_str(&mlp), "--name", "mlp", "--version", "1"]);
-    assert!(again.status.success() && text(&again).contains("already registered"), "{}", text(&again));
+    let again = node.cli(&[
+        "models",
+        "add",
+        path_str(&mlp),
+        "--name",
+        "mlp",
+        "--version",
+        "1",
+    ]);
+    assert!(
+        again.status.success() && text(&again).contains("already registered"),
+        "{}",
+        text(&again)
+    );
 
     let list = node.cli(&["models", "list"]);
     assert!(text(&list).contains("mlp@1"), "{}", text(&list));
 
     let inputs = models().join("mlp.input.json");
     let bundle = node.dir.path().join("bundle.json");
-    let out = node.cli(&["infer", "mlp@1", "--input", path_str(&inputs), "--out", path_str(&bundle)]);
+    let out = node.cli(&[
+        "infer",
+        "mlp@1",
+        "--input",
+        path_str(&inputs),
+        "--out",
+        path_str(&bundle),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("output y float32 [1, 10]"), "{}", text(&out));
+    assert!(
+        text(&out).contains("output y float32 [1, 10]"),
+        "{}",
+        text(&out)
+    );
 
     let (_, info) = node.get("/v1/node");
     let key = info["node_key"].as_str().unwrap().to_string();
-    let ok = node.cli(&["verify", path_str(&bundle), "--model", path_str(&mlp), "--inputs", path_str(&inputs), "--trust-key", &key]);
+    let ok = node.cli(&[
+        "verify",
+        path_str(&bundle),
+        "--model",
+        path_str(&mlp),
+        "--inputs",
+        path_str(&inputs),
+        "--trust-key",
+        &key,
+    ]);
     assert!(ok.status.success(), "{}", text(&ok));
-    assert!(text(&ok).contains("OK: signature only: trusts the node"), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("OK: signature only: trusts the node"),
+        "{}",
+        text(&ok)
+    );
     assert!(text(&ok).contains("model file hashes to"), "{}", text(&ok));
 
-    let replay = node.cli(&["replay", path_str(&bundle), "--model", path_str(&mlp), "--inputs", path_str(&inputs)]);
+    let replay = node.cli(&[
+        "replay",
+        path_str(&bundle),
+        "--model",
+        path_str(&mlp),
+        "--inputs",
+        path_str(&inputs),
+    ]);
     assert!(replay.status.success(), "{}", text(&replay));
     assert!(text(&replay).contains("OK:"), "{}", text(&replay));
 
@@ -139,22 +215,39 @@ fn register_infer_verify_replay_and_tamper_through_the_cli() {
     let cnn = models().join("cnn.onnx");
     let wrong = node.cli(&["verify", path_str(&bundle), "--model", path_str(&cnn)]);
     assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong));
-    assert!(text(&wrong).contains("model file does not match"), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("model file does not match"),
+        "{}",
+        text(&wrong)
+    );
 
     // Tampering: an output value, the receipt's output digest, the signature.
     let original: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
     let tampered = node.dir.path().join("tampered.json");
     let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("bundled outputs does not match", Box::new(|b: &mut Value| {
-            let x = b["outputs"]["y"]["data"][0].as_f64().unwrap();
-            b["outputs"]["y"]["data"][0] = json!(x + 0.5);
-        })),
-        ("signature check failed", Box::new(|b: &mut Value| b["receipt"]["issued_at"] = json!("2020-01-01T00:00:00.000Z"))),
-        ("signature check failed", Box::new(|b: &mut Value| {
-            let s = b["signature"]["sig"].as_str().unwrap().to_string();
-            let flipped = if s.starts_with('A') { format!("B{}", &s[1..]) } else { format!("A{}", &s[1..]) };
-            b["signature"]["sig"] = json!(flipped);
-        })),
+        (
+            "bundled outputs does not match",
+            Box::new(|b: &mut Value| {
+                let x = b["outputs"]["y"]["data"][0].as_f64().unwrap();
+                b["outputs"]["y"]["data"][0] = json!(x + 0.5);
+            }),
+        ),
+        (
+            "signature check failed",
+            Box::new(|b: &mut Value| b["receipt"]["issued_at"] = json!("2020-01-01T00:00:00.000Z")),
+        ),
+        (
+            "signature check failed",
+            Box::new(|b: &mut Value| {
+                let s = b["signature"]["sig"].as_str().unwrap().to_string();
+                let flipped = if s.starts_with('A') {
+                    format!("B{}", &s[1..])
+                } else {
+                    format!("A{}", &s[1..])
+                };
+                b["signature"]["sig"] = json!(flipped);
+            }),
+        ),
     ];
     for (expect, mutate) in cases {
         let mut b = original.clone();
@@ -176,16 +269,38 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
     let mlp = std::fs::read(models().join("mlp.onnx")).unwrap();
 
     let (s, v) = node.upload(mlp.clone(), "?name=mlp", None);
-    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("unauthorized")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{v}"
+    );
     let (s, v) = node.upload(mlp.clone(), "?name=mlp", Some("wrong-token"));
-    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("unauthorized")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{v}"
+    );
 
     let garbage = b"this is not an onnx model at all".to_vec();
     let garbage_digest = vouch_core::Digest::of(&garbage).to_string();
     let (s, v) = node.upload(garbage, "?name=junk", Some(&token));
-    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("invalid_model")), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("cannot load"), "{v}");
-    assert_eq!(node.get(&format!("/v1/models/by-digest/{garbage_digest}")).0, 404);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("invalid_model")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot load"),
+        "{v}"
+    );
+    assert_eq!(
+        node.get(&format!("/v1/models/by-digest/{garbage_digest}"))
+            .0,
+        404
+    );
     assert_eq!(node.get("/v1/models/junk").0, 404);
 
     let (s, v) = node.upload(mlp.clone(), "?name=mlp&version=1", Some(&token));
@@ -195,12 +310,19 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
     assert_eq!((s, v["created"].as_bool()), (200, Some(false)), "{v}");
     let cnn = std::fs::read(models().join("cnn.onnx")).unwrap();
     let (s, v) = node.upload(cnn.clone(), "?name=mlp&version=1", Some(&token));
-    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("version_conflict")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("version_conflict")),
+        "{v}"
+    );
 
     let (s, v) = node.get("/v1/models/mlp@1");
     assert_eq!(s, 200);
     assert_eq!(v["model"]["digest"].as_str(), Some(digest.as_str()));
-    assert_eq!(v["model"]["signature"]["inputs"][0]["shape"], json!(["N", 64]));
+    assert_eq!(
+        v["model"]["signature"]["inputs"][0]["shape"],
+        json!(["N", 64])
+    );
     let (s, _) = node.get(&format!("/v1/models/by-digest/{digest}"));
     assert_eq!(s, 200);
 
@@ -208,7 +330,11 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
     let mut bad = input_json("mlp");
     bad["x"]["shape"] = json!([2, 32]);
     let (s, v) = node.post_json("/v1/infer", &json!({"model": "mlp@1", "inputs": bad}));
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_input")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_input")),
+        "{v}"
+    );
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("\"x\"") && msg.contains("[N, 64]"), "{msg}");
 
@@ -216,29 +342,72 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
     let mut short = input_json("mlp");
     short["x"]["data"] = json!([1.0, 2.0]);
     let (s, v) = node.post_json("/v1/infer", &json!({"model": "mlp", "inputs": short}));
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_input")), "{v}");
-    let (s, v) = node.post_json("/v1/infer", &json!({"model": "nope", "inputs": input_json("mlp")}));
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("model_not_found")), "{v}");
-    let (s, v) = node.post_json("/v1/infer", &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["gold"]}));
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
-    let (s, v) = node.post_json("/v1/infer", &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["zk"]}));
-    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("tier_unavailable")), "{v}");
-    let r = node.http().post(format!("{}/v1/infer", node.url)).body("{not json").send().unwrap();
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_input")),
+        "{v}"
+    );
+    let (s, v) = node.post_json(
+        "/v1/infer",
+        &json!({"model": "nope", "inputs": input_json("mlp")}),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("model_not_found")),
+        "{v}"
+    );
+    let (s, v) = node.post_json(
+        "/v1/infer",
+        &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["gold"]}),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let (s, v) = node.post_json(
+        "/v1/infer",
+        &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["zk"]}),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("tier_unavailable")),
+        "{v}"
+    );
+    let r = node
+        .http()
+        .post(format!("{}/v1/infer", node.url))
+        .body("{not json")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
 
     // Oversize body: 413 with our JSON error, under the 64 KiB limit set for this node.
     let big = json!({"model": "mlp", "inputs": {"x": {"dtype": "float32", "shape": [1, 20000], "data": vec![0.5f32; 20000]}}});
     let (s, v) = node.post_json("/v1/infer", &big);
-    assert_eq!((s, v["error"]["code"].as_str()), (413, Some("payload_too_large")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{v}"
+    );
 
     // Unsigned on request, signed by default.
-    let (s, v) = node.post_json("/v1/infer", &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": []}));
+    let (s, v) = node.post_json(
+        "/v1/infer",
+        &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": []}),
+    );
     assert_eq!(s, 200, "{v}");
     assert!(v.get("signature").is_none());
-    let (s, v) = node.post_json("/v1/infer", &json!({"model": format!("{digest}"), "inputs": input_json("mlp")}));
+    let (s, v) = node.post_json(
+        "/v1/infer",
+        &json!({"model": format!("{digest}"), "inputs": input_json("mlp")}),
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["receipt"]["tiers"], json!(["signed"]));
-    assert!(v["receipt"].get("model_ref").is_none(), "by digest: no pointer to record");
+    assert!(
+        v["receipt"].get("model_ref").is_none(),
+        "by digest: no pointer to record"
+    );
 
     let (s, doc) = node.get("/openapi.json");
     assert_eq!(s, 200);
@@ -253,16 +422,34 @@ fn cnn_and_multi_io_models_serve_correct_outputs() {
         let bytes = std::fs::read(models().join(format!("{name}.onnx"))).unwrap();
         let (s, v) = node.upload(bytes, &format!("?name={name}"), Some(&token));
         assert_eq!(s, 201, "{v}");
-        assert_eq!(v["name"]["version"], json!("1"), "first version defaults to 1");
-        let (s, v) = node.post_json("/v1/infer", &json!({"model": name, "inputs": input_json(name)}));
+        assert_eq!(
+            v["name"]["version"],
+            json!("1"),
+            "first version defaults to 1"
+        );
+        let (s, v) = node.post_json(
+            "/v1/infer",
+            &json!({"model": name, "inputs": input_json(name)}),
+        );
         assert_eq!(s, 200, "{v}");
-        let expected: Value = serde_json::from_str(&std::fs::read_to_string(models().join(format!("{name}.output.json"))).unwrap()).unwrap();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(models().join(format!("{name}.output.json"))).unwrap(),
+        )
+        .unwrap();
         for (out, spec) in expected.as_object().unwrap() {
             let got = &v["outputs"][out];
             assert_eq!(got["shape"], spec["shape"], "{name}/{out}");
             assert_eq!(got["dtype"], spec["dtype"], "{name}/{out}");
-            for (a, b) in got["data"].as_array().unwrap().iter().zip(spec["data"].as_array().unwrap()) {
-                assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4, "{name}/{out}: {a} vs {b}");
+            for (a, b) in got["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(spec["data"].as_array().unwrap())
+            {
+                assert!(
+                    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4,
+                    "{name}/{out}: {a} vs {b}"
+                );
             }
         }
     }
@@ -272,16 +459,41 @@ fn cnn_and_multi_io_models_serve_correct_outputs() {
 fn tract_only_node_gives_deterministic_receipts_that_replay_bit_exactly() {
     let node = Node::start(&[("VOUCH_EXEC__ENGINE", "tract")]);
     let cnn = models().join("cnn.onnx");
-    let out = node.cli(&["models", "add", path_str(&cnn), "--name", "cnn", "--version", "7"]);
+    let out = node.cli(&[
+        "models",
+        "add",
+        path_str(&cnn),
+        "--name",
+        "cnn",
+        "--version",
+        "7",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("engine: tract"), "{}", text(&out));
     let inputs = models().join("cnn.input.json");
     let bundle = node.dir.path().join("b.json");
-    let out = node.cli(&["infer", "cnn@7", "--input", path_str(&inputs), "--out", path_str(&bundle)]);
+    let out = node.cli(&[
+        "infer",
+        "cnn@7",
+        "--input",
+        path_str(&inputs),
+        "--out",
+        path_str(&bundle),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let b: Value = serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
-    assert_eq!(b["receipt"]["engine"]["profile"]["deterministic"], json!(true));
-    let replay = node.cli(&["replay", path_str(&bundle), "--model", path_str(&cnn), "--inputs", path_str(&inputs)]);
+    assert_eq!(
+        b["receipt"]["engine"]["profile"]["deterministic"],
+        json!(true)
+    );
+    let replay = node.cli(&[
+        "replay",
+        path_str(&bundle),
+        "--model",
+        path_str(&cnn),
+        "--inputs",
+        path_str(&inputs),
+    ]);
     assert!(replay.status.success(), "{}", text(&replay));
     assert!(text(&replay).contains("bit-exact"), "{}", text(&replay));
 }

@@ -63,8 +63,15 @@ mod tests {
 
     #[test]
     fn serde_name_matches_as_str() {
-        for c in [ErrorCode::BadInput, ErrorCode::InvalidModel, ErrorCode::PayloadTooLarge] {
-            assert_eq!(serde_json::to_value(c).unwrap(), serde_json::json!(c.as_str()));
+        for c in [
+            ErrorCode::BadInput,
+            ErrorCode::InvalidModel,
+            ErrorCode::PayloadTooLarge,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::json!(c.as_str())
+            );
         }
     }
 }

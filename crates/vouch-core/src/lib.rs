@@ -13,9 +13,9 @@ pub mod model;
 pub mod receipt;
 pub mod tensor;
 
-pub use bundle::{Bundle, BundleSignature, BUNDLE_FORMAT};
+pub use bundle::{BUNDLE_FORMAT, Bundle, BundleSignature};
 pub use digest::{Digest, DigestParseError, ModelDigest};
 pub use error::ErrorCode;
 pub use model::{Dim, ModelRef, ModelSignature, TensorSpec};
-pub use receipt::{EngineInfo, ExecProfile, NodeKey, PaymentRef, Receipt, Tier, RECEIPT_VERSION};
+pub use receipt::{EngineInfo, ExecProfile, NodeKey, PaymentRef, RECEIPT_VERSION, Receipt, Tier};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

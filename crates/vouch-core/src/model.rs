@@ -117,7 +117,10 @@ impl ModelSignature {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelRef {
     Digest(ModelDigest),
-    Name { name: String, version: Option<String> },
+    Name {
+        name: String,
+        version: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,7 +147,10 @@ pub fn validate_name(s: &str) -> Result<(), &'static str> {
 impl FromStr for ModelRef {
     type Err = ModelRefError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason| ModelRefError { input: s.chars().take(140).collect(), reason };
+        let err = |reason| ModelRefError {
+            input: s.chars().take(140).collect(),
+            reason,
+        };
         if s.starts_with("sha256:") {
             return s
                 .parse()
@@ -159,7 +165,10 @@ impl FromStr for ModelRef {
         if let Some(v) = version {
             validate_name(v).map_err(err)?;
         }
-        Ok(ModelRef::Name { name: name.to_string(), version: version.map(str::to_string) })
+        Ok(ModelRef::Name {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+        })
     }
 }
 
@@ -167,8 +176,14 @@ impl fmt::Display for ModelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelRef::Digest(d) => write!(f, "{d}"),
-            ModelRef::Name { name, version: Some(v) } => write!(f, "{name}@{v}"),
-            ModelRef::Name { name, version: None } => write!(f, "{name}"),
+            ModelRef::Name {
+                name,
+                version: Some(v),
+            } => write!(f, "{name}@{v}"),
+            ModelRef::Name {
+                name,
+                version: None,
+            } => write!(f, "{name}"),
         }
     }
 }
@@ -182,11 +197,20 @@ mod tests {
     fn model_refs_parse() {
         assert_eq!(
             "mnist@2".parse::<ModelRef>().unwrap(),
-            ModelRef::Name { name: "mnist".into(), version: Some("2".into()) }
+            ModelRef::Name {
+                name: "mnist".into(),
+                version: Some("2".into())
+            }
         );
-        assert!(matches!("mnist".parse::<ModelRef>().unwrap(), ModelRef::Name { version: None, .. }));
+        assert!(matches!(
+            "mnist".parse::<ModelRef>().unwrap(),
+            ModelRef::Name { version: None, .. }
+        ));
         let d = format!("sha256:{}", "ab".repeat(32));
-        assert!(matches!(d.parse::<ModelRef>().unwrap(), ModelRef::Digest(_)));
+        assert!(matches!(
+            d.parse::<ModelRef>().unwrap(),
+            ModelRef::Digest(_)
+        ));
         assert!("sha256:12".parse::<ModelRef>().is_err());
         assert!("a b".parse::<ModelRef>().is_err());
         assert!("x@".parse::<ModelRef>().is_err());

@@ -59,7 +59,9 @@ impl FromStr for Tier {
             "signed" => Ok(Tier::Signed),
             "tee" => Ok(Tier::Tee),
             "zk" => Ok(Tier::Zk),
-            other => Err(format!("unknown tier {other:?}: expected signed, tee or zk")),
+            other => Err(format!(
+                "unknown tier {other:?}: expected signed, tee or zk"
+            )),
         }
     }
 }
@@ -107,7 +109,10 @@ impl FromStr for NodeKey {
         let hex_part = s.strip_prefix("ed25519:").unwrap_or(s);
         let mut out = [0u8; 32];
         hex::decode_to_slice(hex_part, &mut out).map_err(|_| {
-            format!("invalid node key {:?}: expected ed25519:<64 hex characters>", s.chars().take(80).collect::<String>())
+            format!(
+                "invalid node key {:?}: expected ed25519:<64 hex characters>",
+                s.chars().take(80).collect::<String>()
+            )
         })?;
         Ok(NodeKey(out))
     }
@@ -121,7 +126,9 @@ impl Serialize for NodeKey {
 
 impl<'de> Deserialize<'de> for NodeKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -205,7 +212,11 @@ pub(crate) mod tests {
             engine: EngineInfo {
                 name: "tract".into(),
                 version: "0.23.9".into(),
-                profile: ExecProfile { threads: 1, deterministic: true, batch: 1 },
+                profile: ExecProfile {
+                    threads: 1,
+                    deterministic: true,
+                    batch: 1,
+                },
             },
             config_digest: None,
             tiers: vec![Tier::Signed],
@@ -218,7 +229,10 @@ pub(crate) mod tests {
     #[test]
     fn canonical_bytes_sort_keys_and_omit_absent_fields() {
         let bytes = String::from_utf8(sample().canonical_bytes()).unwrap();
-        assert!(bytes.starts_with("{\"engine\":{\"name\":\"tract\",\"profile\":{\"batch\":1,"), "{bytes}");
+        assert!(
+            bytes.starts_with("{\"engine\":{\"name\":\"tract\",\"profile\":{\"batch\":1,"),
+            "{bytes}"
+        );
         assert!(!bytes.contains("null"));
         assert!(!bytes.contains("config_digest"));
         assert!(!bytes.contains(' '));
@@ -250,6 +264,9 @@ pub(crate) mod tests {
 
     #[test]
     fn tiers_canonicalise() {
-        assert_eq!(Tier::canonical_set(&[Tier::Zk, Tier::Signed, Tier::Zk]), vec![Tier::Signed, Tier::Zk]);
+        assert_eq!(
+            Tier::canonical_set(&[Tier::Zk, Tier::Signed, Tier::Zk]),
+            vec![Tier::Signed, Tier::Zk]
+        );
     }
 }

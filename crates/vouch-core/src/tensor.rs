@@ -209,8 +209,11 @@ impl TensorData {
     /// Decodes little-endian bytes; the length must be a whole number of elements.
     pub fn from_le_bytes(dtype: DType, bytes: &[u8]) -> Result<Self, TensorError> {
         let size = dtype.size_of();
-        if bytes.len() % size != 0 {
-            return Err(TensorError::BadByteLength { dtype, len: bytes.len() });
+        if !bytes.len().is_multiple_of(size) {
+            return Err(TensorError::BadByteLength {
+                dtype,
+                len: bytes.len(),
+            });
         }
         macro_rules! decode {
             ($t:ty, $variant:ident) => {
@@ -261,6 +264,7 @@ impl TensorData {
     }
 
     /// Elements as f64, for tolerance comparisons and display (lossy for big 64-bit integers).
+    #[allow(clippy::unnecessary_cast)] // the macro casts every variant, f64 included
     pub fn to_f64_vec(&self) -> Vec<f64> {
         with_numeric!(self, v => v.iter().map(|&x| x as f64).collect(),
             bool b => b.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect())
@@ -335,14 +339,20 @@ impl TensorData {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TensorError {
-    #[error("unknown dtype {0:?}: expected one of float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, bool")]
+    #[error(
+        "unknown dtype {0:?}: expected one of float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64, bool"
+    )]
     UnknownDType(String),
     #[error("tensor data must be a JSON array of numbers (or use \"b64\" for little-endian bytes)")]
     DataNotArray,
     #[error("give exactly one of \"data\" (JSON array) or \"b64\" (base64 little-endian bytes)")]
     DataAndB64,
     #[error("element {index} ({value}) is not a valid {dtype}")]
-    BadElement { index: usize, dtype: DType, value: String },
+    BadElement {
+        index: usize,
+        dtype: DType,
+        value: String,
+    },
     #[error("{len} bytes is not a whole number of {dtype} elements")]
     BadByteLength { dtype: DType, len: usize },
     #[error("bool bytes must be 0 or 1, found {0}")]
@@ -350,7 +360,11 @@ pub enum TensorError {
     #[error("\"b64\" is not valid standard base64")]
     BadBase64,
     #[error("shape {shape:?} holds {expected} elements but {actual} were given")]
-    ShapeMismatch { shape: Vec<u64>, expected: u128, actual: usize },
+    ShapeMismatch {
+        shape: Vec<u64>,
+        expected: u128,
+        actual: usize,
+    },
     #[error("dtype {declared} does not match the data's type {actual}")]
     DTypeMismatch { declared: DType, actual: DType },
 }
@@ -366,7 +380,11 @@ impl Tensor {
     pub fn new(shape: Vec<u64>, data: TensorData) -> Result<Self, TensorError> {
         let expected = element_count(&shape);
         if expected != data.len() as u128 {
-            return Err(TensorError::ShapeMismatch { shape, expected, actual: data.len() });
+            return Err(TensorError::ShapeMismatch {
+                shape,
+                expected,
+                actual: data.len(),
+            });
         }
         Ok(Tensor { shape, data })
     }
@@ -411,7 +429,9 @@ impl Tensor {
 
 /// Product of the dims, in u128 so that hostile shapes cannot overflow.
 pub fn element_count(shape: &[u64]) -> u128 {
-    shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
+    shape
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -433,7 +453,13 @@ impl Serialize for Tensor {
         } else {
             (None, Some(B64.encode(self.data.to_le_bytes())))
         };
-        TensorWire { dtype: self.dtype(), shape: self.shape.clone(), data, b64 }.serialize(s)
+        TensorWire {
+            dtype: self.dtype(),
+            shape: self.shape.clone(),
+            data,
+            b64,
+        }
+        .serialize(s)
     }
 }
 
@@ -519,8 +545,15 @@ mod tests {
     #[test]
     fn json_numbers_and_base64_give_the_same_tensor_and_digest() {
         let a = t(r#"{"dtype":"float32","shape":[2],"data":[1.5,-2]}"#).unwrap();
-        let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
-        let b = t(&format!(r#"{{"dtype":"float32","shape":[2],"b64":"{}"}}"#, B64.encode(bytes))).unwrap();
+        let bytes: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let b = t(&format!(
+            r#"{{"dtype":"float32","shape":[2],"b64":"{}"}}"#,
+            B64.encode(bytes)
+        ))
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.digest(), b.digest());
     }
@@ -539,15 +572,25 @@ mod tests {
 
     #[test]
     fn bad_tensors_are_rejected_with_reasons() {
-        let e = t(r#"{"dtype":"float32","shape":[3],"data":[1,2]}"#).unwrap_err().to_string();
+        let e = t(r#"{"dtype":"float32","shape":[3],"data":[1,2]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("holds 3 elements but 2"), "{e}");
-        let e = t(r#"{"dtype":"int8","shape":[1],"data":[300]}"#).unwrap_err().to_string();
+        let e = t(r#"{"dtype":"int8","shape":[1],"data":[300]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a valid int8"), "{e}");
-        let e = t(r#"{"dtype":"float128","shape":[1],"data":[1]}"#).unwrap_err().to_string();
+        let e = t(r#"{"dtype":"float128","shape":[1],"data":[1]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown dtype"), "{e}");
-        let e = t(r#"{"dtype":"float32","shape":[1],"data":[1],"b64":"AAAAAA=="}"#).unwrap_err().to_string();
+        let e = t(r#"{"dtype":"float32","shape":[1],"data":[1],"b64":"AAAAAA=="}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("exactly one"), "{e}");
-        let e = t(r#"{"dtype":"float32","shape":[1],"b64":"AAA="}"#).unwrap_err().to_string();
+        let e = t(r#"{"dtype":"float32","shape":[1],"b64":"AAA="}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("whole number"), "{e}");
         let e = t(r#"{"dtype":"float32","shape":[4294967296,4294967296,4294967296],"data":[]}"#)
             .unwrap_err()
@@ -557,7 +600,11 @@ mod tests {
 
     #[test]
     fn non_finite_floats_serialise_losslessly_as_base64() {
-        let x = Tensor::new(vec![3], TensorData::Float32(vec![f32::NAN, f32::INFINITY, 1.0])).unwrap();
+        let x = Tensor::new(
+            vec![3],
+            TensorData::Float32(vec![f32::NAN, f32::INFINITY, 1.0]),
+        )
+        .unwrap();
         let json = serde_json::to_string(&x).unwrap();
         assert!(json.contains("\"b64\""), "{json}");
         let back: Tensor = serde_json::from_str(&json).unwrap();

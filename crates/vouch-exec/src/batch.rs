@@ -38,7 +38,9 @@ pub fn concat(parts: &[&TensorMap]) -> Result<TensorMap, String> {
         let mut rows = 0u64;
         let mut data = empty_like(t0.data());
         for p in parts {
-            let t = p.get(name).ok_or_else(|| format!("input {name:?} missing from a batched request"))?;
+            let t = p
+                .get(name)
+                .ok_or_else(|| format!("input {name:?} missing from a batched request"))?;
             rows += t.shape().first().copied().unwrap_or(0);
             append(&mut data, t.data())?;
         }
@@ -46,7 +48,10 @@ pub fn concat(parts: &[&TensorMap]) -> Result<TensorMap, String> {
         if let Some(d0) = shape.first_mut() {
             *d0 = rows;
         }
-        out.insert(name.clone(), Tensor::new(shape, data).map_err(|e| e.to_string())?);
+        out.insert(
+            name.clone(),
+            Tensor::new(shape, data).map_err(|e| e.to_string())?,
+        );
     }
     Ok(out)
 }
@@ -57,16 +62,26 @@ pub fn split(outputs: &TensorMap, rows: &[u64]) -> Result<Vec<TensorMap>, String
     let mut result: Vec<TensorMap> = rows.iter().map(|_| TensorMap::new()).collect();
     for (name, t) in outputs.iter() {
         if t.shape().first() != Some(&total) {
-            return Err(format!("output {name:?} has shape {:?}, not {total} batch rows", t.shape()));
+            return Err(format!(
+                "output {name:?} has shape {:?}, not {total} batch rows",
+                t.shape()
+            ));
         }
-        let per_row = if total == 0 { 0 } else { t.len() / total as usize };
+        let per_row = if total == 0 {
+            0
+        } else {
+            t.len() / total as usize
+        };
         let mut offset = 0usize;
         for (i, &r) in rows.iter().enumerate() {
             let n = per_row * r as usize;
             let mut shape = t.shape().to_vec();
             shape[0] = r;
             let data = slice(t.data(), offset, n);
-            result[i].insert(name.clone(), Tensor::new(shape, data).map_err(|e| e.to_string())?);
+            result[i].insert(
+                name.clone(),
+                Tensor::new(shape, data).map_err(|e| e.to_string())?,
+            );
             offset += n;
         }
     }
@@ -108,7 +123,9 @@ fn append(dst: &mut TensorData, src: &TensorData) -> Result<(), String> {
             }
         };
     }
-    ext!(Float32, Float64, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Bool)
+    ext!(
+        Float32, Float64, Int8, Int16, Int32, Int64, Uint8, Uint16, Uint32, Uint64, Bool
+    )
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ impl ModelCache {
     pub fn new(budget_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity((budget_bytes / 1024).max(1))
-            .weigher(|_k, m: &Arc<dyn LoadedModel>| (m.memory_bytes() / 1024).clamp(1, u32::MAX as usize) as u32)
+            .weigher(|_k, m: &Arc<dyn LoadedModel>| {
+                (m.memory_bytes() / 1024).clamp(1, u32::MAX as usize) as u32
+            })
             .eviction_policy(EvictionPolicy::lru())
             .build();
         ModelCache { cache }
@@ -28,7 +30,11 @@ impl ModelCache {
 
     /// The loaded model, loading it with `load` on a miss. Concurrent callers for the same model
     /// wait for the single load in flight instead of compiling it again.
-    pub async fn get_or_load<F>(&self, digest: ModelDigest, load: F) -> Result<Arc<dyn LoadedModel>, Arc<ExecError>>
+    pub async fn get_or_load<F>(
+        &self,
+        digest: ModelDigest,
+        load: F,
+    ) -> Result<Arc<dyn LoadedModel>, Arc<ExecError>>
     where
         F: Future<Output = Result<Arc<dyn LoadedModel>, ExecError>>,
     {

@@ -97,7 +97,10 @@ pub fn check_inputs(sig: &ModelSignature, inputs: &TensorMap) -> Result<(), Exec
         })?;
         spec.check(t).map_err(ExecError::BadInput)?;
     }
-    if let Some((extra, _)) = inputs.iter().find(|(n, _)| !sig.inputs.iter().any(|s| &s.name == *n)) {
+    if let Some((extra, _)) = inputs
+        .iter()
+        .find(|(n, _)| !sig.inputs.iter().any(|s| &s.name == *n))
+    {
         let names: Vec<&str> = sig.inputs.iter().map(|s| s.name.as_str()).collect();
         return Err(ExecError::BadInput(format!(
             "unknown input {extra:?}: the model takes {names:?}"

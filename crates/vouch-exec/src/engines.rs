@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use vouch_core::{Dim, Tensor, TensorData, TensorMap};
 use vouch_core::{DType, ModelSignature};
+use vouch_core::{Dim, Tensor, TensorData, TensorMap};
 
 use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
 use crate::ort_engine::OrtEngine;
@@ -43,7 +43,10 @@ impl Engines {
     }
 
     pub fn available(&self) -> Vec<(EngineKind, String)> {
-        self.ordered.iter().map(|e| (e.kind(), e.version())).collect()
+        self.ordered
+            .iter()
+            .map(|e| (e.kind(), e.version()))
+            .collect()
     }
 
     pub fn get(&self, kind: EngineKind) -> Result<&Arc<dyn Engine>, ExecError> {
@@ -61,7 +64,10 @@ impl Engines {
         for engine in &self.ordered {
             let kind = engine.kind();
             let attempt = engine.load(model_bytes).and_then(|m| {
-                let probe = zero_inputs(m.signature()).map_err(|reason| ExecError::Load { engine: kind, reason })?;
+                let probe = zero_inputs(m.signature()).map_err(|reason| ExecError::Load {
+                    engine: kind,
+                    reason,
+                })?;
                 m.run(&probe).map_err(|e| ExecError::Load {
                     engine: kind,
                     reason: format!("loads but fails a trial run: {e}"),
@@ -69,7 +75,13 @@ impl Engines {
                 Ok(m)
             });
             match attempt {
-                Ok(model) => return Ok(Admission { engine: kind, model, passed_over }),
+                Ok(model) => {
+                    return Ok(Admission {
+                        engine: kind,
+                        model,
+                        passed_over,
+                    });
+                }
                 Err(e) => passed_over.push((kind, e.to_string())),
             }
         }
@@ -81,7 +93,11 @@ impl Engines {
     }
 
     /// Loads with the engine the registry recorded for this model.
-    pub fn load_with(&self, kind: EngineKind, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
+    pub fn load_with(
+        &self,
+        kind: EngineKind,
+        model_bytes: &[u8],
+    ) -> Result<Arc<dyn LoadedModel>, ExecError> {
         self.get(kind)?.load(model_bytes)
     }
 }
@@ -101,7 +117,10 @@ pub fn zero_inputs(sig: &ModelSignature) -> Result<TensorMap, String> {
             .collect();
         let n = shape.iter().product::<u64>();
         if n > MAX_PROBE_ELEMENTS {
-            return Err(format!("input {:?} needs {n} elements, over the probe limit", spec.name));
+            return Err(format!(
+                "input {:?} needs {n} elements, over the probe limit",
+                spec.name
+            ));
         }
         let n = n as usize;
         let data = match spec.dtype {
@@ -117,7 +136,10 @@ pub fn zero_inputs(sig: &ModelSignature) -> Result<TensorMap, String> {
             DType::Uint64 => TensorData::Uint64(vec![0; n]),
             DType::Bool => TensorData::Bool(vec![false; n]),
         };
-        map.insert(spec.name.clone(), Tensor::new(shape, data).map_err(|e| e.to_string())?);
+        map.insert(
+            spec.name.clone(),
+            Tensor::new(shape, data).map_err(|e| e.to_string())?,
+        );
     }
     Ok(map)
 }

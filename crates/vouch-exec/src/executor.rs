@@ -32,7 +32,12 @@ pub struct ExecutorConfig {
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
-        ExecutorConfig { workers: 2, queue_capacity: 1024, max_batch: 32, max_wait: Duration::ZERO }
+        ExecutorConfig {
+            workers: 2,
+            queue_capacity: 1024,
+            max_batch: 32,
+            max_wait: Duration::ZERO,
+        }
     }
 }
 
@@ -78,7 +83,11 @@ impl Executor {
     pub fn new(config: ExecutorConfig) -> Self {
         let n = config.workers.max(1);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { queue: VecDeque::new(), running: HashSet::new(), shutdown: false }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                running: HashSet::new(),
+                shutdown: false,
+            }),
             cv: Condvar::new(),
             config,
             stats: ExecutorStats::default(),
@@ -114,7 +123,11 @@ impl Executor {
             && model.signature().batchable()
             // A deterministic engine keeps its promise: its runs are never mixed with others'.
             && !model.profile().deterministic;
-        let rows = if batchable { batch::batch_rows(&inputs) } else { None };
+        let rows = if batchable {
+            batch::batch_rows(&inputs)
+        } else {
+            None
+        };
         let compat = batch::compat_key(&inputs);
         let (tx, rx) = oneshot::channel();
         {
@@ -127,7 +140,15 @@ impl Executor {
                 self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(ExecError::Overloaded { capacity: cap });
             }
-            st.queue.push_back(Job { key, model, inputs, rows, compat, enqueued: Instant::now(), reply: tx });
+            st.queue.push_back(Job {
+                key,
+                model,
+                inputs,
+                rows,
+                compat,
+                enqueued: Instant::now(),
+                reply: tx,
+            });
         }
         self.shared.cv.notify_all();
         Ok(rx)
@@ -211,12 +232,19 @@ fn gather(shared: &Shared, st: &mut parking_lot::MutexGuard<'_, State>, first: J
 fn execute(shared: &Shared, batch: Vec<Job>) {
     let stats = &shared.stats;
     stats.runs.fetch_add(1, Ordering::Relaxed);
-    stats.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    stats.max_batch_seen.fetch_max(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .requests
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .max_batch_seen
+        .fetch_max(batch.len() as u64, Ordering::Relaxed);
     let model = batch[0].model.clone();
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
-        let res = model.run(&job.inputs).map(|outputs| RunOutput { outputs, profile: model.profile() });
+        let res = model.run(&job.inputs).map(|outputs| RunOutput {
+            outputs,
+            profile: model.profile(),
+        });
         let _ = job.reply.send(res);
         return;
     }
@@ -224,10 +252,16 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
     let parts: Vec<&TensorMap> = batch.iter().map(|j| &j.inputs).collect();
     let joined = batch::concat(&parts);
     let result = joined
-        .map_err(|reason| ExecError::Run { engine: model.engine(), reason })
+        .map_err(|reason| ExecError::Run {
+            engine: model.engine(),
+            reason,
+        })
         .and_then(|inputs| model.run(&inputs))
         .and_then(|out| {
-            batch::split(&out, &rows).map_err(|reason| ExecError::Run { engine: model.engine(), reason })
+            batch::split(&out, &rows).map_err(|reason| ExecError::Run {
+                engine: model.engine(),
+                reason,
+            })
         });
     match result {
         Ok(outs) => {
@@ -235,13 +269,19 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
             profile.batch = batch.len() as u32;
             profile.deterministic = false;
             for (job, outputs) in batch.into_iter().zip(outs) {
-                let _ = job.reply.send(Ok(RunOutput { outputs, profile: profile.clone() }));
+                let _ = job.reply.send(Ok(RunOutput {
+                    outputs,
+                    profile: profile.clone(),
+                }));
             }
         }
         Err(_) => {
             // One bad batch must not fail its neighbours: run each request alone instead.
             for job in batch {
-                let res = model.run(&job.inputs).map(|outputs| RunOutput { outputs, profile: model.profile() });
+                let res = model.run(&job.inputs).map(|outputs| RunOutput {
+                    outputs,
+                    profile: model.profile(),
+                });
                 let _ = job.reply.send(res);
             }
         }

@@ -32,14 +32,21 @@ impl OrtEngine {
                     return Err(format!("no ONNX Runtime library at {}", dylib.display()));
                 }
                 let builder = ort::init_from(dylib).map_err(|e| e.to_string())?;
-                let env = builder.with_name("vouch").build().map_err(|e| e.to_string())?;
+                let env = builder
+                    .with_name("vouch")
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 let version = library_version(dylib)
                     .or_else(|| version_from_build_info(ort::info()))
                     .unwrap_or_else(|| "unknown".into());
                 Ok((env, version))
             })
             .clone()?;
-        Ok(OrtEngine { env, version, threads: threads.max(1) })
+        Ok(OrtEngine {
+            env,
+            version,
+            threads: threads.max(1),
+        })
     }
 }
 
@@ -63,7 +70,10 @@ fn library_version(dylib: &Path) -> Option<String> {
         if s.is_null() {
             return None;
         }
-        std::ffi::CStr::from_ptr(s).to_str().ok().map(str::to_string)
+        std::ffi::CStr::from_ptr(s)
+            .to_str()
+            .ok()
+            .map(str::to_string)
     }
 }
 
@@ -72,7 +82,9 @@ fn library_version(dylib: &Path) -> Option<String> {
 fn version_from_build_info(info: &str) -> Option<String> {
     let start = info.find("rel-")? + 4;
     let rest = &info[start..];
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
     (end > 0).then(|| rest[..end].to_string())
 }
 
@@ -86,7 +98,10 @@ impl Engine for OrtEngine {
     }
 
     fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
-        let err = |reason: String| ExecError::Load { engine: EngineKind::OnnxRuntime, reason };
+        let err = |reason: String| ExecError::Load {
+            engine: EngineKind::OnnxRuntime,
+            reason,
+        };
         // The declared interface comes from the ONNX graph itself, the same way for every engine.
         let proto = {
             use tract_onnx::prelude::Framework;
@@ -132,8 +147,12 @@ impl LoadedModel for OrtModel {
     }
 
     fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
-        let run_err = |reason: String| ExecError::Run { engine: EngineKind::OnnxRuntime, reason };
-        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        let run_err = |reason: String| ExecError::Run {
+            engine: EngineKind::OnnxRuntime,
+            reason,
+        };
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
         for (name, t) in inputs.iter() {
             values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
         }
@@ -152,7 +171,11 @@ impl LoadedModel for OrtModel {
     fn profile(&self) -> ExecProfile {
         // ORT picks kernels by CPU features and batch shape: reproducible on one machine at one
         // batch size, but not promised bit-exact elsewhere, so verifiers compare with a tolerance.
-        ExecProfile { threads: self.threads, deterministic: false, batch: 1 }
+        ExecProfile {
+            threads: self.threads,
+            deterministic: false,
+            batch: 1,
+        }
     }
 
     fn memory_bytes(&self) -> usize {
@@ -192,7 +215,10 @@ fn from_ort(v: &DynValue) -> Result<Tensor, String> {
     macro_rules! take {
         ($t:ty, $variant:ident) => {{
             let (shape, data) = v.try_extract_tensor::<$t>().map_err(|e| e.to_string())?;
-            (shape.iter().map(|&d| d as u64).collect::<Vec<u64>>(), TensorData::$variant(data.to_vec()))
+            (
+                shape.iter().map(|&d| d as u64).collect::<Vec<u64>>(),
+                TensorData::$variant(data.to_vec()),
+            )
         }};
     }
     let (shape, data) = match ty {
@@ -207,7 +233,11 @@ fn from_ort(v: &DynValue) -> Result<Tensor, String> {
         TensorElementType::Uint32 => take!(u32, Uint32),
         TensorElementType::Uint64 => take!(u64, Uint64),
         TensorElementType::Bool => take!(bool, Bool),
-        other => return Err(format!("output element type {other:?} is not supported yet")),
+        other => {
+            return Err(format!(
+                "output element type {other:?} is not supported yet"
+            ));
+        }
     };
     Tensor::new(shape, data).map_err(|e| e.to_string())
 }
@@ -217,7 +247,10 @@ mod tests {
     #[test]
     fn version_is_read_from_the_release_branch() {
         assert_eq!(
-            super::version_from_build_info("ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc").as_deref(),
+            super::version_from_build_info(
+                "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc"
+            )
+            .as_deref(),
             Some("1.32.0")
         );
         assert_eq!(super::version_from_build_info("no branch"), None);

@@ -9,7 +9,9 @@ use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TDim, TValue, TVec,
     Tensor as TractTensor, TypedRunnableModel, tvec,
 };
-use vouch_core::{DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorMap, TensorSpec};
+use vouch_core::{
+    DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorMap, TensorSpec,
+};
 
 use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
 
@@ -28,13 +30,18 @@ impl Engine for TractEngine {
     }
 
     fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
-        let err = |reason: String| ExecError::Load { engine: EngineKind::Tract, reason };
+        let err = |reason: String| ExecError::Load {
+            engine: EngineKind::Tract,
+            reason,
+        };
         let onnx = tract_onnx::onnx();
         let proto = onnx
             .proto_model_for_read(&mut Cursor::new(model_bytes))
             .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?;
         let signature = signature_from_proto(&proto).map_err(err)?;
-        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| err(format!("{e:#}")))?;
+        let mut model = onnx
+            .model_for_proto_model(&proto)
+            .map_err(|e| err(format!("{e:#}")))?;
         for (i, spec) in signature.inputs.iter().enumerate() {
             let dims: TVec<TDim> = spec
                 .shape
@@ -47,13 +54,19 @@ impl Engine for TractEngine {
                 })
                 .collect();
             let fact = InferenceFact::dt_shape(datum_type(spec.dtype), dims);
-            model.set_input_fact(i, fact).map_err(|e| err(format!("{e:#}")))?;
+            model
+                .set_input_fact(i, fact)
+                .map_err(|e| err(format!("{e:#}")))?;
         }
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| err(format!("{e:#}")))?;
-        Ok(Arc::new(TractModel { plan, signature, bytes: model_bytes.len() }))
+        Ok(Arc::new(TractModel {
+            plan,
+            signature,
+            bytes: model_bytes.len(),
+        }))
     }
 }
 
@@ -73,7 +86,10 @@ impl LoadedModel for TractModel {
     }
 
     fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
-        let run_err = |reason: String| ExecError::Run { engine: EngineKind::Tract, reason };
+        let run_err = |reason: String| ExecError::Run {
+            engine: EngineKind::Tract,
+            reason,
+        };
         let mut values: TVec<TValue> = tvec![];
         for spec in &self.signature.inputs {
             let t = inputs
@@ -81,7 +97,10 @@ impl LoadedModel for TractModel {
                 .ok_or_else(|| ExecError::BadInput(format!("missing input {:?}", spec.name)))?;
             values.push(to_tract(t).map_err(run_err)?.into());
         }
-        let outs = self.plan.run(values).map_err(|e| run_err(format!("{e:#}")))?;
+        let outs = self
+            .plan
+            .run(values)
+            .map_err(|e| run_err(format!("{e:#}")))?;
         let mut map = TensorMap::new();
         for (spec, v) in self.signature.outputs.iter().zip(outs.iter()) {
             map.insert(spec.name.clone(), from_tract(v).map_err(run_err)?);
@@ -90,7 +109,11 @@ impl LoadedModel for TractModel {
     }
 
     fn profile(&self) -> ExecProfile {
-        ExecProfile { threads: 1, deterministic: true, batch: 1 }
+        ExecProfile {
+            threads: 1,
+            deterministic: true,
+            batch: 1,
+        }
     }
 
     fn memory_bytes(&self) -> usize {
@@ -108,10 +131,18 @@ pub fn signature_from_proto(proto: &pb::ModelProto) -> Result<ModelSignature, St
     let spec = |vi: &pb::ValueInfoProto| -> Result<TensorSpec, String> {
         let tensor_type = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(pb::type_proto::Value::TensorType(t)) => t,
-            None => return Err(format!("{:?} is not a tensor (sequence/map inputs are not supported)", vi.name)),
+            None => {
+                return Err(format!(
+                    "{:?} is not a tensor (sequence/map inputs are not supported)",
+                    vi.name
+                ));
+            }
         };
         let dtype = dtype_from_onnx(tensor_type.elem_type).ok_or_else(|| {
-            format!("{:?} has ONNX element type {}, which Vouch does not accept yet", vi.name, tensor_type.elem_type)
+            format!(
+                "{:?} has ONNX element type {}, which Vouch does not accept yet",
+                vi.name, tensor_type.elem_type
+            )
         })?;
         let shape = tensor_type
             .shape
@@ -120,14 +151,20 @@ pub fn signature_from_proto(proto: &pb::ModelProto) -> Result<ModelSignature, St
             .dim
             .iter()
             .map(|d| match &d.value {
-                Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as u64),
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(n)) if *n >= 0 => {
+                    Dim::Fixed(*n as u64)
+                }
                 Some(pb::tensor_shape_proto::dimension::Value::DimParam(s)) if !s.is_empty() => {
                     Dim::Free(Some(s.clone()))
                 }
                 _ => Dim::Free(None),
             })
             .collect();
-        Ok(TensorSpec { name: vi.name.clone(), dtype, shape })
+        Ok(TensorSpec {
+            name: vi.name.clone(),
+            dtype,
+            shape,
+        })
     };
     let inputs = graph
         .input
@@ -135,7 +172,11 @@ pub fn signature_from_proto(proto: &pb::ModelProto) -> Result<ModelSignature, St
         .filter(|vi| !initializers.contains(vi.name.as_str()))
         .map(spec)
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = graph.output.iter().map(spec).collect::<Result<Vec<_>, _>>()?;
+    let outputs = graph
+        .output
+        .iter()
+        .map(spec)
+        .collect::<Result<Vec<_>, _>>()?;
     if outputs.is_empty() {
         return Err("the graph declares no outputs".into());
     }
@@ -185,7 +226,11 @@ fn from_tract(t: &TractTensor) -> Result<Tensor, String> {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
     macro_rules! take {
         ($ty:ty, $variant:ident) => {
-            TensorData::$variant(t.try_as_plain_ram().and_then(|p| p.as_slice::<$ty>().map(|s| s.to_vec())).map_err(|e| format!("{e:#}"))?)
+            TensorData::$variant(
+                t.try_as_plain_ram()
+                    .and_then(|p| p.as_slice::<$ty>().map(|s| s.to_vec()))
+                    .map_err(|e| format!("{e:#}"))?,
+            )
         };
     }
     let data = match t.datum_type() {

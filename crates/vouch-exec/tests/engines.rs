@@ -26,15 +26,21 @@ fn model_bytes(name: &str) -> Vec<u8> {
 /// ONNX Runtime, when its library is present. CI sets VOUCH_REQUIRE_ORT=1 so that a missing
 /// library fails the run instead of silently testing only tract.
 fn ort() -> Option<OrtEngine> {
-    let path = std::env::var("ORT_DYLIB_PATH").ok().map(PathBuf::from).or_else(|| {
-        let p = PathBuf::from(std::env::var("HOME").ok()?).join(".cache/vouch/ort/libonnxruntime.so");
-        p.exists().then_some(p)
-    });
+    let path = std::env::var("ORT_DYLIB_PATH")
+        .ok()
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = PathBuf::from(std::env::var("HOME").ok()?)
+                .join(".cache/vouch/ort/libonnxruntime.so");
+            p.exists().then_some(p)
+        });
     let required = std::env::var("VOUCH_REQUIRE_ORT").is_ok_and(|v| v == "1");
     match path.map(|p| OrtEngine::load(&p, 1)) {
         Some(Ok(e)) => Some(e),
         Some(Err(e)) => panic!("ONNX Runtime failed to load: {e}"),
-        None if required => panic!("VOUCH_REQUIRE_ORT=1 but no ONNX Runtime library: run scripts/setup-ort.sh"),
+        None if required => {
+            panic!("VOUCH_REQUIRE_ORT=1 but no ONNX Runtime library: run scripts/setup-ort.sh")
+        }
         None => {
             eprintln!("note: ONNX Runtime library not found; testing tract only");
             None
@@ -46,7 +52,9 @@ fn max_abs_diff(a: &TensorMap, b: &TensorMap) -> f64 {
     assert_eq!(a.len(), b.len());
     let mut worst = 0f64;
     for (name, ta) in a.iter() {
-        let tb = b.get(name).unwrap_or_else(|| panic!("output {name} missing"));
+        let tb = b
+            .get(name)
+            .unwrap_or_else(|| panic!("output {name} missing"));
         assert_eq!(ta.shape(), tb.shape(), "shape of {name}");
         assert_eq!(ta.dtype(), tb.dtype(), "dtype of {name}");
         for (x, y) in ta.data().to_f64_vec().iter().zip(tb.data().to_f64_vec()) {
@@ -60,12 +68,18 @@ const MODELS: [&str; 4] = ["mlp", "mlp_small", "cnn", "multi_io"];
 
 fn check_engine(engine: &dyn Engine) {
     for name in MODELS {
-        let m = engine.load(&model_bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let m = engine
+            .load(&model_bytes(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let inputs = load_json(&format!("{name}.input.json"));
         check_inputs(m.signature(), &inputs).unwrap();
         let out = m.run(&inputs).unwrap();
         let diff = max_abs_diff(&out, &load_json(&format!("{name}.output.json")));
-        assert!(diff < 1e-4, "{} on {name}: max abs diff {diff}", engine.kind());
+        assert!(
+            diff < 1e-4,
+            "{} on {name}: max abs diff {diff}",
+            engine.kind()
+        );
     }
 }
 
@@ -103,7 +117,11 @@ fn signatures_name_inputs_dtypes_and_free_batch_dims() {
 #[test]
 fn garbage_is_refused_by_every_engine_with_reasons() {
     let engines = Engines::new(ort());
-    let err = engines.admit(b"definitely not a model").err().unwrap().to_string();
+    let err = engines
+        .admit(b"definitely not a model")
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cannot load"), "{err}");
     let admitted = engines.admit(&model_bytes("mlp")).unwrap();
     assert_eq!(admitted.engine, engines.preferred());
@@ -127,17 +145,29 @@ fn executor_batches_concurrent_requests_and_splits_results_correctly() {
     // Batching only applies to non-deterministic engines; without ORT this checks the unbatched path.
     let engine = engine.unwrap_or_else(|| Arc::new(TractEngine));
     let model = engine.load(&model_bytes("mlp")).unwrap();
-    let exec = Executor::new(ExecutorConfig { workers: 1, queue_capacity: 64, max_batch: 16, max_wait: std::time::Duration::from_millis(20) });
+    let exec = Executor::new(ExecutorConfig {
+        workers: 1,
+        queue_capacity: 64,
+        max_batch: 16,
+        max_wait: std::time::Duration::from_millis(20),
+    });
     let key = ModelDigest::of_model_bytes(&model_bytes("mlp"));
     let base = load_json("mlp.input.json");
     let expected = model.run(&base).unwrap();
-    let receivers: Vec<_> = (0..8).map(|_| exec.submit(key, model.clone(), base.clone()).unwrap()).collect();
+    let receivers: Vec<_> = (0..8)
+        .map(|_| exec.submit(key, model.clone(), base.clone()).unwrap())
+        .collect();
     for rx in receivers {
         let out = rx.blocking_recv().unwrap().unwrap();
         assert!(max_abs_diff(&out.outputs, &expected) < 1e-5);
     }
     if engine.kind() == EngineKind::OnnxRuntime {
-        assert!(exec.stats().max_batch_seen.load(std::sync::atomic::Ordering::Relaxed) > 1);
+        assert!(
+            exec.stats()
+                .max_batch_seen
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 1
+        );
     }
 }
 
@@ -145,7 +175,12 @@ fn executor_batches_concurrent_requests_and_splits_results_correctly() {
 fn a_full_queue_is_refused_not_grown() {
     let model = TractEngine.load(&model_bytes("cnn")).unwrap();
     let key = ModelDigest::of_model_bytes(b"cnn");
-    let exec = Executor::new(ExecutorConfig { workers: 1, queue_capacity: 2, max_batch: 1, max_wait: Default::default() });
+    let exec = Executor::new(ExecutorConfig {
+        workers: 1,
+        queue_capacity: 2,
+        max_batch: 1,
+        max_wait: Default::default(),
+    });
     let inputs = load_json("cnn.input.json");
     let mut refused = 0;
     let mut accepted = Vec::new();
@@ -156,8 +191,52 @@ fn a_full_queue_is_refused_not_grown() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(refused > 0, "50 instant submissions into a queue of 2 must overflow");
+    assert!(
+        refused > 0,
+        "50 instant submissions into a queue of 2 must overflow"
+    );
     for rx in accepted {
         assert!(rx.blocking_recv().unwrap().is_ok());
+    }
+}
+
+/// The text model exported by scripts/setup-minilm.sh (90 MB, not committed). CI sets
+/// VOUCH_REQUIRE_MINILM=1 so that its absence fails the run.
+#[test]
+fn minilm_text_model_runs_on_both_engines() {
+    let required = std::env::var("VOUCH_REQUIRE_MINILM").is_ok_and(|v| v == "1");
+    let path = std::env::var("VOUCH_MINILM")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let p =
+                PathBuf::from(std::env::var("HOME").ok()?).join(".cache/vouch/models/minilm.onnx");
+            p.exists().then_some(p)
+        });
+    let Some(path) = path.filter(|p| p.exists()) else {
+        assert!(
+            !required,
+            "VOUCH_REQUIRE_MINILM=1 but the model is missing: run scripts/setup-minilm.sh"
+        );
+        eprintln!("note: MiniLM not exported; skipping (scripts/setup-minilm.sh)");
+        return;
+    };
+    let bytes = std::fs::read(&path).unwrap();
+    let dir = path.parent().unwrap();
+    let read = |n: &str| -> TensorMap {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(n)).unwrap()).unwrap()
+    };
+    let inputs = read("minilm.input.json");
+    let expected = read("minilm.output.json");
+    let mut engines: Vec<Box<dyn Engine>> = vec![Box::new(TractEngine)];
+    if let Some(o) = ort() {
+        engines.push(Box::new(o));
+    }
+    for e in engines {
+        let m = e.load(&bytes).unwrap();
+        assert_eq!(m.signature().outputs[0].shape_string(), "[N, 384]");
+        let out = m.run(&inputs).unwrap();
+        let diff = max_abs_diff(&out, &expected);
+        assert!(diff < 1e-4, "{} on MiniLM: max abs diff {diff}", e.kind());
     }
 }

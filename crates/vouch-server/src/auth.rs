@@ -17,7 +17,10 @@ pub struct Admin;
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         let given = parts
             .headers
             .get(AUTHORIZATION)
@@ -32,7 +35,10 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         if bool::from(given.trim().as_bytes().ct_eq(state.admin_token.as_bytes())) {
             Ok(Admin)
         } else {
-            Err(ApiError::new(ErrorCode::Unauthorized, "the admin token is wrong"))
+            Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "the admin token is wrong",
+            ))
         }
     }
 }

@@ -18,9 +18,16 @@ pub async fn resolve(st: &AppState, r: &ModelRef) -> Result<ModelDigest, ApiErro
             if let Some(d) = st.names.get(&key) {
                 return Ok(d);
             }
-            let p = st.store.resolve_name(name, version.as_deref()).await?.ok_or_else(|| {
-                ApiError::new(ErrorCode::ModelNotFound, format!("no model is registered as {r}"))
-            })?;
+            let p = st
+                .store
+                .resolve_name(name, version.as_deref())
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::ModelNotFound,
+                        format!("no model is registered as {r}"),
+                    )
+                })?;
             st.names.insert(key, p.digest);
             Ok(p.digest)
         }
@@ -32,34 +39,50 @@ pub async fn meta(st: &AppState, digest: &ModelDigest) -> Result<Arc<ModelMeta>,
     if let Some(m) = st.meta.get(digest) {
         return Ok(m);
     }
-    let rec = st
-        .store
-        .model(digest)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, format!("no model with digest {digest}")))?;
-    let engine = EngineKind::parse(&rec.engine)
-        .ok_or_else(|| ApiError::internal(format!("registry names unknown engine {:?}", rec.engine)))?;
-    let m = Arc::new(ModelMeta { engine, signature: rec.signature });
+    let rec = st.store.model(digest).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("no model with digest {digest}"),
+        )
+    })?;
+    let engine = EngineKind::parse(&rec.engine).ok_or_else(|| {
+        ApiError::internal(format!("registry names unknown engine {:?}", rec.engine))
+    })?;
+    let m = Arc::new(ModelMeta {
+        engine,
+        signature: rec.signature,
+    });
     st.meta.insert(*digest, m.clone());
     Ok(m)
 }
 
 /// The compiled model, from the cache or loaded once (concurrent callers share the load).
-pub async fn loaded(st: &Arc<AppState>, digest: ModelDigest, meta: &ModelMeta) -> Result<Arc<dyn LoadedModel>, ApiError> {
+pub async fn loaded(
+    st: &Arc<AppState>,
+    digest: ModelDigest,
+    meta: &ModelMeta,
+) -> Result<Arc<dyn LoadedModel>, ApiError> {
     let engine = meta.engine;
     let state = st.clone();
     st.cache
         .get_or_load(digest, async move {
-            let bytes = state
-                .store
-                .blobs
-                .get_model(&digest)
-                .await
-                .map_err(|e| ExecError::Load { engine, reason: e.to_string() })?;
+            let bytes =
+                state
+                    .store
+                    .blobs
+                    .get_model(&digest)
+                    .await
+                    .map_err(|e| ExecError::Load {
+                        engine,
+                        reason: e.to_string(),
+                    })?;
             let engines = state.engines.clone();
             tokio::task::spawn_blocking(move || engines.load_with(engine, &bytes))
                 .await
-                .map_err(|e| ExecError::Load { engine, reason: e.to_string() })?
+                .map_err(|e| ExecError::Load {
+                    engine,
+                    reason: e.to_string(),
+                })?
         })
         .await
         .map_err(|e| match &*e {

@@ -16,7 +16,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -26,7 +29,9 @@ impl ApiError {
             ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge | ErrorCode::ModelTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::InvalidModel | ErrorCode::TierUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidModel | ErrorCode::TierUnavailable => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ExecutionFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -44,7 +49,8 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
         let mut resp = (status, axum::Json(body)).into_response();
         if self.code == ErrorCode::Overloaded {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }
@@ -53,7 +59,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::VersionConflict { .. } => ApiError::new(ErrorCode::VersionConflict, e.to_string()),
+            StoreError::VersionConflict { .. } => {
+                ApiError::new(ErrorCode::VersionConflict, e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

@@ -28,7 +28,10 @@ pub use state::{AppState, BootError};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Vouch", description = "Verifiable AI inference: every answer comes with a receipt anyone can check offline."),
+    info(
+        title = "Vouch",
+        description = "Verifiable AI inference: every answer comes with a receipt anyone can check offline."
+    ),
     paths(
         routes::node::health,
         routes::node::node,
@@ -46,15 +49,24 @@ pub struct ApiDoc;
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
-        .route("/v1/models", post(routes::models::register).get(routes::models::list))
+        .route(
+            "/v1/models",
+            post(routes::models::register).get(routes::models::list),
+        )
         .layer(DefaultBodyLimit::max(limits.max_model_bytes));
     let api = Router::new()
         .route("/health", get(routes::node::health))
         .route("/v1/node", get(routes::node::node))
-        .route("/v1/models/by-digest/{digest}", get(routes::models::by_digest))
+        .route(
+            "/v1/models/by-digest/{digest}",
+            get(routes::models::by_digest),
+        )
         .route("/v1/models/{reference}", get(routes::models::by_name))
         .route("/v1/infer", post(routes::infer::infer))
-        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(ApiDoc::openapi()) }),
+        )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     models
         .merge(api)
@@ -78,7 +90,10 @@ pub enum ServeError {
     #[error("{0}")]
     Boot(#[from] BootError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -92,13 +107,22 @@ impl Server {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
-        Ok(Server { state, addr, listener })
+        Ok(Server {
+            state,
+            addr,
+            listener,
+        })
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let app = router(self.state);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 }

@@ -51,7 +51,10 @@ pub enum BootError {
     #[error("{0}")]
     Store(#[from] vouch_store::StoreError),
     #[error("admin token {path}: {source}")]
-    Token { path: String, source: std::io::Error },
+    Token {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Engine(String),
 }
@@ -78,8 +81,16 @@ impl AppState {
             signer,
             admin_token,
             meta: moka::sync::Cache::new(100_000),
-            names: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(5)).build(),
-            boot: BootInfo { key_created, token_created, token_path, ort_status },
+            names: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
+            boot: BootInfo {
+                key_created,
+                token_created,
+                token_path,
+                ort_status,
+            },
             config,
         }))
     }
@@ -101,7 +112,10 @@ pub fn ort_dylib_path(configured: Option<&Path>) -> Option<PathBuf> {
 fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError> {
     let want = config.exec.engine.as_str();
     if want == "tract" {
-        return Ok((Engines::tract_only(), "disabled by config (engine = \"tract\")".into()));
+        return Ok((
+            Engines::tract_only(),
+            "disabled by config (engine = \"tract\")".into(),
+        ));
     }
     let found = ort_dylib_path(config.exec.ort_dylib.as_deref());
     let loaded = match &found {
@@ -127,15 +141,21 @@ fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError>
 
 /// The admin token: 32 random bytes, base64url, in a 0600 file created on first start.
 fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
-    let err = |source| BootError::Token { path: path.display().to_string(), source };
+    let err = |source| BootError::Token {
+        path: path.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(t) if !t.trim().is_empty() => Ok((t.trim().to_string(), false)),
-        Ok(_) => Err(err(std::io::Error::other("file is empty; delete it to create a new token"))),
+        Ok(_) => Err(err(std::io::Error::other(
+            "file is empty; delete it to create a new token",
+        ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut raw = [0u8; 32];
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-            vouch_attest::signer::write_secret_file(path, format!("{token}\n").as_bytes()).map_err(err)?;
+            vouch_attest::signer::write_secret_file(path, format!("{token}\n").as_bytes())
+                .map_err(err)?;
             Ok((token, true))
         }
         Err(e) => Err(err(e)),

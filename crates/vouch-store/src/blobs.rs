@@ -22,9 +22,13 @@ fn key(digest: &ModelDigest) -> ObjectPath {
 
 impl BlobStore {
     pub fn local(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Blob(format!("{}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Blob(e.to_string()))?;
-        Ok(BlobStore { inner: Arc::new(fs) })
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Blob(format!("{}: {e}", dir.display())))?;
+        let fs =
+            LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Blob(e.to_string()))?;
+        Ok(BlobStore {
+            inner: Arc::new(fs),
+        })
     }
 
     /// Stores `bytes` under their digest (written to a temporary file and renamed, so a crash
@@ -48,7 +52,9 @@ impl BlobStore {
             .await
             .map_err(|e| StoreError::Blob(e.to_string()))?;
         if ModelDigest::of_model_bytes(&bytes) != *digest {
-            return Err(StoreError::Corrupt(format!("blob for {digest} no longer matches its digest")));
+            return Err(StoreError::Corrupt(format!(
+                "blob for {digest} no longer matches its digest"
+            )));
         }
         Ok(bytes)
     }

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use blobs::BlobStore;
 pub use registry::{ModelRecord, NameChange, NamePointer, NewModel};
@@ -26,8 +26,15 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("blob store error: {0}")]
     Blob(String),
-    #[error("{name}@{version} already points at {existing}; pass replace to move it to {requested}")]
-    VersionConflict { name: String, version: String, existing: String, requested: String },
+    #[error(
+        "{name}@{version} already points at {existing}; pass replace to move it to {requested}"
+    )]
+    VersionConflict {
+        name: String,
+        version: String,
+        existing: String,
+        requested: String,
+    },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -41,11 +48,11 @@ pub struct Store {
     pub blobs: BlobStore,
 }
 
-
 impl Store {
     /// Opens (creating if needed) `<data_dir>/vouch.db` and `<data_dir>/blobs/`, and migrates.
     pub async fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
         let db_path = data_dir.join("vouch.db");
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db_path.display()))?
             .create_if_missing(true)
@@ -54,7 +61,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
         // One migrator per owner folder, sharing sqlx's bookkeeping table; each ignores the
         // others' versions (core 1-99, log 100-199, pay 200-299).
         let mut core = sqlx::migrate!("./migrations/core");
@@ -74,3 +84,6 @@ impl Store {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
+
+pub mod log_store;
+pub mod pay_store;

@@ -58,7 +58,8 @@ fn pointer(row: &SqliteRow) -> Result<NamePointer> {
 impl Store {
     /// Inserts a model row; returns false when the digest was already registered (idempotent).
     pub async fn insert_model(&self, m: &NewModel) -> Result<bool> {
-        let sig = serde_json::to_string(&m.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sig =
+            serde_json::to_string(&m.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let res = sqlx::query(
             "INSERT INTO models (digest, size_bytes, engine, signature, created_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT(digest) DO NOTHING",
@@ -75,13 +76,20 @@ impl Store {
 
     /// Points `name@version` at `digest`. An existing pointer to another digest is a conflict
     /// unless `replace` is set, so a version is never silently re-targeted.
-    pub async fn set_name(&self, name: &str, version: &str, digest: &ModelDigest, replace: bool) -> Result<NameChange> {
+    pub async fn set_name(
+        &self,
+        name: &str,
+        version: &str,
+        digest: &ModelDigest,
+        replace: bool,
+    ) -> Result<NameChange> {
         let mut tx = self.pool.begin().await?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT digest FROM model_names WHERE name = ? AND version = ?")
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT digest FROM model_names WHERE name = ? AND version = ?")
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
         let change = match existing {
             Some(d) if d == digest.to_string() => return Ok(NameChange::Unchanged),
             Some(d) if !replace => {
@@ -92,7 +100,9 @@ impl Store {
                     requested: digest.to_string(),
                 });
             }
-            Some(d) => NameChange::Moved { from: parse_digest(&d)? },
+            Some(d) => NameChange::Moved {
+                from: parse_digest(&d)?,
+            },
             None => NameChange::Created,
         };
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_names")
@@ -115,7 +125,11 @@ impl Store {
     }
 
     /// `name@version`, or the latest registered version of `name` when `version` is `None`.
-    pub async fn resolve_name(&self, name: &str, version: Option<&str>) -> Result<Option<NamePointer>> {
+    pub async fn resolve_name(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<NamePointer>> {
         let row = match version {
             Some(v) => {
                 sqlx::query("SELECT name, version, digest, updated_at FROM model_names WHERE name = ? AND version = ?")
@@ -137,10 +151,12 @@ impl Store {
     }
 
     pub async fn model(&self, digest: &ModelDigest) -> Result<Option<ModelRecord>> {
-        let row = sqlx::query("SELECT digest, size_bytes, engine, signature, created_at FROM models WHERE digest = ?")
-            .bind(digest.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT digest, size_bytes, engine, signature, created_at FROM models WHERE digest = ?",
+        )
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Ok(None),
             Some(r) => {
@@ -171,7 +187,9 @@ impl Store {
     }
 
     pub async fn count_models(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM models").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM models")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n as u64)
     }
 
@@ -191,7 +209,8 @@ impl Store {
             digest: parse_digest(r.try_get("digest")?)?,
             size_bytes: r.try_get::<i64, _>("size_bytes")? as u64,
             engine: r.try_get("engine")?,
-            signature: serde_json::from_str(&sig).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            signature: serde_json::from_str(&sig)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             created_at: r.try_get("created_at")?,
             names: Vec::new(),
         })
@@ -204,8 +223,15 @@ mod tests {
     use vouch_core::{DType, Dim, TensorSpec};
 
     fn sig() -> ModelSignature {
-        let spec = |n: &str| TensorSpec { name: n.into(), dtype: DType::Float32, shape: vec![Dim::Free(None), Dim::Fixed(4)] };
-        ModelSignature { inputs: vec![spec("x")], outputs: vec![spec("y")] }
+        let spec = |n: &str| TensorSpec {
+            name: n.into(),
+            dtype: DType::Float32,
+            shape: vec![Dim::Free(None), Dim::Fixed(4)],
+        };
+        ModelSignature {
+            inputs: vec![spec("x")],
+            outputs: vec![spec("y")],
+        }
     }
 
     #[tokio::test]
@@ -216,28 +242,78 @@ mod tests {
         let a = ModelDigest::of_model_bytes(b"a");
         let b = ModelDigest::of_model_bytes(b"b");
         for d in [a, b] {
-            let m = NewModel { digest: d, size_bytes: 1, engine: "tract".into(), signature: sig() };
+            let m = NewModel {
+                digest: d,
+                size_bytes: 1,
+                engine: "tract".into(),
+                signature: sig(),
+            };
             assert!(store.insert_model(&m).await.unwrap());
-            assert!(!store.insert_model(&m).await.unwrap(), "re-insert is idempotent");
+            assert!(
+                !store.insert_model(&m).await.unwrap(),
+                "re-insert is idempotent"
+            );
         }
-        assert_eq!(store.set_name("m", "1", &a, false).await.unwrap(), NameChange::Created);
-        assert_eq!(store.set_name("m", "1", &a, false).await.unwrap(), NameChange::Unchanged);
-        assert!(matches!(store.set_name("m", "1", &b, false).await, Err(StoreError::VersionConflict { .. })));
-        assert_eq!(store.set_name("m", "2", &b, false).await.unwrap(), NameChange::Created);
-        assert_eq!(store.resolve_name("m", None).await.unwrap().unwrap().digest, b);
-        assert_eq!(store.resolve_name("m", Some("1")).await.unwrap().unwrap().digest, a);
-        assert_eq!(store.set_name("m", "1", &b, true).await.unwrap(), NameChange::Moved { from: a });
-        assert_eq!(store.resolve_name("m", None).await.unwrap().unwrap().version, "1", "latest follows the last change");
+        assert_eq!(
+            store.set_name("m", "1", &a, false).await.unwrap(),
+            NameChange::Created
+        );
+        assert_eq!(
+            store.set_name("m", "1", &a, false).await.unwrap(),
+            NameChange::Unchanged
+        );
+        assert!(matches!(
+            store.set_name("m", "1", &b, false).await,
+            Err(StoreError::VersionConflict { .. })
+        ));
+        assert_eq!(
+            store.set_name("m", "2", &b, false).await.unwrap(),
+            NameChange::Created
+        );
+        assert_eq!(
+            store.resolve_name("m", None).await.unwrap().unwrap().digest,
+            b
+        );
+        assert_eq!(
+            store
+                .resolve_name("m", Some("1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .digest,
+            a
+        );
+        assert_eq!(
+            store.set_name("m", "1", &b, true).await.unwrap(),
+            NameChange::Moved { from: a }
+        );
+        assert_eq!(
+            store
+                .resolve_name("m", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            "1",
+            "latest follows the last change"
+        );
         let rec = store.model(&b).await.unwrap().unwrap();
         assert_eq!(rec.names.len(), 2);
         assert_eq!(rec.signature, sig());
         assert_eq!(store.count_models().await.unwrap(), 2);
         assert!(store.resolve_name("nope", None).await.unwrap().is_none());
 
-        store.blobs.put_model(&a, bytes::Bytes::from_static(b"a")).await.unwrap();
+        store
+            .blobs
+            .put_model(&a, bytes::Bytes::from_static(b"a"))
+            .await
+            .unwrap();
         assert_eq!(&store.blobs.get_model(&a).await.unwrap()[..], b"a");
         std::fs::write(dir.join("blobs/models").join(a.0.hex()), b"tampered").unwrap();
-        assert!(matches!(store.blobs.get_model(&a).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            store.blobs.get_model(&a).await,
+            Err(StoreError::Corrupt(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -49,17 +49,27 @@ pub enum VerifyError {
     MissingSignature,
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
-    #[error("the receipt lists the {0} tier, whose evidence this verifier cannot check yet: refusing to report it as verified")]
+    #[error(
+        "the receipt lists the {0} tier, whose evidence this verifier cannot check yet: refusing to report it as verified"
+    )]
     UncheckedTier(Tier),
-    #[error("{what} does not match the receipt: receipt says {expected}, {what} hashes to {actual}")]
-    DigestMismatch { what: &'static str, expected: Digest, actual: Digest },
+    #[error(
+        "{what} does not match the receipt: receipt says {expected}, {what} hashes to {actual}"
+    )]
+    DigestMismatch {
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+    },
 }
 
 /// Checks `bundle`, failing at the first discrepancy with a precise reason.
 pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, VerifyError> {
     let r = &bundle.receipt;
     if bundle.format != BUNDLE_FORMAT {
-        return Err(VerifyError::Format(bundle.format.chars().take(64).collect()));
+        return Err(VerifyError::Format(
+            bundle.format.chars().take(64).collect(),
+        ));
     }
     if r.version != RECEIPT_VERSION {
         return Err(VerifyError::ReceiptVersion(r.version));
@@ -72,10 +82,16 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
 
     match (&bundle.signature, r.tiers.contains(&Tier::Signed)) {
         (None, true) => return Err(VerifyError::MissingSignature),
-        (None, false) => not_proven.push("who produced this receipt: it is unsigned (tiers [])".to_string()),
+        (None, false) => {
+            not_proven.push("who produced this receipt: it is unsigned (tiers [])".to_string())
+        }
         (Some(sig), _) => {
             verify_receipt_signature(r, sig, ev.trusted_key.as_ref())?;
-            let trust = if ev.trusted_key.is_some() { "the key you trust" } else { "a key you did not pin (pass --trust-key)" };
+            let trust = if ev.trusted_key.is_some() {
+                "the key you trust"
+            } else {
+                "a key you did not pin (pass --trust-key)"
+            };
             proven.push(Finding {
                 check: "signature",
                 detail: format!("node {} signed this receipt ({trust})", r.node_key),
@@ -83,13 +99,23 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         }
     }
 
-    let mut digest_check = |what: &'static str, expected: Digest, actual: Option<Digest>, missing: &str| {
+    let mut digest_check = |what: &'static str,
+                            expected: Digest,
+                            actual: Option<Digest>,
+                            missing: &str| {
         match actual {
             Some(a) if a == expected => {
-                proven.push(Finding { check: what, detail: format!("{what} hashes to the receipt's {expected}") });
+                proven.push(Finding {
+                    check: what,
+                    detail: format!("{what} hashes to the receipt's {expected}"),
+                });
                 Ok(())
             }
-            Some(a) => Err(VerifyError::DigestMismatch { what, expected, actual: a }),
+            Some(a) => Err(VerifyError::DigestMismatch {
+                what,
+                expected,
+                actual: a,
+            }),
             None => {
                 not_proven.push(missing.to_string());
                 Ok(())
@@ -129,5 +155,9 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
     } else {
         "unsigned: integrity of the given files only".to_string()
     };
-    Ok(Report { proven, not_proven, summary })
+    Ok(Report {
+        proven,
+        not_proven,
+        summary,
+    })
 }

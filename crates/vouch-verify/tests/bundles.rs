@@ -6,13 +6,19 @@ use vouch_verify::{Evidence, VerifyError, verify_bundle};
 
 fn outputs() -> TensorMap {
     let mut m = TensorMap::new();
-    m.insert("y", Tensor::new(vec![1, 3], TensorData::Float32(vec![0.25, -1.5, 3.0])).unwrap());
+    m.insert(
+        "y",
+        Tensor::new(vec![1, 3], TensorData::Float32(vec![0.25, -1.5, 3.0])).unwrap(),
+    );
     m
 }
 
 fn inputs() -> TensorMap {
     let mut m = TensorMap::new();
-    m.insert("x", Tensor::new(vec![1, 2], TensorData::Float32(vec![1.0, 2.0])).unwrap());
+    m.insert(
+        "x",
+        Tensor::new(vec![1, 2], TensorData::Float32(vec![1.0, 2.0])).unwrap(),
+    );
     m
 }
 
@@ -30,7 +36,11 @@ fn receipt(signer: &NodeSigner) -> Receipt {
         engine: EngineInfo {
             name: "tract".into(),
             version: "0.23.9".into(),
-            profile: ExecProfile { threads: 1, deterministic: true, batch: 1 },
+            profile: ExecProfile {
+                threads: 1,
+                deterministic: true,
+                batch: 1,
+            },
         },
         config_digest: None,
         tiers: vec![Tier::Signed],
@@ -47,7 +57,13 @@ fn signer() -> NodeSigner {
 fn bundle() -> Bundle {
     let s = signer();
     let r = receipt(&s);
-    Bundle { format: BUNDLE_FORMAT.into(), signature: Some(s.sign_receipt(&r)), receipt: r, outputs: Some(outputs()), evidence: Default::default() }
+    Bundle {
+        format: BUNDLE_FORMAT.into(),
+        signature: Some(s.sign_receipt(&r)),
+        receipt: r,
+        outputs: Some(outputs()),
+        evidence: Default::default(),
+    }
 }
 
 #[test]
@@ -56,19 +72,42 @@ fn receipt_test_vector_is_stable() {
     let s = signer();
     let r = receipt(&s);
     let bytes = String::from_utf8(r.canonical_bytes()).unwrap();
-    assert_eq!(bytes, include_str!("vectors/receipt1.canonical.json").trim_end());
-    assert_eq!(r.hash().to_string(), include_str!("vectors/receipt1.hash").trim());
-    assert_eq!(s.sign_receipt(&r).sig, include_str!("vectors/receipt1.sig").trim());
+    assert_eq!(
+        bytes,
+        include_str!("vectors/receipt1.canonical.json").trim_end()
+    );
+    assert_eq!(
+        r.hash().to_string(),
+        include_str!("vectors/receipt1.hash").trim()
+    );
+    assert_eq!(
+        s.sign_receipt(&r).sig,
+        include_str!("vectors/receipt1.sig").trim()
+    );
     assert_eq!(inputs().digest().to_string(), r.input_digest.to_string());
 }
 
 #[test]
 fn honest_bundle_verifies_with_everything_given() {
     let b = bundle();
-    let ev = Evidence { trusted_key: Some(signer().public_key()), model_bytes: Some(MODEL), inputs: Some(&inputs()), outputs: Some(&outputs()) };
+    let ev = Evidence {
+        trusted_key: Some(signer().public_key()),
+        model_bytes: Some(MODEL),
+        inputs: Some(&inputs()),
+        outputs: Some(&outputs()),
+    };
     let report = verify_bundle(&b, &ev).unwrap();
     let checks: Vec<&str> = report.proven.iter().map(|f| f.check).collect();
-    assert_eq!(checks, ["signature", "bundled outputs", "model file", "input file", "output file"]);
+    assert_eq!(
+        checks,
+        [
+            "signature",
+            "bundled outputs",
+            "model file",
+            "input file",
+            "output file"
+        ]
+    );
     assert_eq!(report.summary, "signature only: trusts the node");
 }
 
@@ -88,7 +127,10 @@ fn any_changed_receipt_field_breaks_the_signature() {
         let mut b = bundle();
         m(&mut b.receipt);
         let err = verify_bundle(&b, &Evidence::default()).unwrap_err();
-        assert!(matches!(err, VerifyError::Signature(_)), "mutation {i}: {err}");
+        assert!(
+            matches!(err, VerifyError::Signature(_)),
+            "mutation {i}: {err}"
+        );
     }
 }
 
@@ -96,12 +138,15 @@ fn any_changed_receipt_field_breaks_the_signature() {
 fn every_signature_byte_matters() {
     use base64::Engine as _;
     let b = bundle();
-    let raw = base64::engine::general_purpose::STANDARD.decode(&b.signature.as_ref().unwrap().sig).unwrap();
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&b.signature.as_ref().unwrap().sig)
+        .unwrap();
     for i in 0..raw.len() {
         let mut flipped = raw.clone();
         flipped[i] ^= 1;
         let mut t = b.clone();
-        t.signature.as_mut().unwrap().sig = base64::engine::general_purpose::STANDARD.encode(&flipped);
+        t.signature.as_mut().unwrap().sig =
+            base64::engine::general_purpose::STANDARD.encode(&flipped);
         assert!(verify_bundle(&t, &Evidence::default()).is_err(), "byte {i}");
     }
 }
@@ -110,27 +155,84 @@ fn every_signature_byte_matters() {
 fn mismatches_are_named() {
     let b = bundle();
     let other_key = NodeSigner::from_seed([1u8; 32]).public_key();
-    let err = verify_bundle(&b, &Evidence { trusted_key: Some(other_key), ..Default::default() }).unwrap_err();
+    let err = verify_bundle(
+        &b,
+        &Evidence {
+            trusted_key: Some(other_key),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not the trusted key"), "{err}");
 
-    let err = verify_bundle(&b, &Evidence { model_bytes: Some(b"another model"), ..Default::default() }).unwrap_err();
-    assert!(matches!(err, VerifyError::DigestMismatch { what: "model file", .. }), "{err}");
+    let err = verify_bundle(
+        &b,
+        &Evidence {
+            model_bytes: Some(b"another model"),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::DigestMismatch {
+                what: "model file",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut changed = outputs();
-    changed.insert("y", Tensor::new(vec![1, 3], TensorData::Float32(vec![0.25, -1.5, 3.0001])).unwrap());
-    let err = verify_bundle(&b, &Evidence { outputs: Some(&changed), ..Default::default() }).unwrap_err();
-    assert!(matches!(err, VerifyError::DigestMismatch { what: "output file", .. }), "{err}");
+    changed.insert(
+        "y",
+        Tensor::new(vec![1, 3], TensorData::Float32(vec![0.25, -1.5, 3.0001])).unwrap(),
+    );
+    let err = verify_bundle(
+        &b,
+        &Evidence {
+            outputs: Some(&changed),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VerifyError::DigestMismatch {
+                what: "output file",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut t = b.clone();
     t.outputs = Some(changed);
     let err = verify_bundle(&t, &Evidence::default()).unwrap_err();
-    assert!(matches!(err, VerifyError::DigestMismatch { what: "bundled outputs", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VerifyError::DigestMismatch {
+                what: "bundled outputs",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut t = b.clone();
     t.signature = None;
-    assert_eq!(verify_bundle(&t, &Evidence::default()).unwrap_err(), VerifyError::MissingSignature);
+    assert_eq!(
+        verify_bundle(&t, &Evidence::default()).unwrap_err(),
+        VerifyError::MissingSignature
+    );
 
     let mut t = b;
     t.receipt.tiers.push(Tier::Zk);
-    assert_eq!(verify_bundle(&t, &Evidence::default()).unwrap_err(), VerifyError::UncheckedTier(Tier::Zk));
+    assert_eq!(
+        verify_bundle(&t, &Evidence::default()).unwrap_err(),
+        VerifyError::UncheckedTier(Tier::Zk)
+    );
 }

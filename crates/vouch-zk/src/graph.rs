@@ -5,8 +5,6 @@
 //! one [`Op::Linear`] with sparse rows, so the circuit needs one gadget for all of them, and a
 //! BatchNorm after a Conv folds into it exactly like any per-channel affine map.
 
-use crate::error::ZkError;
-
 /// Sparse rows in CSR form: row `i` is `idx[ptr[i]..ptr[i+1]]` with weights `w[..]`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sparse {
@@ -108,50 +106,6 @@ pub struct Graph {
 }
 
 impl Graph {
-    /// Float reference evaluation (f64), the quantiser's ground truth for calibration.
-    pub fn eval_f64(&self, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ZkError> {
-        let mut vals: Vec<Option<Vec<f64>>> = vec![None; self.value_len.len()];
-        for (io, x) in self.inputs.iter().zip(inputs) {
-            if x.len() != self.value_len[io.value] {
-                return Err(ZkError::BadInput(format!(
-                    "input {:?} has {} elements, expected {}",
-                    io.name,
-                    x.len(),
-                    self.value_len[io.value]
-                )));
-            }
-            vals[io.value] = Some(x.clone());
-        }
-        for op in &self.ops {
-            let get = |v: usize| vals[v].as_ref().ok_or_else(|| ZkError::Internal(format!("value {v} used before set")));
-            let out = match op {
-                Op::Linear { input, rows, bias, .. } => {
-                    let x = get(*input)?;
-                    (0..rows.rows())
-                        .map(|i| {
-                            let (ix, w) = rows.row(i);
-                            ix.iter().zip(w).map(|(&j, &wj)| wj * x[j as usize]).sum::<f64>() + bias[i]
-                        })
-                        .collect()
-                }
-                Op::Add { a, b, .. } => get(*a)?.iter().zip(get(*b)?).map(|(x, y)| x + y).collect(),
-                Op::Relu { input, .. } => get(*input)?.iter().map(|&x| x.max(0.0)).collect(),
-                Op::MaxPool { input, windows, .. } => {
-                    let x = get(*input)?;
-                    (0..windows.rows())
-                        .map(|i| windows.row(i).0.iter().map(|&j| x[j as usize]).fold(f64::NEG_INFINITY, f64::max))
-                        .collect()
-                }
-                Op::Lut { input, f, .. } => get(*input)?.iter().map(|&x| f.apply(x)).collect(),
-            };
-            vals[op.output()] = Some(out);
-        }
-        self.outputs
-            .iter()
-            .map(|io| vals[io.value].clone().ok_or_else(|| ZkError::Internal(format!("output {:?} never computed", io.name))))
-            .collect()
-    }
-
     /// Total number of weights (non-zero sparse entries) over all linear operators.
     pub fn num_weights(&self) -> usize {
         self.ops

@@ -43,6 +43,16 @@ pub fn report_data(node_key: &NodeKey, nonce: Option<&[u8]>) -> Result<[u8; 64],
     Ok(h.finalize().into())
 }
 
+/// The node key as a DER SubjectPublicKeyInfo (RFC 8410), the form Nitro's `public_key` field
+/// takes.
+pub fn ed25519_spki_der(node_key: &NodeKey) -> Vec<u8> {
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(&node_key.0);
+    der
+}
+
 /// Rejects empty and over-long nonces: an empty one would be indistinguishable in intent from
 /// "no nonce", and a long one could not be carried by every platform.
 pub fn check_nonce(nonce: &[u8]) -> Result<(), TeeError> {
@@ -100,6 +110,7 @@ pub fn check(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -121,6 +132,22 @@ mod tests {
     }
 
     #[test]
+    fn binding_matches_the_vectors_in_docs_tee_md() {
+        // Computed with Python's hashlib, independently of this crate.
+        let key = NodeKey([0x11; 32]);
+        assert_eq!(
+            hex::encode(report_data(&key, None).unwrap()),
+            "255645aea61c84e2a047c3b9516390451b12a5a93f6146ffb9018447bd115108\
+             b6917237cdc2fe6889311f153c30214f0da616e6bbeb13c63e005322d47418a5"
+        );
+        assert_eq!(
+            hex::encode(report_data(&key, Some(&[0xaa, 0xbb, 0xcc])).unwrap()),
+            "6fee84804445075a716f66f1f3e29a4fb0048a2a9071e3f269182c141b3e3ed1\
+             4b3e25342356925e9cd8e183398432c89ce6ca87cb62075b631f1c3c8f42182f"
+        );
+    }
+
+    #[test]
     fn key_and_nonce_each_change_the_binding() {
         let a = report_data(&NodeKey([1; 32]), None).unwrap();
         assert_ne!(a, report_data(&NodeKey([2; 32]), None).unwrap());
@@ -129,6 +156,14 @@ mod tests {
             report_data(&NodeKey([1; 32]), Some(&[0])).unwrap(),
             report_data(&NodeKey([1; 32]), Some(&[0, 0])).unwrap()
         );
+    }
+
+    #[test]
+    fn spki_is_the_rfc8410_encoding() {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        let vk = ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key();
+        let want = vk.to_public_key_der().unwrap();
+        assert_eq!(ed25519_spki_der(&NodeKey(vk.to_bytes())), want.as_bytes());
     }
 
     #[test]
@@ -146,13 +181,21 @@ mod tests {
         let key = NodeKey([3; 32]);
         let good = report_data(&key, None).unwrap();
         assert!(check(Some(&good), "REPORTDATA", &key, None).is_ok());
-        let e = check(None, "user_data", &key, None).unwrap_err().to_string();
+        let e = check(None, "user_data", &key, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no user_data"), "{e}");
-        let e = check(Some(&[0; 32]), "REPORTDATA", &key, None).unwrap_err().to_string();
+        let e = check(Some(&[0; 32]), "REPORTDATA", &key, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is 32 bytes"), "{e}");
-        let e = check(Some(&good), "REPORTDATA", &NodeKey([4; 32]), None).unwrap_err().to_string();
+        let e = check(Some(&good), "REPORTDATA", &NodeKey([4; 32]), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another key or nonce"), "{e}");
-        let e = check(Some(&good), "REPORTDATA", &key, Some(&[1])).unwrap_err().to_string();
+        let e = check(Some(&good), "REPORTDATA", &key, Some(&[1]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nonce 01"), "{e}");
     }
 }

@@ -28,6 +28,9 @@ use super::binding::BINDING_SCHEME;
 
 pub const EVIDENCE_FORMAT: &str = "vouch.tee.v1";
 pub const REFERENCE_FORMAT: &str = "vouch.tee.ref.v1";
+/// Largest evidence accepted (decoded). Real evidence is 1–6 KiB; the bound keeps a hostile
+/// bundle from making the verifier decode megabytes.
+pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024;
 
 /// Which kind of evidence an envelope carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -75,13 +78,16 @@ impl fmt::Display for Platform {
 impl FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Platform::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
-            format!(
-                "unknown tee platform {:?}: expected one of aws-nitro, intel-tdx, intel-sgx, \
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown tee platform {:?}: expected one of aws-nitro, intel-tdx, intel-sgx, \
                  amd-sev-snp, simulated",
-                s.chars().take(40).collect::<String>()
-            )
-        })
+                    s.chars().take(40).collect::<String>()
+                )
+            })
     }
 }
 
@@ -98,12 +104,19 @@ pub struct BindingInfo {
 
 impl BindingInfo {
     pub fn new(node_key: NodeKey, nonce: Option<&[u8]>) -> Self {
-        BindingInfo { scheme: BINDING_SCHEME.into(), node_key, nonce: nonce.map(hex::encode) }
+        BindingInfo {
+            scheme: BINDING_SCHEME.into(),
+            node_key,
+            nonce: nonce.map(hex::encode),
+        }
     }
 
     /// The nonce bytes, checked for form.
     pub fn nonce_bytes(&self) -> Result<Option<Vec<u8>>, TeeError> {
-        self.nonce.as_deref().map(super::binding::parse_nonce_hex).transpose()
+        self.nonce
+            .as_deref()
+            .map(super::binding::parse_nonce_hex)
+            .transpose()
     }
 }
 
@@ -145,7 +158,12 @@ pub struct TeeEvidence {
 
 impl TeeEvidence {
     /// A bare envelope around `bytes`; callers add collateral or certificates as the platform needs.
-    pub fn new(platform: Platform, bytes: &[u8], binding: BindingInfo, produced_at: String) -> Self {
+    pub fn new(
+        platform: Platform,
+        bytes: &[u8],
+        binding: BindingInfo,
+        produced_at: String,
+    ) -> Self {
         TeeEvidence {
             format: EVIDENCE_FORMAT.into(),
             platform,
@@ -163,12 +181,16 @@ impl TeeEvidence {
         match value.get("format").and_then(|f| f.as_str()) {
             Some(EVIDENCE_FORMAT) => serde_json::from_value(value.clone())
                 .map_err(|e| TeeError::Malformed(format!("tee evidence envelope: {e}"))),
-            Some(REFERENCE_FORMAT) => Err(TeeError::Referenced(TeeEvidenceRef::from_json(value)?.digest)),
+            Some(REFERENCE_FORMAT) => Err(TeeError::Referenced(
+                TeeEvidenceRef::from_json(value)?.digest,
+            )),
             Some(other) => Err(TeeError::Malformed(format!(
                 "unknown tee evidence format {:?}: this verifier knows {EVIDENCE_FORMAT} and {REFERENCE_FORMAT}",
                 other.chars().take(40).collect::<String>()
             ))),
-            None => Err(TeeError::Malformed("tee evidence has no \"format\" string".into())),
+            None => Err(TeeError::Malformed(
+                "tee evidence has no \"format\" string".into(),
+            )),
         }
     }
 
@@ -184,11 +206,20 @@ impl TeeEvidence {
 
     /// A reference to this envelope, for receipts that should not repeat the evidence.
     pub fn reference(&self) -> TeeEvidenceRef {
-        TeeEvidenceRef { format: REFERENCE_FORMAT.into(), digest: self.digest() }
+        TeeEvidenceRef {
+            format: REFERENCE_FORMAT.into(),
+            digest: self.digest(),
+        }
     }
 
     /// The platform's evidence bytes.
     pub fn evidence_bytes(&self) -> Result<Vec<u8>, TeeError> {
+        if self.evidence.len() > MAX_EVIDENCE_BYTES / 3 * 4 + 4 {
+            return Err(TeeError::Malformed(format!(
+                "\"evidence\" is {} base64 characters; no platform's evidence exceeds {MAX_EVIDENCE_BYTES} bytes",
+                self.evidence.len()
+            )));
+        }
         B64.decode(&self.evidence)
             .map_err(|e| TeeError::Malformed(format!("\"evidence\" is not standard base64: {e}")))
     }
@@ -207,7 +238,10 @@ impl TeeEvidenceRef {
         let r: TeeEvidenceRef = serde_json::from_value(value.clone())
             .map_err(|e| TeeError::Malformed(format!("tee evidence reference: {e}")))?;
         if r.format != REFERENCE_FORMAT {
-            return Err(TeeError::Malformed(format!("reference format is {:?}, expected {REFERENCE_FORMAT}", r.format)));
+            return Err(TeeError::Malformed(format!(
+                "reference format is {:?}, expected {REFERENCE_FORMAT}",
+                r.format
+            )));
         }
         Ok(r)
     }
@@ -219,24 +253,34 @@ impl TeeEvidenceRef {
 
 /// Resolves `value` (inline evidence or a reference) to a full envelope, looking references up
 /// among `supplied` envelopes (given by the verifier's caller, e.g. `--tee-evidence file`).
-pub fn resolve(value: &serde_json::Value, supplied: &[TeeEvidence]) -> Result<TeeEvidence, TeeError> {
+pub fn resolve(
+    value: &serde_json::Value,
+    supplied: &[TeeEvidence],
+) -> Result<TeeEvidence, TeeError> {
     match TeeEvidence::from_json(value) {
         Err(TeeError::Referenced(digest)) => {
             if supplied.is_empty() {
                 return Err(TeeError::Referenced(digest));
             }
-            supplied.iter().find(|e| e.digest() == digest).cloned().ok_or_else(|| {
-                TeeError::ReferenceMismatch {
+            supplied
+                .iter()
+                .find(|e| e.digest() == digest)
+                .cloned()
+                .ok_or_else(|| TeeError::ReferenceMismatch {
                     expected: digest,
-                    supplied: supplied.iter().map(|e| e.digest().to_string()).collect::<Vec<_>>().join(", "),
-                }
-            })
+                    supplied: supplied
+                        .iter()
+                        .map(|e| e.digest().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
         }
         other => other,
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -259,30 +303,57 @@ mod tests {
         assert_eq!(TeeEvidence::from_json(&j).unwrap(), e);
         let mut bad = j.clone();
         bad["extra"] = serde_json::json!(1);
-        assert!(matches!(TeeEvidence::from_json(&bad), Err(TeeError::Malformed(_))));
+        assert!(matches!(
+            TeeEvidence::from_json(&bad),
+            Err(TeeError::Malformed(_))
+        ));
         let mut bad = j;
         bad["type"] = serde_json::json!("intel-sgx2");
-        assert!(matches!(TeeEvidence::from_json(&bad), Err(TeeError::Malformed(_))));
+        assert!(matches!(
+            TeeEvidence::from_json(&bad),
+            Err(TeeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn references_resolve_only_to_the_named_evidence() {
         let e = sample();
         let r = e.reference().to_json();
-        assert!(matches!(TeeEvidence::from_json(&r), Err(TeeError::Referenced(d)) if d == e.digest()));
+        assert!(
+            matches!(TeeEvidence::from_json(&r), Err(TeeError::Referenced(d)) if d == e.digest())
+        );
         assert_eq!(resolve(&r, std::slice::from_ref(&e)).unwrap(), e);
         let mut other = sample();
         other.produced_at = "2026-11-25T12:00:01Z".into();
         assert_ne!(other.digest(), e.digest());
-        assert!(matches!(resolve(&r, &[other]), Err(TeeError::ReferenceMismatch { .. })));
+        assert!(matches!(
+            resolve(&r, &[other]),
+            Err(TeeError::ReferenceMismatch { .. })
+        ));
         assert!(matches!(resolve(&r, &[]), Err(TeeError::Referenced(_))));
+    }
+
+    #[test]
+    fn oversized_evidence_is_refused_before_decoding() {
+        let mut e = sample();
+        e.evidence = "A".repeat(MAX_EVIDENCE_BYTES / 3 * 4 + 8);
+        let m = e.evidence_bytes().unwrap_err().to_string();
+        assert!(
+            m.contains("no platform's evidence exceeds 65536 bytes"),
+            "{m}"
+        );
+        e.evidence = B64.encode(vec![0u8; MAX_EVIDENCE_BYTES]);
+        assert_eq!(e.evidence_bytes().unwrap().len(), MAX_EVIDENCE_BYTES);
     }
 
     #[test]
     fn platform_names_parse() {
         for p in Platform::ALL {
             assert_eq!(p.as_str().parse::<Platform>().unwrap(), p);
-            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
+            assert_eq!(
+                serde_json::to_value(p).unwrap(),
+                serde_json::json!(p.as_str())
+            );
         }
         assert!("sgx".parse::<Platform>().is_err());
     }

@@ -29,24 +29,57 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let inputs: TensorMap = read_json(&a.input, "inputs file")?;
-    let tiers: Vec<&str> = a.tiers.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    let tiers: Vec<&str> = a
+        .tiers
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
     let api = Api::new(&a.remote)?;
-    let resp = api.post_json("/v1/infer", &json!({"model": a.model, "inputs": inputs, "tiers": tiers}))?;
+    let resp = api.post_json(
+        "/v1/infer",
+        &json!({"model": a.model, "inputs": inputs, "tiers": tiers}),
+    )?;
     let bundle: Bundle = serde_json::from_value(resp)?;
     write_json(&a.out, &bundle)?;
     let r = &bundle.receipt;
-    println!("model:   {} ({})", r.model, r.model_ref.as_deref().unwrap_or("by digest"));
-    println!("engine:  {} {} (threads {}, batch {})", r.engine.name, r.engine.version, r.engine.profile.threads, r.engine.profile.batch);
+    println!(
+        "model:   {} ({})",
+        r.model,
+        r.model_ref.as_deref().unwrap_or("by digest")
+    );
+    println!(
+        "engine:  {} {} (threads {}, batch {})",
+        r.engine.name, r.engine.version, r.engine.profile.threads, r.engine.profile.batch
+    );
     if let Some(outs) = &bundle.outputs {
         for (name, t) in outs.iter() {
             let vals = t.data().to_f64_vec();
             let shown: Vec<String> = vals.iter().take(10).map(|v| format!("{v:.6}")).collect();
-            let more = if vals.len() > 10 { format!(" … ({} values)", vals.len()) } else { String::new() };
-            println!("output {name} {} {:?}: [{}]{more}", t.dtype(), t.shape(), shown.join(", "));
+            let more = if vals.len() > 10 {
+                format!(" … ({} values)", vals.len())
+            } else {
+                String::new()
+            };
+            println!(
+                "output {name} {} {:?}: [{}]{more}",
+                t.dtype(),
+                t.shape(),
+                shown.join(", ")
+            );
         }
     }
     let tiers: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
-    println!("receipt: {} tiers [{}], signed by {}", r.hash(), tiers.join(", "), r.node_key);
-    println!("bundle saved to {} — check it with: vouch verify {}", a.out.display(), a.out.display());
+    println!(
+        "receipt: {} tiers [{}], signed by {}",
+        r.hash(),
+        tiers.join(", "),
+        r.node_key
+    );
+    println!(
+        "bundle saved to {} — check it with: vouch verify {}",
+        a.out.display(),
+        a.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -34,8 +34,14 @@ pub enum Command {
 pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
     let api = Api::new(remote)?;
     match cmd {
-        Command::Add { file, name, version, replace } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        Command::Add {
+            file,
+            name,
+            version,
+            replace,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut query = Vec::new();
             if let Some(n) = &name {
                 query.push(format!("name={n}"));
@@ -46,10 +52,18 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             if replace {
                 query.push("replace=true".into());
             }
-            let path = if query.is_empty() { "/v1/models".to_string() } else { format!("/v1/models?{}", query.join("&")) };
+            let path = if query.is_empty() {
+                "/v1/models".to_string()
+            } else {
+                format!("/v1/models?{}", query.join("&"))
+            };
             let resp = api.post_bytes_admin(&path, bytes)?;
             let m = &resp["model"];
-            let verb = if resp["created"].as_bool() == Some(true) { "registered" } else { "already registered" };
+            let verb = if resp["created"].as_bool() == Some(true) {
+                "registered"
+            } else {
+                "already registered"
+            };
             println!("{verb} {}", m["digest"].as_str().unwrap_or("?"));
             println!("  engine: {}", m["engine"].as_str().unwrap_or("?"));
             if let Some(n) = resp["name"].as_object() {
@@ -62,7 +76,11 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             }
             print_signature(m);
             for p in resp["passed_over"].as_array().into_iter().flatten() {
-                println!("  note: {} could not serve it: {}", p["engine"].as_str().unwrap_or("?"), p["reason"].as_str().unwrap_or("?"));
+                println!(
+                    "  note: {} could not serve it: {}",
+                    p["engine"].as_str().unwrap_or("?"),
+                    p["reason"].as_str().unwrap_or("?")
+                );
             }
         }
         Command::List { json } => {
@@ -73,21 +91,33 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             }
             let models = resp["models"].as_array().cloned().unwrap_or_default();
             if models.is_empty() {
-                println!("no models registered yet: vouch models add model.onnx --name NAME --version 1");
+                println!(
+                    "no models registered yet: vouch models add model.onnx --name NAME --version 1"
+                );
             }
             for m in &models {
                 let names: Vec<String> = m["names"]
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|n| format!("{}@{}", n["name"].as_str().unwrap_or("?"), n["version"].as_str().unwrap_or("?")))
+                    .map(|n| {
+                        format!(
+                            "{}@{}",
+                            n["name"].as_str().unwrap_or("?"),
+                            n["version"].as_str().unwrap_or("?")
+                        )
+                    })
                     .collect();
                 println!(
                     "{}  {:<11} {:>10} B  {}",
                     m["digest"].as_str().unwrap_or("?"),
                     m["engine"].as_str().unwrap_or("?"),
                     m["size_bytes"],
-                    if names.is_empty() { "(no name)".to_string() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "(no name)".to_string()
+                    } else {
+                        names.join(", ")
+                    }
                 );
                 print_signature(m);
             }
@@ -116,9 +146,18 @@ fn print_signature(m: &Value) {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|d| d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string()))
+                    .map(|d| {
+                        d.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| d.to_string())
+                    })
                     .collect();
-                format!("{} {}[{}]", s["name"].as_str().unwrap_or("?"), s["dtype"].as_str().unwrap_or("?"), dims.join(", "))
+                format!(
+                    "{} {}[{}]",
+                    s["name"].as_str().unwrap_or("?"),
+                    s["dtype"].as_str().unwrap_or("?"),
+                    dims.join(", ")
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")

@@ -33,21 +33,32 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
     let r = &bundle.receipt;
-    let model = std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+    let model =
+        std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
     let inputs: TensorMap = read_json(&a.inputs, "inputs file")?;
     let fail = |msg: String| -> anyhow::Result<ExitCode> {
         eprintln!("FAILED: {msg}");
         Ok(ExitCode::from(2))
     };
     if ModelDigest::of_model_bytes(&model) != r.model {
-        return fail(format!("{} is not the model the receipt names ({})", a.model.display(), r.model));
+        return fail(format!(
+            "{} is not the model the receipt names ({})",
+            a.model.display(),
+            r.model
+        ));
     }
     if inputs.digest() != r.input_digest {
-        return fail(format!("{} are not the inputs the receipt names ({})", a.inputs.display(), r.input_digest));
+        return fail(format!(
+            "{} are not the inputs the receipt names ({})",
+            a.inputs.display(),
+            r.input_digest
+        ));
     }
     let vouched = match &bundle.outputs {
         Some(o) if o.digest() == r.output_digest => o,
-        Some(_) => return fail("the bundle's outputs do not match its receipt's output digest".into()),
+        Some(_) => {
+            return fail("the bundle's outputs do not match its receipt's output digest".into());
+        }
         None => bail!("the bundle carries no outputs to compare with"),
     };
 
@@ -57,10 +68,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let engine: Box<dyn Engine> = match wanted {
         EngineKind::Tract => Box::new(TractEngine),
-        EngineKind::OnnxRuntime => match vouch_server::state::ort_dylib_path(None).map(|p| OrtEngine::load(&p, r.engine.profile.threads.max(1) as usize)) {
+        EngineKind::OnnxRuntime => match vouch_server::state::ort_dylib_path(None)
+            .map(|p| OrtEngine::load(&p, r.engine.profile.threads.max(1) as usize))
+        {
             Some(Ok(e)) => Box::new(e),
             _ => {
-                eprintln!("note: ONNX Runtime is not available here; replaying with tract (tolerance applies)");
+                eprintln!(
+                    "note: ONNX Runtime is not available here; replaying with tract (tolerance applies)"
+                );
                 Box::new(TractEngine)
             }
         },
@@ -69,29 +84,60 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     vouch_exec::engine::check_inputs(loaded.signature(), &inputs)?;
     let local = loaded.run(&inputs)?;
 
-    let same_engine = engine.kind().as_str() == r.engine.name && engine.version() == r.engine.version;
-    println!("replayed with {} {} (receipt: {} {}, deterministic: {}, batch {})",
-        engine.kind(), engine.version(), r.engine.name, r.engine.version, r.engine.profile.deterministic, r.engine.profile.batch);
+    let same_engine =
+        engine.kind().as_str() == r.engine.name && engine.version() == r.engine.version;
+    println!(
+        "replayed with {} {} (receipt: {} {}, deterministic: {}, batch {})",
+        engine.kind(),
+        engine.version(),
+        r.engine.name,
+        r.engine.version,
+        r.engine.profile.deterministic,
+        r.engine.profile.batch
+    );
     if same_engine && r.engine.profile.deterministic {
         if local.digest() == r.output_digest {
-            println!("OK: bit-exact — the model on these inputs gives exactly the vouched outputs ({})", r.output_digest);
+            println!(
+                "OK: bit-exact — the model on these inputs gives exactly the vouched outputs ({})",
+                r.output_digest
+            );
             return Ok(ExitCode::SUCCESS);
         }
         return fail(format!(
             "the receipt promises a deterministic {} {} run, but re-execution gives {} instead of {}",
-            r.engine.name, r.engine.version, local.digest(), r.output_digest
+            r.engine.name,
+            r.engine.version,
+            local.digest(),
+            r.output_digest
         ));
     }
     let mut worst = (0f64, String::new());
     for (name, v) in vouched.iter() {
-        let Some(l) = local.get(name) else { return fail(format!("local run has no output {name:?}")) };
+        let Some(l) = local.get(name) else {
+            return fail(format!("local run has no output {name:?}"));
+        };
         if l.shape() != v.shape() || l.dtype() != v.dtype() {
-            return fail(format!("output {name:?}: local {} {:?} vs vouched {} {:?}", l.dtype(), l.shape(), v.dtype(), v.shape()));
+            return fail(format!(
+                "output {name:?}: local {} {:?} vs vouched {} {:?}",
+                l.dtype(),
+                l.shape(),
+                v.dtype(),
+                v.shape()
+            ));
         }
-        for (i, (x, y)) in l.data().to_f64_vec().into_iter().zip(v.data().to_f64_vec()).enumerate() {
+        for (i, (x, y)) in l
+            .data()
+            .to_f64_vec()
+            .into_iter()
+            .zip(v.data().to_f64_vec())
+            .enumerate()
+        {
             let excess = (x - y).abs() - (a.atol + a.rtol * y.abs());
             if excess > 0.0 || x.is_nan() != y.is_nan() {
-                return fail(format!("output {name:?} element {i}: local {x} vs vouched {y} (beyond atol {} + rtol {})", a.atol, a.rtol));
+                return fail(format!(
+                    "output {name:?} element {i}: local {x} vs vouched {y} (beyond atol {} + rtol {})",
+                    a.atol, a.rtol
+                ));
             }
             let d = (x - y).abs();
             if d > worst.0 {
@@ -99,7 +145,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("OK: within tolerance (atol {}, rtol {}); largest difference {:.3e}{}", a.atol, a.rtol, worst.0,
-        if worst.1.is_empty() { String::new() } else { format!(" in {:?}", worst.1) });
+    println!(
+        "OK: within tolerance (atol {}, rtol {}); largest difference {:.3e}{}",
+        a.atol,
+        a.rtol,
+        worst.0,
+        if worst.1.is_empty() {
+            String::new()
+        } else {
+            format!(" in {:?}", worst.1)
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }

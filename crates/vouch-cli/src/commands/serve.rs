@@ -33,11 +33,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(e) = a.engine {
         cfg.exec.engine = e;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let server = Server::bind(cfg).await?;
         let st = &server.state;
-        let engines: Vec<String> = st.engines.available().iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let engines: Vec<String> = st
+            .engines
+            .available()
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         println!("vouch {} node", env!("CARGO_PKG_VERSION"));
         println!(
             "  node key:    {}{}",
@@ -50,7 +57,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if st.boot.token_created { "  (new)" } else { "" }
         );
         println!("  data dir:    {}", st.config.data_dir.display());
-        println!("  engines:     {} (ONNX Runtime: {})", engines.join(", "), st.boot.ort_status);
+        println!(
+            "  engines:     {} (ONNX Runtime: {})",
+            engines.join(", "),
+            st.boot.ort_status
+        );
         // Tests and scripts wait for this exact line and read the port from it.
         println!("listening on http://{}", server.addr);
         server

@@ -31,11 +31,33 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
-    let model = a.model.as_ref().map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))).transpose()?;
-    let inputs: Option<TensorMap> = a.inputs.as_ref().map(|p| read_json(p, "inputs file")).transpose()?;
-    let outputs: Option<TensorMap> = a.outputs.as_ref().map(|p| read_json(p, "outputs file")).transpose()?;
-    let trusted_key: Option<NodeKey> = a.trust_key.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
-    let ev = Evidence { trusted_key, model_bytes: model.as_deref(), inputs: inputs.as_ref(), outputs: outputs.as_ref() };
+    let model = a
+        .model
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let inputs: Option<TensorMap> = a
+        .inputs
+        .as_ref()
+        .map(|p| read_json(p, "inputs file"))
+        .transpose()?;
+    let outputs: Option<TensorMap> = a
+        .outputs
+        .as_ref()
+        .map(|p| read_json(p, "outputs file"))
+        .transpose()?;
+    let trusted_key: Option<NodeKey> = a
+        .trust_key
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let ev = Evidence {
+        trusted_key,
+        model_bytes: model.as_deref(),
+        inputs: inputs.as_ref(),
+        outputs: outputs.as_ref(),
+    };
     match verify_bundle(&bundle, &ev) {
         Ok(report) => {
             if a.json {

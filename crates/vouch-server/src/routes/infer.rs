@@ -8,7 +8,8 @@ use axum::extract::rejection::BytesRejection;
 use bytes::Bytes;
 use serde::Deserialize;
 use vouch_core::{
-    BUNDLE_FORMAT, Bundle, EngineInfo, ErrorCode, ModelRef, RECEIPT_VERSION, Receipt, TensorMap, Tier,
+    BUNDLE_FORMAT, Bundle, EngineInfo, ErrorCode, ModelRef, RECEIPT_VERSION, Receipt, TensorMap,
+    Tier,
 };
 
 use crate::catalog;
@@ -40,25 +41,43 @@ fn default_tiers() -> Vec<String> {
         (status = 400, description = "bad input"), (status = 404, description = "no such model"),
         (status = 413, description = "body too large"), (status = 422, description = "tier unavailable"),
         (status = 503, description = "queue full; retry after the Retry-After delay")))]
-pub async fn infer(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Bundle>, ApiError> {
+pub async fn infer(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Bundle>, ApiError> {
     let limits = &st.config.limits;
     let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
     let req: InferRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid request JSON: {e}")))?;
     let tiers = parse_tiers(&req.tiers)?;
-    let model_ref: ModelRef = req.model.parse().map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let model_ref: ModelRef = req
+        .model
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
     let inputs: TensorMap = serde_json::from_value(req.inputs)
         .map_err(|e| ApiError::new(ErrorCode::BadInput, format!("invalid inputs: {e}")))?;
     if inputs.total_elements() > limits.max_input_elements {
         return Err(ApiError::new(
             ErrorCode::BadInput,
-            format!("inputs hold {} elements; this node's limit is {}", inputs.total_elements(), limits.max_input_elements),
+            format!(
+                "inputs hold {} elements; this node's limit is {}",
+                inputs.total_elements(),
+                limits.max_input_elements
+            ),
         ));
     }
-    if let Some((name, t)) = inputs.iter().find(|(_, t)| t.shape().first().is_some_and(|&r| r > limits.max_request_batch)) {
+    if let Some((name, t)) = inputs.iter().find(|(_, t)| {
+        t.shape()
+            .first()
+            .is_some_and(|&r| r > limits.max_request_batch)
+    }) {
         return Err(ApiError::new(
             ErrorCode::BadInput,
-            format!("input {name:?} has {} rows; this node's limit per request is {}", t.shape()[0], limits.max_request_batch),
+            format!(
+                "input {name:?} has {} rows; this node's limit per request is {}",
+                t.shape()[0],
+                limits.max_request_batch
+            ),
         ));
     }
 
@@ -68,7 +87,9 @@ pub async fn infer(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesRej
     let model = catalog::loaded(&st, digest, &meta).await?;
     let input_digest = inputs.digest();
     let rx = st.executor.submit(digest, model.clone(), inputs)?;
-    let run = rx.await.map_err(|_| ApiError::internal("the executor dropped the request"))??;
+    let run = rx
+        .await
+        .map_err(|_| ApiError::internal("the executor dropped the request"))??;
 
     let engine = st.engines.get(meta.engine)?;
     let receipt = Receipt {
@@ -81,14 +102,20 @@ pub async fn infer(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesRej
         },
         input_digest,
         output_digest: run.outputs.digest(),
-        engine: EngineInfo { name: meta.engine.as_str().into(), version: engine.version(), profile: run.profile },
+        engine: EngineInfo {
+            name: meta.engine.as_str().into(),
+            version: engine.version(),
+            profile: run.profile,
+        },
         config_digest: None,
         tiers: tiers.clone(),
         node_key: st.signer.public_key(),
         issued_at: vouch_store::now_rfc3339(),
         payment: None,
     };
-    let signature = tiers.contains(&Tier::Signed).then(|| st.signer.sign_receipt(&receipt));
+    let signature = tiers
+        .contains(&Tier::Signed)
+        .then(|| st.signer.sign_receipt(&receipt));
     Ok(Json(Bundle {
         format: BUNDLE_FORMAT.into(),
         receipt,
@@ -102,13 +129,17 @@ pub async fn infer(State(st): State<Arc<AppState>>, body: Result<Bytes, BytesRej
 fn parse_tiers(raw: &[String]) -> Result<Vec<Tier>, ApiError> {
     let mut tiers = Vec::with_capacity(raw.len());
     for t in raw {
-        let tier: Tier = t.parse().map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))?;
+        let tier: Tier = t
+            .parse()
+            .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))?;
         match tier {
             Tier::Signed => tiers.push(tier),
             Tier::Tee | Tier::Zk => {
                 return Err(ApiError::new(
                     ErrorCode::TierUnavailable,
-                    format!("the {tier} tier is not available on this node; ask for [\"signed\"] or find a node that offers {tier}"),
+                    format!(
+                        "the {tier} tier is not available on this node; ask for [\"signed\"] or find a node that offers {tier}"
+                    ),
                 ));
             }
         }

@@ -43,18 +43,30 @@ pub async fn register(
     Query(params): Query<RegisterParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bytes = body_or_error(body, st.config.limits.max_model_bytes, ErrorCode::ModelTooLarge)?;
+    let bytes = body_or_error(
+        body,
+        st.config.limits.max_model_bytes,
+        ErrorCode::ModelTooLarge,
+    )?;
     if let Some(n) = &params.name {
-        validate_name(n).map_err(|m| ApiError::new(ErrorCode::BadRequest, format!("name {n:?}: {m}")))?;
+        validate_name(n)
+            .map_err(|m| ApiError::new(ErrorCode::BadRequest, format!("name {n:?}: {m}")))?;
     }
     if let Some(v) = &params.version {
-        validate_name(v).map_err(|m| ApiError::new(ErrorCode::BadRequest, format!("version {v:?}: {m}")))?;
+        validate_name(v)
+            .map_err(|m| ApiError::new(ErrorCode::BadRequest, format!("version {v:?}: {m}")))?;
         if params.name.is_none() {
-            return Err(ApiError::new(ErrorCode::BadRequest, "a version needs a name"));
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "a version needs a name",
+            ));
         }
     }
     if bytes.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidModel, "the body is empty: send the model file's bytes"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidModel,
+            "the body is empty: send the model file's bytes",
+        ));
     }
     let digest = ModelDigest::of_model_bytes(&bytes);
     let mut passed_over = Vec::new();
@@ -66,8 +78,17 @@ pub async fn register(
         let admission = tokio::task::spawn_blocking(move || engines.admit(&b))
             .await
             .map_err(ApiError::internal)?
-            .map_err(|e| ApiError::new(ErrorCode::InvalidModel, format!("not a model this node can serve: {e}")))?;
-        passed_over = admission.passed_over.iter().map(|(k, r)| json!({"engine": k.as_str(), "reason": r})).collect();
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidModel,
+                    format!("not a model this node can serve: {e}"),
+                )
+            })?;
+        passed_over = admission
+            .passed_over
+            .iter()
+            .map(|(k, r)| json!({"engine": k.as_str(), "reason": r}))
+            .collect();
         // Bytes first, row second: a crash in between leaves only an unreferenced blob.
         st.store.blobs.put_model(&digest, bytes.clone()).await?;
         let created = st
@@ -88,17 +109,35 @@ pub async fn register(
             Some(v) => v.clone(),
             None => next_version(&st, name).await?,
         };
-        let c = st.store.set_name(name, &version, &digest, params.replace).await?;
+        let c = st
+            .store
+            .set_name(name, &version, &digest, params.replace)
+            .await?;
         st.names.invalidate_all();
         change = Some(match c {
             NameChange::Created => json!({"name": name, "version": version, "change": "created"}),
-            NameChange::Unchanged => json!({"name": name, "version": version, "change": "unchanged"}),
-            NameChange::Moved { from } => json!({"name": name, "version": version, "change": "moved", "from": from}),
+            NameChange::Unchanged => {
+                json!({"name": name, "version": version, "change": "unchanged"})
+            }
+            NameChange::Moved { from } => {
+                json!({"name": name, "version": version, "change": "moved", "from": from})
+            }
         });
     }
-    let rec = st.store.model(&digest).await?.ok_or_else(|| ApiError::internal("model vanished after insert"))?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({"model": rec, "created": created, "name": change, "passed_over": passed_over}))))
+    let rec = st
+        .store
+        .model(&digest)
+        .await?
+        .ok_or_else(|| ApiError::internal("model vanished after insert"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"model": rec, "created": created, "name": change, "passed_over": passed_over})),
+    ))
 }
 
 async fn next_version(st: &AppState, name: &str) -> Result<String, ApiError> {
@@ -123,18 +162,28 @@ fn default_limit() -> u32 {
 
 /// Registered models, newest first, with their names and signatures.
 #[utoipa::path(get, path = "/v1/models", params(ListParams), responses((status = 200, description = "models")))]
-pub async fn list(State(st): State<Arc<AppState>>, Query(p): Query<ListParams>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
     let limit = p.limit.clamp(1, 1000);
     let models: Vec<ModelRecord> = st.store.list_models(limit, p.offset).await?;
     let total = st.store.count_models().await?;
-    Ok(Json(json!({"models": models, "total": total, "limit": limit, "offset": p.offset})))
+    Ok(Json(
+        json!({"models": models, "total": total, "limit": limit, "offset": p.offset}),
+    ))
 }
 
 /// A model by `name` (latest version) or `name@version`.
 #[utoipa::path(get, path = "/v1/models/{reference}", params(("reference" = String, Path, description = "name or name@version")),
     responses((status = 200, description = "the model"), (status = 404, description = "no such model")))]
-pub async fn by_name(State(st): State<Arc<AppState>>, Path(reference): Path<String>) -> Result<Json<Value>, ApiError> {
-    let r: ModelRef = reference.parse().map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+pub async fn by_name(
+    State(st): State<Arc<AppState>>,
+    Path(reference): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let r: ModelRef = reference
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
     let digest = catalog::resolve(&st, &r).await?;
     one(&st, &digest).await
 }
@@ -142,16 +191,24 @@ pub async fn by_name(State(st): State<Arc<AppState>>, Path(reference): Path<Stri
 /// A model by its SHA-256 digest (`sha256:<hex>` or bare hex).
 #[utoipa::path(get, path = "/v1/models/by-digest/{digest}", params(("digest" = String, Path, description = "sha256:<hex>")),
     responses((status = 200, description = "the model"), (status = 404, description = "no such model")))]
-pub async fn by_digest(State(st): State<Arc<AppState>>, Path(digest): Path<String>) -> Result<Json<Value>, ApiError> {
-    let d: ModelDigest = digest.parse().map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+pub async fn by_digest(
+    State(st): State<Arc<AppState>>,
+    Path(digest): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d: ModelDigest = digest
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
     one(&st, &d).await
 }
 
 async fn one(st: &AppState, digest: &ModelDigest) -> Result<Json<Value>, ApiError> {
-    let rec = st
-        .store
-        .model(digest)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::ModelNotFound, format!("no model with digest {digest}")))?;
-    Ok(Json(json!({"model": rec, "loaded": st.cache.contains(digest)})))
+    let rec = st.store.model(digest).await?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::ModelNotFound,
+            format!("no model with digest {digest}"),
+        )
+    })?;
+    Ok(Json(
+        json!({"model": rec, "loaded": st.cache.contains(digest)}),
+    ))
 }

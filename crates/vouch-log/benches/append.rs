@@ -1,0 +1,168 @@
+//! Durable append throughput and the latency an append adds, through the real group-commit
+//! appender on real SQLite (temp file, WAL), side by side with `synchronous = NORMAL` and the
+//! in-memory store so the cost of durability is visible as a ratio.
+//!
+//! `cargo bench -p vouch-log --bench append`. Prints p50/p99/max append latency per
+//! configuration after criterion's throughput lines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::SigningKey;
+use sqlx::sqlite::SqliteSynchronous;
+use vouch_core::{
+    Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
+};
+use vouch_log::checkpoint::LogSigner;
+use vouch_log::log::{Log, LogConfig};
+use vouch_log::store::{LogStore, MemoryStore};
+use vouch_store::log_store::SqliteLogStore;
+
+/// Appends per measured iteration.
+const PER_ITER: u64 = 20_000;
+
+fn receipt(i: u64) -> Receipt {
+    Receipt {
+        version: RECEIPT_VERSION,
+        request_id: format!("0190e5d2-{i:012}"),
+        model: ModelDigest(Digest::of(b"model")),
+        model_ref: Some("mnist-cnn@1".into()),
+        input_digest: Digest::of(&i.to_be_bytes()),
+        output_digest: Digest::of(&(i ^ 1).to_be_bytes()),
+        engine: EngineInfo {
+            name: "onnxruntime".into(),
+            version: "1.22.0".into(),
+            profile: ExecProfile {
+                threads: 1,
+                deterministic: true,
+                batch: 8,
+            },
+        },
+        config_digest: None,
+        tiers: vec![Tier::Signed],
+        node_key: NodeKey([7; 32]),
+        issued_at: "2026-11-25T12:00:00.000Z".into(),
+        payment: None,
+    }
+}
+
+/// Runs `n` appends from `conc` concurrent clients; returns wall time and every latency.
+async fn run<S: LogStore>(
+    log: &Log<S>,
+    n: u64,
+    conc: u64,
+    next: &Arc<AtomicU64>,
+) -> (Duration, Vec<Duration>) {
+    let start = Instant::now();
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (log, done, next) = (log.clone(), done.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while done.fetch_add(1, Ordering::Relaxed) < n {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let r = receipt(i);
+                let t = Instant::now();
+                log.append_receipt(&r).await.expect("append");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    (start.elapsed(), all)
+}
+
+fn report(name: &str, lat: &mut [Duration]) {
+    if lat.is_empty() {
+        return;
+    }
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "latency {name}: n={} p50={:.2?} p99={:.2?} max={:.2?}",
+        lat.len(),
+        p(0.50),
+        p(0.99),
+        lat[lat.len() - 1]
+    );
+}
+
+fn signer() -> LogSigner {
+    LogSigner::from_signing_key("bench.vouch/log", SigningKey::from_bytes(&[1; 32]))
+        .expect("signer")
+}
+
+fn config() -> LogConfig {
+    // Defaults: checkpoints every 4096 entries, batches up to 8192.
+    LogConfig::default()
+}
+
+fn bench_store<S: LogStore>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    store: S,
+) {
+    let log = rt.block_on(async {
+        let (log, committer) = Log::open(store, signer(), config()).await.expect("open");
+        tokio::spawn(committer.run());
+        log
+    });
+    let next = Arc::new(AtomicU64::new(0));
+    let mut group = c.benchmark_group("log_append");
+    group.throughput(Throughput::Elements(PER_ITER));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(8));
+    for conc in [8u64, 256, 1024] {
+        let lat = Arc::new(Mutex::new(Vec::new()));
+        group.bench_function(BenchmarkId::new(label, conc), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (d, l) = rt.block_on(run(&log, PER_ITER, conc, &next));
+                    total += d;
+                    lat.lock().expect("lock").extend(l);
+                }
+                total
+            })
+        });
+        report(&format!("{label}/{conc}"), &mut lat.lock().expect("lock"));
+    }
+    group.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("vouch-log-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let full = rt
+        .block_on(SqliteLogStore::open_with(
+            &dir.join("full.db"),
+            SqliteSynchronous::Full,
+        ))
+        .expect("db");
+    bench_store(c, &rt, "sqlite_full", full);
+    let normal = rt
+        .block_on(SqliteLogStore::open_with(
+            &dir.join("normal.db"),
+            SqliteSynchronous::Normal,
+        ))
+        .expect("db");
+    bench_store(c, &rt, "sqlite_normal", normal);
+    bench_store(c, &rt, "memory", MemoryStore::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, append);
+criterion_main!(benches);

@@ -1,0 +1,187 @@
+//! The `log` evidence inside a receipt bundle, and its offline verification.
+//!
+//! `Bundle.evidence["log"]` is:
+//!
+//! ```json
+//! {
+//!   "format": "vouch.log.v1",
+//!   "proof": "c2sp.org/tlog-proof@v1\nindex 42\n<hashes>\n\n<cosigned checkpoint note>"
+//! }
+//! ```
+//!
+//! `proof` is a complete C2SP `tlog-proof@v1` text, so `vouch verify` can also write it out as a
+//! standalone `.tlog-proof` file for other tools. The leaf it proves is not stored: the verifier
+//! recomputes it from the bundle's receipt (`"vouch-log/v1 receipt\n" ‖ canonical bytes`), so
+//! the proof can only ever vouch for that exact receipt.
+
+use serde::{Deserialize, Serialize};
+use vouch_core::{Bundle, Receipt};
+
+use crate::checkpoint::{LogKey, NoteError, verify_checkpoint};
+use crate::cosign::{CosignError, WitnessKey, WitnessedBy, verify_cosignatures};
+use crate::entry::receipt_entry_bytes;
+use crate::merkle::{Hash, ProofError, leaf_hash, verify_inclusion};
+use crate::proof::{TlogProof, TlogProofError};
+
+pub const LOG_EVIDENCE_FORMAT: &str = "vouch.log.v1";
+
+/// Key under which the evidence sits in `Bundle.evidence`.
+pub const BUNDLE_EVIDENCE_KEY: &str = "log";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogEvidence {
+    pub format: String,
+    /// C2SP tlog-proof@v1 text.
+    pub proof: String,
+}
+
+impl LogEvidence {
+    pub fn new(proof: &TlogProof) -> Self {
+        LogEvidence {
+            format: LOG_EVIDENCE_FORMAT.to_string(),
+            proof: proof.to_text(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        // A struct of two strings always serialises.
+        serde_json::json!({ "format": self.format, "proof": self.proof })
+    }
+
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, OfflineError> {
+        let e: LogEvidence =
+            serde_json::from_value(v.clone()).map_err(|e| OfflineError::Evidence(e.to_string()))?;
+        if e.format != LOG_EVIDENCE_FORMAT {
+            return Err(OfflineError::Evidence(format!(
+                "unknown format {:?}, expected {LOG_EVIDENCE_FORMAT:?}",
+                e.format.chars().take(40).collect::<String>()
+            )));
+        }
+        Ok(e)
+    }
+}
+
+/// Whose word the verifier takes: the log's key, and how many of which witnesses must cosign.
+#[derive(Clone, Debug)]
+pub struct TrustPolicy {
+    pub log: LogKey,
+    pub witnesses: Vec<WitnessKey>,
+    /// Distinct trusted witnesses whose valid cosignatures are required (0 = log key alone).
+    pub threshold: usize,
+}
+
+impl TrustPolicy {
+    /// From the verifier keys a user passes (`--log-key`, `--witness`, `--witness-threshold`).
+    pub fn from_vkeys(log_vkey: &str, witness_vkeys: &[String], threshold: usize) -> Result<Self, OfflineError> {
+        let log = LogKey::parse(log_vkey)?;
+        let witnesses = witness_vkeys
+            .iter()
+            .map(|w| WitnessKey::parse(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        if threshold > witnesses.len() {
+            return Err(OfflineError::ImpossibleThreshold { threshold, known: witnesses.len() });
+        }
+        Ok(TrustPolicy { log, witnesses, threshold })
+    }
+}
+
+/// What an offline check proved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InclusionVerified {
+    /// The log (checkpoint origin), whose key signed the checkpoint.
+    pub origin: String,
+    pub index: u64,
+    pub tree_size: u64,
+    pub root: Hash,
+    pub leaf_hash: Hash,
+    /// Trusted witnesses whose cosignatures verified, with their timestamps.
+    pub witnesses: Vec<WitnessedBy>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OfflineError {
+    #[error("bundle has no `log` evidence (ask for the log tier, or fetch the proof later)")]
+    Missing,
+    #[error("log evidence is malformed: {0}")]
+    Evidence(String),
+    #[error(transparent)]
+    ProofFile(#[from] TlogProofError),
+    #[error("log checkpoint: {0}")]
+    Checkpoint(#[from] NoteError),
+    #[error("witness cosignature: {0}")]
+    Cosignature(#[from] CosignError),
+    #[error("inclusion proof: {0}")]
+    Inclusion(#[from] ProofError),
+    #[error(
+        "only {got} of the {need} required trusted witness cosignatures verified{}",
+        if seen.is_empty() { String::new() } else { format!(" (valid: {})", seen.join(", ")) }
+    )]
+    Threshold {
+        need: usize,
+        got: usize,
+        seen: Vec<String>,
+    },
+    #[error("witness threshold {threshold} is larger than the {known} trusted witnesses given")]
+    ImpossibleThreshold { threshold: usize, known: usize },
+}
+
+/// Verifies that `entry` (canonical entry bytes) is in the log under a checkpoint signed by
+/// `policy.log` and cosigned by at least `policy.threshold` trusted witnesses. Pure: no clock,
+/// no network, no storage.
+pub fn verify_inclusion_offline(
+    proof: &TlogProof,
+    entry: &[u8],
+    policy: &TrustPolicy,
+) -> Result<InclusionVerified, OfflineError> {
+    if policy.threshold > policy.witnesses.len() {
+        return Err(OfflineError::ImpossibleThreshold {
+            threshold: policy.threshold,
+            known: policy.witnesses.len(),
+        });
+    }
+    let cp = verify_checkpoint(&proof.checkpoint, &policy.log)?;
+    let witnesses = verify_cosignatures(&cp.note, &policy.witnesses)?;
+    if witnesses.len() < policy.threshold {
+        return Err(OfflineError::Threshold {
+            need: policy.threshold,
+            got: witnesses.len(),
+            seen: witnesses.iter().map(|w| w.witness.clone()).collect(),
+        });
+    }
+    let leaf = leaf_hash(entry);
+    let c = &cp.checkpoint;
+    verify_inclusion(leaf, proof.index, c.size, &proof.hashes, c.root)?;
+    Ok(InclusionVerified {
+        origin: c.origin.clone(),
+        index: proof.index,
+        tree_size: c.size,
+        root: c.root,
+        leaf_hash: leaf,
+        witnesses,
+    })
+}
+
+/// The `vouch verify` step for a bundle: its receipt is in the log (see
+/// [`verify_inclusion_offline`]).
+pub fn verify_bundle_log(
+    bundle: &Bundle,
+    policy: &TrustPolicy,
+) -> Result<InclusionVerified, OfflineError> {
+    let v = bundle
+        .evidence
+        .get(BUNDLE_EVIDENCE_KEY)
+        .ok_or(OfflineError::Missing)?;
+    let ev = LogEvidence::from_json(v)?;
+    let proof = TlogProof::parse(ev.proof.as_bytes())?;
+    verify_receipt_inclusion(&bundle.receipt, &proof, policy)
+}
+
+/// Same check for a receipt and a standalone `.tlog-proof` file.
+pub fn verify_receipt_inclusion(
+    receipt: &Receipt,
+    proof: &TlogProof,
+    policy: &TrustPolicy,
+) -> Result<InclusionVerified, OfflineError> {
+    verify_inclusion_offline(proof, &receipt_entry_bytes(receipt), policy)
+}

@@ -1,0 +1,290 @@
+//! The built-in facilitator: verifies as the reference does, then settles into Vouch's durable
+//! ledger instead of a blockchain. Balances are credited by an operator (`vouch pay credit`);
+//! a settlement debits the payer and credits `payTo` in one transaction, keyed by the
+//! authorization so it can never happen twice.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::facilitator::{Facilitator, FacilitatorError};
+use crate::network;
+use crate::reason::Reason;
+use crate::store::{Account, Ledger, RefundOutcome, SettleOutcome, SettlementRecord};
+use crate::verify::{VALID_BEFORE_MARGIN_SECS, Verified, VerifyFailure, verify_exact};
+use crate::wire::{
+    PaymentPayload, PaymentRequirements, SCHEME_EXACT, SettleResponse, SupportedKind,
+    SupportedResponse, VerifyResponse,
+};
+
+/// Prefix of built-in settlement references, so a receipt shows the money moved in a ledger,
+/// not on chain.
+pub const LEDGER_REFERENCE_PREFIX: &str = "vouch-ledger:";
+
+/// Unix seconds now.
+pub fn system_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub struct LocalFacilitator {
+    ledger: Arc<dyn Ledger>,
+    chain_ids: Vec<u64>,
+    clock: fn() -> u64,
+}
+
+impl LocalFacilitator {
+    /// A facilitator settling payments on the given chains (by chain id) into `ledger`.
+    pub fn new(ledger: Arc<dyn Ledger>, chain_ids: Vec<u64>) -> Self {
+        LocalFacilitator {
+            ledger,
+            chain_ids,
+            clock: system_now,
+        }
+    }
+
+    /// Replaces the clock (tests of time windows).
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
+    fn check_network(&self, v: &Verified) -> Result<(), VerifyFailure> {
+        if self.chain_ids.contains(&v.chain_id) {
+            Ok(())
+        } else {
+            Err(VerifyFailure {
+                reason: Reason::InvalidNetwork,
+                message: format!("this facilitator does not settle on chain {}", v.chain_id),
+                payer: Some(v.payer.to_string()),
+            })
+        }
+    }
+
+    /// Nonce freshness and balance, after the stateless checks (reference order).
+    async fn verify_state(&self, v: &Verified) -> Result<VerifyResponse, FacilitatorError> {
+        if let Err(f) = self.check_network(v) {
+            return Ok(verify_failure(f));
+        }
+        let payer = Some(v.payer.to_string());
+        if self.ledger.settlement(&v.key()).await?.is_some() {
+            return Ok(verify_failure(VerifyFailure {
+                reason: Reason::NonceAlreadyUsed,
+                message: "this authorization's nonce was already used".into(),
+                payer,
+            }));
+        }
+        let balance = self.ledger.balance(&payer_account(v)).await?;
+        if balance < v.amount {
+            return Ok(verify_failure(VerifyFailure {
+                reason: Reason::InsufficientBalance,
+                message: format!("balance {balance} < amount {}", v.amount),
+                payer,
+            }));
+        }
+        Ok(VerifyResponse {
+            is_valid: true,
+            invalid_reason: None,
+            invalid_message: None,
+            payer,
+        })
+    }
+
+    /// Settles a payment whose signature and terms are already checked (not its time window).
+    async fn settle_state(
+        &self,
+        v: &Verified,
+        network: &str,
+    ) -> Result<SettleResponse, FacilitatorError> {
+        if let Err(f) = self.check_network(v) {
+            return Ok(settle_failure(f, network));
+        }
+        let payer = Some(v.payer.to_string());
+        let nonce_used = || VerifyFailure {
+            reason: Reason::NonceAlreadyUsed,
+            message: "this authorization's nonce was already used".into(),
+            payer: payer.clone(),
+        };
+        // A repeat of a settled authorization gets the earlier answer, even after its window
+        // closed; another authorization under the same nonce is refused.
+        if let Some(rec) = self.ledger.settlement(&v.key()).await? {
+            return Ok(if rec.digest == v.digest {
+                settle_success(&rec, network)
+            } else {
+                settle_failure(nonce_used(), network)
+            });
+        }
+        let now = (self.clock)();
+        if v.valid_before < now.saturating_add(VALID_BEFORE_MARGIN_SECS) {
+            let f = VerifyFailure {
+                reason: Reason::ValidBeforeExpired,
+                message: format!("authorization expired (validBefore {})", v.valid_before),
+                payer,
+            };
+            return Ok(settle_failure(f, network));
+        }
+        if v.valid_after > now {
+            let f = VerifyFailure {
+                reason: Reason::ValidAfterInFuture,
+                message: format!("authorization not yet valid (validAfter {})", v.valid_after),
+                payer,
+            };
+            return Ok(settle_failure(f, network));
+        }
+        let record = SettlementRecord {
+            key: v.key(),
+            digest: v.digest,
+            pay_to: v.pay_to,
+            amount: v.amount,
+            reference: format!("{LEDGER_REFERENCE_PREFIX}{}", v.digest),
+            settled_at: now,
+            refund: None,
+        };
+        Ok(match self.ledger.settle(&record).await? {
+            SettleOutcome::Settled(rec) | SettleOutcome::AlreadySettled(rec) => {
+                settle_success(&rec, network)
+            }
+            SettleOutcome::NonceUsed => settle_failure(nonce_used(), network),
+            SettleOutcome::InsufficientBalance { balance } => settle_failure(
+                VerifyFailure {
+                    reason: Reason::InsufficientBalance,
+                    message: format!("balance {balance} < amount {}", v.amount),
+                    payer,
+                },
+                network,
+            ),
+        })
+    }
+}
+
+fn verify_failure(f: VerifyFailure) -> VerifyResponse {
+    VerifyResponse {
+        is_valid: false,
+        invalid_reason: Some(f.reason.as_str().into()),
+        invalid_message: Some(f.message),
+        payer: f.payer,
+    }
+}
+
+fn payer_account(v: &Verified) -> Account {
+    Account {
+        chain_id: v.chain_id,
+        asset: v.asset,
+        owner: v.payer,
+    }
+}
+
+fn settle_failure(f: VerifyFailure, network: &str) -> SettleResponse {
+    SettleResponse {
+        success: false,
+        error_reason: Some(f.reason.as_str().into()),
+        error_message: Some(f.message),
+        payer: f.payer,
+        transaction: String::new(),
+        network: network.to_owned(),
+        amount: None,
+    }
+}
+
+fn settle_success(rec: &SettlementRecord, network: &str) -> SettleResponse {
+    SettleResponse {
+        success: true,
+        error_reason: None,
+        error_message: None,
+        payer: Some(rec.key.payer.to_string()),
+        transaction: rec.reference.clone(),
+        network: network.to_owned(),
+        amount: Some(rec.amount.to_string()),
+    }
+}
+
+#[async_trait]
+impl Facilitator for LocalFacilitator {
+    async fn verify(
+        &self,
+        payment: &PaymentPayload,
+        req: &PaymentRequirements,
+    ) -> Result<VerifyResponse, FacilitatorError> {
+        match verify_exact(payment, req, Some((self.clock)())) {
+            Ok(v) => self.verify_state(&v).await,
+            Err(f) => Ok(verify_failure(f)),
+        }
+    }
+
+    async fn verify_prechecked(
+        &self,
+        _payment: &PaymentPayload,
+        _req: &PaymentRequirements,
+        verified: &Verified,
+    ) -> Result<VerifyResponse, FacilitatorError> {
+        self.verify_state(verified).await
+    }
+
+    async fn settle(
+        &self,
+        payment: &PaymentPayload,
+        req: &PaymentRequirements,
+    ) -> Result<SettleResponse, FacilitatorError> {
+        match verify_exact(payment, req, None) {
+            Ok(v) => self.settle_state(&v, req.network()).await,
+            Err(f) => Ok(settle_failure(f, req.network())),
+        }
+    }
+
+    async fn settle_prechecked(
+        &self,
+        _payment: &PaymentPayload,
+        req: &PaymentRequirements,
+        verified: &Verified,
+    ) -> Result<SettleResponse, FacilitatorError> {
+        self.settle_state(verified, req.network()).await
+    }
+
+    async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
+        let mut kinds = Vec::new();
+        for &id in &self.chain_ids {
+            kinds.push(SupportedKind {
+                x402_version: 2,
+                scheme: SCHEME_EXACT.into(),
+                network: network::caip2(id),
+                extra: None,
+            });
+            if let Some(name) = network::v1_name(id) {
+                kinds.push(SupportedKind {
+                    x402_version: 1,
+                    scheme: SCHEME_EXACT.into(),
+                    network: name.into(),
+                    extra: None,
+                });
+            }
+        }
+        // A ledger has no on-chain signer: the family is listed with no addresses.
+        let signers = BTreeMap::from([("eip155:*".to_owned(), Vec::new())]);
+        Ok(SupportedResponse {
+            kinds,
+            extensions: Vec::new(),
+            signers,
+        })
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        reason: &str,
+    ) -> Result<RefundOutcome, FacilitatorError> {
+        Ok(self
+            .ledger
+            .refund(reference, reason, (self.clock)())
+            .await?)
+    }
+
+    fn describe(&self) -> String {
+        "builtin".into()
+    }
+}

@@ -1,0 +1,695 @@
+//! Durable storage for the transparency log: `vouch_log::store::LogStore` on SQLite.
+//!
+//! One group commit is one `BEGIN IMMEDIATE` transaction holding all entries, all new tree
+//! hashes and (when due) the checkpoint of its batch; the appender acknowledges nothing before
+//! `COMMIT` returns, and with `synchronous = FULL` (as [`crate::Store::open`] and
+//! [`SqliteLogStore::open`] configure) that means the batch is on disk. Rows are inserted with
+//! multi-row `VALUES` statements in power-of-two chunk sizes, so the statement cache holds a
+//! few prepared shapes instead of one per batch size. Schema: `migrations/log/`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use vouch_log::merkle::{Hash, stored_hash_count};
+use vouch_log::store::{CommitBatch, LogStore, StoreError, StoredCheckpoint};
+
+/// Rows per multi-row insert, at most (4 parameters per entry row, 2 per hash row: far below
+/// SQLite's 32766-variable limit).
+const ENTRY_CHUNK: usize = 512;
+const HASH_CHUNK: usize = 1024;
+/// Indexes per `IN (...)` read.
+const READ_CHUNK: usize = 512;
+
+/// The log's tables in the project database.
+#[derive(Clone)]
+pub struct SqliteLogStore {
+    pool: SqlitePool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+    {
+        return StoreError::Conflict(d.message().to_string());
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v)
+        .map_err(|_| StoreError::Backend(format!("{v} does not fit a database integer")))
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v)
+        .map_err(|_| StoreError::Corrupt(format!("negative index {v} in the log tables")))
+}
+
+fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
+    Hash::from_slice(b)
+        .ok_or_else(|| StoreError::Corrupt(format!("stored hash of {} bytes", b.len())))
+}
+
+/// Splits `items` into chunks of `max`, then of decreasing powers of two.
+fn pow2_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = if rest.len() >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (a, b) = rest.split_at(n);
+        out.push(a);
+        rest = b;
+    }
+    out
+}
+
+impl SqliteLogStore {
+    /// Uses the project's pool (`Store::pool()`); applies the log's migrations.
+    pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
+        migrate(&pool).await?;
+        Ok(SqliteLogStore { pool })
+    }
+
+    /// A standalone database file (tools, benchmarks, crash tests), configured for durable
+    /// appends: WAL, `synchronous = FULL`.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteSynchronous::Full).await
+    }
+
+    /// As [`open`](Self::open) with another `synchronous` level (benchmarks compare them;
+    /// `Normal` survives a process crash but not a power loss).
+    pub async fn open_with(path: &Path, sync: SqliteSynchronous) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(backend)?;
+        Self::new(pool).await
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Writes stored hashes `[first, first + hashes.len())` with no entries (benchmarks build a
+    /// 10-million-entry tree this way). Not for a live log.
+    pub async fn bulk_load_hashes(&self, first: u64, hashes: &[Hash]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        insert_hashes(&mut tx, first, hashes).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+/// Applies the log's migrations (versions 100-199), leaving other owners' versions alone.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    let mut m = sqlx::migrate!("./migrations/log");
+    m.set_ignore_missing(true);
+    m.run(pool)
+        .await
+        .map_err(|e| StoreError::Backend(format!("log migration: {e}")))
+}
+
+async fn insert_hashes(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    first: u64,
+    hashes: &[Hash],
+) -> Result<(), StoreError> {
+    let mut idx = first;
+    for chunk in pow2_chunks(hashes, HASH_CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO log_hash (idx, hash) ");
+        let start = to_i64(idx)?;
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, h)| {
+            b.push_bind(start + i as i64).push_bind(h.0.as_slice());
+        });
+        qb.build().execute(&mut **tx).await.map_err(backend)?;
+        idx += chunk.len() as u64;
+    }
+    Ok(())
+}
+
+async fn count(
+    pool_or_tx: impl sqlx::SqliteExecutor<'_>,
+    sql: &'static str,
+) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query(sql)
+        .fetch_one(pool_or_tx)
+        .await
+        .map_err(backend)?
+        .try_get(0)
+        .map_err(backend)?;
+    to_u64(n)
+}
+
+fn checkpoint_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: to_u64(r.try_get("size").map_err(backend)?)?,
+        root: hash_of(r.try_get::<&[u8], _>("root").map_err(backend)?)?,
+        note: r.try_get("note").map_err(backend)?,
+        created_ms: to_u64(r.try_get("created_ms").map_err(backend)?)?,
+    })
+}
+
+impl LogStore for SqliteLogStore {
+    /// Entry count, checked against the hash count so a half-written tree is never served.
+    async fn size(&self) -> Result<u64, StoreError> {
+        let entries = count(
+            &self.pool,
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry",
+        )
+        .await?;
+        let hashes = count(&self.pool, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_hash").await?;
+        if hashes != stored_hash_count(entries) {
+            return Err(StoreError::Corrupt(format!(
+                "{entries} entries need {} stored hashes, found {hashes}",
+                stored_hash_count(entries)
+            )));
+        }
+        Ok(entries)
+    }
+
+    async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        let mut found = std::collections::HashMap::with_capacity(indexes.len());
+        for chunk in pow2_chunks(indexes, READ_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT idx, hash FROM log_hash WHERE idx IN (");
+            let mut sep = qb.separated(", ");
+            for &i in chunk {
+                sep.push_bind(to_i64(i)?);
+            }
+            qb.push(")");
+            for r in qb.build().fetch_all(&self.pool).await.map_err(backend)? {
+                let i = to_u64(r.try_get(0).map_err(backend)?)?;
+                found.insert(i, hash_of(r.try_get::<&[u8], _>(1).map_err(backend)?)?);
+            }
+        }
+        indexes
+            .iter()
+            .map(|i| {
+                found
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| StoreError::Corrupt(format!("no stored hash at index {i}")))
+            })
+            .collect()
+    }
+
+    async fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows =
+            sqlx::query("SELECT data FROM log_entry WHERE idx >= ? AND idx < ? ORDER BY idx")
+                .bind(to_i64(start)?)
+                .bind(to_i64(end)?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        if rows.len() as u64 != end.saturating_sub(start) {
+            return Err(StoreError::Corrupt(format!(
+                "entries {start}..{end}: found {}",
+                rows.len()
+            )));
+        }
+        rows.iter()
+            .map(|r| r.try_get::<Vec<u8>, _>(0).map_err(backend))
+            .collect()
+    }
+
+    async fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
+        // IMMEDIATE takes the write lock up front, so the size check below cannot race.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let have = count(&mut *tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry").await?;
+        if have != b.first_index {
+            return Err(StoreError::Conflict(format!(
+                "batch starts at entry {} but the log has {have} entries",
+                b.first_index
+            )));
+        }
+        let mut idx = to_i64(b.first_index)?;
+        for chunk in pow2_chunks(&b.entries, ENTRY_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO log_entry (idx, kind, name, data) ");
+            let start = idx;
+            qb.push_values(chunk.iter().enumerate(), |mut q, (i, e)| {
+                q.push_bind(start + i as i64)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.name.as_deref())
+                    .push_bind(e.data.as_slice());
+            });
+            qb.build().execute(&mut *tx).await.map_err(backend)?;
+            idx += chunk.len() as i64;
+        }
+        insert_hashes(&mut tx, b.first_hash_index, &b.hashes).await?;
+        if let Some(cp) = &b.checkpoint {
+            insert_checkpoint(&mut tx, cp).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        insert_checkpoint(&mut tx, cp).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let r = sqlx::query(
+            "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        r.as_ref().map(checkpoint_row).transpose()
+    }
+
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let r =
+            sqlx::query("SELECT size, root, note, created_ms FROM log_checkpoint WHERE size = ?")
+                .bind(to_i64(size)?)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        r.as_ref().map(checkpoint_row).transpose()
+    }
+
+    async fn put_cosignature(
+        &self,
+        size: u64,
+        witness: &str,
+        key_id: u32,
+        line: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO log_cosignature (size, witness, key_id, line) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line",
+        )
+        .bind(to_i64(size)?)
+        .bind(witness)
+        .bind(i64::from(key_id))
+        .bind(line)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT line FROM log_cosignature WHERE size = ? ORDER BY witness, key_id")
+                .bind(to_i64(size)?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(backend))
+            .collect()
+    }
+
+    async fn entries_by_name(
+        &self,
+        name: &str,
+        limit: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT idx, data FROM log_entry WHERE name = ? ORDER BY idx LIMIT ?")
+                .bind(name)
+                .bind(to_i64(limit)?)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    to_u64(r.try_get(0).map_err(backend)?)?,
+                    r.try_get::<Vec<u8>, _>(1).map_err(backend)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+async fn insert_checkpoint(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    cp: &StoredCheckpoint,
+) -> Result<(), StoreError> {
+    // Re-signing a size (after a key change) replaces the note, never the root: a different
+    // root for a stored size would be a fork, and the WHERE makes it a no-op.
+    sqlx::query(
+        "INSERT INTO log_checkpoint (size, root, note, created_ms) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_ms = excluded.created_ms \
+         WHERE log_checkpoint.root = excluded.root",
+    )
+    .bind(to_i64(cp.size)?)
+    .bind(cp.root.0.as_slice())
+    .bind(cp.note.as_slice())
+    .bind(to_i64(cp.created_ms)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use vouch_core::{
+        Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
+    };
+    use vouch_log::checkpoint::LogSigner;
+    use vouch_log::entry::{LogEntry, PointerMoved, receipt_entry_bytes};
+    use vouch_log::log::{Log, LogConfig, LogError};
+    use vouch_log::merkle::{Frontier, leaf_hash, verify_consistency, verify_inclusion};
+    use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
+
+    const ORIGIN: &str = "vouch.test/log";
+
+    fn temp_db(tag: &str) -> std::path::PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("vouch-log-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("log.db")
+    }
+
+    fn receipt(i: u64) -> Receipt {
+        Receipt {
+            version: RECEIPT_VERSION,
+            request_id: format!("req-{i}"),
+            model: ModelDigest(Digest::of(b"model")),
+            model_ref: None,
+            input_digest: Digest::of(&i.to_be_bytes()),
+            output_digest: Digest::of(b"out"),
+            engine: EngineInfo {
+                name: "tract".into(),
+                version: "0.23.9".into(),
+                profile: ExecProfile {
+                    threads: 1,
+                    deterministic: true,
+                    batch: 1,
+                },
+            },
+            config_digest: None,
+            tiers: vec![Tier::Signed],
+            node_key: NodeKey([7; 32]),
+            issued_at: "2026-11-25T12:00:00.000Z".into(),
+            payment: None,
+        }
+    }
+
+    fn signer() -> LogSigner {
+        LogSigner::from_signing_key(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[1; 32]))
+            .unwrap()
+    }
+
+    async fn open_log(path: &Path, config: LogConfig) -> Log<SqliteLogStore> {
+        let store = SqliteLogStore::open(path).await.unwrap();
+        let (log, committer) = Log::open(store, signer(), config).await.unwrap();
+        tokio::spawn(committer.run());
+        log
+    }
+
+    #[test]
+    fn chunks_are_capped_then_powers_of_two() {
+        let v: Vec<u32> = (0..1300).collect();
+        let sizes: Vec<usize> = pow2_chunks(&v, 512).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![512, 512, 256, 16, 4]);
+        assert!(pow2_chunks::<u32>(&[], 512).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_log_appends_proves_serves_tiles_and_survives_reopen() {
+        let path = temp_db("basic");
+        let log = open_log(
+            &path,
+            LogConfig {
+                checkpoint_every_entries: 500,
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut tasks = Vec::new();
+        for i in 0..1500u64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                (i, log.append_receipt(&receipt(i)).await.unwrap())
+            }));
+        }
+        let mut by_index = vec![0u64; 1500];
+        for t in tasks {
+            let (i, a) = t.await.unwrap();
+            by_index[a.index as usize] = i;
+        }
+        log.append(&LogEntry::PointerMoved(PointerMoved {
+            name: "mnist-cnn".into(),
+            version: Some("1".into()),
+            from: None,
+            to: Some(ModelDigest(Digest::of(b"model"))),
+            at: "2026-11-25T12:00:00.000Z".into(),
+        }))
+        .await
+        .unwrap();
+        let cp = log.publish_checkpoint().await.unwrap().unwrap();
+        assert_eq!(cp.size, 1501);
+        for idx in [0u64, 700, 1499] {
+            let p = log.inclusion_proof(idx, cp.size).await.unwrap();
+            let leaf = leaf_hash(&receipt_entry_bytes(&receipt(by_index[idx as usize])));
+            verify_inclusion(leaf, idx, cp.size, &p, cp.root).unwrap();
+        }
+        // Tiles agree with the entries they cover.
+        let bundle = decode_entry_bundle(&log.tile(Tile::entries(1, 256)).await.unwrap()).unwrap();
+        let tile0 =
+            decode_hash_tile(&log.tile(Tile::hashes(0, 1, 256)).await.unwrap(), 256).unwrap();
+        assert!(bundle.iter().zip(&tile0).all(|(e, h)| leaf_hash(e) == *h));
+        let tile1 = log.tile(Tile::hashes(1, 0, 5)).await.unwrap();
+        assert_eq!(tile1.len(), 5 * 32);
+        assert_eq!(log.history("mnist-cnn").await.unwrap().len(), 1);
+        drop(log);
+
+        // Reopen from the file: same tree, and new checkpoints extend the old one.
+        let log = open_log(&path, LogConfig::default()).await;
+        assert_eq!(log.size(), 1501);
+        assert_eq!(log.latest_checkpoint().unwrap().root, cp.root);
+        log.append_receipt(&receipt(9999)).await.unwrap();
+        let cp2 = log.publish_checkpoint().await.unwrap().unwrap();
+        let proof = log.consistency_proof(cp.size, cp2.size).await.unwrap();
+        verify_consistency(cp.size, cp2.size, cp.root, cp2.root, &proof).unwrap();
+        // Size-triggered checkpoints were published along the way (every >= 500 entries).
+        let n = count(log.store().pool(), "SELECT COUNT(*) FROM log_checkpoint")
+            .await
+            .unwrap();
+        assert!(n >= 4, "only {n} checkpoints stored");
+        assert!(log.store().checkpoint_at(cp.size).await.unwrap().is_some());
+
+        // A second writer on the same database cannot fork it: its commit conflicts.
+        let (other, committer) = Log::open(
+            SqliteLogStore::open(&path).await.unwrap(),
+            signer(),
+            LogConfig::default(),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(committer.run());
+        log.append_receipt(&receipt(10_000)).await.unwrap();
+        let err = other.append_receipt(&receipt(10_001)).await.unwrap_err();
+        assert!(
+            matches!(err, LogError::Store(StoreError::Conflict(_))),
+            "{err}"
+        );
+        // After the conflict it re-reads the store and appends after the other writer.
+        assert_eq!(
+            other.append_receipt(&receipt(10_002)).await.unwrap().index,
+            1503
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// Child half of the crash test: appends concurrently and prints `ack <index> <i>` for each
+    /// acknowledged append. Only runs when the parent sets VOUCH_LOG_CRASH_DB.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "child process of kill9_during_concurrent_appends_loses_no_acknowledged_entry"]
+    async fn crash_child() {
+        let Ok(path) = std::env::var("VOUCH_LOG_CRASH_DB") else {
+            return;
+        };
+        let log = open_log(
+            Path::new(&path),
+            LogConfig {
+                checkpoint_every_entries: 300,
+                ..Default::default()
+            },
+        )
+        .await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+        let base: u64 = std::env::var("VOUCH_LOG_CRASH_BASE")
+            .unwrap()
+            .parse()
+            .unwrap();
+        for w in 0..32u64 {
+            let (log, tx) = (log.clone(), tx.clone());
+            tokio::spawn(async move {
+                for k in 0.. {
+                    let i = base + w * 1_000_000 + k;
+                    let a = log.append_receipt(&receipt(i)).await.unwrap();
+                    let _ = tx.send((a.index, i));
+                }
+            });
+        }
+        let ticker = log.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = ticker.publish_checkpoint().await;
+            }
+        });
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        while let Some((index, i)) = rx.recv().await {
+            writeln!(out, "ack {index} {i}").unwrap();
+            out.flush().unwrap();
+        }
+    }
+
+    fn run_child_until_killed(path: &Path, base: u64, acks_wanted: usize) -> Vec<(u64, u64)> {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "log_store::tests::crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("VOUCH_LOG_CRASH_DB", path)
+            .env("VOUCH_LOG_CRASH_BASE", base.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut acks = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut parts = line.split(' ');
+            if parts.next() == Some("ack") {
+                let index: u64 = parts.next().unwrap().parse().unwrap();
+                let i: u64 = parts.next().unwrap().parse().unwrap();
+                acks.push((index, i));
+            }
+            if acks.len() >= acks_wanted || std::time::Instant::now() > deadline {
+                break;
+            }
+        }
+        // SIGKILL, mid-flight: appends are queued and a commit is likely in progress.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        acks
+    }
+
+    /// kill -9 while 32 clients append: every acknowledged entry is in the log at the index it
+    /// was acknowledged with, the tree re-derived from the entries matches the stored hashes and
+    /// every stored checkpoint, and checkpoints after restart are consistent with those before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill9_during_concurrent_appends_loses_no_acknowledged_entry() {
+        let path = temp_db("crash");
+        let mut all_acks = Vec::new();
+        let mut checkpoints_before = Vec::new();
+        for round in 0..2u64 {
+            let acks = run_child_until_killed(&path, round * 100_000_000, 2000);
+            assert!(
+                acks.len() >= 100,
+                "child acknowledged only {} appends",
+                acks.len()
+            );
+            all_acks.extend(acks);
+
+            let store = SqliteLogStore::open(&path).await.unwrap();
+            let size = store.size().await.unwrap();
+            let entries = store.read_entries(0, size).await.unwrap();
+            for &(index, i) in &all_acks {
+                assert!(
+                    index < size,
+                    "acknowledged entry {index} lost (log has {size})"
+                );
+                assert_eq!(
+                    entries[index as usize],
+                    receipt_entry_bytes(&receipt(i)),
+                    "entry {index} differs"
+                );
+            }
+            // Re-derive the tree and compare with the stored hashes and every checkpoint.
+            let mut f = Frontier::new();
+            let mut roots = vec![f.root()];
+            for e in &entries {
+                f.push(leaf_hash(e));
+                roots.push(f.root());
+            }
+            let stored_root = Frontier::from_subtree_roots(
+                size,
+                store
+                    .read_hashes(&Frontier::stored_indexes(size))
+                    .await
+                    .unwrap(),
+            )
+            .unwrap()
+            .root();
+            assert_eq!(stored_root, f.root());
+            let cps: Vec<StoredCheckpoint> = sqlx::query(
+                "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| checkpoint_row(r).unwrap())
+            .collect();
+            assert!(
+                cps.len() >= 2,
+                "no checkpoints were published before the kill"
+            );
+            for cp in &cps {
+                assert_eq!(
+                    roots[cp.size as usize], cp.root,
+                    "checkpoint {} does not match the entries",
+                    cp.size
+                );
+                vouch_log::checkpoint::verify_checkpoint(&cp.note, signer().key()).unwrap();
+            }
+            eprintln!(
+                "crash round {round}: {} acknowledged so far, log has {size} entries, {} checkpoints",
+                all_acks.len(),
+                cps.len()
+            );
+            checkpoints_before = cps;
+        }
+
+        // Restart: the log serves a checkpoint consistent with every one published before.
+        let log = open_log(&path, LogConfig::default()).await;
+        log.append_receipt(&receipt(u64::MAX / 2)).await.unwrap();
+        let now = log.publish_checkpoint().await.unwrap().unwrap();
+        for old in checkpoints_before.iter().filter(|c| c.size > 0) {
+            let p = log.consistency_proof(old.size, now.size).await.unwrap();
+            verify_consistency(old.size, now.size, old.root, now.root, &p).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}

@@ -1,0 +1,979 @@
+//! Durable state of the payment layer over SQLite: the built-in facilitator's ledger
+//! ([`vouch_pay::store::Ledger`]) and the server's payment claims
+//! ([`vouch_pay::store::NonceStore`]). Tables: `migrations/pay/`.
+//!
+//! Atomicity comes from the database, not from this process, so it holds across restarts and
+//! across processes sharing the file: a claim is one `INSERT … ON CONFLICT DO NOTHING` or one
+//! guarded `UPDATE`; ledger changes run in `BEGIN IMMEDIATE` transactions, which take the write
+//! lock up front so two settlements can never both read the old balance.
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use vouch_pay::store::{
+    Account, AuthorizationKey, ClaimEnd, ClaimOutcome, Ledger, NonceClaim, NonceStore,
+    PendingClaim, RefundOutcome, RefundRecord, SettleOutcome, SettlementRecord, StoreError,
+};
+use vouch_pay::{Address, B256, U256};
+
+/// Ledger and claim store on one SQLite pool (usually [`crate::Store::pool`]).
+#[derive(Clone)]
+pub struct SqlitePayStore {
+    pool: SqlitePool,
+}
+
+/// Applies the pay migrations (versions 200–299; other owners' versions are left alone).
+pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut m = sqlx::migrate!("./migrations/pay");
+    m.set_ignore_missing(true);
+    m.run(pool).await
+}
+
+impl SqlitePayStore {
+    /// Wraps `pool`, applying the pay migrations first.
+    pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
+        migrate(&pool)
+            .await
+            .map_err(|e| StoreError(format!("migration: {e}")))?;
+        Ok(SqlitePayStore { pool })
+    }
+
+    /// The balance journal, newest first: `(seq, owner, delta, kind, reference)` — for the
+    /// admin command that shows an account's history.
+    pub async fn entries(
+        &self,
+        account: &Account,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, owner, delta, kind, reference FROM pay_entries
+             WHERE chain_id = ? AND asset = ? AND owner = ? ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(chain(account.chain_id)?)
+        .bind(addr(&account.asset))
+        .bind(addr(&account.owner))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("seq").map_err(db)?,
+                    r.try_get("owner").map_err(db)?,
+                    r.try_get("delta").map_err(db)?,
+                    r.try_get("kind").map_err(db)?,
+                    r.try_get("reference").map_err(db)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+fn db(e: sqlx::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn addr(a: &Address) -> String {
+    format!("0x{}", hex::encode(a.as_slice()))
+}
+
+fn word(b: &B256) -> String {
+    format!("0x{}", hex::encode(b.as_slice()))
+}
+
+fn chain(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError(format!("chain id {id} out of range")))
+}
+
+fn secs(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: &str, v: &str) -> StoreError {
+    StoreError(format!("stored {what} {v:?} is corrupt"))
+}
+
+fn parse_u256(s: &str) -> Result<U256, StoreError> {
+    vouch_pay::parse_amount(s).map_err(|_| corrupt("amount", s))
+}
+
+fn col<T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    r: &SqliteRow,
+    c: &str,
+) -> Result<T, StoreError> {
+    r.try_get(c).map_err(db)
+}
+
+fn settlement_of(r: &SqliteRow) -> Result<SettlementRecord, StoreError> {
+    let s = |c: &str| col::<String>(r, c);
+    let chain_id: i64 = col(r, "chain_id")?;
+    let refunded_at: Option<i64> = col(r, "refunded_at")?;
+    let refund_reason: Option<String> = col(r, "refund_reason")?;
+    let (asset, payer, nonce, digest, pay_to) = (
+        s("asset")?,
+        s("payer")?,
+        s("nonce")?,
+        s("digest")?,
+        s("pay_to")?,
+    );
+    Ok(SettlementRecord {
+        key: AuthorizationKey {
+            chain_id: u64::try_from(chain_id)
+                .map_err(|_| corrupt("chain id", &chain_id.to_string()))?,
+            asset: Address::from_str(&asset).map_err(|_| corrupt("asset", &asset))?,
+            payer: Address::from_str(&payer).map_err(|_| corrupt("payer", &payer))?,
+            nonce: B256::from_str(&nonce).map_err(|_| corrupt("nonce", &nonce))?,
+        },
+        digest: B256::from_str(&digest).map_err(|_| corrupt("digest", &digest))?,
+        pay_to: Address::from_str(&pay_to).map_err(|_| corrupt("pay_to", &pay_to))?,
+        amount: parse_u256(&s("amount")?)?,
+        reference: s("reference")?,
+        settled_at: u64::try_from(col::<i64>(r, "settled_at")?).unwrap_or(0),
+        refund: refunded_at.map(|at| RefundRecord {
+            refunded_at: u64::try_from(at).unwrap_or(0),
+            reason: refund_reason.unwrap_or_default(),
+        }),
+    })
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+async fn read_balance(tx: &mut Tx, a: &Account) -> Result<U256, StoreError> {
+    let row = sqlx::query(
+        "SELECT balance FROM pay_balances WHERE chain_id = ? AND asset = ? AND owner = ?",
+    )
+    .bind(chain(a.chain_id)?)
+    .bind(addr(&a.asset))
+    .bind(addr(&a.owner))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    match row {
+        Some(r) => parse_u256(&col::<String>(&r, "balance")?),
+        None => Ok(U256::ZERO),
+    }
+}
+
+/// Adds `delta` (negative: subtracts) to a balance and journals it. Fails rather than wrap.
+async fn apply(
+    tx: &mut Tx,
+    a: &Account,
+    amount: U256,
+    credit: bool,
+    kind: &str,
+    reference: Option<&str>,
+    memo: Option<&str>,
+    now: u64,
+) -> Result<U256, StoreError> {
+    let old = read_balance(tx, a).await?;
+    let new = if credit {
+        old.checked_add(amount)
+    } else {
+        old.checked_sub(amount)
+    }
+    .ok_or_else(|| {
+        StoreError(format!(
+            "balance of {} would {}",
+            a.owner,
+            if credit { "overflow" } else { "go negative" }
+        ))
+    })?;
+    sqlx::query(
+        "INSERT INTO pay_balances (chain_id, asset, owner, balance, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (chain_id, asset, owner) DO UPDATE SET balance = excluded.balance, updated_at = excluded.updated_at",
+    )
+    .bind(chain(a.chain_id)?)
+    .bind(addr(&a.asset))
+    .bind(addr(&a.owner))
+    .bind(new.to_string())
+    .bind(secs(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO pay_entries (seq, at, chain_id, asset, owner, delta, kind, reference, memo)
+         VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM pay_entries), ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(secs(now))
+    .bind(chain(a.chain_id)?)
+    .bind(addr(&a.asset))
+    .bind(addr(&a.owner))
+    .bind(format!("{}{amount}", if credit { '+' } else { '-' }))
+    .bind(kind)
+    .bind(reference)
+    .bind(memo)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(new)
+}
+
+const SETTLEMENT_COLUMNS: &str = "chain_id, asset, payer, nonce, digest, pay_to, amount, reference, settled_at, refunded_at, refund_reason";
+
+async fn find_settlement(
+    tx: &mut Tx,
+    key: &AuthorizationKey,
+) -> Result<Option<SettlementRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE chain_id = ? AND asset = ? AND payer = ? AND nonce = ?"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(chain(key.chain_id)?)
+        .bind(addr(&key.asset))
+        .bind(addr(&key.payer))
+        .bind(word(&key.nonce))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(settlement_of).transpose()
+}
+
+fn now_secs() -> u64 {
+    vouch_pay::local::system_now()
+}
+
+#[async_trait]
+impl Ledger for SqlitePayStore {
+    async fn balance(&self, a: &Account) -> Result<U256, StoreError> {
+        let row = sqlx::query(
+            "SELECT balance FROM pay_balances WHERE chain_id = ? AND asset = ? AND owner = ?",
+        )
+        .bind(chain(a.chain_id)?)
+        .bind(addr(&a.asset))
+        .bind(addr(&a.owner))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            Some(r) => parse_u256(&col::<String>(&r, "balance")?),
+            None => Ok(U256::ZERO),
+        }
+    }
+
+    async fn credit(&self, a: &Account, amount: U256, memo: &str) -> Result<U256, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let new = apply(
+            &mut tx,
+            a,
+            amount,
+            true,
+            "credit",
+            None,
+            Some(memo),
+            now_secs(),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(new)
+    }
+
+    async fn settlement(
+        &self,
+        key: &AuthorizationKey,
+    ) -> Result<Option<SettlementRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE chain_id = ? AND asset = ? AND payer = ? AND nonce = ?"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(chain(key.chain_id)?)
+            .bind(addr(&key.asset))
+            .bind(addr(&key.payer))
+            .bind(word(&key.nonce))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(settlement_of).transpose()
+    }
+
+    async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        if let Some(existing) = find_settlement(&mut tx, &new.key).await? {
+            tx.rollback().await.map_err(db)?;
+            return Ok(if existing.digest == new.digest {
+                SettleOutcome::AlreadySettled(existing)
+            } else {
+                SettleOutcome::NonceUsed
+            });
+        }
+        let k = &new.key;
+        let payer = Account {
+            chain_id: k.chain_id,
+            asset: k.asset,
+            owner: k.payer,
+        };
+        let payee = Account {
+            chain_id: k.chain_id,
+            asset: k.asset,
+            owner: new.pay_to,
+        };
+        let balance = read_balance(&mut tx, &payer).await?;
+        if balance < new.amount {
+            tx.rollback().await.map_err(db)?;
+            return Ok(SettleOutcome::InsufficientBalance { balance });
+        }
+        let r = Some(new.reference.as_str());
+        apply(
+            &mut tx,
+            &payer,
+            new.amount,
+            false,
+            "settle",
+            r,
+            None,
+            new.settled_at,
+        )
+        .await?;
+        apply(
+            &mut tx,
+            &payee,
+            new.amount,
+            true,
+            "settle",
+            r,
+            None,
+            new.settled_at,
+        )
+        .await?;
+        sqlx::query(
+            "INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to, amount, reference, settled_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(chain(k.chain_id)?)
+        .bind(addr(&k.asset))
+        .bind(addr(&k.payer))
+        .bind(word(&k.nonce))
+        .bind(word(&new.digest))
+        .bind(addr(&new.pay_to))
+        .bind(new.amount.to_string())
+        .bind(&new.reference)
+        .bind(secs(new.settled_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(SettleOutcome::Settled(new.clone()))
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        reason: &str,
+        now: u64,
+    ) -> Result<RefundOutcome, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let sql = format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE reference = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(reference)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some(rec) = row.as_ref().map(settlement_of).transpose()? else {
+            tx.rollback().await.map_err(db)?;
+            return Ok(RefundOutcome::NotFound);
+        };
+        if rec.refund.is_some() {
+            tx.rollback().await.map_err(db)?;
+            return Ok(RefundOutcome::AlreadyRefunded(rec));
+        }
+        let k = &rec.key;
+        let payer = Account {
+            chain_id: k.chain_id,
+            asset: k.asset,
+            owner: k.payer,
+        };
+        let payee = Account {
+            chain_id: k.chain_id,
+            asset: k.asset,
+            owner: rec.pay_to,
+        };
+        apply(
+            &mut tx,
+            &payee,
+            rec.amount,
+            false,
+            "refund",
+            Some(reference),
+            Some(reason),
+            now,
+        )
+        .await?;
+        apply(
+            &mut tx,
+            &payer,
+            rec.amount,
+            true,
+            "refund",
+            Some(reference),
+            Some(reason),
+            now,
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE pay_settlements SET refunded_at = ?, refund_reason = ? WHERE reference = ?",
+        )
+        .bind(secs(now))
+        .bind(reason)
+        .bind(reference)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(RefundOutcome::Refunded(SettlementRecord {
+            refund: Some(RefundRecord {
+                refunded_at: now,
+                reason: reason.to_owned(),
+            }),
+            ..rec
+        }))
+    }
+}
+
+const KEY_WHERE: &str = "chain_id = ? AND asset = ? AND payer = ? AND nonce = ?";
+
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    key: &AuthorizationKey,
+) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>, StoreError> {
+    Ok(q.bind(chain(key.chain_id)?)
+        .bind(addr(&key.asset))
+        .bind(addr(&key.payer))
+        .bind(word(&key.nonce)))
+}
+
+#[async_trait]
+impl NonceStore for SqlitePayStore {
+    async fn claim(&self, c: &NonceClaim) -> Result<ClaimOutcome, StoreError> {
+        let inserted = bind_key(
+            sqlx::query(
+                "INSERT INTO pay_claims (chain_id, asset, payer, nonce, digest, request_id, state, payment_json,
+                                         requirements_json, lease_until, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)
+                 ON CONFLICT (chain_id, asset, payer, nonce) DO NOTHING",
+            ),
+            &c.key,
+        )?
+        .bind(word(&c.digest))
+        .bind(&c.request_id)
+        .bind(&c.payment_json)
+        .bind(&c.requirements_json)
+        .bind(secs(c.lease_until))
+        .bind(secs(c.now))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if inserted.rows_affected() == 1 {
+            return Ok(ClaimOutcome::Won);
+        }
+        // Take-over, guarded in one statement: only the same authorization, and only if its
+        // output is waiting (unserved) or its holder's lease ran out.
+        let sql = format!(
+            "UPDATE pay_claims
+             SET state = CASE WHEN state IN ('unserved', 'resumed') THEN 'resumed' ELSE 'held' END,
+                 request_id = ?, lease_until = ?, updated_at = ?
+             WHERE {KEY_WHERE} AND digest = ?
+               AND (state = 'unserved' OR (state IN ('held', 'resumed') AND lease_until < ?))
+             RETURNING state, settlement_json"
+        );
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&c.request_id)
+            .bind(secs(c.lease_until))
+            .bind(secs(c.now));
+        let row = bind_key(q, &c.key)?
+            .bind(word(&c.digest))
+            .bind(secs(c.now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(match row {
+            None => ClaimOutcome::Taken,
+            Some(r) if col::<String>(&r, "state")? == "resumed" => ClaimOutcome::Resumed {
+                settlement_json: col::<Option<String>>(&r, "settlement_json")?.unwrap_or_default(),
+            },
+            Some(_) => ClaimOutcome::Won,
+        })
+    }
+
+    async fn release(&self, key: &AuthorizationKey, request_id: &str) -> Result<(), StoreError> {
+        let sql = format!(
+            "DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'held'"
+        );
+        bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
+            .bind(request_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        let sql = format!(
+            "UPDATE pay_claims SET state = 'unserved' WHERE {KEY_WHERE} AND request_id = ? AND state = 'resumed'"
+        );
+        bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
+            .bind(request_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn begin_settle(
+        &self,
+        key: &AuthorizationKey,
+        request_id: &str,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE pay_claims SET state = 'settling', updated_at = ? WHERE {KEY_WHERE} AND request_id = ? AND state = 'held'"
+        );
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secs(now));
+        let done = bind_key(q, key)?
+            .bind(request_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish(
+        &self,
+        key: &AuthorizationKey,
+        request_id: &str,
+        end: ClaimEnd,
+        settlement_json: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let done = match end {
+            ClaimEnd::Failed => {
+                let sql = format!("DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'settling'");
+                bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?.bind(request_id).execute(&self.pool).await
+            }
+            ClaimEnd::Served | ClaimEnd::Unserved => {
+                let (to, from) = match end {
+                    ClaimEnd::Served => ("served", "('settling', 'resumed')"),
+                    _ => ("unserved", "('settling')"),
+                };
+                let sql = format!(
+                    "UPDATE pay_claims SET state = '{to}', settlement_json = ?, updated_at = ?
+                     WHERE {KEY_WHERE} AND request_id = ? AND state IN {from}"
+                );
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(settlement_json).bind(secs(now));
+                bind_key(q, key)?.bind(request_id).execute(&self.pool).await
+            }
+        }
+        .map_err(db)?;
+        if done.rows_affected() != 1 {
+            tracing::warn!(
+                request_id,
+                ?end,
+                "payment claim was not in the expected state when finishing"
+            );
+        }
+        Ok(())
+    }
+
+    async fn pending(&self, older_than: u64, limit: u32) -> Result<Vec<PendingClaim>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT chain_id, asset, payer, nonce, request_id, payment_json, requirements_json, updated_at
+             FROM pay_claims WHERE state = 'settling' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+        )
+        .bind(secs(older_than))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let s = |c: &str| col::<String>(r, c);
+                let (asset, payer, nonce) = (s("asset")?, s("payer")?, s("nonce")?);
+                let chain_id: i64 = col(r, "chain_id")?;
+                Ok(PendingClaim {
+                    key: AuthorizationKey {
+                        chain_id: u64::try_from(chain_id)
+                            .map_err(|_| corrupt("chain id", &chain_id.to_string()))?,
+                        asset: Address::from_str(&asset).map_err(|_| corrupt("asset", &asset))?,
+                        payer: Address::from_str(&payer).map_err(|_| corrupt("payer", &payer))?,
+                        nonce: B256::from_str(&nonce).map_err(|_| corrupt("nonce", &nonce))?,
+                    },
+                    request_id: s("request_id")?,
+                    payment_json: s("payment_json")?,
+                    requirements_json: s("requirements_json")?,
+                    since: u64::try_from(col::<i64>(r, "updated_at")?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A fresh database file with the production settings (WAL, FULL sync, several connections).
+    struct TempDb(PathBuf);
+    impl TempDb {
+        fn new(tag: &str) -> Self {
+            let n = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let dir = std::env::temp_dir()
+                .join(format!("vouch-pay-store-{tag}-{}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDb(dir)
+        }
+        async fn open(&self) -> SqlitePayStore {
+            open_at(&self.0.join("pay.db")).await
+        }
+    }
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    async fn open_at(path: &Path) -> SqlitePayStore {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        SqlitePayStore::new(pool).await.unwrap()
+    }
+
+    fn a(byte: u8) -> Address {
+        Address::repeat_byte(byte)
+    }
+
+    fn key(nonce: u8) -> AuthorizationKey {
+        AuthorizationKey {
+            chain_id: 84532,
+            asset: a(0xaa),
+            payer: a(0x01),
+            nonce: B256::repeat_byte(nonce),
+        }
+    }
+
+    fn payer() -> Account {
+        Account {
+            chain_id: 84532,
+            asset: a(0xaa),
+            owner: a(0x01),
+        }
+    }
+
+    fn payee() -> Account {
+        Account {
+            chain_id: 84532,
+            asset: a(0xaa),
+            owner: a(0x02),
+        }
+    }
+
+    fn record(nonce: u8, digest: u8, amount: u64) -> SettlementRecord {
+        SettlementRecord {
+            key: key(nonce),
+            digest: B256::repeat_byte(digest),
+            pay_to: a(0x02),
+            amount: U256::from(amount),
+            reference: format!("vouch-ledger:{}", word(&B256::repeat_byte(digest))),
+            settled_at: 1000,
+            refund: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn ledger_settles_once_and_refunds_once() {
+        let db = TempDb::new("ledger");
+        let s = db.open().await;
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::ZERO);
+        assert_eq!(
+            s.credit(&payer(), U256::from(100u64), "top-up")
+                .await
+                .unwrap(),
+            U256::from(100u64)
+        );
+
+        assert!(matches!(
+            s.settle(&record(1, 0x11, 30)).await.unwrap(),
+            SettleOutcome::Settled(_)
+        ));
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(70u64));
+        assert_eq!(s.balance(&payee()).await.unwrap(), U256::from(30u64));
+        // The same authorization again: the earlier result, no second charge.
+        assert!(
+            matches!(s.settle(&record(1, 0x11, 30)).await.unwrap(), SettleOutcome::AlreadySettled(r) if r.amount == U256::from(30u64))
+        );
+        // Another authorization under the same nonce.
+        assert_eq!(
+            s.settle(&record(1, 0x12, 30)).await.unwrap(),
+            SettleOutcome::NonceUsed
+        );
+        // More than the payer has.
+        assert_eq!(
+            s.settle(&record(2, 0x21, 71)).await.unwrap(),
+            SettleOutcome::InsufficientBalance {
+                balance: U256::from(70u64)
+            }
+        );
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(70u64));
+        assert_eq!(
+            s.settlement(&key(1)).await.unwrap().unwrap().digest,
+            B256::repeat_byte(0x11)
+        );
+        assert!(s.settlement(&key(2)).await.unwrap().is_none());
+
+        let reference = record(1, 0x11, 30).reference;
+        assert!(
+            matches!(s.refund(&reference, "zk proof failed", 2000).await.unwrap(), RefundOutcome::Refunded(r) if r.refund.is_some())
+        );
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(100u64));
+        assert_eq!(s.balance(&payee()).await.unwrap(), U256::ZERO);
+        assert!(matches!(
+            s.refund(&reference, "again", 2001).await.unwrap(),
+            RefundOutcome::AlreadyRefunded(_)
+        ));
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(100u64));
+        assert_eq!(
+            s.refund("vouch-ledger:0xnone", "x", 1).await.unwrap(),
+            RefundOutcome::NotFound
+        );
+        // A refunded authorization's nonce stays spent.
+        assert!(matches!(
+            s.settle(&record(1, 0x11, 30)).await.unwrap(),
+            SettleOutcome::AlreadySettled(_)
+        ));
+
+        let journal = s.entries(&payer(), 10).await.unwrap();
+        let deltas: Vec<&str> = journal.iter().map(|e| e.2.as_str()).collect();
+        assert_eq!(deltas, ["+30", "-30", "+100"], "newest first");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sixteen_racing_settlements_debit_once() {
+        let db = TempDb::new("race-settle");
+        let s = Arc::new(db.open().await);
+        s.credit(&payer(), U256::from(1000u64), "top-up")
+            .await
+            .unwrap();
+        // 16 different authorizations under one nonce, all at once.
+        let tasks: Vec<_> = (0..16u8)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.settle(&record(7, 0x40 + i, 10)).await.unwrap() })
+            })
+            .collect();
+        let mut settled = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                SettleOutcome::Settled(_) => settled += 1,
+                SettleOutcome::NonceUsed => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(settled, 1);
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(990u64));
+        // 16 copies of the same authorization: one charge, 15 earlier results.
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.settle(&record(8, 0x80, 10)).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                SettleOutcome::Settled(_) => outcomes.0 += 1,
+                SettleOutcome::AlreadySettled(_) => outcomes.1 += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(outcomes, (1, 15));
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(980u64));
+        assert_eq!(s.balance(&payee()).await.unwrap(), U256::from(20u64));
+    }
+
+    fn claim(nonce: u8, digest: u8, request: &str, now: u64) -> NonceClaim {
+        NonceClaim {
+            key: key(nonce),
+            digest: B256::repeat_byte(digest),
+            request_id: request.into(),
+            payment_json: "{\"x402Version\":2}".into(),
+            requirements_json: "{}".into(),
+            now,
+            lease_until: now + 60,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sixteen_racing_claims_exactly_one_wins() {
+        let db = TempDb::new("race-claim");
+        let s = Arc::new(db.open().await);
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.claim(&claim(3, 0x33, &format!("req-{i}"), 100))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                ClaimOutcome::Won => won += 1,
+                ClaimOutcome::Taken => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+
+    #[tokio::test]
+    async fn claim_lifecycle() {
+        let db = TempDb::new("lifecycle");
+        let s = db.open().await;
+        let k = key(4);
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "a", 100)).await.unwrap(),
+            ClaimOutcome::Won
+        );
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "b", 101)).await.unwrap(),
+            ClaimOutcome::Taken
+        );
+        // A failed request releases; the payment can be used again.
+        s.release(&k, "a").await.unwrap();
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "b", 102)).await.unwrap(),
+            ClaimOutcome::Won
+        );
+        // Only the holder may settle.
+        assert!(!s.begin_settle(&k, "a", 103).await.unwrap());
+        assert!(s.begin_settle(&k, "b", 103).await.unwrap());
+        assert!(
+            !s.begin_settle(&k, "b", 103).await.unwrap(),
+            "already settling"
+        );
+        // Settling claims are not released by a stray release.
+        s.release(&k, "b").await.unwrap();
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "c", 104)).await.unwrap(),
+            ClaimOutcome::Taken
+        );
+        // Pending once the grace period passed.
+        assert!(s.pending(103, 10).await.unwrap().is_empty());
+        let p = s.pending(200, 10).await.unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (
+                p[0].key,
+                p[0].request_id.as_str(),
+                p[0].payment_json.as_str()
+            ),
+            (k, "b", "{\"x402Version\":2}")
+        );
+        // Reconciled as paid but unserved: the identical payment may collect once…
+        s.finish(&k, "b", ClaimEnd::Unserved, "{\"success\":true}", 300)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim(&claim(4, 0x45, "evil", 301)).await.unwrap(),
+            ClaimOutcome::Taken,
+            "other digest"
+        );
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "d", 301)).await.unwrap(),
+            ClaimOutcome::Resumed {
+                settlement_json: "{\"success\":true}".into()
+            }
+        );
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "e", 302)).await.unwrap(),
+            ClaimOutcome::Taken,
+            "held by d"
+        );
+        // …a failed collection puts it back…
+        s.release(&k, "d").await.unwrap();
+        assert!(matches!(
+            s.claim(&claim(4, 0x44, "f", 303)).await.unwrap(),
+            ClaimOutcome::Resumed { .. }
+        ));
+        // …and once served it is spent for good.
+        s.finish(&k, "f", ClaimEnd::Served, "{\"success\":true}", 304)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim(&claim(4, 0x44, "g", 100_000)).await.unwrap(),
+            ClaimOutcome::Taken
+        );
+
+        // A held claim whose holder vanished can be taken over after its lease, not before.
+        assert_eq!(
+            s.claim(&claim(5, 0x55, "h", 100)).await.unwrap(),
+            ClaimOutcome::Won
+        );
+        assert_eq!(
+            s.claim(&claim(5, 0x55, "i", 160)).await.unwrap(),
+            ClaimOutcome::Taken
+        );
+        assert_eq!(
+            s.claim(&claim(5, 0x55, "i", 161)).await.unwrap(),
+            ClaimOutcome::Won
+        );
+        assert!(
+            !s.begin_settle(&key(5), "h", 162).await.unwrap(),
+            "the old holder lost it"
+        );
+        // A failed settlement frees the key.
+        assert!(s.begin_settle(&key(5), "i", 162).await.unwrap());
+        s.finish(&key(5), "i", ClaimEnd::Failed, "{}", 163)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim(&claim(5, 0x55, "j", 164)).await.unwrap(),
+            ClaimOutcome::Won
+        );
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_restart() {
+        let db = TempDb::new("restart");
+        {
+            let s = db.open().await;
+            s.credit(&payer(), U256::from(50u64), "top-up")
+                .await
+                .unwrap();
+            assert!(matches!(
+                s.settle(&record(9, 0x99, 20)).await.unwrap(),
+                SettleOutcome::Settled(_)
+            ));
+            assert_eq!(
+                s.claim(&claim(9, 0x99, "a", 100)).await.unwrap(),
+                ClaimOutcome::Won
+            );
+            s.pool.close().await;
+        }
+        let s = db.open().await; // migrations run again: must be a no-op
+        assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(30u64));
+        assert!(matches!(
+            s.settle(&record(9, 0x99, 20)).await.unwrap(),
+            SettleOutcome::AlreadySettled(_)
+        ));
+        assert_eq!(
+            s.claim(&claim(9, 0x99, "b", 101)).await.unwrap(),
+            ClaimOutcome::Taken
+        );
+    }
+}

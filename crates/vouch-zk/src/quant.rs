@@ -1,0 +1,196 @@
+//! Calibration: picks the fixed-point scale, the per-tensor bit widths and the lookup-table width
+//! for a model, deterministically from the model and the calibration samples.
+
+use crate::circuit::{self, QuantConfig, Stats};
+use crate::error::ZkError;
+use crate::graph::{Graph, Op};
+
+/// Headroom over the largest calibrated magnitude (4× = 2 bits): inputs a little outside the
+/// calibration set still prove; far outside, proving fails with `OutOfRange`.
+const MARGIN: f64 = 4.0;
+
+/// Scales tried, smallest first; the first whose error meets the target wins.
+const SCALES: std::ops::RangeInclusive<u32> = 10..=16;
+
+/// Deterministic standard-normal samples (SplitMix64 + Box–Muller): calibration must not
+/// depend on anything but the model and the caller's samples, so keys are reproducible.
+pub fn synthetic_inputs(g: &Graph, count: usize, seed: u64) -> Vec<Vec<Vec<f64>>> {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..count)
+        .map(|_| {
+            g.inputs
+                .iter()
+                .map(|io| {
+                    (0..g.value_len[io.value])
+                        .map(|_| {
+                            let (u1, u2) = (next(), next());
+                            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Float evaluation keeping every intermediate value (for ranges).
+pub fn eval_all(g: &Graph, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ZkError> {
+    let mut vals: Vec<Vec<f64>> = vec![vec![]; g.value_len.len()];
+    for (io, x) in g.inputs.iter().zip(inputs) {
+        vals[io.value] = x.clone();
+    }
+    for op in &g.ops {
+        let out = match op {
+            Op::Linear { input, rows, bias, .. } => {
+                let x = &vals[*input];
+                (0..rows.rows())
+                    .map(|i| {
+                        let (ix, w) = rows.row(i);
+                        ix.iter().zip(w).map(|(&j, &wj)| wj * x[j as usize]).sum::<f64>() + bias[i]
+                    })
+                    .collect()
+            }
+            Op::Add { a, b, .. } => vals[*a].iter().zip(&vals[*b]).map(|(x, y)| x + y).collect(),
+            Op::Relu { input, .. } => vals[*input].iter().map(|&x| x.max(0.0)).collect(),
+            Op::MaxPool { input, windows, .. } => {
+                let x = &vals[*input];
+                (0..windows.rows())
+                    .map(|i| windows.row(i).0.iter().map(|&j| x[j as usize]).fold(f64::NEG_INFINITY, f64::max))
+                    .collect()
+            }
+            Op::Lut { input, f, .. } => vals[*input].iter().map(|&x| f.apply(x)).collect(),
+        };
+        vals[op.output()] = out;
+    }
+    Ok(vals)
+}
+
+fn bits_for(maxabs: f64, scale: u32) -> u32 {
+    let v = maxabs * MARGIN * (1u64 << scale) as f64 + 1.0;
+    (v.log2().ceil() as u32 + 1).clamp(2, 60)
+}
+
+/// Result of calibration.
+#[derive(Clone, Debug)]
+pub struct Calibrated {
+    pub config: QuantConfig,
+    /// Largest |quantised − float| over the calibration outputs.
+    pub max_abs_err: f64,
+    pub samples: usize,
+    pub stats: Stats,
+}
+
+/// Chooses the configuration. `target_err` is the output error the scale search aims for.
+pub fn calibrate(g: &Graph, samples: &[Vec<Vec<f64>>], target_err: f64, fixed_scale: Option<u32>) -> Result<Calibrated, ZkError> {
+    if samples.is_empty() {
+        return Err(ZkError::Internal("no calibration samples".into()));
+    }
+    let floats: Vec<Vec<Vec<f64>>> = samples.iter().map(|s| eval_all(g, s)).collect::<Result<_, _>>()?;
+    let mut maxabs = vec![0f64; g.value_len.len()];
+    for f in &floats {
+        for (v, vals) in f.iter().enumerate() {
+            for x in vals {
+                if !x.is_finite() {
+                    return Err(ZkError::OutOfRange("a calibration sample produces a non-finite value".into()));
+                }
+                maxabs[v] = maxabs[v].max(x.abs());
+            }
+        }
+    }
+    let mut lut_in = 0f64;
+    for op in &g.ops {
+        if let Op::Lut { input, .. } = op {
+            lut_in = lut_in.max(maxabs[*input]);
+        }
+    }
+    let lut_domain_bits = ((lut_in * 2.0).max(1.0).log2().ceil() as u32).clamp(1, 4);
+    let scales: Vec<u32> = match fixed_scale {
+        Some(s) => vec![s],
+        None => SCALES.collect(),
+    };
+    let mut best: Option<Calibrated> = None;
+    for s in scales {
+        let cfg = QuantConfig {
+            act_bits: s,
+            weight_bits: s,
+            table_bits: 8,
+            lut_input_bits: s.min(10),
+            lut_domain_bits,
+            value_bits: maxabs.iter().map(|&m| bits_for(m, s)).collect(),
+        };
+        let mut err = 0f64;
+        let mut stats = Stats::default();
+        let mut ok = true;
+        for (sample, fl) in samples.iter().zip(&floats) {
+            let q: Vec<Vec<i128>> = sample
+                .iter()
+                .map(|x| x.iter().map(|&v| circuit::quantise(v, s)).collect::<Result<_, _>>())
+                .collect::<Result<_, _>>()?;
+            match circuit::build(g, &cfg, &q, [0, 0], false) {
+                Ok(b) => {
+                    for (io, qo) in g.outputs.iter().zip(&b.outputs) {
+                        for (a, f) in qo.iter().zip(&fl[io.value]) {
+                            err = err.max((*a as f64 / (1u64 << s) as f64 - f).abs());
+                        }
+                    }
+                    stats = b.stats;
+                }
+                Err(ZkError::OutOfRange(_)) => {
+                    ok = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let cand = Calibrated { config: cfg, max_abs_err: err, samples: samples.len(), stats };
+        let meets = err <= target_err;
+        if best.as_ref().is_none_or(|b| err < b.max_abs_err) || meets {
+            best = Some(cand);
+        }
+        if meets {
+            break;
+        }
+    }
+    let mut best = best.ok_or_else(|| ZkError::OutOfRange("no fixed-point scale keeps the model's values in range".into()))?;
+    best.config.table_bits = choose_table_bits(&best.stats);
+    Ok(best)
+}
+
+/// Picks the chunk width minimising lookups + chunk variables + table size (the table is paid
+/// once per width used, so small models want narrow tables and large ones wide tables).
+pub fn choose_table_bits(stats: &Stats) -> u32 {
+    let cost = |t: u32| -> f64 {
+        let mut lookups = 0f64;
+        let mut extra = 0f64;
+        let mut widths = std::collections::BTreeSet::new();
+        for (&w, &n) in &stats.range_widths {
+            let n = n as f64;
+            if w <= t {
+                lookups += n;
+                widths.insert(w);
+            } else {
+                let chunks = w.div_ceil(t) as f64;
+                lookups += n * chunks;
+                extra += n * (0.3 * chunks + 0.5);
+                widths.insert(t);
+                if w % t != 0 {
+                    widths.insert(w % t);
+                }
+            }
+        }
+        let table: f64 = widths.iter().map(|&w| (1u64 << w) as f64).sum();
+        lookups + extra + 1.2 * table
+    };
+    (4..=16).min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(8)
+}

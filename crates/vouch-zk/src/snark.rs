@@ -1,0 +1,241 @@
+//! The bridge to Spartan2: our constraint list as a `SpartanCircuit` (one round of interaction:
+//! lookup keys and multiplicities are committed before α and β are drawn), key generation,
+//! proving and verifying.
+//!
+//! Spartan2 with Hyrax over a curve without a pairing is transparent: the commitment generators
+//! come from hashing a label to the curve, so nobody holds a trapdoor and the verifying key is a
+//! pure function of the model and its quantisation config.
+
+use std::sync::Arc;
+
+use bellpepper_core::{ConstraintSystem, Index, LinearCombination, SynthesisError, Variable};
+use ff::{BatchInvert, Field, PrimeField};
+use spartan2::spartan::{SpartanProverKey, SpartanSNARK, SpartanVerifierKey};
+use spartan2::traits::{Engine, circuit::SpartanCircuit, snark::DigestHelperTrait, snark::R1CSSNARKTrait};
+
+use crate::circuit::{Built, Lc, Rest, Src, V};
+use crate::error::ZkError;
+
+/// The curve and commitment: T-256 (a curve whose scalar field is P-256's base field; no
+/// pairing, so no MOV reduction of the discrete-log assumption Hyrax rests on) with Hyrax.
+pub type E = spartan2::provider::T256HyraxEngine;
+pub type F = <E as Engine>::Scalar;
+pub type Snark = SpartanSNARK<E>;
+pub type ProverKey = SpartanProverKey<E>;
+pub type VerifierKey = SpartanVerifierKey<E>;
+
+/// Names the proof system in evidence, so a verifier never guesses.
+pub const SYSTEM: &str = "spartan2-0.9/spartan/hyrax/t256/logup-r1cs";
+
+pub fn field(x: i128) -> F {
+    if x >= 0 { F::from_u128(x as u128) } else { -F::from_u128(x.unsigned_abs()) }
+}
+
+/// What the circuit needs at synthesis time. Shared (`Arc`) because Spartan2 clones circuits.
+#[derive(Debug)]
+pub(crate) struct Data {
+    pub public: Vec<F>,
+    pub num_public: usize,
+    pub pre: Vec<u64>,
+    pub rest: Vec<Rest>,
+    pub cons: Vec<crate::circuit::Cons>,
+    pub num_challenges: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Circuit(pub Arc<Data>);
+
+impl Circuit {
+    pub fn new(b: Built, record: bool) -> Self {
+        let num_challenges = if b.rest.is_empty() { 0 } else { 2 };
+        Circuit(Arc::new(Data {
+            public: b.public_ints.iter().map(|&x| field(x)).collect(),
+            num_public: b.num_public,
+            pre: b.pre,
+            rest: b.rest,
+            cons: if record { b.cons } else { vec![] },
+            num_challenges,
+        }))
+    }
+}
+
+/// Values of the post-challenge variables.
+fn rest_values(rest: &[Rest], alpha: F, beta: F) -> Result<Vec<F>, SynthesisError> {
+    let mut vals = vec![F::ZERO; rest.len()];
+    // Denominators first, inverted in one batch.
+    let mut den_idx = vec![];
+    let mut dens = vec![];
+    for (i, r) in rest.iter().enumerate() {
+        let d = match *r {
+            Rest::InvTagged { v, tag } | Rest::TabTagged { j: v, tag, .. } => alpha - F::from(v) - F::from(tag) * beta,
+            Rest::InvPair { u, y } | Rest::TabPair { j: u, fj: y, .. } => alpha - F::from(u) - beta * F::from(y),
+            Rest::BetaTimes { y } => {
+                vals[i] = beta * F::from(y);
+                continue;
+            }
+            Rest::Mul { .. } => continue,
+        };
+        if bool::from(d.is_zero()) {
+            return Err(SynthesisError::DivisionByZero);
+        }
+        den_idx.push(i);
+        dens.push(d);
+    }
+    dens.iter_mut().batch_invert();
+    for (k, &i) in den_idx.iter().enumerate() {
+        vals[i] = match rest[i] {
+            Rest::TabTagged { m, .. } | Rest::TabPair { m, .. } => dens[k] * F::from(m),
+            _ => dens[k],
+        };
+    }
+    for (i, r) in rest.iter().enumerate() {
+        if let Rest::Mul { a, b } = *r {
+            let get = |s: Src| match s {
+                Src::Int(x) => field(x),
+                Src::Rest(j) => vals[j as usize],
+            };
+            vals[i] = get(a) * get(b);
+        }
+    }
+    Ok(vals)
+}
+
+#[cfg(test)]
+pub(crate) fn rest_values_for_tests(rest: &[Rest], alpha: F, beta: F) -> Vec<F> {
+    rest_values(rest, alpha, beta).expect("no zero denominator")
+}
+
+impl SpartanCircuit<E> for Circuit {
+    fn public_values(&self) -> Result<Vec<F>, SynthesisError> {
+        Ok(self.0.public.clone())
+    }
+
+    fn shared<CS: ConstraintSystem<F>>(&self, _: &mut CS) -> Result<Vec<bellpepper_core::num::AllocatedNum<F>>, SynthesisError> {
+        Ok(vec![])
+    }
+
+    fn precommitted<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        _: &[bellpepper_core::num::AllocatedNum<F>],
+    ) -> Result<Vec<bellpepper_core::num::AllocatedNum<F>>, SynthesisError> {
+        for (i, &v) in self.0.pre.iter().enumerate() {
+            cs.alloc(|| format!("pre{i}"), || Ok(F::from(v)))?;
+        }
+        Ok(vec![])
+    }
+
+    fn num_challenges(&self) -> usize {
+        self.0.num_challenges
+    }
+
+    fn synthesize<CS: ConstraintSystem<F>>(
+        &self,
+        cs: &mut CS,
+        _: &[bellpepper_core::num::AllocatedNum<F>],
+        _: &[bellpepper_core::num::AllocatedNum<F>],
+        challenges: Option<&[F]>,
+    ) -> Result<(), SynthesisError> {
+        let d = &self.0;
+        for (i, &v) in d.public.iter().enumerate() {
+            cs.alloc_input(|| format!("pub{i}"), || Ok(v))?;
+        }
+        let ch: Vec<F> = match challenges {
+            Some(c) if c.len() == d.num_challenges => c.to_vec(),
+            _ => vec![F::ZERO; d.num_challenges],
+        };
+        for (i, &c) in ch.iter().enumerate() {
+            cs.alloc_input(|| format!("ch{i}"), || Ok(c))?;
+        }
+        let witness = cs.is_witness_generator();
+        if witness && !d.rest.is_empty() {
+            let vals = rest_values(&d.rest, ch[0], ch[1])?;
+            for (i, v) in vals.into_iter().enumerate() {
+                cs.alloc(|| format!("rest{i}"), || Ok(v))?;
+            }
+        } else {
+            for i in 0..d.rest.len() {
+                cs.alloc(|| format!("rest{i}"), || Ok(F::ZERO))?;
+            }
+        }
+        if witness {
+            return Ok(()); // constraints only matter when the shape is built
+        }
+        let np = d.num_public;
+        let npre = d.pre.len();
+        let var = |v: V| -> Variable {
+            match v {
+                V::One => CS::one(),
+                V::Pub(i) => Variable::new_unchecked(Index::Input(1 + i as usize)),
+                V::Ch(i) => Variable::new_unchecked(Index::Input(1 + np + i as usize)),
+                V::Pre(i) => Variable::new_unchecked(Index::Aux(i as usize)),
+                V::Rest(i) => Variable::new_unchecked(Index::Aux(npre + i as usize)),
+            }
+        };
+        let lc = |l: &Lc, mut acc: LinearCombination<F>| -> LinearCombination<F> {
+            for &(v, c) in &l.0 {
+                acc = acc + (field(c), var(v));
+            }
+            acc
+        };
+        for (i, c) in d.cons.iter().enumerate() {
+            cs.enforce(|| format!("c{i}"), |z| lc(&c.a, z), |z| lc(&c.b, z), |z| lc(&c.c, z));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn setup(circuit: Circuit) -> Result<(ProverKey, VerifierKey), ZkError> {
+    Snark::setup(circuit).map_err(|e| ZkError::Prover(format!("key generation: {e}")))
+}
+
+pub(crate) fn vk_digest(vk: &VerifierKey) -> Result<[u8; 32], ZkError> {
+    vk.digest().map_err(|e| ZkError::Internal(format!("verifying-key digest: {e}")))
+}
+
+pub(crate) fn prove(pk: &ProverKey, circuit: Circuit) -> Result<Snark, ZkError> {
+    let prep = Snark::prep_prove(pk, circuit.clone(), false).map_err(|e| ZkError::Prover(format!("{e}")))?;
+    let (proof, _) = Snark::prove(pk, circuit, prep, false).map_err(|e| ZkError::Prover(format!("{e}")))?;
+    Ok(proof)
+}
+
+/// Checks the proof and returns the public values it proves (without challenges).
+pub(crate) fn verify(proof: &Snark, vk: &VerifierKey) -> Result<Vec<F>, ZkError> {
+    proof.verify(vk).map_err(|e| ZkError::Verify(format!("the proof does not verify: {e}")))
+}
+
+pub(crate) fn proof_to_bytes(p: &Snark) -> Result<Vec<u8>, ZkError> {
+    bincode::serialize(p).map_err(|e| ZkError::Internal(format!("proof encoding: {e}")))
+}
+
+pub(crate) fn proof_from_bytes(b: &[u8]) -> Result<Snark, ZkError> {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(64 << 20)
+        .deserialize(b)
+        .map_err(|e| ZkError::Malformed(format!("proof bytes do not decode: {e}")))
+}
+
+pub(crate) fn vk_to_bytes(vk: &VerifierKey) -> Result<Vec<u8>, ZkError> {
+    bincode::serialize(vk).map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
+}
+
+/// Signed integer value of a public field element, if it is small (|x| < 2^126).
+pub(crate) fn small_int(x: &F) -> Option<i128> {
+    let to = |f: &F| -> Option<u128> {
+        let r = f.to_repr();
+        let b = r.as_ref();
+        // little-endian canonical representation
+        if b[16..].iter().any(|&x| x != 0) {
+            return None;
+        }
+        let mut lo = [0u8; 16];
+        lo.copy_from_slice(&b[..16]);
+        Some(u128::from_le_bytes(lo))
+    };
+    if let Some(v) = to(x).filter(|v| *v < 1 << 126) {
+        return Some(v as i128);
+    }
+    to(&-*x).filter(|v| *v < 1 << 126).map(|v| -(v as i128))
+}

