@@ -10,6 +10,8 @@ EZKL's documented flow: gen_settings (inputs and outputs public, weights fixed i
 the same statement vouch-zk proves), calibrate_settings for "resources", compile, a local SRS
 from ``ezkl.gen_srs`` (offline; a real deployment would download a ceremony SRS), setup,
 gen_witness, prove, verify. calibrate_settings and gen_witness need a running asyncio loop.
+With EZKL_SETTINGS_ONLY=1 it stops after calibration and reports the circuit size (logrows), for
+models too large to set up on this machine.
 
 Prints one JSON object per model (also appended to --out if given). The CNN needs ~10 min and
 ~23 GB: run it alone (``--only cnn``) on an otherwise idle machine.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import os
 import resource
@@ -35,6 +38,13 @@ def flat(x):
             out.extend(flat(v))
         return out
     return [x]
+
+
+async def maybe_await(x):
+    """EZKL 23 runs these synchronously but needs a running event loop; older ones return awaitables."""
+    if inspect.isawaitable(x):
+        return await x
+    return x
 
 
 async def measure(model: str, work: str) -> dict:
@@ -63,15 +73,20 @@ async def measure(model: str, work: str) -> dict:
     args.input_visibility = "public"
     args.output_visibility = "public"
     args.param_visibility = "fixed"
+    args.variables = [("N", 1)]  # the models' free batch dimension: prove batch 1
     t0 = time.perf_counter()
     assert ezkl.gen_settings(model, settings, py_run_args=args)
-    await ezkl.calibrate_settings(data, model, settings, "resources")
+    await maybe_await(ezkl.calibrate_settings(data, model, settings, "resources"))
     assert ezkl.compile_circuit(model, compiled, settings)
     calibrate_s = time.perf_counter() - t0
     with open(settings) as f:
         s = json.load(f)
     logrows = s["run_args"]["logrows"]
     scale = s["run_args"].get("input_scale")
+    if os.environ.get("EZKL_SETTINGS_ONLY"):
+        return {"model": model, "logrows": logrows, "scale": scale, "calibrate_compile_s": round(calibrate_s, 3),
+                "num_rows": s.get("num_rows"), "total_assignments": s.get("total_assignments"),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
     t0 = time.perf_counter()
     ezkl.gen_srs(srs, logrows)
@@ -82,7 +97,7 @@ async def measure(model: str, work: str) -> dict:
     setup_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    w = await ezkl.gen_witness(data, compiled, witness, vk, srs)
+    w = await maybe_await(ezkl.gen_witness(data, compiled, witness, vk, srs))
     witness_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -94,6 +109,9 @@ async def measure(model: str, work: str) -> dict:
     verify_s = time.perf_counter() - t0
 
     err = None
+    if not isinstance(w, dict):
+        with open(witness) as f:
+            w = json.load(f)
     if reference is not None and isinstance(w, dict):
         try:
             outs = [float(v) for v in flat(w["pretty_elements"]["rescaled_outputs"])]
@@ -132,6 +150,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", default=["models/mlp_small.onnx", "models/mlp.onnx"])
     ap.add_argument("--out", help="append JSON lines here")
+    ap.add_argument(
+        "--vouch",
+        help="path of the vouch-zk zk_report example binary: run it on each model right after EZKL "
+        "(same machine state) and print the ratios",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -147,6 +170,25 @@ def main() -> None:
         if a.out:
             with open(a.out, "a") as f:
                 f.write(line + "\n")
+        if a.vouch:
+            v = subprocess.run([a.vouch, m], capture_output=True, text=True)
+            vl = next((l for l in reversed(v.stdout.splitlines()) if l.startswith("{")), None)
+            if v.returncode != 0 or vl is None:
+                print(json.dumps({"model": m, "vouch_error": (v.stderr or v.stdout)[-2000:]}), flush=True)
+                continue
+            e, z = json.loads(line), json.loads(vl)
+            ratio = {
+                "model": m,
+                "prove_ratio": z["prove_ms_median"] / 1000 / e["prove_s"],
+                "setup_ratio": z["keygen_ms"] / 1000 / e["setup_s"],
+                "verify_ratio": z["verify_ms_median"] / 1000 / e["verify_s"],
+                "peak_mem_ratio": z["peak_rss_mb"] / e["peak_rss_mb"],
+                "vouch": z,
+            }
+            print(json.dumps(ratio), flush=True)
+            if a.out:
+                with open(a.out, "a") as f:
+                    f.write(json.dumps(ratio) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ VOUCH_MINILM="$(scripts/setup-minilm.sh | tail -1)"
 export ORT_DYLIB_PATH VOUCH_MINILM
 # Missing engines or models fail the run instead of silently shrinking it.
 export VOUCH_REQUIRE_ORT=1 VOUCH_REQUIRE_MINILM=1
+# Peers and tools the interop tests drive (official x402 clients, headless Chromium):
+# installed here, then required, so a missing peer fails rather than skips.
 for s in tests/setup/*.sh; do
-  [[ -e "$s" ]] && bash "$s"
+  bash "$s"
 done
+export VOUCH_REQUIRE_INTEROP=1
 
 cargo test --workspace --no-fail-fast

@@ -75,9 +75,73 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("credit");
         let fac = Arc::new(LocalFacilitator::new(pay.clone(), vec![terms.chain_id]));
-        PaymentGate::new(fac, pay, GateConfig::default())
+        Arc::new(PaymentGate::new(fac, pay, GateConfig::default()))
     });
+    let offer = Arc::new(offer);
     let mut n = 0u64;
+    // Components of the paid path, for attribution.
+    let store = rt.block_on(async {
+        let store = vouch_store::Store::open(&dir.join("parts"))
+            .await
+            .expect("store");
+        Arc::new(
+            SqlitePayStore::new(store.pool().clone())
+                .await
+                .expect("pay store"),
+        )
+    });
+    let acct = Account {
+        chain_id: terms.chain_id,
+        asset: terms.asset,
+        owner: signer.address(),
+    };
+    rt.block_on(store.credit(&acct, U256::from(u64::MAX), "bench"))
+        .expect("credit");
+    let mut k = 0u64;
+    let key = |k: u64| vouch_pay::store::AuthorizationKey {
+        chain_id: terms.chain_id,
+        asset: terms.asset,
+        payer: signer.address(),
+        nonce: vouch_pay::B256::from(U256::from(k)),
+    };
+    g.bench_function("part_claim_begin_finish_sqlite", |b| {
+        b.iter(|| {
+            k += 1;
+            rt.block_on(async {
+                use vouch_pay::store::{ClaimEnd, NonceClaim, NonceStore};
+                let c = NonceClaim {
+                    key: key(k),
+                    digest: vouch_pay::B256::ZERO,
+                    request_id: "r".into(),
+                    payment_json: "{}".into(),
+                    requirements_json: "{}".into(),
+                    now: 1,
+                    lease_until: 2,
+                };
+                store.claim(&c).await.expect("claim");
+                store.begin_settle(&c.key, "r", 1).await.expect("begin");
+                store
+                    .finish(&c.key, "r", ClaimEnd::Served, "{}", 1)
+                    .await
+                    .expect("finish");
+            })
+        })
+    });
+    g.bench_function("part_ledger_settle_sqlite", |b| {
+        b.iter(|| {
+            k += 1;
+            let rec = vouch_pay::store::SettlementRecord {
+                key: key(k),
+                digest: vouch_pay::B256::ZERO,
+                pay_to: terms.pay_to,
+                amount: U256::from(1u64),
+                reference: format!("r{k}"),
+                settled_at: 1,
+                refund: None,
+            };
+            rt.block_on(store.settle(&rec)).expect("settle")
+        })
+    });
     g.bench_function("gate_admit_settle_sqlite", |b| {
         b.iter_batched(
             header,
@@ -89,6 +153,38 @@ fn bench(c: &mut Criterion) {
                         .await
                         .expect("admit");
                     gate.settle(t).await.expect("settle")
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // 32 paid requests at once: claims and settlements contend, the ledger group-commits.
+    const CONCURRENT: usize = 32;
+    g.throughput(criterion::Throughput::Elements(CONCURRENT as u64));
+    g.bench_function("gate_admit_settle_sqlite_32_concurrent", |b| {
+        b.iter_batched(
+            || (0..CONCURRENT).map(|_| header()).collect::<Vec<_>>(),
+            |headers| {
+                n += 1;
+                let round = n;
+                rt.block_on(async {
+                    let tasks: Vec<_> = headers
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, h)| {
+                            let (gate, offer) = (gate.clone(), offer.clone());
+                            tokio::spawn(async move {
+                                let t = gate
+                                    .admit(Some(&h), None, &offer, &format!("bench-{round}-{i}"))
+                                    .await
+                                    .expect("admit");
+                                gate.settle(t).await.expect("settle")
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.expect("task");
+                    }
                 })
             },
             BatchSize::SmallInput,

@@ -14,6 +14,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub exec: ExecConfig,
+    /// The `tee` tier's evidence producer (`[tee]`): `none` (default), `auto`, `aws-nitro`,
+    /// `configfs-tsm` or `simulated`. With any producer but `none`, the node key is generated
+    /// at boot inside the TEE and never written to disk.
+    pub tee: vouch_attest::tee::ProducerConfig,
+    /// What each tier costs; a request's price is the sum over its tiers.
+    pub prices: Prices,
 }
 
 impl Default for ServerConfig {
@@ -23,6 +29,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./vouch-data"),
             limits: Limits::default(),
             exec: ExecConfig::default(),
+            tee: Default::default(),
+            prices: Prices::default(),
         }
     }
 }
@@ -41,6 +49,9 @@ pub struct Limits {
     pub max_request_batch: u64,
     /// Requests slower than this are cut off with 503, in seconds.
     pub request_timeout_secs: u64,
+    /// Fresh attestations (`GET /v1/attestation?nonce=`) per second; each one makes the
+    /// platform sign, which is slow on real hardware. Excess requests get 503 + Retry-After.
+    pub attest_per_sec: u32,
 }
 
 impl Default for Limits {
@@ -51,6 +62,7 @@ impl Default for Limits {
             max_input_elements: 4 << 20,
             max_request_batch: 256,
             request_timeout_secs: 60,
+            attest_per_sec: 10,
         }
     }
 }
@@ -91,5 +103,44 @@ impl Default for ExecConfig {
             max_wait_us: 0,
             cache_mib: 2048,
         }
+    }
+}
+
+/// Prices per tier, in the smallest unit of `asset`. Until payments are wired these are quotes:
+/// shown in refusals, the assurance advisor and the status page's revenue, not charged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Prices {
+    /// Name of the unit the prices are in.
+    pub asset: String,
+    pub signed: u64,
+    pub tee: u64,
+    pub zk: u64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        // Placeholders in micro-USDC until operators set their own.
+        Prices {
+            asset: "micro-USDC".into(),
+            signed: 100,
+            tee: 200,
+            zk: 5000,
+        }
+    }
+}
+
+impl Prices {
+    pub fn of(&self, tier: vouch_core::Tier) -> u64 {
+        match tier {
+            vouch_core::Tier::Signed => self.signed,
+            vouch_core::Tier::Tee => self.tee,
+            vouch_core::Tier::Zk => self.zk,
+        }
+    }
+
+    /// A request's price: the sum over its tiers.
+    pub fn total(&self, tiers: &[vouch_core::Tier]) -> u64 {
+        tiers.iter().map(|t| self.of(*t)).fold(0u64, u64::saturating_add)
     }
 }

@@ -12,6 +12,8 @@ use vouch_store::StoreError;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// A finer stable name within `code` (e.g. a `TeeError::code()`), sent as `error.reason`.
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -19,7 +21,13 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            reason: None,
         }
+    }
+
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -46,7 +54,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let mut body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        if let Some(r) = self.reason {
+            body["error"]["reason"] = json!(r);
+        }
         let mut resp = (status, axum::Json(body)).into_response();
         if self.code == ErrorCode::Overloaded {
             resp.headers_mut()
@@ -76,5 +87,20 @@ impl From<ExecError> for ApiError {
             ExecError::Run { .. } => ApiError::new(ErrorCode::ExecutionFailed, e.to_string()),
             ExecError::EngineUnavailable(_) | ExecError::Stopped => ApiError::internal(e),
         }
+    }
+}
+
+impl From<vouch_attest::tee::TeeError> for ApiError {
+    fn from(e: vouch_attest::tee::TeeError) -> Self {
+        use vouch_attest::tee::TeeError as T;
+        let code = match &e {
+            T::Malformed(_) | T::Binding(_) | T::NonceMismatch { .. } => ErrorCode::BadRequest,
+            T::Unavailable(_) => ErrorCode::TierUnavailable,
+            _ => ErrorCode::Internal,
+        };
+        if code == ErrorCode::Internal {
+            tracing::error!("tee: {e}");
+        }
+        ApiError::new(code, e.to_string()).with_reason(e.code())
     }
 }

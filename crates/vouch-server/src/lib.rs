@@ -4,12 +4,14 @@
 //! signer) and owns no format or algorithm of its own: receipts come from `vouch-core`,
 //! execution from `vouch-exec`, persistence from `vouch-store`, signatures from `vouch-attest`.
 
+pub mod analytics;
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod routes;
 pub mod state;
+pub mod tiers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -40,12 +42,23 @@ pub use state::{AppState, BootError};
         routes::models::by_name,
         routes::models::by_digest,
         routes::infer::infer,
+        routes::attestation::attestation,
+        routes::attestation::by_digest,
+        routes::policy::put_policy,
+        routes::policy::get_policy,
+        routes::policy::assurance,
+        routes::status::metrics,
+        routes::status::status,
     ),
-    components(schemas(routes::infer::InferRequest))
+    components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest))
 )]
 pub struct ApiDoc;
 
 /// The application's routes with their limits.
+///
+/// The `tee` tier (when `[tee]` names a producer) adds `GET /v1/attestation[?nonce=hex]` and
+/// `GET /v1/attestation/{digest}`; assurance policies live at `/v1/models/{reference}/policy`
+/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`.
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
@@ -62,6 +75,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(routes::models::by_digest),
         )
         .route("/v1/models/{reference}", get(routes::models::by_name))
+        .route(
+            "/v1/models/{reference}/policy",
+            put(routes::policy::put_policy).get(routes::policy::get_policy),
+        )
+        .route(
+            "/v1/models/{reference}/assurance",
+            get(routes::policy::assurance),
+        )
+        .route("/v1/attestation", get(routes::attestation::attestation))
+        .route(
+            "/v1/attestation/{digest}",
+            get(routes::attestation::by_digest),
+        )
+        .route("/metrics", get(routes::status::metrics))
+        .route("/status", get(routes::status::status))
         .route("/v1/infer", post(routes::infer::infer))
         .route(
             "/openapi.json",

@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use vouch_attest::NodeSigner;
-use vouch_core::{ModelDigest, ModelSignature};
+use vouch_attest::tee::{
+    EvidenceProducer, Platform, TeeEvidence, TeeOptions, TeePolicy, TeeVerdict, select_producer,
+    verify_envelope,
+};
+use vouch_core::{Digest, ModelDigest, ModelSignature, Tier};
 use vouch_exec::ort_engine::OrtEngine;
 use vouch_exec::{EngineKind, Engines, Executor, ExecutorConfig, ModelCache};
 use vouch_store::Store;
 
+use crate::analytics::Analytics;
 use crate::config::ServerConfig;
 
 /// What the registry says about a model, kept in memory so the hot path skips the database.
@@ -34,6 +39,29 @@ pub struct AppState {
     pub names: moka::sync::Cache<(String, String), ModelDigest>,
     /// What boot found, for the banner and `/v1/node`.
     pub boot: BootInfo,
+    /// The `tee` tier, when a producer is configured.
+    pub tee: Option<TeeState>,
+    /// digest → strictest minimum tier among the digest and the names pointing at it (with the
+    /// policy's subject); short-lived and dropped on every policy or name change.
+    pub policies: moka::sync::Cache<ModelDigest, Option<(Tier, String)>>,
+    /// Per-model, per-tier request counts, latencies and revenue for `/status` and the advisor.
+    pub analytics: Analytics,
+    pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The `tee` tier: the producer, and the evidence made at boot binding the node key.
+pub struct TeeState {
+    pub producer: Arc<dyn EvidenceProducer>,
+    pub boot: TeeEvidence,
+    /// `boot.to_json()`, attached to every `tee` receipt.
+    pub boot_json: serde_json::Value,
+    pub boot_digest: Digest,
+    /// What the boot self-check established (platform, measurements, trust assumption).
+    pub verdict: TeeVerdict,
+    pub simulated: bool,
+    /// Where envelopes are kept so `GET /v1/attestation/{digest}` outlives restarts.
+    pub dir: PathBuf,
+    pub limiter: crate::routes::attestation::RateLimiter,
 }
 
 #[derive(Clone, Debug)]
@@ -42,6 +70,8 @@ pub struct BootInfo {
     pub token_created: bool,
     pub token_path: PathBuf,
     pub ort_status: String,
+    /// True when the node key lives only in memory (the `tee` tier: made inside the TEE).
+    pub key_ephemeral: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,13 +87,25 @@ pub enum BootError {
     },
     #[error("{0}")]
     Engine(String),
+    #[error("tee: {0}")]
+    Tee(String),
 }
 
 impl AppState {
     pub async fn boot(config: ServerConfig) -> Result<Arc<AppState>, BootError> {
         let dir = config.data_dir.clone();
         let store = Store::open(&dir).await?;
-        let (signer, key_created) = NodeSigner::load_or_create(&dir.join("node.key"))?;
+        let producer = select_producer(&config.tee).map_err(|e| BootError::Tee(e.to_string()))?;
+        // With a TEE the key is born inside it and never touches disk: a key loaded from a file
+        // may have copies elsewhere, and the attestation would prove nothing about who holds it.
+        let (signer, key_created) = match &producer {
+            Some(_) => (NodeSigner::generate(), true),
+            None => NodeSigner::load_or_create(&dir.join("node.key"))?,
+        };
+        let tee = match producer {
+            Some(p) => Some(boot_tee(Arc::from(p), &signer, &config).await?),
+            None => None,
+        };
         let token_path = dir.join("admin.token");
         let (admin_token, token_created) = load_or_create_token(&token_path)?;
         let (engines, ort_status) = choose_engines(&config)?;
@@ -79,6 +121,13 @@ impl AppState {
             engines: Arc::new(engines),
             store,
             signer,
+            tee,
+            policies: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
+            analytics: Analytics::default(),
+            prometheus: crate::analytics::prometheus(),
             admin_token,
             meta: moka::sync::Cache::new(100_000),
             names: moka::sync::Cache::builder()
@@ -90,10 +139,57 @@ impl AppState {
                 token_created,
                 token_path,
                 ort_status,
+                key_ephemeral: config.tee.producer != vouch_attest::tee::ProducerKind::None,
             },
             config,
         }))
     }
+}
+
+/// Makes the boot evidence for the node key and checks it the way a verifier will, so a node
+/// never serves evidence that does not verify.
+async fn boot_tee(
+    producer: Arc<dyn EvidenceProducer>,
+    signer: &NodeSigner,
+    config: &ServerConfig,
+) -> Result<TeeState, BootError> {
+    let key = signer.public_key();
+    let p = producer.clone();
+    let boot = tokio::task::spawn_blocking(move || p.attest(&key, None))
+        .await
+        .map_err(|e| BootError::Tee(format!("the producer task failed: {e}")))?
+        .map_err(|e| BootError::Tee(e.to_string()))?;
+    let simulated = boot.platform == Platform::Simulated;
+    let options = TeeOptions {
+        allow_simulated: simulated,
+        ..TeeOptions::at(std::time::SystemTime::now())
+    };
+    let verdict = verify_envelope(&boot, &key, &TeePolicy::default(), &options).map_err(|e| {
+        BootError::Tee(format!(
+            "the boot evidence does not verify, refusing to offer the tee tier: {e}"
+        ))
+    })?;
+    let dir = config.data_dir.join("tee");
+    let boot_json = boot.to_json();
+    let boot_digest = boot.digest();
+    std::fs::create_dir_all(&dir)
+        .and_then(|_| {
+            std::fs::write(
+                dir.join(format!("{}.json", boot_digest.hex())),
+                serde_json::to_vec(&boot_json).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| BootError::Tee(format!("cannot store evidence in {}: {e}", dir.display())))?;
+    Ok(TeeState {
+        producer,
+        boot,
+        boot_json,
+        boot_digest,
+        verdict,
+        simulated,
+        dir,
+        limiter: crate::routes::attestation::RateLimiter::new(config.limits.attest_per_sec),
+    })
 }
 
 /// Where ONNX Runtime's library is looked for: config, then `ORT_DYLIB_PATH`, then the cache

@@ -6,6 +6,7 @@
 //! (core, log, pay) with disjoint version ranges, all applied by [`Store::open`].
 
 pub mod blobs;
+pub mod policy;
 pub mod registry;
 
 use std::path::Path;

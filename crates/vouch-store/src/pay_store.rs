@@ -8,9 +8,10 @@
 //! lock up front so two settlements can never both read the old balance.
 
 use async_trait::async_trait;
-use sqlx::sqlite::SqliteRow;
+use sqlx::sqlite::{SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
+use tokio::sync::{mpsc, oneshot};
 use vouch_pay::store::{
     Account, AuthorizationKey, ClaimEnd, ClaimOutcome, Ledger, NonceClaim, NonceStore,
     PendingClaim, RefundOutcome, RefundRecord, SettleOutcome, SettlementRecord, StoreError,
@@ -20,7 +21,22 @@ use vouch_pay::{Address, B256, U256};
 /// Ledger and claim store on one SQLite pool (usually [`crate::Store::pool`]).
 #[derive(Clone)]
 pub struct SqlitePayStore {
+    /// Ledger writes: the pool as given (the server opens it with FULL sync — money must
+    /// survive power loss).
     pool: SqlitePool,
+    /// Claims: a sidecar database (`<main file>-pay-claims`), one connection, `synchronous =
+    /// NORMAL`. A claim only guards requests in flight — after any crash a spent authorization
+    /// is refused by the ledger (or chain) it was settled in — so it needs no fsync; kept apart,
+    /// its writes never wait behind the ledger's fsync, and one connection queues them in the
+    /// pool instead of in SQLite's sleeping busy handler.
+    claims: SqlitePool,
+    /// Queue of the group-committing settlement writer ([`settlement_writer`]).
+    settler: mpsc::Sender<SettleJob>,
+}
+
+/// Applies the claims sidecar's own migrations.
+async fn migrate_claims(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations/pay/claims").run(pool).await
 }
 
 /// Applies the pay migrations (versions 200–299; other owners' versions are left alone).
@@ -31,12 +47,34 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateErro
 }
 
 impl SqlitePayStore {
-    /// Wraps `pool`, applying the pay migrations first.
+    /// Wraps `pool`, applying the pay migrations first. Spawns the settlement writer, so it
+    /// must be called inside a Tokio runtime.
     pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
         migrate(&pool)
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
-        Ok(SqlitePayStore { pool })
+        let main = pool.connect_options();
+        let sidecar = format!("{}-pay-claims", main.get_filename().display());
+        let opts = (*main)
+            .clone()
+            .filename(sidecar)
+            .create_if_missing(true)
+            .synchronous(SqliteSynchronous::Normal);
+        let claims = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(db)?;
+        migrate_claims(&claims)
+            .await
+            .map_err(|e| StoreError(format!("migration: {e}")))?;
+        let (settler, jobs) = mpsc::channel(1024);
+        tokio::spawn(settlement_writer(pool.clone(), jobs));
+        Ok(SqlitePayStore {
+            pool,
+            claims,
+            settler,
+        })
     }
 
     /// The balance journal, newest first: `(seq, owner, delta, kind, reference)` — for the
@@ -156,17 +194,23 @@ async fn read_balance(tx: &mut Tx, a: &Account) -> Result<U256, StoreError> {
     }
 }
 
-/// Adds `delta` (negative: subtracts) to a balance and journals it. Fails rather than wrap.
+/// Why a balance changes, as journaled.
+struct Entry<'a> {
+    kind: &'a str,
+    reference: Option<&'a str>,
+    memo: Option<&'a str>,
+    at: u64,
+}
+
+/// Adds (`credit`) or subtracts `amount` to a balance and journals it. Fails rather than wrap.
 async fn apply(
     tx: &mut Tx,
     a: &Account,
     amount: U256,
     credit: bool,
-    kind: &str,
-    reference: Option<&str>,
-    memo: Option<&str>,
-    now: u64,
+    e: &Entry<'_>,
 ) -> Result<U256, StoreError> {
+    let now = e.at;
     let old = read_balance(tx, a).await?;
     let new = if credit {
         old.checked_add(amount)
@@ -201,9 +245,9 @@ async fn apply(
     .bind(addr(&a.asset))
     .bind(addr(&a.owner))
     .bind(format!("{}{amount}", if credit { '+' } else { '-' }))
-    .bind(kind)
-    .bind(reference)
-    .bind(memo)
+    .bind(e.kind)
+    .bind(e.reference)
+    .bind(e.memo)
     .execute(&mut **tx)
     .await
     .map_err(db)?;
@@ -234,6 +278,110 @@ fn now_secs() -> u64 {
     vouch_pay::local::system_now()
 }
 
+/// One settlement waiting for the writer.
+struct SettleJob {
+    record: SettlementRecord,
+    reply: oneshot::Sender<Result<SettleOutcome, StoreError>>,
+}
+
+/// Most settlements committed together.
+const MAX_BATCH: usize = 256;
+
+/// Group commit: settlements that arrive while one commit is being made durable go into the
+/// next transaction together, so N concurrent paid requests cost one fsync, not N. No request
+/// waits for company: a lone settlement is committed at once. Each answer is sent only after
+/// its transaction committed.
+async fn settlement_writer(pool: SqlitePool, mut jobs: mpsc::Receiver<SettleJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&SettlementRecord> = batch.iter().map(|j| &j.record).collect();
+        match settle_batch(&pool, &records).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch was committed; settlement is idempotent, callers retry.
+                for job in batch {
+                    let _ = job.reply.send(Err(StoreError(e.0.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Settles `records` in order in one `BEGIN IMMEDIATE` transaction.
+async fn settle_batch(
+    pool: &SqlitePool,
+    records: &[&SettlementRecord],
+) -> Result<Vec<SettleOutcome>, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+    let mut outcomes = Vec::with_capacity(records.len());
+    for new in records {
+        outcomes.push(settle_one(&mut tx, new).await?);
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(outcomes)
+}
+
+/// One settlement inside the writer's transaction; refusals write nothing.
+async fn settle_one(tx: &mut Tx, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
+    if let Some(existing) = find_settlement(tx, &new.key).await? {
+        return Ok(if existing.digest == new.digest {
+            SettleOutcome::AlreadySettled(existing)
+        } else {
+            SettleOutcome::NonceUsed
+        });
+    }
+    let k = &new.key;
+    let payer = Account {
+        chain_id: k.chain_id,
+        asset: k.asset,
+        owner: k.payer,
+    };
+    let payee = Account {
+        chain_id: k.chain_id,
+        asset: k.asset,
+        owner: new.pay_to,
+    };
+    let balance = read_balance(tx, &payer).await?;
+    if balance < new.amount {
+        return Ok(SettleOutcome::InsufficientBalance { balance });
+    }
+    let entry = Entry {
+        kind: "settle",
+        reference: Some(new.reference.as_str()),
+        memo: None,
+        at: new.settled_at,
+    };
+    apply(tx, &payer, new.amount, false, &entry).await?;
+    apply(tx, &payee, new.amount, true, &entry).await?;
+    sqlx::query(
+        "INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to, amount, reference, settled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(chain(k.chain_id)?)
+    .bind(addr(&k.asset))
+    .bind(addr(&k.payer))
+    .bind(word(&k.nonce))
+    .bind(word(&new.digest))
+    .bind(addr(&new.pay_to))
+    .bind(new.amount.to_string())
+    .bind(&new.reference)
+    .bind(secs(new.settled_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(SettleOutcome::Settled((*new).clone()))
+}
+
 #[async_trait]
 impl Ledger for SqlitePayStore {
     async fn balance(&self, a: &Account) -> Result<U256, StoreError> {
@@ -259,10 +407,12 @@ impl Ledger for SqlitePayStore {
             a,
             amount,
             true,
-            "credit",
-            None,
-            Some(memo),
-            now_secs(),
+            &Entry {
+                kind: "credit",
+                reference: None,
+                memo: Some(memo),
+                at: now_secs(),
+            },
         )
         .await?;
         tx.commit().await.map_err(db)?;
@@ -288,72 +438,17 @@ impl Ledger for SqlitePayStore {
     }
 
     async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        if let Some(existing) = find_settlement(&mut tx, &new.key).await? {
-            tx.rollback().await.map_err(db)?;
-            return Ok(if existing.digest == new.digest {
-                SettleOutcome::AlreadySettled(existing)
-            } else {
-                SettleOutcome::NonceUsed
-            });
-        }
-        let k = &new.key;
-        let payer = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: k.payer,
-        };
-        let payee = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: new.pay_to,
-        };
-        let balance = read_balance(&mut tx, &payer).await?;
-        if balance < new.amount {
-            tx.rollback().await.map_err(db)?;
-            return Ok(SettleOutcome::InsufficientBalance { balance });
-        }
-        let r = Some(new.reference.as_str());
-        apply(
-            &mut tx,
-            &payer,
-            new.amount,
-            false,
-            "settle",
-            r,
-            None,
-            new.settled_at,
-        )
-        .await?;
-        apply(
-            &mut tx,
-            &payee,
-            new.amount,
-            true,
-            "settle",
-            r,
-            None,
-            new.settled_at,
-        )
-        .await?;
-        sqlx::query(
-            "INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to, amount, reference, settled_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(chain(k.chain_id)?)
-        .bind(addr(&k.asset))
-        .bind(addr(&k.payer))
-        .bind(word(&k.nonce))
-        .bind(word(&new.digest))
-        .bind(addr(&new.pay_to))
-        .bind(new.amount.to_string())
-        .bind(&new.reference)
-        .bind(secs(new.settled_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(SettleOutcome::Settled(new.clone()))
+        let (reply, answer) = oneshot::channel();
+        self.settler
+            .send(SettleJob {
+                record: new.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError("settlement writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("settlement writer stopped".into()))?
     }
 
     async fn refund(
@@ -393,10 +488,12 @@ impl Ledger for SqlitePayStore {
             &payee,
             rec.amount,
             false,
-            "refund",
-            Some(reference),
-            Some(reason),
-            now,
+            &Entry {
+                kind: "refund",
+                reference: Some(reference),
+                memo: Some(reason),
+                at: now,
+            },
         )
         .await?;
         apply(
@@ -404,10 +501,12 @@ impl Ledger for SqlitePayStore {
             &payer,
             rec.amount,
             true,
-            "refund",
-            Some(reference),
-            Some(reason),
-            now,
+            &Entry {
+                kind: "refund",
+                reference: Some(reference),
+                memo: Some(reason),
+                at: now,
+            },
         )
         .await?;
         sqlx::query(
@@ -460,7 +559,7 @@ impl NonceStore for SqlitePayStore {
         .bind(&c.requirements_json)
         .bind(secs(c.lease_until))
         .bind(secs(c.now))
-        .execute(&self.pool)
+        .execute(&self.claims)
         .await
         .map_err(db)?;
         if inserted.rows_affected() == 1 {
@@ -483,7 +582,7 @@ impl NonceStore for SqlitePayStore {
         let row = bind_key(q, &c.key)?
             .bind(word(&c.digest))
             .bind(secs(c.now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.claims)
             .await
             .map_err(db)?;
         Ok(match row {
@@ -501,7 +600,7 @@ impl NonceStore for SqlitePayStore {
         );
         bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
             .bind(request_id)
-            .execute(&self.pool)
+            .execute(&self.claims)
             .await
             .map_err(db)?;
         let sql = format!(
@@ -509,7 +608,7 @@ impl NonceStore for SqlitePayStore {
         );
         bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
             .bind(request_id)
-            .execute(&self.pool)
+            .execute(&self.claims)
             .await
             .map_err(db)?;
         Ok(())
@@ -527,7 +626,7 @@ impl NonceStore for SqlitePayStore {
         let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secs(now));
         let done = bind_key(q, key)?
             .bind(request_id)
-            .execute(&self.pool)
+            .execute(&self.claims)
             .await
             .map_err(db)?;
         Ok(done.rows_affected() == 1)
@@ -544,7 +643,7 @@ impl NonceStore for SqlitePayStore {
         let done = match end {
             ClaimEnd::Failed => {
                 let sql = format!("DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'settling'");
-                bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?.bind(request_id).execute(&self.pool).await
+                bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?.bind(request_id).execute(&self.claims).await
             }
             ClaimEnd::Served | ClaimEnd::Unserved => {
                 let (to, from) = match end {
@@ -556,7 +655,7 @@ impl NonceStore for SqlitePayStore {
                      WHERE {KEY_WHERE} AND request_id = ? AND state IN {from}"
                 );
                 let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(settlement_json).bind(secs(now));
-                bind_key(q, key)?.bind(request_id).execute(&self.pool).await
+                bind_key(q, key)?.bind(request_id).execute(&self.claims).await
             }
         }
         .map_err(db)?;
@@ -577,7 +676,7 @@ impl NonceStore for SqlitePayStore {
         )
         .bind(secs(older_than))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.claims)
         .await
         .map_err(db)?;
         rows.iter()
@@ -762,14 +861,20 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sixteen_racing_settlements_debit_once() {
         let db = TempDb::new("race-settle");
-        let s = Arc::new(db.open().await);
+        // Four stores, four settlement writers, racing transactions on one file — as four
+        // processes would — plus batching within each writer.
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(Arc::new(db.open().await));
+        }
+        let s = stores[0].clone();
         s.credit(&payer(), U256::from(1000u64), "top-up")
             .await
             .unwrap();
         // 16 different authorizations under one nonce, all at once.
         let tasks: Vec<_> = (0..16u8)
             .map(|i| {
-                let s = s.clone();
+                let s = stores[usize::from(i) % 4].clone();
                 tokio::spawn(async move { s.settle(&record(7, 0x40 + i, 10)).await.unwrap() })
             })
             .collect();
@@ -785,8 +890,8 @@ mod tests {
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(990u64));
         // 16 copies of the same authorization: one charge, 15 earlier results.
         let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let s = s.clone();
+            .map(|i| {
+                let s = stores[i % 4].clone();
                 tokio::spawn(async move { s.settle(&record(8, 0x80, 10)).await.unwrap() })
             })
             .collect();
@@ -818,10 +923,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sixteen_racing_claims_exactly_one_wins() {
         let db = TempDb::new("race-claim");
-        let s = Arc::new(db.open().await);
+        // Four stores on one file — four connections, as four processes would have — so the
+        // race is decided by SQLite's atomicity, not by a pool handing out one connection.
+        let mut stores = Vec::new();
+        for _ in 0..4 {
+            stores.push(Arc::new(db.open().await));
+        }
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let s = s.clone();
+                let s = stores[i % 4].clone();
                 tokio::spawn(async move {
                     s.claim(&claim(3, 0x33, &format!("req-{i}"), 100))
                         .await
@@ -964,6 +1074,7 @@ mod tests {
                 ClaimOutcome::Won
             );
             s.pool.close().await;
+            s.claims.close().await;
         }
         let s = db.open().await; // migrations run again: must be a no-op
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(30u64));

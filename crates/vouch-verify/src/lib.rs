@@ -5,9 +5,17 @@
 //! model file, the inputs, the outputs) and reports exactly what was proven and what was not.
 //! It must stay light: no async runtime, no network, no database, no inference engine — only
 //! `vouch-core` and the verifier halves of the evidence crates. Re-execution (`vouch replay`)
-//! is deliberately elsewhere, because it needs an engine.
+//! is deliberately elsewhere, because it needs an engine. It has no clock either: checking
+//! `tee` evidence needs the caller to pass the verification time.
+//!
+//! Each tier a receipt claims is checked and reported separately ([`TierReport`]): what it
+//! proved and under which trust assumption; a tier this verifier cannot check fails the whole
+//! bundle rather than being reported as verified.
+
+use std::time::SystemTime;
 
 use serde::Serialize;
+use vouch_attest::tee::{TeeError, TeeEvidence, TeeOptions, TeePolicy, verify_bundle_tee};
 use vouch_attest::{SignatureError, verify_receipt_signature};
 use vouch_core::{BUNDLE_FORMAT, Bundle, Digest, NodeKey, RECEIPT_VERSION, TensorMap, Tier};
 
@@ -21,6 +29,26 @@ pub struct Evidence<'a> {
     pub model_bytes: Option<&'a [u8]>,
     pub inputs: Option<&'a TensorMap>,
     pub outputs: Option<&'a TensorMap>,
+    /// Evidence envelopes for receipts that reference their `tee` evidence by digest.
+    pub tee_supplied: &'a [TeeEvidence],
+    /// Expected measurements, accepted platforms and TCB levels for `tee` evidence.
+    pub tee_policy: TeePolicy,
+    /// Accept simulated TEE evidence (development only; it proves nothing about hardware).
+    pub allow_simulated: bool,
+    /// When to judge time-bound evidence (certificates, collateral); needed for `tee`.
+    pub at_time: Option<SystemTime>,
+}
+
+/// What one tier of the receipt established.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TierReport {
+    pub tier: Tier,
+    /// What was proven, in words.
+    pub proven: String,
+    /// What a reader must trust for that to hold.
+    pub trust_assumption: String,
+    /// True for development-only evidence (simulated TEE).
+    pub simulated: bool,
 }
 
 /// One passed check, in words.
@@ -33,6 +61,8 @@ pub struct Finding {
 /// A bundle that passed every check it could be given, with what that establishes.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Per tier the receipt claims, what it proved and under which trust assumption.
+    pub tiers: Vec<TierReport>,
     pub proven: Vec<Finding>,
     pub not_proven: Vec<String>,
     /// One line: the strongest statement the checks support.
@@ -53,6 +83,10 @@ pub enum VerifyError {
         "the receipt lists the {0} tier, whose evidence this verifier cannot check yet: refusing to report it as verified"
     )]
     UncheckedTier(Tier),
+    #[error("tee tier: {0}")]
+    Tee(#[from] TeeError),
+    #[error("checking tee evidence needs a verification time (Evidence::at_time)")]
+    NoTime,
     #[error(
         "{what} does not match the receipt: receipt says {expected}, {what} hashes to {actual}"
     )]
@@ -74,11 +108,13 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
     if r.version != RECEIPT_VERSION {
         return Err(VerifyError::ReceiptVersion(r.version));
     }
-    if let Some(t) = r.tiers.iter().find(|t| **t != Tier::Signed) {
+    if let Some(t) = r.tiers.iter().find(|t| **t == Tier::Zk) {
         return Err(VerifyError::UncheckedTier(*t));
     }
     let mut proven = Vec::new();
     let mut not_proven = Vec::new();
+    let mut tiers = Vec::new();
+    let claims_tee = r.tiers.contains(&Tier::Tee);
 
     match (&bundle.signature, r.tiers.contains(&Tier::Signed)) {
         (None, true) => return Err(VerifyError::MissingSignature),
@@ -96,7 +132,52 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
                 check: "signature",
                 detail: format!("node {} signed this receipt ({trust})", r.node_key),
             });
+            if r.tiers.contains(&Tier::Signed) {
+                tiers.push(TierReport {
+                    tier: Tier::Signed,
+                    proven: format!(
+                        "node key {} signed this receipt ({trust})",
+                        r.node_key
+                    ),
+                    trust_assumption: "the node's operator: whoever holds that key".into(),
+                    simulated: false,
+                });
+            }
         }
+    }
+
+    let mut tee_summary = None;
+    if claims_tee {
+        let at_time = ev.at_time.ok_or(VerifyError::NoTime)?;
+        let options = TeeOptions {
+            at_time,
+            allow_simulated: ev.allow_simulated,
+            expected_nonce: None,
+        };
+        let verdict = verify_bundle_tee(bundle, ev.tee_supplied, &ev.tee_policy, &options)?;
+        proven.push(Finding {
+            check: "tee",
+            detail: format!(
+                "{} evidence binds node key {} to measured code",
+                verdict.platform, verdict.node_key
+            ),
+        });
+        tiers.push(TierReport {
+            tier: Tier::Tee,
+            proven: format!(
+                "code measured as {} holds node key {}, which signed this receipt",
+                verdict
+                    .measurements
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                verdict.node_key
+            ),
+            trust_assumption: verdict.trust_assumption.clone(),
+            simulated: verdict.is_simulated(),
+        });
+        tee_summary = Some(verdict.summary());
     }
 
     let mut digest_check = |what: &'static str,
@@ -146,16 +227,21 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         ev.outputs.map(TensorMap::digest),
         "your copy of the outputs: pass --outputs to compare it",
     )?;
-    not_proven.push(
-        "that the model really produced these outputs: a signature only vouches for the node's word; check by re-execution with `vouch replay`".into(),
-    );
+    not_proven.push(if claims_tee {
+        "that the model really produced these outputs: the tee tier vouches for the measured code's word; check by re-execution with `vouch replay`".into()
+    } else {
+        "that the model really produced these outputs: a signature only vouches for the node's word; check by re-execution with `vouch replay`".into()
+    });
 
-    let summary = if bundle.signature.is_some() {
+    let summary = if let Some(s) = tee_summary {
+        s
+    } else if bundle.signature.is_some() {
         "signature only: trusts the node".to_string()
     } else {
         "unsigned: integrity of the given files only".to_string()
     };
     Ok(Report {
+        tiers,
         proven,
         not_proven,
         summary,

@@ -95,6 +95,7 @@ fn honest_bundle_verifies_with_everything_given() {
         model_bytes: Some(MODEL),
         inputs: Some(&inputs()),
         outputs: Some(&outputs()),
+        ..Default::default()
     };
     let report = verify_bundle(&b, &ev).unwrap();
     let checks: Vec<&str> = report.proven.iter().map(|f| f.check).collect();

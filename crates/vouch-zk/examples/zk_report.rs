@@ -13,7 +13,11 @@ use vouch_core::{Digest, TensorMap};
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.to_string())
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -25,17 +29,29 @@ fn load(path: &Path) -> Option<TensorMap> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var("RUST_LOG").is_ok() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let reps: usize = std::env::var("ZK_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let reps: usize = std::env::var("ZK_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     for a in args {
         let p = Path::new(&a);
         let bytes = std::fs::read(p)?;
         let stem = p.with_extension("");
         let inputs = load(&stem.with_extension("input.json")).ok_or("missing <name>.input.json")?;
         let reference = load(&stem.with_extension("output.json"));
-        let opts = vouch_zk::AnalyzeOptions { samples: vec![inputs.clone()], ..Default::default() };
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+        let opts = vouch_zk::AnalyzeOptions {
+            samples: vec![inputs.clone()],
+            fixed_scale: env("ZK_SCALE"),
+            table_bits: env("ZK_TABLE_BITS"),
+            ..Default::default()
+        };
         let t = Instant::now();
         let (info, keys) = vouch_zk::analyze_with(&bytes, &opts)?;
         let analyze_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -43,9 +59,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let keys2 = vouch_zk::ZkKeys::generate(&bytes, &info.config)?;
         let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
-        assert_eq!(keys2.vk_digest(), info.vk_digest, "key generation is deterministic");
+        assert_eq!(
+            keys2.vk_digest(),
+            info.vk_digest,
+            "key generation is deterministic"
+        );
         drop(keys2);
         let receipt = Digest::of(b"bench receipt");
+        // Reset the peak-RSS mark (Linux: writing 5 to clear_refs) so the proving phase is measured alone.
+        let rss_before_prove = peak_rss_kb();
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
         let mut prove_ms = vec![];
         let mut proof = None;
         for _ in 0..reps {
@@ -55,7 +78,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             proof = Some(p);
         }
         let proof = proof.ok_or("no proof")?;
-        let diff_ref = reference.as_ref().map(|r| vouch_zk::max_abs_diff(&proof.outputs, r)).transpose()?;
+        let prove_peak_kb = peak_rss_kb();
+        let diff_ref = reference
+            .as_ref()
+            .map(|r| vouch_zk::max_abs_diff(&proof.outputs, r))
+            .transpose()?;
         // Verification of the raw proof with cached keys (the receipt check needs a Receipt; the
         // bench measures the SNARK verify via the library's test hook).
         let mut verify_ms = vec![];
@@ -83,7 +110,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "vk_bytes": info.vk_bytes,
             "calibration_max_abs_err": info.calibration_max_abs_err,
             "max_abs_err_vs_reference": diff_ref,
-            "peak_rss_mb": peak_rss_kb() as f64 / 1024.0,
+            "peak_rss_mb": peak_rss_kb().max(rss_before_prove) as f64 / 1024.0,
+            "prove_peak_rss_mb": prove_peak_kb as f64 / 1024.0,
+            "analyze_peak_rss_mb": rss_before_prove as f64 / 1024.0,
         });
         println!("{}", serde_json::to_string(&out)?);
     }

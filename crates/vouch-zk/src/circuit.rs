@@ -120,7 +120,8 @@ pub struct QuantConfig {
     pub act_bits: u32,
     /// Weights are integers at scale `2^weight_bits` (biases at `2^(act_bits+weight_bits)`).
     pub weight_bits: u32,
-    /// Width of the range table's largest chunk: range checks split values into chunks this wide.
+    /// Width of the range table's largest chunk: range checks split values into chunks this wide
+    /// and look them up (logUp). 0: range checks by bit decomposition instead (no lookups).
     pub table_bits: u32,
     /// Lookup nonlinearities read their input at scale `2^lut_input_bits`…
     pub lut_input_bits: u32,
@@ -214,21 +215,45 @@ impl Builder<'_> {
         }
         let b = Lc::var(ALPHA).term(BETA, -(w as i128)).plus(&key, -1);
         self.enforce(Lc::var(inv), b, Lc::konst(1));
-        let table = self.range_mult.entry(w).or_insert_with(|| vec![0; 1usize << w]);
+        let table = self
+            .range_mult
+            .entry(w)
+            .or_insert_with(|| vec![0; 1usize << w]);
         table[v as usize] += 1;
         self.lookups += 1;
     }
 
     /// Proves `lc ∈ [0, 2^w)` (its value is `val`), chunking values wider than the table.
-    fn range(&mut self, lc: Lc, val: i128, w: u32, what: &dyn Fn() -> String) -> Result<(), ZkError> {
+    fn range(
+        &mut self,
+        lc: Lc,
+        val: i128,
+        w: u32,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), ZkError> {
         if w == 0 || w > 62 {
             return Err(ZkError::Internal(format!("range width {w} for {}", what())));
         }
         if val < 0 || val >= pow2(w) {
-            return Err(ZkError::OutOfRange(format!("{} = {val} is outside [0, 2^{w})", what())));
+            return Err(ZkError::OutOfRange(format!(
+                "{} = {val} is outside [0, 2^{w})",
+                what()
+            )));
         }
         *self.range_widths.entry(w).or_default() += 1;
         let t = self.cfg.table_bits;
+        if t == 0 {
+            // Bit decomposition: w booleans, no lookup, no challenge.
+            let mut sum = Lc::default();
+            for i in 0..w {
+                let bit = ((val >> i) & 1) as u64;
+                let bv = self.pre(bit);
+                self.enforce(Lc::var(bv), Lc::konst(1).term(bv, -1), Lc::default());
+                sum = sum.term(bv, pow2(i));
+            }
+            self.enforce(lc.plus(&sum, -1), Lc::konst(1), Lc::default());
+            return Ok(());
+        }
         if w <= t {
             self.lookup_range(lc, val as u64, w);
             return Ok(());
@@ -268,7 +293,10 @@ impl Builder<'_> {
             None => {
                 let stored = q + off;
                 if stored < 0 || stored >= pow2(bits) {
-                    return Err(ZkError::OutOfRange(format!("{} = {q} needs more than {bits} bits", what())));
+                    return Err(ZkError::OutOfRange(format!(
+                        "{} = {q} needs more than {bits} bits",
+                        what()
+                    )));
                 }
                 Lc::affine(self.pre(stored as u64), 1, -off)
             }
@@ -285,20 +313,27 @@ impl Builder<'_> {
     }
 
     /// `m = max(items ∪ {0 if with_zero})` with every item in `[-2^(bits-1), 2^(bits-1))`.
-    fn max(&mut self, items: &[(Lc, i128)], with_zero: bool, bits: u32, what: &dyn Fn() -> String) -> Result<(Lc, i128), ZkError> {
+    fn max(
+        &mut self,
+        items: &[(Lc, i128)],
+        with_zero: bool,
+        bits: u32,
+        what: &dyn Fn() -> String,
+    ) -> Result<(Lc, i128), ZkError> {
         let mut m = items.iter().map(|i| i.1).max().unwrap_or(0);
         if with_zero {
             m = m.max(0);
         }
         let off = if with_zero { 0 } else { pow2(bits - 1) };
         if m + off < 0 || m + off >= pow2(bits) {
-            return Err(ZkError::OutOfRange(format!("{} = {m} needs more than {bits} bits", what())));
+            return Err(ZkError::OutOfRange(format!(
+                "{} = {m} needs more than {bits} bits",
+                what()
+            )));
         }
+        // No range check on m itself: the zero product pins it to one of the (bounded) items.
         let mv = self.pre((m + off) as u64);
         let m_lc = Lc::affine(mv, 1, -off);
-        if !with_zero {
-            self.range(Lc::var(mv), m + off, bits, &|| format!("{} (offset)", what()))?;
-        }
         // Differences m - item, each in [0, 2^bits), and their product is zero.
         let mut diffs: Vec<(Lc, i128)> = vec![];
         if with_zero {
@@ -320,7 +355,10 @@ impl Builder<'_> {
             if i + 1 == diffs.len() {
                 self.enforce(acc_lc.clone(), lc.clone(), Lc::default());
             } else {
-                let p = self.rest(Rest::Mul { a: acc_src, b: Src::Int(*v) });
+                let p = self.rest(Rest::Mul {
+                    a: acc_src,
+                    b: Src::Int(*v),
+                });
                 self.enforce(acc_lc.clone(), lc.clone(), Lc::var(p));
                 acc_lc = Lc::var(p);
                 acc_src = match p {
@@ -332,9 +370,50 @@ impl Builder<'_> {
         Ok((m_lc, m))
     }
 
+    /// `y = relu(q)` for `q ∈ [-2^(bits-1), 2^(bits-1))`: `q + 2^(bits-1) = s·2^(bits-1) + low`
+    /// with `s ∈ {0,1}` and `low ∈ [0, 2^(bits-1))` (so `s = [q ≥ 0]` and `q` is bounded), then
+    /// `y = s·q`. One range check of `bits-1` bits instead of the max gadget's two of `bits`.
+    fn relu(
+        &mut self,
+        q: Lc,
+        qv: i128,
+        bits: u32,
+        what: &dyn Fn() -> String,
+    ) -> Result<(Lc, i128), ZkError> {
+        let half = pow2(bits - 1);
+        let u = qv + half;
+        if u < 0 || u >= pow2(bits) {
+            return Err(ZkError::OutOfRange(format!(
+                "{} = {qv} needs more than {bits} bits",
+                what()
+            )));
+        }
+        let sign = u >> (bits - 1);
+        let sv = self.pre(sign as u64);
+        self.enforce(Lc::var(sv), Lc::konst(1).term(sv, -1), Lc::default());
+        let low = q.clone().term(V::One, half).term(sv, -half);
+        self.range(low, u - sign * half, bits - 1, &|| {
+            format!("{} (magnitude)", what())
+        })?;
+        let y = qv.max(0);
+        let yv = self.pre(y as u64);
+        self.enforce(Lc::var(sv), q, Lc::var(yv));
+        Ok((Lc::var(yv), y))
+    }
+
     /// `y = f(x)` by a pair lookup: `x + 2^(d-1) = 2^d·u + r`, `(u, y)` in the table of `f`.
-    fn lut(&mut self, f: LutFn, x: Lc, xv: i128, what: &dyn Fn() -> String) -> Result<(Lc, i128), ZkError> {
-        let (sa, st, dom) = (self.cfg.act_bits, self.cfg.lut_input_bits, self.cfg.lut_domain_bits);
+    fn lut(
+        &mut self,
+        f: LutFn,
+        x: Lc,
+        xv: i128,
+        what: &dyn Fn() -> String,
+    ) -> Result<(Lc, i128), ZkError> {
+        let (sa, st, dom) = (
+            self.cfg.act_bits,
+            self.cfg.lut_input_bits,
+            self.cfg.lut_domain_bits,
+        );
         let d = sa - st;
         let half = if d > 0 { pow2(d - 1) } else { 0 };
         let u = (xv + half).div_euclid(pow2(d));
@@ -355,19 +434,32 @@ impl Builder<'_> {
         let u_lc = Lc::affine(uv, 1, -off_u);
         if d > 0 {
             let rv = self.pre(r as u64);
-            self.enforce(x.term(V::One, half).plus(&u_lc, -pow2(d)), Lc::konst(1), Lc::var(rv));
+            self.enforce(
+                x.term(V::One, half).plus(&u_lc, -pow2(d)),
+                Lc::konst(1),
+                Lc::var(rv),
+            );
             self.range(Lc::var(rv), r, d, &|| format!("remainder of {}", what()))?;
         } else {
             self.enforce(x.plus(&u_lc, -1), Lc::konst(1), Lc::default());
         }
         let by = self.rest(Rest::BetaTimes { y: fj });
         self.enforce(Lc::var(BETA), Lc::var(yv), Lc::var(by));
-        let inv = self.rest(Rest::InvPair { u: us as u64, y: fj });
+        let inv = self.rest(Rest::InvPair {
+            u: us as u64,
+            y: fj,
+        });
         if let V::Rest(i) = inv {
             self.pair_invs.push(i);
         }
-        self.enforce(Lc::var(inv), Lc::var(ALPHA).term(uv, -1).term(by, -1), Lc::konst(1));
-        let table = self.pair_mult.get_or_insert_with(|| (f, vec![0; 2 * off_u as usize]));
+        self.enforce(
+            Lc::var(inv),
+            Lc::var(ALPHA).term(uv, -1).term(by, -1),
+            Lc::konst(1),
+        );
+        let table = self
+            .pair_mult
+            .get_or_insert_with(|| (f, vec![0; 2 * off_u as usize]));
         if table.0 != f {
             return Err(ZkError::unsupported(
                 "Sigmoid and Tanh together",
@@ -382,15 +474,22 @@ impl Builder<'_> {
     /// The table sides of both logUp relations and their sum checks.
     fn finish_tables(&mut self) {
         let mut tab_vars: Vec<u32> = vec![];
-        let widths: Vec<(u32, Vec<u64>)> = std::mem::take(&mut self.range_mult).into_iter().collect();
+        let widths: Vec<(u32, Vec<u64>)> =
+            std::mem::take(&mut self.range_mult).into_iter().collect();
         for (w, mult) in &widths {
             for (j, &m) in mult.iter().enumerate() {
                 let mv = self.pre(m);
-                let t = self.rest(Rest::TabTagged { j: j as u64, tag: *w as u64, m });
+                let t = self.rest(Rest::TabTagged {
+                    j: j as u64,
+                    tag: *w as u64,
+                    m,
+                });
                 if let V::Rest(i) = t {
                     tab_vars.push(i);
                 }
-                let b = Lc::var(ALPHA).term(BETA, -(*w as i128)).term(V::One, -(j as i128));
+                let b = Lc::var(ALPHA)
+                    .term(BETA, -(*w as i128))
+                    .term(V::One, -(j as i128));
                 self.enforce(Lc::var(t), b, Lc::var(mv));
             }
         }
@@ -413,7 +512,9 @@ impl Builder<'_> {
                 if let V::Rest(i) = t {
                     tvars.push(i);
                 }
-                let b = Lc::var(ALPHA).term(BETA, -(fj as i128)).term(V::One, -(j as i128));
+                let b = Lc::var(ALPHA)
+                    .term(BETA, -(fj as i128))
+                    .term(V::One, -(j as i128));
                 self.enforce(Lc::var(t), b, Lc::var(mv));
             }
             let mut a = Lc::default();
@@ -444,7 +545,9 @@ pub(crate) fn lut_entry(f: LutFn, j: u64, cfg: &QuantConfig) -> (u64, i128) {
 pub fn quantise(x: f64, bits: u32) -> Result<i128, ZkError> {
     let v = (x * pow2(bits) as f64).round();
     if !v.is_finite() || v.abs() >= 2f64.powi(62) {
-        return Err(ZkError::OutOfRange(format!("value {x} cannot be quantised at scale 2^{bits}")));
+        return Err(ZkError::OutOfRange(format!(
+            "value {x} cannot be quantised at scale 2^{bits}"
+        )));
     }
     Ok(v as i128)
 }
@@ -469,9 +572,15 @@ pub fn build(
     record: bool,
 ) -> Result<Built, ZkError> {
     if cfg.value_bits.len() != g.value_len.len() {
-        return Err(ZkError::BadInput("quantisation config does not match the model".into()));
+        return Err(ZkError::BadInput(
+            "quantisation config does not match the model".into(),
+        ));
     }
-    if cfg.act_bits < cfg.lut_input_bits || cfg.table_bits == 0 || cfg.table_bits > 20 {
+    if cfg.act_bits < cfg.lut_input_bits
+        || cfg.table_bits > 20
+        || cfg.act_bits > 24
+        || cfg.weight_bits > 24
+    {
         return Err(ZkError::BadInput("inconsistent quantisation config".into()));
     }
     let mut b = Builder {
@@ -498,7 +607,12 @@ pub fn build(
     let mut next_pub = 0u32;
     for (io, q) in g.inputs.iter().zip(q_inputs) {
         if q.len() != g.value_len[io.value] {
-            return Err(ZkError::BadInput(format!("input {:?}: {} elements, expected {}", io.name, q.len(), g.value_len[io.value])));
+            return Err(ZkError::BadInput(format!(
+                "input {:?}: {} elements, expected {}",
+                io.name,
+                q.len(),
+                g.value_len[io.value]
+            )));
         }
         let mut l = Vec::with_capacity(q.len());
         for &x in q {
@@ -510,13 +624,20 @@ pub fn build(
         ints[io.value] = Some(q.clone());
     }
     if q_inputs.len() != g.inputs.len() {
-        return Err(ZkError::BadInput(format!("{} inputs given, the model has {}", q_inputs.len(), g.inputs.len())));
+        return Err(ZkError::BadInput(format!(
+            "{} inputs given, the model has {}",
+            q_inputs.len(),
+            g.inputs.len()
+        )));
     }
     // Output public slots, assigned now so ops can write into them.
     let mut out_pub: BTreeMap<usize, u32> = BTreeMap::new();
     for io in &g.outputs {
         if out_pub.contains_key(&io.value) || g.inputs.iter().any(|i| i.value == io.value) {
-            return Err(ZkError::unsupported("repeated output", format!("output {:?} aliases another graph tensor", io.name)));
+            return Err(ZkError::unsupported(
+                "repeated output",
+                format!("output {:?} aliases another graph tensor", io.name),
+            ));
         }
         out_pub.insert(io.value, next_pub);
         next_pub += g.value_len[io.value] as u32;
@@ -532,14 +653,25 @@ pub fn build(
             continue;
         }
         let out = op.output();
-        let get = |v: usize, lcs: &Vec<Option<Vec<Lc>>>, ints: &Vec<Option<Vec<i128>>>| -> Result<(Vec<Lc>, Vec<i128>), ZkError> {
+        let get = |v: usize,
+                   lcs: &Vec<Option<Vec<Lc>>>,
+                   ints: &Vec<Option<Vec<i128>>>|
+         -> Result<(Vec<Lc>, Vec<i128>), ZkError> {
             match (&lcs[v], &ints[v]) {
                 (Some(l), Some(i)) => Ok((l.clone(), i.clone())),
-                _ => Err(ZkError::Internal(format!("value {v} used before it is computed"))),
+                _ => Err(ZkError::Internal(format!(
+                    "value {v} used before it is computed"
+                ))),
             }
         };
         match op {
-            Op::Linear { input, rows, bias, onnx_op, .. } => {
+            Op::Linear {
+                input,
+                rows,
+                bias,
+                onnx_op,
+                ..
+            } => {
                 let (xl, xi) = get(*input, &lcs, &ints)?;
                 let sw = cfg.weight_bits;
                 let bits = cfg.value_bits[out];
@@ -556,16 +688,24 @@ pub fn build(
                             final_v = *output;
                             if !is_output(*output) && rd[*output].len() == 1 {
                                 let n2 = rd[*output][0];
-                                if let Op::MaxPool { windows, output: po, .. } = &g.ops[n2] {
-                                    if covers(windows, g.value_len[*output]) {
-                                        skip[n2] = true;
-                                        pool = Some((n2, windows));
-                                        final_v = *po;
-                                    }
+                                if let Op::MaxPool {
+                                    windows,
+                                    output: po,
+                                    ..
+                                } = &g.ops[n2]
+                                    && covers(windows, g.value_len[*output])
+                                {
+                                    skip[n2] = true;
+                                    pool = Some((n2, windows));
+                                    final_v = *po;
                                 }
                             }
                         }
-                        Op::MaxPool { windows, output: po, .. } if covers(windows, g.value_len[out]) => {
+                        Op::MaxPool {
+                            windows,
+                            output: po,
+                            ..
+                        } if covers(windows, g.value_len[out]) => {
                             skip[n1] = true;
                             pool = Some((n1, windows));
                             final_v = *po;
@@ -573,12 +713,16 @@ pub fn build(
                         _ => {}
                     }
                 }
-                let public_base = if final_v == out { out_pub.get(&out).copied() } else { None };
+                let public_base = if final_v == out {
+                    out_pub.get(&out).copied()
+                } else {
+                    None
+                };
                 let mut ql = Vec::with_capacity(rows.rows());
                 let mut qi = Vec::with_capacity(rows.rows());
-                for i in 0..rows.rows() {
+                for (i, &bias_i) in bias.iter().enumerate().take(rows.rows()) {
                     let (ix, w) = rows.row(i);
-                    let bq = quantise(bias[i], cfg.act_bits + sw)?;
+                    let bq = quantise(bias_i, cfg.act_bits + sw)?;
                     let mut z = Lc::konst(bq);
                     let mut zv = bq;
                     for (&j, &wf) in ix.iter().zip(w) {
@@ -586,7 +730,9 @@ pub fn build(
                         if wq == 0 {
                             continue;
                         }
-                        z.add_scaled(&xl[j as usize], wq);
+                        if b.record {
+                            z.add_scaled(&xl[j as usize], wq);
+                        }
                         zv += wq * xi[j as usize];
                     }
                     let public = public_base.map(|p| V::Pub(p + i as u32));
@@ -601,9 +747,14 @@ pub fn build(
                             let mut fl = Vec::with_capacity(windows.rows());
                             let mut fi = Vec::with_capacity(windows.rows());
                             for o in 0..windows.rows() {
-                                let items: Vec<(Lc, i128)> =
-                                    windows.row(o).0.iter().map(|&j| (ql[j as usize].clone(), qi[j as usize])).collect();
-                                let (l, v) = b.max(&items, relu, bits, &|| format!("max-pool output {o}"))?;
+                                let items: Vec<(Lc, i128)> = windows
+                                    .row(o)
+                                    .0
+                                    .iter()
+                                    .map(|&j| (ql[j as usize].clone(), qi[j as usize]))
+                                    .collect();
+                                let (l, v) =
+                                    b.max(&items, relu, bits, &|| format!("max-pool output {o}"))?;
                                 fl.push(l);
                                 fi.push(v);
                             }
@@ -613,7 +764,8 @@ pub fn build(
                             let mut fl = Vec::with_capacity(ql.len());
                             let mut fi = Vec::with_capacity(ql.len());
                             for (i, (l, v)) in ql.iter().zip(&qi).enumerate() {
-                                let (l, v) = b.max(&[(l.clone(), *v)], true, bits, &|| format!("relu output {i}"))?;
+                                let (l, v) =
+                                    b.relu(l.clone(), *v, bits, &|| format!("relu output {i}"))?;
                                 fl.push(l);
                                 fi.push(v);
                             }
@@ -627,7 +779,9 @@ pub fn build(
                         // Nothing downstream bounds q: range-check it explicitly.
                         let off = pow2(bits - 1);
                         for (i, (l, v)) in ql.iter().zip(&qi).enumerate() {
-                            b.range(l.clone().term(V::One, off), v + off, bits, &|| format!("{onnx_op} output {i}"))?;
+                            b.range(l.clone().term(V::One, off), v + off, bits, &|| {
+                                format!("{onnx_op} output {i}")
+                            })?;
                         }
                     }
                     lcs[out] = Some(ql);
@@ -646,7 +800,7 @@ pub fn build(
                 let mut fl = vec![];
                 let mut fi = vec![];
                 for (i, (l, v)) in xl.into_iter().zip(xi).enumerate() {
-                    let (l, v) = b.max(&[(l, v)], true, bits, &|| format!("relu output {i}"))?;
+                    let (l, v) = b.relu(l, v, bits, &|| format!("relu output {i}"))?;
                     fl.push(l);
                     fi.push(v);
                 }
@@ -659,7 +813,12 @@ pub fn build(
                 let mut fl = vec![];
                 let mut fi = vec![];
                 for o in 0..windows.rows() {
-                    let items: Vec<(Lc, i128)> = windows.row(o).0.iter().map(|&j| (xl[j as usize].clone(), xi[j as usize])).collect();
+                    let items: Vec<(Lc, i128)> = windows
+                        .row(o)
+                        .0
+                        .iter()
+                        .map(|&j| (xl[j as usize].clone(), xi[j as usize]))
+                        .collect();
                     let (l, v) = b.max(&items, false, bits, &|| format!("max-pool output {o}"))?;
                     fl.push(l);
                     fi.push(v);
@@ -688,7 +847,12 @@ pub fn build(
         let base = out_pub[&io.value];
         let (l, v) = match (&lcs[io.value], &ints[io.value]) {
             (Some(l), Some(v)) => (l.clone(), v.clone()),
-            _ => return Err(ZkError::Internal(format!("output {:?} not computed", io.name))),
+            _ => {
+                return Err(ZkError::Internal(format!(
+                    "output {:?} not computed",
+                    io.name
+                )));
+            }
         };
         for (i, (lc, val)) in l.iter().zip(&v).enumerate() {
             let p = V::Pub(base + i as u32);
@@ -714,7 +878,11 @@ pub fn build(
         rest: b.rest.len(),
         public: num_public,
         lookups: b.lookups,
-        table_entries: b.rest.iter().filter(|r| matches!(r, Rest::TabTagged { .. } | Rest::TabPair { .. })).count(),
+        table_entries: b
+            .rest
+            .iter()
+            .filter(|r| matches!(r, Rest::TabTagged { .. } | Rest::TabPair { .. }))
+            .count(),
         nnz: b.nnz,
         range_widths: b.range_widths.clone(),
     };
@@ -749,7 +917,14 @@ mod tests {
     use ff::Field;
 
     /// Evaluates every recorded constraint; returns the index of the first one violated.
-    fn first_violation(b: &Built, pre: &[u64], public: &[i128], rest: &[F], alpha: F, beta: F) -> Option<usize> {
+    fn first_violation(
+        b: &Built,
+        pre: &[u64],
+        public: &[i128],
+        rest: &[F],
+        alpha: F,
+        beta: F,
+    ) -> Option<usize> {
         let val = |v: V| match v {
             V::One => F::ONE,
             V::Pub(i) => field(public[i as usize]),
@@ -758,17 +933,26 @@ mod tests {
             V::Pre(i) => F::from(pre[i as usize]),
             V::Rest(i) => rest[i as usize],
         };
-        let ev = |l: &Lc| l.0.iter().fold(F::ZERO, |acc, &(v, c)| acc + field(c) * val(v));
+        let ev = |l: &Lc| {
+            l.0.iter()
+                .fold(F::ZERO, |acc, &(v, c)| acc + field(c) * val(v))
+        };
         b.cons.iter().position(|c| ev(&c.a) * ev(&c.b) != ev(&c.c))
     }
 
     fn dense(n_in: usize, n_out: usize, seed: u64) -> (Sparse, Vec<f64>) {
         let mut s = seed;
         let mut r = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
-        let mut m = Sparse { ptr: vec![0], idx: vec![], w: vec![] };
+        let mut m = Sparse {
+            ptr: vec![0],
+            idx: vec![],
+            w: vec![],
+        };
         for _ in 0..n_out {
             for j in 0..n_in {
                 m.idx.push(j as u32);
@@ -785,19 +969,63 @@ mod tests {
         let (w1, b1) = dense(8, 8, 1);
         let (w2, b2) = dense(4, 4, 2);
         let (w3, b3) = dense(4, 2, 3);
-        let pairs = Sparse { ptr: vec![0, 2, 4, 6, 8], idx: (0..8).collect(), w: vec![1.0; 8] };
+        let pairs = Sparse {
+            ptr: vec![0, 2, 4, 6, 8],
+            idx: (0..8).collect(),
+            w: vec![1.0; 8],
+        };
         Graph {
-            inputs: vec![Io { name: "x".into(), shape: vec![1, 8], value: 0 }],
-            outputs: vec![Io { name: "y".into(), shape: vec![1, 2], value: 7 }],
+            inputs: vec![Io {
+                name: "x".into(),
+                shape: vec![1, 8],
+                value: 0,
+            }],
+            outputs: vec![Io {
+                name: "y".into(),
+                shape: vec![1, 2],
+                value: 7,
+            }],
             value_len: vec![8, 8, 8, 4, 4, 4, 4, 2],
             ops: vec![
-                Op::Linear { input: 0, output: 1, rows: w1, bias: b1, onnx_op: "Gemm".into() },
-                Op::Relu { input: 1, output: 2 },
-                Op::MaxPool { input: 2, output: 3, windows: pairs },
-                Op::Linear { input: 3, output: 4, rows: w2, bias: b2, onnx_op: "Gemm".into() },
-                Op::Lut { input: 4, output: 5, f: LutFn::Sigmoid },
-                Op::Relu { input: 5, output: 6 },
-                Op::Linear { input: 6, output: 7, rows: w3, bias: b3, onnx_op: "Gemm".into() },
+                Op::Linear {
+                    input: 0,
+                    output: 1,
+                    rows: w1,
+                    bias: b1,
+                    onnx_op: "Gemm".into(),
+                },
+                Op::Relu {
+                    input: 1,
+                    output: 2,
+                },
+                Op::MaxPool {
+                    input: 2,
+                    output: 3,
+                    windows: pairs,
+                },
+                Op::Linear {
+                    input: 3,
+                    output: 4,
+                    rows: w2,
+                    bias: b2,
+                    onnx_op: "Gemm".into(),
+                },
+                Op::Lut {
+                    input: 4,
+                    output: 5,
+                    f: LutFn::Sigmoid,
+                },
+                Op::Relu {
+                    input: 5,
+                    output: 6,
+                },
+                Op::Linear {
+                    input: 6,
+                    output: 7,
+                    rows: w3,
+                    bias: b3,
+                    onnx_op: "Gemm".into(),
+                },
             ],
         }
     }
@@ -824,10 +1052,16 @@ mod tests {
         assert_eq!(b.num_cons, b.cons.len());
         let (alpha, beta) = (F::from(0x1234_5678_9abc_u64), F::from(0x0fed_cba9_8765_u64));
         let rest = crate::snark::rest_values_for_tests(&b.rest, alpha, beta);
-        assert_eq!(first_violation(&b, &b.pre, &b.public_ints, &rest, alpha, beta), None);
+        assert_eq!(
+            first_violation(&b, &b.pre, &b.public_ints, &rest, alpha, beta),
+            None
+        );
         // The fused gadget, the standalone relu, the lookup nonlinearity and chunked ranges all ran.
         assert!(b.stats.lookups > 0 && b.stats.table_entries > 0);
-        assert!(b.stats.range_widths.keys().any(|&w| w > 6), "some range needed chunking");
+        assert!(
+            b.stats.range_widths.keys().any(|&w| w > 6),
+            "some range needed chunking"
+        );
     }
 
     #[test]
@@ -851,18 +1085,27 @@ mod tests {
         for i in 0..b.pre.len() {
             let mut pre = b.pre.clone();
             pre[i] += 1;
-            assert!(first_violation(&b, &pre, &b.public_ints, &rest, alpha, beta).is_some(), "pre var {i} is free");
+            assert!(
+                first_violation(&b, &pre, &b.public_ints, &rest, alpha, beta).is_some(),
+                "pre var {i} is free"
+            );
         }
         for i in 0..rest.len() {
             let mut r = rest.clone();
             r[i] += F::ONE;
-            assert!(first_violation(&b, &b.pre, &b.public_ints, &r, alpha, beta).is_some(), "rest var {i} is free");
+            assert!(
+                first_violation(&b, &b.pre, &b.public_ints, &r, alpha, beta).is_some(),
+                "rest var {i} is free"
+            );
         }
         // Inputs and outputs (not the receipt limbs, which the transcript binds).
         for i in 0..b.num_public - 2 {
             let mut p = b.public_ints.clone();
             p[i] += 1;
-            assert!(first_violation(&b, &b.pre, &p, &rest, alpha, beta).is_some(), "public {i} is free");
+            assert!(
+                first_violation(&b, &b.pre, &p, &rest, alpha, beta).is_some(),
+                "public {i} is free"
+            );
         }
     }
 

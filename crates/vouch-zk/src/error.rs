@@ -30,12 +30,19 @@ pub enum ZkError {
 }
 
 fn detail_suffix(d: &str) -> String {
-    if d.is_empty() { String::new() } else { format!(" ({d})") }
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(" ({d})")
+    }
 }
 
 impl ZkError {
     pub(crate) fn unsupported(op: impl Into<String>, detail: impl Into<String>) -> Self {
-        ZkError::Unsupported { op: op.into(), detail: detail.into() }
+        ZkError::Unsupported {
+            op: op.into(),
+            detail: detail.into(),
+        }
     }
 
     /// The stable code the server answers with (`Unsupported` is the 422 `tier_unavailable`).
@@ -43,7 +50,9 @@ impl ZkError {
         match self {
             ZkError::Unsupported { .. } => ErrorCode::TierUnavailable,
             ZkError::InvalidModel(_) => ErrorCode::InvalidModel,
-            ZkError::BadInput(_) | ZkError::OutOfRange(_) | ZkError::Malformed(_) => ErrorCode::BadInput,
+            ZkError::BadInput(_) | ZkError::OutOfRange(_) | ZkError::Malformed(_) => {
+                ErrorCode::BadInput
+            }
             ZkError::Verify(_) => ErrorCode::BadInput,
             ZkError::Prover(_) | ZkError::Internal(_) => ErrorCode::Internal,
         }

@@ -20,7 +20,8 @@ pub struct Estimate {
 fn padded(stats: &Stats) -> (f64, f64) {
     let cons = stats.constraints.next_power_of_two() as f64;
     let w = 2048usize;
-    let vars = (stats.precommitted.div_ceil(w) * w + stats.rest.div_ceil(w).max(1) * w).next_power_of_two() as f64;
+    let vars = (stats.precommitted.div_ceil(w) * w + stats.rest.div_ceil(w).max(1) * w)
+        .next_power_of_two() as f64;
     (cons, vars)
 }
 
@@ -28,11 +29,17 @@ pub fn estimate(stats: &Stats) -> Estimate {
     let (cons, vars) = padded(stats);
     let nnz = stats.nnz as f64;
     // Fitted on mlp_small, mlp, cnn and dense-1M (release build, 2 cores).
-    let prove_ms = 8.0 + 0.55e-3 * cons + 1.1e-3 * vars + 0.05e-3 * nnz + 6.0e-3 * stats.rest as f64;
+    let prove_ms =
+        8.0 + 0.55e-3 * cons + 1.1e-3 * vars + 0.05e-3 * nnz + 6.0e-3 * stats.rest as f64;
     let peak = 40e6 + 900.0 * cons + 700.0 * vars + 120.0 * nnz;
     let verify_ms = 4.0 + 0.03e-3 * cons + 0.03e-3 * vars + 0.04e-3 * nnz;
     let vk_bytes = 70_000.0 + 48.0 * nnz + 24.0 * (cons + vars);
-    Estimate { prove_ms: prove_ms as u64, peak_bytes: peak as u64, verify_ms: verify_ms as u64, vk_bytes: vk_bytes as u64 }
+    Estimate {
+        prove_ms: prove_ms as u64,
+        peak_bytes: peak as u64,
+        verify_ms: verify_ms as u64,
+        vk_bytes: vk_bytes as u64,
+    }
 }
 
 /// What this node can spend on proofs.
@@ -48,7 +55,11 @@ pub struct NodeCapacity {
 
 impl Default for NodeCapacity {
     fn default() -> Self {
-        NodeCapacity { max_peak_bytes: 8 << 30, max_prove_ms: 10 * 60 * 1000, speed: 1.0 }
+        NodeCapacity {
+            max_peak_bytes: 8 << 30,
+            max_prove_ms: 10 * 60 * 1000,
+            speed: 1.0,
+        }
     }
 }
 
@@ -67,7 +78,13 @@ pub enum Admission {
 /// Decides admission given the estimate, the node's limits and the work already queued
 /// (`queued_ms` of estimated proving ahead of this job, spread over `free_workers` idle
 /// workers of `workers`).
-pub fn admit(est: &Estimate, cap: &NodeCapacity, queued_ms: u64, workers: usize, free_workers: usize) -> Admission {
+pub fn admit(
+    est: &Estimate,
+    cap: &NodeCapacity,
+    queued_ms: u64,
+    workers: usize,
+    free_workers: usize,
+) -> Admission {
     let prove_ms = (est.prove_ms as f64 / cap.speed.max(0.01)).ceil() as u64;
     if est.peak_bytes > cap.max_peak_bytes {
         return Admission::Refuse {
@@ -80,12 +97,19 @@ pub fn admit(est: &Estimate, cap: &NodeCapacity, queued_ms: u64, workers: usize,
     }
     if prove_ms > cap.max_prove_ms {
         return Admission::Refuse {
-            reason: format!("would take about {} s to prove; this node's limit is {} s", prove_ms / 1000, cap.max_prove_ms / 1000),
+            reason: format!(
+                "would take about {} s to prove; this node's limit is {} s",
+                prove_ms / 1000,
+                cap.max_prove_ms / 1000
+            ),
         };
     }
     if free_workers > 0 && queued_ms == 0 {
         Admission::Accept { prove_ms }
     } else {
-        Admission::Queue { wait_ms: queued_ms / workers.max(1) as u64, prove_ms }
+        Admission::Queue {
+            wait_ms: queued_ms / workers.max(1) as u64,
+            prove_ms,
+        }
     }
 }

@@ -55,7 +55,10 @@ impl ZkEvidence {
 
     /// The zk evidence of a bundle, if it has any.
     pub fn from_bundle(b: &Bundle) -> Result<Option<Self>, ZkError> {
-        b.evidence.get(EVIDENCE_KEY).map(Self::from_json).transpose()
+        b.evidence
+            .get(EVIDENCE_KEY)
+            .map(Self::from_json)
+            .transpose()
     }
 
     /// Size of the proof in bytes.
@@ -69,5 +72,6 @@ pub(crate) fn b64(b: &[u8]) -> String {
 }
 
 pub(crate) fn unb64(s: &str) -> Result<Vec<u8>, ZkError> {
-    B64.decode(s).map_err(|_| ZkError::Malformed("proof is not valid base64".into()))
+    B64.decode(s)
+        .map_err(|_| ZkError::Malformed("proof is not valid base64".into()))
 }

@@ -56,13 +56,34 @@ impl LutFn {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// `out[i] = Σ_j w[i,j]·in[j] + bias[i]`.
-    Linear { input: usize, output: usize, rows: Sparse, bias: Vec<f64>, onnx_op: String },
+    Linear {
+        input: usize,
+        output: usize,
+        rows: Sparse,
+        bias: Vec<f64>,
+        onnx_op: String,
+    },
     /// Elementwise sum of two tensors of the same length.
-    Add { a: usize, b: usize, output: usize },
-    Relu { input: usize, output: usize },
+    Add {
+        a: usize,
+        b: usize,
+        output: usize,
+    },
+    Relu {
+        input: usize,
+        output: usize,
+    },
     /// `out[i] = max(in[j] for j in window i)`; every window is non-empty.
-    MaxPool { input: usize, output: usize, windows: Sparse },
-    Lut { input: usize, output: usize, f: LutFn },
+    MaxPool {
+        input: usize,
+        output: usize,
+        windows: Sparse,
+    },
+    Lut {
+        input: usize,
+        output: usize,
+        f: LutFn,
+    },
 }
 
 impl Op {
@@ -78,7 +99,10 @@ impl Op {
 
     pub fn inputs(&self) -> Vec<usize> {
         match self {
-            Op::Linear { input, .. } | Op::Relu { input, .. } | Op::MaxPool { input, .. } | Op::Lut { input, .. } => {
+            Op::Linear { input, .. }
+            | Op::Relu { input, .. }
+            | Op::MaxPool { input, .. }
+            | Op::Lut { input, .. } => {
                 vec![*input]
             }
             Op::Add { a, b, .. } => vec![*a, *b],
@@ -103,20 +127,11 @@ pub struct Graph {
     pub value_len: Vec<usize>,
     /// In evaluation order.
     pub ops: Vec<Op>,
+    /// Float parameters stored in the model file (weights, biases, normalisation constants).
+    pub params: usize,
 }
 
 impl Graph {
-    /// Total number of weights (non-zero sparse entries) over all linear operators.
-    pub fn num_weights(&self) -> usize {
-        self.ops
-            .iter()
-            .map(|op| match op {
-                Op::Linear { rows, bias, .. } => rows.nnz() + bias.len(),
-                _ => 0,
-            })
-            .sum()
-    }
-
     /// Multiply-accumulates of one inference: the native cost the proving cost is compared to.
     pub fn macs(&self) -> usize {
         self.ops

@@ -84,11 +84,19 @@ pub struct AnalyzeOptions {
     pub target_abs_err: f64,
     /// Force a scale (bits) instead of searching.
     pub fixed_scale: Option<u32>,
+    /// Force the range-check strategy (0 = bits, t = logUp with t-bit chunks) instead of the
+    /// cost model's choice: for measuring alternatives.
+    pub table_bits: Option<u32>,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        AnalyzeOptions { samples: vec![], target_abs_err: 1e-4, fixed_scale: None }
+        AnalyzeOptions {
+            samples: vec![],
+            target_abs_err: 1e-4,
+            fixed_scale: None,
+            table_bits: None,
+        }
     }
 }
 
@@ -105,7 +113,10 @@ pub struct ZkKeys {
 
 impl std::fmt::Debug for ZkKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZkKeys").field("model", &self.model).field("vk_digest", &self.vk_digest).finish_non_exhaustive()
+        f.debug_struct("ZkKeys")
+            .field("model", &self.model)
+            .field("vk_digest", &self.vk_digest)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,12 +135,24 @@ impl ZkKeys {
     /// Derives the keys deterministically from the model bytes and the config.
     pub fn generate(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
         let g = load_graph(model_bytes)?;
-        let zeros: Vec<Vec<i128>> = g.inputs.iter().map(|io| vec![0; g.value_len[io.value]]).collect();
+        let zeros: Vec<Vec<i128>> = g
+            .inputs
+            .iter()
+            .map(|io| vec![0; g.value_len[io.value]])
+            .collect();
         let built = circuit::build(&g, &config.quant, &zeros, [0, 0], true)?;
         let stats = built.stats.clone();
         let (pk, vk) = snark::setup(snark::Circuit::new(built, true))?;
         let vk_digest = vk_digest_of(snark::vk_digest(&vk)?, config);
-        Ok(ZkKeys { model: ModelDigest::of_model_bytes(model_bytes), graph: g, config: config.clone(), pk, vk, vk_digest, stats })
+        Ok(ZkKeys {
+            model: ModelDigest::of_model_bytes(model_bytes),
+            graph: g,
+            config: config.clone(),
+            pk,
+            vk,
+            vk_digest,
+            stats,
+        })
     }
 
     pub fn vk_digest(&self) -> Digest {
@@ -156,16 +179,30 @@ pub fn analyze(model_bytes: &[u8]) -> Result<ZkModelInfo, ZkError> {
 }
 
 /// Analyses a model and returns the keys too (so a node can cache them).
-pub fn analyze_with(model_bytes: &[u8], opts: &AnalyzeOptions) -> Result<(ZkModelInfo, ZkKeys), ZkError> {
+pub fn analyze_with(
+    model_bytes: &[u8],
+    opts: &AnalyzeOptions,
+) -> Result<(ZkModelInfo, ZkKeys), ZkError> {
     let g = load_graph(model_bytes)?;
     let mut samples = vec![];
     for s in &opts.samples {
         samples.push(inputs_f64(&g, s)?);
     }
     samples.extend(quant::synthetic_inputs(&g, 4, 0x766f_7563_685f_7a6b));
-    samples.push(g.inputs.iter().map(|io| vec![0.0; g.value_len[io.value]]).collect());
-    let cal = quant::calibrate(&g, &samples, opts.target_abs_err, opts.fixed_scale)?;
-    let config = ZkConfig { quant: cal.config, output_tolerance: (cal.max_abs_err * 10.0).max(1e-3) };
+    samples.push(
+        g.inputs
+            .iter()
+            .map(|io| vec![0.0; g.value_len[io.value]])
+            .collect(),
+    );
+    let mut cal = quant::calibrate(&g, &samples, opts.target_abs_err, opts.fixed_scale)?;
+    if let Some(t) = opts.table_bits {
+        cal.config.table_bits = t;
+    }
+    let config = ZkConfig {
+        quant: cal.config,
+        output_tolerance: (cal.max_abs_err * 10.0).max(1e-3),
+    };
     let t = Instant::now();
     let keys = ZkKeys::generate(model_bytes, &config)?;
     let keygen_ms = t.elapsed().as_millis() as u64;
@@ -181,7 +218,7 @@ pub fn analyze_with(model_bytes: &[u8], opts: &AnalyzeOptions) -> Result<(ZkMode
         calibration_samples: cal.samples,
         vk_bytes,
         keygen_ms,
-        params: g.num_weights() as u64,
+        params: g.params as u64,
         macs: g.macs() as u64,
     };
     Ok((info, keys))
@@ -190,14 +227,23 @@ pub fn analyze_with(model_bytes: &[u8], opts: &AnalyzeOptions) -> Result<(ZkMode
 /// Converts a request's tensors to the graph's inputs (by name, float, exact shape).
 fn inputs_f64(g: &graph::Graph, inputs: &TensorMap) -> Result<Vec<Vec<f64>>, ZkError> {
     if inputs.len() != g.inputs.len() {
-        return Err(ZkError::BadInput(format!("{} input tensors given, the model takes {}", inputs.len(), g.inputs.len())));
+        return Err(ZkError::BadInput(format!(
+            "{} input tensors given, the model takes {}",
+            inputs.len(),
+            g.inputs.len()
+        )));
     }
     g.inputs
         .iter()
         .map(|io| {
-            let t = inputs.get(&io.name).ok_or_else(|| ZkError::BadInput(format!("missing input {:?}", io.name)))?;
+            let t = inputs
+                .get(&io.name)
+                .ok_or_else(|| ZkError::BadInput(format!("missing input {:?}", io.name)))?;
             if !matches!(t.dtype(), DType::Float32 | DType::Float64) {
-                return Err(ZkError::BadInput(format!("input {:?} must be float32", io.name)));
+                return Err(ZkError::BadInput(format!(
+                    "input {:?} must be float32",
+                    io.name
+                )));
             }
             if t.shape() != io.shape.as_slice() {
                 return Err(ZkError::BadInput(format!(
@@ -212,10 +258,18 @@ fn inputs_f64(g: &graph::Graph, inputs: &TensorMap) -> Result<Vec<Vec<f64>>, ZkE
         .collect()
 }
 
-fn quantise_inputs(g: &graph::Graph, cfg: &QuantConfig, inputs: &TensorMap) -> Result<Vec<Vec<i128>>, ZkError> {
+fn quantise_inputs(
+    g: &graph::Graph,
+    cfg: &QuantConfig,
+    inputs: &TensorMap,
+) -> Result<Vec<Vec<i128>>, ZkError> {
     inputs_f64(g, inputs)?
         .iter()
-        .map(|x| x.iter().map(|&v| circuit::quantise(v, cfg.act_bits)).collect())
+        .map(|x| {
+            x.iter()
+                .map(|&v| circuit::quantise(v, cfg.act_bits))
+                .collect()
+        })
         .collect()
 }
 
@@ -256,12 +310,22 @@ pub fn prove(
 ) -> Result<ZkProof, ZkError> {
     let t = Instant::now();
     let mut step = |stage: &'static str, fraction: f64| -> Result<(), ZkError> {
-        if progress(Progress { stage, fraction }) { Err(ZkError::Prover("cancelled".into())) } else { Ok(()) }
+        if progress(Progress { stage, fraction }) {
+            Err(ZkError::Prover("cancelled".into()))
+        } else {
+            Ok(())
+        }
     };
     step("quantise", 0.0)?;
     let q = quantise_inputs(&keys.graph, &keys.config.quant, inputs)?;
     step("witness", 0.05)?;
-    let built = circuit::build(&keys.graph, &keys.config.quant, &q, receipt_limbs(receipt_hash), false)?;
+    let built = circuit::build(
+        &keys.graph,
+        &keys.config.quant,
+        &q,
+        receipt_limbs(receipt_hash),
+        false,
+    )?;
     let q_out = built.outputs.clone();
     step("prove", 0.15)?;
     let proof = snark::prove(&keys.pk, snark::Circuit::new(built, false))?;
@@ -289,7 +353,11 @@ pub fn prove(
         proof: evidence::b64(&bytes),
     };
     step("done", 1.0)?;
-    Ok(ZkProof { evidence, outputs, prove_ms: t.elapsed().as_millis() as u64 })
+    Ok(ZkProof {
+        evidence,
+        outputs,
+        prove_ms: t.elapsed().as_millis() as u64,
+    })
 }
 
 /// Digest of quantised integer tensors (so evidence names the exact proven input).
@@ -312,7 +380,9 @@ pub fn max_abs_diff(a: &TensorMap, b: &TensorMap) -> Result<f64, ZkError> {
     }
     let mut m = 0f64;
     for (name, t) in a.iter() {
-        let u = b.get(name).ok_or_else(|| ZkError::Verify(format!("output {name:?} missing")))?;
+        let u = b
+            .get(name)
+            .ok_or_else(|| ZkError::Verify(format!("output {name:?} missing")))?;
         if t.shape() != u.shape() {
             return Err(ZkError::Verify(format!("output {name:?} shapes differ")));
         }
@@ -334,12 +404,20 @@ pub struct Proven {
 
 /// Verifies the SNARK against keys and checks its public statement: the receipt limbs equal
 /// `receipt_hash`, the input digest and outputs equal the evidence's. No receipt object needed.
-pub fn verify_statement(ev: &ZkEvidence, keys: &ZkKeys, receipt_hash: &Digest) -> Result<Proven, ZkError> {
+pub fn verify_statement(
+    ev: &ZkEvidence,
+    keys: &ZkKeys,
+    receipt_hash: &Digest,
+) -> Result<Proven, ZkError> {
     if keys.vk_digest != ev.vk_digest || keys.config != ev.config {
-        return Err(ZkError::Verify("the evidence was made with another verifying key".into()));
+        return Err(ZkError::Verify(
+            "the evidence was made with another verifying key".into(),
+        ));
     }
     if ev.receipt != *receipt_hash {
-        return Err(ZkError::Verify("the proof is bound to a different receipt".into()));
+        return Err(ZkError::Verify(
+            "the proof is bound to a different receipt".into(),
+        ));
     }
     let proof = snark::proof_from_bytes(&evidence::unb64(&ev.proof)?)?;
     let public = snark::verify(&proof, &keys.vk)?;
@@ -348,15 +426,24 @@ pub fn verify_statement(ev: &ZkEvidence, keys: &ZkKeys, receipt_hash: &Digest) -
     let n_in: usize = g.inputs.iter().map(|io| g.value_len[io.value]).sum();
     let n_out: usize = g.outputs.iter().map(|io| g.value_len[io.value]).sum();
     if public.len() != n_in + n_out + 2 {
-        return Err(ZkError::Verify("the proof's public statement has the wrong length".into()));
+        return Err(ZkError::Verify(
+            "the proof's public statement has the wrong length".into(),
+        ));
     }
     let ints: Vec<i128> = public[..n_in + n_out]
         .iter()
-        .map(|f| snark::small_int(f).ok_or_else(|| ZkError::Verify("a public value is not a small integer".into())))
+        .map(|f| {
+            snark::small_int(f)
+                .ok_or_else(|| ZkError::Verify("a public value is not a small integer".into()))
+        })
         .collect::<Result<_, _>>()?;
     let limbs = receipt_limbs(receipt_hash);
-    if public[n_in + n_out] != snark::field(limbs[0] as i128) || public[n_in + n_out + 1] != snark::field(limbs[1] as i128) {
-        return Err(ZkError::Verify("the proof is bound to a different receipt".into()));
+    if public[n_in + n_out] != snark::field(limbs[0] as i128)
+        || public[n_in + n_out + 1] != snark::field(limbs[1] as i128)
+    {
+        return Err(ZkError::Verify(
+            "the proof is bound to a different receipt".into(),
+        ));
     }
     let mut q_in = vec![];
     let mut off = 0;
@@ -366,7 +453,9 @@ pub fn verify_statement(ev: &ZkEvidence, keys: &ZkKeys, receipt_hash: &Digest) -
         off += n;
     }
     if q_digest(&q_in) != ev.input_q_digest {
-        return Err(ZkError::Verify("the evidence's input digest does not match the proven input".into()));
+        return Err(ZkError::Verify(
+            "the evidence's input digest does not match the proven input".into(),
+        ));
     }
     let scale = (1u64 << keys.config.quant.act_bits) as f64;
     let mut outputs = TensorMap::new();
@@ -375,13 +464,20 @@ pub fn verify_statement(ev: &ZkEvidence, keys: &ZkKeys, receipt_hash: &Digest) -
         let v: Vec<i64> = ints[off..off + n].iter().map(|&x| x as i64).collect();
         off += n;
         if ev.outputs_q.get(&io.name) != Some(&v) {
-            return Err(ZkError::Verify(format!("output {:?} in the evidence differs from the proven output", io.name)));
+            return Err(ZkError::Verify(format!(
+                "output {:?} in the evidence differs from the proven output",
+                io.name
+            )));
         }
         let data: Vec<f32> = v.iter().map(|&x| (x as f64 / scale) as f32).collect();
-        let t = Tensor::new(io.shape.clone(), TensorData::Float32(data)).map_err(|e| ZkError::Internal(e.to_string()))?;
+        let t = Tensor::new(io.shape.clone(), TensorData::Float32(data))
+            .map_err(|e| ZkError::Internal(e.to_string()))?;
         outputs.insert(io.name.clone(), t);
     }
-    Ok(Proven { inputs_q: q_in, outputs })
+    Ok(Proven {
+        inputs_q: q_in,
+        outputs,
+    })
 }
 
 /// Which key the verifier uses.
@@ -429,44 +525,62 @@ pub fn verify(
     opts: &VerifyOptions,
 ) -> Result<Verified, ZkError> {
     if ev.format != EVIDENCE_FORMAT {
-        return Err(ZkError::Malformed(format!("unknown evidence format {:?}", ev.format)));
+        return Err(ZkError::Malformed(format!(
+            "unknown evidence format {:?}",
+            ev.format
+        )));
     }
     if ev.system != SYSTEM {
-        return Err(ZkError::Verify(format!("proof system {:?} is not {SYSTEM:?}", ev.system)));
+        return Err(ZkError::Verify(format!(
+            "proof system {:?} is not {SYSTEM:?}",
+            ev.system
+        )));
     }
     let receipt_hash = receipt.hash();
     if ev.receipt != receipt_hash {
-        return Err(ZkError::Verify("the proof is bound to a different receipt".into()));
+        return Err(ZkError::Verify(
+            "the proof is bound to a different receipt".into(),
+        ));
     }
     if ev.model != receipt.model {
-        return Err(ZkError::Verify("the proof is for a different model than the receipt's".into()));
+        return Err(ZkError::Verify(
+            "the proof is for a different model than the receipt's".into(),
+        ));
     }
     let owned;
     let keys = match key {
         VerifyKey::Keys(k) => {
             if k.config != ev.config {
-                return Err(ZkError::Verify("the evidence's quantisation config differs from the keys'".into()));
+                return Err(ZkError::Verify(
+                    "the evidence's quantisation config differs from the keys'".into(),
+                ));
             }
             k
         }
         VerifyKey::Model(bytes) => {
             if ModelDigest::of_model_bytes(bytes) != receipt.model {
-                return Err(ZkError::Verify("the model file is not the model named in the receipt".into()));
+                return Err(ZkError::Verify(
+                    "the model file is not the model named in the receipt".into(),
+                ));
             }
             owned = ZkKeys::generate(bytes, &ev.config)?;
             &owned
         }
     };
     if keys.model != receipt.model {
-        return Err(ZkError::Verify("the keys belong to a different model".into()));
+        return Err(ZkError::Verify(
+            "the keys belong to a different model".into(),
+        ));
     }
     if keys.vk_digest != ev.vk_digest {
-        return Err(ZkError::Verify("the verifying key recomputed from the model does not match the evidence".into()));
+        return Err(ZkError::Verify(
+            "the verifying key recomputed from the model does not match the evidence".into(),
+        ));
     }
-    if let Some(d) = opts.expected_vk_digest {
-        if d != keys.vk_digest {
-            return Err(ZkError::Verify("the verifying key does not match the registry's".into()));
-        }
+    if opts.expected_vk_digest.is_some_and(|d| d != keys.vk_digest) {
+        return Err(ZkError::Verify(
+            "the verifying key does not match the registry's".into(),
+        ));
     }
     let proven = verify_statement(ev, keys, &receipt_hash)?;
     let (q_in, proven) = (proven.inputs_q, proven.outputs);
@@ -475,7 +589,9 @@ pub fn verify(
     let mut max_diff = None;
     if let Some(out) = outputs {
         if out.digest() != receipt.output_digest {
-            return Err(ZkError::Verify("the outputs are not the ones the receipt commits to".into()));
+            return Err(ZkError::Verify(
+                "the outputs are not the ones the receipt commits to".into(),
+            ));
         }
         let d = max_abs_diff(&proven, out)?;
         if d > tol {
@@ -488,10 +604,14 @@ pub fn verify(
     let mut input_checked = false;
     if let Some(inp) = inputs {
         if inp.digest() != receipt.input_digest {
-            return Err(ZkError::Verify("the inputs are not the ones the receipt commits to".into()));
+            return Err(ZkError::Verify(
+                "the inputs are not the ones the receipt commits to".into(),
+            ));
         }
         if quantise_inputs(g, &keys.config.quant, inp)? != q_in {
-            return Err(ZkError::Verify("the inputs do not quantise to the proven input".into()));
+            return Err(ZkError::Verify(
+                "the inputs do not quantise to the proven input".into(),
+            ));
         }
         input_checked = true;
     }
@@ -503,10 +623,14 @@ pub fn verify(
         if input_checked {
             "the input you supplied (digest matches the receipt)".to_string()
         } else {
-            format!("the quantised input with digest {} (supply the input to check it against the receipt)", ev.input_q_digest)
+            format!(
+                "the quantised input with digest {} (supply the input to check it against the receipt)",
+                ev.input_q_digest
+            )
         },
         match max_diff {
-            Some(d) => format!(" (within {d:.2e} of the engine's float output, tolerance {tol:.1e})"),
+            Some(d) =>
+                format!(" (within {d:.2e} of the engine's float output, tolerance {tol:.1e})"),
             None => String::new(),
         },
         receipt_hash

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use crate::pb;
+use prost::Message;
 
 use crate::error::ZkError;
 use crate::graph::{Graph, Io, LutFn, Op, Sparse};
@@ -57,18 +57,29 @@ fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
     let dims: Vec<usize> = t
         .dims
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| ZkError::InvalidModel(format!("tensor {:?} has negative dim", t.name))))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| ZkError::InvalidModel(format!("tensor {:?} has negative dim", t.name)))
+        })
         .collect::<Result<_, _>>()?;
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS);
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS);
     let n = n.ok_or_else(|| ZkError::InvalidModel(format!("tensor {:?} is too large", t.name)))?;
     if !t.external_data.is_empty() || t.data_location == Some(1) {
-        return Err(ZkError::unsupported("external data", format!("initializer {:?} is stored outside the model file", t.name)));
+        return Err(ZkError::unsupported(
+            "external data",
+            format!("initializer {:?} is stored outside the model file", t.name),
+        ));
     }
     let raw = &t.raw_data;
     let data: Vec<f64> = match t.data_type {
         1 => {
             if !raw.is_empty() {
-                raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                    .collect()
             } else {
                 t.float_data.iter().map(|&x| x as f64).collect()
             }
@@ -85,7 +96,9 @@ fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
         7 => {
             if !raw.is_empty() {
                 raw.chunks_exact(8)
-                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64)
+                    .map(|c| {
+                        i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f64
+                    })
                     .collect()
             } else {
                 t.int64_data.iter().map(|&x| x as f64).collect()
@@ -93,7 +106,9 @@ fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
         }
         6 => {
             if !raw.is_empty() {
-                raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()
+                raw.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                    .collect()
             } else {
                 t.int32_data.iter().map(|&x| x as f64).collect()
             }
@@ -101,7 +116,10 @@ fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
         other => {
             return Err(ZkError::unsupported(
                 format!("tensor type {other}"),
-                format!("initializer {:?}: only float32/float64/int32/int64 constants are supported", t.name),
+                format!(
+                    "initializer {:?}: only float32/float64/int32/int64 constants are supported",
+                    t.name
+                ),
             ));
         }
     };
@@ -114,7 +132,10 @@ fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
         )));
     }
     if data.iter().any(|x| !x.is_finite()) {
-        return Err(ZkError::unsupported("non-finite weight", format!("tensor {:?}", t.name)));
+        return Err(ZkError::unsupported(
+            "non-finite weight",
+            format!("tensor {:?}", t.name),
+        ));
     }
     Ok(Const { dims, data })
 }
@@ -128,12 +149,18 @@ struct Builder {
 impl Builder {
     fn new_val(&mut self, shape: Vec<usize>) -> Val {
         self.value_len.push(numel(&shape));
-        Val { id: self.value_len.len() - 1, shape }
+        Val {
+            id: self.value_len.len() - 1,
+            shape,
+        }
     }
 
     fn get(&self, name: &str, node: &pb::NodeProto) -> Result<&Ent, ZkError> {
         self.ents.get(name).ok_or_else(|| {
-            ZkError::InvalidModel(format!("node {:?} ({}) reads undefined tensor {name:?}", node.name, node.op_type))
+            ZkError::InvalidModel(format!(
+                "node {:?} ({}) reads undefined tensor {name:?}",
+                node.name, node.op_type
+            ))
         })
     }
 
@@ -152,7 +179,9 @@ impl Builder {
             Ent::Const(c) => Ok(c.clone()),
             Ent::Val(_) => Err(ZkError::unsupported(
                 node.op_type.clone(),
-                format!("input {name:?} must be a constant (weights computed at run time are not supported)"),
+                format!(
+                    "input {name:?} must be a constant (weights computed at run time are not supported)"
+                ),
             )),
         }
     }
@@ -161,9 +190,22 @@ impl Builder {
         self.ents.insert(name.to_string(), e);
     }
 
-    fn push_linear(&mut self, node: &pb::NodeProto, input: &Val, out_shape: Vec<usize>, rows: Sparse, bias: Vec<f64>) {
+    fn push_linear(
+        &mut self,
+        node: &pb::NodeProto,
+        input: &Val,
+        out_shape: Vec<usize>,
+        rows: Sparse,
+        bias: Vec<f64>,
+    ) {
         let out = self.new_val(out_shape);
-        self.ops.push(Op::Linear { input: input.id, output: out.id, rows, bias, onnx_op: node.op_type.clone() });
+        self.ops.push(Op::Linear {
+            input: input.id,
+            output: out.id,
+            rows,
+            bias,
+            onnx_op: node.op_type.clone(),
+        });
         self.set(&node.output[0], Ent::Val(out));
     }
 }
@@ -172,13 +214,28 @@ impl Builder {
 pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
     let model = pb::ModelProto::decode(model_bytes)
         .map_err(|e| ZkError::InvalidModel(format!("not an ONNX protobuf: {e}")))?;
-    let graph = model.graph.ok_or_else(|| ZkError::InvalidModel("model has no graph".into()))?;
+    let graph = model
+        .graph
+        .ok_or_else(|| ZkError::InvalidModel("model has no graph".into()))?;
     for o in &model.opset_import {
         if !(o.domain.is_empty() || o.domain == "ai.onnx") {
-            return Err(ZkError::unsupported(format!("opset domain {}", o.domain), ""));
+            return Err(ZkError::unsupported(
+                format!("opset domain {}", o.domain),
+                "",
+            ));
         }
     }
-    let mut b = Builder { ents: HashMap::new(), value_len: vec![], ops: vec![] };
+    let params: usize = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == 1 || t.data_type == 11)
+        .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
+        .sum();
+    let mut b = Builder {
+        ents: HashMap::new(),
+        value_len: vec![],
+        ops: vec![],
+    };
     for t in &graph.initializer {
         let c = tensor_to_const(t)?;
         b.set(&t.name, Ent::Const(c));
@@ -188,8 +245,13 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
         if b.ents.contains_key(&vi.name) {
             continue; // an initializer also listed as input (older exporters)
         }
-        let Some(pb::type_proto::Value::TensorType(tt)) = vi.r#type.as_ref().and_then(|t| t.value.clone()) else {
-            return Err(ZkError::unsupported("non-tensor input", format!("input {:?}", vi.name)));
+        let Some(pb::type_proto::Value::TensorType(tt)) =
+            vi.r#type.as_ref().and_then(|t| t.value.clone())
+        else {
+            return Err(ZkError::unsupported(
+                "non-tensor input",
+                format!("input {:?}", vi.name),
+            ));
         };
         if tt.elem_type != 1 {
             return Err(ZkError::unsupported(
@@ -201,7 +263,9 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
         let mut shape = vec![];
         for (i, d) in dims.iter().enumerate() {
             match &d.value {
-                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => shape.push(*v as usize),
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
+                    shape.push(*v as usize)
+                }
                 _ if i == 0 => shape.push(1), // free batch dimension: proofs are per request, batch 1
                 _ => {
                     return Err(ZkError::unsupported(
@@ -212,10 +276,17 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
             }
         }
         if numel(&shape) > MAX_ELEMENTS {
-            return Err(ZkError::InvalidModel(format!("input {:?} is too large", vi.name)));
+            return Err(ZkError::InvalidModel(format!(
+                "input {:?} is too large",
+                vi.name
+            )));
         }
         let v = b.new_val(shape.clone());
-        inputs.push(Io { name: vi.name.clone(), shape: shape.iter().map(|&d| d as u64).collect(), value: v.id });
+        inputs.push(Io {
+            name: vi.name.clone(),
+            shape: shape.iter().map(|&d| d as u64).collect(),
+            value: v.id,
+        });
         b.set(&vi.name, Ent::Val(v));
     }
     if inputs.is_empty() {
@@ -223,10 +294,16 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
     }
     for node in &graph.node {
         if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            return Err(ZkError::unsupported(format!("{}:{}", node.domain, node.op_type), ""));
+            return Err(ZkError::unsupported(
+                format!("{}:{}", node.domain, node.op_type),
+                "",
+            ));
         }
         if node.output.is_empty() {
-            return Err(ZkError::InvalidModel(format!("node {:?} has no output", node.name)));
+            return Err(ZkError::InvalidModel(format!(
+                "node {:?} has no output",
+                node.name
+            )));
         }
         lower_node(&mut b, node)?;
     }
@@ -234,27 +311,58 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
     for vi in &graph.output {
         let v = match b.ents.get(&vi.name) {
             Some(Ent::Val(v)) => v.clone(),
-            Some(Ent::Const(_)) => return Err(ZkError::unsupported("constant output", format!("output {:?}", vi.name))),
-            None => return Err(ZkError::InvalidModel(format!("output {:?} is never computed", vi.name))),
+            Some(Ent::Const(_)) => {
+                return Err(ZkError::unsupported(
+                    "constant output",
+                    format!("output {:?}", vi.name),
+                ));
+            }
+            None => {
+                return Err(ZkError::InvalidModel(format!(
+                    "output {:?} is never computed",
+                    vi.name
+                )));
+            }
         };
-        outputs.push(Io { name: vi.name.clone(), shape: v.shape.iter().map(|&d| d as u64).collect(), value: v.id });
+        outputs.push(Io {
+            name: vi.name.clone(),
+            shape: v.shape.iter().map(|&d| d as u64).collect(),
+            value: v.id,
+        });
     }
     if outputs.is_empty() {
         return Err(ZkError::InvalidModel("model has no outputs".into()));
     }
-    Ok(Graph { inputs, outputs, value_len: b.value_len, ops: b.ops })
+    Ok(Graph {
+        inputs,
+        outputs,
+        value_len: b.value_len,
+        ops: b.ops,
+        params,
+    })
 }
 
 /// Broadcasts constant `c` (numpy rules) to `shape`, returning one value per output element.
 fn broadcast(c: &Const, shape: &[usize], op: &str) -> Result<Vec<f64>, ZkError> {
     if c.dims.len() > shape.len() {
-        return Err(ZkError::unsupported(op, "constant has more dimensions than the tensor"));
+        return Err(ZkError::unsupported(
+            op,
+            "constant has more dimensions than the tensor",
+        ));
     }
     let pad = shape.len() - c.dims.len();
-    let cd: Vec<usize> = std::iter::repeat_n(1, pad).chain(c.dims.iter().copied()).collect();
+    let cd: Vec<usize> = std::iter::repeat_n(1, pad)
+        .chain(c.dims.iter().copied())
+        .collect();
     for (a, b) in cd.iter().zip(shape) {
         if *a != 1 && a != b {
-            return Err(ZkError::unsupported(op, format!("constant of shape {:?} does not broadcast to {shape:?}", c.dims)));
+            return Err(ZkError::unsupported(
+                op,
+                format!(
+                    "constant of shape {:?} does not broadcast to {shape:?}",
+                    c.dims
+                ),
+            ));
         }
     }
     let n = numel(shape);
@@ -278,7 +386,11 @@ fn broadcast(c: &Const, shape: &[usize], op: &str) -> Result<Vec<f64>, ZkError> 
 }
 
 fn diag(n: usize, a: &[f64]) -> Sparse {
-    Sparse { ptr: (0..=n as u32).collect(), idx: (0..n as u32).collect(), w: a.to_vec() }
+    Sparse {
+        ptr: (0..=n as u32).collect(),
+        idx: (0..n as u32).collect(),
+        w: a.to_vec(),
+    }
 }
 
 /// Spatial attributes shared by Conv and the pools, for 2-D NCHW tensors.
@@ -303,14 +415,23 @@ fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result<Window, Zk
     let two = |name: &str, d: usize| -> Result<[usize; 2], ZkError> {
         match attr_ints(node, name) {
             None => Ok([d, d]),
-            Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 1 && x <= 1 << 16) => Ok([v[0] as usize, v[1] as usize]),
+            Some(v) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 16).contains(&x)) => {
+                Ok([v[0] as usize, v[1] as usize])
+            }
             Some(v) => Err(ZkError::unsupported(op, format!("{name}={v:?} (2-D only)"))),
         }
     };
     let k = match (attr_ints(node, "kernel_shape"), kernel) {
-        (Some(v), _) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 12).contains(&x)) => [v[0] as usize, v[1] as usize],
+        (Some(v), _) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 12).contains(&x)) => {
+            [v[0] as usize, v[1] as usize]
+        }
         (None, Some(k)) => k,
-        (v, _) => return Err(ZkError::unsupported(op, format!("kernel_shape={v:?} (2-D only)"))),
+        (v, _) => {
+            return Err(ZkError::unsupported(
+                op,
+                format!("kernel_shape={v:?} (2-D only)"),
+            ));
+        }
     };
     let pad = match attr_ints(node, "pads") {
         None => [0; 4],
@@ -319,7 +440,12 @@ fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result<Window, Zk
         }
         Some(v) => return Err(ZkError::unsupported(op, format!("pads={v:?}"))),
     };
-    Ok(Window { k, stride: two("strides", 1)?, pad, dil: two("dilations", 1)? })
+    Ok(Window {
+        k,
+        stride: two("strides", 1)?,
+        pad,
+        dil: two("dilations", 1)?,
+    })
 }
 
 impl Window {
@@ -328,9 +454,14 @@ impl Window {
         let ew = (self.k[1] - 1) * self.dil[1] + 1;
         let (ph, pw) = (h + self.pad[0] + self.pad[2], w + self.pad[1] + self.pad[3]);
         if ph < eh || pw < ew {
-            return Err(ZkError::InvalidModel(format!("{op}: kernel larger than the padded input")));
+            return Err(ZkError::InvalidModel(format!(
+                "{op}: kernel larger than the padded input"
+            )));
         }
-        Ok(((ph - eh) / self.stride[0] + 1, (pw - ew) / self.stride[1] + 1))
+        Ok((
+            (ph - eh) / self.stride[0] + 1,
+            (pw - ew) / self.stride[1] + 1,
+        ))
     }
 
     /// Input positions (row, col) under output (oy, ox), with their kernel offsets; padding skipped.
@@ -352,7 +483,10 @@ impl Window {
 fn nchw(v: &Val, op: &str) -> Result<(usize, usize, usize), ZkError> {
     match v.shape.as_slice() {
         [1, c, h, w] => Ok((*c, *h, *w)),
-        s => Err(ZkError::unsupported(op, format!("expects a 1×C×H×W tensor, got shape {s:?}"))),
+        s => Err(ZkError::unsupported(
+            op,
+            format!("expects a 1×C×H×W tensor, got shape {s:?}"),
+        )),
     }
 }
 
@@ -363,14 +497,18 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             .get(i)
             .map(|s| s.as_str())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ZkError::InvalidModel(format!("{op} node {:?} lacks input {i}", node.name)))
+            .ok_or_else(|| {
+                ZkError::InvalidModel(format!("{op} node {:?} lacks input {i}", node.name))
+            })
     };
     let out = node.output[0].clone();
     match op {
         "Constant" => {
             let t = attr(node, "value")
                 .and_then(|a| a.t.as_ref())
-                .ok_or_else(|| ZkError::unsupported("Constant", "only tensor-valued constants are supported"))?;
+                .ok_or_else(|| {
+                    ZkError::unsupported("Constant", "only tensor-valued constants are supported")
+                })?;
             let c = tensor_to_const(t)?;
             b.set(&out, Ent::Const(c));
         }
@@ -386,7 +524,9 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 axis += r;
             }
             if !(0..=r).contains(&axis) {
-                return Err(ZkError::InvalidModel(format!("Flatten axis {axis} out of range")));
+                return Err(ZkError::InvalidModel(format!(
+                    "Flatten axis {axis} out of range"
+                )));
             }
             let a = axis as usize;
             let shape = vec![numel(&v.shape[..a]), numel(&v.shape[a..])];
@@ -399,7 +539,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             let n = numel(&v.shape) as i64;
             for (i, d) in shape.iter_mut().enumerate() {
                 if *d == 0 {
-                    *d = *v.shape.get(i).ok_or_else(|| ZkError::InvalidModel("Reshape 0 out of range".into()))? as i64;
+                    *d = *v
+                        .shape
+                        .get(i)
+                        .ok_or_else(|| ZkError::InvalidModel("Reshape 0 out of range".into()))?
+                        as i64;
                 }
             }
             let known: i64 = shape.iter().filter(|&&d| d != -1).product();
@@ -414,30 +558,61 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             }
             let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
             if numel(&shape) != numel(&v.shape) {
-                return Err(ZkError::InvalidModel(format!("Reshape {:?} → {shape:?} changes the size", v.shape)));
+                return Err(ZkError::InvalidModel(format!(
+                    "Reshape {:?} → {shape:?} changes the size",
+                    v.shape
+                )));
             }
             b.set(&out, Ent::Val(Val { id: v.id, shape }));
         }
         "Gemm" | "MatMul" => {
             let x = b.val(inp(0)?, node)?;
             let wc = b.cnst(inp(1)?, node)?;
-            let (alpha, beta) = if op == "Gemm" { (attr_f(node, "alpha", 1.0) as f64, attr_f(node, "beta", 1.0) as f64) } else { (1.0, 1.0) };
+            let (alpha, beta) = if op == "Gemm" {
+                (
+                    attr_f(node, "alpha", 1.0) as f64,
+                    attr_f(node, "beta", 1.0) as f64,
+                )
+            } else {
+                (1.0, 1.0)
+            };
             if op == "Gemm" && attr_i(node, "transA", 0) != 0 {
                 return Err(ZkError::unsupported("Gemm", "transA=1"));
             }
             let trans_b = op == "Gemm" && attr_i(node, "transB", 0) != 0;
             if wc.dims.len() != 2 {
-                return Err(ZkError::unsupported(op, format!("weight of rank {} (2-D weights only)", wc.dims.len())));
+                return Err(ZkError::unsupported(
+                    op,
+                    format!("weight of rank {} (2-D weights only)", wc.dims.len()),
+                ));
             }
-            let (k, n) = if trans_b { (wc.dims[1], wc.dims[0]) } else { (wc.dims[0], wc.dims[1]) };
+            let (k, n) = if trans_b {
+                (wc.dims[1], wc.dims[0])
+            } else {
+                (wc.dims[0], wc.dims[1])
+            };
             let rows_in = numel(&x.shape) / k.max(1);
             if x.shape.last() != Some(&k) || rows_in != 1 {
-                return Err(ZkError::unsupported(op, format!("input shape {:?} with weight {:?} (batch-1 vectors only)", x.shape, wc.dims)));
+                return Err(ZkError::unsupported(
+                    op,
+                    format!(
+                        "input shape {:?} with weight {:?} (batch-1 vectors only)",
+                        x.shape, wc.dims
+                    ),
+                ));
             }
-            let mut rows = Sparse { ptr: vec![0], idx: vec![], w: vec![] };
+            let mut rows = Sparse {
+                ptr: vec![0],
+                idx: vec![],
+                w: vec![],
+            };
             for i in 0..n {
                 for j in 0..k {
-                    let w = if trans_b { wc.data[i * k + j] } else { wc.data[j * n + i] } * alpha;
+                    let w = if trans_b {
+                        wc.data[i * k + j]
+                    } else {
+                        wc.data[j * n + i]
+                    } * alpha;
                     if w != 0.0 {
                         rows.idx.push(j as u32);
                         rows.w.push(w);
@@ -446,7 +621,10 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 rows.ptr.push(rows.idx.len() as u32);
             }
             let bias = match node.input.get(2).filter(|s| !s.is_empty()) {
-                Some(name) if op == "Gemm" => broadcast(&b.cnst(name, node)?, &[1, n], op)?.iter().map(|x| x * beta).collect(),
+                Some(name) if op == "Gemm" => broadcast(&b.cnst(name, node)?, &[1, n], op)?
+                    .iter()
+                    .map(|x| x * beta)
+                    .collect(),
                 _ => vec![0.0; n],
             };
             let mut shape = x.shape.clone();
@@ -465,11 +643,16 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             let (m, cg, kh, kw) = (wc.dims[0], wc.dims[1], wc.dims[2], wc.dims[3]);
             let group = attr_i(node, "group", 1).max(1) as usize;
             if cg * group != c || m % group != 0 {
-                return Err(ZkError::InvalidModel(format!("Conv channels: input {c}, weight {:?}, group {group}", wc.dims)));
+                return Err(ZkError::InvalidModel(format!(
+                    "Conv channels: input {c}, weight {:?}, group {group}",
+                    wc.dims
+                )));
             }
             let win = window(node, Some([kh, kw]))?;
             if win.k != [kh, kw] {
-                return Err(ZkError::InvalidModel("Conv kernel_shape disagrees with the weight".into()));
+                return Err(ZkError::InvalidModel(
+                    "Conv kernel_shape disagrees with the weight".into(),
+                ));
             }
             let (oh, ow) = win.out_hw(h, w, op)?;
             let bias = match node.input.get(2).filter(|s| !s.is_empty()) {
@@ -478,12 +661,19 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     if bc.data.len() != m {
                         return Err(ZkError::InvalidModel("Conv bias length".into()));
                     }
-                    bc.data.iter().flat_map(|&v| std::iter::repeat_n(v, oh * ow)).collect()
+                    bc.data
+                        .iter()
+                        .flat_map(|&v| std::iter::repeat_n(v, oh * ow))
+                        .collect()
                 }
                 None => vec![0.0; m * oh * ow],
             };
             let mg = m / group;
-            let mut rows = Sparse { ptr: vec![0], idx: vec![], w: vec![] };
+            let mut rows = Sparse {
+                ptr: vec![0],
+                idx: vec![],
+                w: vec![],
+            };
             for o in 0..m {
                 let g = o / mg;
                 for oy in 0..oh {
@@ -521,15 +711,26 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             let win = window(node, None)?;
             let (oh, ow) = win.out_hw(h, w, op)?;
             let include_pad = attr_i(node, "count_include_pad", 0) != 0;
-            let mut rows = Sparse { ptr: vec![0], idx: vec![], w: vec![] };
+            let mut rows = Sparse {
+                ptr: vec![0],
+                idx: vec![],
+                w: vec![],
+            };
             for ch in 0..c {
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let taps = win.taps(oy, ox, h, w);
                         if taps.is_empty() {
-                            return Err(ZkError::unsupported(op, "a window lying entirely in the padding"));
+                            return Err(ZkError::unsupported(
+                                op,
+                                "a window lying entirely in the padding",
+                            ));
                         }
-                        let denom = if include_pad { (win.k[0] * win.k[1]) as f64 } else { taps.len() as f64 };
+                        let denom = if include_pad {
+                            (win.k[0] * win.k[1]) as f64
+                        } else {
+                            taps.len() as f64
+                        };
                         for &(iy, ix, _, _) in &taps {
                             rows.idx.push(((ch * h + iy) * w + ix) as u32);
                             rows.w.push(1.0 / denom);
@@ -542,7 +743,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             let shape = vec![1, c, oh, ow];
             if op == "MaxPool" {
                 let o = b.new_val(shape);
-                b.ops.push(Op::MaxPool { input: x.id, output: o.id, windows: rows });
+                b.ops.push(Op::MaxPool {
+                    input: x.id,
+                    output: o.id,
+                    windows: rows,
+                });
                 b.set(&out, Ent::Val(o));
             } else {
                 b.push_linear(node, &x, shape, rows, vec![0.0; c * oh * ow]);
@@ -551,7 +756,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         "GlobalAveragePool" => {
             let x = b.val(inp(0)?, node)?;
             let (c, h, w) = nchw(&x, op)?;
-            let mut rows = Sparse { ptr: vec![0], idx: vec![], w: vec![] };
+            let mut rows = Sparse {
+                ptr: vec![0],
+                idx: vec![],
+                w: vec![],
+            };
             for ch in 0..c {
                 for i in 0..h * w {
                     rows.idx.push((ch * h * w + i) as u32);
@@ -564,7 +773,10 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         "BatchNormalization" => {
             let x = b.val(inp(0)?, node)?;
             if x.shape.len() < 2 || x.shape[0] != 1 {
-                return Err(ZkError::unsupported(op, format!("input shape {:?}", x.shape)));
+                return Err(ZkError::unsupported(
+                    op,
+                    format!("input shape {:?}", x.shape),
+                ));
             }
             if node.output.len() > 1 && node.output[1..].iter().any(|s| !s.is_empty()) {
                 return Err(ZkError::unsupported(op, "training mode outputs"));
@@ -574,7 +786,9 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 [1, 2, 3, 4].map(|i| inp(i).and_then(|n| b.cnst(n, node)).map(|k| k.data));
             let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
             if [&scale, &bias, &mean, &var].iter().any(|v| v.len() != c) {
-                return Err(ZkError::InvalidModel("BatchNormalization parameter lengths".into()));
+                return Err(ZkError::InvalidModel(
+                    "BatchNormalization parameter lengths".into(),
+                ));
             }
             let eps = attr_f(node, "epsilon", 1e-5) as f64;
             let per = numel(&x.shape[2..]);
@@ -596,14 +810,26 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             match (e0, e1) {
                 (Ent::Val(x), Ent::Val(y)) if op == "Add" => {
                     if x.shape != y.shape {
-                        return Err(ZkError::unsupported(op, format!("broadcasting two runtime tensors {:?} + {:?}", x.shape, y.shape)));
+                        return Err(ZkError::unsupported(
+                            op,
+                            format!(
+                                "broadcasting two runtime tensors {:?} + {:?}",
+                                x.shape, y.shape
+                            ),
+                        ));
                     }
                     let o = b.new_val(x.shape.clone());
-                    b.ops.push(Op::Add { a: x.id, b: y.id, output: o.id });
+                    b.ops.push(Op::Add {
+                        a: x.id,
+                        b: y.id,
+                        output: o.id,
+                    });
                     b.set(&out, Ent::Val(o));
                 }
                 (Ent::Val(x), Ent::Const(k)) | (Ent::Const(k), Ent::Val(x))
-                    if op == "Add" || op == "Mul" || (op != "Add" && matches!(b.get(inp(0)?, node)?, Ent::Val(_))) =>
+                    if op == "Add"
+                        || op == "Mul"
+                        || matches!(b.get(inp(0)?, node)?, Ent::Val(_)) =>
                 {
                     let kb = broadcast(&k, &x.shape, op)?;
                     let n = numel(&x.shape);
@@ -612,7 +838,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                         "Sub" => (vec![1.0; n], kb.iter().map(|v| -v).collect()),
                         "Mul" => (kb, vec![0.0; n]),
                         _ => {
-                            if kb.iter().any(|&v| v == 0.0) {
+                            if kb.contains(&0.0) {
                                 return Err(ZkError::InvalidModel("Div by zero constant".into()));
                             }
                             (kb.iter().map(|v| 1.0 / v).collect(), vec![0.0; n])
@@ -621,7 +847,10 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bias);
                 }
                 (Ent::Const(_), Ent::Const(_)) => {
-                    return Err(ZkError::unsupported(op, "constant folding of two constants"));
+                    return Err(ZkError::unsupported(
+                        op,
+                        "constant folding of two constants",
+                    ));
                 }
                 _ => return Err(ZkError::unsupported(op, "this operand combination")),
             }
@@ -630,9 +859,20 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             let x = b.val(inp(0)?, node)?;
             let o = b.new_val(x.shape.clone());
             b.ops.push(match op {
-                "Relu" => Op::Relu { input: x.id, output: o.id },
-                "Sigmoid" => Op::Lut { input: x.id, output: o.id, f: LutFn::Sigmoid },
-                _ => Op::Lut { input: x.id, output: o.id, f: LutFn::Tanh },
+                "Relu" => Op::Relu {
+                    input: x.id,
+                    output: o.id,
+                },
+                "Sigmoid" => Op::Lut {
+                    input: x.id,
+                    output: o.id,
+                    f: LutFn::Sigmoid,
+                },
+                _ => Op::Lut {
+                    input: x.id,
+                    output: o.id,
+                    f: LutFn::Tanh,
+                },
             });
             b.set(&out, Ent::Val(o));
         }
@@ -645,7 +885,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
 fn sort_rows(s: &mut Sparse) {
     for i in 0..s.rows() {
         let (a, b) = (s.ptr[i] as usize, s.ptr[i + 1] as usize);
-        let mut pairs: Vec<(u32, f64)> = s.idx[a..b].iter().copied().zip(s.w[a..b].iter().copied()).collect();
+        let mut pairs: Vec<(u32, f64)> = s.idx[a..b]
+            .iter()
+            .copied()
+            .zip(s.w[a..b].iter().copied())
+            .collect();
         pairs.sort_by_key(|p| p.0);
         for (k, (j, w)) in pairs.into_iter().enumerate() {
             s.idx[a + k] = j;
@@ -669,19 +913,36 @@ pub fn fold_affine(g: &mut Graph) {
         }
         let mut done = true;
         for k in 0..g.ops.len() {
-            let Op::Linear { input, rows, .. } = &g.ops[k] else { continue };
+            let Op::Linear { input, rows, .. } = &g.ops[k] else {
+                continue;
+            };
             if !rows.is_diagonal() || readers[*input] != 1 {
                 continue;
             }
             let src = *input;
-            let Some(p) = g.ops.iter().position(|o| matches!(o, Op::Linear { output, .. } if *output == src)) else {
+            let Some(p) = g
+                .ops
+                .iter()
+                .position(|o| matches!(o, Op::Linear { output, .. } if *output == src))
+            else {
                 continue;
             };
             if g.inputs.iter().any(|io| io.value == src) {
                 continue;
             }
-            let Op::Linear { rows: d, bias: db, output: dout, .. } = g.ops[k].clone() else { continue };
-            if let Op::Linear { rows, bias, output, .. } = &mut g.ops[p] {
+            let Op::Linear {
+                rows: d,
+                bias: db,
+                output: dout,
+                ..
+            } = g.ops[k].clone()
+            else {
+                continue;
+            };
+            if let Op::Linear {
+                rows, bias, output, ..
+            } = &mut g.ops[p]
+            {
                 for i in 0..rows.rows() {
                     let s = d.w[i];
                     let (a, e) = (rows.ptr[i] as usize, rows.ptr[i + 1] as usize);

@@ -49,12 +49,18 @@ pub fn eval_all(g: &Graph, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ZkError
     }
     for op in &g.ops {
         let out = match op {
-            Op::Linear { input, rows, bias, .. } => {
+            Op::Linear {
+                input, rows, bias, ..
+            } => {
                 let x = &vals[*input];
                 (0..rows.rows())
                     .map(|i| {
                         let (ix, w) = rows.row(i);
-                        ix.iter().zip(w).map(|(&j, &wj)| wj * x[j as usize]).sum::<f64>() + bias[i]
+                        ix.iter()
+                            .zip(w)
+                            .map(|(&j, &wj)| wj * x[j as usize])
+                            .sum::<f64>()
+                            + bias[i]
                     })
                     .collect()
             }
@@ -63,7 +69,14 @@ pub fn eval_all(g: &Graph, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ZkError
             Op::MaxPool { input, windows, .. } => {
                 let x = &vals[*input];
                 (0..windows.rows())
-                    .map(|i| windows.row(i).0.iter().map(|&j| x[j as usize]).fold(f64::NEG_INFINITY, f64::max))
+                    .map(|i| {
+                        windows
+                            .row(i)
+                            .0
+                            .iter()
+                            .map(|&j| x[j as usize])
+                            .fold(f64::NEG_INFINITY, f64::max)
+                    })
                     .collect()
             }
             Op::Lut { input, f, .. } => vals[*input].iter().map(|&x| f.apply(x)).collect(),
@@ -89,17 +102,27 @@ pub struct Calibrated {
 }
 
 /// Chooses the configuration. `target_err` is the output error the scale search aims for.
-pub fn calibrate(g: &Graph, samples: &[Vec<Vec<f64>>], target_err: f64, fixed_scale: Option<u32>) -> Result<Calibrated, ZkError> {
+pub fn calibrate(
+    g: &Graph,
+    samples: &[Vec<Vec<f64>>],
+    target_err: f64,
+    fixed_scale: Option<u32>,
+) -> Result<Calibrated, ZkError> {
     if samples.is_empty() {
         return Err(ZkError::Internal("no calibration samples".into()));
     }
-    let floats: Vec<Vec<Vec<f64>>> = samples.iter().map(|s| eval_all(g, s)).collect::<Result<_, _>>()?;
+    let floats: Vec<Vec<Vec<f64>>> = samples
+        .iter()
+        .map(|s| eval_all(g, s))
+        .collect::<Result<_, _>>()?;
     let mut maxabs = vec![0f64; g.value_len.len()];
     for f in &floats {
         for (v, vals) in f.iter().enumerate() {
             for x in vals {
                 if !x.is_finite() {
-                    return Err(ZkError::OutOfRange("a calibration sample produces a non-finite value".into()));
+                    return Err(ZkError::OutOfRange(
+                        "a calibration sample produces a non-finite value".into(),
+                    ));
                 }
                 maxabs[v] = maxabs[v].max(x.abs());
             }
@@ -112,9 +135,11 @@ pub fn calibrate(g: &Graph, samples: &[Vec<Vec<f64>>], target_err: f64, fixed_sc
         }
     }
     let lut_domain_bits = ((lut_in * 2.0).max(1.0).log2().ceil() as u32).clamp(1, 4);
+    // Largest scale first: if even it misses the target, take it; otherwise walk down while
+    // the target holds (fewer bits = a smaller circuit).
     let scales: Vec<u32> = match fixed_scale {
         Some(s) => vec![s],
-        None => SCALES.collect(),
+        None => SCALES.rev().step_by(2).collect(),
     };
     let mut best: Option<Calibrated> = None;
     for s in scales {
@@ -132,7 +157,11 @@ pub fn calibrate(g: &Graph, samples: &[Vec<Vec<f64>>], target_err: f64, fixed_sc
         for (sample, fl) in samples.iter().zip(&floats) {
             let q: Vec<Vec<i128>> = sample
                 .iter()
-                .map(|x| x.iter().map(|&v| circuit::quantise(v, s)).collect::<Result<_, _>>())
+                .map(|x| {
+                    x.iter()
+                        .map(|&v| circuit::quantise(v, s))
+                        .collect::<Result<_, _>>()
+                })
                 .collect::<Result<_, _>>()?;
             match circuit::build(g, &cfg, &q, [0, 0], false) {
                 Ok(b) => {
@@ -150,27 +179,39 @@ pub fn calibrate(g: &Graph, samples: &[Vec<Vec<f64>>], target_err: f64, fixed_sc
                 Err(e) => return Err(e),
             }
         }
-        if !ok {
-            continue;
+        let meets = ok && err <= target_err;
+        if ok && (best.is_none() || meets) {
+            best = Some(Calibrated {
+                config: cfg,
+                max_abs_err: err,
+                samples: samples.len(),
+                stats,
+            });
         }
-        let cand = Calibrated { config: cfg, max_abs_err: err, samples: samples.len(), stats };
-        let meets = err <= target_err;
-        if best.as_ref().is_none_or(|b| err < b.max_abs_err) || meets {
-            best = Some(cand);
-        }
-        if meets {
+        if !meets {
             break;
         }
     }
-    let mut best = best.ok_or_else(|| ZkError::OutOfRange("no fixed-point scale keeps the model's values in range".into()))?;
+    let mut best = best.ok_or_else(|| {
+        ZkError::OutOfRange("no fixed-point scale keeps the model's values in range".into())
+    })?;
     best.config.table_bits = choose_table_bits(&best.stats);
     Ok(best)
 }
 
-/// Picks the chunk width minimising lookups + chunk variables + table size (the table is paid
-/// once per width used, so small models want narrow tables and large ones wide tables).
+/// Picks the range-check strategy: bit decomposition (0) or logUp with chunks of `t` bits.
+/// Costs are in units of one constraint; a lookup commits one full-size field element (an
+/// inverse), which costs about as much as `FULL_SCALAR` constraints in Hyrax's MSMs, while a
+/// bit is a constraint and a 0/1 commitment. Measured on this machine (docs/zk.md).
 pub fn choose_table_bits(stats: &Stats) -> u32 {
-    let cost = |t: u32| -> f64 {
+    const FULL_SCALAR: f64 = 5.0;
+    const BIT: f64 = 1.0;
+    let bits_cost: f64 = stats
+        .range_widths
+        .iter()
+        .map(|(&w, &n)| n as f64 * (w as f64 * BIT + 1.0))
+        .sum();
+    let lookup_cost = |t: u32| -> f64 {
         let mut lookups = 0f64;
         let mut extra = 0f64;
         let mut widths = std::collections::BTreeSet::new();
@@ -182,7 +223,7 @@ pub fn choose_table_bits(stats: &Stats) -> u32 {
             } else {
                 let chunks = w.div_ceil(t) as f64;
                 lookups += n * chunks;
-                extra += n * (0.3 * chunks + 0.5);
+                extra += n * (0.2 * chunks + 1.0);
                 widths.insert(t);
                 if w % t != 0 {
                     widths.insert(w % t);
@@ -190,7 +231,13 @@ pub fn choose_table_bits(stats: &Stats) -> u32 {
             }
         }
         let table: f64 = widths.iter().map(|&w| (1u64 << w) as f64).sum();
-        lookups + extra + 1.2 * table
+        // Each Hyrax row of inverses is a full 2048-wide MSM however few it holds.
+        let rows = ((lookups + table) / 2048.0).ceil();
+        (lookups + table) * (1.0 + FULL_SCALAR) + extra + rows * 1024.0
     };
-    (4..=16).min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(8)
+    let (t, c) = (4..=16)
+        .map(|t| (t, lookup_cost(t)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((8, f64::MAX));
+    if bits_cost <= c { 0 } else { t }
 }

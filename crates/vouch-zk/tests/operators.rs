@@ -1,6 +1,8 @@
 //! Operator coverage: each supported operator proves and verifies and tracks the float model;
 //! an unsupported one is named at analysis time.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod common;
 
 use common::*;
@@ -9,28 +11,48 @@ use vouch_zk::{AnalyzeOptions, VerifyKey, VerifyOptions, ZkError};
 /// Analyses, proves and verifies `model` on input `x`, returning the proven output.
 fn round_trip(model: &[u8], x: vouch_core::Tensor) -> Vec<f64> {
     let inputs = one("x", x);
-    let opts = AnalyzeOptions { samples: vec![inputs.clone()], ..Default::default() };
+    // One fixed scale keeps the debug-build test fast (the scale search has its own tests).
+    let opts = AnalyzeOptions {
+        samples: vec![inputs.clone()],
+        fixed_scale: Some(14),
+        ..Default::default()
+    };
     let (info, keys) = vouch_zk::analyze_with(model, &opts).expect("supported");
     assert!(info.stats.constraints > 0);
     // The receipt's outputs are the proven ones here (the float engine is not in this crate).
     let r0 = receipt(model, &inputs, &Default::default(), "op-test");
     let proof = vouch_zk::prove(&keys, &inputs, &r0.hash(), &mut |_| false).expect("proves");
-    let v = vouch_zk::verify(&proof.evidence, VerifyKey::Keys(&keys), &r0, None, Some(&inputs), &VerifyOptions::default())
-        .expect("verifies");
+    let v = vouch_zk::verify(
+        &proof.evidence,
+        VerifyKey::Keys(&keys),
+        &r0,
+        None,
+        Some(&inputs),
+        &VerifyOptions::default(),
+    )
+    .expect("verifies");
     assert!(v.input_checked);
     proof.outputs.get("y").unwrap().data().to_f64_vec()
 }
 
 #[test]
 fn unsupported_operator_is_named() {
-    let m = model(vec![node("Softmax", &["x"], &["y"], vec![])], vec![], &[1, 4], &[1, 4]);
+    let m = model(
+        vec![node("Softmax", &["x"], &["y"], vec![])],
+        vec![],
+        &[1, 4],
+        &[1, 4],
+    );
     match vouch_zk::analyze(&m) {
         Err(ZkError::Unsupported { op, .. }) => assert_eq!(op, "Softmax"),
         other => panic!("expected Unsupported, got {other:?}"),
     }
     let e = vouch_zk::analyze(&m).unwrap_err();
     assert_eq!(e.code(), vouch_core::ErrorCode::TierUnavailable);
-    assert!(e.to_string().contains("zk: unavailable") && e.to_string().contains("Softmax"), "{e}");
+    assert!(
+        e.to_string().contains("zk: unavailable") && e.to_string().contains("Softmax"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -42,16 +64,33 @@ fn garbage_is_an_invalid_model_not_a_panic() {
 #[test]
 fn runtime_weights_are_unsupported() {
     // MatMul of two runtime tensors (a weight computed at run time).
-    let m = model(vec![node("MatMul", &["x", "x"], &["y"], vec![])], vec![], &[4, 4], &[4, 4]);
-    assert!(matches!(vouch_zk::analyze(&m), Err(ZkError::Unsupported { .. })));
+    let m = model(
+        vec![node("MatMul", &["x", "x"], &["y"], vec![])],
+        vec![],
+        &[4, 4],
+        &[4, 4],
+    );
+    assert!(matches!(
+        vouch_zk::analyze(&m),
+        Err(ZkError::Unsupported { .. })
+    ));
 }
 
 #[test]
 fn sigmoid_and_tanh_by_lookup() {
-    for (op, f) in [("Sigmoid", (|v: f64| 1.0 / (1.0 + (-v).exp())) as fn(f64) -> f64), ("Tanh", f64::tanh)] {
+    for (op, f) in [
+        (
+            "Sigmoid",
+            (|v: f64| 1.0 / (1.0 + (-v).exp())) as fn(f64) -> f64,
+        ),
+        ("Tanh", f64::tanh),
+    ] {
         let w = floats(8 * 4, 7);
         let m = model(
-            vec![node("MatMul", &["x", "w"], &["h"], vec![]), node(op, &["h"], &["y"], vec![])],
+            vec![
+                node("MatMul", &["x", "w"], &["h"], vec![]),
+                node(op, &["h"], &["y"], vec![]),
+            ],
             vec![init("w", &[8, 4], w.clone())],
             &[1, 8],
             &[1, 4],
@@ -70,13 +109,38 @@ fn conv_batchnorm_relu_pools_flatten_gemm() {
     // 1×2×6×6 → Conv(2→3, 3×3, pad 1) → BatchNorm → Relu → MaxPool 2 → AveragePool 3 → Flatten → Gemm(3→2)
     let cw = floats(3 * 2 * 9, 11);
     let nodes = vec![
-        node("Conv", &["x", "cw", "cb"], &["c"], vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])]),
-        node("BatchNormalization", &["c", "s", "b", "m", "v"], &["n"], vec![float_attr("epsilon", 1e-5)]),
+        node(
+            "Conv",
+            &["x", "cw", "cb"],
+            &["c"],
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        node(
+            "BatchNormalization",
+            &["c", "s", "b", "m", "v"],
+            &["n"],
+            vec![float_attr("epsilon", 1e-5)],
+        ),
         node("Relu", &["n"], &["r"], vec![]),
-        node("MaxPool", &["r"], &["p"], vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])]),
-        node("AveragePool", &["p"], &["a"], vec![ints("kernel_shape", &[3, 3]), ints("strides", &[3, 3])]),
+        node(
+            "MaxPool",
+            &["r"],
+            &["p"],
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        node(
+            "AveragePool",
+            &["p"],
+            &["a"],
+            vec![ints("kernel_shape", &[3, 3]), ints("strides", &[3, 3])],
+        ),
         node("Flatten", &["a"], &["f"], vec![]),
-        node("Gemm", &["f", "gw", "gb"], &["y"], vec![ints("transB", &[1])]),
+        node(
+            "Gemm",
+            &["f", "gw", "gb"],
+            &["y"],
+            vec![int_attr("transB", 1)],
+        ),
     ];
     let inits = vec![
         init("cw", &[3, 2, 3, 3], cw),
@@ -95,7 +159,11 @@ fn conv_batchnorm_relu_pools_flatten_gemm() {
     let mut g = vouch_zk::onnx::import(&m).unwrap();
     vouch_zk::onnx::fold_affine(&mut g);
     // BatchNorm folded into the Conv: one linear operator fewer than nodes suggest.
-    let linears = g.ops.iter().filter(|o| matches!(o, vouch_zk::graph::Op::Linear { .. })).count();
+    let linears = g
+        .ops
+        .iter()
+        .filter(|o| matches!(o, vouch_zk::graph::Op::Linear { .. }))
+        .count();
     assert_eq!(linears, 3, "Conv+BN folded, AveragePool and Gemm remain");
     let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let vals = vouch_zk::quant::eval_all(&g, &[xf]).unwrap();
@@ -116,12 +184,19 @@ fn residual_add_and_constant_ops() {
         node("Mul", &["r", "half"], &["m"], vec![]),
         node("Sub", &["m", "quarter"], &["y"], vec![]),
     ];
-    let inits = vec![init("w", &[4, 4], w.clone()), init("half", &[], vec![0.5]), init("quarter", &[1], vec![0.25])];
+    let inits = vec![
+        init("w", &[4, 4], w.clone()),
+        init("half", &[], vec![0.5]),
+        init("quarter", &[1], vec![0.25]),
+    ];
     let m = model(nodes, inits, &[1, 4], &[1, 4]);
     let x = floats(4, 23);
     let got = round_trip(&m, tensor(&[1, 4], x.clone()));
     for j in 0..4 {
-        let h: f64 = (0..4).map(|i| x[i] as f64 * w[i * 4 + j] as f64).sum::<f64>() + x[j] as f64;
+        let h: f64 = (0..4)
+            .map(|i| x[i] as f64 * w[i * 4 + j] as f64)
+            .sum::<f64>()
+            + x[j] as f64;
         let want = h.max(0.0) * 0.5 - 0.25;
         assert!((got[j] - want).abs() < 1e-3, "{} vs {want}", got[j]);
     }

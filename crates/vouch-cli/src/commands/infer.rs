@@ -20,6 +20,10 @@ pub struct Args {
     /// Comma-separated tiers (signed, tee, zk); empty for an unsigned receipt.
     #[arg(long, default_value = "signed")]
     tiers: String,
+    /// If the model's policy needs a stronger tier than asked for, accept the upgrade (and its
+    /// price) instead of being refused.
+    #[arg(long)]
+    allow_upgrade: bool,
     /// Where to save the receipt bundle.
     #[arg(long, default_value = "bundle.json")]
     out: PathBuf,
@@ -38,7 +42,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let api = Api::new(&a.remote)?;
     let resp = api.post_json(
         "/v1/infer",
-        &json!({"model": a.model, "inputs": inputs, "tiers": tiers}),
+        &json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade}),
     )?;
     let bundle: Bundle = serde_json::from_value(resp)?;
     write_json(&a.out, &bundle)?;
@@ -69,7 +73,29 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let tiers: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
+    let got: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
+    let mut asked = tiers.clone();
+    asked.sort();
+    asked.dedup();
+    if got != asked {
+        println!(
+            "tiers:   upgraded by the model's policy from [{}] to [{}]",
+            asked.join(", "),
+            got.join(", ")
+        );
+    }
+    if let Some(tee) = bundle.evidence.get("tee") {
+        println!(
+            "tee:     {} evidence for the signing key attached{}",
+            tee["type"].as_str().unwrap_or("referenced"),
+            if tee["type"] == "simulated" {
+                " (SIMULATED: development only)"
+            } else {
+                ""
+            }
+        );
+    }
+    let tiers = got;
     println!(
         "receipt: {} tiers [{}], signed by {}",
         r.hash(),

@@ -1,4 +1,4 @@
-//! `vouch models add|list|show`.
+//! `vouch models add|list|show|policy|assurance`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,22 @@ pub enum Command {
     },
     /// Show one model: name, name@version or sha256:<hex>.
     Show { reference: String },
+    /// Show or set a model's minimum tier (setting needs the admin token). Requests asking for
+    /// less are refused, or upgraded when the caller allows it.
+    Policy {
+        /// Model name (all its versions) or sha256:<hex>.
+        reference: String,
+        /// signed, tee or zk (signed < tee < zk); `none` removes the policy.
+        #[arg(long)]
+        min: Option<String>,
+    },
+    /// Per tier: available here?, what it proves, what it trusts, price and measured latency.
+    Assurance {
+        /// name, name@version or sha256:<hex>.
+        reference: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
@@ -131,8 +147,136 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             let resp = api.get(&path)?;
             println!("{}", serde_json::to_string_pretty(&resp)?);
         }
+        Command::Policy { reference, min } => {
+            let path = format!("/v1/models/{reference}/policy");
+            let resp = match min {
+                None => api.get(&path)?,
+                Some(m) => {
+                    let min_tier = match m.as_str() {
+                        "none" => Value::Null,
+                        t => {
+                            let tier: vouch_core::Tier =
+                                t.parse().map_err(anyhow::Error::msg)?;
+                            serde_json::json!(tier)
+                        }
+                    };
+                    put_json_admin(
+                        remote,
+                        &api.url(&path),
+                        &serde_json::json!({ "min_tier": min_tier }),
+                    )?
+                }
+            };
+            let subject = resp["subject"].as_str().unwrap_or(&reference);
+            match resp["policy"]["min_tier"].as_str() {
+                Some(t) => println!(
+                    "{subject}: requests need at least the {t} tier (since {})",
+                    resp["policy"]["updated_at"].as_str().unwrap_or("?")
+                ),
+                None => println!("{subject}: no minimum tier"),
+            }
+            if let Some(c) = resp["change"].as_object() {
+                println!(
+                    "  change #{} recorded at {} (was {})",
+                    c["seq"],
+                    c["changed_at"].as_str().unwrap_or("?"),
+                    c["previous"].as_str().unwrap_or("none")
+                );
+            } else if resp.get("change").is_some() {
+                println!("  unchanged");
+            }
+        }
+        Command::Assurance { reference, json } => {
+            let resp = api.get(&format!("/v1/models/{reference}/assurance"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{} ({})",
+                reference,
+                resp["digest"].as_str().unwrap_or("?")
+            );
+            match resp["policy"]["min_tier"].as_str() {
+                Some(t) => println!(
+                    "  policy: at least {t} (set on {})",
+                    resp["policy"]["subject"].as_str().unwrap_or("?")
+                ),
+                None => println!("  policy: none"),
+            }
+            let asset = resp["asset"].as_str().unwrap_or("");
+            for t in resp["tiers"].as_array().into_iter().flatten() {
+                let name = t["tier"].as_str().unwrap_or("?");
+                let avail = if t["available"].as_bool() == Some(true) {
+                    "available".to_string()
+                } else {
+                    format!(
+                        "unavailable: {}",
+                        t["unavailable_reason"].as_str().unwrap_or("?")
+                    )
+                };
+                let policy = if t["meets_policy"].as_bool() == Some(false) {
+                    " (below this model's policy)"
+                } else {
+                    ""
+                };
+                println!("  {name}: {avail}{policy}");
+                println!("    proves: {}", t["proves"].as_str().unwrap_or("?"));
+                println!("    trusts: {}", t["trusts"].as_str().unwrap_or("?"));
+                let req: Vec<&str> = t["request"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "    price:  {} {asset} per request [{}]",
+                    t["request_price"],
+                    req.join(", ")
+                );
+                let m = &t["measured"];
+                match m["p50_ms"].as_f64() {
+                    Some(p50) => println!(
+                        "    measured: p50 {p50:.2} ms, p95 {:.2} ms over {} recent requests",
+                        m["p95_ms"].as_f64().unwrap_or(p50),
+                        m["samples"]
+                    ),
+                    None => println!("    measured: no requests at this tier yet"),
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// PUT with the admin token (the shared client only posts), errors turned into messages.
+fn put_json_admin(remote: &Remote, url: &str, body: &Value) -> anyhow::Result<Value> {
+    let token = match &remote.token {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(remote.data_dir.join("admin.token"))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| {
+                anyhow::anyhow!("this needs the admin token: pass --token, set VOUCH_ADMIN_TOKEN, or run where --data-dir holds admin.token")
+            })?,
+    };
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?
+        .put(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .with_context(|| format!("cannot reach the node at {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(v);
+    }
+    Err(anyhow::anyhow!(
+        "the node answered {status} {}: {}",
+        v["error"]["code"].as_str().unwrap_or("unknown"),
+        v["error"]["message"].as_str().unwrap_or("(no message)")
+    ))
 }
 
 fn print_signature(m: &Value) {

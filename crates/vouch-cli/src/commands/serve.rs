@@ -20,6 +20,10 @@ pub struct Args {
     /// Override the engine: auto, onnxruntime or tract.
     #[arg(long)]
     engine: Option<String>,
+    /// Offer the tee tier with this evidence producer: auto, aws-nitro, configfs-tsm,
+    /// simulated (development only) or none.
+    #[arg(long, value_name = "PRODUCER")]
+    tee: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -32,6 +36,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = a.engine {
         cfg.exec.engine = e;
+    }
+    if let Some(t) = a.tee {
+        cfg.tee.producer = serde_json::from_value(serde_json::Value::String(t.clone()))
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--tee {t:?}: expected auto, aws-nitro, configfs-tsm, simulated or none"
+                )
+            })?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,8 +61,27 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!(
             "  node key:    {}{}",
             st.signer.public_key(),
-            if st.boot.key_created { "  (new)" } else { "" }
+            if st.boot.key_ephemeral {
+                "  (ephemeral: made at boot inside the TEE, never stored)"
+            } else if st.boot.key_created {
+                "  (new)"
+            } else {
+                ""
+            }
         );
+        if let Some(t) = &st.tee {
+            println!(
+                "  tee:         {} evidence {}{}",
+                t.verdict.platform,
+                t.boot_digest,
+                if t.simulated {
+                    "  (SIMULATED: development only, no hardware guarantee)"
+                } else {
+                    ""
+                }
+            );
+            println!("               {}", t.verdict.trust_assumption);
+        }
         println!(
             "  admin token: {}{}",
             st.boot.token_path.display(),

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use vouch_attest::tee::{TeeEvidence, TeePolicy};
 use vouch_core::{Bundle, NodeKey, TensorMap};
 use vouch_verify::{Evidence, verify_bundle};
 
@@ -24,6 +25,17 @@ pub struct Args {
     /// The node key you trust (ed25519:<hex>, as `vouch serve` prints it).
     #[arg(long)]
     trust_key: Option<String>,
+    /// Accept simulated TEE evidence (development only: it proves nothing about hardware).
+    #[arg(long)]
+    allow_simulated: bool,
+    /// A TEE evidence envelope (JSON) for a receipt that references its evidence by digest;
+    /// fetch it from the node at GET /v1/attestation/{digest}. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    tee_evidence: Vec<PathBuf>,
+    /// A measurement the TEE evidence must have, e.g. PCR0=<hex> or MEASUREMENT=<hex>.
+    /// Repeatable.
+    #[arg(long, value_name = "NAME=HEX")]
+    tee_expect: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -52,11 +64,33 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .map(str::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let supplied = a
+        .tee_evidence
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = read_json(p, "tee evidence file")?;
+            TeeEvidence::from_json(&v).with_context(|| format!("{}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tee_policy = TeePolicy::default();
+    for e in &a.tee_expect {
+        let Some((name, hex)) = e.split_once('=') else {
+            bail!("--tee-expect {e:?}: expected NAME=HEX, e.g. PCR0=<96 hex digits>");
+        };
+        if name.is_empty() || hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--tee-expect {e:?}: expected NAME=HEX with a non-empty name and hex value");
+        }
+        tee_policy.expect.insert(name.to_string(), hex.to_string());
+    }
     let ev = Evidence {
         trusted_key,
         model_bytes: model.as_deref(),
         inputs: inputs.as_ref(),
         outputs: outputs.as_ref(),
+        tee_supplied: &supplied,
+        tee_policy,
+        allow_simulated: a.allow_simulated,
+        at_time: Some(std::time::SystemTime::now()),
     };
     match verify_bundle(&bundle, &ev) {
         Ok(report) => {
@@ -64,6 +98,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!("OK: {}", report.summary);
+                for t in &report.tiers {
+                    println!("  tier {}: {}", t.tier, t.proven);
+                    println!("    trusting: {}", t.trust_assumption);
+                    if t.simulated {
+                        println!("    WARNING: simulated TEE evidence, development only");
+                    }
+                }
                 for f in &report.proven {
                     println!("  proven:     {}", f.detail);
                 }

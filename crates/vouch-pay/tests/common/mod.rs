@@ -1,7 +1,7 @@
 //! Shared fixtures: a real SQLite store (through `vouch-store`, as the server opens it), the
 //! built-in facilitator over it, a gate, payers, a payment forger for attacks, and a tiny HTTP
 //! facilitator endpoint for exercising the remote client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use alloy_signer_local::PrivateKeySigner;
 use std::path::PathBuf;

@@ -1,10 +1,12 @@
 //! `POST /v1/infer`: run a model and answer with outputs and a receipt bundle.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue};
 use bytes::Bytes;
 use serde::Deserialize;
 use vouch_core::{
@@ -12,6 +14,7 @@ use vouch_core::{
     Tier,
 };
 
+use crate::analytics::Outcome;
 use crate::catalog;
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -25,26 +28,33 @@ pub struct InferRequest {
     /// Input name → `{dtype, shape, data}` (or `b64` instead of `data`).
     #[schema(value_type = Object)]
     pub inputs: serde_json::Value,
-    /// Verification tiers; default `["signed"]`. `[]` returns an unsigned receipt.
+    /// Verification tiers, any of `signed`, `tee`, `zk`; default `["signed"]`. `[]` returns an
+    /// unsigned receipt. `tee` receipts are always signed by the attested key.
     #[serde(default = "default_tiers")]
     pub tiers: Vec<String>,
+    /// When the model's policy demands a stronger tier than asked for, add it (at its price)
+    /// instead of refusing. The response headers `vouch-upgraded-from` and `vouch-price` say so.
+    #[serde(default)]
+    pub allow_upgrade: bool,
 }
 
 fn default_tiers() -> Vec<String> {
     vec!["signed".into()]
 }
 
-/// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, and
-/// the outputs. Save it as-is and check it with `vouch verify`.
+/// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, the
+/// outputs, and per-tier evidence (`evidence.tee`). Save it as-is and check it with `vouch verify`.
+/// Headers: `vouch-price` (sum of the tiers' prices, with `vouch-price-asset`) and, when the
+/// model's policy upgraded the request, `vouch-upgraded-from`.
 #[utoipa::path(post, path = "/v1/infer", request_body = InferRequest,
     responses((status = 200, description = "outputs and receipt bundle"),
         (status = 400, description = "bad input"), (status = 404, description = "no such model"),
-        (status = 413, description = "body too large"), (status = 422, description = "tier unavailable"),
+        (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
         (status = 503, description = "queue full; retry after the Retry-After delay")))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Bundle>, ApiError> {
+) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
     let limits = &st.config.limits;
     let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
     let req: InferRequest = serde_json::from_slice(&body)
@@ -82,9 +92,44 @@ pub async fn infer(
     }
 
     let digest = catalog::resolve(&st, &model_ref).await?;
-    let meta = catalog::meta(&st, &digest).await?;
+    let started = Instant::now();
+    let label = match &model_ref {
+        ModelRef::Name { name, .. } => name.clone(),
+        ModelRef::Digest(d) => d.to_string(),
+    };
+    let asked = tiers.clone();
+    let result = run(&st, digest, model_ref, inputs, tiers, req.allow_upgrade).await;
+    let (tiers, price) = match &result {
+        Ok((_, b)) => (
+            b.receipt.tiers.clone(),
+            st.config.prices.total(&b.receipt.tiers),
+        ),
+        Err(_) => (asked, 0),
+    };
+    st.analytics.record(&Outcome {
+        model: digest,
+        label: &label,
+        tiers: &tiers,
+        ok: result.is_ok(),
+        latency: started.elapsed(),
+        price,
+    });
+    result
+}
+
+async fn run(
+    st: &Arc<AppState>,
+    digest: vouch_core::ModelDigest,
+    model_ref: ModelRef,
+    inputs: TensorMap,
+    asked: Vec<Tier>,
+    allow_upgrade: bool,
+) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
+    let decision = crate::tiers::decide(st, &digest, asked, allow_upgrade).await?;
+    let tiers = decision.tiers;
+    let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
-    let model = catalog::loaded(&st, digest, &meta).await?;
+    let model = catalog::loaded(st, digest, &meta).await?;
     let input_digest = inputs.digest();
     let rx = st.executor.submit(digest, model.clone(), inputs)?;
     let run = rx
@@ -113,36 +158,49 @@ pub async fn infer(
         issued_at: vouch_store::now_rfc3339(),
         payment: None,
     };
-    let signature = tiers
-        .contains(&Tier::Signed)
+    // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
+    let signature = (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee))
         .then(|| st.signer.sign_receipt(&receipt));
-    Ok(Json(Bundle {
-        format: BUNDLE_FORMAT.into(),
-        receipt,
-        signature,
-        outputs: Some(run.outputs),
-        evidence: Default::default(),
-    }))
-}
-
-/// Known tiers this node can provide; anything else fails before any work is done.
-fn parse_tiers(raw: &[String]) -> Result<Vec<Tier>, ApiError> {
-    let mut tiers = Vec::with_capacity(raw.len());
-    for t in raw {
-        let tier: Tier = t
-            .parse()
-            .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))?;
-        match tier {
-            Tier::Signed => tiers.push(tier),
-            Tier::Tee | Tier::Zk => {
-                return Err(ApiError::new(
-                    ErrorCode::TierUnavailable,
-                    format!(
-                        "the {tier} tier is not available on this node; ask for [\"signed\"] or find a node that offers {tier}"
-                    ),
-                ));
-            }
+    let mut evidence = std::collections::BTreeMap::new();
+    if tiers.contains(&Tier::Tee) {
+        let tee = st
+            .tee
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("tee tier granted without a producer"))?;
+        evidence.insert("tee".to_string(), tee.boot_json.clone());
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("vouch-price", HeaderValue::from(decision.price));
+    if let Ok(v) = HeaderValue::from_str(&st.config.prices.asset) {
+        headers.insert("vouch-price-asset", v);
+    }
+    if let Some(from) = &decision.upgraded_from {
+        let shown: Vec<&str> = from.iter().map(|t| t.as_str()).collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("[{}]", shown.join(","))) {
+            headers.insert("vouch-upgraded-from", v);
         }
     }
+    Ok((
+        headers,
+        Json(Bundle {
+            format: BUNDLE_FORMAT.into(),
+            receipt,
+            signature,
+            outputs: Some(run.outputs),
+            evidence,
+        }),
+    ))
+}
+
+/// Known tier names; whether this node can give them for the model is decided per request by
+/// [`crate::tiers::decide`], still before any work is done.
+fn parse_tiers(raw: &[String]) -> Result<Vec<Tier>, ApiError> {
+    let tiers = raw
+        .iter()
+        .map(|t| {
+            t.parse()
+                .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))
+        })
+        .collect::<Result<Vec<Tier>, _>>()?;
     Ok(Tier::canonical_set(&tiers))
 }

@@ -1,8 +1,11 @@
 //! HTTP handlers, one module per resource.
 
+pub mod attestation;
 pub mod infer;
 pub mod models;
 pub mod node;
+pub mod policy;
+pub mod status;
 
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;

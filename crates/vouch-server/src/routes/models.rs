@@ -114,6 +114,8 @@ pub async fn register(
             .set_name(name, &version, &digest, params.replace)
             .await?;
         st.names.invalidate_all();
+        // A name may carry a policy: the digest now answers to it too.
+        st.policies.invalidate_all();
         change = Some(match c {
             NameChange::Created => json!({"name": name, "version": version, "change": "created"}),
             NameChange::Unchanged => {

@@ -4,8 +4,11 @@
 #![allow(dead_code)]
 
 use prost::Message;
+use vouch_core::{
+    Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, Receipt, Tensor, TensorData, TensorMap,
+    Tier,
+};
 use vouch_zk::pb;
-use vouch_core::{Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, Receipt, Tensor, TensorData, TensorMap, Tier};
 
 pub fn models_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
@@ -16,7 +19,8 @@ pub fn read_model(name: &str) -> Vec<u8> {
 }
 
 pub fn read_tensors(name: &str, kind: &str) -> TensorMap {
-    let s = std::fs::read_to_string(models_dir().join(format!("{name}.{kind}.json"))).expect("sample tensors present");
+    let s = std::fs::read_to_string(models_dir().join(format!("{name}.{kind}.json")))
+        .expect("sample tensors present");
     serde_json::from_str(&s).expect("valid tensor json")
 }
 
@@ -31,7 +35,11 @@ pub fn receipt(model: &[u8], inputs: &TensorMap, outputs: &TensorMap, request_id
         engine: EngineInfo {
             name: "onnxruntime".into(),
             version: "1.22".into(),
-            profile: ExecProfile { threads: 1, deterministic: true, batch: 1 },
+            profile: ExecProfile {
+                threads: 1,
+                deterministic: true,
+                batch: 1,
+            },
         },
         config_digest: None,
         tiers: vec![Tier::Zk],
@@ -52,10 +60,21 @@ pub fn one(name: &str, t: Tensor) -> TensorMap {
 }
 
 pub fn init(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: 1, float_data: data, ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 1,
+        float_data: data,
+        ..Default::default()
+    }
 }
 
-pub fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
+pub fn node(
+    op: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: format!("{op}_{}", outputs[0]),
@@ -67,11 +86,30 @@ pub fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::Attribut
 }
 
 pub fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 7,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn int_attr(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i: v,
+        ..Default::default()
+    }
 }
 
 pub fn float_attr(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: 1, f: v, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 1,
+        f: v,
+        ..Default::default()
+    }
 }
 
 fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
@@ -82,7 +120,12 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: 1,
                 shape: Some(pb::TensorShapeProto {
-                    dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)) }).collect(),
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(Value::DimValue(d)),
+                        })
+                        .collect(),
                 }),
             })),
         }),
@@ -90,7 +133,12 @@ fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
 }
 
 /// An opset-17 model with one input `x` and one output `y`.
-pub fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, x: &[i64], y: &[i64]) -> Vec<u8> {
+pub fn model(
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    x: &[i64],
+    y: &[i64],
+) -> Vec<u8> {
     let g = pb::GraphProto {
         name: "t".into(),
         node: nodes,
@@ -101,7 +149,10 @@ pub fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, x: &[i64], 
     };
     let m = pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
         graph: Some(g),
         ..Default::default()
     };
@@ -110,10 +161,14 @@ pub fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, x: &[i64], 
 
 /// Deterministic pseudo-random floats in [-1, 1).
 pub fn floats(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()

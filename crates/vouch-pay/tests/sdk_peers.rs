@@ -1,11 +1,13 @@
-//! An independent peer: the official x402 Python SDK (`pip install "x402[evm]"`) reads Vouch's
-//! 402 (v2 header, v1 body) with its own decoder, picks a requirement with its own client and
-//! spend controls, and signs with its own EIP-712 signer (eth-account); Vouch must verify and
-//! settle that payment, and refuse its replay.
+//! Independent peers: the official x402 SDKs — Python (`x402[evm]`, eth-account) and JS v2
+//! (`@x402/core` + `@x402/evm`, viem) — read Vouch's 402 (v2 header, v1 body) with their own
+//! decoders, pick a requirement with their own clients and spend controls, and sign with their
+//! own EIP-712 signers; Vouch must verify and settle those payments and refuse their replays.
+//! The SDKs are driven by `tests/interop/x402/sign_payment.{py,mjs}`.
 //!
-//! Python is found at `$VOUCH_PYTHON`, else `/root/.cache/vouch/venv/bin/python`, else
-//! `python3`. Without the SDK the test prints why and passes, unless `VOUCH_REQUIRE_INTEROP=1`
-//! (set in CI), where a missing SDK fails it.
+//! Python is `$VOUCH_PYTHON`, else `/root/.cache/vouch/venv/bin/python`, else `python3`; the JS
+//! packages come from `npm ci --prefix tests/interop/x402`. A missing SDK makes its test print
+//! why and pass, unless `VOUCH_REQUIRE_INTEROP=1` (set in CI), where it fails.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -27,21 +29,21 @@ fn python() -> String {
     }
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/x402/sign_payment.py")
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/x402")
 }
 
-/// Runs the SDK on a 402; `None` (after saying why) when the SDK is not installed.
-fn sdk_pay(request: serde_json::Value) -> Option<serde_json::Value> {
-    let mut child = match Command::new(python())
-        .arg(script())
+/// Runs an SDK peer on a 402; `None` (after saying why) when the SDK is not installed.
+fn sdk_pay(program: &str, script: &str, request: &serde_json::Value) -> Option<serde_json::Value> {
+    let mut child = match Command::new(program)
+        .arg(interop_dir().join(script))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return skip(&format!("cannot run {}: {e}", python())),
+        Err(e) => return skip(&format!("cannot run {program}: {e}")),
     };
     child
         .stdin
@@ -54,21 +56,21 @@ fn sdk_pay(request: serde_json::Value) -> Option<serde_json::Value> {
     if out.status.code() == Some(3) {
         return skip(stderr.trim());
     }
-    assert!(out.status.success(), "python SDK failed: {stderr}");
+    assert!(out.status.success(), "{script} failed: {stderr}");
     Some(serde_json::from_slice(&out.stdout).expect("SDK output is JSON"))
 }
 
 fn skip(why: &str) -> Option<serde_json::Value> {
     if std::env::var("VOUCH_REQUIRE_INTEROP").as_deref() == Ok("1") {
-        panic!("x402 Python SDK required (VOUCH_REQUIRE_INTEROP=1) but unavailable: {why}");
+        panic!("x402 SDK required (VOUCH_REQUIRE_INTEROP=1) but unavailable: {why}");
     }
-    eprintln!("SKIPPED python_peer: {why}");
+    eprintln!("SKIPPED sdk peer: {why}");
     None
 }
 
-#[tokio::test]
-async fn payments_signed_by_the_python_sdk_verify_and_settle() {
-    let node = Node::new("py").await;
+/// Has `program script` pay Vouch's 402 in both versions; checks each payment settles once.
+async fn peer_payments_verify_and_settle(program: &str, script: &str) {
+    let node = Node::new("peer").await;
     let offer = node.offer("mnist", PRICE);
     let required = node.gate.payment_required(&offer);
     let (_, pr_header) = required
@@ -78,16 +80,20 @@ async fn payments_signed_by_the_python_sdk_verify_and_settle() {
         .unwrap();
 
     // v2: the SDK reads our PAYMENT-REQUIRED header.
-    let Some(v2) = sdk_pay(serde_json::json!({"header": pr_header})) else {
+    let Some(v2) = sdk_pay(program, script, &serde_json::json!({"header": pr_header})) else {
         return;
     };
     // v1: the SDK reads our JSON body.
-    let Some(v1) = sdk_pay(serde_json::json!({"body": required.body()})) else {
+    let Some(v1) = sdk_pay(
+        program,
+        script,
+        &serde_json::json!({"body": required.body()}),
+    ) else {
         return;
     };
 
     for (answer, version) in [(v2, 2), (v1, 1)] {
-        assert_eq!(answer["version"], version);
+        assert_eq!(answer["version"], version, "{script}");
         let address: vouch_pay::Address = answer["address"].as_str().unwrap().parse().unwrap();
         node.fund(address, 2 * PRICE).await;
         let header = answer["header"].as_str().unwrap();
@@ -107,15 +113,25 @@ async fn payments_signed_by_the_python_sdk_verify_and_settle() {
 
         let ticket = node
             .gate
-            .admit(sig, x, &offer, "py-1")
+            .admit(sig, x, &offer, "peer-1")
             .await
-            .unwrap_or_else(|r| panic!("v{version}: {r}"));
+            .unwrap_or_else(|r| panic!("{script} v{version}: {r}"));
         assert_eq!(ticket.payer(), address);
         let settled = node.gate.settle(ticket).await.unwrap();
         assert_eq!(settled.payment.payer, address.to_string());
         assert_eq!(node.balance(address).await, U256::from(PRICE));
         // And its replay is refused.
-        let r = node.gate.admit(sig, x, &offer, "py-2").await.unwrap_err();
+        let r = node.gate.admit(sig, x, &offer, "peer-2").await.unwrap_err();
         assert_eq!(r.reason, Reason::NonceAlreadyUsed.as_str());
     }
+}
+
+#[tokio::test]
+async fn payments_signed_by_the_python_sdk_verify_and_settle() {
+    peer_payments_verify_and_settle(&python(), "sign_payment.py").await;
+}
+
+#[tokio::test]
+async fn payments_signed_by_the_js_sdk_verify_and_settle() {
+    peer_payments_verify_and_settle("node", "sign_payment.mjs").await;
 }

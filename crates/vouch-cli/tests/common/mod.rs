@@ -1,0 +1,146 @@
+//! A real `vouch serve` on a free loopback port with a temp data dir, for the tier, policy and
+//! status-page tests (e2e.rs keeps its own copy so its assertions stay untouched).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const VOUCH: &str = env!("CARGO_BIN_EXE_vouch");
+
+pub fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+pub struct Node {
+    child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    /// The banner lines printed before "listening on".
+    pub banner: Vec<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts `vouch serve` with extra arguments (e.g. `--tee simulated`).
+    pub fn start(args: &[&str]) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(VOUCH);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = Vec::new();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(u) = line.strip_prefix("listening on ") {
+                break u.trim().to_string();
+            }
+            banner.push(line);
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Node {
+            child,
+            url,
+            dir,
+            banner,
+        }
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(VOUCH)
+            .args(args)
+            .env("VOUCH_SERVER", &self.url)
+            .env("VOUCH_DATA_DIR", self.dir.path())
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::new()
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http()
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
+    /// Registers a model from models/ under `name` (version 1).
+    pub fn register(&self, name: &str) -> String {
+        let bytes = std::fs::read(models().join(format!("{name}.onnx"))).unwrap();
+        let r = self
+            .http()
+            .post(format!("{}/v1/models?name={name}&version=1", self.url))
+            .bearer_auth(self.token())
+            .body(bytes)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().unwrap();
+        assert!(status == 201 || status == 200, "{v}");
+        v["model"]["digest"].as_str().unwrap().to_string()
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn input_json(name: &str) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(models().join(format!("{name}.input.json"))).unwrap(),
+    )
+    .unwrap()
+}

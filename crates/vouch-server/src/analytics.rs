@@ -1,0 +1,225 @@
+//! Request analytics: Prometheus metrics for scrapers (`/metrics`) and in-memory per-model,
+//! per-tier figures for the status page and the assurance advisor.
+//!
+//! A request is filed under its *level*, the strongest tier it asked for (`none` for an
+//! unsigned receipt), so shares add up to 100 %; Prometheus also gets the exact tier set.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use vouch_core::{ModelDigest, Tier};
+
+/// Latencies kept per (model, level) for percentiles: recent traffic, bounded memory.
+const RECENT: usize = 512;
+
+/// Levels in display order.
+pub const LEVELS: [&str; 4] = ["none", "signed", "tee", "zk"];
+
+/// The strongest tier of a request, as a label.
+pub fn level(tiers: &[Tier]) -> &'static str {
+    tiers.iter().max().map(|t| t.as_str()).unwrap_or("none")
+}
+
+/// The label for a tier set: `signed+tee`, or `none`.
+pub fn tier_set(tiers: &[Tier]) -> String {
+    if tiers.is_empty() {
+        return "none".into();
+    }
+    tiers
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder; the
+/// first node in a process installs it and later ones share it).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("vouch_request_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                        2.5, 5.0, 10.0,
+                    ],
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Stats {
+    pub requests: u64,
+    pub errors: u64,
+    /// Sum of quoted prices of successful requests.
+    pub revenue: u64,
+    /// Latencies of recent successful requests, in seconds.
+    pub recent: VecDeque<f64>,
+}
+
+impl Stats {
+    pub fn percentile(&self, p: f64) -> Option<f64> {
+        percentile(self.recent.iter().copied().collect(), p)
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.revenue = self.revenue.saturating_add(o.revenue);
+        self.recent.extend(o.recent.iter().copied());
+    }
+}
+
+pub fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let idx = ((v.len() - 1) as f64 * p).round() as usize;
+    v.get(idx.min(v.len() - 1)).copied()
+}
+
+#[derive(Default)]
+struct Inner {
+    by: HashMap<(ModelDigest, &'static str), Stats>,
+    labels: HashMap<ModelDigest, String>,
+}
+
+/// In-memory figures since the node started.
+#[derive(Default)]
+pub struct Analytics {
+    inner: Mutex<Inner>,
+}
+
+/// One outcome to record.
+pub struct Outcome<'a> {
+    pub model: ModelDigest,
+    /// How people call the model (its name), for display.
+    pub label: &'a str,
+    pub tiers: &'a [Tier],
+    pub ok: bool,
+    pub latency: Duration,
+    pub price: u64,
+}
+
+impl Analytics {
+    pub fn record(&self, o: &Outcome<'_>) {
+        let lvl = level(o.tiers);
+        let secs = o.latency.as_secs_f64();
+        let status = if o.ok { "ok" } else { "error" };
+        let model = o.model.to_string();
+        let tiers = tier_set(o.tiers);
+        metrics::counter!("vouch_requests_total", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl, "status" => status).increment(1);
+        if o.ok {
+            metrics::histogram!("vouch_request_duration_seconds", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl).record(secs);
+            metrics::counter!("vouch_revenue_total", "model" => model, "tiers" => tiers, "level" => lvl).increment(o.price);
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        inner
+            .labels
+            .entry(o.model)
+            .or_insert_with(|| o.label.to_string());
+        let s = inner.by.entry((o.model, lvl)).or_default();
+        s.requests += 1;
+        if o.ok {
+            s.revenue = s.revenue.saturating_add(o.price);
+            if s.recent.len() == RECENT {
+                s.recent.pop_front();
+            }
+            s.recent.push_back(secs);
+        } else {
+            s.errors += 1;
+        }
+    }
+
+    /// Figures of one model at one level.
+    pub fn model_level(&self, model: &ModelDigest, lvl: &'static str) -> Stats {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|i| i.by.get(&(*model, lvl)).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Everything: per level overall, and per (model label, level).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        let Ok(inner) = self.inner.lock() else {
+            return snap;
+        };
+        for ((model, lvl), s) in &inner.by {
+            snap.by_level.entry(lvl).or_default().merge(s);
+            let label = inner
+                .labels
+                .get(model)
+                .cloned()
+                .unwrap_or_else(|| model.to_string());
+            snap.by_model
+                .entry((label, model.to_string(), lvl))
+                .or_default()
+                .merge(s);
+        }
+        snap
+    }
+}
+
+#[derive(Default)]
+pub struct Snapshot {
+    pub by_level: BTreeMap<&'static str, Stats>,
+    /// (label, digest, level) → stats.
+    pub by_model: BTreeMap<(String, String, &'static str), Stats>,
+}
+
+impl Snapshot {
+    pub fn total_requests(&self) -> u64 {
+        self.by_level.values().map(|s| s.requests).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_percentiles() {
+        assert_eq!(level(&[]), "none");
+        assert_eq!(level(&[Tier::Signed, Tier::Tee]), "tee");
+        assert_eq!(tier_set(&[Tier::Signed, Tier::Tee]), "signed+tee");
+        assert_eq!(percentile(vec![3.0, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(percentile(vec![], 0.5), None);
+        let a = Analytics::default();
+        let m = ModelDigest(vouch_core::Digest::of(b"m"));
+        for (i, tiers) in [vec![Tier::Signed], vec![Tier::Signed, Tier::Tee], vec![]]
+            .iter()
+            .enumerate()
+        {
+            a.record(&Outcome {
+                model: m,
+                label: "mlp",
+                tiers,
+                ok: i != 2,
+                latency: Duration::from_millis(10 * (i as u64 + 1)),
+                price: 7,
+            });
+        }
+        let snap = a.snapshot();
+        assert_eq!(snap.total_requests(), 3);
+        assert_eq!(snap.by_level["tee"].revenue, 7);
+        assert_eq!(snap.by_level["none"].errors, 1);
+        assert_eq!(a.model_level(&m, "tee").percentile(0.5), Some(0.02));
+    }
+}
