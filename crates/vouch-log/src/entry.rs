@@ -284,11 +284,15 @@ impl LogEntry {
 
 /// The receipt's leaf bytes without cloning it into a `LogEntry`.
 pub fn receipt_entry_bytes(receipt: &Receipt) -> Vec<u8> {
-    let payload = receipt.canonical_bytes();
-    let mut out = Vec::with_capacity(MAGIC.len() + 8 + payload.len());
+    receipt_entry_from_canonical(&receipt.canonical_bytes())
+}
+
+/// The receipt entry for already-computed `Receipt::canonical_bytes()`.
+pub fn receipt_entry_from_canonical(canonical: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 8 + canonical.len());
     out.extend_from_slice(MAGIC.as_bytes());
     out.extend_from_slice(b"receipt\n");
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(canonical);
     out
 }
 

@@ -73,16 +73,27 @@ pub struct TrustPolicy {
 
 impl TrustPolicy {
     /// From the verifier keys a user passes (`--log-key`, `--witness`, `--witness-threshold`).
-    pub fn from_vkeys(log_vkey: &str, witness_vkeys: &[String], threshold: usize) -> Result<Self, OfflineError> {
+    pub fn from_vkeys(
+        log_vkey: &str,
+        witness_vkeys: &[String],
+        threshold: usize,
+    ) -> Result<Self, OfflineError> {
         let log = LogKey::parse(log_vkey)?;
         let witnesses = witness_vkeys
             .iter()
             .map(|w| WitnessKey::parse(w))
             .collect::<Result<Vec<_>, _>>()?;
         if threshold > witnesses.len() {
-            return Err(OfflineError::ImpossibleThreshold { threshold, known: witnesses.len() });
+            return Err(OfflineError::ImpossibleThreshold {
+                threshold,
+                known: witnesses.len(),
+            });
         }
-        Ok(TrustPolicy { log, witnesses, threshold })
+        Ok(TrustPolicy {
+            log,
+            witnesses,
+            threshold,
+        })
     }
 }
 

@@ -329,6 +329,23 @@ impl<S: LogStore> Log<S> {
         .await
     }
 
+    /// Appends a receipt entry from the receipt's canonical bytes, which the server has already
+    /// computed to sign it: skips a second canonicalisation (the costliest step of an append).
+    /// `canonical` must be `Receipt::canonical_bytes()`; anything else makes an entry monitors
+    /// report as malformed.
+    pub async fn append_receipt_canonical(&self, canonical: &[u8]) -> Result<Appended, LogError> {
+        let data = crate::entry::receipt_entry_from_canonical(canonical);
+        if data.len() > crate::entry::MAX_ENTRY_BYTES {
+            return Err(EntryError::TooLarge { len: data.len() }.into());
+        }
+        self.append_row(EntryRow {
+            kind: EntryKind::Receipt,
+            name: None,
+            data,
+        })
+        .await
+    }
+
     async fn append_row(&self, row: EntryRow) -> Result<Appended, LogError> {
         // Hash here, on the caller's task, so hashing runs in parallel across requests.
         let leaf = leaf_hash(&row.data);

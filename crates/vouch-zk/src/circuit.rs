@@ -1027,6 +1027,7 @@ mod tests {
                     onnx_op: "Gemm".into(),
                 },
             ],
+            params: 0,
         }
     }
 

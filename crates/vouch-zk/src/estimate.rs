@@ -113,3 +113,68 @@ pub fn admit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(cons: usize, nnz: usize, rest: usize) -> Stats {
+        Stats {
+            constraints: cons,
+            precommitted: cons,
+            rest,
+            nnz,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bigger_circuits_cost_more() {
+        let small = estimate(&stats(3_000, 12_000, 0));
+        let cnn = estimate(&stats(172_000, 1_870_000, 106_000));
+        assert!(cnn.prove_ms > 10 * small.prove_ms, "{small:?} {cnn:?}");
+        assert!(cnn.peak_bytes > small.peak_bytes && cnn.vk_bytes > small.vk_bytes);
+    }
+
+    #[test]
+    fn admission_refuses_queues_or_accepts() {
+        let est = estimate(&stats(172_000, 1_870_000, 106_000));
+        let tight = NodeCapacity {
+            max_peak_bytes: 64 << 20,
+            ..Default::default()
+        };
+        match admit(&est, &tight, 0, 2, 2) {
+            Admission::Refuse { reason } => assert!(reason.contains("MiB"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let slow = NodeCapacity {
+            max_prove_ms: 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            admit(&est, &slow, 0, 2, 2),
+            Admission::Refuse { .. }
+        ));
+        let cap = NodeCapacity::default();
+        assert!(matches!(
+            admit(&est, &cap, 0, 2, 1),
+            Admission::Accept { .. }
+        ));
+        assert_eq!(
+            admit(&est, &cap, 10_000, 2, 0),
+            Admission::Queue {
+                wait_ms: 5_000,
+                prove_ms: est.prove_ms
+            }
+        );
+        // A node twice as fast halves the stated proving time.
+        let fast = NodeCapacity {
+            speed: 2.0,
+            ..Default::default()
+        };
+        match admit(&est, &fast, 0, 1, 1) {
+            Admission::Accept { prove_ms } => assert!(prove_ms <= est.prove_ms.div_ceil(2)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

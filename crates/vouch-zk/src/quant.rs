@@ -241,3 +241,31 @@ pub fn choose_table_bits(stats: &Stats) -> u32 {
         .unwrap_or((8, f64::MAX));
     if bits_cost <= c { 0 } else { t }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn widths(w: &[(u32, usize)]) -> Stats {
+        Stats {
+            range_widths: w.iter().copied().collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn small_models_use_bits_large_ones_lookups() {
+        // The MLP 64→128→128→10's range checks: bits are cheaper than any table.
+        assert_eq!(choose_table_bits(&widths(&[(16, 266), (21, 256)])), 0);
+        // The CNN's: a lookup table pays for itself.
+        let t = choose_table_bits(&widths(&[(16, 18_826), (22, 15_680), (23, 7_840)]));
+        assert!((8..=16).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn bit_widths_cover_the_calibrated_range_with_margin() {
+        // 1.0 at scale 2^10 with a 4× margin needs |q| < 4097 → 13 bits + sign.
+        assert_eq!(bits_for(1.0, 10), 14);
+        assert!(bits_for(0.0, 16) >= 2);
+    }
+}
