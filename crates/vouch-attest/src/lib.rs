@@ -13,4 +13,4 @@ pub mod tee;
 pub mod verify;
 
 pub use signer::{NodeSigner, SignerError};
-pub use verify::{verify_receipt_signature, SignatureError};
+pub use verify::{SignatureError, verify_receipt_signature};

@@ -10,12 +10,20 @@ use vouch_core::{BundleSignature, NodeKey, Receipt};
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
     #[error("cannot read node key {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write node key {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("node key {path} is not an Ed25519 PKCS#8 PEM key: {reason}")]
     Parse { path: String, reason: String },
-    #[error("node key {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error(
+        "node key {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     Permissions { path: String, mode: u32 },
 }
 
@@ -27,12 +35,16 @@ pub struct NodeSigner {
 impl NodeSigner {
     /// A fresh random key (tests, ephemeral nodes).
     pub fn generate() -> Self {
-        NodeSigner { key: SigningKey::generate(&mut rand_core::OsRng) }
+        NodeSigner {
+            key: SigningKey::generate(&mut rand_core::OsRng),
+        }
     }
 
     /// A key from a 32-byte seed: deterministic, for test vectors.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        NodeSigner { key: SigningKey::from_bytes(&seed) }
+        NodeSigner {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// Loads the key at `path`, creating it (mode 0600) if absent. Returns whether it was created.
@@ -41,21 +53,30 @@ impl NodeSigner {
         match std::fs::read_to_string(path) {
             Ok(pem) => {
                 check_private(path)?;
-                let key = SigningKey::from_pkcs8_pem(&pem)
-                    .map_err(|e| SignerError::Parse { path: shown, reason: e.to_string() })?;
+                let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| SignerError::Parse {
+                    path: shown,
+                    reason: e.to_string(),
+                })?;
                 Ok((NodeSigner { key }, false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let signer = Self::generate();
-                let pem = signer
-                    .key
-                    .to_pkcs8_pem(Default::default())
-                    .map_err(|e| SignerError::Parse { path: shown.clone(), reason: e.to_string() })?;
-                write_private(path, pem.as_bytes())
-                    .map_err(|source| SignerError::Write { path: shown, source })?;
+                let pem = signer.key.to_pkcs8_pem(Default::default()).map_err(|e| {
+                    SignerError::Parse {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                write_private(path, pem.as_bytes()).map_err(|source| SignerError::Write {
+                    path: shown,
+                    source,
+                })?;
                 Ok((signer, true))
             }
-            Err(source) => Err(SignerError::Read { path: shown, source }),
+            Err(source) => Err(SignerError::Read {
+                path: shown,
+                source,
+            }),
         }
     }
 
@@ -66,7 +87,10 @@ impl NodeSigner {
     /// The `signed` tier: Ed25519 over the receipt's domain-separated hash.
     pub fn sign_receipt(&self, receipt: &Receipt) -> BundleSignature {
         let sig = self.key.sign(&receipt.signing_message());
-        BundleSignature { alg: "ed25519".into(), sig: B64.encode(sig.to_bytes()) }
+        BundleSignature {
+            alg: "ed25519".into(),
+            sig: B64.encode(sig.to_bytes()),
+        }
     }
 
     /// Raw Ed25519 over arbitrary bytes, for other formats that carry their own framing
@@ -99,11 +123,16 @@ fn check_private(path: &Path) -> Result<(), SignerError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|source| SignerError::Read { path: path.display().to_string(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| SignerError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(SignerError::Permissions { path: path.display().to_string(), mode });
+            return Err(SignerError::Permissions {
+                path: path.display().to_string(),
+                mode,
+            });
         }
     }
     Ok(())
@@ -128,7 +157,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (b, created) = NodeSigner::load_or_create(&path).unwrap();
         assert!(!created);
@@ -137,7 +169,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(NodeSigner::load_or_create(&path), Err(SignerError::Permissions { .. })));
+            assert!(matches!(
+                NodeSigner::load_or_create(&path),
+                Err(SignerError::Permissions { .. })
+            ));
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

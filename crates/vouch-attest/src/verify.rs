@@ -13,7 +13,9 @@ pub enum SignatureError {
     Malformed,
     #[error("node key {0} is not a valid Ed25519 public key")]
     BadKey(NodeKey),
-    #[error("signature does not match the receipt under node key {0}: the receipt or signature was altered, or another key signed it")]
+    #[error(
+        "signature does not match the receipt under node key {0}: the receipt or signature was altered, or another key signed it"
+    )]
     Mismatch(NodeKey),
     #[error("receipt was signed by {actual}, which is not the trusted key {expected}")]
     Untrusted { expected: NodeKey, actual: NodeKey },
@@ -27,9 +29,13 @@ pub fn verify_receipt_signature(
     trusted: Option<&NodeKey>,
 ) -> Result<(), SignatureError> {
     if sig.alg != "ed25519" {
-        return Err(SignatureError::UnsupportedAlg(sig.alg.chars().take(32).collect()));
+        return Err(SignatureError::UnsupportedAlg(
+            sig.alg.chars().take(32).collect(),
+        ));
     }
-    let raw = B64.decode(&sig.sig).map_err(|_| SignatureError::Malformed)?;
+    let raw = B64
+        .decode(&sig.sig)
+        .map_err(|_| SignatureError::Malformed)?;
     let raw: [u8; 64] = raw.try_into().map_err(|_| SignatureError::Malformed)?;
     let key = VerifyingKey::from_bytes(&receipt.node_key.0)
         .map_err(|_| SignatureError::BadKey(receipt.node_key))?;
@@ -38,7 +44,10 @@ pub fn verify_receipt_signature(
     if let Some(expected) = trusted
         && *expected != receipt.node_key
     {
-        return Err(SignatureError::Untrusted { expected: *expected, actual: receipt.node_key });
+        return Err(SignatureError::Untrusted {
+            expected: *expected,
+            actual: receipt.node_key,
+        });
     }
     Ok(())
 }

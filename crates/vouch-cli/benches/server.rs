@@ -32,7 +32,14 @@ fn pct(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-async fn boot(dir: &std::path::Path, cache_mib: u64) -> (String, tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
+async fn boot(
+    dir: &std::path::Path,
+    cache_mib: u64,
+) -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let mut cfg = ServerConfig::default();
     cfg.listen = "127.0.0.1:0".parse().expect("addr");
     cfg.data_dir = dir.to_path_buf();
@@ -41,12 +48,23 @@ async fn boot(dir: &std::path::Path, cache_mib: u64) -> (String, tokio::task::Jo
     let url = format!("http://{}", server.addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let h = tokio::spawn(async move {
-        server.run(async { let _ = rx.await; }).await.expect("serve");
+        server
+            .run(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
     });
     (url, h, tx)
 }
 
-async fn register(http: &reqwest::Client, url: &str, token: &str, bytes: Vec<u8>, name: &str) -> Value {
+async fn register(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    bytes: Vec<u8>,
+    name: &str,
+) -> Value {
     http.post(format!("{url}/v1/models?name={name}"))
         .bearer_auth(token)
         .body(bytes)
@@ -59,7 +77,10 @@ async fn register(http: &reqwest::Client, url: &str, token: &str, bytes: Vec<u8>
 }
 
 fn inputs(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(repo().join(format!("models/{name}.input.json"))).expect("inputs")).expect("json")
+    serde_json::from_str(
+        &std::fs::read_to_string(repo().join(format!("models/{name}.input.json"))).expect("inputs"),
+    )
+    .expect("json")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -67,10 +88,20 @@ async fn main() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("node");
     let (url, handle, stop) = boot(&dir, 2048).await;
-    let token = std::fs::read_to_string(dir.join("admin.token")).expect("token").trim().to_string();
+    let token = std::fs::read_to_string(dir.join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
     let http = reqwest::Client::new();
     for m in ["mlp", "cnn"] {
-        register(&http, &url, &token, std::fs::read(repo().join(format!("models/{m}.onnx"))).expect("model"), m).await;
+        register(
+            &http,
+            &url,
+            &token,
+            std::fs::read(repo().join(format!("models/{m}.onnx"))).expect("model"),
+            m,
+        )
+        .await;
     }
 
     // 1. signed vs unsigned, interleaved so drift hits both alike.
@@ -78,18 +109,36 @@ async fn main() {
     let (signed_body, plain_body) = (body(json!(["signed"])), body(json!([])));
     let (mut signed, mut plain) = (Vec::new(), Vec::new());
     for i in 0..4000 {
-        let (b, v) = if i % 2 == 0 { (&signed_body, &mut signed) } else { (&plain_body, &mut plain) };
+        let (b, v) = if i % 2 == 0 {
+            (&signed_body, &mut signed)
+        } else {
+            (&plain_body, &mut plain)
+        };
         let t = Instant::now();
-        let r = http.post(format!("{url}/v1/infer")).json(b).send().await.expect("infer");
+        let r = http
+            .post(format!("{url}/v1/infer"))
+            .json(b)
+            .send()
+            .await
+            .expect("infer");
         assert!(r.status().is_success());
         r.bytes().await.expect("body");
         v.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let (s50, p50) = (pct(signed[200..].to_vec(), 0.5), pct(plain[200..].to_vec(), 0.5));
+    let (s50, p50) = (
+        pct(signed[200..].to_vec(), 0.5),
+        pct(plain[200..].to_vec(), 0.5),
+    );
     println!("## Cost of the signed tier (MLP, sequential requests over loopback)\n");
     println!("| tiers | p50 µs | p99 µs |\n| --- | --- | --- |");
-    println!("| [] | {p50:.0} | {:.0} |", pct(plain[200..].to_vec(), 0.99));
-    println!("| [\"signed\"] | {s50:.0} | {:.0} |", pct(signed[200..].to_vec(), 0.99));
+    println!(
+        "| [] | {p50:.0} | {:.0} |",
+        pct(plain[200..].to_vec(), 0.99)
+    );
+    println!(
+        "| [\"signed\"] | {s50:.0} | {:.0} |",
+        pct(signed[200..].to_vec(), 0.99)
+    );
     println!("\nratio signed ÷ unsigned p50: **{:.3}**\n", s50 / p50);
 
     // 2. HTTP throughput with wrk vs in-process inference rate.
@@ -110,7 +159,10 @@ async fn main() {
     let http_rps = wrk.ok().and_then(|o| {
         let out = String::from_utf8_lossy(&o.stdout).to_string();
         println!("```\n{}```", out);
-        out.lines().find(|l| l.starts_with("Requests/sec:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|x| x.parse::<f64>().ok())
+        out.lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|x| x.parse::<f64>().ok())
     });
     let ort = vouch_exec::ort_engine::OrtEngine::load(
         &vouch_server::state::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
@@ -130,8 +182,13 @@ async fn main() {
     println!("| path | req/s |\n| --- | --- |");
     println!("| in-process `LoadedModel::run`, one thread, sequential | {inproc:.0} |");
     match http_rps {
-        Some(r) => println!("| HTTP through the server (wrk) | {r:.0} |\n\nratio HTTP ÷ in-process: **{:.2}**\n", r / inproc),
-        None => println!("| HTTP through the server | (wrk not installed: apt-get install wrk) |\n"),
+        Some(r) => println!(
+            "| HTTP through the server (wrk) | {r:.0} |\n\nratio HTTP ÷ in-process: **{:.2}**\n",
+            r / inproc
+        ),
+        None => {
+            println!("| HTTP through the server | (wrk not installed: apt-get install wrk) |\n")
+        }
     }
 
     // 3. Cold start after a restart: the first CNN request loads and compiles from the registry.
@@ -142,13 +199,21 @@ async fn main() {
     let mut times = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
-        let r = http.post(format!("{url}/v1/infer")).json(&cnn).send().await.expect("infer");
+        let r = http
+            .post(format!("{url}/v1/infer"))
+            .json(&cnn)
+            .send()
+            .await
+            .expect("infer");
         assert!(r.status().is_success());
         r.bytes().await.expect("body");
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!("## Cold start of the CNN (restart, then first request)\n");
-    println!("| request | ms |\n| --- | --- |\n| first (cache miss: blob read + compile) | {:.2} |\n| second (warm) | {:.2} |\n| third (warm) | {:.2} |\n", times[0], times[1], times[2]);
+    println!(
+        "| request | ms |\n| --- | --- |\n| first (cache miss: blob read + compile) | {:.2} |\n| second (warm) | {:.2} |\n| third (warm) | {:.2} |\n",
+        times[0], times[1], times[2]
+    );
     let _ = stop.send(());
     let _ = handle.await;
 
@@ -156,7 +221,10 @@ async fn main() {
     let dir2 = tmp.path().join("many");
     let before = rss_mib();
     let (url, handle, stop) = boot(&dir2, 202).await;
-    let token = std::fs::read_to_string(dir2.join("admin.token")).expect("token").trim().to_string();
+    let token = std::fs::read_to_string(dir2.join("admin.token"))
+        .expect("token")
+        .trim()
+        .to_string();
     let small = std::fs::read(repo().join("models/mlp_small.onnx")).expect("mlp_small");
     let t = Instant::now();
     for i in 0..1000 {
@@ -174,14 +242,33 @@ async fn main() {
     let after_register = rss_mib();
     let small_in = json!({"x": inputs("mlp_small")["x"]});
     for i in 950..1000 {
-        let r = http.post(format!("{url}/v1/infer")).json(&json!({"model": format!("m{i}"), "inputs": small_in})).send().await.expect("infer");
+        let r = http
+            .post(format!("{url}/v1/infer"))
+            .json(&json!({"model": format!("m{i}"), "inputs": small_in}))
+            .send()
+            .await
+            .expect("infer");
         assert!(r.status().is_success());
     }
-    let node: Value = http.get(format!("{url}/v1/node")).send().await.expect("node").json().await.expect("json");
+    let node: Value = http
+        .get(format!("{url}/v1/node"))
+        .send()
+        .await
+        .expect("node")
+        .json()
+        .await
+        .expect("json");
     println!("## Memory: 1,000 registered models, 50 hot (cache budget 202 MiB)\n");
     println!("| point | process RSS MiB |\n| --- | --- |");
-    println!("| before boot | {before:.0} |\n| after registering 1,000 ({reg_secs:.1} s) | {after_register:.0} |\n| after serving 50 hot | {:.0} |", rss_mib());
-    println!("\nmodels loaded in cache: {}, estimated {} MiB", node["cache"]["models_loaded"], node["cache"]["estimated_bytes"].as_u64().unwrap_or(0) >> 20);
+    println!(
+        "| before boot | {before:.0} |\n| after registering 1,000 ({reg_secs:.1} s) | {after_register:.0} |\n| after serving 50 hot | {:.0} |",
+        rss_mib()
+    );
+    println!(
+        "\nmodels loaded in cache: {}, estimated {} MiB",
+        node["cache"]["models_loaded"],
+        node["cache"]["estimated_bytes"].as_u64().unwrap_or(0) >> 20
+    );
     let _ = stop.send(());
     let _ = handle.await;
 }

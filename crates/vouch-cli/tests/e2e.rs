@@ -1,6 +1,9 @@
 //! End to end: the real `vouch` binary serving on a free loopback port with a temp data dir,
 //! driven over HTTP and through the CLI, with the models shipped in models/.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::type_complexity, clippy::manual_strip)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -5,6 +5,9 @@
 //! with a loud note, unless `CI` or `VOUCH_REQUIRE_CHROMIUM` is set, where it fails instead.
 //! The screenshot is kept when `VOUCH_STATUS_SCREENSHOT=<path.png>` is set.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 
 use std::process::Command;
@@ -24,7 +27,12 @@ fn chromium() -> Option<String> {
         .map(str::to_string)
 }
 
-fn browser(bin: &str, profile: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
+fn browser(
+    bin: &str,
+    profile: &std::path::Path,
+    extra: &[&str],
+    url: &str,
+) -> std::process::Output {
     Command::new(bin)
         .args([
             "--headless",
@@ -77,7 +85,11 @@ fn status_page_renders_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let dom = browser(&bin, profile.path(), &["--dump-dom"], &url);
     let html = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     assert!(html.contains("Vouch node status"), "{html}");
     // 10 requests: 60 % signed, 30 % tee, 10 % none — the bars the browser built say so.
     assert!(html.contains("60.0 % (6 req)"), "{html}");
@@ -99,7 +111,11 @@ fn status_page_renders_in_headless_chromium() {
         ],
         &url,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     // A blank page compresses to a few KB; text, tables and bars make it larger.

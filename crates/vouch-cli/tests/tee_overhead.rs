@@ -3,6 +3,9 @@
 //! Run: `cargo test --release -p vouch --test tee_overhead -- --ignored --nocapture`
 //! (`VOUCH_BENCH_ROUNDS` sets the rounds, default 2000). Results: BENCHMARKS.md.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 
 use std::time::Instant;
@@ -22,8 +25,10 @@ fn tee_over_signed_p50_ratio_through_the_server() {
     let client = reqwest::blocking::Client::new();
     let url = format!("{}/v1/infer", node.url);
     let bodies = [
-        serde_json::to_vec(&json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed"]}))
-            .unwrap(),
+        serde_json::to_vec(
+            &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed"]}),
+        )
+        .unwrap(),
         serde_json::to_vec(
             &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed", "tee"]}),
         )

@@ -2,6 +2,9 @@
 //! advisor and analytics — through the real server and CLI, with the simulated TEE producer
 //! (the only one this machine has; hardware evidence is covered by vouch-attest's fixtures).
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 
 use std::time::SystemTime;
@@ -19,7 +22,11 @@ fn infer(node: &Node, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
         .send()
         .unwrap();
     let headers = r.headers().clone();
-    (r.status().as_u16(), r.json().unwrap_or(Value::Null), headers)
+    (
+        r.status().as_u16(),
+        r.json().unwrap_or(Value::Null),
+        headers,
+    )
 }
 
 #[test]
@@ -87,7 +94,10 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
     assert!(t.contains("OK: tee: simulated"), "{t}");
     assert!(t.contains("tier signed: node key"), "{t}");
     assert!(t.contains("tier tee: code measured as MEASUREMENT="), "{t}");
-    assert!(t.contains("trusting: simulated TEE: development only"), "{t}");
+    assert!(
+        t.contains("trusting: simulated TEE: development only"),
+        "{t}"
+    );
     assert!(t.contains("WARNING: simulated"), "{t}");
     // A measurement policy the evidence does not meet.
     let out = node.cli(&[
@@ -98,7 +108,11 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
         &format!("MEASUREMENT={}", "00".repeat(48)),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("measurement MEASUREMENT is"), "{}", text(&out));
+    assert!(
+        text(&out).contains("measurement MEASUREMENT is"),
+        "{}",
+        text(&out)
+    );
 
     // Tampering with the evidence: another key in the binding, or a flipped evidence byte.
     let tampered = node.dir.path().join("tampered.json");
@@ -106,7 +120,10 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
     let mut t1 = b.clone();
     t1["evidence"]["tee"]["binding"]["node_key"] = json!(other);
     let mut t2 = b.clone();
-    let ev = t2["evidence"]["tee"]["evidence"].as_str().unwrap().to_string();
+    let ev = t2["evidence"]["tee"]["evidence"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let flipped = if ev.as_bytes()[10] == b'A' { 'B' } else { 'A' };
     t2["evidence"]["tee"]["evidence"] = json!(format!("{}{flipped}{}", &ev[..10], &ev[11..]));
     for (case, expect) in [(t1, "binding"), (t2, "tee tier")] {
@@ -135,7 +152,11 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
     let (s, v) = node.get(&format!("/v1/attestation/sha256:{}", "ab".repeat(32)));
     assert_eq!(s, 404, "{v}");
     let (s, v) = node.get("/v1/attestation?nonce=xyz");
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
     let (s, fresh) = node.get("/v1/attestation?nonce=00c0ffee");
     assert_eq!(s, 200, "{fresh}");
     let options = TeeOptions {
@@ -172,7 +193,11 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
         text(&out)
     );
     let out = node.cli(&["models", "policy", "mlp"]);
-    assert!(text(&out).contains("at least the tee tier"), "{}", text(&out));
+    assert!(
+        text(&out).contains("at least the tee tier"),
+        "{}",
+        text(&out)
+    );
 
     // Asking for less: refused with the price of what would be accepted, by name or digest.
     for model in ["mlp", digest.as_str()] {
@@ -208,7 +233,10 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["reason"], json!("zk_unavailable"));
     assert!(
-        v["error"]["message"].as_str().unwrap().contains("the zk tier is not available"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the zk tier is not available"),
         "{v}"
     );
     let out = node.cli(&["models", "policy", &digest, "--min", "none"]);
@@ -223,12 +251,24 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let out = node.cli(&["models", "policy", "nope", "--min", "tee"]);
-    assert!(!out.status.success() && text(&out).contains("404"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("404"),
+        "{}",
+        text(&out)
+    );
     let out = node.cli(&["models", "policy", "mlp", "--min", "gold"]);
-    assert!(!out.status.success() && text(&out).contains("unknown tier"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("unknown tier"),
+        "{}",
+        text(&out)
+    );
 
     let out = node.cli(&["models", "policy", "mlp", "--min", "none"]);
-    assert!(text(&out).contains("mlp: no minimum tier"), "{}", text(&out));
+    assert!(
+        text(&out).contains("mlp: no minimum tier"),
+        "{}",
+        text(&out)
+    );
     let (s, v, _) = ask(json!(["signed"]), false, "mlp");
     assert_eq!(s, 200, "{v}");
 
@@ -258,7 +298,12 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
 fn the_advisor_and_analytics_report_each_tier() {
     let node = Node::start(&["--tee", "simulated"]);
     node.register("mlp");
-    for tiers in [json!([]), json!(["signed"]), json!(["signed", "tee"]), json!(["signed", "tee"])] {
+    for tiers in [
+        json!([]),
+        json!(["signed"]),
+        json!(["signed", "tee"]),
+        json!(["signed", "tee"]),
+    ] {
         let (s, v, _) = infer(
             &node,
             json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": tiers}),
@@ -278,14 +323,23 @@ fn the_advisor_and_analytics_report_each_tier() {
     let (signed, tee, zk) = (&tiers[0], &tiers[1], &tiers[2]);
     assert_eq!(signed["available"], json!(true));
     assert_eq!(tee["available"], json!(true));
-    assert!(tee["trusts"].as_str().unwrap().contains("simulated TEE"), "{tee}");
+    assert!(
+        tee["trusts"].as_str().unwrap().contains("simulated TEE"),
+        "{tee}"
+    );
     assert_eq!(tee["request"], json!(["signed", "tee"]));
     assert_eq!(tee["request_price"], json!(300));
     assert_eq!(tee["measured"]["samples"], json!(2));
     assert!(tee["measured"]["p50_ms"].as_f64().unwrap() > 0.0, "{tee}");
     assert_eq!(signed["measured"]["samples"], json!(1));
     assert_eq!(zk["available"], json!(false));
-    assert!(zk["unavailable_reason"].as_str().unwrap().contains("zk prover"), "{zk}");
+    assert!(
+        zk["unavailable_reason"]
+            .as_str()
+            .unwrap()
+            .contains("zk prover"),
+        "{zk}"
+    );
     assert_eq!(zk["measured"]["errors"], json!(1));
 
     let out = node.cli(&["models", "assurance", "mlp"]);
@@ -294,7 +348,10 @@ fn the_advisor_and_analytics_report_each_tier() {
     assert!(t.contains("tee: available"), "{t}");
     assert!(t.contains("zk: unavailable"), "{t}");
     assert!(t.contains("measured: p50"), "{t}");
-    assert!(t.contains("300 micro-USDC per request [signed, tee]"), "{t}");
+    assert!(
+        t.contains("300 micro-USDC per request [signed, tee]"),
+        "{t}"
+    );
 
     // Without a producer, tee is a 422 naming the tier, and the advisor says why.
     let plain = Node::start(&[]);
@@ -303,7 +360,11 @@ fn the_advisor_and_analytics_report_each_tier() {
         &plain,
         json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed", "tee"]}),
     );
-    assert_eq!((s, v["error"]["reason"].as_str()), (422, Some("tee_unavailable")), "{v}");
+    assert_eq!(
+        (s, v["error"]["reason"].as_str()),
+        (422, Some("tee_unavailable")),
+        "{v}"
+    );
     let (_, a) = plain.get("/v1/models/mlp/assurance");
     assert_eq!(a["tiers"][1]["available"], json!(false));
     assert_eq!(plain.get("/v1/attestation").0, 422);

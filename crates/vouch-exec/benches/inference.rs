@@ -53,7 +53,14 @@ fn python_ort(model: &Path, input: &Path, iters: usize, batch: usize) -> Option<
         .arg(repo().join("scripts/bench_ort.py"))
         .arg(model)
         .arg(input)
-        .args(["--threads", "1", "--iters", &iters.to_string(), "--warmup", &(iters / 10).to_string()])
+        .args([
+            "--threads",
+            "1",
+            "--iters",
+            &iters.to_string(),
+            "--warmup",
+            &(iters / 10).to_string(),
+        ])
         .args(["--batch", &batch.to_string()])
         .output()
         .ok()?;
@@ -72,12 +79,27 @@ fn main() {
     let ort = OrtEngine::load(&ort_path, 1).expect("ONNX Runtime (run scripts/setup-ort.sh)");
     let models = repo().join("models");
     let mut cases: Vec<(&str, PathBuf, PathBuf, usize)> = vec![
-        ("mlp", models.join("mlp.onnx"), models.join("mlp.input.json"), 4000),
-        ("cnn", models.join("cnn.onnx"), models.join("cnn.input.json"), 2000),
+        (
+            "mlp",
+            models.join("mlp.onnx"),
+            models.join("mlp.input.json"),
+            4000,
+        ),
+        (
+            "cnn",
+            models.join("cnn.onnx"),
+            models.join("cnn.input.json"),
+            2000,
+        ),
     ];
     let minilm = cache().join("models/minilm.onnx");
     if minilm.exists() {
-        cases.push(("minilm", minilm, cache().join("models/minilm.input.json"), 200));
+        cases.push((
+            "minilm",
+            minilm,
+            cache().join("models/minilm.input.json"),
+            200,
+        ));
     }
 
     println!("## In-process latency (median µs, 1 thread)\n");
@@ -102,11 +124,19 @@ fn main() {
             }));
         }
         let (py, o, t) = (min(&py), min(&o), min(&t));
-        println!("| {name} | {py:.1} | {o:.1} | {:.2} | {t:.1} | {:.2} |", o / py, t / py);
+        println!(
+            "| {name} | {py:.1} | {o:.1} | {:.2} | {t:.1} | {:.2} |",
+            o / py,
+            t / py
+        );
     }
 
-    println!("\n## Throughput: 16 concurrent clients, dynamic batching, vs one-request-at-a-time ORT\n");
-    println!("| model | ORT one at a time (req/s) | Vouch executor, 16 clients (req/s) | ratio | mean batch |");
+    println!(
+        "\n## Throughput: 16 concurrent clients, dynamic batching, vs one-request-at-a-time ORT\n"
+    );
+    println!(
+        "| model | ORT one at a time (req/s) | Vouch executor, 16 clients (req/s) | ratio | mean batch |"
+    );
     println!("| --- | --- | --- | --- | --- |");
     for (name, model, input, _) in cases.iter().filter(|c| c.0 != "minilm") {
         let bytes = std::fs::read(model).expect("model");
@@ -129,7 +159,8 @@ fn main() {
                 std::thread::spawn(move || {
                     let mut n = 0u64;
                     while start.elapsed() < window {
-                        exec.run_blocking(key, m.clone(), inputs.clone()).expect("run");
+                        exec.run_blocking(key, m.clone(), inputs.clone())
+                            .expect("run");
                         n += 1;
                     }
                     n
@@ -141,7 +172,11 @@ fn main() {
         let stats = exec.stats();
         let runs = stats.runs.load(std::sync::atomic::Ordering::Relaxed).max(1);
         let reqs = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
-        println!("| {name} | {single_rps:.0} | {rps:.0} | {:.2} | {:.1} |", rps / single_rps, reqs as f64 / runs as f64);
+        println!(
+            "| {name} | {single_rps:.0} | {rps:.0} | {:.2} | {:.1} |",
+            rps / single_rps,
+            reqs as f64 / runs as f64
+        );
     }
 
     println!("\n## Cold start: compile the CNN from bytes (median of 20, ms)\n");
@@ -156,7 +191,11 @@ fn main() {
         drop(TractEngine.load(&cnn).expect("load"));
         st.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    println!("| engine | compile ms |\n| --- | --- |\n| onnxruntime | {:.2} |\n| tract | {:.2} |", median_us(so), median_us(st));
+    println!(
+        "| engine | compile ms |\n| --- | --- |\n| onnxruntime | {:.2} |\n| tract | {:.2} |",
+        median_us(so),
+        median_us(st)
+    );
 }
 
 fn min(v: &[f64]) -> f64 {

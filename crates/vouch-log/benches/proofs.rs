@@ -3,8 +3,8 @@
 //! Generation reads the stored hashes a proof needs (at most 2·log₂ n) and assembles the proof;
 //! measured against an in-memory copy of the stored hashes for sizes 10³…10⁷ (so growth with n
 //! is visible) and against real SQLite at 10⁷. The SQLite tree is built once by bulk-loading the
-//! 10⁷-entry tree's ~2·10⁷ stored hashes and kept at `$VOUCH_BENCH_DIR/log-10m.db` (default
-//! `target/vouch-bench`) for later runs. Verification is pure CPU.
+//! 10⁷-entry tree's ~2·10⁷ stored hashes and kept at `$VOUCH_BENCH_DIR/log-10m.db` (default:
+//! `vouch-bench` in the system temp dir; ~850 MB) for later runs. Verification is pure CPU.
 //!
 //! `cargo bench -p vouch-log --bench proofs`
 
@@ -152,9 +152,7 @@ fn proofs(c: &mut Criterion) {
         .expect("runtime");
     let dir = std::env::var("VOUCH_BENCH_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/vouch-bench")
-        });
+        .unwrap_or_else(|_| std::env::temp_dir().join("vouch-bench"));
     std::fs::create_dir_all(&dir).expect("bench dir");
     let path = dir.join("log-10m.db");
     let store = rt.block_on(SqliteLogStore::open(&path)).expect("db");

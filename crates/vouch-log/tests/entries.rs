@@ -13,7 +13,7 @@ use vouch_log::cosign::{Cosigner, verify_cosignatures};
 use vouch_log::entry::{
     ConfigChanged, EntryError, LogEntry, ModelRegistered, PointerMoved, PolicyChanged,
 };
-use vouch_log::merkle::{Frontier, Hash, inclusion_plan, leaf_hash, verify_inclusion};
+use vouch_log::merkle::{Frontier, Hash, inclusion_plan, verify_inclusion};
 
 const AT: &str = "2026-11-25T12:00:00.000Z";
 

@@ -17,7 +17,7 @@ use vouch_log::cosign::Cosigner;
 use vouch_log::entry::{LogEntry, ModelRegistered, PointerMoved};
 use vouch_log::evidence::{OfflineError, TrustPolicy, verify_bundle_log};
 use vouch_log::log::{Log, LogConfig, LogError};
-use vouch_log::merkle::{ProofError, leaf_hash, verify_consistency, verify_inclusion};
+use vouch_log::merkle::{ProofError, verify_consistency, verify_inclusion};
 use vouch_log::store::{MemoryStore, StoreError};
 use vouch_log::tiles::Tile;
 use vouch_log::witness::{

@@ -141,6 +141,9 @@ impl Prices {
 
     /// A request's price: the sum over its tiers.
     pub fn total(&self, tiers: &[vouch_core::Tier]) -> u64 {
-        tiers.iter().map(|t| self.of(*t)).fold(0u64, u64::saturating_add)
+        tiers
+            .iter()
+            .map(|t| self.of(*t))
+            .fold(0u64, u64::saturating_add)
     }
 }

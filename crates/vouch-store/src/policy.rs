@@ -176,10 +176,24 @@ mod tests {
     async fn changes_are_recorded_once_each_and_survive_reopen() {
         let dir = tempfile_dir();
         let store = Store::open(&dir).await.unwrap();
-        let c = store.set_policy("mlp", Some(Tier::Tee)).await.unwrap().unwrap();
+        let c = store
+            .set_policy("mlp", Some(Tier::Tee))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((c.min_tier, c.previous), (Some(Tier::Tee), None));
-        assert!(store.set_policy("mlp", Some(Tier::Tee)).await.unwrap().is_none());
-        let c = store.set_policy("mlp", Some(Tier::Zk)).await.unwrap().unwrap();
+        assert!(
+            store
+                .set_policy("mlp", Some(Tier::Tee))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let c = store
+            .set_policy("mlp", Some(Tier::Zk))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((c.min_tier, c.previous), (Some(Tier::Zk), Some(Tier::Tee)));
         let p = store
             .policies_for(&["mlp".into(), "other".into()])
@@ -189,7 +203,13 @@ mod tests {
         assert_eq!(p[0].min_tier, Tier::Zk);
         let c = store.set_policy("mlp", None).await.unwrap().unwrap();
         assert_eq!((c.min_tier, c.previous), (None, Some(Tier::Zk)));
-        assert!(store.policies_for(&["mlp".into()]).await.unwrap().is_empty());
+        assert!(
+            store
+                .policies_for(&["mlp".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         drop(store);
 
         let store = Store::open(&dir).await.unwrap();
@@ -198,10 +218,16 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
         let unlogged = store.unlogged_policy_changes(100).await.unwrap();
         assert_eq!(unlogged.len(), 3);
-        store.mark_policy_change_logged(all[0].seq, 41).await.unwrap();
+        store
+            .mark_policy_change_logged(all[0].seq, 41)
+            .await
+            .unwrap();
         let unlogged = store.unlogged_policy_changes(100).await.unwrap();
         assert_eq!(unlogged.len(), 2);
-        assert_eq!(store.policy_changes(0, 1).await.unwrap()[0].log_index, Some(41));
+        assert_eq!(
+            store.policy_changes(0, 1).await.unwrap()[0].log_index,
+            Some(41)
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

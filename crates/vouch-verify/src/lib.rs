@@ -135,10 +135,7 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
             if r.tiers.contains(&Tier::Signed) {
                 tiers.push(TierReport {
                     tier: Tier::Signed,
-                    proven: format!(
-                        "node key {} signed this receipt ({trust})",
-                        r.node_key
-                    ),
+                    proven: format!("node key {} signed this receipt ({trust})", r.node_key),
                     trust_assumption: "the node's operator: whoever holds that key".into(),
                     simulated: false,
                 });

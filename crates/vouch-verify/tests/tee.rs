@@ -2,6 +2,9 @@
 //! evidence binds verifies only when simulated evidence is allowed, reports its trust
 //! assumption, and fails with a precise reason when the evidence, key or policy do not match.
 
+// Tests fail loudly on any unexpected error; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::time::SystemTime;
 
 use vouch_attest::NodeSigner;
@@ -67,7 +70,11 @@ fn simulated_tee_verifies_only_when_allowed_and_says_so() {
     let b = tee_bundle(&signer, &producer, vec![Tier::Signed, Tier::Tee]);
 
     let report = verify_bundle(&b, &now_allowing()).unwrap();
-    assert!(report.summary.starts_with("tee: simulated"), "{}", report.summary);
+    assert!(
+        report.summary.starts_with("tee: simulated"),
+        "{}",
+        report.summary
+    );
     assert_eq!(
         report.tiers.iter().map(|t| t.tier).collect::<Vec<_>>(),
         vec![Tier::Signed, Tier::Tee]
@@ -123,7 +130,10 @@ fn evidence_for_another_key_or_measurement_fails_precisely() {
     let other = NodeSigner::generate();
     b.evidence.insert(
         "tee".into(),
-        producer.attest(&other.public_key(), None).unwrap().to_json(),
+        producer
+            .attest(&other.public_key(), None)
+            .unwrap()
+            .to_json(),
     );
     let err = verify_bundle(&b, &now_allowing()).unwrap_err();
     assert!(
@@ -134,9 +144,7 @@ fn evidence_for_another_key_or_measurement_fails_precisely() {
     // Expected measurement differs.
     let b = tee_bundle(&signer, &producer, vec![Tier::Signed, Tier::Tee]);
     let mut policy = TeePolicy::default();
-    policy
-        .expect
-        .insert("MEASUREMENT".into(), "06".repeat(48));
+    policy.expect.insert("MEASUREMENT".into(), "06".repeat(48));
     let err = verify_bundle(
         &b,
         &Evidence {

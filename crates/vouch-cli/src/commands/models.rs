@@ -155,8 +155,7 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     let min_tier = match m.as_str() {
                         "none" => Value::Null,
                         t => {
-                            let tier: vouch_core::Tier =
-                                t.parse().map_err(anyhow::Error::msg)?;
+                            let tier: vouch_core::Tier = t.parse().map_err(anyhow::Error::msg)?;
                             serde_json::json!(tier)
                         }
                     };
@@ -192,11 +191,7 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&resp)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "{} ({})",
-                reference,
-                resp["digest"].as_str().unwrap_or("?")
-            );
+            println!("{} ({})", reference, resp["digest"].as_str().unwrap_or("?"));
             match resp["policy"]["min_tier"].as_str() {
                 Some(t) => println!(
                     "  policy: at least {t} (set on {})",

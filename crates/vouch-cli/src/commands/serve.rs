@@ -38,8 +38,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         cfg.exec.engine = e;
     }
     if let Some(t) = a.tee {
-        cfg.tee.producer = serde_json::from_value(serde_json::Value::String(t.clone()))
-            .map_err(|_| {
+        cfg.tee.producer =
+            serde_json::from_value(serde_json::Value::String(t.clone())).map_err(|_| {
                 anyhow::anyhow!(
                     "--tee {t:?}: expected auto, aws-nitro, configfs-tsm, simulated or none"
                 )

@@ -121,6 +121,9 @@ pub async fn by_digest(
             format!("this node stores no tee evidence with digest {d}"),
         )
         .with_reason("tee_evidence_not_found")),
-        Err(e) => Err(ApiError::internal(format!("reading {}: {e}", path.display()))),
+        Err(e) => Err(ApiError::internal(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
     }
 }

@@ -24,11 +24,15 @@ pub async fn node(State(st): State<Arc<AppState>>) -> Json<Value> {
         .map(|(k, v)| json!({"name": k.as_str(), "version": v}))
         .collect();
     let (loaded, bytes) = st.cache.usage().await;
-    let tiers: Vec<&str> = [vouch_core::Tier::Signed, vouch_core::Tier::Tee, vouch_core::Tier::Zk]
-        .into_iter()
-        .filter(|t| crate::tiers::unavailable_reason(&st, *t).is_none())
-        .map(|t| t.as_str())
-        .collect();
+    let tiers: Vec<&str> = [
+        vouch_core::Tier::Signed,
+        vouch_core::Tier::Tee,
+        vouch_core::Tier::Zk,
+    ]
+    .into_iter()
+    .filter(|t| crate::tiers::unavailable_reason(&st, *t).is_none())
+    .map(|t| t.as_str())
+    .collect();
     Json(json!({
         "vouch_version": env!("CARGO_PKG_VERSION"),
         "node_key": st.signer.public_key().to_string(),

@@ -87,7 +87,10 @@ pub async fn put_policy(
         // Log hook: the transparency log appends `policy_changes` rows whose log_index is NULL.
         tracing::info!(subject = %c.subject, min_tier = ?c.min_tier, previous = ?c.previous, seq = c.seq, "policy changed");
     }
-    let policy = st.store.policies_for(std::slice::from_ref(&subject)).await?;
+    let policy = st
+        .store
+        .policies_for(std::slice::from_ref(&subject))
+        .await?;
     Ok(Json(json!({
         "subject": subject,
         "policy": policy.first(),
@@ -104,7 +107,10 @@ pub async fn get_policy(
     Path(reference): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let subject = subject(&st, &reference).await?;
-    let policy = st.store.policies_for(std::slice::from_ref(&subject)).await?;
+    let policy = st
+        .store
+        .policies_for(std::slice::from_ref(&subject))
+        .await?;
     Ok(Json(json!({"subject": subject, "policy": policy.first()})))
 }
 
