@@ -40,9 +40,11 @@ async fn boot(
     tokio::task::JoinHandle<()>,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    let mut cfg = ServerConfig::default();
-    cfg.listen = "127.0.0.1:0".parse().expect("addr");
-    cfg.data_dir = dir.to_path_buf();
+    let mut cfg = ServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     cfg.exec.cache_mib = cache_mib;
     let server = Server::bind(cfg).await.expect("boot");
     let url = format!("http://{}", server.addr);

@@ -17,7 +17,7 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
     let env = Env::prefixed("VOUCH_")
         .filter(|k| {
-            ["listen", "data_dir", "limits", "exec"]
+            ["listen", "data_dir", "limits", "exec", "tee", "prices"]
                 .iter()
                 .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
         })
