@@ -1,5 +1,6 @@
 //! Both real engines on the shipped models (models/, made by models/gen_models.py), checked
 //! against the reference outputs ONNX Runtime's Python package produced at generation time.
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 use std::path::PathBuf;
 use std::sync::Arc;
