@@ -1,7 +1,6 @@
 //! A real `vouch serve` on a free loopback port with a temp data dir, for the tier, policy and
 //! status-page tests (e2e.rs keeps its own copy so its assertions stay untouched).
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
-
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

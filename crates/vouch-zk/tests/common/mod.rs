@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: small ONNX models built in memory with the same
 //! protobuf types the importer reads, receipts, and the repository's sample models.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
-
 #![allow(dead_code)]
 
 use prost::Message;
