@@ -9,6 +9,19 @@ use vouch_exec::{EngineKind, ExecError, LoadedModel};
 use crate::error::ApiError;
 use crate::state::{AppState, ModelMeta};
 
+/// Parses a caller's reference (`name`, `name@version`, `sha256:<hex>`) and resolves it: a
+/// malformed reference is a 400, an unknown one a 404.
+pub async fn resolve_str(
+    st: &AppState,
+    reference: &str,
+) -> Result<(ModelRef, ModelDigest), ApiError> {
+    let r: ModelRef = reference
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let digest = resolve(st, &r).await?;
+    Ok((r, digest))
+}
+
 /// The digest a reference points at now.
 pub async fn resolve(st: &AppState, r: &ModelRef) -> Result<ModelDigest, ApiError> {
     match r {

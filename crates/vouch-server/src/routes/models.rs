@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vouch_core::model::validate_name;
-use vouch_core::{ErrorCode, ModelDigest, ModelRef};
+use vouch_core::{ErrorCode, ModelDigest};
 use vouch_store::{ModelRecord, NameChange, NewModel};
 
 use crate::auth::Admin;
@@ -183,10 +183,7 @@ pub async fn by_name(
     State(st): State<Arc<AppState>>,
     Path(reference): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let r: ModelRef = reference
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
-    let digest = catalog::resolve(&st, &r).await?;
+    let (_, digest) = catalog::resolve_str(&st, &reference).await?;
     one(&st, &digest).await
 }
 

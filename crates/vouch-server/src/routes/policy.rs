@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vouch_core::model::validate_name;
-use vouch_core::{ErrorCode, ModelDigest, ModelRef, Tier};
+use vouch_core::{ErrorCode, ModelDigest, Tier};
 
 use crate::analytics::level;
 use crate::auth::Admin;
@@ -123,10 +123,7 @@ pub async fn assurance(
     State(st): State<Arc<AppState>>,
     Path(reference): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let r: ModelRef = reference
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
-    let digest = catalog::resolve(&st, &r).await?;
+    let (_, digest) = catalog::resolve_str(&st, &reference).await?;
     let policy = tiers::effective_policy(&st, &digest).await?;
     let prices = &st.config.prices;
     let rows: Vec<Value> = [Tier::Signed, Tier::Tee, Tier::Zk]
