@@ -55,6 +55,26 @@ impl Api {
         )
     }
 
+    /// A raw resource (checkpoint note, tile): its bytes, or the node's error as a message.
+    pub fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .send()
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let status = resp.status();
+        let body = resp.bytes()?.to_vec();
+        if status.is_success() {
+            return Ok(body);
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let code = v["error"]["code"].as_str().unwrap_or("unknown");
+        let msg = v["error"]["message"].as_str().unwrap_or("(no message)");
+        Err(anyhow!(
+            "GET {path}: the node answered {status} {code}: {msg}"
+        ))
+    }
+
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
         let resp: Response = req
             .send()

@@ -62,6 +62,15 @@ enum Command {
     Verify(commands::verify::Args),
     /// Re-run the model locally and compare with the receipt's outputs: trust by re-execution.
     Replay(commands::replay::Args),
+    /// Run an independent witness that cosigns a log's checkpoints (C2SP tlog-witness).
+    Witness(commands::witness::Args),
+    /// The transparency log: prove a receipt's inclusion, audit the log, a model's history.
+    Log {
+        #[command(subcommand)]
+        command: commands::log::Command,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,6 +88,8 @@ fn main() -> ExitCode {
         Command::Infer(a) => commands::infer::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Log { command, remote } => commands::log::run(command, &remote),
+        Command::Witness(a) => commands::witness::run(a),
     };
     match result {
         Ok(code) => code,

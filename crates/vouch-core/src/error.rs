@@ -30,6 +30,8 @@ pub enum ErrorCode {
     ExecutionFailed,
     /// Something on the node broke; not the caller's fault.
     Internal,
+    /// No such resource (log entry, checkpoint, tile, proof) — yet or at all.
+    NotFound,
 }
 
 impl ErrorCode {
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ExecutionFailed => "execution_failed",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotFound => "not_found",
         }
     }
 }

@@ -5,9 +5,15 @@
 //! ```json
 //! {
 //!   "format": "vouch.log.v1",
+//!   "index": 42,
 //!   "proof": "c2sp.org/tlog-proof@v1\nindex 42\n<hashes>\n\n<cosigned checkpoint note>"
 //! }
 //! ```
+//!
+//! `index` is where the node committed the receipt before answering; `proof` is absent when the
+//! client did not wait for a covering checkpoint (the node then answers without the checkpoint
+//! delay) and is added later by `vouch log prove`. Without `proof`, the index is only the node's
+//! word.
 //!
 //! `proof` is a complete C2SP `tlog-proof@v1` text, so `vouch verify` can also write it out as a
 //! standalone `.tlog-proof` file for other tools. The leaf it proves is not stored: the verifier
@@ -32,21 +38,37 @@ pub const BUNDLE_EVIDENCE_KEY: &str = "log";
 #[serde(deny_unknown_fields)]
 pub struct LogEvidence {
     pub format: String,
-    /// C2SP tlog-proof@v1 text.
-    pub proof: String,
+    /// Leaf index of the receipt's entry.
+    pub index: u64,
+    /// C2SP tlog-proof@v1 text, once fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
 }
 
 impl LogEvidence {
     pub fn new(proof: &TlogProof) -> Self {
         LogEvidence {
             format: LOG_EVIDENCE_FORMAT.to_string(),
-            proof: proof.to_text(),
+            index: proof.index,
+            proof: Some(proof.to_text()),
+        }
+    }
+
+    /// The entry's index alone: committed, proof to be fetched later.
+    pub fn pending(index: u64) -> Self {
+        LogEvidence {
+            format: LOG_EVIDENCE_FORMAT.to_string(),
+            index,
+            proof: None,
         }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        // A struct of two strings always serialises.
-        serde_json::json!({ "format": self.format, "proof": self.proof })
+        let mut v = serde_json::json!({ "format": self.format, "index": self.index });
+        if let Some(p) = &self.proof {
+            v["proof"] = serde_json::Value::String(p.clone());
+        }
+        v
     }
 
     pub fn from_json(v: &serde_json::Value) -> Result<Self, OfflineError> {
@@ -112,8 +134,14 @@ pub struct InclusionVerified {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OfflineError {
-    #[error("bundle has no `log` evidence (ask for the log tier, or fetch the proof later)")]
+    #[error("bundle has no `log` evidence (it was made by a node without a transparency log)")]
     Missing,
+    #[error(
+        "the bundle names log entry {index} but carries no inclusion proof yet: run `vouch log prove BUNDLE`"
+    )]
+    NoProof { index: u64 },
+    #[error("the log evidence names entry {evidence} but its proof is for entry {proof}")]
+    IndexMismatch { evidence: u64, proof: u64 },
     #[error("log evidence is malformed: {0}")]
     Evidence(String),
     #[error(transparent)]
@@ -184,7 +212,17 @@ pub fn verify_bundle_log(
         .get(BUNDLE_EVIDENCE_KEY)
         .ok_or(OfflineError::Missing)?;
     let ev = LogEvidence::from_json(v)?;
-    let proof = TlogProof::parse(ev.proof.as_bytes())?;
+    let text = ev
+        .proof
+        .as_ref()
+        .ok_or(OfflineError::NoProof { index: ev.index })?;
+    let proof = TlogProof::parse(text.as_bytes())?;
+    if proof.index != ev.index {
+        return Err(OfflineError::IndexMismatch {
+            evidence: ev.index,
+            proof: proof.index,
+        });
+    }
     verify_receipt_inclusion(&bundle.receipt, &proof, policy)
 }
 

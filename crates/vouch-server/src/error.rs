@@ -34,7 +34,7 @@ impl ApiError {
         match self.code {
             ErrorCode::BadRequest | ErrorCode::BadInput => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge | ErrorCode::ModelTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidModel | ErrorCode::TierUnavailable => {
@@ -102,5 +102,25 @@ impl From<vouch_attest::tee::TeeError> for ApiError {
             tracing::error!("tee: {e}");
         }
         ApiError::new(code, e.to_string()).with_reason(e.code())
+    }
+}
+
+impl From<vouch_log::LogError> for ApiError {
+    fn from(e: vouch_log::LogError) -> Self {
+        use vouch_log::LogError as L;
+        use vouch_log::merkle::ProofError as P;
+        match &e {
+            L::BeyondLog { .. } | L::NotYetCheckpointed { .. } | L::NoSuchCheckpoint(_) => {
+                ApiError::new(ErrorCode::NotFound, e.to_string())
+            }
+            L::Proof(P::IndexOutOfRange { .. }) => {
+                ApiError::new(ErrorCode::NotFound, e.to_string())
+            }
+            L::Tile(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
+            L::Proof(_) | L::Entry(_) | L::Cosignature(_) | L::UnknownWitness => {
+                ApiError::new(ErrorCode::BadRequest, e.to_string())
+            }
+            L::Store(_) | L::Closed | L::Inconsistent(_) => ApiError::internal(e),
+        }
     }
 }

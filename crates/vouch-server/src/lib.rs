@@ -12,6 +12,8 @@ pub mod error;
 pub mod routes;
 pub mod state;
 pub mod tiers;
+pub mod transparency;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +51,14 @@ pub use state::{AppState, BootError};
         routes::policy::assurance,
         routes::status::metrics,
         routes::status::status,
+        routes::log::info,
+        routes::log::checkpoint,
+        routes::log::tile,
+        routes::log::entry,
+        routes::log::proof,
+        routes::log::consistency,
+        routes::log::history,
+        routes::log::cosignature,
     ),
     components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest))
 )]
@@ -91,6 +101,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route("/v1/infer", post(routes::infer::infer))
+        .route("/v1/log", get(routes::log::info))
+        .route("/v1/log/entries/{index}", get(routes::log::entry))
+        .route("/v1/log/proof/{index}", get(routes::log::proof))
+        .route("/v1/log/consistency", get(routes::log::consistency))
+        .route("/v1/log/history/{name}", get(routes::log::history))
+        .route("/log/checkpoint", get(routes::log::checkpoint))
+        .route("/log/tile/{*path}", get(routes::log::tile))
+        .route("/log/cosignature", post(routes::log::cosignature))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

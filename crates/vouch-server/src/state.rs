@@ -47,6 +47,8 @@ pub struct AppState {
     /// Per-model, per-tier request counts, latencies and revenue for `/status` and the advisor.
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// The transparency log every receipt and registry/policy change is appended to.
+    pub log: Arc<crate::transparency::LogState>,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -89,6 +91,8 @@ pub enum BootError {
     Engine(String),
     #[error("tee: {0}")]
     Tee(String),
+    #[error("{0}")]
+    Log(#[from] crate::transparency::LogBootError),
 }
 
 impl AppState {
@@ -109,6 +113,7 @@ impl AppState {
         let token_path = dir.join("admin.token");
         let (admin_token, token_created) = load_or_create_token(&token_path)?;
         let (engines, ort_status) = choose_engines(&config)?;
+        let log = crate::transparency::boot(&config.log, &dir, &store).await?;
         let exec_cfg = ExecutorConfig {
             workers: config.exec.workers.max(1),
             queue_capacity: config.exec.queue_capacity.max(1),
@@ -127,6 +132,7 @@ impl AppState {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             analytics: Analytics::default(),
+            log,
             prometheus: crate::analytics::prometheus(),
             admin_token,
             meta: moka::sync::Cache::new(100_000),

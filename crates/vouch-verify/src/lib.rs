@@ -37,6 +37,9 @@ pub struct Evidence<'a> {
     pub allow_simulated: bool,
     /// When to judge time-bound evidence (certificates, collateral); needed for `tee`.
     pub at_time: Option<SystemTime>,
+    /// The transparency log (and witnesses) the verifier trusts. Given, the bundle must carry
+    /// an inclusion proof of its receipt under a checkpoint that policy accepts.
+    pub log_trust: Option<vouch_log::TrustPolicy>,
 }
 
 /// What one tier of the receipt established.
@@ -87,6 +90,8 @@ pub enum VerifyError {
     Tee(#[from] TeeError),
     #[error("checking tee evidence needs a verification time (Evidence::at_time)")]
     NoTime,
+    #[error("transparency log: {0}")]
+    Log(#[from] vouch_log::evidence::OfflineError),
     #[error(
         "{what} does not match the receipt: receipt says {expected}, {what} hashes to {actual}"
     )]
@@ -177,6 +182,8 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         tee_summary = Some(verdict.summary());
     }
 
+    log_check(bundle, ev, &mut proven, &mut not_proven)?;
+
     let mut digest_check = |what: &'static str,
                             expected: Digest,
                             actual: Option<Digest>,
@@ -243,4 +250,43 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         not_proven,
         summary,
     })
+}
+
+/// The receipt is in the transparency log: checked against the trusted log key (and witnesses)
+/// when the verifier gives them, otherwise named as not proven.
+fn log_check(
+    bundle: &Bundle,
+    ev: &Evidence<'_>,
+    proven: &mut Vec<Finding>,
+    not_proven: &mut Vec<String>,
+) -> Result<(), VerifyError> {
+    let Some(policy) = &ev.log_trust else {
+        not_proven.push(match bundle.evidence.get(vouch_log::evidence::BUNDLE_EVIDENCE_KEY) {
+            Some(_) => "that the receipt is in the public log: pass --log-key (and --witness) to check its inclusion proof".into(),
+            None => "that the receipt is in a transparency log: the bundle carries no log evidence".into(),
+        });
+        return Ok(());
+    };
+    let v = vouch_log::verify_bundle_log(bundle, policy)?;
+    let witnessed = if v.witnesses.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", cosigned by {}",
+            v.witnesses
+                .iter()
+                .map(|w| w.witness.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    proven.push(Finding {
+        check: "log",
+        detail: format!(
+            "the receipt is entry {} of log {} under its signed checkpoint of size {}{witnessed}: \
+             anyone auditing that log sees it",
+            v.index, v.origin, v.tree_size
+        ),
+    });
+    Ok(())
 }

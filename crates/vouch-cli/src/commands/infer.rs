@@ -24,6 +24,10 @@ pub struct Args {
     /// price) instead of being refused.
     #[arg(long)]
     allow_upgrade: bool,
+    /// Wait for the log checkpoint covering the receipt and include its inclusion proof (adds
+    /// up to the log's checkpoint period, 250 ms by default).
+    #[arg(long)]
+    log_proof: bool,
     /// Where to save the receipt bundle.
     #[arg(long, default_value = "bundle.json")]
     out: PathBuf,
@@ -42,7 +46,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let api = Api::new(&a.remote)?;
     let resp = api.post_json(
         "/v1/infer",
-        &json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade}),
+        &json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade, "log_proof": a.log_proof}),
     )?;
     let bundle: Bundle = serde_json::from_value(resp)?;
     write_json(&a.out, &bundle)?;

@@ -88,6 +88,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if st.boot.token_created { "  (new)" } else { "" }
         );
         println!("  data dir:    {}", st.config.data_dir.display());
+        println!("  log key:     {}", st.log.vkey);
         println!(
             "  engines:     {} (ONNX Runtime: {})",
             engines.join(", "),

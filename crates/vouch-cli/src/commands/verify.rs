@@ -36,6 +36,16 @@ pub struct Args {
     /// Repeatable.
     #[arg(long, value_name = "NAME=HEX")]
     tee_expect: Vec<String>,
+    /// The transparency log's verifier key (`GET /v1/log`, or from whoever runs the log): the
+    /// bundle must then carry an inclusion proof (`vouch log prove`) under a checkpoint it signed.
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// A witness verifier key whose cosignature on the log checkpoint counts. Repeatable.
+    #[arg(long, value_name = "VKEY", requires = "log_key")]
+    witness: Vec<String>,
+    /// How many of the --witness keys must have cosigned (default: all of them).
+    #[arg(long, requires = "log_key")]
+    witness_threshold: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -82,6 +92,18 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         tee_policy.expect.insert(name.to_string(), hex.to_string());
     }
+    let log_trust = a
+        .log_key
+        .as_deref()
+        .map(|k| {
+            vouch_log::TrustPolicy::from_vkeys(
+                k,
+                &a.witness,
+                a.witness_threshold.unwrap_or(a.witness.len()),
+            )
+        })
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--log-key/--witness: {e}"))?;
     let ev = Evidence {
         trusted_key,
         model_bytes: model.as_deref(),
@@ -91,6 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         tee_policy,
         allow_simulated: a.allow_simulated,
         at_time: Some(std::time::SystemTime::now()),
+        log_trust,
     };
     match verify_bundle(&bundle, &ev) {
         Ok(report) => {

@@ -33,35 +33,30 @@ impl Drop for Node {
 impl Node {
     /// Starts `vouch serve` with extra arguments (e.g. `--tee simulated`).
     pub fn start(args: &[&str]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// Starts `vouch serve` on an existing data dir (a restart).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Node {
         let mut cmd = Command::new(VOUCH);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut banner = Vec::new();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(u) = line.strip_prefix("listening on ") {
-                break u.trim().to_string();
-            }
-            banner.push(line);
-        };
-        std::thread::spawn(move || for _ in lines {});
+            .current_dir(dir.path());
+        let (child, url, banner) = spawn_listening(cmd);
         Node {
             child,
             url,
             dir,
             banner,
         }
+    }
+
+    /// SIGKILL, no shutdown of any kind; returns the data dir for a restart.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     pub fn token(&self) -> String {
@@ -127,6 +122,51 @@ impl Node {
         let v: Value = r.json().unwrap();
         assert!(status == 201 || status == 200, "{v}");
         v["model"]["digest"].as_str().unwrap().to_string()
+    }
+}
+
+/// Spawns a `vouch` server process and waits for its `listening on URL` line; returns the
+/// child, the URL and the banner lines printed before it.
+pub fn spawn_listening(mut cmd: Command) -> (Child, String, Vec<String>) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(u) = line.strip_prefix("listening on ") {
+            break u.trim().to_string();
+        }
+        banner.push(line);
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url, banner)
+}
+
+/// Any other `vouch` server (a witness), killed when dropped.
+pub struct Process {
+    pub child: Child,
+    pub url: String,
+    pub banner: Vec<String>,
+}
+
+impl Process {
+    pub fn start(args: &[&str]) -> Process {
+        let mut cmd = Command::new(VOUCH);
+        cmd.args(args);
+        let (child, url, banner) = spawn_listening(cmd);
+        Process { child, url, banner }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -36,6 +36,12 @@ pub struct InferRequest {
     /// instead of refusing. The response headers `vouch-upgraded-from` and `vouch-price` say so.
     #[serde(default)]
     pub allow_upgrade: bool,
+    /// Wait for the checkpoint that covers this receipt (at most the log's checkpoint period)
+    /// and put its inclusion proof in `evidence.log`, so the bundle verifies against the log
+    /// offline at once. Without it, `evidence.log` names the entry and `vouch log prove` fetches
+    /// the proof later.
+    #[serde(default)]
+    pub log_proof: bool,
 }
 
 fn default_tiers() -> Vec<String> {
@@ -98,7 +104,16 @@ pub async fn infer(
         ModelRef::Digest(d) => d.to_string(),
     };
     let asked = tiers.clone();
-    let result = run(&st, digest, model_ref, inputs, tiers, req.allow_upgrade).await;
+    let result = run(
+        &st,
+        digest,
+        model_ref,
+        inputs,
+        tiers,
+        req.allow_upgrade,
+        req.log_proof,
+    )
+    .await;
     let (tiers, price) = match &result {
         Ok((_, b)) => (
             b.receipt.tiers.clone(),
@@ -124,6 +139,7 @@ async fn run(
     inputs: TensorMap,
     asked: Vec<Tier>,
     allow_upgrade: bool,
+    log_proof: bool,
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
     let decision = crate::tiers::decide(st, &digest, asked, allow_upgrade).await?;
     let tiers = decision.tiers;
@@ -169,7 +185,14 @@ async fn run(
             .ok_or_else(|| ApiError::internal("tee tier granted without a producer"))?;
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
+    // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
+    let log_evidence = crate::transparency::log_receipt(&st.log, &receipt, log_proof).await?;
+    evidence.insert(
+        vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),
+        log_evidence.to_json(),
+    );
     let mut headers = HeaderMap::new();
+    headers.insert("vouch-log-index", HeaderValue::from(log_evidence.index));
     headers.insert("vouch-price", HeaderValue::from(decision.price));
     if let Ok(v) = HeaderValue::from_str(&st.config.prices.asset) {
         headers.insert("vouch-price-asset", v);

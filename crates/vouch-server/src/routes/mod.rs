@@ -2,6 +2,7 @@
 
 pub mod attestation;
 pub mod infer;
+pub mod log;
 pub mod models;
 pub mod node;
 pub mod policy;

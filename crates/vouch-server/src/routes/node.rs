@@ -46,6 +46,7 @@ pub async fn node(State(st): State<Arc<AppState>>) -> Json<Value> {
             "simulated": t.simulated,
         })),
         "key_ephemeral": st.boot.key_ephemeral,
+        "log": {"origin": st.log.origin, "log_key": st.log.vkey, "size": st.log.log.size()},
         "prices": st.config.prices,
         "limits": st.config.limits,
         "cache": {"models_loaded": loaded, "estimated_bytes": bytes, "budget_mib": st.config.exec.cache_mib},

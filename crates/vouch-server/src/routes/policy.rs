@@ -84,9 +84,24 @@ pub async fn put_policy(
     let change = st.store.set_policy(&subject, req.min_tier).await?;
     st.policies.invalidate_all();
     if let Some(c) = &change {
-        // Log hook: the transparency log appends `policy_changes` rows whose log_index is NULL.
         tracing::info!(subject = %c.subject, min_tier = ?c.min_tier, previous = ?c.previous, seq = c.seq, "policy changed");
+        // Appended before answering; a crash in between leaves the change in the outbox,
+        // which boot drains.
+        crate::transparency::drain_policy_changes(&st.log, &st.store)
+            .await
+            .map_err(ApiError::internal)?;
     }
+    // Re-read so the answer shows the change's log index.
+    let change = match change {
+        Some(c) => st
+            .store
+            .policy_changes(c.seq - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .or(Some(c)),
+        None => None,
+    };
     let policy = st
         .store
         .policies_for(std::slice::from_ref(&subject))

@@ -1,0 +1,238 @@
+//! `vouch log`: the transparency log from a client's side — prove a receipt's inclusion, audit
+//! the log as a monitor, and read a model name's history.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use vouch_core::Bundle;
+use vouch_log::audit::{Monitor, MonitorState};
+use vouch_log::checkpoint::{LogKey, SignedNote};
+use vouch_log::evidence::{BUNDLE_EVIDENCE_KEY, LogEvidence};
+use vouch_log::tiles::Tile;
+use vouch_log::{Checkpoint, Hash};
+
+use crate::Remote;
+use crate::client::Api;
+use crate::files::{read_json, write_json};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// The log's origin, verifier key and size.
+    Info,
+    /// Fetch the inclusion proof of a bundle's receipt and store it in the bundle, so it
+    /// verifies against the log offline (`vouch verify --log-key`).
+    Prove {
+        bundle: PathBuf,
+        /// Where to write the completed bundle (default: in place).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Monitor the log: check the new checkpoint is consistent with the last one seen,
+    /// re-derive the tree from its entry bundles and tiles, and fail loudly on any split view,
+    /// rollback or rewrite.
+    Audit {
+        /// The log's verifier key to trust. Default: the one in the state file; on a first run
+        /// without it, the node's own word (printed, trust on first use).
+        #[arg(long)]
+        log_key: Option<String>,
+        /// Where the monitor keeps the last verified checkpoint and tree between runs.
+        #[arg(long, default_value = "vouch-audit.json")]
+        state: PathBuf,
+    },
+    /// Every logged change of what NAME (and each NAME@version) pointed at, oldest first.
+    History {
+        name: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The monitor's state file: the key it trusts and what it last verified.
+#[derive(Serialize, Deserialize)]
+struct AuditFile {
+    log_key: String,
+    state: MonitorState,
+}
+
+pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let api = Api::new(remote)?;
+    match cmd {
+        Command::Info => {
+            let v = api.get("/v1/log")?;
+            println!("origin:  {}", v["origin"].as_str().unwrap_or("?"));
+            println!("log key: {}", v["log_key"].as_str().unwrap_or("?"));
+            println!("size:    {}", v["size"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prove { bundle, out } => prove(&api, &bundle, out.as_deref()),
+        Command::Audit { log_key, state } => audit(&api, log_key, &state),
+        Command::History { name, json } => history(&api, &name, json),
+    }
+}
+
+fn prove(api: &Api, path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut bundle: Bundle = read_json(path, "receipt bundle")?;
+    let ev = bundle.evidence.get(BUNDLE_EVIDENCE_KEY).ok_or_else(|| {
+        anyhow!("the bundle has no log evidence: it was not made by a node with a transparency log")
+    })?;
+    let ev = LogEvidence::from_json(ev)?;
+    let resp = api.get(&format!("/v1/log/proof/{}?wait=true", ev.index))?;
+    let fresh = LogEvidence::from_json(&resp["evidence"])?;
+    if fresh.index != ev.index {
+        bail!(
+            "the node answered a proof for entry {} when asked for {}",
+            fresh.index,
+            ev.index
+        );
+    }
+    bundle
+        .evidence
+        .insert(BUNDLE_EVIDENCE_KEY.to_string(), fresh.to_json());
+    let target = out.unwrap_or(path);
+    write_json(target, &bundle)?;
+    println!(
+        "log entry {}: inclusion proof added to {} (check it with `vouch verify --log-key`)",
+        ev.index,
+        target.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(api: &Api, log_key: Option<String>, state_path: &Path) -> anyhow::Result<ExitCode> {
+    let saved: Option<AuditFile> = if state_path.exists() {
+        Some(read_json(state_path, "monitor state")?)
+    } else {
+        None
+    };
+    let vkey = match (&log_key, &saved) {
+        (Some(k), Some(s)) if *k != s.log_key => bail!(
+            "--log-key differs from the key in {} ({}): use another --state for another log",
+            state_path.display(),
+            s.log_key
+        ),
+        (Some(k), _) => k.clone(),
+        (None, Some(s)) => s.log_key.clone(),
+        (None, None) => {
+            let v = api.get("/v1/log")?;
+            let k = v["log_key"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the node did not say its log key"))?
+                .to_string();
+            eprintln!(
+                "first run: trusting the node's log key {k} (pass --log-key to pin one you got elsewhere)"
+            );
+            k
+        }
+    };
+    let key = LogKey::parse(&vkey).map_err(|e| anyhow!("log key {vkey:?}: {e}"))?;
+    let mut monitor = Monitor::new(key, saved.map(|s| s.state))?;
+
+    let note = api.get_bytes("/log/checkpoint")?;
+    let new_size = SignedNote::parse(&note)
+        .ok()
+        .and_then(|n| Checkpoint::parse_text(&n.text).ok())
+        .map(|c| c.size)
+        .ok_or_else(|| anyhow!("the node's checkpoint is not a checkpoint note"))?;
+    let old = monitor.known_size();
+    let proof: Vec<Hash> = if old > 0 && new_size > old {
+        let v = api.get(&format!("/v1/log/consistency?old={old}&new={new_size}"))?;
+        v["hashes"]
+            .as_array()
+            .ok_or_else(|| anyhow!("consistency proof without hashes"))?
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .and_then(|s| Hash::from_base64(s).ok())
+                    .ok_or_else(|| anyhow!("consistency proof hash {h} is not base64"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        Vec::new()
+    };
+    let finding = |e: vouch_log::audit::AuditError| -> anyhow::Result<ExitCode> {
+        eprintln!("AUDIT FAILED: {e}");
+        Ok(ExitCode::from(3))
+    };
+    let cp = match monitor.check_checkpoint(&note, &proof) {
+        Ok(cp) => cp,
+        Err(e) => return finding(e),
+    };
+    let tiles = monitor.bundles_needed(new_size);
+    let bar = indicatif::ProgressBar::new(tiles.len() as u64);
+    for t in tiles {
+        let bundle = api.get_bytes(&format!("/log/{}", t.path()))?;
+        let level0 = api.get_bytes(&format!("/log/{}", Tile::hashes(0, t.n, t.width).path()))?;
+        if let Err(e) = monitor.feed_bundle(t, &bundle, Some(&level0)) {
+            bar.abandon();
+            return finding(e);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (report, state) = match monitor.finish(&cp) {
+        Ok(r) => r,
+        Err(e) => return finding(e),
+    };
+    write_json(
+        state_path,
+        &AuditFile {
+            log_key: vkey,
+            state,
+        },
+    )
+    .with_context(|| "saving the monitor state")?;
+    println!(
+        "OK: log {} grew from {} to {} entries, consistently; {} new entries re-derived and well formed (root {})",
+        report.origin, report.previous_size, report.size, report.entries_checked, report.root
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(api: &Api, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let v = api.get(&format!("/v1/log/history/{name}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let changes = v["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!("no logged changes for {name}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut alarms = 0;
+    println!(
+        "{:>7}  {:<24}  {:<12}  {:<20}  {:<20}",
+        "entry", "time", "pointer", "from", "to"
+    );
+    for c in &changes {
+        let short = |k: &str| {
+            c[k].as_str()
+                .map(|d| d.chars().take(19).collect::<String>())
+                .unwrap_or_else(|| "-".into())
+        };
+        let pointer = match c["version"].as_str() {
+            Some(v) => format!("@{v}"),
+            None => "(latest)".into(),
+        };
+        println!(
+            "{:>7}  {:<24}  {:<12}  {:<20}  {:<20}",
+            c["index"],
+            c["at"].as_str().unwrap_or("?"),
+            pointer,
+            short("from"),
+            short("to")
+        );
+        if c["unlogged_move_before"].as_bool() == Some(true) {
+            alarms += 1;
+            println!("         ALARM: the pointer moved without a log entry before this change");
+        }
+    }
+    Ok(if alarms > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

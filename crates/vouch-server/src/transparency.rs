@@ -1,0 +1,390 @@
+//! The node's transparency log, wired in: every receipt, registration, pointer move and policy
+//! change becomes a `vouch-log` entry before the client hears about it.
+//!
+//! This module owns the glue only — which event becomes which entry, the background tasks
+//! (group committer, checkpoint timer, witness pushes, the policy outbox) and the log's
+//! settings. Formats, proofs and the appender live in `vouch-log`; storage in `vouch-store`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vouch_core::{ModelDigest, Receipt};
+use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
+use vouch_log::entry::{ModelRegistered, PointerMoved, PolicyChanged};
+use vouch_log::witness::parse_add_checkpoint_response;
+use vouch_log::{Appended, Log, LogConfig, LogEntry, LogError, LogEvidence, LogSigner, WitnessKey};
+use vouch_store::Store;
+use vouch_store::log_store::SqliteLogStore;
+
+/// The log as the server runs it.
+pub type NodeLog = Log<SqliteLogStore>;
+
+/// `[log]` in `vouch.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// The log's name: the first line of every checkpoint and the name of its key. Empty means
+    /// `vouch-log/<16 random hex digits>`, fixed when the key is created on first start.
+    pub origin: String,
+    /// The log's private key in Go `sumdb/note` form; created (0600) on first start. The log key
+    /// is not the node key: a `tee` node's key changes every boot, and a log's must not.
+    pub key_file: Option<PathBuf>,
+    /// Publish a checkpoint once this many entries are uncovered (0: timer only).
+    pub checkpoint_every_entries: u64,
+    /// Publish a checkpoint this often when entries were added; bounds the wait for a proof.
+    pub checkpoint_every_ms: u64,
+    /// Most appends one transaction carries.
+    pub max_batch: usize,
+    /// Witnesses this log trusts: their cosignatures are accepted and served, and, when a URL is
+    /// given, each new checkpoint is sent to it (C2SP tlog-witness `add-checkpoint`).
+    pub witnesses: Vec<WitnessSettings>,
+    /// How long `?wait=true` proof requests and `log_proof` inference requests wait, in ms.
+    pub max_proof_wait_ms: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let d = LogConfig::default();
+        LogSettings {
+            origin: String::new(),
+            key_file: None,
+            checkpoint_every_entries: d.checkpoint_every_entries,
+            checkpoint_every_ms: d.checkpoint_every_ms,
+            max_batch: d.max_batch,
+            witnesses: Vec::new(),
+            max_proof_wait_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessSettings {
+    /// The witness's verifier key, `name+keyid+base64(0x04 ‖ key)`.
+    pub vkey: String,
+    /// Its base URL (`<url>/add-checkpoint` is posted to); without one, cosignatures only arrive
+    /// through `POST /log/cosignature`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The running log and what `/v1/node` and the routes say about it.
+pub struct LogState {
+    pub log: NodeLog,
+    /// The C2SP verifier key clients pass to `vouch verify --log-key`.
+    pub vkey: String,
+    pub origin: String,
+    pub max_wait: Duration,
+    /// One policy-outbox drain at a time, so no change is appended twice.
+    drain: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogBootError {
+    #[error("log key {path}: {reason}")]
+    Key { path: String, reason: String },
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+    #[error("log storage: {0}")]
+    Store(#[from] vouch_log::store::StoreError),
+    #[error("log witness key {key:?}: {reason}")]
+    Witness { key: String, reason: String },
+}
+
+/// Opens the log in the node's database, spawns its committer and timers, and appends any policy
+/// change that an earlier run stored but did not log (the outbox: a crash between the policy
+/// write and its log entry delays the entry, never loses it).
+pub async fn boot(
+    settings: &LogSettings,
+    data_dir: &Path,
+    store: &Store,
+) -> Result<Arc<LogState>, LogBootError> {
+    let key_path = settings
+        .key_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join("log.key"));
+    let signer = load_or_create_key(&key_path, &settings.origin)?;
+    let witnesses = settings
+        .witnesses
+        .iter()
+        .map(|w| {
+            WitnessKey::parse(&w.vkey).map_err(|e| LogBootError::Witness {
+                key: w.vkey.chars().take(80).collect(),
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = LogConfig {
+        max_batch: settings.max_batch.max(1),
+        checkpoint_every_entries: settings.checkpoint_every_entries,
+        checkpoint_every_ms: settings.checkpoint_every_ms.max(1),
+        witnesses: witnesses.clone(),
+        ..LogConfig::default()
+    };
+    let vkey = signer.key().to_vkey();
+    let origin = signer.key().origin().to_string();
+    let log_store = SqliteLogStore::new(store.pool().clone()).await?;
+    let (log, committer) = Log::open(log_store, signer, config).await?;
+    tokio::spawn(committer.run());
+    spawn_checkpoint_timer(
+        log.clone(),
+        Duration::from_millis(settings.checkpoint_every_ms.max(1)),
+        settings
+            .witnesses
+            .iter()
+            .zip(witnesses)
+            .filter_map(|(s, k)| s.url.clone().map(|u| (k, u)))
+            .collect(),
+    );
+    let state = Arc::new(LogState {
+        log,
+        vkey,
+        origin,
+        max_wait: Duration::from_millis(settings.max_proof_wait_ms),
+        drain: tokio::sync::Mutex::new(()),
+    });
+    drain_policy_changes(&state, store)
+        .await
+        .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
+    Ok(state)
+}
+
+fn load_or_create_key(path: &Path, origin: &str) -> Result<LogSigner, LogBootError> {
+    let err = |reason: String| LogBootError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let signer = parse_log_private_key(&text).map_err(|e| err(e.to_string()))?;
+            if !origin.is_empty() && signer.key().origin() != origin {
+                return Err(err(format!(
+                    "the key is for log {:?} but [log] origin is {origin:?}; a log cannot be \
+                     renamed (its checkpoints name it): restore the origin or start a new data dir",
+                    signer.key().origin()
+                )));
+            }
+            Ok(signer)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let origin = if origin.is_empty() {
+                // A random name: two nodes never publish under one name by accident.
+                let mut raw = [0u8; 8];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+                format!("vouch-log/{}", hex::encode(raw))
+            } else {
+                origin.to_string()
+            };
+            let (skey, _) = generate_log_key(&origin).map_err(|e| err(e.to_string()))?;
+            vouch_attest::signer::write_secret_file(path, format!("{skey}\n").as_bytes())
+                .map_err(|e| err(e.to_string()))?;
+            parse_log_private_key(&skey).map_err(|e| err(e.to_string()))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Signs a checkpoint every period when entries were added, then offers it to each witness.
+fn spawn_checkpoint_timer(log: NodeLog, period: Duration, witnesses: Vec<(WitnessKey, String)>) {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok();
+        // Each witness's last known size for this log (0: unknown, send from scratch).
+        let mut sizes = vec![0u64; witnesses.len()];
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent = None;
+        loop {
+            tick.tick().await;
+            match log.publish_checkpoint().await {
+                Ok(Some(cp)) if Some(cp.size) != last_sent => {
+                    if let Some(c) = &client {
+                        for (i, (key, url)) in witnesses.iter().enumerate() {
+                            sizes[i] = push_to_witness(&log, c, key, url, sizes[i]).await;
+                        }
+                    }
+                    last_sent = Some(cp.size);
+                }
+                Ok(_) => {}
+                Err(LogError::Closed) => return,
+                Err(e) => tracing::warn!("log: publishing a checkpoint failed: {e}"),
+            }
+        }
+    });
+}
+
+/// One `add-checkpoint` exchange (retrying once from the witness's size after a 409). Returns
+/// the size the witness is now known to hold.
+async fn push_to_witness(
+    log: &NodeLog,
+    client: &reqwest::Client,
+    key: &WitnessKey,
+    url: &str,
+    mut old: u64,
+) -> u64 {
+    for _ in 0..2 {
+        let req = match log.witness_request(old).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(
+                    witness = key.name(),
+                    "log: cannot build add-checkpoint: {e}"
+                );
+                return old;
+            }
+        };
+        let resp = client
+            .post(format!("{}/add-checkpoint", url.trim_end_matches('/')))
+            .body(req.to_body())
+            .send()
+            .await;
+        let (status, body) = match resp {
+            Ok(r) => {
+                let s = r.status().as_u16();
+                (s, r.bytes().await.unwrap_or_default())
+            }
+            Err(e) => {
+                tracing::warn!(witness = key.name(), "log: witness unreachable: {e}");
+                return old;
+            }
+        };
+        let size = vouch_log::checkpoint::SignedNote::parse(&req.checkpoint)
+            .ok()
+            .and_then(|n| vouch_log::Checkpoint::parse_text(&n.text).ok())
+            .map_or(old, |c| c.size);
+        match parse_add_checkpoint_response(key, &req.checkpoint, status, &body) {
+            Ok(cosig) => {
+                if let Err(e) = log.add_cosignature(size, &cosig.to_line()).await {
+                    tracing::warn!(witness = key.name(), "log: storing cosignature: {e}");
+                }
+                return size;
+            }
+            Err(vouch_log::witness::WitnessClientError::Conflict { witness_size, .. }) => {
+                old = witness_size;
+            }
+            Err(e) => {
+                tracing::warn!("log: {e}");
+                return old;
+            }
+        }
+    }
+    old
+}
+
+/// Appends an inference receipt and returns once it is durable, with the bundle's `log`
+/// evidence: the index alone, or (`with_proof`) the inclusion proof under the covering checkpoint.
+pub async fn log_receipt(
+    st: &LogState,
+    receipt: &Receipt,
+    with_proof: bool,
+) -> Result<LogEvidence, crate::error::ApiError> {
+    let started = std::time::Instant::now();
+    let a = st
+        .log
+        .append_receipt_canonical(&receipt.canonical_bytes())
+        .await?;
+    metrics::histogram!("vouch_log_append_seconds").record(started.elapsed().as_secs_f64());
+    if !with_proof {
+        return Ok(LogEvidence::pending(a.index));
+    }
+    Ok(wait_evidence(st, a.index).await?)
+}
+
+/// The inclusion proof for `index`, waiting (bounded) for a checkpoint that covers it.
+pub async fn wait_evidence(st: &LogState, index: u64) -> Result<LogEvidence, LogError> {
+    match tokio::time::timeout(st.max_wait, st.log.evidence(index)).await {
+        Ok(r) => r,
+        Err(_) => Err(LogError::NotYetCheckpointed {
+            index,
+            covered: st.log.latest_checkpoint().map_or(0, |c| c.size),
+        }),
+    }
+}
+
+/// Logs a newly stored model.
+pub async fn append_registered(
+    st: &LogState,
+    model: ModelDigest,
+    size: u64,
+) -> Result<Appended, LogError> {
+    st.log
+        .append(&LogEntry::ModelRegistered(ModelRegistered {
+            model,
+            size,
+            format: "onnx".into(),
+            at: vouch_store::now_rfc3339(),
+        }))
+        .await
+}
+
+/// Logs one pointer move (`version: None` is the name's default pointer, "latest").
+pub async fn append_pointer(
+    st: &LogState,
+    name: &str,
+    version: Option<&str>,
+    from: Option<ModelDigest>,
+    to: ModelDigest,
+) -> Result<Appended, LogError> {
+    st.log
+        .append(&LogEntry::PointerMoved(PointerMoved {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+            from,
+            to: Some(to),
+            at: vouch_store::now_rfc3339(),
+        }))
+        .await
+}
+
+/// Appends every stored policy change that is not yet in the log, oldest first, and records
+/// each one's index. Called after each change and at boot.
+pub async fn drain_policy_changes(st: &LogState, store: &Store) -> Result<u64, String> {
+    let _one = st.drain.lock().await;
+    let mut logged = 0;
+    loop {
+        let changes = store
+            .unlogged_policy_changes(256)
+            .await
+            .map_err(|e| e.to_string())?;
+        if changes.is_empty() {
+            return Ok(logged);
+        }
+        for c in changes {
+            let model = policy_model(store, &c.subject).await?;
+            let entry = LogEntry::PolicyChanged(PolicyChanged {
+                model,
+                policy: json!({
+                    "subject": c.subject,
+                    "min_tier": c.min_tier.map(|t| t.as_str()),
+                    "previous": c.previous.map(|t| t.as_str()),
+                    "seq": c.seq,
+                }),
+                at: c.changed_at.clone(),
+            });
+            let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
+            store
+                .mark_policy_change_logged(c.seq, a.index as i64)
+                .await
+                .map_err(|e| e.to_string())?;
+            logged += 1;
+        }
+    }
+}
+
+/// The digest a policy subject names: itself, or what the name's default pointer points at.
+async fn policy_model(store: &Store, subject: &str) -> Result<ModelDigest, String> {
+    if let Ok(d) = subject.parse::<ModelDigest>() {
+        return Ok(d);
+    }
+    store
+        .resolve_name(subject, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .map(|p| p.digest)
+        .ok_or_else(|| format!("policy subject {subject:?} names no model"))
+}
