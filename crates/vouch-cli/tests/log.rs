@@ -227,11 +227,9 @@ fn every_change_and_receipt_is_logged_and_proven_offline() {
 /// Runs SQL on the node's database with Python's sqlite3 (the server is stopped meanwhile).
 fn sql(dir: &std::path::Path, statements: &str) {
     let db = dir.join("vouch.db");
-    let script = format!(
-        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\n"
-    );
+    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nc.executescript(sys.argv[2])\nc.commit()\n";
     let out = std::process::Command::new("python3")
-        .args(["-c", &script, db.to_str().unwrap(), statements])
+        .args(["-c", script, db.to_str().unwrap(), statements])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
