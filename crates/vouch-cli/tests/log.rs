@@ -82,8 +82,20 @@ fn every_change_and_receipt_is_logged_and_proven_offline() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("pass --log-key"), "{}", text(&out));
 
-    let out = node.cli(&["log", "prove", path_str(&bundle)]);
+    let tlog = dir.join("b.tlog-proof");
+    let out = node.cli(&[
+        "log",
+        "prove",
+        path_str(&bundle),
+        "--tlog-proof",
+        path_str(&tlog),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
+    let standalone = std::fs::read_to_string(&tlog).unwrap();
+    assert!(
+        standalone.starts_with("c2sp.org/tlog-proof@v1\nindex 3\n"),
+        "{standalone}"
+    );
     let out = node.cli(&["verify", path_str(&bundle), "--log-key", &key]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(

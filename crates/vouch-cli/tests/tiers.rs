@@ -272,12 +272,17 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
     let (s, v, _) = ask(json!(["signed"]), false, "mlp");
     assert_eq!(s, 200, "{v}");
 
-    // Every change is in the durable history, with times, waiting for the transparency log.
+    // Every change is in the durable history, with times, and already in the transparency log
+    // (appended before each answer), at the index the history records.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let changes = rt.block_on(async {
+    let (changes, unlogged) = rt.block_on(async {
         let store = vouch_store::Store::open(node.dir.path()).await.unwrap();
-        store.unlogged_policy_changes(100).await.unwrap()
+        (
+            store.policy_changes(0, 100).await.unwrap(),
+            store.unlogged_policy_changes(100).await.unwrap(),
+        )
     });
+    assert!(unlogged.is_empty(), "{unlogged:?}");
     let summary: Vec<(String, Option<&str>)> = changes
         .iter()
         .map(|c| (c.subject.clone(), c.min_tier.map(|t| t.as_str())))
@@ -292,6 +297,18 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
         ]
     );
     assert!(changes.iter().all(|c| c.changed_at.ends_with('Z')));
+    for c in &changes {
+        let index = c.log_index.unwrap();
+        let (s, e) = node.get(&format!("/v1/log/entries/{index}"));
+        assert_eq!(s, 200, "{e}");
+        assert_eq!(e["kind"], json!("policy-changed"), "{e}");
+        let entry = e["entry"].as_str().unwrap();
+        assert!(
+            entry.contains(&format!(r#""subject":"{}""#, c.subject)),
+            "{entry}"
+        );
+        assert!(entry.contains(&format!(r#""seq":{}"#, c.seq)), "{entry}");
+    }
 }
 
 #[test]

@@ -261,7 +261,11 @@ impl LogStore for SqliteLogStore {
     }
 
     async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         insert_checkpoint(&mut tx, cp).await?;
         tx.commit().await.map_err(backend)
     }

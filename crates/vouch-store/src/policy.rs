@@ -61,7 +61,8 @@ impl Store {
         subject: &str,
         min_tier: Option<Tier>,
     ) -> Result<Option<PolicyChange>> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE, as in `set_name`: read-then-write under concurrent log commits.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT min_tier FROM model_policies WHERE subject = ?")
                 .bind(subject)

@@ -83,7 +83,9 @@ impl Store {
         digest: &ModelDigest,
         replace: bool,
     ) -> Result<NameChange> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: a read-then-write transaction that starts deferred fails at once with
+        // SQLITE_BUSY when another writer (the log committer) commits in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT digest FROM model_names WHERE name = ? AND version = ?")
                 .bind(name)

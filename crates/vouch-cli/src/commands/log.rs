@@ -28,6 +28,9 @@ pub enum Command {
         /// Where to write the completed bundle (default: in place).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also write the proof as a standalone C2SP tlog-proof@v1 file, for other tlog tools.
+        #[arg(long, value_name = "FILE")]
+        tlog_proof: Option<PathBuf>,
     },
     /// Monitor the log: check the new checkpoint is consistent with the last one seen,
     /// re-derive the tree from its entry bundles and tiles, and fail loudly on any split view,
@@ -67,13 +70,22 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             println!("size:    {}", v["size"]);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Prove { bundle, out } => prove(&api, &bundle, out.as_deref()),
+        Command::Prove {
+            bundle,
+            out,
+            tlog_proof,
+        } => prove(&api, &bundle, out.as_deref(), tlog_proof.as_deref()),
         Command::Audit { log_key, state } => audit(&api, log_key, &state),
         Command::History { name, json } => history(&api, &name, json),
     }
 }
 
-fn prove(api: &Api, path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+fn prove(
+    api: &Api,
+    path: &Path,
+    out: Option<&Path>,
+    tlog_proof: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let mut bundle: Bundle = read_json(path, "receipt bundle")?;
     let ev = bundle.evidence.get(BUNDLE_EVIDENCE_KEY).ok_or_else(|| {
         anyhow!("the bundle has no log evidence: it was not made by a node with a transparency log")
@@ -91,6 +103,9 @@ fn prove(api: &Api, path: &Path, out: Option<&Path>) -> anyhow::Result<ExitCode>
     bundle
         .evidence
         .insert(BUNDLE_EVIDENCE_KEY.to_string(), fresh.to_json());
+    if let (Some(file), Some(text)) = (tlog_proof, &fresh.proof) {
+        std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    }
     let target = out.unwrap_or(path);
     write_json(target, &bundle)?;
     println!(
