@@ -29,6 +29,19 @@ fn path_str(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `vouch infer MODEL` with the model's shipped input, saving the bundle at `out`.
+fn cli_infer(node: &Node, model: &str, out: &std::path::Path) -> std::process::Output {
+    let inputs = models().join(format!("{model}.input.json"));
+    node.cli(&[
+        "infer",
+        model,
+        "--input",
+        path_str(&inputs),
+        "--out",
+        path_str(out),
+    ])
+}
+
 #[test]
 fn every_change_and_receipt_is_logged_and_proven_offline() {
     let node = Node::start(&[]);
@@ -50,15 +63,7 @@ fn every_change_and_receipt_is_logged_and_proven_offline() {
     // An inference: the bundle names its log entry; verifying against the log needs the proof.
     let dir = node.dir.path();
     let bundle = dir.join("b.json");
-    let inputs = models().join("mlp.input.json");
-    let out = node.cli(&[
-        "infer",
-        "mlp",
-        "--input",
-        path_str(&inputs),
-        "--out",
-        path_str(&bundle),
-    ]);
+    let out = cli_infer(&node, "mlp", &bundle);
     assert!(out.status.success(), "{}", text(&out));
     let b: Bundle = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
     assert_eq!(b.evidence["log"]["index"], json!(3), "{:?}", b.evidence);
@@ -432,15 +437,7 @@ fn an_independent_witness_cosigns_and_verify_can_demand_it() {
     let node = Node::start_in(dir, &[]);
     node.register("mlp_small");
     let bundle = node.dir.path().join("w.json");
-    let inputs = models().join("mlp_small.input.json");
-    let out = node.cli(&[
-        "infer",
-        "mlp_small",
-        "--input",
-        path_str(&inputs),
-        "--out",
-        path_str(&bundle),
-    ]);
+    let out = cli_infer(&node, "mlp_small", &bundle);
     assert!(out.status.success(), "{}", text(&out));
     // The cosignature arrives after the witness has seen the checkpoint: wait for it, bounded.
     let mut cosigned = false;
