@@ -178,6 +178,58 @@ fn every_change_and_receipt_is_logged_and_proven_offline() {
         "{pe}"
     );
 
+    // A configuration (system prompt) change is logged with the configuration itself, and
+    // receipts from then on carry its digest; verify checks a configuration file against it.
+    let cfg = dir.join("cfg.json");
+    std::fs::write(
+        &cfg,
+        r#"{ "system_prompt": "Answer in French.", "temperature": 0 }"#,
+    )
+    .unwrap();
+    let out = node.cli(&["models", "config", "mlp", "--set", path_str(&cfg)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cfg_digest = set["config_digest"].as_str().unwrap().to_string();
+    let (_, log) = node.get("/v1/log");
+    let last = log["size"].as_u64().unwrap() - 1;
+    assert_eq!(entry_kind(&node, last), "config-changed");
+    let (_, ce) = node.get(&format!("/v1/log/entries/{last}"));
+    let ce = ce["entry"].as_str().unwrap();
+    assert!(
+        ce.contains(&cfg_digest) && ce.contains("Answer in French."),
+        "{ce}"
+    );
+    let cb = dir.join("cb.json");
+    let out = cli_infer(&node, "mlp", &cb);
+    assert!(out.status.success(), "{}", text(&out));
+    let cbv: Value = serde_json::from_slice(&std::fs::read(&cb).unwrap()).unwrap();
+    assert_eq!(cbv["receipt"]["config_digest"], json!(cfg_digest));
+    let out = node.cli(&["verify", path_str(&cb)]);
+    assert!(text(&out).contains("which configuration"), "{}", text(&out));
+    let out = node.cli(&["verify", path_str(&cb), "--config", path_str(&cfg)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let other = dir.join("other.json");
+    std::fs::write(
+        &other,
+        r#"{"system_prompt": "Answer in German.", "temperature": 0}"#,
+    )
+    .unwrap();
+    let out = node.cli(&["verify", path_str(&cb), "--config", path_str(&other)]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("configuration does not match"),
+        "{}",
+        text(&out)
+    );
+    let out = node.cli(&["models", "config", "mlp", "--set", path_str(&cfg)]);
+    assert!(text(&out).contains(r#""changed": false"#), "{}", text(&out));
+    let (s, v) = node.get("/v1/log");
+    assert_eq!(
+        v["size"].as_u64().unwrap(),
+        last + 2,
+        "an unchanged config is not logged: {s}"
+    );
+
     // A new version moves the name: history shows every pointer, from and to, with times.
     let small = std::fs::read(models().join("mlp_small.onnx")).unwrap();
     let r = node

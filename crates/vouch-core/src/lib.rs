@@ -17,5 +17,7 @@ pub use bundle::{BUNDLE_FORMAT, Bundle, BundleSignature};
 pub use digest::{Digest, DigestParseError, ModelDigest};
 pub use error::ErrorCode;
 pub use model::{Dim, ModelRef, ModelSignature, TensorSpec};
-pub use receipt::{EngineInfo, ExecProfile, NodeKey, PaymentRef, RECEIPT_VERSION, Receipt, Tier};
+pub use receipt::{
+    EngineInfo, ExecProfile, NodeKey, PaymentRef, RECEIPT_VERSION, Receipt, Tier, config_digest,
+};
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

@@ -189,6 +189,15 @@ impl Receipt {
     }
 }
 
+/// The `config_digest` receipts carry for a model's configuration (system prompt, generation
+/// settings): SHA-256 of its RFC 8785 canonical JSON, so any byte form of the same object gives
+/// the same digest. Fails only on a number JSON cannot canonicalise.
+pub fn config_digest(config: &serde_json::Value) -> Result<Digest, String> {
+    serde_jcs::to_vec(config)
+        .map(|b| Digest::of(&b))
+        .map_err(|e| format!("the configuration has no canonical form: {e}"))
+}
+
 /// `"vouch.receipt.v1\0" ‖ receipt hash`.
 pub fn signing_message_for(receipt_hash: &Digest) -> Vec<u8> {
     let mut m = Vec::with_capacity(SIGNING_DOMAIN.len() + 32);

@@ -51,6 +51,8 @@ pub use state::{AppState, BootError};
         routes::policy::assurance,
         routes::status::metrics,
         routes::status::status,
+        routes::config::put_config,
+        routes::config::get_config,
         routes::log::info,
         routes::log::checkpoint,
         routes::log::tile,
@@ -88,6 +90,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/models/{reference}/policy",
             put(routes::policy::put_policy).get(routes::policy::get_policy),
+        )
+        .route(
+            "/v1/models/{reference}/config",
+            put(routes::config::put_config).get(routes::config::get_config),
         )
         .route(
             "/v1/models/{reference}/assurance",

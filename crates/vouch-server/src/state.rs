@@ -47,6 +47,8 @@ pub struct AppState {
     /// Per-model, per-tier request counts, latencies and revenue for `/status` and the advisor.
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// digest → the `config_digest` its receipts carry (`None`: no configuration set).
+    pub configs: moka::sync::Cache<ModelDigest, Option<Digest>>,
     /// The transparency log every receipt and registry/policy change is appended to.
     pub log: Arc<crate::transparency::LogState>,
 }
@@ -136,6 +138,7 @@ impl AppState {
             prometheus: crate::analytics::prometheus(),
             admin_token,
             meta: moka::sync::Cache::new(100_000),
+            configs: moka::sync::Cache::new(100_000),
             names: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(5))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use vouch_core::{ModelDigest, Receipt};
 use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
-use vouch_log::entry::{ModelRegistered, PointerMoved, PolicyChanged};
+use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
 use vouch_log::{Appended, Log, LogConfig, LogEntry, LogError, LogEvidence, LogSigner, WitnessKey};
 use vouch_store::Store;
@@ -147,6 +147,9 @@ pub async fn boot(
         drain: tokio::sync::Mutex::new(()),
     });
     drain_policy_changes(&state, store)
+        .await
+        .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
+    drain_config_changes(&state, store)
         .await
         .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
     Ok(state)
@@ -369,6 +372,37 @@ pub async fn drain_policy_changes(st: &LogState, store: &Store) -> Result<u64, S
             let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
             store
                 .mark_policy_change_logged(c.seq, a.index as i64)
+                .await
+                .map_err(|e| e.to_string())?;
+            logged += 1;
+        }
+    }
+}
+
+/// Appends every stored configuration change not yet in the log (`config-changed`, with the
+/// configuration itself: what a model was told is public), oldest first. Called after each
+/// change and at boot.
+pub async fn drain_config_changes(st: &LogState, store: &Store) -> Result<u64, String> {
+    let _one = st.drain.lock().await;
+    let mut logged = 0;
+    loop {
+        let changes = store
+            .unlogged_config_changes(256)
+            .await
+            .map_err(|e| e.to_string())?;
+        if changes.is_empty() {
+            return Ok(logged);
+        }
+        for c in changes {
+            let entry = LogEntry::ConfigChanged(ConfigChanged {
+                model: c.model,
+                config_digest: c.config_digest,
+                config: Some(c.config),
+                at: c.changed_at,
+            });
+            let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
+            store
+                .mark_config_change_logged(c.seq, a.index as i64)
                 .await
                 .map_err(|e| e.to_string())?;
             logged += 1;

@@ -6,6 +6,7 @@
 //! (core, log, pay) with disjoint version ranges, all applied by [`Store::open`].
 
 pub mod blobs;
+pub mod model_config;
 pub mod policy;
 pub mod registry;
 

@@ -40,6 +40,8 @@ pub struct Evidence<'a> {
     /// The transparency log (and witnesses) the verifier trusts. Given, the bundle must carry
     /// an inclusion proof of its receipt under a checkpoint that policy accepts.
     pub log_trust: Option<vouch_log::TrustPolicy>,
+    /// The model configuration (system prompt, generation settings) the verifier expects.
+    pub config: Option<&'a serde_json::Value>,
 }
 
 /// What one tier of the receipt established.
@@ -90,6 +92,12 @@ pub enum VerifyError {
     Tee(#[from] TeeError),
     #[error("checking tee evidence needs a verification time (Evidence::at_time)")]
     NoTime,
+    #[error(
+        "a configuration was given but the receipt names none: the node ran the model unconfigured"
+    )]
+    NoConfig,
+    #[error("the configuration given has no canonical JSON form: {0}")]
+    BadConfig(String),
     #[error("transparency log: {0}")]
     Log(#[from] vouch_log::evidence::OfflineError),
     #[error(
@@ -231,6 +239,17 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         ev.outputs.map(TensorMap::digest),
         "your copy of the outputs: pass --outputs to compare it",
     )?;
+    match (r.config_digest, ev.config) {
+        (None, Some(_)) => return Err(VerifyError::NoConfig),
+        (Some(expected), Some(c)) => {
+            let actual = vouch_core::config_digest(c).map_err(VerifyError::BadConfig)?;
+            digest_check("configuration", expected, Some(actual), "")?;
+        }
+        (Some(d), None) => not_proven.push(format!(
+            "which configuration (system prompt, settings) was in force: the receipt names {d}; pass --config (GET /v1/models/{{model}}/config, or the log's config-changed entry)"
+        )),
+        (None, None) => {}
+    }
     not_proven.push(if claims_tee {
         "that the model really produced these outputs: the tee tier vouches for the measured code's word; check by re-execution with `vouch replay`".into()
     } else {

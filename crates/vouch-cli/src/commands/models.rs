@@ -1,4 +1,4 @@
-//! `vouch models add|list|show|policy|assurance`.
+//! `vouch models add|list|show|policy|config|assurance`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,15 @@ pub enum Command {
         /// signed, tee or zk (signed < tee < zk); `none` removes the policy.
         #[arg(long)]
         min: Option<String>,
+    },
+    /// Show or set a model's configuration (system prompt, generation settings; a JSON object).
+    /// Receipts carry its digest; every change is a transparency-log entry.
+    Config {
+        /// name, name@version or sha256:<hex>.
+        reference: String,
+        /// A JSON file with the new configuration (needs the admin token).
+        #[arg(long, value_name = "FILE")]
+        set: Option<std::path::PathBuf>,
     },
     /// Per tier: available here?, what it proves, what it trusts, price and measured latency.
     Assurance {
@@ -145,6 +154,17 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                 format!("/v1/models/{reference}")
             };
             let resp = api.get(&path)?;
+            println!("{}", serde_json::to_string_pretty(&resp)?);
+        }
+        Command::Config { reference, set } => {
+            let path = format!("/v1/models/{reference}/config");
+            let resp = match set {
+                None => api.get(&path)?,
+                Some(file) => {
+                    let cfg: Value = crate::files::read_json(&file, "configuration file")?;
+                    put_json_admin(remote, &api.url(&path), &cfg)?
+                }
+            };
             println!("{}", serde_json::to_string_pretty(&resp)?);
         }
         Command::Policy { reference, min } => {

@@ -36,6 +36,10 @@ pub struct Args {
     /// Repeatable.
     #[arg(long, value_name = "NAME=HEX")]
     tee_expect: Vec<String>,
+    /// The model configuration (system prompt, settings; JSON) you expect was in force: checked
+    /// against the receipt's config_digest.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// The transparency log's verifier key (`GET /v1/log`, or from whoever runs the log): the
     /// bundle must then carry an inclusion proof (`vouch log prove`) under a checkpoint it signed.
     #[arg(long, value_name = "VKEY")]
@@ -104,6 +108,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         })
         .transpose()
         .map_err(|e| anyhow::anyhow!("--log-key/--witness: {e}"))?;
+    let config: Option<serde_json::Value> = a
+        .config
+        .as_ref()
+        .map(|p| read_json(p, "configuration file"))
+        .transpose()?;
     let ev = Evidence {
         trusted_key,
         model_bytes: model.as_deref(),
@@ -114,6 +123,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         allow_simulated: a.allow_simulated,
         at_time: Some(std::time::SystemTime::now()),
         log_trust,
+        config: config.as_ref(),
     };
     match verify_bundle(&bundle, &ev) {
         Ok(report) => {

@@ -153,6 +153,7 @@ async fn run(
         .map_err(|_| ApiError::internal("the executor dropped the request"))??;
 
     let engine = st.engines.get(meta.engine)?;
+    let config_digest = crate::routes::config::digest_for(st, &digest).await?;
     let receipt = Receipt {
         version: RECEIPT_VERSION,
         request_id: uuid::Uuid::now_v7().to_string(),
@@ -168,7 +169,7 @@ async fn run(
             version: engine.version(),
             profile: run.profile,
         },
-        config_digest: None,
+        config_digest,
         tiers: tiers.clone(),
         node_key: st.signer.public_key(),
         issued_at: vouch_store::now_rfc3339(),

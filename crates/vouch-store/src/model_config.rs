@@ -1,0 +1,180 @@
+//! Model configurations (system prompt, generation settings) and the append-only history of
+//! their changes, an outbox the transparency log drains (as for policies): a change is written
+//! with its history row in one transaction, so a crash never loses an entry, only delays it.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use vouch_core::{Digest, ModelDigest};
+
+use crate::{Result, Store, StoreError, now_rfc3339};
+
+/// A model's configuration now in force.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelConfig {
+    pub model: ModelDigest,
+    pub config: serde_json::Value,
+    pub config_digest: Digest,
+    pub updated_at: String,
+}
+
+/// One entry of the configuration history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConfigChange {
+    pub seq: i64,
+    pub model: ModelDigest,
+    pub config: serde_json::Value,
+    pub config_digest: Digest,
+    pub changed_at: String,
+    pub log_index: Option<i64>,
+}
+
+fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
+}
+
+fn json(s: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored config: {e}")))
+}
+
+fn change(row: &SqliteRow) -> Result<ConfigChange> {
+    Ok(ConfigChange {
+        seq: row.try_get("seq")?,
+        model: parse(row.try_get("model")?, "model digest")?,
+        config: json(row.try_get("config")?)?,
+        config_digest: parse(row.try_get("config_digest")?, "config digest")?,
+        changed_at: row.try_get("changed_at")?,
+        log_index: row.try_get("log_index")?,
+    })
+}
+
+impl Store {
+    /// Sets `model`'s configuration (`canonical`: its RFC 8785 bytes, `digest`: their SHA-256).
+    /// Returns the history entry, or `None` when the same configuration is already in force.
+    pub async fn set_model_config(
+        &self,
+        model: &ModelDigest,
+        canonical: &str,
+        digest: &Digest,
+    ) -> Result<Option<ConfigChange>> {
+        // IMMEDIATE: read-then-write under concurrent log commits (see `set_name`).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT config_digest FROM model_configs WHERE model = ?")
+                .bind(model.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.as_deref() == Some(digest.to_string().as_str()) {
+            return Ok(None);
+        }
+        let now = now_rfc3339();
+        sqlx::query(
+            "INSERT INTO model_configs (model, config, config_digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(model) DO UPDATE SET config = excluded.config,
+                 config_digest = excluded.config_digest, updated_at = excluded.updated_at",
+        )
+        .bind(model.to_string())
+        .bind(canonical)
+        .bind(digest.to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO config_changes (model, config, config_digest, changed_at) VALUES (?, ?, ?, ?)
+             RETURNING seq, model, config, config_digest, changed_at, log_index",
+        )
+        .bind(model.to_string())
+        .bind(canonical)
+        .bind(digest.to_string())
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let c = change(&row)?;
+        tx.commit().await?;
+        Ok(Some(c))
+    }
+
+    /// The configuration in force for `model`, if any.
+    pub async fn model_config(&self, model: &ModelDigest) -> Result<Option<ModelConfig>> {
+        let row = sqlx::query(
+            "SELECT config, config_digest, updated_at FROM model_configs WHERE model = ?",
+        )
+        .bind(model.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ModelConfig {
+                model: *model,
+                config: json(r.try_get("config")?)?,
+                config_digest: parse(r.try_get("config_digest")?, "config digest")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Changes not yet in the transparency log, oldest first.
+    pub async fn unlogged_config_changes(&self, limit: u32) -> Result<Vec<ConfigChange>> {
+        sqlx::query(
+            "SELECT seq, model, config, config_digest, changed_at, log_index FROM config_changes
+             WHERE log_index IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(change)
+        .collect()
+    }
+
+    pub async fn mark_config_change_logged(&self, seq: i64, log_index: i64) -> Result<()> {
+        sqlx::query("UPDATE config_changes SET log_index = ? WHERE seq = ?")
+            .bind(log_index)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_is_recorded_once_and_drained_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let m = ModelDigest(Digest::of(b"model"));
+        let cfg = r#"{"system_prompt":"be brief"}"#;
+        let d = Digest::of(cfg.as_bytes());
+        let c = store.set_model_config(&m, cfg, &d).await.unwrap().unwrap();
+        assert_eq!(c.config_digest, d);
+        assert!(store.set_model_config(&m, cfg, &d).await.unwrap().is_none());
+        assert_eq!(
+            store.model_config(&m).await.unwrap().unwrap().config_digest,
+            d
+        );
+        let unlogged = store.unlogged_config_changes(10).await.unwrap();
+        assert_eq!(unlogged.len(), 1);
+        store.mark_config_change_logged(c.seq, 7).await.unwrap();
+        assert!(store.unlogged_config_changes(10).await.unwrap().is_empty());
+        let cfg2 = r#"{"system_prompt":"be verbose"}"#;
+        let d2 = Digest::of(cfg2.as_bytes());
+        store
+            .set_model_config(&m, cfg2, &d2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.model_config(&m).await.unwrap().unwrap().config_digest,
+            d2
+        );
+        assert_eq!(store.unlogged_config_changes(10).await.unwrap().len(), 1);
+    }
+}
