@@ -144,28 +144,33 @@ async fn main() {
     println!("\nratio signed ÷ unsigned p50: **{:.3}**\n", s50 / p50);
 
     // 2. HTTP throughput with wrk vs in-process inference rate.
-    let lua = tmp.path().join("post.lua");
-    std::fs::write(
-        &lua,
-        format!(
-            "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n",
-            serde_json::to_string(&signed_body).expect("json")
-        ),
-    )
-    .expect("lua");
-    let wrk = std::process::Command::new("wrk")
-        .args(["-t", "2", "-c", "16", "-d", "10s", "-s"])
-        .arg(&lua)
-        .arg(format!("{url}/v1/infer"))
-        .output();
-    let http_rps = wrk.ok().and_then(|o| {
-        let out = String::from_utf8_lossy(&o.stdout).to_string();
-        println!("```\n{}```", out);
-        out.lines()
-            .find(|l| l.starts_with("Requests/sec:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|x| x.parse::<f64>().ok())
-    });
+    // Run for both tier sets, so the server's own overhead and the signature's are told apart.
+    let wrk_rps = |body: &Value, tag: &str| -> Option<f64> {
+        let lua = tmp.path().join(format!("post-{tag}.lua"));
+        std::fs::write(
+            &lua,
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n",
+                serde_json::to_string(body).expect("json")
+            ),
+        )
+        .expect("lua");
+        let wrk = std::process::Command::new("wrk")
+            .args(["-t", "2", "-c", "16", "-d", "10s", "-s"])
+            .arg(&lua)
+            .arg(format!("{url}/v1/infer"))
+            .output();
+        wrk.ok().and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).to_string();
+            println!("tiers {tag}:\n```\n{}```", out);
+            out.lines()
+                .find(|l| l.starts_with("Requests/sec:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+    };
+    let http_rps = wrk_rps(&signed_body, "[\"signed\"]");
+    let http_plain_rps = wrk_rps(&plain_body, "[]");
     let ort = vouch_exec::ort_engine::OrtEngine::load(
         &vouch_server::state::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
         1,
@@ -180,15 +185,16 @@ async fn main() {
         m.run(&x).expect("run");
     }
     let inproc = n as f64 / t.elapsed().as_secs_f64();
-    println!("\n## Server overhead (MLP, [\"signed\"], 16 connections)\n");
+    println!("\n## Server overhead (MLP, 16 connections)\n");
     println!("| path | req/s |\n| --- | --- |");
     println!("| in-process `LoadedModel::run`, one thread, sequential | {inproc:.0} |");
-    match http_rps {
-        Some(r) => println!(
-            "| HTTP through the server (wrk) | {r:.0} |\n\nratio HTTP ÷ in-process: **{:.2}**\n",
-            r / inproc
+    match (http_rps, http_plain_rps) {
+        (Some(r), Some(p)) => println!(
+            "| HTTP through the server (wrk), [\"signed\"] | {r:.0} |\n| HTTP through the server (wrk), [] | {p:.0} |\n\nratio HTTP ÷ in-process: **{:.2}** ([\"signed\"]), {:.2} ([])\n",
+            r / inproc,
+            p / inproc
         ),
-        None => {
+        _ => {
             println!("| HTTP through the server | (wrk not installed: apt-get install wrk) |\n")
         }
     }
