@@ -86,7 +86,16 @@ impl NodeSigner {
 
     /// The `signed` tier: Ed25519 over the receipt's domain-separated hash.
     pub fn sign_receipt(&self, receipt: &Receipt) -> BundleSignature {
-        let sig = self.key.sign(&receipt.signing_message());
+        self.sign_receipt_hash(&receipt.hash())
+    }
+
+    /// As [`sign_receipt`](Self::sign_receipt) for a receipt whose hash (SHA-256 of its
+    /// canonical bytes) the caller already has: the server canonicalises each receipt once, for
+    /// the signature and the log entry both.
+    pub fn sign_receipt_hash(&self, receipt_hash: &vouch_core::Digest) -> BundleSignature {
+        let sig = self
+            .key
+            .sign(&vouch_core::receipt::signing_message_for(receipt_hash));
         BundleSignature {
             alg: "ed25519".into(),
             sig: B64.encode(sig.to_bytes()),

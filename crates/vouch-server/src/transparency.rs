@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vouch_core::{ModelDigest, Receipt};
+use vouch_core::ModelDigest;
 use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
 use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
@@ -279,18 +279,16 @@ async fn push_to_witness(
     old
 }
 
-/// Appends an inference receipt and returns once it is durable, with the bundle's `log`
+/// Appends an inference receipt (its canonical bytes) and returns once it is durable, with the
+/// bundle's `log`
 /// evidence: the index alone, or (`with_proof`) the inclusion proof under the covering checkpoint.
 pub async fn log_receipt(
     st: &LogState,
-    receipt: &Receipt,
+    canonical_receipt: &[u8],
     with_proof: bool,
 ) -> Result<LogEvidence, crate::error::ApiError> {
     let started = std::time::Instant::now();
-    let a = st
-        .log
-        .append_receipt_canonical(&receipt.canonical_bytes())
-        .await?;
+    let a = st.log.append_receipt_canonical(canonical_receipt).await?;
     metrics::histogram!("vouch_log_append_seconds").record(started.elapsed().as_secs_f64());
     if !with_proof {
         return Ok(LogEvidence::pending(a.index));

@@ -27,7 +27,7 @@ pub struct InferRequest {
     pub model: String,
     /// Input name → `{dtype, shape, data}` (or `b64` instead of `data`).
     #[schema(value_type = Object)]
-    pub inputs: serde_json::Value,
+    pub inputs: Box<serde_json::value::RawValue>,
     /// Verification tiers, any of `signed`, `tee`, `zk`; default `["signed"]`. `[]` returns an
     /// unsigned receipt. `tee` receipts are always signed by the attested key.
     #[serde(default = "default_tiers")]
@@ -70,7 +70,8 @@ pub async fn infer(
         .model
         .parse()
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
-    let inputs: TensorMap = serde_json::from_value(req.inputs)
+    // Parsed straight from the raw text into tensors: no intermediate JSON tree.
+    let inputs: TensorMap = serde_json::from_str(req.inputs.get())
         .map_err(|e| ApiError::new(ErrorCode::BadInput, format!("invalid inputs: {e}")))?;
     if inputs.total_elements() > limits.max_input_elements {
         return Err(ApiError::new(
@@ -175,9 +176,13 @@ async fn run(
         issued_at: vouch_store::now_rfc3339(),
         payment: None,
     };
+    // Canonicalised once: the signature and the log entry cover the same bytes.
+    let canonical = receipt.canonical_bytes();
     // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
-    let signature = (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee))
-        .then(|| st.signer.sign_receipt(&receipt));
+    let signature = (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee)).then(|| {
+        st.signer
+            .sign_receipt_hash(&vouch_core::Digest::of(&canonical))
+    });
     let mut evidence = std::collections::BTreeMap::new();
     if tiers.contains(&Tier::Tee) {
         let tee = st
@@ -187,7 +192,7 @@ async fn run(
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
     // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
-    let log_evidence = crate::transparency::log_receipt(&st.log, &receipt, log_proof).await?;
+    let log_evidence = crate::transparency::log_receipt(&st.log, &canonical, log_proof).await?;
     evidence.insert(
         vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),
         log_evidence.to_json(),
