@@ -62,6 +62,15 @@ enum Command {
     Verify(commands::verify::Args),
     /// Re-run the model locally and compare with the receipt's outputs: trust by re-execution.
     Replay(commands::replay::Args),
+    /// Serve the built-in x402 facilitator on its own (/verify, /settle, /supported).
+    Facilitator(commands::facilitator::Args),
+    /// Payments: make a payer key, credit or show balances in the built-in ledger.
+    Pay {
+        #[command(subcommand)]
+        command: commands::pay::Command,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,6 +88,8 @@ fn main() -> ExitCode {
         Command::Infer(a) => commands::infer::run(a),
         Command::Verify(a) => commands::verify::run(a),
         Command::Replay(a) => commands::replay::run(a),
+        Command::Facilitator(a) => commands::facilitator::run(a),
+        Command::Pay { command, remote } => commands::pay::run(command, &remote),
     };
     match result {
         Ok(code) => code,

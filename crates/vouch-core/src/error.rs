@@ -30,6 +30,10 @@ pub enum ErrorCode {
     ExecutionFailed,
     /// Something on the node broke; not the caller's fault.
     Internal,
+    /// The request must be paid (x402) and carried no valid payment; the 402 says how to pay.
+    PaymentRequired,
+    /// The payment facilitator could not be reached; nothing was charged, retry later.
+    PaymentUnavailable,
 }
 
 impl ErrorCode {
@@ -47,6 +51,8 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ExecutionFailed => "execution_failed",
             ErrorCode::Internal => "internal",
+            ErrorCode::PaymentRequired => "payment_required",
+            ErrorCode::PaymentUnavailable => "payment_unavailable",
         }
     }
 }

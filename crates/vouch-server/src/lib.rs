@@ -9,6 +9,9 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod facilitator;
+pub mod payment;
+pub mod pricing;
 pub mod routes;
 pub mod state;
 pub mod tiers;
@@ -49,8 +52,11 @@ pub use state::{AppState, BootError};
         routes::policy::assurance,
         routes::status::metrics,
         routes::status::status,
+        routes::pay::pricing,
+        routes::pay::credit,
+        routes::pay::balance,
     ),
-    components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest))
+    components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest, routes::pay::CreditRequest))
 )]
 pub struct ApiDoc;
 
@@ -58,7 +64,8 @@ pub struct ApiDoc;
 ///
 /// The `tee` tier (when `[tee]` names a producer) adds `GET /v1/attestation[?nonce=hex]` and
 /// `GET /v1/attestation/{digest}`; assurance policies live at `/v1/models/{reference}/policy`
-/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`.
+/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`;
+/// prices at `/v1/pricing`, the built-in ledger at `/v1/pay/*` (`crate::payment`).
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
@@ -91,6 +98,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route("/v1/infer", post(routes::infer::infer))
+        .route("/v1/pricing", get(routes::pay::pricing))
+        .route("/v1/pay/credit", post(routes::pay::credit))
+        .route("/v1/pay/balance/{address}", get(routes::pay::balance))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

@@ -47,6 +47,10 @@ pub struct AppState {
     /// Per-model, per-tier request counts, latencies and revenue for `/status` and the advisor.
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// The one price model (`[pay.prices]`), quoted even with payments off.
+    pub prices: crate::pricing::Prices,
+    /// x402 payments, when `[pay] enabled` (the gate, its terms, the built-in ledger).
+    pub pay: Option<crate::payment::PayState>,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -89,6 +93,8 @@ pub enum BootError {
     Engine(String),
     #[error("tee: {0}")]
     Tee(String),
+    #[error("pay: {0}")]
+    Pay(String),
 }
 
 impl AppState {
@@ -109,6 +115,7 @@ impl AppState {
         let token_path = dir.join("admin.token");
         let (admin_token, token_created) = load_or_create_token(&token_path)?;
         let (engines, ort_status) = choose_engines(&config)?;
+        let pay = crate::payment::PayState::boot(&config.pay, &store).await?;
         let exec_cfg = ExecutorConfig {
             workers: config.exec.workers.max(1),
             queue_capacity: config.exec.queue_capacity.max(1),
@@ -128,6 +135,8 @@ impl AppState {
                 .build(),
             analytics: Analytics::default(),
             prometheus: crate::analytics::prometheus(),
+            prices: crate::pricing::Prices::new(&config.pay),
+            pay,
             admin_token,
             meta: moka::sync::Cache::new(100_000),
             names: moka::sync::Cache::builder()

@@ -33,9 +33,14 @@ impl Drop for Node {
 impl Node {
     /// Starts `vouch serve` with extra arguments (e.g. `--tee simulated`).
     pub fn start(args: &[&str]) -> Node {
+        Node::start_command("serve", args)
+    }
+
+    /// Starts another serving subcommand (e.g. `facilitator`) the same way.
+    pub fn start_command(command: &str, args: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(VOUCH);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(args)
             .current_dir(dir.path())

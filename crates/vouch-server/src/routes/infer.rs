@@ -53,6 +53,7 @@ fn default_tiers() -> Vec<String> {
         (status = 503, description = "queue full; retry after the Retry-After delay")))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
+    request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
     let limits = &st.config.limits;
@@ -98,11 +99,22 @@ pub async fn infer(
         ModelRef::Digest(d) => d.to_string(),
     };
     let asked = tiers.clone();
-    let result = run(&st, digest, model_ref, inputs, tiers, req.allow_upgrade).await;
+    let result = run(
+        &st,
+        &request_headers,
+        digest,
+        model_ref,
+        inputs,
+        tiers,
+        req.allow_upgrade,
+    )
+    .await;
     let (tiers, price) = match &result {
-        Ok((_, b)) => (
+        Ok((h, b)) => (
             b.receipt.tiers.clone(),
-            st.config.prices.total(&b.receipt.tiers),
+            h.get("vouch-price")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
         ),
         Err(_) => (asked, 0),
     };
@@ -119,6 +131,7 @@ pub async fn infer(
 
 async fn run(
     st: &Arc<AppState>,
+    request_headers: &HeaderMap,
     digest: vouch_core::ModelDigest,
     model_ref: ModelRef,
     inputs: TensorMap,
@@ -129,17 +142,31 @@ async fn run(
     let tiers = decision.tiers;
     let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
-    let model = catalog::loaded(st, digest, &meta).await?;
-    let input_digest = inputs.digest();
-    let rx = st.executor.submit(digest, model.clone(), inputs)?;
-    let run = rx
-        .await
-        .map_err(|_| ApiError::internal("the executor dropped the request"))??;
-
     let engine = st.engines.get(meta.engine)?;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let paid = crate::payment::admit(
+        st,
+        request_headers,
+        &digest,
+        &tiers,
+        &decision.quote,
+        &request_id,
+    )
+    .await?;
+    let input_digest = inputs.digest();
+    let run = match execute(st, digest, &meta, inputs).await {
+        Ok(run) => run,
+        Err(e) => {
+            crate::payment::abandon(st, paid).await;
+            return Err(e);
+        }
+    };
+    // Settled before the receipt is made, so the signed receipt names the payment.
+    let (payment, pay_headers) = crate::payment::settle(st, paid).await?;
+
     let receipt = Receipt {
         version: RECEIPT_VERSION,
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id,
         model: digest,
         model_ref: match &model_ref {
             ModelRef::Digest(_) => None,
@@ -156,7 +183,7 @@ async fn run(
         tiers: tiers.clone(),
         node_key: st.signer.public_key(),
         issued_at: vouch_store::now_rfc3339(),
-        payment: None,
+        payment,
     };
     // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
     let signature = (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee))
@@ -170,8 +197,11 @@ async fn run(
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
     let mut headers = HeaderMap::new();
-    headers.insert("vouch-price", HeaderValue::from(decision.price));
-    if let Ok(v) = HeaderValue::from_str(&st.config.prices.asset) {
+    crate::payment::add_headers(&mut headers, pay_headers);
+    if let Ok(v) = HeaderValue::from_str(&decision.quote.total.to_string()) {
+        headers.insert("vouch-price", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&st.prices.unit()) {
         headers.insert("vouch-price-asset", v);
     }
     if let Some(from) = &decision.upgraded_from {
@@ -190,6 +220,20 @@ async fn run(
             evidence,
         }),
     ))
+}
+
+/// Loads the model and runs it on the worker pool.
+async fn execute(
+    st: &Arc<AppState>,
+    digest: vouch_core::ModelDigest,
+    meta: &crate::state::ModelMeta,
+    inputs: TensorMap,
+) -> Result<vouch_exec::RunOutput, ApiError> {
+    let model = catalog::loaded(st, digest, meta).await?;
+    let rx = st.executor.submit(digest, model, inputs)?;
+    rx.await
+        .map_err(|_| ApiError::internal("the executor dropped the request"))?
+        .map_err(ApiError::from)
 }
 
 /// Known tier names; whether this node can give them for the model is decided per request by

@@ -4,6 +4,7 @@ pub mod attestation;
 pub mod infer;
 pub mod models;
 pub mod node;
+pub mod pay;
 pub mod policy;
 pub mod status;
 
