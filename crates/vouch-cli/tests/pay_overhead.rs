@@ -34,7 +34,11 @@ fn paid_over_unpaid_latency_and_throughput_through_the_server() {
     let warmup = 50;
     let cfg = tempfile::tempdir().unwrap();
     let path = cfg.path().join("vouch.toml");
-    std::fs::write(&path, format!("[pay]\nenabled = true\npay_to = \"{PAY_TO}\"\n")).unwrap();
+    std::fs::write(
+        &path,
+        format!("[pay]\nenabled = true\npay_to = \"{PAY_TO}\"\n"),
+    )
+    .unwrap();
     let paid = Node::start(&["--config", path.to_str().unwrap()]);
     let free = Node::start(&[]);
     paid.register("mlp");
@@ -44,7 +48,10 @@ fn paid_over_unpaid_latency_and_throughput_through_the_server() {
     )
     .unwrap();
     let client = reqwest::blocking::Client::new();
-    let urls = [format!("{}/v1/infer", free.url), format!("{}/v1/infer", paid.url)];
+    let urls = [
+        format!("{}/v1/infer", free.url),
+        format!("{}/v1/infer", paid.url),
+    ];
 
     // One funded payer and every payment signed up front.
     let (signer, text) = vouch_pay::payer::generate_key();
@@ -66,7 +73,9 @@ fn paid_over_unpaid_latency_and_throughput_through_the_server() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 402);
     let required = PaymentRequired::from_response(
-        r.headers().get("PAYMENT-REQUIRED").and_then(|v| v.to_str().ok()),
+        r.headers()
+            .get("PAYMENT-REQUIRED")
+            .and_then(|v| v.to_str().ok()),
         b"",
     )
     .unwrap();
@@ -137,7 +146,10 @@ fn paid_over_unpaid_latency_and_throughput_through_the_server() {
     let (ut, pt) = (done[0] as f64 / elapsed[0], done[1] as f64 / elapsed[1]);
     println!("rounds {rounds} (after {warmup} warm-up), client-observed, mlp, [\"signed\"]");
     println!("unpaid  p50 {u50:.0} µs  p90 {u90:.0} µs");
-    println!("paid    p50 {p50:.0} µs  p90 {p90:.0} µs   (p50 +{:.0} µs)", p50 - u50);
+    println!(
+        "paid    p50 {p50:.0} µs  p90 {p90:.0} µs   (p50 +{:.0} µs)",
+        p50 - u50
+    );
     println!("p50 ratio paid/unpaid = {:.3}", p50 / u50);
     println!("sequential throughput ratio paid/unpaid = {:.3}", u50 / p50);
     println!(

@@ -56,7 +56,11 @@ pub use state::{AppState, BootError};
         routes::pay::credit,
         routes::pay::balance,
     ),
-    components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest, routes::pay::CreditRequest))
+    components(schemas(
+        routes::infer::InferRequest,
+        routes::policy::PolicyRequest,
+        routes::pay::CreditRequest
+    ))
 )]
 pub struct ApiDoc;
 

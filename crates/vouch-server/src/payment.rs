@@ -50,7 +50,10 @@ impl PayState {
         let (facilitator, ledger): (Arc<dyn vouch_pay::Facilitator>, _) =
             match cfg.facilitator_choice() {
                 Ok(FacilitatorChoice::Builtin) => (
-                    Arc::new(LocalFacilitator::new(pay_store.clone(), vec![terms.chain_id])),
+                    Arc::new(LocalFacilitator::new(
+                        pay_store.clone(),
+                        vec![terms.chain_id],
+                    )),
                     Some(pay_store.clone()),
                 ),
                 Ok(FacilitatorChoice::Remote(url)) => (
@@ -116,7 +119,12 @@ fn spawn_reconciler(gate: Arc<PaymentGate>) {
 
 /// The URL a payment is bound to: this node's infer endpoint for one model digest and tier set,
 /// so a payment made for one model or tier set is refused on another (v2 echoes it).
-pub fn resource_url(headers: &HeaderMap, st: &AppState, digest: &ModelDigest, tiers: &[Tier]) -> String {
+pub fn resource_url(
+    headers: &HeaderMap,
+    st: &AppState,
+    digest: &ModelDigest,
+    tiers: &[Tier],
+) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -164,11 +172,7 @@ pub async fn admit(
         },
     );
     // A header that is not visible ASCII cannot be base64: let the decoder say so.
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
-    };
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
     pay.gate
         .admit(
             get(PAYMENT_SIGNATURE_HEADER),

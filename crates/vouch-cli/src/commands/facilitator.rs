@@ -29,7 +29,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let server = FacilitatorServer::bind(&cfg.pay, &cfg.data_dir, a.listen).await?;
-        println!("vouch {} built-in x402 facilitator", env!("CARGO_PKG_VERSION"));
+        println!(
+            "vouch {} built-in x402 facilitator",
+            env!("CARGO_PKG_VERSION")
+        );
         println!("  network:  eip155:{}", server.chain_id);
         println!("  ledger:   {}", cfg.data_dir.display());
         println!("  API:      POST /verify, POST /settle, GET /supported");

@@ -111,9 +111,7 @@ pub fn infer_paying(
     let required = PaymentRequired::from_response(header.as_deref(), &bytes)
         .map_err(|e| anyhow!("the node's 402 is not a valid x402 answer: {e}"))?;
     let limit = max_price
-        .map(|m| {
-            vouch_pay::parse_amount(m.trim()).map_err(|e| anyhow!("--max-price: {e}"))
-        })
+        .map(|m| vouch_pay::parse_amount(m.trim()).map_err(|e| anyhow!("--max-price: {e}")))
         .transpose()?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -73,7 +73,10 @@ pub async fn pricing(
         return Ok(Json(out));
     };
     if model.len() > 512 {
-        return Err(ApiError::new(ErrorCode::BadRequest, "model reference too long"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "model reference too long",
+        ));
     }
     let tiers_raw = q.tiers.unwrap_or_else(|| "signed".into());
     if tiers_raw.len() > 64 {
@@ -164,7 +167,9 @@ pub async fn credit(
     let req: CreditRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::BadRequest,
-            format!("invalid credit JSON (expected {{\"address\": \"0x…\", \"amount\": \"1000\"}}): {e}"),
+            format!(
+                "invalid credit JSON (expected {{\"address\": \"0x…\", \"amount\": \"1000\"}}): {e}"
+            ),
         )
     })?;
     let pay = ledger(&st)?;
@@ -173,7 +178,10 @@ pub async fn credit(
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
     let memo = req.memo.unwrap_or_else(|| "admin credit".into());
     let memo: String = memo.chars().take(200).collect();
-    let l = pay.ledger.as_ref().ok_or_else(|| ApiError::internal("ledger vanished"))?;
+    let l = pay
+        .ledger
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("ledger vanished"))?;
     let balance = l
         .credit(&pay.account(owner), amount, &memo)
         .await
@@ -197,7 +205,10 @@ pub async fn balance(
 ) -> Result<Json<Value>, ApiError> {
     let pay = ledger(&st)?;
     let owner = address(&addr)?;
-    let l = pay.ledger.as_ref().ok_or_else(|| ApiError::internal("ledger vanished"))?;
+    let l = pay
+        .ledger
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("ledger vanished"))?;
     let balance = l
         .balance(&pay.account(owner))
         .await

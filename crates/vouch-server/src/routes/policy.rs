@@ -130,7 +130,11 @@ pub async fn assurance(
     for t in [Tier::Signed, Tier::Tee, Tier::Zk] {
         let request = tiers::with_implied(&[t]);
         let price = prices.tier_price(&st, &digest, t).await?.ok();
-        let request_price = prices.quote(&st, &digest, &request).await.ok().map(|q| q.total);
+        let request_price = prices
+            .quote(&st, &digest, &request)
+            .await
+            .ok()
+            .map(|q| q.total);
         rows.push({
             let measured = st.analytics.model_level(&digest, level(&request));
             let ms = |p: f64| measured.percentile(p).map(|s| (s * 1e5).round() / 1e2);
