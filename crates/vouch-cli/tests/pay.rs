@@ -293,6 +293,30 @@ fn paid_inference_names_the_payment_and_attacks_are_refused_without_charge() {
     }
     assert_eq!(balance(&node, &address), 600);
 
+    // Eight payments racing for a balance that covers three: exactly three are served, the
+    // balance never goes negative, the rest are refused (at verification, or at settlement with
+    // a failed PAYMENT-RESPONSE) with no output.
+    let (tight_key, tight) = funded_payer(&node, "tight", 300);
+    let signed: Vec<(&str, String)> = (0..8)
+        .map(|_| sign_for(&node, &body, &tight_key, false))
+        .collect();
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let handles: Vec<_> = signed
+            .iter()
+            .map(|(n, v)| s.spawn(|| post(&node, &body, Some((n, v)))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 3);
+    for a in answers.iter().filter(|a| a.status != 200) {
+        refused(a, "invalid_exact_evm_insufficient_balance");
+        if let Some(h) = a.headers.get("PAYMENT-RESPONSE") {
+            let r: SettleResponse = decode_header(h.to_str().unwrap()).unwrap();
+            assert!(!r.success, "{r:?}");
+        }
+    }
+    assert_eq!(balance(&node, &tight), 0);
+
     // The CLI pays from the key file; the receipt's payment is covered by the signature.
     let inputs = models().join("mlp.input.json");
     let bundle = node.dir.path().join("paid.json");

@@ -45,10 +45,14 @@ fn default_tiers() -> Vec<String> {
 /// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, the
 /// outputs, and per-tier evidence (`evidence.tee`). Save it as-is and check it with `vouch verify`.
 /// Headers: `vouch-price` (sum of the tiers' prices, with `vouch-price-asset`) and, when the
-/// model's policy upgraded the request, `vouch-upgraded-from`.
+/// model's policy upgraded the request, `vouch-upgraded-from`. With payments on, send an x402
+/// payment in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a paid answer carries
+/// `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE` and its receipt names the payment.
 #[utoipa::path(post, path = "/v1/infer", request_body = InferRequest,
     responses((status = 200, description = "outputs and receipt bundle"),
-        (status = 400, description = "bad input"), (status = 404, description = "no such model"),
+        (status = 400, description = "bad input"),
+        (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2) and the v1 JSON body, `error` = reason code"),
+        (status = 404, description = "no such model"),
         (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
         (status = 503, description = "queue full; retry after the Retry-After delay")))]
 pub async fn infer(
