@@ -121,7 +121,7 @@ fn spawn_reconciler(gate: Arc<PaymentGate>) {
 /// so a payment made for one model or tier set is refused on another (v2 echoes it).
 pub fn resource_url(
     headers: &HeaderMap,
-    st: &AppState,
+    listen: std::net::SocketAddr,
     digest: &ModelDigest,
     tiers: &[Tier],
 ) -> String {
@@ -135,7 +135,7 @@ pub fn resource_url(
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| st.config.listen.to_string());
+        .unwrap_or_else(|| listen.to_string());
     let tiers: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
     format!(
         "http://{host}/v1/infer?model={digest}&tiers={}",
@@ -163,7 +163,7 @@ pub async fn admit(
     let offer = pay.terms.offer(
         quote.total.0,
         ResourceInfo {
-            url: resource_url(headers, st, digest, tiers),
+            url: resource_url(headers, st.config.listen, digest, tiers),
             description: Some(format!(
                 "Vouch inference of {digest} with tiers [{}]",
                 shown.join(", ")
@@ -236,4 +236,29 @@ fn refusal(r: Rejection) -> ApiError {
         body,
     }));
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_names_digest_and_tiers_and_a_bad_host_is_not_echoed() {
+        let d = ModelDigest(vouch_core::Digest::of(b"m"));
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("node.example:443"));
+        let a = resource_url(&h, listen, &d, &[Tier::Signed]);
+        assert_eq!(
+            a,
+            format!("http://node.example:443/v1/infer?model={d}&tiers=signed")
+        );
+        assert_ne!(a, resource_url(&h, listen, &d, &[Tier::Signed, Tier::Tee]));
+        let other = ModelDigest(vouch_core::Digest::of(b"n"));
+        assert_ne!(a, resource_url(&h, listen, &other, &[Tier::Signed]));
+        h.insert("host", HeaderValue::from_static("evil/path?x=1"));
+        assert!(
+            resource_url(&h, listen, &d, &[Tier::Signed]).starts_with("http://127.0.0.1:8080/")
+        );
+    }
 }
