@@ -389,6 +389,64 @@ fn the_facilitator_subcommand_serves_the_standard_api() {
     let (s, v) = f.post_json("/settle", &json!({"nope": 1}));
     assert_eq!(s, 400, "{v}");
     assert_eq!(v["error"]["code"], json!("bad_request"));
+
+    // A real payment: refused for want of balance, then (after an admin top-up through the same
+    // CLI) verified and settled once; settling again returns the same settlement.
+    let terms = vouch_pay::PayConfig {
+        enabled: true,
+        pay_to: Some(PAY_TO.into()),
+        ..Default::default()
+    }
+    .terms()
+    .unwrap();
+    let offer = terms.offer(
+        vouch_pay::U256::from(250u64),
+        vouch_pay::wire::ResourceInfo {
+            url: "http://shop.example/thing".into(),
+            description: None,
+            mime_type: None,
+        },
+    );
+    let (signer, _) = vouch_pay::payer::generate_key();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let required = PaymentRequired::V2(offer.payment_required_v2(None));
+    let (_, header) = vouch_pay::payer::pay(&signer, &required, None, now).unwrap();
+    let payment = vouch_pay::PaymentPayload::decode_header(&header).unwrap();
+    let req = vouch_pay::wire::FacilitatorRequest::new(&payment, &offer.select(&payment).unwrap());
+    let req = serde_json::to_value(&req).unwrap();
+    let (_, v) = f.post_json("/verify", &req);
+    assert_eq!(
+        v["invalidReason"],
+        json!("invalid_exact_evm_insufficient_balance"),
+        "{v}"
+    );
+    let address = signer.address().to_string();
+    let out = f.cli(&["pay", "credit", &address, "300"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, v) = f.post_json("/verify", &req);
+    assert_eq!(v["isValid"], json!(true), "{v}");
+    let (_, first) = f.post_json("/settle", &req);
+    assert_eq!(first["success"], json!(true), "{first}");
+    assert!(
+        first["transaction"]
+            .as_str()
+            .unwrap()
+            .starts_with("vouch-ledger:0x")
+    );
+    let (_, again) = f.post_json("/settle", &req);
+    assert_eq!(again["transaction"], first["transaction"], "{again}");
+    let (_, v) = f.post_json("/verify", &req);
+    assert_eq!(
+        v["invalidReason"],
+        json!("invalid_exact_evm_nonce_already_used"),
+        "{v}"
+    );
+    // 300 credited, 250 paid once.
+    let out = f.cli(&["pay", "credit", &address, "0"]);
+    assert!(text(&out).contains("balance 50"), "{}", text(&out));
 }
 
 // ---- the official clients, over HTTP ----

@@ -245,7 +245,7 @@ fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError>
 }
 
 /// The admin token: 32 random bytes, base64url, in a 0600 file created on first start.
-fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
+pub(crate) fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
     let err = |source| BootError::Token {
         path: path.display().to_string(),
         source,
