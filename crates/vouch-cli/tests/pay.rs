@@ -449,6 +449,60 @@ fn the_facilitator_subcommand_serves_the_standard_api() {
     assert!(text(&out).contains("balance 50"), "{}", text(&out));
 }
 
+#[test]
+fn a_node_settles_through_a_remote_facilitator() {
+    let f = Node::start_command("facilitator", &[]);
+    let cfg = tempfile::tempdir().unwrap();
+    let path = cfg.path().join("vouch.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[pay]\nenabled = true\npay_to = \"{PAY_TO}\"\nfacilitator = \"{}\"\n",
+            f.url
+        ),
+    )
+    .unwrap();
+    let node = Node::start(&["--config", path.to_str().unwrap()]);
+    node.register("mlp");
+    let (s, v) = node.get(&format!("/v1/pay/balance/{PAY_TO}"));
+    assert_eq!(
+        (s, &v["error"]["reason"]),
+        (400, &json!("no_builtin_ledger")),
+        "{v}"
+    );
+
+    let key = node.dir.path().join("remote.key");
+    let out = node.cli(&["pay", "keygen", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let address = vouch_pay::payer::load_key(&key)
+        .unwrap()
+        .address()
+        .to_string();
+    let body = request("mlp");
+    let (name, value) = sign_for(&node, &body, &key, false);
+    // Not funded at the facilitator: its refusal reason comes through.
+    refused(
+        &post(&node, &body, Some((name, &value))),
+        "invalid_exact_evm_insufficient_balance",
+    );
+    let out = f.cli(&["pay", "credit", &address, "150"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let a = post(&node, &body, Some((name, &value)));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let settled: SettleResponse = decode_header(header(&a, "PAYMENT-RESPONSE")).unwrap();
+    assert_eq!(
+        a.body["receipt"]["payment"]["settlement"],
+        json!(settled.transaction)
+    );
+    assert!(settled.transaction.starts_with("vouch-ledger:0x"));
+    let out = f.cli(&["pay", "credit", &address, "0"]);
+    assert!(text(&out).contains("balance 50"), "{}", text(&out));
+    refused(
+        &post(&node, &body, Some((name, &value))),
+        "invalid_exact_evm_nonce_already_used",
+    );
+}
+
 // ---- the official clients, over HTTP ----
 
 fn interop_dir() -> PathBuf {
