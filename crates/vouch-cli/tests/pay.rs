@@ -35,6 +35,11 @@ fn paid_node(extra_models: &[&str]) -> (Node, tempfile::TempDir) {
     )
     .unwrap();
     let node = Node::start(&["--config", path.to_str().unwrap()]);
+    let banner = node.banner.join("\n");
+    assert!(
+        banner.contains("payments:    x402 on eip155:84532 in USDC") && banner.contains(PAY_TO),
+        "{banner}"
+    );
     node.register("mlp");
     for m in extra_models {
         node.register(m);
