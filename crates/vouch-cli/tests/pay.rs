@@ -23,9 +23,8 @@ use vouch_pay::wire::{PaymentRequiredV2, SettleResponse, decode_header};
 
 const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
 
-/// A node with payments on (built-in ledger, Base Sepolia USDC defaults) and `mlp` registered.
-/// (No simulated `tee`: its boot takes minutes in a debug build, so tier-set binding is checked
-/// through the resource URL the 402 names rather than by paying across tier sets.)
+/// A node with payments on (built-in ledger, Base Sepolia USDC defaults), the simulated `tee`
+/// tier (so requests can differ by tier set) and `mlp` registered.
 fn paid_node(extra_models: &[&str]) -> (Node, tempfile::TempDir) {
     let cfg = tempfile::tempdir().unwrap();
     let path = cfg.path().join("vouch.toml");
@@ -34,7 +33,7 @@ fn paid_node(extra_models: &[&str]) -> (Node, tempfile::TempDir) {
         format!("[pay]\nenabled = true\npay_to = \"{PAY_TO}\"\n"),
     )
     .unwrap();
-    let node = Node::start(&["--config", path.to_str().unwrap()]);
+    let node = Node::start(&["--config", path.to_str().unwrap(), "--tee", "simulated"]);
     let banner = node.banner.join("\n");
     assert!(
         banner.contains("payments:    x402 on eip155:84532 in USDC") && banner.contains(PAY_TO),
@@ -194,13 +193,19 @@ fn unpaid_requests_get_both_versions_of_the_402_and_prices_are_shown() {
     assert_eq!(v1["accepts"][0]["network"], json!("base-sepolia"));
     assert_eq!(v1["accepts"][0]["resource"], json!(url));
     assert!(!v1.to_string().contains("null"), "{v1}");
-    // A tee request would be priced as the sum (here tee is unavailable: 422 before any 402);
-    // an unsigned receipt is free.
+    // A signed+tee request is priced as the sum; an unsigned receipt is free.
     let (_, p) = node.get("/v1/pricing?model=mlp&tiers=signed,tee");
     assert_eq!(p["quote"]["total"], json!("300"), "{p}");
     let tee = json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed", "tee"]});
     let a = post(&node, &tee, None);
-    assert_eq!(a.status, 422, "{}", a.body);
+    refused(&a, "payment_required");
+    assert_eq!(a.body["accepts"][0]["maxAmountRequired"], json!("300"));
+    assert!(
+        a.body["accepts"][0]["resource"]
+            .as_str()
+            .unwrap()
+            .ends_with("tiers=signed,tee")
+    );
     let a = post(
         &node,
         &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": []}),
@@ -257,6 +262,12 @@ fn paid_inference_names_the_payment_and_attacks_are_refused_without_charge() {
         "invalid_payment_requirements",
     );
     assert_eq!(balance(&node, &address), 900);
+    // … or for another tier set of the same model.
+    let tee = json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed", "tee"]});
+    refused(
+        &post(&node, &tee, Some((name, &value))),
+        "invalid_payment_requirements",
+    );
     assert_eq!(post(&node, &body, Some((name, &value))).status, 200);
     assert_eq!(balance(&node, &address), 800);
 
