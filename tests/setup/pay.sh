@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${VOUCH_VENV:-${VOUCH_CACHE:-$HOME/.cache/vouch}/venv}"
-if ! "$VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("x402") != "2.25.0")' 2>/dev/null; then
-  "$VENV/bin/python" -m pip install -q "x402[evm]==2.25.0" >&2
+if ! "$VENV/bin/python" -c 'import importlib.metadata as m, sys; import requests; sys.exit(m.version("x402") != "2.25.0")' 2>/dev/null; then
+  "$VENV/bin/python" -m pip install -q "x402[evm,requests]==2.25.0" >&2
 fi
 if [[ ! -d tests/interop/x402/node_modules/@x402/evm ]]; then
   npm ci --prefix tests/interop/x402 --no-audit --no-fund --loglevel=error >&2

@@ -38,10 +38,6 @@ impl Api {
         self.send(self.http.get(self.url(path)))
     }
 
-    pub fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(self.url(path)).json(body))
-    }
-
     pub fn post_bytes_admin(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
         let token = self.token.as_deref().ok_or_else(|| {
             anyhow!("this needs the admin token: pass --token, set VOUCH_ADMIN_TOKEN, or run where --data-dir holds admin.token")
@@ -68,11 +64,39 @@ impl Api {
             return Ok(body);
         }
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let code = v["error"]["code"].as_str().unwrap_or("unknown");
-        let msg = v["error"]["message"].as_str().unwrap_or("(no message)");
-        Err(anyhow!(
-            "GET {path}: the node answered {status} {code}: {msg}"
-        ))
+        Err(error_of(status, &v)).with_context(|| format!("GET {path}"))
+    }
+
+    pub fn post_json_admin(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let token = self.token.as_deref().ok_or_else(|| {
+            anyhow!("this needs the admin token: pass --token, set VOUCH_ADMIN_TOKEN, or run where --data-dir holds admin.token")
+        })?;
+        self.send(self.http.post(self.url(path)).bearer_auth(token).json(body))
+    }
+
+    /// POSTs JSON with extra headers and hands back the raw answer (for x402's 402 dance).
+    pub fn post_json_raw(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        let mut req = self.http.post(self.url(path)).json(body);
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        req.send()
+            .with_context(|| format!("cannot reach the node at {}", self.base))
+    }
+
+    /// A non-402 answer as the JSON value, or its error as a message.
+    pub fn answer(&self, resp: Response) -> anyhow::Result<Value> {
+        let status = resp.status();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(error_of(status, &body))
     }
 
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
@@ -84,8 +108,18 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let msg = body["error"]["message"].as_str().unwrap_or("(no message)");
-        Err(anyhow!("the node answered {status} {code}: {msg}"))
+        Err(error_of(status, &body))
     }
+}
+
+/// The node's error as a message: `{"error": {code, message}}`, or an x402 402 body (`error` is
+/// the reason code, `message` the explanation).
+pub fn error_of(status: reqwest::StatusCode, body: &Value) -> anyhow::Error {
+    if let Some(reason) = body["error"].as_str() {
+        let msg = body["message"].as_str().unwrap_or("(no message)");
+        return anyhow!("the node answered {status} {reason}: {msg}");
+    }
+    let code = body["error"]["code"].as_str().unwrap_or("unknown");
+    let msg = body["error"]["message"].as_str().unwrap_or("(no message)");
+    anyhow!("the node answered {status} {code}: {msg}")
 }

@@ -1,5 +1,5 @@
 //! `vouch.toml` plus `VOUCH_*` overrides (`VOUCH_LISTEN`, `VOUCH_DATA_DIR`,
-//! `VOUCH_EXEC__ENGINE`, `VOUCH_LIMITS__MAX_BODY_BYTES`: a double underscore descends a table).
+//! `VOUCH_EXEC__ENGINE`, `VOUCH_LIMITS__MAX_BODY_BYTES`, `VOUCH_PAY__ENABLED`: a double underscore descends a table).
 
 use std::path::Path;
 
@@ -17,7 +17,7 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
     let env = Env::prefixed("VOUCH_")
         .filter(|k| {
-            ["listen", "data_dir", "limits", "exec", "tee", "prices"]
+            ["listen", "data_dir", "limits", "exec", "tee", "pay"]
                 .iter()
                 .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
         })

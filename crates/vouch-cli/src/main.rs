@@ -71,6 +71,15 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Serve the built-in x402 facilitator on its own (/verify, /settle, /supported).
+    Facilitator(commands::facilitator::Args),
+    /// Payments: make a payer key, credit or show balances in the built-in ledger.
+    Pay {
+        #[command(subcommand)]
+        command: commands::pay::Command,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +99,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => commands::replay::run(a),
         Command::Log { command, remote } => commands::log::run(command, &remote),
         Command::Witness(a) => commands::witness::run(a),
+        Command::Facilitator(a) => commands::facilitator::run(a),
+        Command::Pay { command, remote } => commands::pay::run(command, &remote),
     };
     match result {
         Ok(code) => code,

@@ -345,7 +345,7 @@ fn the_advisor_and_analytics_report_each_tier() {
         "{tee}"
     );
     assert_eq!(tee["request"], json!(["signed", "tee"]));
-    assert_eq!(tee["request_price"], json!(300));
+    assert_eq!(tee["request_price"], json!("300"));
     assert_eq!(tee["measured"]["samples"], json!(2));
     assert!(tee["measured"]["p50_ms"].as_f64().unwrap() > 0.0, "{tee}");
     assert_eq!(signed["measured"]["samples"], json!(1));

@@ -32,6 +32,10 @@ pub enum ErrorCode {
     Internal,
     /// No such resource (log entry, checkpoint, tile, proof) — yet or at all.
     NotFound,
+    /// The request must be paid (x402) and carried no valid payment; the 402 says how to pay.
+    PaymentRequired,
+    /// The payment facilitator could not be reached; nothing was charged, retry later.
+    PaymentUnavailable,
 }
 
 impl ErrorCode {
@@ -50,6 +54,8 @@ impl ErrorCode {
             ErrorCode::ExecutionFailed => "execution_failed",
             ErrorCode::Internal => "internal",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::PaymentRequired => "payment_required",
+            ErrorCode::PaymentUnavailable => "payment_unavailable",
         }
     }
 }

@@ -23,12 +23,14 @@ pub struct TierPrices {
 }
 
 impl Default for TierPrices {
+    /// Placeholders (USDC: 100 = 0.0001) until operators set their own; the node's quotes in
+    /// refusals, the advisor and analytics use the same numbers.
     fn default() -> Self {
         TierPrices {
-            signed: Amount::from_u64(1_000),
-            tee: Amount::from_u64(5_000),
-            zk_base: Amount::from_u64(20_000),
-            zk_per_step: Amount::from_u64(1_000),
+            signed: Amount::from_u64(100),
+            tee: Amount::from_u64(200),
+            zk_base: Amount::from_u64(5_000),
+            zk_per_step: Amount::from_u64(100),
             zk_step_units: 1_000_000,
         }
     }

@@ -18,8 +18,9 @@ pub struct ServerConfig {
     /// `configfs-tsm` or `simulated`. With any producer but `none`, the node key is generated
     /// at boot inside the TEE and never written to disk.
     pub tee: vouch_attest::tee::ProducerConfig,
-    /// What each tier costs; a request's price is the sum over its tiers.
-    pub prices: Prices,
+    /// Payments (x402) and the one price model (`[pay.prices]`): what each tier costs per model;
+    /// a request's price is the sum over its tiers. Prices are quoted even with payments off.
+    pub pay: vouch_pay::PayConfig,
     /// The transparency log (`[log]`): origin, key, checkpoint cadence, witnesses.
     pub log: crate::transparency::LogSettings,
 }
@@ -32,7 +33,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             exec: ExecConfig::default(),
             tee: Default::default(),
-            prices: Prices::default(),
+            pay: vouch_pay::PayConfig::default(),
             log: Default::default(),
         }
     }
@@ -106,47 +107,5 @@ impl Default for ExecConfig {
             max_wait_us: 0,
             cache_mib: 2048,
         }
-    }
-}
-
-/// Prices per tier, in the smallest unit of `asset`. Until payments are wired these are quotes:
-/// shown in refusals, the assurance advisor and the status page's revenue, not charged.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Prices {
-    /// Name of the unit the prices are in.
-    pub asset: String,
-    pub signed: u64,
-    pub tee: u64,
-    pub zk: u64,
-}
-
-impl Default for Prices {
-    fn default() -> Self {
-        // Placeholders in micro-USDC until operators set their own.
-        Prices {
-            asset: "micro-USDC".into(),
-            signed: 100,
-            tee: 200,
-            zk: 5000,
-        }
-    }
-}
-
-impl Prices {
-    pub fn of(&self, tier: vouch_core::Tier) -> u64 {
-        match tier {
-            vouch_core::Tier::Signed => self.signed,
-            vouch_core::Tier::Tee => self.tee,
-            vouch_core::Tier::Zk => self.zk,
-        }
-    }
-
-    /// A request's price: the sum over its tiers.
-    pub fn total(&self, tiers: &[vouch_core::Tier]) -> u64 {
-        tiers
-            .iter()
-            .map(|t| self.of(*t))
-            .fold(0u64, u64::saturating_add)
     }
 }

@@ -1,7 +1,7 @@
 //! One error type for every handler: an HTTP status, a stable machine-readable code, and a
 //! message a person can act on. Body: `{"error": {"code": "...", "message": "..."}}`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use vouch_core::ErrorCode;
@@ -14,6 +14,15 @@ pub struct ApiError {
     pub message: String,
     /// A finer stable name within `code` (e.g. a `TeeError::code()`), sent as `error.reason`.
     pub reason: Option<&'static str>,
+    /// Protocol answers that replace the JSON error body and add headers (x402's 402).
+    pub protocol: Option<Box<ProtocolAnswer>>,
+}
+
+/// A body and headers a protocol prescribes for this refusal (see `crate::payment`).
+#[derive(Debug)]
+pub struct ProtocolAnswer {
+    pub headers: Vec<(&'static str, String)>,
+    pub body: serde_json::Value,
 }
 
 impl ApiError {
@@ -22,6 +31,7 @@ impl ApiError {
             code,
             message: message.into(),
             reason: None,
+            protocol: None,
         }
     }
 
@@ -42,6 +52,8 @@ impl ApiError {
             }
             ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ExecutionFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -54,6 +66,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let Some(p) = self.protocol {
+            let mut resp = (status, axum::Json(p.body)).into_response();
+            for (name, value) in p.headers {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    resp.headers_mut().insert(n, v);
+                }
+            }
+            return resp;
+        }
         let mut body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
         if let Some(r) = self.reason {
             body["error"]["reason"] = json!(r);

@@ -9,6 +9,9 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod facilitator;
+pub mod payment;
+pub mod pricing;
 pub mod routes;
 pub mod state;
 pub mod tiers;
@@ -61,8 +64,15 @@ pub use state::{AppState, BootError};
         routes::log::consistency,
         routes::log::history,
         routes::log::cosignature,
+        routes::pay::pricing,
+        routes::pay::credit,
+        routes::pay::balance,
     ),
-    components(schemas(routes::infer::InferRequest, routes::policy::PolicyRequest))
+    components(schemas(
+        routes::infer::InferRequest,
+        routes::policy::PolicyRequest,
+        routes::pay::CreditRequest
+    ))
 )]
 pub struct ApiDoc;
 
@@ -70,7 +80,8 @@ pub struct ApiDoc;
 ///
 /// The `tee` tier (when `[tee]` names a producer) adds `GET /v1/attestation[?nonce=hex]` and
 /// `GET /v1/attestation/{digest}`; assurance policies live at `/v1/models/{reference}/policy`
-/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`.
+/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`;
+/// prices at `/v1/pricing`, the built-in ledger at `/v1/pay/*` (`crate::payment`).
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
@@ -115,6 +126,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/log/checkpoint", get(routes::log::checkpoint))
         .route("/log/tile/{*path}", get(routes::log::tile))
         .route("/log/cosignature", post(routes::log::cosignature))
+        .route("/v1/pricing", get(routes::pay::pricing))
+        .route("/v1/pay/credit", post(routes::pay::credit))
+        .route("/v1/pay/balance/{address}", get(routes::pay::balance))
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

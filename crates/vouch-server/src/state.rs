@@ -51,6 +51,10 @@ pub struct AppState {
     pub configs: moka::sync::Cache<ModelDigest, Option<Digest>>,
     /// The transparency log every receipt and registry/policy change is appended to.
     pub log: Arc<crate::transparency::LogState>,
+    /// The one price model (`[pay.prices]`), quoted even with payments off.
+    pub prices: crate::pricing::Prices,
+    /// x402 payments, when `[pay] enabled` (the gate, its terms, the built-in ledger).
+    pub pay: Option<crate::payment::PayState>,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -95,6 +99,8 @@ pub enum BootError {
     Tee(String),
     #[error("{0}")]
     Log(#[from] crate::transparency::LogBootError),
+    #[error("pay: {0}")]
+    Pay(String),
 }
 
 impl AppState {
@@ -116,6 +122,7 @@ impl AppState {
         let (admin_token, token_created) = load_or_create_token(&token_path)?;
         let (engines, ort_status) = choose_engines(&config)?;
         let log = crate::transparency::boot(&config.log, &dir, &store).await?;
+        let pay = crate::payment::PayState::boot(&config.pay, &store).await?;
         let exec_cfg = ExecutorConfig {
             workers: config.exec.workers.max(1),
             queue_capacity: config.exec.queue_capacity.max(1),
@@ -136,6 +143,8 @@ impl AppState {
             analytics: Analytics::default(),
             log,
             prometheus: crate::analytics::prometheus(),
+            prices: crate::pricing::Prices::new(&config.pay),
+            pay,
             admin_token,
             meta: moka::sync::Cache::new(100_000),
             configs: moka::sync::Cache::new(100_000),
@@ -245,7 +254,7 @@ fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError>
 }
 
 /// The admin token: 32 random bytes, base64url, in a 0600 file created on first start.
-fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
+pub(crate) fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
     let err = |source| BootError::Token {
         path: path.display().to_string(),
         source,

@@ -85,7 +85,8 @@ pub async fn effective_policy(
 pub struct Decision {
     pub tiers: Vec<Tier>,
     pub upgraded_from: Option<Vec<Tier>>,
-    pub price: u64,
+    /// What the request costs (`crate::pricing`); charged when payments are on.
+    pub quote: vouch_pay::Quote,
 }
 
 fn show(tiers: &[Tier]) -> String {
@@ -100,7 +101,7 @@ pub async fn decide(
     asked: Vec<Tier>,
     allow_upgrade: bool,
 ) -> Result<Decision, ApiError> {
-    let prices = &st.config.prices;
+    let prices = &st.prices;
     let mut tiers = asked.clone();
     let mut upgraded_from = None;
     if let Some((min, subject)) = effective_policy(st, digest).await?
@@ -110,16 +111,20 @@ pub async fn decide(
         up.push(min);
         let up = with_implied(&up);
         if !allow_upgrade {
+            let price = async |t: &[Tier]| match prices.quote(st, digest, t).await {
+                Ok(q) => q.total.to_string(),
+                Err(e) => format!("unknown: {}", e.message),
+            };
             return Err(ApiError::new(
                 ErrorCode::TierUnavailable,
                 format!(
                     "model {subject} requires at least the {min} tier; you asked for {} (price {} {asset}). \
                      Ask for {} (price {} {asset}), or send \"allow_upgrade\": true to be upgraded at that price",
                     show(&asked),
-                    prices.total(&asked),
+                    price(&asked).await,
                     show(&up),
-                    prices.total(&up),
-                    asset = prices.asset,
+                    price(&up).await,
+                    asset = prices.unit(),
                 ),
             )
             .with_reason("below_minimum_assurance"));
@@ -145,10 +150,10 @@ pub async fn decide(
             }));
         }
     }
-    let price = prices.total(&tiers);
+    let quote = prices.quote(st, digest, &tiers).await?;
     Ok(Decision {
         tiers,
         upgraded_from,
-        price,
+        quote,
     })
 }

@@ -31,6 +31,12 @@ pub struct Args {
     /// Where to save the receipt bundle.
     #[arg(long, default_value = "bundle.json")]
     out: PathBuf,
+    /// Pay (x402) from this key file (`vouch pay keygen`) when the node asks for payment.
+    #[arg(long, value_name = "KEYFILE")]
+    pay_with: Option<PathBuf>,
+    /// Refuse to pay more than this, in the asset's smallest unit.
+    #[arg(long, requires = "pay_with")]
+    max_price: Option<String>,
     #[command(flatten)]
     remote: Remote,
 }
@@ -44,9 +50,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .filter(|t| !t.is_empty())
         .collect();
     let api = Api::new(&a.remote)?;
-    let resp = api.post_json(
-        "/v1/infer",
-        &json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade, "log_proof": a.log_proof}),
+    let body = json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade, "log_proof": a.log_proof});
+    let resp = crate::commands::pay::infer_paying(
+        &api,
+        &body,
+        a.pay_with.as_deref(),
+        a.max_price.as_deref(),
     )?;
     let bundle: Bundle = serde_json::from_value(resp)?;
     write_json(&a.out, &bundle)?;
@@ -97,6 +106,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             } else {
                 ""
             }
+        );
+    }
+    if let Some(p) = &r.payment {
+        println!(
+            "paid:    {} (smallest units of {}) on {} by {}, settlement {}",
+            p.amount, p.asset, p.network, p.payer, p.settlement
         );
     }
     let tiers = got;

@@ -1,6 +1,8 @@
+pub mod facilitator;
 pub mod infer;
 pub mod log;
 pub mod models;
+pub mod pay;
 pub mod replay;
 pub mod serve;
 pub mod verify;

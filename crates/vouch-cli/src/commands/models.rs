@@ -54,6 +54,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a request for this model with these tiers costs here (sum of the tiers' prices).
+    Price {
+        /// name, name@version or sha256:<hex>.
+        reference: String,
+        /// Comma-separated tiers (signed, tee, zk).
+        #[arg(long, default_value = "signed")]
+        tiers: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
@@ -205,6 +215,45 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                 println!("  unchanged");
             }
         }
+        Command::Price {
+            reference,
+            tiers,
+            json,
+        } => {
+            let resp = api.get(&format!("/v1/pricing?model={reference}&tiers={tiers}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&resp)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let q = &resp["quote"];
+            let unit = resp["unit"].as_str().unwrap_or("");
+            println!("{} ({})", reference, q["digest"].as_str().unwrap_or("?"));
+            for l in q["lines"].as_array().into_iter().flatten() {
+                let tier = l["tier"].as_str().unwrap_or("?");
+                match l["amount"].as_str() {
+                    Some(a) => println!(
+                        "  {tier}: {a} {unit} ({})",
+                        l["display"].as_str().unwrap_or("")
+                    ),
+                    None => println!(
+                        "  {tier}: no price: {}",
+                        l["unavailable"].as_str().unwrap_or("?")
+                    ),
+                }
+            }
+            match q["total"].as_str() {
+                Some(t) => println!(
+                    "  total: {t} {unit} ({}) per request{}",
+                    q["display"].as_str().unwrap_or(""),
+                    if resp["enabled"] == Value::Bool(true) {
+                        ", charged over x402"
+                    } else {
+                        " (quote only: payments are off on this node)"
+                    }
+                ),
+                None => println!("  total: unknown until every tier has a price"),
+            }
+        }
         Command::Assurance { reference, json } => {
             let resp = api.get(&format!("/v1/models/{reference}/assurance"))?;
             if json {
@@ -246,7 +295,7 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     .collect();
                 println!(
                     "    price:  {} {asset} per request [{}]",
-                    t["request_price"],
+                    t["request_price"].as_str().unwrap_or("unknown"),
                     req.join(", ")
                 );
                 let m = &t["measured"];

@@ -94,6 +94,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             engines.join(", "),
             st.boot.ort_status
         );
+        match &st.pay {
+            Some(p) => println!(
+                "  payments:    x402 on {} in {} ({}), paid to {}, facilitator {}",
+                p.terms.network, p.terms.asset_symbol, p.terms.asset, p.terms.pay_to, p.facilitator
+            ),
+            None => {
+                println!("  payments:    off (prices are quotes; [pay] enabled = true to charge)")
+            }
+        }
         // Tests and scripts wait for this exact line and read the port from it.
         println!("listening on http://{}", server.addr);
         server

@@ -38,8 +38,17 @@ impl Node {
 
     /// Starts `vouch serve` on an existing data dir (a restart).
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Node {
+        Node::start_command_in("serve", dir, args)
+    }
+
+    /// Starts another serving subcommand (e.g. `facilitator`) the same way.
+    pub fn start_command(command: &str, args: &[&str]) -> Node {
+        Node::start_command_in(command, tempfile::tempdir().unwrap(), args)
+    }
+
+    fn start_command_in(command: &str, dir: tempfile::TempDir, args: &[&str]) -> Node {
         let mut cmd = Command::new(VOUCH);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(args)
             .current_dir(dir.path());

@@ -51,14 +51,19 @@ fn default_tiers() -> Vec<String> {
 /// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, the
 /// outputs, and per-tier evidence (`evidence.tee`). Save it as-is and check it with `vouch verify`.
 /// Headers: `vouch-price` (sum of the tiers' prices, with `vouch-price-asset`) and, when the
-/// model's policy upgraded the request, `vouch-upgraded-from`.
+/// model's policy upgraded the request, `vouch-upgraded-from`. With payments on, send an x402
+/// payment in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a paid answer carries
+/// `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE` and its receipt names the payment.
 #[utoipa::path(post, path = "/v1/infer", request_body = InferRequest,
     responses((status = 200, description = "outputs and receipt bundle"),
-        (status = 400, description = "bad input"), (status = 404, description = "no such model"),
+        (status = 400, description = "bad input"),
+        (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2) and the v1 JSON body, `error` = reason code"),
+        (status = 404, description = "no such model"),
         (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
         (status = 503, description = "queue full; retry after the Retry-After delay")))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
+    request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
     let limits = &st.config.limits;
@@ -107,6 +112,7 @@ pub async fn infer(
     let asked = tiers.clone();
     let result = run(
         &st,
+        &request_headers,
         digest,
         model_ref,
         inputs,
@@ -116,9 +122,11 @@ pub async fn infer(
     )
     .await;
     let (tiers, price) = match &result {
-        Ok((_, b)) => (
+        Ok((h, b)) => (
             b.receipt.tiers.clone(),
-            st.config.prices.total(&b.receipt.tiers),
+            h.get("vouch-price")
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(0),
         ),
         Err(_) => (asked, 0),
     };
@@ -135,6 +143,7 @@ pub async fn infer(
 
 async fn run(
     st: &Arc<AppState>,
+    request_headers: &HeaderMap,
     digest: vouch_core::ModelDigest,
     model_ref: ModelRef,
     inputs: TensorMap,
@@ -146,18 +155,32 @@ async fn run(
     let tiers = decision.tiers;
     let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
-    let model = catalog::loaded(st, digest, &meta).await?;
-    let input_digest = inputs.digest();
-    let rx = st.executor.submit(digest, model.clone(), inputs)?;
-    let run = rx
-        .await
-        .map_err(|_| ApiError::internal("the executor dropped the request"))??;
-
     let engine = st.engines.get(meta.engine)?;
     let config_digest = crate::routes::config::digest_for(st, &digest).await?;
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let paid = crate::payment::admit(
+        st,
+        request_headers,
+        &digest,
+        &tiers,
+        &decision.quote,
+        &request_id,
+    )
+    .await?;
+    let input_digest = inputs.digest();
+    let run = match execute(st, digest, &meta, inputs).await {
+        Ok(run) => run,
+        Err(e) => {
+            crate::payment::abandon(st, paid).await;
+            return Err(e);
+        }
+    };
+    // Settled before the receipt is made, so the signed receipt names the payment.
+    let (payment, pay_headers) = crate::payment::settle(st, paid).await?;
+
     let receipt = Receipt {
         version: RECEIPT_VERSION,
-        request_id: uuid::Uuid::now_v7().to_string(),
+        request_id,
         model: digest,
         model_ref: match &model_ref {
             ModelRef::Digest(_) => None,
@@ -174,7 +197,7 @@ async fn run(
         tiers: tiers.clone(),
         node_key: st.signer.public_key(),
         issued_at: vouch_store::now_rfc3339(),
-        payment: None,
+        payment,
     };
     // Canonicalised once: the signature and the log entry cover the same bytes.
     let canonical = receipt.canonical_bytes();
@@ -199,8 +222,11 @@ async fn run(
     );
     let mut headers = HeaderMap::new();
     headers.insert("vouch-log-index", HeaderValue::from(log_evidence.index));
-    headers.insert("vouch-price", HeaderValue::from(decision.price));
-    if let Ok(v) = HeaderValue::from_str(&st.config.prices.asset) {
+    crate::payment::add_headers(&mut headers, pay_headers);
+    if let Ok(v) = HeaderValue::from_str(&decision.quote.total.to_string()) {
+        headers.insert("vouch-price", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&st.prices.unit()) {
         headers.insert("vouch-price-asset", v);
     }
     if let Some(from) = &decision.upgraded_from {
@@ -219,6 +245,20 @@ async fn run(
             evidence,
         }),
     ))
+}
+
+/// Loads the model and runs it on the worker pool.
+async fn execute(
+    st: &Arc<AppState>,
+    digest: vouch_core::ModelDigest,
+    meta: &crate::state::ModelMeta,
+    inputs: TensorMap,
+) -> Result<vouch_exec::RunOutput, ApiError> {
+    let model = catalog::loaded(st, digest, meta).await?;
+    let rx = st.executor.submit(digest, model, inputs)?;
+    rx.await
+        .map_err(|_| ApiError::internal("the executor dropped the request"))?
+        .map_err(ApiError::from)
 }
 
 /// Known tier names; whether this node can give them for the model is decided per request by

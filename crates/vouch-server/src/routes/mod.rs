@@ -6,6 +6,7 @@ pub mod infer;
 pub mod log;
 pub mod models;
 pub mod node;
+pub mod pay;
 pub mod policy;
 pub mod status;
 

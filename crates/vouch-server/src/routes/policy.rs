@@ -140,11 +140,17 @@ pub async fn assurance(
 ) -> Result<Json<Value>, ApiError> {
     let (_, digest) = catalog::resolve_str(&st, &reference).await?;
     let policy = tiers::effective_policy(&st, &digest).await?;
-    let prices = &st.config.prices;
-    let rows: Vec<Value> = [Tier::Signed, Tier::Tee, Tier::Zk]
-        .into_iter()
-        .map(|t| {
-            let request = tiers::with_implied(&[t]);
+    let prices = &st.prices;
+    let mut rows = Vec::new();
+    for t in [Tier::Signed, Tier::Tee, Tier::Zk] {
+        let request = tiers::with_implied(&[t]);
+        let price = prices.tier_price(&st, &digest, t).await?.ok();
+        let request_price = prices
+            .quote(&st, &digest, &request)
+            .await
+            .ok()
+            .map(|q| q.total);
+        rows.push({
             let measured = st.analytics.model_level(&digest, level(&request));
             let ms = |p: f64| measured.percentile(p).map(|s| (s * 1e5).round() / 1e2);
             let reason = tiers::unavailable_reason(&st, t);
@@ -155,9 +161,9 @@ pub async fn assurance(
                 "meets_policy": policy.as_ref().is_none_or(|(min, _)| t >= *min),
                 "proves": tiers::proves(t),
                 "trusts": tiers::trusts(&st, t),
-                "price": prices.of(t),
+                "price": price,
                 "request": request,
-                "request_price": prices.total(&request),
+                "request_price": request_price,
                 "measured": {
                     "requests": measured.requests,
                     "errors": measured.errors,
@@ -166,13 +172,13 @@ pub async fn assurance(
                     "p95_ms": ms(0.95),
                 },
             })
-        })
-        .collect();
+        });
+    }
     Ok(Json(json!({
         "model": reference,
         "digest": digest,
         "policy": policy.map(|(min, subject)| json!({"min_tier": min, "subject": subject})),
-        "asset": prices.asset,
+        "asset": prices.unit(),
         "tiers": rows,
     })))
 }

@@ -86,7 +86,7 @@ fn bar_chart(title: &str, rows: &[(&str, f64, String)]) -> String {
 pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
     let snap = st.analytics.snapshot();
     let total = snap.total_requests();
-    let asset = esc(&st.config.prices.asset);
+    let asset = esc(&st.prices.unit());
     let empty = Stats::default();
     let level_stats: Vec<(&str, &Stats)> = LEVELS
         .iter()

@@ -1,0 +1,264 @@
+//! x402 payments on `POST /v1/infer` (`docs/payments.md`): the HTTP side of
+//! `vouch_pay::PaymentGate`. With `[pay] enabled`, a priced request must carry a payment for
+//! exactly this model digest, tier set and price — checked after the tier decision and before
+//! any work. A failed inference abandons the payment (nothing charged); a successful one is
+//! settled *before* its receipt is signed, so the receipt names the payment.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use vouch_core::{ErrorCode, ModelDigest, PaymentRef, Tier};
+use vouch_pay::store::Account;
+use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, ResourceInfo, X_PAYMENT_HEADER};
+use vouch_pay::{
+    Address, FacilitatorChoice, GateConfig, LocalFacilitator, PayConfig, PayTerms, PaymentGate,
+    Quote, Rejection, RemoteFacilitator, Ticket,
+};
+use vouch_store::Store;
+use vouch_store::pay_store::SqlitePayStore;
+
+use crate::error::{ApiError, ProtocolAnswer};
+use crate::state::{AppState, BootError};
+
+/// Payments, when `[pay] enabled`. Kept in `AppState` so later work (a paid zk proof that
+/// fails) can `gate.refund(settlement, reason)`.
+pub struct PayState {
+    pub gate: Arc<PaymentGate>,
+    pub terms: PayTerms,
+    /// The built-in ledger, when `facilitator = "builtin"`: credits, balances, refunds.
+    pub ledger: Option<Arc<SqlitePayStore>>,
+    /// `builtin` or the remote facilitator's URL.
+    pub facilitator: String,
+}
+
+impl PayState {
+    /// Checks `[pay]` and opens the payment stack; `None` when payments are off.
+    pub async fn boot(cfg: &PayConfig, store: &Store) -> Result<Option<PayState>, BootError> {
+        cfg.prices
+            .validate()
+            .map_err(|e| BootError::Pay(format!("pay.prices: {e}")))?;
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let terms = cfg.terms().map_err(|e| BootError::Pay(e.to_string()))?;
+        let pay_store = Arc::new(
+            SqlitePayStore::new(store.pool().clone())
+                .await
+                .map_err(|e| BootError::Pay(e.to_string()))?,
+        );
+        let (facilitator, ledger): (Arc<dyn vouch_pay::Facilitator>, _) =
+            match cfg.facilitator_choice() {
+                Ok(FacilitatorChoice::Builtin) => (
+                    Arc::new(LocalFacilitator::new(
+                        pay_store.clone(),
+                        vec![terms.chain_id],
+                    )),
+                    Some(pay_store.clone()),
+                ),
+                Ok(FacilitatorChoice::Remote(url)) => (
+                    Arc::new(
+                        RemoteFacilitator::new(
+                            &url,
+                            Duration::from_millis(cfg.facilitator_timeout_ms.max(1)),
+                        )
+                        .map_err(|e| BootError::Pay(e.to_string()))?,
+                    ),
+                    None,
+                ),
+                Err(e) => return Err(BootError::Pay(e.to_string())),
+            };
+        let described = facilitator.describe();
+        let gate = Arc::new(PaymentGate::new(
+            facilitator,
+            pay_store,
+            GateConfig {
+                lease_seconds: cfg.lease_seconds.max(1),
+                ..GateConfig::default()
+            },
+        ));
+        spawn_reconciler(gate.clone());
+        Ok(Some(PayState {
+            gate,
+            terms,
+            ledger,
+            facilitator: described,
+        }))
+    }
+
+    /// `owner`'s account for this deployment's token.
+    pub fn account(&self, owner: Address) -> Account {
+        Account {
+            chain_id: self.terms.chain_id,
+            asset: self.terms.asset,
+            owner,
+        }
+    }
+}
+
+/// Re-settles payments whose settlement outcome was unknown: once at startup, then every
+/// `pending_grace_seconds`.
+fn spawn_reconciler(gate: Arc<PaymentGate>) {
+    let every = Duration::from_secs(GateConfig::default().pending_grace_seconds.max(1));
+    tokio::spawn(async move {
+        loop {
+            match gate.reconcile().await {
+                Ok(r) if r == vouch_pay::ReconcileReport::default() => {}
+                Ok(r) => tracing::info!(
+                    settled = r.settled,
+                    failed = r.failed,
+                    still_pending = r.still_pending,
+                    "reconciled pending payments"
+                ),
+                Err(e) => tracing::error!(error = %e, "payment reconciliation failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+/// The URL a payment is bound to: this node's infer endpoint for one model digest and tier set,
+/// so a payment made for one model or tier set is refused on another (v2 echoes it).
+pub fn resource_url(
+    headers: &HeaderMap,
+    listen: std::net::SocketAddr,
+    digest: &ModelDigest,
+    tiers: &[Tier],
+) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| listen.to_string());
+    let tiers: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
+    format!(
+        "http://{host}/v1/infer?model={digest}&tiers={}",
+        tiers.join(",")
+    )
+}
+
+/// Checks the request's payment before any work. `Ok(None)`: payments are off or the request
+/// is free (an unsigned receipt). `Ok(Some(ticket))`: run, then [`settle`] or [`abandon`].
+pub async fn admit(
+    st: &AppState,
+    headers: &HeaderMap,
+    digest: &ModelDigest,
+    tiers: &[Tier],
+    quote: &Quote,
+    request_id: &str,
+) -> Result<Option<Ticket>, ApiError> {
+    let Some(pay) = &st.pay else {
+        return Ok(None);
+    };
+    if quote.total.0.is_zero() {
+        return Ok(None);
+    }
+    let shown: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
+    let offer = pay.terms.offer(
+        quote.total.0,
+        ResourceInfo {
+            url: resource_url(headers, st.config.listen, digest, tiers),
+            description: Some(format!(
+                "Vouch inference of {digest} with tiers [{}]",
+                shown.join(", ")
+            )),
+            mime_type: Some("application/json".into()),
+        },
+    );
+    // A header that is not visible ASCII cannot be base64: let the decoder say so.
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    pay.gate
+        .admit(
+            get(PAYMENT_SIGNATURE_HEADER),
+            get(X_PAYMENT_HEADER),
+            &offer,
+            request_id,
+        )
+        .await
+        .map(Some)
+        .map_err(refusal)
+}
+
+/// The inference failed: release the payment, nothing is charged.
+pub async fn abandon(st: &AppState, ticket: Option<Ticket>) {
+    if let (Some(pay), Some(t)) = (&st.pay, ticket) {
+        pay.gate.abandon(t).await;
+    }
+}
+
+/// The inference succeeded: take the money. Returns what the receipt records and the response
+/// headers (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`); a failed settlement is a 402 and the
+/// output is not sent.
+pub async fn settle(
+    st: &AppState,
+    ticket: Option<Ticket>,
+) -> Result<(Option<PaymentRef>, Vec<(&'static str, String)>), ApiError> {
+    let (Some(pay), Some(t)) = (&st.pay, ticket) else {
+        return Ok((None, Vec::new()));
+    };
+    let settled = pay.gate.settle(t).await.map_err(refusal)?;
+    Ok((Some(settled.payment.clone()), settled.headers()))
+}
+
+/// Adds `(name, value)` pairs to a response's headers.
+pub fn add_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            map.insert(n, v);
+        }
+    }
+}
+
+/// A refused payment as the x402 answer: status, `PAYMENT-REQUIRED` (v2) and the v1 body, whose
+/// `error` is the reference reason code; `message` says it for people.
+fn refusal(r: Rejection) -> ApiError {
+    let code = match r.status {
+        402 => ErrorCode::PaymentRequired,
+        503 => ErrorCode::PaymentUnavailable,
+        _ => ErrorCode::Internal,
+    };
+    let mut body = r.body();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("message".into(), serde_json::Value::from(r.message.clone()));
+    }
+    let mut e = ApiError::new(code, format!("{}: {}", r.reason, r.message));
+    e.protocol = Some(Box::new(ProtocolAnswer {
+        headers: r.headers(),
+        body,
+    }));
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_names_digest_and_tiers_and_a_bad_host_is_not_echoed() {
+        let d = ModelDigest(vouch_core::Digest::of(b"m"));
+        let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("node.example:443"));
+        let a = resource_url(&h, listen, &d, &[Tier::Signed]);
+        assert_eq!(
+            a,
+            format!("http://node.example:443/v1/infer?model={d}&tiers=signed")
+        );
+        assert_ne!(a, resource_url(&h, listen, &d, &[Tier::Signed, Tier::Tee]));
+        let other = ModelDigest(vouch_core::Digest::of(b"n"));
+        assert_ne!(a, resource_url(&h, listen, &other, &[Tier::Signed]));
+        h.insert("host", HeaderValue::from_static("evil/path?x=1"));
+        assert!(
+            resource_url(&h, listen, &d, &[Tier::Signed]).starts_with("http://127.0.0.1:8080/")
+        );
+    }
+}

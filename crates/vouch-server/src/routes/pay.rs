@@ -1,0 +1,223 @@
+//! Prices and the built-in ledger over HTTP: `GET /v1/pricing` (anyone), `POST /v1/pay/credit`
+//! (admin: top up a payer's balance in the built-in ledger) and `GET /v1/pay/balance/{address}`
+//! (anyone, as a balance on chain is public).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vouch_core::{ErrorCode, Tier};
+use vouch_pay::store::Ledger;
+use vouch_pay::{Amount, parse_amount};
+
+use crate::auth::Admin;
+use crate::catalog;
+use crate::error::ApiError;
+use crate::routes::body_or_error;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PricingQuery {
+    /// Quote this model (`name`, `name@version` or `sha256:<hex>`).
+    pub model: Option<String>,
+    /// Comma-separated tiers to quote (default `signed`).
+    pub tiers: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRequest {
+    /// The payer's EVM address (`0x` + 40 hex digits).
+    pub address: String,
+    /// Smallest token units, decimal string (USDC: `1000000` = 1 USDC).
+    pub amount: String,
+    /// Why, for the ledger's journal.
+    #[serde(default)]
+    pub memo: Option<String>,
+}
+
+fn terms_json(st: &AppState) -> Value {
+    let p = &st.config.pay;
+    json!({
+        "enabled": st.pay.is_some(),
+        "facilitator": st.pay.as_ref().map(|p| p.facilitator.clone()),
+        "network": p.network,
+        "asset": p.asset,
+        "asset_symbol": p.asset_symbol,
+        "asset_decimals": p.asset_decimals,
+        "unit": st.prices.unit(),
+        "pay_to": st.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
+        "x402_versions": if p.accept_v1 { json!([2, 1]) } else { json!([2]) },
+    })
+}
+
+/// The price model (per-tier defaults, per-model overrides, the zk formula) and payment terms;
+/// with `?model=…&tiers=…`, the price of that request, line by line.
+#[utoipa::path(get, path = "/v1/pricing", params(PricingQuery),
+    responses((status = 200, description = "prices in the asset's smallest unit"),
+        (status = 400, description = "bad tier list"), (status = 404, description = "no such model")))]
+pub async fn pricing(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<PricingQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let mut out = terms_json(&st);
+    out["prices"] = serde_json::to_value(st.prices.config()).unwrap_or(Value::Null);
+    out["rule"] = json!(
+        "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step"
+    );
+    let Some(model) = q.model else {
+        return Ok(Json(out));
+    };
+    if model.len() > 512 {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "model reference too long",
+        ));
+    }
+    let tiers_raw = q.tiers.unwrap_or_else(|| "signed".into());
+    if tiers_raw.len() > 64 {
+        return Err(ApiError::new(ErrorCode::BadRequest, "tier list too long"));
+    }
+    let asked = tiers_raw
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<Tier>()
+                .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tiers = crate::tiers::with_implied(&asked);
+    let (_, digest) = catalog::resolve_str(&st, &model).await?;
+    let mut lines = Vec::new();
+    let mut total = Some(Amount::ZERO);
+    for t in &tiers {
+        match st.prices.tier_price(&st, &digest, *t).await? {
+            Ok(a) => {
+                total = total.and_then(|s| s.checked_add(a).ok());
+                lines.push(json!({"tier": t, "amount": a, "display": st.prices.display(a)}));
+            }
+            Err(why) => {
+                total = None;
+                lines.push(json!({"tier": t, "amount": null, "unavailable": why}));
+            }
+        }
+    }
+    out["quote"] = json!({
+        "model": model,
+        "digest": digest,
+        "tiers": tiers,
+        "lines": lines,
+        "total": total,
+        "display": total.map(|a| st.prices.display(a)),
+        "proving_cost": st.prices.proving_cost(&digest),
+    });
+    Ok(Json(out))
+}
+
+fn ledger(st: &AppState) -> Result<&crate::payment::PayState, ApiError> {
+    let pay = st.pay.as_ref().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "payments are off on this node ([pay] enabled = false)",
+        )
+        .with_reason("payments_off")
+    })?;
+    if pay.ledger.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "this node settles through the remote facilitator {}; balances live there",
+                pay.facilitator
+            ),
+        )
+        .with_reason("no_builtin_ledger"));
+    }
+    Ok(pay)
+}
+
+fn address(s: &str) -> Result<vouch_pay::Address, ApiError> {
+    vouch_pay::verify::parse_address(s.trim()).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "{:?} is not an EVM address (0x and 40 hex digits)",
+                s.chars().take(64).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// Credits a payer's balance in the built-in ledger (an operator's top-up, e.g. on a private
+/// deployment or a test network).
+#[utoipa::path(post, path = "/v1/pay/credit", request_body = CreditRequest,
+    responses((status = 200, description = "the new balance"),
+        (status = 400, description = "bad address or amount, or no built-in ledger"),
+        (status = 401, description = "missing or wrong admin token")))]
+pub async fn credit(
+    _admin: Admin,
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body, 4096, ErrorCode::PayloadTooLarge)?;
+    let req: CreditRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "invalid credit JSON (expected {{\"address\": \"0x…\", \"amount\": \"1000\"}}): {e}"
+            ),
+        )
+    })?;
+    let pay = ledger(&st)?;
+    let owner = address(&req.address)?;
+    let amount = parse_amount(req.amount.trim())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let memo = req.memo.unwrap_or_else(|| "admin credit".into());
+    let memo: String = memo.chars().take(200).collect();
+    let l = pay
+        .ledger
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("ledger vanished"))?;
+    let balance = l
+        .credit(&pay.account(owner), amount, &memo)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(address = %owner, %amount, %balance, "ledger credited");
+    Ok(Json(json!({
+        "address": owner.to_string(),
+        "credited": amount.to_string(),
+        "balance": balance.to_string(),
+        "display": st.prices.display(Amount(balance)),
+    })))
+}
+
+/// A payer's balance in the built-in ledger.
+#[utoipa::path(get, path = "/v1/pay/balance/{address}",
+    params(("address" = String, Path, description = "EVM address")),
+    responses((status = 200, description = "the balance"), (status = 400, description = "bad address or no built-in ledger")))]
+pub async fn balance(
+    State(st): State<Arc<AppState>>,
+    Path(addr): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pay = ledger(&st)?;
+    let owner = address(&addr)?;
+    let l = pay
+        .ledger
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("ledger vanished"))?;
+    let balance = l
+        .balance(&pay.account(owner))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "address": owner.to_string(),
+        "balance": balance.to_string(),
+        "display": st.prices.display(Amount(balance)),
+        "network": pay.terms.network,
+        "asset": pay.terms.asset.to_string(),
+    })))
+}
