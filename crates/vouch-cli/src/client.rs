@@ -55,6 +55,35 @@ impl Api {
         )
     }
 
+    /// DELETE with `token`, or the admin token when none is given.
+    pub fn delete_with_token(&self, path: &str, token: Option<String>) -> anyhow::Result<Value> {
+        let token = token.or_else(|| self.token.clone()).ok_or_else(|| {
+            anyhow!("this needs a token: pass the job's --cancel-token, or the admin token (--token, VOUCH_ADMIN_TOKEN, or --data-dir holding admin.token)")
+        })?;
+        self.send(self.http.delete(self.url(path)).bearer_auth(token))
+    }
+
+    /// POST JSON and also return the response headers.
+    pub fn post_json_with_headers(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
+        let resp: Response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let headers = resp.headers().clone();
+        let status = resp.status();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok((body, headers));
+        }
+        Err(error_of(status, &body))
+    }
+
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
         let resp: Response = req
             .send()
@@ -64,8 +93,12 @@ impl Api {
         if status.is_success() {
             return Ok(body);
         }
-        let code = body["error"]["code"].as_str().unwrap_or("unknown");
-        let msg = body["error"]["message"].as_str().unwrap_or("(no message)");
-        Err(anyhow!("the node answered {status} {code}: {msg}"))
+        Err(error_of(status, &body))
     }
+}
+
+fn error_of(status: reqwest::StatusCode, body: &Value) -> anyhow::Error {
+    let code = body["error"]["code"].as_str().unwrap_or("unknown");
+    let msg = body["error"]["message"].as_str().unwrap_or("(no message)");
+    anyhow!("the node answered {status} {code}: {msg}")
 }

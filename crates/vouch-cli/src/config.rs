@@ -17,7 +17,8 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
     let env = Env::prefixed("VOUCH_")
         .filter(|k| {
-            ["listen", "data_dir", "limits", "exec", "tee", "prices"]
+            // `zk__` (not `zk`): VOUCH_ZK_CANCEL_TOKEN is the client's.
+            ["listen", "data_dir", "limits", "exec", "tee", "prices", "zk__"]
                 .iter()
                 .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
         })

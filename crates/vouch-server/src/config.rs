@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub tee: vouch_attest::tee::ProducerConfig,
     /// What each tier costs; a request's price is the sum over its tiers.
     pub prices: Prices,
+    /// The zk tier's prover pool and limits (`[zk]`).
+    pub zk: crate::proofs::ZkSettings,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
             exec: ExecConfig::default(),
             tee: Default::default(),
             prices: Prices::default(),
+            zk: Default::default(),
         }
     }
 }

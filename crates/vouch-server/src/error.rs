@@ -34,7 +34,7 @@ impl ApiError {
         match self.code {
             ErrorCode::BadRequest | ErrorCode::BadInput => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::ModelNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::ModelNotFound | ErrorCode::ProofNotFound => StatusCode::NOT_FOUND,
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge | ErrorCode::ModelTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidModel | ErrorCode::TierUnavailable => {

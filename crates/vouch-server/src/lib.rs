@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod proofs;
 pub mod routes;
 pub mod state;
 pub mod tiers;
@@ -42,6 +43,8 @@ pub use state::{AppState, BootError};
         routes::models::by_name,
         routes::models::by_digest,
         routes::infer::infer,
+        routes::proofs::get,
+        routes::proofs::cancel,
         routes::attestation::attestation,
         routes::attestation::by_digest,
         routes::policy::put_policy,
@@ -58,7 +61,8 @@ pub struct ApiDoc;
 ///
 /// The `tee` tier (when `[tee]` names a producer) adds `GET /v1/attestation[?nonce=hex]` and
 /// `GET /v1/attestation/{digest}`; assurance policies live at `/v1/models/{reference}/policy`
-/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`.
+/// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`;
+/// zk proof jobs at `/v1/proofs/{id}` (`crate::proofs`).
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
@@ -91,6 +95,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route("/v1/infer", post(routes::infer::infer))
+        .route(
+            "/v1/proofs/{id}",
+            get(routes::proofs::get).delete(routes::proofs::cancel),
+        )
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

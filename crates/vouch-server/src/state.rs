@@ -47,6 +47,8 @@ pub struct AppState {
     /// Per-model, per-tier request counts, latencies and revenue for `/status` and the advisor.
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
+    /// The zk tier: model analyses, proof jobs and the prover threads.
+    pub zk: Arc<crate::proofs::ZkState>,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -109,6 +111,7 @@ impl AppState {
         let token_path = dir.join("admin.token");
         let (admin_token, token_created) = load_or_create_token(&token_path)?;
         let (engines, ort_status) = choose_engines(&config)?;
+        let zk = crate::proofs::ZkState::boot(&store, config.zk.clone()).await?;
         let exec_cfg = ExecutorConfig {
             workers: config.exec.workers.max(1),
             queue_capacity: config.exec.queue_capacity.max(1),
@@ -127,6 +130,7 @@ impl AppState {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             analytics: Analytics::default(),
+            zk,
             prometheus: crate::analytics::prometheus(),
             admin_token,
             meta: moka::sync::Cache::new(100_000),

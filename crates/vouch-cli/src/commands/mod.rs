@@ -1,5 +1,6 @@
 pub mod infer;
 pub mod models;
+pub mod proofs;
 pub mod replay;
 pub mod serve;
 pub mod verify;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
-use vouch_core::{Bundle, NodeKey, TensorMap};
+use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
 use vouch_verify::{Evidence, verify_bundle};
 
 use crate::files::read_json;
@@ -36,6 +36,14 @@ pub struct Args {
     /// Repeatable.
     #[arg(long, value_name = "NAME=HEX")]
     tee_expect: Vec<String>,
+    /// Tiers that must be proven for the bundle to pass (comma-separated, repeatable), e.g.
+    /// `--require zk`: a pending zk proof, or one not checked for lack of --model, fails.
+    #[arg(long, value_delimiter = ',', value_name = "TIER")]
+    require: Vec<String>,
+    /// The zk verifying-key digest the model's registry entry shows (`vouch models show`):
+    /// the proof must use exactly that key.
+    #[arg(long, value_name = "sha256:HEX")]
+    zk_vk_digest: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -82,7 +90,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         tee_policy.expect.insert(name.to_string(), hex.to_string());
     }
+    let require = a
+        .require
+        .iter()
+        .map(|t| t.trim().parse::<Tier>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let zk_vk_digest = a
+        .zk_vk_digest
+        .as_deref()
+        .map(|d| d.parse::<Digest>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--zk-vk-digest: {e}"))?;
     let ev = Evidence {
+        zk_vk_digest,
+        require,
         trusted_key,
         model_bytes: model.as_deref(),
         inputs: inputs.as_ref(),

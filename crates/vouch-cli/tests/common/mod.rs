@@ -33,7 +33,21 @@ impl Drop for Node {
 impl Node {
     /// Starts `vouch serve` with extra arguments (e.g. `--tee simulated`).
     pub fn start(args: &[&str]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// Kills the server (SIGKILL: a crash, not a clean stop) and starts a new one on the same
+    /// data dir with `args`.
+    pub fn restart(mut self, args: &[&str]) -> Node {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Node::start_in(dir, args)
+    }
+
+    /// Starts `vouch serve` on an existing data dir.
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Node {
         let mut cmd = Command::new(VOUCH);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())

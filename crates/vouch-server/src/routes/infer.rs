@@ -44,13 +44,17 @@ fn default_tiers() -> Vec<String> {
 
 /// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, the
 /// outputs, and per-tier evidence (`evidence.tee`). Save it as-is and check it with `vouch verify`.
+/// With `zk`, the answer comes at once with `evidence.zk_job = {id, url, status, receipt,
+/// estimate_ms, wait_ms}`: the proof (binding this receipt's hash) is made in the background;
+/// `GET /v1/proofs/{id}` returns it as `evidence.zk` to complete the bundle. The header
+/// `vouch-zk-cancel-token` lets the caller cancel the job.
 /// Headers: `vouch-price` (sum of the tiers' prices, with `vouch-price-asset`) and, when the
 /// model's policy upgraded the request, `vouch-upgraded-from`.
 #[utoipa::path(post, path = "/v1/infer", request_body = InferRequest,
     responses((status = 200, description = "outputs and receipt bundle"),
         (status = 400, description = "bad input"), (status = 404, description = "no such model"),
         (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
-        (status = 503, description = "queue full; retry after the Retry-After delay")))]
+        (status = 503, description = "queue full (the executor's, or the zk proof queue: reason zk_queue_full); retry after the Retry-After delay")))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
@@ -129,6 +133,11 @@ async fn run(
     let tiers = decision.tiers;
     let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
+    // zk admission before any work: a refused proof costs the caller nothing.
+    let zk = match tiers.contains(&Tier::Zk) {
+        true => Some((st.zk.admit(&digest, &inputs)?, inputs.clone())),
+        false => None,
+    };
     let model = catalog::loaded(st, digest, &meta).await?;
     let input_digest = inputs.digest();
     let rx = st.executor.submit(digest, model.clone(), inputs)?;
@@ -170,6 +179,13 @@ async fn run(
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
     let mut headers = HeaderMap::new();
+    if let Some((ticket, zk_inputs)) = zk {
+        let job = ticket.submit(&receipt, &zk_inputs).await?;
+        evidence.insert("zk_job".to_string(), job.reference);
+        if let Ok(v) = HeaderValue::from_str(&job.cancel_token) {
+            headers.insert("vouch-zk-cancel-token", v);
+        }
+    }
     headers.insert("vouch-price", HeaderValue::from(decision.price));
     if let Ok(v) = HeaderValue::from_str(&st.config.prices.asset) {
         headers.insert("vouch-price-asset", v);

@@ -5,6 +5,7 @@ pub mod infer;
 pub mod models;
 pub mod node;
 pub mod policy;
+pub mod proofs;
 pub mod status;
 
 use axum::extract::rejection::BytesRejection;
