@@ -38,10 +38,6 @@ impl Api {
         self.send(self.http.get(self.url(path)))
     }
 
-    pub fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(self.url(path)).json(body))
-    }
-
     pub fn post_bytes_admin(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
         let token = self.token.as_deref().ok_or_else(|| {
             anyhow!("this needs the admin token: pass --token, set VOUCH_ADMIN_TOKEN, or run where --data-dir holds admin.token")

@@ -18,9 +18,11 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     let env = Env::prefixed("VOUCH_")
         .filter(|k| {
             // `zk__` (not `zk`): VOUCH_ZK_CANCEL_TOKEN is the client's.
-            ["listen", "data_dir", "limits", "exec", "tee", "prices", "zk__"]
-                .iter()
-                .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
+            [
+                "listen", "data_dir", "limits", "exec", "tee", "prices", "zk__",
+            ]
+            .iter()
+            .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
         })
         .split("__");
     fig.merge(env).extract().with_context(|| {

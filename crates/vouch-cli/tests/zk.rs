@@ -165,7 +165,11 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     assert!(t.contains("not proven: zk: a proof is attached"), "{t}");
     // A registry key that is not the proof's.
     let other_vk = format!("sha256:{}", "ab".repeat(32));
-    let (code, t) = verify(&node, &done, &["--model", &model_file(), "--zk-vk-digest", &other_vk]);
+    let (code, t) = verify(
+        &node,
+        &done,
+        &["--model", &model_file(), "--zk-vk-digest", &other_vk],
+    );
     assert_eq!(code, 2, "{t}");
     assert!(t.contains("registry's"), "{t}");
 
@@ -204,12 +208,22 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(job["url"], json!(format!("/v1/proofs/{id}")));
     assert!(job["estimate_ms"].is_u64(), "{job}");
-    let (code, t) = verify(&node, &pending_a, &["--model", &model_file(), "--require", "zk"]);
+    let (code, t) = verify(
+        &node,
+        &pending_a,
+        &["--model", &model_file(), "--require", "zk"],
+    );
     assert_eq!(code, 2, "{t}");
-    assert!(t.contains(&format!("zk: pending (job {id}), not proven")), "{t}");
+    assert!(
+        t.contains(&format!("zk: pending (job {id}), not proven")),
+        "{t}"
+    );
     let (code, t) = verify(&node, &pending_a, &["--model", &model_file()]);
     assert_eq!(code, 0, "{t}");
-    assert!(t.contains(&format!("not proven: zk: pending (job {id})")), "{t}");
+    assert!(
+        t.contains(&format!("not proven: zk: pending (job {id})")),
+        "{t}"
+    );
 
     let pending_path = save(node.dir.path(), "pending-a.json", &pending_a);
     let a_path = node.dir.path().join("a.json");
@@ -223,7 +237,18 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let a: Value = serde_json::from_str(&std::fs::read_to_string(&a_path).unwrap()).unwrap();
-    let (code, t) = verify(&node, &a, &["--model", &model_file(), "--inputs", &input_file(), "--require", "zk"]);
+    let (code, t) = verify(
+        &node,
+        &a,
+        &[
+            "--model",
+            &model_file(),
+            "--inputs",
+            &input_file(),
+            "--require",
+            "zk",
+        ],
+    );
     assert_eq!(code, 0, "{t}");
     let (s, job) = node.get(&format!("/v1/proofs/{id}"));
     assert_eq!(s, 200);
@@ -319,15 +344,30 @@ fn unsupported_models_and_inputs_are_refused_before_any_work() {
     two["x"]["data"] = json!(data);
     two["x"]["shape"] = json!([2, 16]);
     let (s, v, _) = infer(&node, &zk_request(two, json!(["zk"])));
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_input")), "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("batch 1"), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_input")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("batch 1"),
+        "{v}"
+    );
 
     let (s, v) = node.get("/v1/proofs/0190b3e4-0000-7000-8000-000000000000");
-    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("proof_not_found")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("proof_not_found")),
+        "{v}"
+    );
     let (s, v) = node.get("/v1/proofs/not-a-job");
     assert_eq!(s, 404, "{v}");
     let (s, v) = node.get("/v1/proofs/0190b3e4-0000-7000-8000-000000000000?wait=soon");
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -339,20 +379,41 @@ fn jobs_are_durable_cancellable_and_bounded() {
     node.register("mlp_small");
 
     // No prover threads: jobs queue (durably) and the queue holds two.
-    let (s, pending_a, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["signed", "zk"])));
+    let (s, pending_a, _) = infer(
+        &node,
+        &zk_request(input_json("mlp_small"), json!(["signed", "zk"])),
+    );
     assert_eq!(s, 200, "{pending_a}");
-    let id_a = pending_a["evidence"]["zk_job"]["id"].as_str().unwrap().to_string();
+    let id_a = pending_a["evidence"]["zk_job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, pending_b, token_b) = infer(&node, &zk_request(other_input(), json!(["zk"])));
     assert_eq!(s, 200, "{pending_b}");
-    let id_b = pending_b["evidence"]["zk_job"]["id"].as_str().unwrap().to_string();
-    assert!(pending_b["evidence"]["zk_job"]["wait_ms"].as_u64().unwrap() > 0, "{pending_b}");
+    let id_b = pending_b["evidence"]["zk_job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        pending_b["evidence"]["zk_job"]["wait_ms"].as_u64().unwrap() > 0,
+        "{pending_b}"
+    );
     let (s, v, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["zk"])));
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["error"]["code"], json!("overloaded"));
     assert_eq!(v["error"]["reason"], json!("zk_queue_full"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("queue is full"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue is full"),
+        "{v}"
+    );
     // Signed-only requests are not held up by the proof queue.
-    let (s, v, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["signed"])));
+    let (s, v, _) = infer(
+        &node,
+        &zk_request(input_json("mlp_small"), json!(["signed"])),
+    );
     assert_eq!(s, 200, "{v}");
 
     let (s, job) = node.get(&format!("/v1/proofs/{id_a}?wait=200ms"));
@@ -376,12 +437,19 @@ fn jobs_are_durable_cancellable_and_bounded() {
     assert_eq!((s, v["cancelled"].as_bool()), (200, Some(false)), "{v}");
     let out = node.cli(&["proofs", "wait", &id_b]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("cancelled by the requester"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cancelled by the requester"),
+        "{}",
+        text(&out)
+    );
 
     // The cancelled job freed its slot; the admin cancels the next one through the CLI.
     let (s, pending_c, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["zk"])));
     assert_eq!(s, 200, "{pending_c}");
-    let id_c = pending_c["evidence"]["zk_job"]["id"].as_str().unwrap().to_string();
+    let id_c = pending_c["evidence"]["zk_job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = node.cli(&["proofs", "cancel", &id_c]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("cancelled proof job"), "{}", text(&out));
@@ -392,10 +460,25 @@ fn jobs_are_durable_cancellable_and_bounded() {
     let out = node.cli(&["proofs", "wait", "--bundle", pending_path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let a: Value = serde_json::from_str(&std::fs::read_to_string(&pending_path).unwrap()).unwrap();
-    let (code, t) = verify(&node, &a, &["--model", &model_file(), "--inputs", &input_file(), "--require", "zk"]);
+    let (code, t) = verify(
+        &node,
+        &a,
+        &[
+            "--model",
+            &model_file(),
+            "--inputs",
+            &input_file(),
+            "--require",
+            "zk",
+        ],
+    );
     assert_eq!(code, 0, "{t}");
     let (_, b) = node.get(&path_b);
-    assert_eq!(b["status"], json!("cancelled"), "cancelled jobs stay cancelled: {b}");
+    assert_eq!(
+        b["status"],
+        json!("cancelled"),
+        "cancelled jobs stay cancelled: {b}"
+    );
     assert_eq!(finished(&node, &id_c)["status"], json!("cancelled"));
 
     // A node that cannot afford the proof refuses it up front, naming the limit.
@@ -405,5 +488,8 @@ fn jobs_are_durable_cancellable_and_bounded() {
     let (s, v, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["zk"])));
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["reason"], json!("zk_over_capacity"));
-    assert!(v["error"]["message"].as_str().unwrap().contains("MiB"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("MiB"),
+        "{v}"
+    );
 }

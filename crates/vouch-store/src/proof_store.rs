@@ -108,8 +108,13 @@ fn job(r: &SqliteRow) -> Result<ZkJobRow> {
     })
 }
 
-const JOB_COLUMNS: &str = "id, model, receipt_hash, receipt, inputs, cancel_hash, status, stage, \
-    progress, estimate_ms, evidence, error_code, error, prove_ms, created_at, started_at, finished_at";
+/// The job columns, as a macro so queries stay static strings (sqlx refuses dynamic SQL).
+macro_rules! job_columns {
+    () => {
+        "id, model, receipt_hash, receipt, inputs, cancel_hash, status, stage, progress, \
+         estimate_ms, evidence, error_code, error, prove_ms, created_at, started_at, finished_at"
+    };
+}
 
 impl Store {
     /// Records (or replaces) what zk analysis found for a model.
@@ -178,10 +183,14 @@ impl Store {
     }
 
     pub async fn zk_job(&self, id: &str) -> Result<Option<ZkJobRow>> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM zk_jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM zk_jobs WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(job).transpose()
     }
 
@@ -194,8 +203,10 @@ impl Store {
         )
         .execute(&self.pool)
         .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM zk_jobs WHERE status = 'queued' ORDER BY created_at, id"
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM zk_jobs WHERE status = 'queued' ORDER BY created_at, id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -335,7 +346,10 @@ mod tests {
         // "a" was running when the node stopped: it comes back queued, the others stay ended.
         let open = store.requeue_open_zk_jobs().await.unwrap();
         assert_eq!(open.len(), 1);
-        assert_eq!((open[0].id.as_str(), open[0].status.as_str()), ("a", "queued"));
+        assert_eq!(
+            (open[0].id.as_str(), open[0].status.as_str()),
+            ("a", "queued")
+        );
         assert_eq!(open[0].receipt_hash, h);
         assert!(store.zk_job("nope").await.unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();

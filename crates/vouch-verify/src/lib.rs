@@ -279,7 +279,7 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
             "that the float engine's output is bit-exact: the proof covers the fixed-point model, and the bundle's outputs lie within the stated tolerance of it".into(),
         );
     } else {
-    not_proven.push(if claims_tee {
+        not_proven.push(if claims_tee {
         "that the model really produced these outputs: the tee tier vouches for the measured code's word; check by re-execution with `vouch replay`".into()
     } else {
         "that the model really produced these outputs: a signature only vouches for the node's word; check by re-execution with `vouch replay`".into()

@@ -120,9 +120,7 @@ pub fn wait(
     out: Option<&Path>,
     timeout_secs: u64,
 ) -> anyhow::Result<ExitCode> {
-    let pending: Option<Bundle> = bundle
-        .map(|p| read_json(p, "receipt bundle"))
-        .transpose()?;
+    let pending: Option<Bundle> = bundle.map(|p| read_json(p, "receipt bundle")).transpose()?;
     let bar = ProgressBar::new(100);
     bar.set_style(
         ProgressStyle::with_template("zk proof {spinner} [{bar:30}] {pos:>3}% {msg}")
@@ -151,7 +149,9 @@ pub fn wait(
     if status != "done" {
         eprintln!(
             "zk proof job {id} {status}: {}",
-            job["error"]["message"].as_str().unwrap_or("(no reason given)")
+            job["error"]["message"]
+                .as_str()
+                .unwrap_or("(no reason given)")
         );
         return Ok(ExitCode::from(3));
     }

@@ -104,7 +104,10 @@ impl ZkState {
                     ("available", Some(info)) => match serde_json::from_str(info) {
                         Ok(i) => ModelZk::Available(Arc::new(i)),
                         Err(e) => {
-                            tracing::warn!("zk info of {} unreadable ({e}): re-analysing", row.digest);
+                            tracing::warn!(
+                                "zk info of {} unreadable ({e}): re-analysing",
+                                row.digest
+                            );
                             todo.push(row.digest);
                             continue;
                         }
@@ -337,7 +340,11 @@ impl ZkState {
     /// Admission, before any work: the model is provable here, the inputs fit a zk proof, the
     /// node can afford the proof and the queue has room. The ticket holds a queue slot until
     /// [`Ticket::submit`] or drop.
-    pub fn admit(self: &Arc<Self>, digest: &ModelDigest, inputs: &TensorMap) -> Result<Ticket, ApiError> {
+    pub fn admit(
+        self: &Arc<Self>,
+        digest: &ModelDigest,
+        inputs: &TensorMap,
+    ) -> Result<Ticket, ApiError> {
         let info = match self.model(digest) {
             Some(ModelZk::Available(i)) => i,
             Some(ModelZk::Analysing) => {
@@ -490,7 +497,12 @@ impl ZkState {
         }
         let ended = self
             .store
-            .end_zk_job(&row.id, "cancelled", "cancelled", &format!("cancelled by {by}"))
+            .end_zk_job(
+                &row.id,
+                "cancelled",
+                "cancelled",
+                &format!("cancelled by {by}"),
+            )
             .await?;
         if ended {
             {
@@ -562,7 +574,11 @@ pub struct Submitted {
 impl Ticket {
     /// Writes the job (durable before the caller sees its id) and queues it. The proof will
     /// bind `receipt.hash()`.
-    pub async fn submit(mut self, receipt: &Receipt, inputs: &TensorMap) -> Result<Submitted, ApiError> {
+    pub async fn submit(
+        mut self,
+        receipt: &Receipt,
+        inputs: &TensorMap,
+    ) -> Result<Submitted, ApiError> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut raw = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);

@@ -73,7 +73,9 @@ fn prove_one(zk: &ZkState, id: &str) {
         let inputs: TensorMap = serde_json::from_str(&row.inputs).map_err(JobError::internal)?;
         let hash = receipt.hash();
         if hash != row.receipt_hash {
-            return Err(JobError::internal("the stored receipt no longer hashes to the job's"));
+            return Err(JobError::internal(
+                "the stored receipt no longer hashes to the job's",
+            ));
         }
         let keys = zk.keys_for(&row.model)?;
         let mut on_progress = |p: Progress| -> bool {
