@@ -97,9 +97,10 @@ impl ZkState {
             return Ok(zk);
         }
         let mut todo = store.models_without_zk().await?;
+        let rows = store.zk_models().await?;
         {
             let mut models = zk.models.write().unwrap_or_else(|e| e.into_inner());
-            for row in store.zk_models().await? {
+            for row in rows {
                 let state = match (row.status.as_str(), &row.info) {
                     ("available", Some(info)) => match serde_json::from_str(info) {
                         Ok(i) => ModelZk::Available(Arc::new(i)),
