@@ -300,6 +300,7 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
 fn the_advisor_and_analytics_report_each_tier() {
     let node = Node::start(&["--tee", "simulated"]);
     node.register("mlp");
+    node.zk_analysed("mlp");
     for tiers in [
         json!([]),
         json!(["signed"]),

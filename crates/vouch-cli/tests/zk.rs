@@ -96,10 +96,8 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     node.register("mlp_small");
 
     // Registration analysed the model: zk available, with its verifying-key digest and cost.
-    let (s, m) = node.get("/v1/models/mlp_small");
-    assert_eq!(s, 200, "{m}");
-    let zk = &m["zk"];
-    assert_eq!(zk["status"], json!("available"), "{m}");
+    let zk = &node.zk_analysed("mlp_small");
+    assert_eq!(zk["status"], json!("available"), "{zk}");
     let vk = zk["vk_digest"].as_str().unwrap().to_string();
     assert!(vk.starts_with("sha256:"), "{zk}");
     assert!(zk["circuit"]["constraints"].as_u64().unwrap() > 0, "{zk}");
@@ -301,6 +299,7 @@ fn unsupported_models_and_inputs_are_refused_before_any_work() {
     let node = Node::start(&[]);
     node.register("multi_io");
     node.register("mlp_small");
+    node.zk_analysed("mlp_small");
     let (s, m) = node.get("/v1/models/multi_io");
     assert_eq!(s, 200, "{m}");
     assert_eq!(m["zk"]["status"], json!("unavailable"), "{m}");
@@ -377,6 +376,7 @@ fn jobs_are_durable_cancellable_and_bounded() {
     std::fs::write(&paused, "[zk]\nworkers = 0\nqueue_capacity = 2\n").unwrap();
     let node = Node::start(&["--config", paused.to_str().unwrap()]);
     node.register("mlp_small");
+    node.zk_analysed("mlp_small");
 
     // No prover threads: jobs queue (durably) and the queue holds two.
     let (s, pending_a, _) = infer(

@@ -144,6 +144,22 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Waits until the zk analysis of model `reference` has an outcome (registration answers
+    /// `analysing` when it takes longer than `[zk] analyze_wait_ms`), and returns its zk view.
+    pub fn zk_analysed(&self, reference: &str) -> Value {
+        for _ in 0..1200 {
+            let (s, m) = self.get(&format!("/v1/models/{reference}"));
+            assert_eq!(s, 200, "{m}");
+            if m["zk"]["status"] != "analysing" {
+                return m["zk"].clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("zk analysis of {reference} did not finish");
+    }
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",

@@ -40,7 +40,7 @@ impl Default for ZkSettings {
             max_queue_wait_secs: 1800,
             speed: 1.0,
             max_wait_secs: 50,
-            analyze_wait_ms: 10_000,
+            analyze_wait_ms: 3_000,
             keys_cached: 4,
         }
     }
