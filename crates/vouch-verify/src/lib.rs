@@ -252,7 +252,15 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         zk::Outcome::Proven(v) => {
             proven.push(Finding {
                 check: "zk",
-                detail: v.statement.clone(),
+                detail: format!(
+                    "zk proof checked with verifying key {} recomputed from the model file{}",
+                    v.vk_digest,
+                    if ev.zk_vk_digest.is_some() {
+                        " (the registry's key, as you pinned it)"
+                    } else {
+                        ""
+                    }
+                ),
             });
             tiers.push(TierReport {
                 tier: Tier::Zk,
