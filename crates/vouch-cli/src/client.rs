@@ -99,6 +99,14 @@ impl Api {
         Err(error_of(status, &body))
     }
 
+    /// DELETE with `token`, or the admin token when none is given.
+    pub fn delete_with_token(&self, path: &str, token: Option<String>) -> anyhow::Result<Value> {
+        let token = token.or_else(|| self.token.clone()).ok_or_else(|| {
+            anyhow!("this needs a token: pass the job's --cancel-token, or the admin token (--token, VOUCH_ADMIN_TOKEN, or --data-dir holding admin.token)")
+        })?;
+        self.send(self.http.delete(self.url(path)).bearer_auth(token))
+    }
+
     fn send(&self, req: RequestBuilder) -> anyhow::Result<Value> {
         let resp: Response = req
             .send()

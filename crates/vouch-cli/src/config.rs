@@ -17,9 +17,13 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
     // Only server keys: VOUCH_SERVER and VOUCH_ADMIN_TOKEN belong to the client side.
     let env = Env::prefixed("VOUCH_")
         .filter(|k| {
-            ["listen", "data_dir", "limits", "exec", "tee", "pay"]
-                .iter()
-                .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
+            // `log__`, `zk__` (not `log`, `zk`): VOUCH_LOG is the tracing filter and
+            // VOUCH_ZK_CANCEL_TOKEN the client's.
+            [
+                "listen", "data_dir", "limits", "exec", "tee", "pay", "log__", "zk__",
+            ]
+            .iter()
+            .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))
         })
         .split("__");
     fig.merge(env).extract().with_context(|| {

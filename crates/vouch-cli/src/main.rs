@@ -58,7 +58,14 @@ enum Command {
     },
     /// Run a model on a node and save the receipt bundle.
     Infer(commands::infer::Args),
-    /// Check a receipt bundle offline: signature, and the model/input/output files you hold.
+    /// Follow zk proof jobs: wait with a progress bar and complete the bundle, show, cancel.
+    Proofs {
+        #[command(subcommand)]
+        command: commands::proofs::Command,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Check a receipt bundle offline: signature, zk proof, and the model/input/output files you hold.
     Verify(commands::verify::Args),
     /// Re-run the model locally and compare with the receipt's outputs: trust by re-execution.
     Replay(commands::replay::Args),
@@ -95,6 +102,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Models { command, remote } => commands::models::run(command, &remote),
         Command::Infer(a) => commands::infer::run(a),
+        Command::Proofs { command, remote } => commands::proofs::run(command, &remote),
         Command::Verify(a) => commands::verify::run(a),
         Command::Replay(a) => commands::replay::run(a),
         Command::Log { command, remote } => commands::log::run(command, &remote),

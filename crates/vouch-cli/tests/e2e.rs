@@ -368,9 +368,10 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
         (400, Some("bad_request")),
         "{v}"
     );
+    // This node has no TEE producer (zk on mlp is served since the zk tier was wired).
     let (s, v) = node.post_json(
         "/v1/infer",
-        &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["zk"]}),
+        &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["tee"]}),
     );
     assert_eq!(
         (s, v["error"]["code"].as_str()),

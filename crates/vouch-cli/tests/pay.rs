@@ -620,3 +620,72 @@ fn the_official_python_sdk_pays_for_an_inference_v2_and_v1() {
 fn the_official_js_client_pays_for_an_inference_v2_and_v1() {
     official_client_pays("node", "pay_http.mjs");
 }
+
+#[test]
+fn a_paid_zk_proof_that_ends_without_a_proof_is_refunded() {
+    // Provers paused (`workers = 0`) so the job is still queued when it is cancelled.
+    let cfg = tempfile::tempdir().unwrap();
+    let path = cfg.path().join("vouch.toml");
+    std::fs::write(
+        &path,
+        format!("[pay]\nenabled = true\npay_to = \"{PAY_TO}\"\n[zk]\nworkers = 0\n"),
+    )
+    .unwrap();
+    let node = Node::start(&["--config", path.to_str().unwrap()]);
+    node.register("mlp_small");
+    assert_eq!(node.zk_analysed("mlp_small")["status"], json!("available"));
+    let (key, address) = funded_payer(&node, "zk-payer", 10_000_000);
+    let body =
+        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
+    let payment = sign_for(&node, &body, &key, false);
+    let a = post(&node, &body, Some((payment.0, &payment.1)));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let paid: u64 = a.body["receipt"]["payment"]["amount"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(paid > 0);
+    assert_eq!(balance(&node, &address), 10_000_000 - paid);
+    let id = a.body["evidence"]["zk_job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cancel = header(&a, "vouch-zk-cancel-token").to_string();
+    let r = node
+        .http()
+        .delete(format!("{}/v1/proofs/{id}", node.url))
+        .bearer_auth(&cancel)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    // The refund runs after the job has ended: wait for it, bounded.
+    let mut refunded = false;
+    for _ in 0..100 {
+        if balance(&node, &address) == 10_000_000 {
+            refunded = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(refunded, "the payer was not refunded");
+    let mut noted = Value::Null;
+    for _ in 0..50 {
+        let (_, job) = node.get(&format!("/v1/proofs/{id}"));
+        if job.to_string().contains("refunded to") {
+            noted = job;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(noted.to_string().contains(&address), "{noted}");
+    // Once: a second cancel changes nothing and the balance stays.
+    let _ = node
+        .http()
+        .delete(format!("{}/v1/proofs/{id}", node.url))
+        .bearer_auth(&cancel)
+        .send()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(balance(&node, &address), 10_000_000);
+}

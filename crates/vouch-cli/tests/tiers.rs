@@ -36,7 +36,7 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
     assert!(banner.contains("ephemeral"), "{banner}");
     assert!(banner.contains("SIMULATED"), "{banner}");
     let (_, info) = node.get("/v1/node");
-    assert_eq!(info["tiers"], json!(["signed", "tee"]), "{info}");
+    assert_eq!(info["tiers"], json!(["signed", "tee", "zk"]), "{info}");
     assert_eq!(info["key_ephemeral"], json!(true));
     assert_eq!(info["tee"]["simulated"], json!(true));
     let key_text = info["node_key"].as_str().unwrap().to_string();
@@ -176,7 +176,11 @@ fn tee_receipts_verify_offline_only_when_simulated_evidence_is_allowed() {
 
 #[test]
 fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
-    let node = Node::start(&["--tee", "simulated"]);
+    // zk switched off, so a policy demanding zk cannot be met on this node.
+    let conf = tempfile::tempdir().unwrap();
+    let no_zk = conf.path().join("no-zk.toml");
+    std::fs::write(&no_zk, "[zk]\nenabled = false\n").unwrap();
+    let node = Node::start(&["--tee", "simulated", "--config", no_zk.to_str().unwrap()]);
     let digest = node.register("mlp");
     let ask = |tiers: Value, upgrade: bool, model: &str| {
         infer(
@@ -232,11 +236,9 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
     let (s, v, _) = ask(json!(["signed", "tee"]), true, "mlp");
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["reason"], json!("zk_unavailable"));
+    let msg = v["error"]["message"].as_str().unwrap();
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("the zk tier is not available"),
+        msg.contains("the zk tier is not available") && msg.contains("zk is disabled on this node"),
         "{v}"
     );
     let out = node.cli(&["models", "policy", &digest, "--min", "none"]);
@@ -315,6 +317,7 @@ fn policies_refuse_or_upgrade_and_every_change_is_recorded() {
 fn the_advisor_and_analytics_report_each_tier() {
     let node = Node::start(&["--tee", "simulated"]);
     node.register("mlp");
+    node.zk_analysed("mlp");
     for tiers in [
         json!([]),
         json!(["signed"]),
@@ -327,11 +330,13 @@ fn the_advisor_and_analytics_report_each_tier() {
         );
         assert_eq!(s, 200, "{v}");
     }
+    // zk is served for mlp: answered at once, with the proof job in the bundle.
     let (s, v, _) = infer(
         &node,
         json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["zk"]}),
     );
-    assert_eq!(s, 422, "{v}");
+    assert_eq!(s, 200, "{v}");
+    assert!(v["evidence"]["zk_job"]["id"].is_string(), "{v}");
 
     let (s, a) = node.get("/v1/models/mlp@1/assurance");
     assert_eq!(s, 200, "{a}");
@@ -349,21 +354,25 @@ fn the_advisor_and_analytics_report_each_tier() {
     assert_eq!(tee["measured"]["samples"], json!(2));
     assert!(tee["measured"]["p50_ms"].as_f64().unwrap() > 0.0, "{tee}");
     assert_eq!(signed["measured"]["samples"], json!(1));
-    assert_eq!(zk["available"], json!(false));
-    assert!(
-        zk["unavailable_reason"]
-            .as_str()
-            .unwrap()
-            .contains("zk prover"),
+    assert_eq!(zk["available"], json!(true), "{zk}");
+    assert_eq!(zk["zk"]["status"], json!("available"), "{zk}");
+    assert!(zk["trusts"].as_str().unwrap().contains("spartan2"), "{zk}");
+    assert_eq!(zk["request_price"], json!(5000));
+    assert_eq!(
+        (
+            zk["measured"]["requests"].as_u64(),
+            zk["measured"]["errors"].as_u64()
+        ),
+        (Some(1), Some(0)),
         "{zk}"
     );
-    assert_eq!(zk["measured"]["errors"], json!(1));
 
     let out = node.cli(&["models", "assurance", "mlp"]);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("tee: available"), "{t}");
-    assert!(t.contains("zk: unavailable"), "{t}");
+    assert!(t.contains("zk: available"), "{t}");
+    assert!(t.contains("proof: about"), "{t}");
     assert!(t.contains("measured: p50"), "{t}");
     assert!(
         t.contains("300 micro-USDC per request [signed, tee]"),

@@ -16,6 +16,8 @@ pub enum ErrorCode {
     ModelTooLarge,
     /// No model, name or version by that reference.
     ModelNotFound,
+    /// No zk proof job by that id on this node.
+    ProofNotFound,
     /// A name@version already points at a different model.
     VersionConflict,
     /// Missing or wrong admin token.
@@ -46,6 +48,7 @@ impl ErrorCode {
             ErrorCode::InvalidModel => "invalid_model",
             ErrorCode::ModelTooLarge => "model_too_large",
             ErrorCode::ModelNotFound => "model_not_found",
+            ErrorCode::ProofNotFound => "proof_not_found",
             ErrorCode::VersionConflict => "version_conflict",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -76,6 +79,7 @@ mod tests {
             ErrorCode::BadInput,
             ErrorCode::InvalidModel,
             ErrorCode::PayloadTooLarge,
+            ErrorCode::ProofNotFound,
         ] {
             assert_eq!(
                 serde_json::to_value(c).unwrap(),

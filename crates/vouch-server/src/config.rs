@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub pay: vouch_pay::PayConfig,
     /// The transparency log (`[log]`): origin, key, checkpoint cadence, witnesses.
     pub log: crate::transparency::LogSettings,
+    /// The zk tier's prover pool and limits (`[zk]`).
+    pub zk: crate::proofs::ZkSettings,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +37,7 @@ impl Default for ServerConfig {
             tee: Default::default(),
             pay: vouch_pay::PayConfig::default(),
             log: Default::default(),
+            zk: Default::default(),
         }
     }
 }

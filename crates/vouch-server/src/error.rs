@@ -44,7 +44,9 @@ impl ApiError {
         match self.code {
             ErrorCode::BadRequest | ErrorCode::BadInput => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::ModelNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::ProofNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge | ErrorCode::ModelTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidModel | ErrorCode::TierUnavailable => {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod facilitator;
 pub mod payment;
 pub mod pricing;
+pub mod proofs;
 pub mod routes;
 pub mod state;
 pub mod tiers;
@@ -47,6 +48,8 @@ pub use state::{AppState, BootError};
         routes::models::by_name,
         routes::models::by_digest,
         routes::infer::infer,
+        routes::proofs::get,
+        routes::proofs::cancel,
         routes::attestation::attestation,
         routes::attestation::by_digest,
         routes::policy::put_policy,
@@ -82,6 +85,7 @@ pub struct ApiDoc;
 /// `GET /v1/attestation/{digest}`; assurance policies live at `/v1/models/{reference}/policy`
 /// and the advisor at `/v1/models/{reference}/assurance`; analytics at `/metrics` and `/status`;
 /// prices at `/v1/pricing`, the built-in ledger at `/v1/pay/*` (`crate::payment`).
+/// zk proof jobs at `/v1/proofs/{id}` (`crate::proofs`).
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = &state.config.limits;
     let models = Router::new()
@@ -129,6 +133,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/pricing", get(routes::pay::pricing))
         .route("/v1/pay/credit", post(routes::pay::credit))
         .route("/v1/pay/balance/{address}", get(routes::pay::balance))
+        .route(
+            "/v1/proofs/{id}",
+            get(routes::proofs::get).delete(routes::proofs::cancel),
+        )
         .route(
             "/openapi.json",
             get(|| async { axum::Json(ApiDoc::openapi()) }),

@@ -98,6 +98,45 @@ impl PayState {
 
 /// Re-settles payments whose settlement outcome was unknown: once at startup, then every
 /// `pending_grace_seconds`.
+/// Refunds the payment of every paid zk request whose proof job ends without a proof (failed or
+/// cancelled), once, and notes the refund on the job so `GET /v1/proofs/{id}` says so. The
+/// receipt itself is signed and immutable; the job and the ledger carry the refund.
+pub fn spawn_zk_refunds(zk: &crate::proofs::ZkState, pay: &PayState, store: Store) {
+    let (tx, mut rx) =
+        tokio::sync::mpsc::unbounded_channel::<(vouch_store::proof_store::ZkJobRow, String)>();
+    if zk.failures.set(tx).is_err() {
+        return;
+    }
+    let gate = pay.gate.clone();
+    tokio::spawn(async move {
+        while let Some((job, reason)) = rx.recv().await {
+            let payment = serde_json::from_str::<vouch_core::Receipt>(&job.receipt)
+                .ok()
+                .and_then(|r| r.payment);
+            let Some(payment) = payment else { continue };
+            let why = format!("zk proof job {} ended without a proof: {reason}", job.id);
+            let note = match gate.refund(&payment.settlement, &why).await {
+                Ok(vouch_pay::store::RefundOutcome::Refunded(_)) => format!(
+                    "; payment {} refunded to {}",
+                    payment.settlement, payment.payer
+                ),
+                Ok(vouch_pay::store::RefundOutcome::AlreadyRefunded(_)) => {
+                    format!("; payment {} was already refunded", payment.settlement)
+                }
+                Ok(vouch_pay::store::RefundOutcome::NotFound) => format!(
+                    "; payment {} not found in the ledger: not refunded",
+                    payment.settlement
+                ),
+                Err(e) => format!("; refund of payment {} failed: {e}", payment.settlement),
+            };
+            tracing::info!(job = %job.id, "zk refund{note}");
+            if let Err(e) = store.note_zk_job(&job.id, &note).await {
+                tracing::error!(job = %job.id, "cannot note the refund on the job: {e}");
+            }
+        }
+    });
+}
+
 fn spawn_reconciler(gate: Arc<PaymentGate>) {
     let every = Duration::from_secs(GateConfig::default().pending_grace_seconds.max(1));
     tokio::spawn(async move {

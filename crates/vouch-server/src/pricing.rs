@@ -79,6 +79,13 @@ impl Prices {
             .and_then(|m| m.get(model).copied())
     }
 
+    /// The proving cost a quote uses: one set explicitly, else the zk layer's analysis of the
+    /// model (its circuit's constraint count).
+    pub fn cost_of(&self, st: &AppState, model: &ModelDigest) -> Option<u64> {
+        self.proving_cost(model)
+            .or_else(|| st.zk.proving_cost(model))
+    }
+
     /// The names to look prices up under, most specific first: the digest, then every
     /// `name@version` and `name` pointing at it (sorted). The price depends on the model only,
     /// never on the alias asked for, so no alias is cheaper than another.
@@ -129,7 +136,7 @@ impl Prices {
             });
         }
         self.config
-            .quote(&refs, tiers, self.proving_cost(digest))
+            .quote(&refs, tiers, self.cost_of(st, digest))
             .map_err(price_error)
     }
 
@@ -144,7 +151,7 @@ impl Prices {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (prices, _): (_, QuoteSource) = self.config.prices_for(&refs);
         Ok(prices
-            .tier_price(tier, self.proving_cost(digest))
+            .tier_price(tier, self.cost_of(st, digest))
             .map(|l| l.amount)
             .map_err(|e| e.to_string()))
     }

@@ -55,6 +55,8 @@ pub struct AppState {
     pub prices: crate::pricing::Prices,
     /// x402 payments, when `[pay] enabled` (the gate, its terms, the built-in ledger).
     pub pay: Option<crate::payment::PayState>,
+    /// The zk tier: model analyses, proof jobs and the prover threads.
+    pub zk: Arc<crate::proofs::ZkState>,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -123,6 +125,10 @@ impl AppState {
         let (engines, ort_status) = choose_engines(&config)?;
         let log = crate::transparency::boot(&config.log, &dir, &store).await?;
         let pay = crate::payment::PayState::boot(&config.pay, &store).await?;
+        let zk = crate::proofs::ZkState::boot(&store, config.zk.clone()).await?;
+        if let Some(p) = &pay {
+            crate::payment::spawn_zk_refunds(&zk, p, store.clone());
+        }
         let exec_cfg = ExecutorConfig {
             workers: config.exec.workers.max(1),
             queue_capacity: config.exec.queue_capacity.max(1),
@@ -142,6 +148,7 @@ impl AppState {
                 .build(),
             analytics: Analytics::default(),
             log,
+            zk,
             prometheus: crate::analytics::prometheus(),
             prices: crate::pricing::Prices::new(&config.pay),
             pay,

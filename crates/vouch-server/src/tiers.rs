@@ -7,7 +7,7 @@ use vouch_core::{ErrorCode, ModelDigest, Tier};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Why `tier` cannot be served for this model on this node, if it cannot.
+/// Why `tier` cannot be served on this node at all, if it cannot.
 pub fn unavailable_reason(st: &AppState, tier: Tier) -> Option<String> {
     match tier {
         Tier::Signed => None,
@@ -15,10 +15,17 @@ pub fn unavailable_reason(st: &AppState, tier: Tier) -> Option<String> {
         Tier::Tee => Some(
             "this node has no TEE evidence producer (tee.producer = \"none\"); find a node that offers tee".into(),
         ),
-        // Kept until vouch-zk is wired: no model's operators can be proven on this node yet.
-        Tier::Zk => Some(
-            "this node has no zk prover wired in yet, so no model's operators can be proven here".into(),
-        ),
+        Tier::Zk if st.zk.settings.enabled => None,
+        Tier::Zk => Some("zk is disabled on this node ([zk] enabled = false)".into()),
+    }
+}
+
+/// Why `tier` cannot be served for this model on this node, if it cannot: zk depends on the
+/// model's operators (analysed at registration).
+pub fn unavailable_for(st: &AppState, digest: &ModelDigest, tier: Tier) -> Option<String> {
+    match tier {
+        Tier::Zk => st.zk.unavailable_reason(digest),
+        other => unavailable_reason(st, other),
     }
 }
 
@@ -29,7 +36,9 @@ pub fn proves(tier: Tier) -> &'static str {
         Tier::Tee => {
             "measured code in a TEE holds the key that signed the receipt, so that code made the statement"
         }
-        Tier::Zk => "the output is the committed model applied to the committed input",
+        Tier::Zk => {
+            "the output is the committed model (in fixed point) applied to the committed input; the proof arrives asynchronously"
+        }
     }
 }
 
@@ -41,7 +50,10 @@ pub fn trusts(st: &AppState, tier: Tier) -> String {
             Some(t) => t.verdict.trust_assumption.clone(),
             None => "the TEE vendor's hardware and root of attestation".into(),
         },
-        Tier::Zk => "the proof system's soundness (and its setup, if any)".into(),
+        Tier::Zk => format!(
+            "the soundness of {} (transparent setup: no trusted party or ceremony)",
+            vouch_zk::SYSTEM
+        ),
     }
 }
 
@@ -133,7 +145,7 @@ pub async fn decide(
         tiers = up;
     }
     for t in &tiers {
-        if let Some(why) = unavailable_reason(st, *t) {
+        if let Some(why) = unavailable_for(st, digest, *t) {
             let because = if upgraded_from.is_some() {
                 " (the model's policy requires it)".to_string()
             } else {

@@ -89,3 +89,4 @@ pub fn now_rfc3339() -> String {
 
 pub mod log_store;
 pub mod pay_store;
+pub mod proof_store;

@@ -19,6 +19,8 @@ use vouch_attest::tee::{TeeError, TeeEvidence, TeeOptions, TeePolicy, verify_bun
 use vouch_attest::{SignatureError, verify_receipt_signature};
 use vouch_core::{BUNDLE_FORMAT, Bundle, Digest, NodeKey, RECEIPT_VERSION, TensorMap, Tier};
 
+mod zk;
+
 /// What the verifier holds besides the bundle. Everything is optional; each item given adds a
 /// check, and each missing one is named in the report as not proven.
 #[derive(Default)]
@@ -42,6 +44,12 @@ pub struct Evidence<'a> {
     pub log_trust: Option<vouch_log::TrustPolicy>,
     /// The model configuration (system prompt, generation settings) the verifier expects.
     pub config: Option<&'a serde_json::Value>,
+    /// The verifying-key digest the model's registry entry shows (`GET /v1/models/...`, `zk`):
+    /// when given, a zk proof must use exactly that key.
+    pub zk_vk_digest: Option<Digest>,
+    /// Tiers the caller demands: the bundle fails unless each was checked and holds (a pending
+    /// zk proof, or one not checked for lack of the model file, does not count).
+    pub require: Vec<Tier>,
 }
 
 /// What one tier of the receipt established.
@@ -101,6 +109,15 @@ pub enum VerifyError {
     #[error("transparency log: {0}")]
     Log(#[from] vouch_log::evidence::OfflineError),
     #[error(
+        "the receipt lists the zk tier but the bundle carries neither a proof (evidence.zk) nor a proof job (evidence.zk_job)"
+    )]
+    MissingZkEvidence,
+    /// A zk proof that does not check out (the message starts with "zk:").
+    #[error("{0}")]
+    Zk(String),
+    #[error("the {tier} tier is required but not proven: {why}")]
+    Required { tier: Tier, why: String },
+    #[error(
         "{what} does not match the receipt: receipt says {expected}, {what} hashes to {actual}"
     )]
     DigestMismatch {
@@ -121,8 +138,9 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
     if r.version != RECEIPT_VERSION {
         return Err(VerifyError::ReceiptVersion(r.version));
     }
-    if let Some(t) = r.tiers.iter().find(|t| **t == Tier::Zk) {
-        return Err(VerifyError::UncheckedTier(*t));
+    let claims_zk = r.tiers.contains(&Tier::Zk);
+    if claims_zk && !bundle.evidence.contains_key("zk") && !bundle.evidence.contains_key("zk_job") {
+        return Err(VerifyError::MissingZkEvidence);
     }
     let mut proven = Vec::new();
     let mut not_proven = Vec::new();
@@ -250,13 +268,61 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         )),
         (None, None) => {}
     }
-    not_proven.push(if claims_tee {
+    // After the digest checks, so a wrong model file or input is named as such first.
+    let zk_outcome = if claims_zk {
+        zk::check(bundle, ev)?
+    } else {
+        zk::Outcome::NotClaimed
+    };
+    match &zk_outcome {
+        zk::Outcome::Proven(v) => {
+            proven.push(Finding {
+                check: "zk",
+                detail: format!(
+                    "zk proof checked with verifying key {} recomputed from the model file{}",
+                    v.vk_digest,
+                    if ev.zk_vk_digest.is_some() {
+                        " (the registry's key, as you pinned it)"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+            tiers.push(TierReport {
+                tier: Tier::Zk,
+                proven: v.statement.clone(),
+                trust_assumption: zk::TRUST.into(),
+                simulated: false,
+            });
+        }
+        zk::Outcome::NotProven(why) => not_proven.push(why.clone()),
+        zk::Outcome::NotClaimed => {}
+    }
+    for t in &ev.require {
+        if tiers.iter().any(|r| r.tier == *t) {
+            continue;
+        }
+        let why = match (&zk_outcome, t) {
+            (zk::Outcome::NotProven(w), Tier::Zk) => w.clone(),
+            _ => format!("the receipt does not carry the {t} tier"),
+        };
+        return Err(VerifyError::Required { tier: *t, why });
+    }
+    if let zk::Outcome::Proven(_) = &zk_outcome {
+        not_proven.push(
+            "that the float engine's output is bit-exact: the proof covers the fixed-point model, and the bundle's outputs lie within the stated tolerance of it".into(),
+        );
+    } else {
+        not_proven.push(if claims_tee {
         "that the model really produced these outputs: the tee tier vouches for the measured code's word; check by re-execution with `vouch replay`".into()
     } else {
         "that the model really produced these outputs: a signature only vouches for the node's word; check by re-execution with `vouch replay`".into()
     });
+    }
 
-    let summary = if let Some(s) = tee_summary {
+    let summary = if let zk::Outcome::Proven(_) = &zk_outcome {
+        "zk: proven that the registered model (in fixed point) maps the committed input to these outputs".to_string()
+    } else if let Some(s) = tee_summary {
         s
     } else if bundle.signature.is_some() {
         "signature only: trusts the node".to_string()

@@ -237,6 +237,6 @@ fn mismatches_are_named() {
     t.receipt.tiers.push(Tier::Zk);
     assert_eq!(
         verify_bundle(&t, &Evidence::default()).unwrap_err(),
-        VerifyError::UncheckedTier(Tier::Zk)
+        VerifyError::MissingZkEvidence
     );
 }

@@ -28,6 +28,9 @@ pub struct Args {
     /// up to the log's checkpoint period, 250 ms by default).
     #[arg(long)]
     log_proof: bool,
+    /// With the zk tier: wait for the proof (progress bar) and save the completed bundle.
+    #[arg(long)]
+    wait_proof: bool,
     /// Where to save the receipt bundle.
     #[arg(long, default_value = "bundle.json")]
     out: PathBuf,
@@ -51,7 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let api = Api::new(&a.remote)?;
     let body = json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade, "log_proof": a.log_proof});
-    let resp = crate::commands::pay::infer_paying(
+    let (resp, headers) = crate::commands::pay::infer_paying(
         &api,
         &body,
         a.pay_with.as_deref(),
@@ -121,6 +124,30 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         tiers.join(", "),
         r.node_key
     );
+    if let Some(id) = crate::commands::proofs::job_id(&bundle) {
+        let job = &bundle.evidence["zk_job"];
+        println!(
+            "zk:      proof job {id} queued (estimated {} ms to prove, {} ms of queue ahead)",
+            job["estimate_ms"], job["wait_ms"]
+        );
+        if let Some(t) = headers
+            .get("vouch-zk-cancel-token")
+            .and_then(|v| v.to_str().ok())
+        {
+            println!("         cancel with: vouch proofs cancel {id} --cancel-token {t}");
+        }
+        if a.wait_proof {
+            return crate::commands::proofs::wait(&api, &id, Some(&a.out), None, 900);
+        }
+        println!(
+            "         complete the bundle with: vouch proofs wait {id} --bundle {}",
+            a.out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.wait_proof {
+        anyhow::bail!("--wait-proof: the receipt has no zk proof job (ask for --tiers signed,zk)");
+    }
     println!(
         "bundle saved to {} — check it with: vouch verify {}",
         a.out.display(),

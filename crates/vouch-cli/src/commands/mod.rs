@@ -3,6 +3,7 @@ pub mod infer;
 pub mod log;
 pub mod models;
 pub mod pay;
+pub mod proofs;
 pub mod replay;
 pub mod serve;
 pub mod verify;

@@ -110,6 +110,7 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                 );
             }
             print_signature(m);
+            print_zk(&resp["zk"]);
             for p in resp["passed_over"].as_array().into_iter().flatten() {
                 println!(
                     "  note: {} could not serve it: {}",
@@ -155,6 +156,7 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     }
                 );
                 print_signature(m);
+                print_zk(&m["zk"]);
             }
         }
         Command::Show { reference } => {
@@ -285,6 +287,16 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     ""
                 };
                 println!("  {name}: {avail}{policy}");
+                if name == "zk" && t["zk"]["status"] == "available" {
+                    let e = &t["zk"]["estimate"];
+                    println!(
+                        "    proof: about {} ms to prove, {} MiB, {} ms to verify (vk {})",
+                        e["prove_ms"],
+                        e["peak_bytes"].as_u64().unwrap_or(0) >> 20,
+                        e["verify_ms"],
+                        t["zk"]["vk_digest"].as_str().unwrap_or("?")
+                    );
+                }
                 println!("    proves: {}", t["proves"].as_str().unwrap_or("?"));
                 println!("    trusts: {}", t["trusts"].as_str().unwrap_or("?"));
                 let req: Vec<&str> = t["request"]
@@ -341,6 +353,22 @@ fn put_json_admin(remote: &Remote, url: &str, body: &Value) -> anyhow::Result<Va
         v["error"]["code"].as_str().unwrap_or("unknown"),
         v["error"]["message"].as_str().unwrap_or("(no message)")
     ))
+}
+
+/// One line on the model's zk tier: available with its key and cost, or why not.
+fn print_zk(zk: &Value) {
+    match zk["status"].as_str() {
+        Some("available") => println!(
+            "  zk:      available: vk {}, {} constraints, about {} ms to prove, scale 2^{}",
+            zk["vk_digest"].as_str().unwrap_or("?"),
+            zk["circuit"]["constraints"],
+            zk["estimate"]["prove_ms"],
+            zk["scale_bits"]
+        ),
+        Some("unavailable") => println!("  {}", zk["reason"].as_str().unwrap_or("zk: unavailable")),
+        Some(other) => println!("  zk:      {other}"),
+        None => {}
+    }
 }
 
 fn print_signature(m: &Value) {

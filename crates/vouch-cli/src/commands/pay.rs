@@ -87,10 +87,11 @@ pub fn infer_paying(
     body: &Value,
     key: Option<&std::path::Path>,
     max_price: Option<&str>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
     let first = api.post_json_raw("/v1/infer", body, &[])?;
     if first.status().as_u16() != 402 {
-        return api.answer(first);
+        let headers = first.headers().clone();
+        return Ok((api.answer(first)?, headers));
     }
     let header = first
         .headers()
@@ -118,5 +119,6 @@ pub fn infer_paying(
         .as_secs();
     let (name, value) = vouch_pay::payer::pay(&signer, &required, limit, now)?;
     let paid = api.post_json_raw("/v1/infer", body, &[(name, value.as_str())])?;
-    api.answer(paid)
+    let headers = paid.headers().clone();
+    Ok((api.answer(paid)?, headers))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
-use vouch_core::{Bundle, NodeKey, TensorMap};
+use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
 use vouch_verify::{Evidence, verify_bundle};
 
 use crate::files::read_json;
@@ -50,6 +50,14 @@ pub struct Args {
     /// How many of the --witness keys must have cosigned (default: all of them).
     #[arg(long, requires = "log_key")]
     witness_threshold: Option<usize>,
+    /// Tiers that must be proven for the bundle to pass (comma-separated, repeatable), e.g.
+    /// `--require zk`: a pending zk proof, or one not checked for lack of --model, fails.
+    #[arg(long, value_delimiter = ',', value_name = "TIER")]
+    require: Vec<String>,
+    /// The zk verifying-key digest the model's registry entry shows (`vouch models show`):
+    /// the proof must use exactly that key.
+    #[arg(long, value_name = "sha256:HEX")]
+    zk_vk_digest: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -113,7 +121,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|p| read_json(p, "configuration file"))
         .transpose()?;
+    let require = a
+        .require
+        .iter()
+        .map(|t| t.trim().parse::<Tier>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let zk_vk_digest = a
+        .zk_vk_digest
+        .as_deref()
+        .map(|d| d.parse::<Digest>())
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--zk-vk-digest: {e}"))?;
     let ev = Evidence {
+        zk_vk_digest,
+        require,
         trusted_key,
         model_bytes: model.as_deref(),
         inputs: inputs.as_ref(),

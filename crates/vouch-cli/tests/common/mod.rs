@@ -36,6 +36,13 @@ impl Node {
         Node::start_in(tempfile::tempdir().unwrap(), args)
     }
 
+    /// Kills the server (SIGKILL: a crash, not a clean stop) and starts a new one on the same
+    /// data dir with `args`.
+    pub fn restart(self, args: &[&str]) -> Node {
+        let dir = self.crash();
+        Node::start_in(dir, args)
+    }
+
     /// Starts `vouch serve` on an existing data dir (a restart).
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Node {
         Node::start_command_in("serve", dir, args)
@@ -176,6 +183,22 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Waits until the zk analysis of model `reference` has an outcome (registration answers
+    /// `analysing` when it takes longer than `[zk] analyze_wait_ms`), and returns its zk view.
+    pub fn zk_analysed(&self, reference: &str) -> Value {
+        for _ in 0..1200 {
+            let (s, m) = self.get(&format!("/v1/models/{reference}"));
+            assert_eq!(s, 200, "{m}");
+            if m["zk"]["status"] != "analysing" {
+                return m["zk"].clone();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("zk analysis of {reference} did not finish");
     }
 }
 

@@ -50,6 +50,10 @@ fn default_tiers() -> Vec<String> {
 
 /// Runs a model. The answer is a receipt bundle: the receipt, the node's signature over it, the
 /// outputs, and per-tier evidence (`evidence.tee`). Save it as-is and check it with `vouch verify`.
+/// With `zk`, the answer comes at once with `evidence.zk_job = {id, url, status, receipt,
+/// estimate_ms, wait_ms}`: the proof (binding this receipt's hash) is made in the background;
+/// `GET /v1/proofs/{id}` returns it as `evidence.zk` to complete the bundle. The header
+/// `vouch-zk-cancel-token` lets the caller cancel the job.
 /// Headers: `vouch-price` (sum of the tiers' prices, with `vouch-price-asset`) and, when the
 /// model's policy upgraded the request, `vouch-upgraded-from`. With payments on, send an x402
 /// payment in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a paid answer carries
@@ -60,7 +64,7 @@ fn default_tiers() -> Vec<String> {
         (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2) and the v1 JSON body, `error` = reason code"),
         (status = 404, description = "no such model"),
         (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
-        (status = 503, description = "queue full; retry after the Retry-After delay")))]
+        (status = 503, description = "queue full (the executor's, or the zk proof queue: reason zk_queue_full); retry after the Retry-After delay")))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
     request_headers: HeaderMap,
@@ -155,6 +159,11 @@ async fn run(
     let tiers = decision.tiers;
     let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
+    // zk admission before any work or charge: a refused proof costs the caller nothing.
+    let zk = match tiers.contains(&Tier::Zk) {
+        true => Some((st.zk.admit(&digest, &inputs)?, inputs.clone())),
+        false => None,
+    };
     let engine = st.engines.get(meta.engine)?;
     let config_digest = crate::routes::config::digest_for(st, &digest).await?;
     let request_id = uuid::Uuid::now_v7().to_string();
@@ -223,6 +232,13 @@ async fn run(
     let mut headers = HeaderMap::new();
     headers.insert("vouch-log-index", HeaderValue::from(log_evidence.index));
     crate::payment::add_headers(&mut headers, pay_headers);
+    if let Some((ticket, zk_inputs)) = zk {
+        let job = ticket.submit(&receipt, &zk_inputs).await?;
+        evidence.insert("zk_job".to_string(), job.reference);
+        if let Ok(v) = HeaderValue::from_str(&job.cancel_token) {
+            headers.insert("vouch-zk-cancel-token", v);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(&decision.quote.total.to_string()) {
         headers.insert("vouch-price", v);
     }

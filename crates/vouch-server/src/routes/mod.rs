@@ -8,6 +8,7 @@ pub mod models;
 pub mod node;
 pub mod pay;
 pub mod policy;
+pub mod proofs;
 pub mod status;
 
 use axum::extract::rejection::BytesRejection;

@@ -31,7 +31,9 @@ pub struct RegisterParams {
 }
 
 /// Registers an ONNX model (raw bytes as the body). Idempotent: the same bytes give the same
-/// digest and a 200 instead of a 201.
+/// digest and a 200 instead of a 201. The answer's `zk` says whether the zk tier can prove it
+/// (or names the unsupported operator); analysis that takes longer than `[zk] analyze_wait_ms`
+/// answers `analysing` and finishes in the background.
 #[utoipa::path(post, path = "/v1/models", params(RegisterParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 201, description = "registered"), (status = 200, description = "already registered"),
@@ -106,6 +108,7 @@ pub async fn register(
         }
         created
     };
+    let zk = st.zk.on_registered(digest, bytes.clone()).await;
     let mut change = None;
     if let Some(name) = &params.name {
         let version = match &params.version {
@@ -143,7 +146,9 @@ pub async fn register(
     };
     Ok((
         status,
-        Json(json!({"model": rec, "created": created, "name": change, "passed_over": passed_over})),
+        Json(
+            json!({"model": rec, "created": created, "name": change, "passed_over": passed_over, "zk": zk}),
+        ),
     ))
 }
 
@@ -200,6 +205,15 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let limit = p.limit.clamp(1, 1000);
     let models: Vec<ModelRecord> = st.store.list_models(limit, p.offset).await?;
+    let models: Vec<Value> = models
+        .into_iter()
+        .map(|m| {
+            let zk = st.zk.model_json(&m.digest);
+            let mut v = json!(m);
+            v["zk"] = zk;
+            v
+        })
+        .collect();
     let total = st.store.count_models().await?;
     Ok(Json(
         json!({"models": models, "total": total, "limit": limit, "offset": p.offset}),
@@ -238,6 +252,6 @@ async fn one(st: &AppState, digest: &ModelDigest) -> Result<Json<Value>, ApiErro
         )
     })?;
     Ok(Json(
-        json!({"model": rec, "loaded": st.cache.contains(digest)}),
+        json!({"model": rec, "loaded": st.cache.contains(digest), "zk": st.zk.model_json(digest)}),
     ))
 }

@@ -53,5 +53,6 @@ pub async fn node(State(st): State<Arc<AppState>>) -> Json<Value> {
         "limits": st.config.limits,
         "cache": {"models_loaded": loaded, "estimated_bytes": bytes, "budget_mib": st.config.exec.cache_mib},
         "queue": {"waiting": st.executor.queue_len(), "capacity": st.config.exec.queue_capacity},
+        "zk": st.zk.queue_json(),
     }))
 }

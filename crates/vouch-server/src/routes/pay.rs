@@ -114,7 +114,7 @@ pub async fn pricing(
         "lines": lines,
         "total": total,
         "display": total.map(|a| st.prices.display(a)),
-        "proving_cost": st.prices.proving_cost(&digest),
+        "proving_cost": st.prices.cost_of(&st, &digest),
     });
     Ok(Json(out))
 }

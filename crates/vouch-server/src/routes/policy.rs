@@ -153,13 +153,14 @@ pub async fn assurance(
         rows.push({
             let measured = st.analytics.model_level(&digest, level(&request));
             let ms = |p: f64| measured.percentile(p).map(|s| (s * 1e5).round() / 1e2);
-            let reason = tiers::unavailable_reason(&st, t);
+            let reason = tiers::unavailable_for(&st, &digest, t);
             json!({
                 "tier": t,
                 "available": reason.is_none(),
                 "unavailable_reason": reason,
                 "meets_policy": policy.as_ref().is_none_or(|(min, _)| t >= *min),
                 "proves": tiers::proves(t),
+                "zk": (t == Tier::Zk).then(|| st.zk.model_json(&digest)),
                 "trusts": tiers::trusts(&st, t),
                 "price": price,
                 "request": request,

@@ -1,0 +1,684 @@
+//! The zk tier on this node: each model's zk analysis (at registration, in the background),
+//! admission of proof jobs, durable jobs on a bounded pool of prover threads, and the job view
+//! `GET /v1/proofs/{id}` returns.
+//!
+//! Proving never runs on the async runtime: the worker threads (`worker.rs`) reach the database
+//! through the runtime's handle. The database is the source of truth for jobs; the in-memory
+//! queue is rebuilt from it at boot, so queued and interrupted jobs survive a restart.
+
+pub mod settings;
+mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use vouch_core::{Digest, ErrorCode, ModelDigest, Receipt, TensorMap};
+use vouch_store::proof_store::{self, NewZkJob, ZkJobRow};
+use vouch_store::{Store, StoreError};
+use vouch_zk::{Admission, AnalyzeOptions, NodeCapacity, ZkKeys, ZkModelInfo};
+
+use crate::error::ApiError;
+pub use settings::ZkSettings;
+
+/// What this node knows about one model's zk tier.
+#[derive(Clone, Debug)]
+pub enum ModelZk {
+    Analysing,
+    Available(Arc<ZkModelInfo>),
+    /// The reason, e.g. "zk: unavailable: operator Softmax is not supported by the zk tier".
+    Unavailable(String),
+}
+
+/// A job waiting or running, as the queue sees it.
+struct Live {
+    estimate_ms: u64,
+    stage: String,
+    progress: f64,
+    cancel: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct Jobs {
+    pending: VecDeque<String>,
+    running: usize,
+    /// Admitted requests whose job row is not written yet (their inference is running).
+    reserved: usize,
+    reserved_ms: u64,
+    live: HashMap<String, Live>,
+}
+
+pub struct ZkState {
+    pub settings: ZkSettings,
+    store: Store,
+    rt: tokio::runtime::Handle,
+    models: RwLock<HashMap<ModelDigest, ModelZk>>,
+    /// Proving keys, least recently used first.
+    keys: Mutex<Vec<(ModelDigest, Arc<ZkKeys>)>>,
+    jobs: Mutex<Jobs>,
+    wake: std::sync::Condvar,
+    /// Woken on every job or analysis change; `?wait=` waits on it.
+    pub changed: tokio::sync::Notify,
+    /// One analysis at a time: key generation is memory-heavy.
+    analyses: tokio::sync::Semaphore,
+    /// Where jobs that end without a proof are reported (set once at boot, by payments).
+    pub failures: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(ZkJobRow, String)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Statuses a job can end in.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(status, "done" | "failed" | "cancelled")
+}
+
+impl ZkState {
+    /// Opens the zk tables, loads every model's analysis, re-queues open jobs (a job that was
+    /// running when the node stopped starts over) and starts the prover threads. Models never
+    /// analysed (registered before, or interrupted) are analysed in the background.
+    pub async fn boot(store: &Store, settings: ZkSettings) -> Result<Arc<ZkState>, StoreError> {
+        proof_store::migrate(store).await?;
+        let zk = Arc::new(ZkState {
+            settings: settings.clone(),
+            store: store.clone(),
+            rt: tokio::runtime::Handle::current(),
+            models: RwLock::new(HashMap::new()),
+            keys: Mutex::new(Vec::new()),
+            jobs: Mutex::new(Jobs::default()),
+            wake: std::sync::Condvar::new(),
+            changed: tokio::sync::Notify::new(),
+            analyses: tokio::sync::Semaphore::new(1),
+            failures: std::sync::OnceLock::new(),
+        });
+        if !settings.enabled {
+            return Ok(zk);
+        }
+        let mut todo = store.models_without_zk().await?;
+        let rows = store.zk_models().await?;
+        {
+            let mut models = zk.models.write().unwrap_or_else(|e| e.into_inner());
+            for row in rows {
+                let state = match (row.status.as_str(), &row.info) {
+                    ("available", Some(info)) => match serde_json::from_str(info) {
+                        Ok(i) => ModelZk::Available(Arc::new(i)),
+                        Err(e) => {
+                            tracing::warn!(
+                                "zk info of {} unreadable ({e}): re-analysing",
+                                row.digest
+                            );
+                            todo.push(row.digest);
+                            continue;
+                        }
+                    },
+                    ("unavailable", _) => ModelZk::Unavailable(row.reason.unwrap_or_default()),
+                    _ => {
+                        todo.push(row.digest);
+                        continue;
+                    }
+                };
+                models.insert(row.digest, state);
+            }
+        }
+        for d in todo {
+            zk.spawn_analysis(d, None);
+        }
+        let open = store.requeue_open_zk_jobs().await?;
+        {
+            let mut jobs = lock(&zk.jobs);
+            for j in open {
+                jobs.live.insert(j.id.clone(), Live::queued(j.estimate_ms));
+                jobs.pending.push_back(j.id);
+            }
+        }
+        worker::spawn(&zk, settings.workers);
+        Ok(zk)
+    }
+
+    pub fn model(&self, digest: &ModelDigest) -> Option<ModelZk> {
+        self.models
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// What proving this model costs, in the unit zk prices are stated in: its circuit's
+    /// constraint count. `None` until the analysis found the model provable.
+    pub fn proving_cost(&self, digest: &ModelDigest) -> Option<u64> {
+        match self.model(digest)? {
+            ModelZk::Available(info) => Some(info.stats.constraints as u64),
+            _ => None,
+        }
+    }
+
+    fn set_model(&self, digest: ModelDigest, state: ModelZk) {
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, state);
+    }
+
+    /// Analyses a model in the background; the receiver fires when the result is recorded.
+    pub fn spawn_analysis(
+        self: &Arc<Self>,
+        digest: ModelDigest,
+        bytes: Option<Bytes>,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.set_model(digest, ModelZk::Analysing);
+        let zk = self.clone();
+        self.rt.spawn(async move {
+            zk.analyse(digest, bytes).await;
+            zk.changed.notify_waiters();
+            let _ = tx.send(());
+        });
+        rx
+    }
+
+    async fn analyse(self: &Arc<Self>, digest: ModelDigest, bytes: Option<Bytes>) {
+        if let Err(e) = self
+            .store
+            .put_zk_model(&digest, "analysing", None, None, None)
+            .await
+        {
+            tracing::error!("zk: cannot record analysis of {digest}: {e}");
+        }
+        let _permit = self.analyses.acquire().await;
+        let bytes = match bytes {
+            Some(b) => b,
+            None => match self.store.blobs.get_model(&digest).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("zk: cannot read {digest} for analysis: {e}");
+                    return;
+                }
+            },
+        };
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            vouch_zk::analyze_with(&bytes, &AnalyzeOptions::default())
+        })
+        .await;
+        let (state, row) = match result {
+            Ok(Ok((info, keys))) => {
+                let info = Arc::new(info);
+                self.cache_keys(digest, Arc::new(keys));
+                let json = serde_json::to_string(&*info).unwrap_or_default();
+                let vk = info.vk_digest.to_string();
+                (
+                    ModelZk::Available(info),
+                    ("available", None, Some(vk), Some(json)),
+                )
+            }
+            Ok(Err(e)) => {
+                let why = e.to_string();
+                (
+                    ModelZk::Unavailable(why.clone()),
+                    ("unavailable", Some(why), None, None),
+                )
+            }
+            Err(e) => {
+                let why = format!("zk: unavailable: the analysis crashed ({e})");
+                (
+                    ModelZk::Unavailable(why.clone()),
+                    ("unavailable", Some(why), None, None),
+                )
+            }
+        };
+        tracing::info!(
+            "zk analysis of {digest}: {} in {} ms",
+            row.0,
+            started.elapsed().as_millis()
+        );
+        if let Err(e) = self
+            .store
+            .put_zk_model(
+                &digest,
+                row.0,
+                row.1.as_deref(),
+                row.2.as_deref(),
+                row.3.as_deref(),
+            )
+            .await
+        {
+            tracing::error!("zk: cannot record analysis of {digest}: {e}");
+        }
+        self.set_model(digest, state);
+    }
+
+    /// Called by registration: analyses a new model and waits a bounded time for the result.
+    pub async fn on_registered(self: &Arc<Self>, digest: ModelDigest, bytes: Bytes) -> Value {
+        if self.settings.enabled && self.model(&digest).is_none() {
+            let done = self.spawn_analysis(digest, Some(bytes));
+            let wait = Duration::from_millis(self.settings.analyze_wait_ms);
+            let _ = tokio::time::timeout(wait, done).await;
+        }
+        self.model_json(&digest)
+    }
+
+    /// The zk part of a model's registry view.
+    pub fn model_json(&self, digest: &ModelDigest) -> Value {
+        if !self.settings.enabled {
+            return json!({"status": "disabled"});
+        }
+        match self.model(digest) {
+            None => json!({"status": "unknown"}),
+            Some(ModelZk::Analysing) => json!({"status": "analysing"}),
+            Some(ModelZk::Unavailable(reason)) => {
+                json!({"status": "unavailable", "reason": reason})
+            }
+            Some(ModelZk::Available(i)) => json!({
+                "status": "available",
+                "system": i.system,
+                "vk_digest": i.vk_digest,
+                "vk_bytes": i.vk_bytes,
+                "keygen_ms": i.keygen_ms,
+                "scale_bits": i.config.quant.act_bits,
+                "output_tolerance": i.config.output_tolerance,
+                "calibration_max_abs_err": i.calibration_max_abs_err,
+                "params": i.params,
+                "macs": i.macs,
+                "circuit": i.stats,
+                "estimate": i.estimate,
+            }),
+        }
+    }
+
+    /// Why this model cannot get the zk tier here, if it cannot (checked before any work).
+    pub fn unavailable_reason(&self, digest: &ModelDigest) -> Option<String> {
+        if !self.settings.enabled {
+            return Some("zk is disabled on this node ([zk] enabled = false)".into());
+        }
+        match self.model(digest) {
+            Some(ModelZk::Available(_) | ModelZk::Analysing) => None,
+            Some(ModelZk::Unavailable(r)) => Some(r),
+            None => Some("this model has not been analysed for zk on this node".into()),
+        }
+    }
+
+    fn cache_keys(&self, digest: ModelDigest, keys: Arc<ZkKeys>) {
+        let mut cache = lock(&self.keys);
+        cache.retain(|(d, _)| *d != digest);
+        cache.push((digest, keys));
+        let max = self.settings.keys_cached.max(1);
+        while cache.len() > max {
+            cache.remove(0);
+        }
+    }
+
+    /// The proving keys of an available model: cached, or derived again from the model file;
+    /// either way their verifying-key digest must be the registry's.
+    fn keys_for(&self, digest: &ModelDigest) -> Result<Arc<ZkKeys>, JobError> {
+        {
+            let mut cache = lock(&self.keys);
+            if let Some(i) = cache.iter().position(|(d, _)| d == digest) {
+                let entry = cache.remove(i);
+                let keys = entry.1.clone();
+                cache.push(entry);
+                return Ok(keys);
+            }
+        }
+        let info = match self.model(digest) {
+            Some(ModelZk::Available(i)) => i,
+            _ => {
+                return Err(JobError::new(
+                    ErrorCode::TierUnavailable,
+                    "the model is no longer available for zk on this node",
+                ));
+            }
+        };
+        let bytes = self
+            .rt
+            .block_on(self.store.blobs.get_model(digest))
+            .map_err(JobError::internal)?;
+        let keys = ZkKeys::generate(&bytes, &info.config).map_err(JobError::from)?;
+        if keys.vk_digest() != info.vk_digest {
+            return Err(JobError::internal(format!(
+                "the verifying key recomputed for {digest} ({}) differs from the registry's ({})",
+                keys.vk_digest(),
+                info.vk_digest
+            )));
+        }
+        let keys = Arc::new(keys);
+        self.cache_keys(*digest, keys.clone());
+        Ok(keys)
+    }
+
+    /// Admission, before any work: the model is provable here, the inputs fit a zk proof, the
+    /// node can afford the proof and the queue has room. The ticket holds a queue slot until
+    /// [`Ticket::submit`] or drop.
+    pub fn admit(
+        self: &Arc<Self>,
+        digest: &ModelDigest,
+        inputs: &TensorMap,
+    ) -> Result<Ticket, ApiError> {
+        let info = match self.model(digest) {
+            Some(ModelZk::Available(i)) => i,
+            Some(ModelZk::Analysing) => {
+                return Err(ApiError::new(
+                    ErrorCode::Overloaded,
+                    "this model's zk analysis is still running; retry in a few seconds",
+                )
+                .with_reason("zk_analysing"));
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::TierUnavailable,
+                    self.unavailable_reason(digest).unwrap_or_default(),
+                )
+                .with_reason("zk_unavailable"));
+            }
+        };
+        if let Some((name, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
+            return Err(ApiError::new(
+                ErrorCode::BadInput,
+                format!(
+                    "zk proofs cover one row: input {name:?} has shape {:?}; send batch 1",
+                    t.shape()
+                ),
+            ));
+        }
+        let s = &self.settings;
+        let cap = NodeCapacity {
+            max_peak_bytes: s.max_peak_mib.saturating_mul(1 << 20),
+            max_prove_ms: s.max_prove_secs.saturating_mul(1000),
+            speed: s.speed,
+        };
+        let mut jobs = lock(&self.jobs);
+        let open = jobs.pending.len() + jobs.running + jobs.reserved;
+        if open >= s.queue_capacity {
+            return Err(ApiError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "the zk proof queue is full ({open} open jobs, this node's limit is {}); retry later",
+                    s.queue_capacity
+                ),
+            )
+            .with_reason("zk_queue_full"));
+        }
+        let queued_ms = jobs
+            .live
+            .values()
+            .map(|l| l.estimate_ms)
+            .fold(jobs.reserved_ms, u64::saturating_add);
+        let free = s.workers.saturating_sub(jobs.running);
+        let (prove_ms, wait_ms) =
+            match vouch_zk::admit(&info.estimate, &cap, queued_ms, s.workers, free) {
+                Admission::Refuse { reason } => {
+                    return Err(ApiError::new(
+                        ErrorCode::TierUnavailable,
+                        format!("this node cannot prove this model: it {reason}"),
+                    )
+                    .with_reason("zk_over_capacity"));
+                }
+                Admission::Accept { prove_ms } => (prove_ms, 0),
+                Admission::Queue { wait_ms, prove_ms } => (prove_ms, wait_ms),
+            };
+        if wait_ms > s.max_queue_wait_secs.saturating_mul(1000) {
+            return Err(ApiError::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "the zk proof queue holds about {} s of work, more than this node's limit of {} s; retry later",
+                    wait_ms / 1000,
+                    s.max_queue_wait_secs
+                ),
+            )
+            .with_reason("zk_queue_full"));
+        }
+        jobs.reserved += 1;
+        jobs.reserved_ms = jobs.reserved_ms.saturating_add(prove_ms);
+        Ok(Ticket {
+            zk: self.clone(),
+            model: *digest,
+            estimate_ms: prove_ms,
+            wait_ms,
+            held: true,
+        })
+    }
+
+    fn release(&self, estimate_ms: u64) {
+        let mut jobs = lock(&self.jobs);
+        jobs.reserved = jobs.reserved.saturating_sub(1);
+        jobs.reserved_ms = jobs.reserved_ms.saturating_sub(estimate_ms);
+    }
+
+    /// A job as `GET /v1/proofs/{id}` shows it; `None` if there is no such job.
+    pub async fn view(&self, id: &str) -> Result<Option<Value>, ApiError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        let Some(row) = self.store.zk_job(id).await? else {
+            return Ok(None);
+        };
+        let (mut stage, mut progress, mut position) = (row.stage.clone(), row.progress, None);
+        {
+            let jobs = lock(&self.jobs);
+            if row.status == "running"
+                && let Some(l) = jobs.live.get(id)
+            {
+                stage = l.stage.clone();
+                progress = l.progress;
+            }
+            if row.status == "queued" {
+                position = jobs.pending.iter().position(|p| p == id);
+            }
+        }
+        let evidence = match &row.evidence {
+            Some(e) => Some(json!({
+                "zk": serde_json::from_str::<Value>(e).map_err(ApiError::internal)?
+            })),
+            None => None,
+        };
+        Ok(Some(json!({
+            "id": row.id,
+            "url": job_url(&row.id),
+            "model": row.model,
+            "receipt": row.receipt_hash,
+            "status": row.status,
+            "stage": stage,
+            "progress": progress,
+            "estimate_ms": row.estimate_ms,
+            "queue_position": position,
+            "created_at": row.created_at,
+            "started_at": row.started_at,
+            "finished_at": row.finished_at,
+            "prove_ms": row.prove_ms,
+            "error": row.error.as_ref().map(|m| json!({"code": row.error_code, "message": m})),
+            "evidence": evidence,
+        })))
+    }
+
+    /// The stored job, for authorisation checks.
+    pub async fn job(&self, id: &str) -> Result<Option<ZkJobRow>, ApiError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        Ok(self.store.zk_job(id).await?)
+    }
+
+    /// Cancels an open job (queued: it never starts; running: the prover stops at its next
+    /// stage and its result is discarded). False when the job had already ended.
+    pub async fn cancel(&self, row: &ZkJobRow, by: &str) -> Result<bool, ApiError> {
+        if let Some(l) = lock(&self.jobs).live.get(&row.id) {
+            l.cancel.store(true, Ordering::SeqCst);
+        }
+        let ended = self
+            .store
+            .end_zk_job(
+                &row.id,
+                "cancelled",
+                "cancelled",
+                &format!("cancelled by {by}"),
+            )
+            .await?;
+        if ended {
+            {
+                let mut jobs = lock(&self.jobs);
+                let was_queued = jobs.pending.contains(&row.id);
+                jobs.pending.retain(|p| *p != row.id);
+                if was_queued {
+                    jobs.live.remove(&row.id);
+                } else if let Some(l) = jobs.live.get_mut(&row.id) {
+                    // Running: its worker removes it when the prover stops.
+                    l.estimate_ms = 0;
+                }
+            }
+            on_job_failed(self, row, &format!("cancelled by {by}"));
+            self.changed.notify_waiters();
+        }
+        Ok(ended)
+    }
+
+    /// Open jobs (queued, running) and the queue's capacity, for `/v1/node`.
+    pub fn queue_json(&self) -> Value {
+        let jobs = lock(&self.jobs);
+        json!({
+            "queued": jobs.pending.len(),
+            "running": jobs.running,
+            "capacity": self.settings.queue_capacity,
+            "workers": self.settings.workers,
+        })
+    }
+}
+
+impl Live {
+    fn queued(estimate_ms: u64) -> Live {
+        Live {
+            estimate_ms,
+            stage: "queued".into(),
+            progress: 0.0,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Job ids are UUIDs; anything else is not looked up.
+fn valid_id(id: &str) -> bool {
+    id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+}
+
+pub fn job_url(id: &str) -> String {
+    format!("/v1/proofs/{id}")
+}
+
+/// An admitted zk request's place in the queue, held while its inference runs.
+pub struct Ticket {
+    zk: Arc<ZkState>,
+    model: ModelDigest,
+    estimate_ms: u64,
+    wait_ms: u64,
+    held: bool,
+}
+
+/// A queued job, as the infer route reports it.
+pub struct Submitted {
+    /// `evidence.zk_job` of the bundle.
+    pub reference: Value,
+    /// Lets the requester cancel the job (`DELETE /v1/proofs/{id}` with `Bearer <token>`).
+    pub cancel_token: String,
+}
+
+impl Ticket {
+    /// Writes the job (durable before the caller sees its id) and queues it. The proof will
+    /// bind `receipt.hash()`.
+    pub async fn submit(
+        mut self,
+        receipt: &Receipt,
+        inputs: &TensorMap,
+    ) -> Result<Submitted, ApiError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut raw = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let receipt_json = serde_json::to_string(receipt).map_err(ApiError::internal)?;
+        let inputs_json = serde_json::to_string(inputs).map_err(ApiError::internal)?;
+        let receipt_hash = receipt.hash();
+        let zk = self.zk.clone();
+        zk.store
+            .insert_zk_job(&NewZkJob {
+                id: &id,
+                model: self.model,
+                receipt_hash,
+                receipt: &receipt_json,
+                inputs: &inputs_json,
+                cancel_hash: Digest::of(token.as_bytes()),
+                estimate_ms: self.estimate_ms,
+            })
+            .await?;
+        {
+            let mut jobs = lock(&zk.jobs);
+            jobs.reserved = jobs.reserved.saturating_sub(1);
+            jobs.reserved_ms = jobs.reserved_ms.saturating_sub(self.estimate_ms);
+            jobs.live.insert(id.clone(), Live::queued(self.estimate_ms));
+            jobs.pending.push_back(id.clone());
+            self.held = false;
+        }
+        zk.wake.notify_one();
+        Ok(Submitted {
+            reference: json!({
+                "id": id,
+                "url": job_url(&id),
+                "status": "queued",
+                "receipt": receipt_hash,
+                "estimate_ms": self.estimate_ms,
+                "wait_ms": self.wait_ms,
+            }),
+            cancel_token: token,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.held {
+            self.zk.release(self.estimate_ms);
+        }
+    }
+}
+
+/// Why a job failed: a stable code and a message for the job's `error`.
+#[derive(Debug)]
+pub(crate) struct JobError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl JobError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        JobError {
+            code,
+            message: message.into(),
+        }
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        JobError::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+impl From<vouch_zk::ZkError> for JobError {
+    fn from(e: vouch_zk::ZkError) -> Self {
+        JobError::new(e.code(), e.to_string())
+    }
+}
+
+/// Called once for every job that ends without a proof (failed, or cancelled), after its row
+/// says so.
+///
+/// A job that ended without a proof: logged, and handed to the failure hook (the payment layer
+/// refunds a paid request's payment through it; see `crate::payment::spawn_zk_refunds`).
+pub(crate) fn on_job_failed(zk: &ZkState, job: &ZkJobRow, reason: &str) {
+    tracing::warn!(
+        job = %job.id,
+        model = %job.model,
+        "zk proof job ended without a proof: {reason}"
+    );
+    if let Some(tx) = zk.failures.get() {
+        let _ = tx.send((job.clone(), reason.to_string()));
+    }
+}

@@ -1,0 +1,375 @@
+//! The zk tier's tables: per-model analysis results and durable proof jobs. Schema:
+//! `migrations/zk/` (versions 300–399). Payloads (analysis info, receipts, inputs, evidence) are
+//! JSON text the server produces, so this crate needs nothing from `vouch-zk`.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use vouch_core::{Digest, ModelDigest};
+
+use crate::{Result, Store, StoreError, now_rfc3339};
+
+/// Applies the zk migrations (other owners' versions are left alone).
+pub async fn migrate(store: &Store) -> Result<()> {
+    let mut m = sqlx::migrate!("./migrations/zk");
+    m.set_ignore_missing(true);
+    m.run(&store.pool).await?;
+    Ok(())
+}
+
+/// What zk analysis recorded for a model.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ZkModelRow {
+    pub digest: ModelDigest,
+    /// `analysing`, `available` or `unavailable`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub vk_digest: Option<String>,
+    /// `vouch_zk::ZkModelInfo` as JSON.
+    pub info: Option<String>,
+    pub updated_at: String,
+}
+
+/// A proof job as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ZkJobRow {
+    pub id: String,
+    pub model: ModelDigest,
+    pub receipt_hash: Digest,
+    pub receipt: String,
+    pub inputs: String,
+    pub cancel_hash: Digest,
+    pub status: String,
+    pub stage: String,
+    pub progress: f64,
+    pub estimate_ms: u64,
+    pub evidence: Option<String>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub prove_ms: Option<u64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// A new job, queued.
+pub struct NewZkJob<'a> {
+    pub id: &'a str,
+    pub model: ModelDigest,
+    pub receipt_hash: Digest,
+    pub receipt: &'a str,
+    pub inputs: &'a str,
+    pub cancel_hash: Digest,
+    pub estimate_ms: u64,
+}
+
+fn parse<T: std::str::FromStr>(s: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(format!("zk tables: {e}")))
+}
+
+fn u64_of(v: Option<i64>) -> Option<u64> {
+    v.and_then(|x| u64::try_from(x).ok())
+}
+
+fn zk_model(r: &SqliteRow) -> Result<ZkModelRow> {
+    Ok(ZkModelRow {
+        digest: parse(r.try_get::<&str, _>("digest")?)?,
+        status: r.try_get("status")?,
+        reason: r.try_get("reason")?,
+        vk_digest: r.try_get("vk_digest")?,
+        info: r.try_get("info")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn job(r: &SqliteRow) -> Result<ZkJobRow> {
+    Ok(ZkJobRow {
+        id: r.try_get("id")?,
+        model: parse(r.try_get::<&str, _>("model")?)?,
+        receipt_hash: parse(r.try_get::<&str, _>("receipt_hash")?)?,
+        receipt: r.try_get("receipt")?,
+        inputs: r.try_get("inputs")?,
+        cancel_hash: parse(r.try_get::<&str, _>("cancel_hash")?)?,
+        status: r.try_get("status")?,
+        stage: r.try_get("stage")?,
+        progress: r.try_get("progress")?,
+        estimate_ms: u64_of(r.try_get("estimate_ms")?).unwrap_or(0),
+        evidence: r.try_get("evidence")?,
+        error_code: r.try_get("error_code")?,
+        error: r.try_get("error")?,
+        prove_ms: u64_of(r.try_get("prove_ms")?),
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+/// The job columns, as a macro so queries stay static strings (sqlx refuses dynamic SQL).
+macro_rules! job_columns {
+    () => {
+        "id, model, receipt_hash, receipt, inputs, cancel_hash, status, stage, progress, \
+         estimate_ms, evidence, error_code, error, prove_ms, created_at, started_at, finished_at"
+    };
+}
+
+impl Store {
+    /// Records (or replaces) what zk analysis found for a model.
+    pub async fn put_zk_model(
+        &self,
+        digest: &ModelDigest,
+        status: &str,
+        reason: Option<&str>,
+        vk_digest: Option<&str>,
+        info: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zk_models (digest, status, reason, vk_digest, info, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(digest) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+             vk_digest = excluded.vk_digest, info = excluded.info, updated_at = excluded.updated_at",
+        )
+        .bind(digest.to_string())
+        .bind(status)
+        .bind(reason)
+        .bind(vk_digest)
+        .bind(info)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every model's zk row (the server keeps them in memory).
+    pub async fn zk_models(&self) -> Result<Vec<ZkModelRow>> {
+        let rows = sqlx::query(
+            "SELECT digest, status, reason, vk_digest, info, updated_at FROM zk_models",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(zk_model).collect()
+    }
+
+    /// Registered models that have no zk row yet (registered before the zk tier was wired).
+    pub async fn models_without_zk(&self) -> Result<Vec<ModelDigest>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT digest FROM models WHERE digest NOT IN (SELECT digest FROM zk_models)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|s| parse(s)).collect()
+    }
+
+    pub async fn insert_zk_job(&self, j: &NewZkJob<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO zk_jobs (id, model, receipt_hash, receipt, inputs, cancel_hash, status,
+             stage, progress, estimate_ms, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, ?, ?)",
+        )
+        .bind(j.id)
+        .bind(j.model.to_string())
+        .bind(j.receipt_hash.to_string())
+        .bind(j.receipt)
+        .bind(j.inputs)
+        .bind(j.cancel_hash.to_string())
+        .bind(i64::try_from(j.estimate_ms).unwrap_or(i64::MAX))
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn zk_job(&self, id: &str) -> Result<Option<ZkJobRow>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM zk_jobs WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job).transpose()
+    }
+
+    /// Jobs a restart must pick up again, oldest first: queued ones and those that were running
+    /// when the node stopped (set back to queued).
+    pub async fn requeue_open_zk_jobs(&self) -> Result<Vec<ZkJobRow>> {
+        sqlx::query(
+            "UPDATE zk_jobs SET status = 'queued', stage = 'queued', progress = 0, started_at = NULL
+             WHERE status = 'running'",
+        )
+        .execute(&self.pool)
+        .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM zk_jobs WHERE status = 'queued' ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job).collect()
+    }
+
+    /// Marks a queued job running; false if it is no longer queued (cancelled meanwhile).
+    pub async fn start_zk_job(&self, id: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE zk_jobs SET status = 'running', stage = 'starting', started_at = ?
+             WHERE id = ? AND status = 'queued'",
+        )
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn zk_job_progress(&self, id: &str, stage: &str, progress: f64) -> Result<()> {
+        sqlx::query(
+            "UPDATE zk_jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(stage)
+        .bind(progress)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a proof; false when the job had left `running` (cancelled meanwhile).
+    pub async fn finish_zk_job(&self, id: &str, evidence: &str, prove_ms: u64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE zk_jobs SET status = 'done', stage = 'done', progress = 1, evidence = ?,
+             prove_ms = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(evidence)
+        .bind(i64::try_from(prove_ms).unwrap_or(i64::MAX))
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Ends an open job as `failed` or `cancelled`; false when it had already ended.
+    pub async fn end_zk_job(
+        &self,
+        id: &str,
+        status: &str,
+        error_code: &str,
+        error: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE zk_jobs SET status = ?, error_code = ?, error = ?, finished_at = ?
+             WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .bind(status)
+        .bind(error_code)
+        .bind(error)
+        .bind(now_rfc3339())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Adds a note (e.g. the refund of the request's payment) to an ended job's error text.
+    pub async fn note_zk_job(&self, id: &str, note: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE zk_jobs SET error = COALESCE(error, '') || ? WHERE id = ? AND status IN ('failed', 'cancelled')",
+        )
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewModel;
+    use vouch_core::ModelSignature;
+
+    #[tokio::test]
+    async fn jobs_move_through_their_states_and_reopen_after_a_restart() {
+        let dir = tempdir();
+        let store = Store::open(&dir).await.unwrap();
+        migrate(&store).await.unwrap();
+        let d = ModelDigest::of_model_bytes(b"m");
+        store
+            .insert_model(&NewModel {
+                digest: d,
+                size_bytes: 1,
+                engine: "tract".into(),
+                signature: ModelSignature {
+                    inputs: vec![],
+                    outputs: vec![],
+                },
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.models_without_zk().await.unwrap(), vec![d]);
+        store
+            .put_zk_model(&d, "unavailable", Some("operator Softmax"), None, None)
+            .await
+            .unwrap();
+        assert!(store.models_without_zk().await.unwrap().is_empty());
+        assert_eq!(store.zk_models().await.unwrap()[0].status, "unavailable");
+
+        let h = Digest::of(b"receipt");
+        for id in ["a", "b", "c"] {
+            store
+                .insert_zk_job(&NewZkJob {
+                    id,
+                    model: d,
+                    receipt_hash: h,
+                    receipt: "{}",
+                    inputs: "{}",
+                    cancel_hash: Digest::of(b"t"),
+                    estimate_ms: 5,
+                })
+                .await
+                .unwrap();
+        }
+        assert!(store.start_zk_job("a").await.unwrap());
+        assert!(!store.start_zk_job("a").await.unwrap(), "starts once");
+        store.zk_job_progress("a", "prove", 0.5).await.unwrap();
+        assert!(store.start_zk_job("b").await.unwrap());
+        assert!(store.finish_zk_job("b", "{\"p\":1}", 7).await.unwrap());
+        assert!(
+            store
+                .end_zk_job("c", "cancelled", "cancelled", "by admin")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store.end_zk_job("b", "failed", "x", "y").await.unwrap(),
+            "a finished job stays finished"
+        );
+        let b = store.zk_job("b").await.unwrap().unwrap();
+        assert_eq!(
+            (b.status.as_str(), b.evidence.as_deref(), b.prove_ms),
+            ("done", Some("{\"p\":1}"), Some(7))
+        );
+        // "a" was running when the node stopped: it comes back queued, the others stay ended.
+        let open = store.requeue_open_zk_jobs().await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(
+            (open[0].id.as_str(), open[0].status.as_str()),
+            ("a", "queued")
+        );
+        assert_eq!(open[0].receipt_hash, h);
+        assert!(store.zk_job("nope").await.unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempdir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vouch-zk-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+}
