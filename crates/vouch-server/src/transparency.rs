@@ -146,10 +146,7 @@ pub async fn boot(
         max_wait: Duration::from_millis(settings.max_proof_wait_ms),
         drain: tokio::sync::Mutex::new(()),
     });
-    drain_policy_changes(&state, store)
-        .await
-        .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
-    drain_config_changes(&state, store)
+    drain_outboxes(&state, store)
         .await
         .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
     Ok(state)
@@ -342,70 +339,88 @@ pub async fn append_pointer(
         .await
 }
 
-/// Appends every stored policy change that is not yet in the log, oldest first, and records
-/// each one's index. Called after each change and at boot.
-pub async fn drain_policy_changes(st: &LogState, store: &Store) -> Result<u64, String> {
+/// The stored changes that wait for the log: each is written in its own transaction with an
+/// outbox row, appended here, then marked with its leaf index.
+#[derive(Clone, Copy)]
+enum Outbox {
+    Policy,
+    Config,
+}
+
+/// Appends every policy and configuration change not yet in the log, oldest first, and records
+/// each one's index. Called after each change and at boot (a crash between a change and its
+/// entry delays the entry, never loses it). Configurations are logged whole: what a model was
+/// told is public.
+pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String> {
     let _one = st.drain.lock().await;
     let mut logged = 0;
-    loop {
-        let changes = store
-            .unlogged_policy_changes(256)
-            .await
-            .map_err(|e| e.to_string())?;
-        if changes.is_empty() {
-            return Ok(logged);
+    for outbox in [Outbox::Policy, Outbox::Config] {
+        loop {
+            let batch = pending(store, outbox).await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (seq, entry) in batch {
+                let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
+                let index = a.index as i64;
+                match outbox {
+                    Outbox::Policy => store.mark_policy_change_logged(seq, index).await,
+                    Outbox::Config => store.mark_config_change_logged(seq, index).await,
+                }
+                .map_err(|e| e.to_string())?;
+                logged += 1;
+            }
         }
-        for c in changes {
-            let model = policy_model(store, &c.subject).await?;
-            let entry = LogEntry::PolicyChanged(PolicyChanged {
-                model,
-                policy: json!({
+    }
+    Ok(logged)
+}
+
+/// Up to 256 unlogged rows of `outbox` as (seq, entry).
+async fn pending(store: &Store, outbox: Outbox) -> Result<Vec<(i64, LogEntry)>, String> {
+    let mut out = Vec::new();
+    match outbox {
+        Outbox::Policy => {
+            for c in store
+                .unlogged_policy_changes(256)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let model = policy_model(store, &c.subject).await?;
+                let policy = json!({
                     "subject": c.subject,
                     "min_tier": c.min_tier.map(|t| t.as_str()),
                     "previous": c.previous.map(|t| t.as_str()),
                     "seq": c.seq,
-                }),
-                at: c.changed_at.clone(),
-            });
-            let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
-            store
-                .mark_policy_change_logged(c.seq, a.index as i64)
+                });
+                out.push((
+                    c.seq,
+                    LogEntry::PolicyChanged(PolicyChanged {
+                        model,
+                        policy,
+                        at: c.changed_at,
+                    }),
+                ));
+            }
+        }
+        Outbox::Config => {
+            for c in store
+                .unlogged_config_changes(256)
                 .await
-                .map_err(|e| e.to_string())?;
-            logged += 1;
+                .map_err(|e| e.to_string())?
+            {
+                out.push((
+                    c.seq,
+                    LogEntry::ConfigChanged(ConfigChanged {
+                        model: c.model,
+                        config_digest: c.config_digest,
+                        config: Some(c.config),
+                        at: c.changed_at,
+                    }),
+                ));
+            }
         }
     }
-}
-
-/// Appends every stored configuration change not yet in the log (`config-changed`, with the
-/// configuration itself: what a model was told is public), oldest first. Called after each
-/// change and at boot.
-pub async fn drain_config_changes(st: &LogState, store: &Store) -> Result<u64, String> {
-    let _one = st.drain.lock().await;
-    let mut logged = 0;
-    loop {
-        let changes = store
-            .unlogged_config_changes(256)
-            .await
-            .map_err(|e| e.to_string())?;
-        if changes.is_empty() {
-            return Ok(logged);
-        }
-        for c in changes {
-            let entry = LogEntry::ConfigChanged(ConfigChanged {
-                model: c.model,
-                config_digest: c.config_digest,
-                config: Some(c.config),
-                at: c.changed_at,
-            });
-            let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
-            store
-                .mark_config_change_logged(c.seq, a.index as i64)
-                .await
-                .map_err(|e| e.to_string())?;
-            logged += 1;
-        }
-    }
+    Ok(out)
 }
 
 /// The digest a policy subject names: itself, or what the name's default pointer points at.

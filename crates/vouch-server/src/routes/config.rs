@@ -68,7 +68,7 @@ pub async fn put_config(
         .set_model_config(&model, &canonical, &digest)
         .await?;
     if change.is_some() {
-        crate::transparency::drain_config_changes(&st.log, &st.store)
+        crate::transparency::drain_outboxes(&st.log, &st.store)
             .await
             .map_err(ApiError::internal)?;
     }

@@ -120,9 +120,11 @@ pub async fn infer(
         digest,
         model_ref,
         inputs,
-        tiers,
-        req.allow_upgrade,
-        req.log_proof,
+        Asked {
+            tiers,
+            allow_upgrade: req.allow_upgrade,
+            log_proof: req.log_proof,
+        },
     )
     .await;
     let (tiers, price) = match &result {
@@ -145,17 +147,23 @@ pub async fn infer(
     result
 }
 
+/// What the caller asked for besides the model and inputs.
+struct Asked {
+    tiers: Vec<Tier>,
+    allow_upgrade: bool,
+    log_proof: bool,
+}
+
 async fn run(
     st: &Arc<AppState>,
     request_headers: &HeaderMap,
     digest: vouch_core::ModelDigest,
     model_ref: ModelRef,
     inputs: TensorMap,
-    asked: Vec<Tier>,
-    allow_upgrade: bool,
-    log_proof: bool,
+    asked: Asked,
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
-    let decision = crate::tiers::decide(st, &digest, asked, allow_upgrade).await?;
+    let log_proof = asked.log_proof;
+    let decision = crate::tiers::decide(st, &digest, asked.tiers, asked.allow_upgrade).await?;
     let tiers = decision.tiers;
     let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;

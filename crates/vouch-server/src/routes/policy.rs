@@ -87,7 +87,7 @@ pub async fn put_policy(
         tracing::info!(subject = %c.subject, min_tier = ?c.min_tier, previous = ?c.previous, seq = c.seq, "policy changed");
         // Appended before answering; a crash in between leaves the change in the outbox,
         // which boot drains.
-        crate::transparency::drain_policy_changes(&st.log, &st.store)
+        crate::transparency::drain_outboxes(&st.log, &st.store)
             .await
             .map_err(ApiError::internal)?;
     }
