@@ -492,10 +492,20 @@ fn an_independent_witness_cosigns_and_verify_can_demand_it() {
     let out = cli_infer(&node, "mlp_small", &bundle);
     assert!(out.status.success(), "{}", text(&out));
     // The cosignature arrives after the witness has seen the checkpoint: wait for it, bounded.
+    let index = serde_json::from_slice::<Value>(&std::fs::read(&bundle).unwrap()).unwrap()
+        ["evidence"]["log"]["index"]
+        .as_u64()
+        .unwrap();
     let mut cosigned = false;
     for _ in 0..100 {
         let (_, note) = node.get_text("/log/checkpoint");
-        if note.contains("— witness.test/w1 ") {
+        // The checkpoint covering the receipt, not an earlier one, must carry the cosignature.
+        let size: u64 = note
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        if size > index && note.contains("— witness.test/w1 ") {
             cosigned = true;
             break;
         }

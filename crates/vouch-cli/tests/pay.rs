@@ -145,7 +145,20 @@ fn unpaid_requests_get_both_versions_of_the_402_and_prices_are_shown() {
     assert_eq!(p["enabled"], json!(true));
     assert_eq!(p["network"], json!("eip155:84532"));
     assert_eq!(p["quote"]["total"], json!("100"));
+    // zk is priced from the model's circuit size once the zk analysis has found it provable:
+    // zk_base + ceil(constraints / zk_step_units) * zk_per_step.
+    assert_eq!(node.zk_analysed("mlp")["status"], json!("available"));
     let (_, p) = node.get("/v1/pricing?model=mlp&tiers=zk");
+    let cost = p["quote"]["proving_cost"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{p}"));
+    assert!(cost > 0, "{p}");
+    let expected = 5000 + cost.div_ceil(1_000_000) * 100;
+    assert_eq!(p["quote"]["total"], json!(expected.to_string()), "{p}");
+    // A model the zk tier cannot prove has no zk price.
+    node.register("multi_io");
+    assert_eq!(node.zk_analysed("multi_io")["status"], json!("unavailable"));
+    let (_, p) = node.get("/v1/pricing?model=multi_io&tiers=zk");
     assert_eq!(p["quote"]["total"], Value::Null, "{p}");
     assert!(
         p["quote"]["lines"][0]["unavailable"]
