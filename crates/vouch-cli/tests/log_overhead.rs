@@ -1,9 +1,10 @@
 //! Benchmark, not a check: what the transparency log adds to an inference request through the
-//! real server. 16 keep-alive clients run the `mlp` model; the server times its log step (the
+//! real server. N keep-alive clients (default 16) run the `mlp` model; the server times its log step (the
 //! durable group-committed append, `vouch_log_append_seconds`) and the whole request
 //! (`vouch_request_duration_seconds`), read back from `/metrics`.
 //! Run: `cargo test --release -p vouch --test log_overhead -- --ignored --nocapture`
-//! (`VOUCH_BENCH_REQUESTS` per client, default 1000). Results: BENCHMARKS.md.
+//! (`VOUCH_BENCH_CLIENTS`, default 16; `VOUCH_BENCH_REQUESTS` per client, default 1000).
+//! Results: BENCHMARKS.md.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,13 +34,17 @@ fn log_step_latency_and_throughput_through_the_server() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
+    let clients_n: usize = std::env::var("VOUCH_BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let node = Node::start(&[]);
     node.register("mlp");
     let body = serde_json::to_vec(&json!({"model": "mlp", "inputs": input_json("mlp")})).unwrap();
     let url = format!("{}/v1/infer", node.url);
     let (_, before) = node.get("/v1/log");
     let started = Instant::now();
-    let clients: Vec<_> = (0..16)
+    let clients: Vec<_> = (0..clients_n)
         .map(|_| {
             let (url, body) = (url.clone(), body.clone());
             std::thread::spawn(move || {
