@@ -1,7 +1,7 @@
 //! Benchmark, not a check: what the transparency log adds to an inference request through the
-//! real server. N keep-alive clients (default 16) run the `mlp` model; the server times its log step (the
-//! durable group-committed append, `vouch_log_append_seconds`) and the whole request
-//! (`vouch_request_duration_seconds`), read back from `/metrics`.
+//! real server. N keep-alive clients (default 16) run the `mlp` model; the server times its log
+//! step (the durable group-committed append, `vouch_log_append_seconds`), read back from
+//! `/metrics`, and the clients time each request.
 //! Run: `cargo test --release -p vouch --test log_overhead -- --ignored --nocapture`
 //! (`VOUCH_BENCH_CLIENTS`, default 16; `VOUCH_BENCH_REQUESTS` per client, default 1000).
 //! Results: BENCHMARKS.md.
