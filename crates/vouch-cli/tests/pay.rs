@@ -702,3 +702,57 @@ fn a_paid_zk_proof_that_ends_without_a_proof_is_refunded() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(balance(&node, &address), 10_000_000);
 }
+
+#[test]
+fn a_payment_settled_for_a_receipt_that_cannot_be_logged_is_refunded() {
+    let (node, _cfg) = paid_node(&[]);
+    let (key, address) = funded_payer(&node, "log-fail", 1_000_000);
+    let body = request("mlp");
+    let payment = sign_for(&node, &body, &key, false);
+    let a = post(&node, &body, Some((payment.0, &payment.1)));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let after_first = balance(&node, &address);
+    assert!(after_first < 1_000_000);
+    // Break the log under the running node (a failing disk, in effect): the next receipt cannot
+    // be committed, so no output may be served, and the payment already settled goes back.
+    let db = node.dir.path().join("vouch.db");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); c.execute('DROP TABLE log_entry'); c.commit()",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let payment = sign_for(&node, &body, &key, false);
+    let a = post(&node, &body, Some((payment.0, &payment.1)));
+    assert_eq!(a.status, 500, "{}", a.body);
+    assert!(a.body.get("outputs").is_none() && a.body.get("receipt").is_none());
+    assert_eq!(
+        balance(&node, &address),
+        after_first,
+        "the payer was not refunded"
+    );
+    // Settled, then refunded (not merely never charged): the journal has both, with the reason
+    // (each settlement and refund moves money between two accounts: two journal entries).
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); \
+             print([r[0] for r in c.execute('SELECT kind FROM pay_entries ORDER BY seq')]); \
+             print(c.execute('SELECT refund_reason FROM pay_settlements WHERE refunded_at IS NOT NULL').fetchall())",
+            db.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let journal = text(&out);
+    assert!(
+        journal.contains("['credit', 'settle', 'settle', 'settle', 'settle', 'refund', 'refund']"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("not answered after settlement"),
+        "{journal}"
+    );
+}

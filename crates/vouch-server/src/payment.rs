@@ -98,6 +98,23 @@ impl PayState {
 
 /// Re-settles payments whose settlement outcome was unknown: once at startup, then every
 /// `pending_grace_seconds`.
+/// Refunds a settled payment whose request could not be answered after settlement (its receipt
+/// could not be logged). Logged loudly either way: a failure here needs the operator.
+pub async fn refund_unserved(st: &AppState, payment: Option<&PaymentRef>, why: &str) {
+    let (Some(p), Some(pay)) = (payment, &st.pay) else {
+        return;
+    };
+    let reason = format!("the request was not answered after settlement: {why}");
+    match pay.gate.refund(&p.settlement, &reason).await {
+        Ok(_) => tracing::warn!(settlement = %p.settlement, payer = %p.payer, "refunded: {reason}"),
+        Err(e) => tracing::error!(
+            settlement = %p.settlement,
+            payer = %p.payer,
+            "REFUND FAILED ({e}) for a request not answered after settlement: {reason}"
+        ),
+    }
+}
+
 /// Refunds the payment of every paid zk request whose proof job ends without a proof (failed or
 /// cancelled), once, and notes the refund on the job so `GET /v1/proofs/{id}` says so. The
 /// receipt itself is signed and immutable; the job and the ledger carry the refund.

@@ -290,7 +290,12 @@ pub async fn log_receipt(
     if !with_proof {
         return Ok(LogEvidence::pending(a.index));
     }
-    Ok(wait_evidence(st, a.index).await?)
+    // The entry is durable either way; a proof that is not ready in time is fetched later
+    // (`vouch log prove`) rather than failing a request whose receipt is already logged.
+    Ok(wait_evidence(st, a.index).await.unwrap_or_else(|e| {
+        tracing::warn!("log: no proof for entry {} in time: {e}", a.index);
+        LogEvidence::pending(a.index)
+    }))
 }
 
 /// The inclusion proof for `index`, waiting (bounded) for a checkpoint that covers it.

@@ -232,7 +232,15 @@ async fn run(
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
     // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
-    let log_evidence = crate::transparency::log_receipt(&st.log, &canonical, log_proof).await?;
+    let log_evidence = match crate::transparency::log_receipt(&st.log, &canonical, log_proof).await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            // No output without a logged receipt; a payment already settled goes back.
+            crate::payment::refund_unserved(st, receipt.payment.as_ref(), &e.message).await;
+            return Err(e);
+        }
+    };
     evidence.insert(
         vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),
         log_evidence.to_json(),
