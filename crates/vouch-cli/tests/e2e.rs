@@ -4,128 +4,12 @@
 // Tests fail loudly on any unexpected error; that is what unwrap is for here.
 #![allow(clippy::unwrap_used, clippy::type_complexity, clippy::manual_strip)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
 
+use std::path::Path;
+
+use common::{Node, input_json, models, text};
 use serde_json::{Value, json};
-
-const VOUCH: &str = env!("CARGO_BIN_EXE_vouch");
-
-fn models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
-}
-
-struct Node {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    fn start(env: &[(&str, &str)]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(VOUCH);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .current_dir(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(u) = line.strip_prefix("listening on ") {
-                break u.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Node { child, url, dir }
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// Runs the CLI against this node (commands that talk to it read VOUCH_SERVER).
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(VOUCH)
-            .args(args)
-            .env("VOUCH_SERVER", &self.url)
-            .env("VOUCH_DATA_DIR", self.dir.path())
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::new()
-    }
-
-    fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http()
-            .post(format!("{}{path}", self.url))
-            .json(body)
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-
-    fn upload(&self, bytes: Vec<u8>, query: &str, token: Option<&str>) -> (u16, Value) {
-        let mut req = self
-            .http()
-            .post(format!("{}/v1/models{query}", self.url))
-            .body(bytes);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http()
-            .get(format!("{}{path}", self.url))
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn input_json(name: &str) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(models().join(format!("{name}.input.json"))).unwrap(),
-    )
-    .unwrap()
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -267,7 +151,7 @@ fn register_infer_verify_replay_and_tamper_through_the_cli() {
 
 #[test]
 fn http_errors_are_clear_and_nothing_bad_is_stored() {
-    let node = Node::start(&[("VOUCH_LIMITS__MAX_BODY_BYTES", "65536")]);
+    let node = Node::start_with_env(&[], &[("VOUCH_LIMITS__MAX_BODY_BYTES", "65536")]);
     let token = node.token();
     let mlp = std::fs::read(models().join("mlp.onnx")).unwrap();
 
@@ -461,7 +345,7 @@ fn cnn_and_multi_io_models_serve_correct_outputs() {
 
 #[test]
 fn tract_only_node_gives_deterministic_receipts_that_replay_bit_exactly() {
-    let node = Node::start(&[("VOUCH_EXEC__ENGINE", "tract")]);
+    let node = Node::start_with_env(&[], &[("VOUCH_EXEC__ENGINE", "tract")]);
     let cnn = models().join("cnn.onnx");
     let out = node.cli(&[
         "models",

@@ -1,5 +1,5 @@
-//! A real `vouch serve` on a free loopback port with a temp data dir, for the tier, policy and
-//! status-page tests (e2e.rs keeps its own copy so its assertions stay untouched).
+//! A real `vouch serve` on a free loopback port with a temp data dir, shared by every
+//! end-to-end test of the binary.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 #![allow(dead_code)]
 
@@ -53,11 +53,21 @@ impl Node {
         Node::start_command_in(command, tempfile::tempdir().unwrap(), args)
     }
 
+    /// Starts `vouch serve` with extra environment (e.g. `VOUCH_EXEC__ENGINE=tract`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Node {
+        Node::spawn("serve", tempfile::tempdir().unwrap(), args, env)
+    }
+
     fn start_command_in(command: &str, dir: tempfile::TempDir, args: &[&str]) -> Node {
+        Node::spawn(command, dir, args, &[])
+    }
+
+    fn spawn(command: &str, dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut cmd = Command::new(VOUCH);
         cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir.path());
         let (child, url, banner) = spawn_listening(cmd);
         Node {
@@ -122,6 +132,19 @@ impl Node {
             .send()
             .unwrap();
         (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
+    /// `POST /v1/models{query}` with `bytes`, with or without an admin token.
+    pub fn upload(&self, bytes: Vec<u8>, query: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http()
+            .post(format!("{}/v1/models{query}", self.url))
+            .body(bytes);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
     }
 
     /// Registers a model from models/ under `name` (version 1).
