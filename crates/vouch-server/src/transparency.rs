@@ -325,41 +325,24 @@ pub async fn append_registered(
         .await
 }
 
-/// Logs one pointer move (`version: None` is the name's default pointer, "latest").
-pub async fn append_pointer(
-    st: &LogState,
-    name: &str,
-    version: Option<&str>,
-    from: Option<ModelDigest>,
-    to: ModelDigest,
-) -> Result<Appended, LogError> {
-    st.log
-        .append(&LogEntry::PointerMoved(PointerMoved {
-            name: name.to_string(),
-            version: version.map(str::to_string),
-            from,
-            to: Some(to),
-            at: vouch_store::now_rfc3339(),
-        }))
-        .await
-}
-
 /// The stored changes that wait for the log: each is written in its own transaction with an
 /// outbox row, appended here, then marked with its leaf index.
 #[derive(Clone, Copy)]
 enum Outbox {
+    Pointer,
     Policy,
     Config,
 }
 
-/// Appends every policy and configuration change not yet in the log, oldest first, and records
+/// Appends every pointer move, policy and configuration change not yet in the log, oldest
+/// first, and records
 /// each one's index. Called after each change and at boot (a crash between a change and its
 /// entry delays the entry, never loses it). Configurations are logged whole: what a model was
 /// told is public.
 pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String> {
     let _one = st.drain.lock().await;
     let mut logged = 0;
-    for outbox in [Outbox::Policy, Outbox::Config] {
+    for outbox in [Outbox::Pointer, Outbox::Policy, Outbox::Config] {
         loop {
             let batch = pending(store, outbox).await?;
             if batch.is_empty() {
@@ -369,6 +352,7 @@ pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String>
                 let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
                 let index = a.index as i64;
                 match outbox {
+                    Outbox::Pointer => store.mark_pointer_change_logged(seq, index).await,
                     Outbox::Policy => store.mark_policy_change_logged(seq, index).await,
                     Outbox::Config => store.mark_config_change_logged(seq, index).await,
                 }
@@ -384,6 +368,24 @@ pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String>
 async fn pending(store: &Store, outbox: Outbox) -> Result<Vec<(i64, LogEntry)>, String> {
     let mut out = Vec::new();
     match outbox {
+        Outbox::Pointer => {
+            for c in store
+                .unlogged_pointer_changes(256)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                out.push((
+                    c.seq,
+                    LogEntry::PointerMoved(PointerMoved {
+                        name: c.name,
+                        version: c.version,
+                        from: c.from,
+                        to: Some(c.to),
+                        at: c.changed_at,
+                    }),
+                ));
+            }
+        }
         Outbox::Policy => {
             for c in store
                 .unlogged_policy_changes(256)

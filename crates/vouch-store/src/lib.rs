@@ -18,7 +18,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use blobs::BlobStore;
-pub use registry::{ModelRecord, NameChange, NamePointer, NewModel};
+pub use registry::{ModelRecord, NameChange, NamePointer, NewModel, PointerChangeRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

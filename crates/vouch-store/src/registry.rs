@@ -42,6 +42,17 @@ pub enum NameChange {
     Moved { from: ModelDigest },
 }
 
+/// One stored pointer move (`version: None`: the name's default pointer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointerChangeRow {
+    pub seq: i64,
+    pub name: String,
+    pub version: Option<String>,
+    pub from: Option<ModelDigest>,
+    pub to: ModelDigest,
+    pub changed_at: String,
+}
+
 fn parse_digest(s: &str) -> Result<ModelDigest> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
@@ -107,6 +118,12 @@ impl Store {
             },
             None => NameChange::Created,
         };
+        let latest_before: Option<String> = sqlx::query_scalar(
+            "SELECT digest FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_names")
             .fetch_one(&mut *tx)
             .await?;
@@ -122,8 +139,66 @@ impl Store {
         .bind(now_rfc3339())
         .execute(&mut *tx)
         .await?;
+        // The moved pointer now has the highest seq: it is what `name` alone resolves to.
+        let from = match &change {
+            NameChange::Moved { from } => Some(from.to_string()),
+            _ => None,
+        };
+        let to = digest.to_string();
+        let now = now_rfc3339();
+        let mut moves = vec![(Some(version), from)];
+        if latest_before.as_deref() != Some(to.as_str()) {
+            moves.push((None, latest_before));
+        }
+        for (v, from) in moves {
+            sqlx::query(
+                "INSERT INTO pointer_changes (name, version, from_digest, to_digest, changed_at)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(v)
+            .bind(from)
+            .bind(&to)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(change)
+    }
+
+    /// Pointer moves not yet in the transparency log, oldest first.
+    pub async fn unlogged_pointer_changes(&self, limit: u32) -> Result<Vec<PointerChangeRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, name, version, from_digest, to_digest, changed_at FROM pointer_changes
+             WHERE log_index IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let from: Option<String> = r.try_get("from_digest")?;
+                Ok(PointerChangeRow {
+                    seq: r.try_get("seq")?,
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    from: from.as_deref().map(parse_digest).transpose()?,
+                    to: parse_digest(r.try_get("to_digest")?)?,
+                    changed_at: r.try_get("changed_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records that pointer move `seq` is leaf `log_index` of the transparency log.
+    pub async fn mark_pointer_change_logged(&self, seq: i64, log_index: i64) -> Result<()> {
+        sqlx::query("UPDATE pointer_changes SET log_index = ? WHERE seq = ? AND log_index IS NULL")
+            .bind(log_index)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// `name@version`, or the latest registered version of `name` when `version` is `None`.
@@ -234,6 +309,50 @@ mod tests {
             inputs: vec![spec("x")],
             outputs: vec![spec("y")],
         }
+    }
+
+    #[tokio::test]
+    async fn every_pointer_move_is_stored_with_the_move_for_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let a = ModelDigest::of_model_bytes(b"a");
+        let b = ModelDigest::of_model_bytes(b"b");
+        for d in [a, b] {
+            let m = NewModel {
+                digest: d,
+                size_bytes: 1,
+                engine: "tract".into(),
+                signature: sig(),
+            };
+            store.insert_model(&m).await.unwrap();
+        }
+        store.set_name("m", "1", &a, false).await.unwrap();
+        store.set_name("m", "1", &a, false).await.unwrap(); // unchanged: nothing stored
+        store.set_name("m", "2", &b, false).await.unwrap();
+        store.set_name("m", "1", &b, true).await.unwrap(); // moved; latest stays b
+        let moves: Vec<_> = store
+            .unlogged_pointer_changes(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.version, c.from, c.to))
+            .collect();
+        assert_eq!(
+            moves,
+            vec![
+                (Some("1".into()), None, a),
+                (None, None, a),
+                (Some("2".into()), None, b),
+                (None, Some(a), b),
+                (Some("1".into()), Some(a), b),
+            ]
+        );
+        let first = store.unlogged_pointer_changes(1).await.unwrap();
+        store
+            .mark_pointer_change_logged(first[0].seq, 0)
+            .await
+            .unwrap();
+        assert_eq!(store.unlogged_pointer_changes(100).await.unwrap().len(), 4);
     }
 
     #[tokio::test]

@@ -115,13 +115,15 @@ pub async fn register(
             Some(v) => v.clone(),
             None => next_version(&st, name).await?,
         };
-        let latest_before = st.store.resolve_name(name, None).await?.map(|p| p.digest);
         let c = st
             .store
             .set_name(name, &version, &digest, params.replace)
             .await?;
         st.names.invalidate_all();
-        log_pointer_moves(&st, name, &version, &c, digest, latest_before).await?;
+        // The moves were stored with the pointer; they are in the log before the answer.
+        crate::transparency::drain_outboxes(&st.log, &st.store)
+            .await
+            .map_err(ApiError::internal)?;
         // A name may carry a policy: the digest now answers to it too.
         st.policies.invalidate_all();
         change = Some(match c {
@@ -150,31 +152,6 @@ pub async fn register(
             json!({"model": rec, "created": created, "name": change, "passed_over": passed_over, "zk": zk}),
         ),
     ))
-}
-
-/// Logs what a registration moved: `name@version`, and the name's default pointer when the
-/// latest version now resolves elsewhere. Appended before the client is answered.
-async fn log_pointer_moves(
-    st: &AppState,
-    name: &str,
-    version: &str,
-    change: &NameChange,
-    to: ModelDigest,
-    latest_before: Option<ModelDigest>,
-) -> Result<(), ApiError> {
-    let from = match change {
-        NameChange::Unchanged => return Ok(()),
-        NameChange::Created => None,
-        NameChange::Moved { from } => Some(*from),
-    };
-    crate::transparency::append_pointer(&st.log, name, Some(version), from, to).await?;
-    let latest_after = st.store.resolve_name(name, None).await?.map(|p| p.digest);
-    if let Some(after) = latest_after
-        && latest_before != latest_after
-    {
-        crate::transparency::append_pointer(&st.log, name, None, latest_before, after).await?;
-    }
-    Ok(())
 }
 
 async fn next_version(st: &AppState, name: &str) -> Result<String, ApiError> {
