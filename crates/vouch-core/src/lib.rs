@@ -18,6 +18,7 @@ pub use digest::{Digest, DigestParseError, ModelDigest};
 pub use error::ErrorCode;
 pub use model::{Dim, ModelRef, ModelSignature, TensorSpec};
 pub use receipt::{
-    EngineInfo, ExecProfile, NodeKey, PaymentRef, RECEIPT_VERSION, Receipt, Tier, config_digest,
+    EngineInfo, ExecProfile, NodeKey, PaymentRef, RECEIPT_VERSION, Receipt, Tier, canonical_config,
+    config_digest,
 };
 pub use tensor::{DType, Tensor, TensorData, TensorError, TensorMap};

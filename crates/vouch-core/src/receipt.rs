@@ -193,8 +193,12 @@ impl Receipt {
 /// settings): SHA-256 of its RFC 8785 canonical JSON, so any byte form of the same object gives
 /// the same digest. Fails only on a number JSON cannot canonicalise.
 pub fn config_digest(config: &serde_json::Value) -> Result<Digest, String> {
-    serde_jcs::to_vec(config)
-        .map(|b| Digest::of(&b))
+    canonical_config(config).map(|c| Digest::of(c.as_bytes()))
+}
+
+/// A configuration's RFC 8785 canonical JSON: what is stored, logged and digested.
+pub fn canonical_config(config: &serde_json::Value) -> Result<String, String> {
+    serde_jcs::to_string(config)
         .map_err(|e| format!("the configuration has no canonical form: {e}"))
 }
 

@@ -105,13 +105,27 @@ pub async fn refund_unserved(st: &AppState, payment: Option<&PaymentRef>, why: &
         return;
     };
     let reason = format!("the request was not answered after settlement: {why}");
-    match pay.gate.refund(&p.settlement, &reason).await {
-        Ok(_) => tracing::warn!(settlement = %p.settlement, payer = %p.payer, "refunded: {reason}"),
-        Err(e) => tracing::error!(
-            settlement = %p.settlement,
-            payer = %p.payer,
-            "REFUND FAILED ({e}) for a request not answered after settlement: {reason}"
-        ),
+    match refund(&pay.gate, p, &reason).await {
+        Ok(done) => tracing::warn!(payer = %p.payer, "{done}: {reason}"),
+        Err(failed) => tracing::error!(payer = %p.payer, "REFUND FAILED: {failed}: {reason}"),
+    }
+}
+
+/// Refunds `p` once, in words: what happened (`Ok`: refunded now or before) or why not (`Err`).
+async fn refund(gate: &PaymentGate, p: &PaymentRef, reason: &str) -> Result<String, String> {
+    use vouch_pay::store::RefundOutcome;
+    match gate.refund(&p.settlement, reason).await {
+        Ok(RefundOutcome::Refunded(_)) => {
+            Ok(format!("payment {} refunded to {}", p.settlement, p.payer))
+        }
+        Ok(RefundOutcome::AlreadyRefunded(_)) => {
+            Ok(format!("payment {} was already refunded", p.settlement))
+        }
+        Ok(RefundOutcome::NotFound) => Err(format!(
+            "payment {} not found in the ledger: not refunded",
+            p.settlement
+        )),
+        Err(e) => Err(format!("refund of payment {} failed: {e}", p.settlement)),
     }
 }
 
@@ -132,20 +146,10 @@ pub fn spawn_zk_refunds(zk: &crate::proofs::ZkState, pay: &PayState, store: Stor
                 .and_then(|r| r.payment);
             let Some(payment) = payment else { continue };
             let why = format!("zk proof job {} ended without a proof: {reason}", job.id);
-            let note = match gate.refund(&payment.settlement, &why).await {
-                Ok(vouch_pay::store::RefundOutcome::Refunded(_)) => format!(
-                    "; payment {} refunded to {}",
-                    payment.settlement, payment.payer
-                ),
-                Ok(vouch_pay::store::RefundOutcome::AlreadyRefunded(_)) => {
-                    format!("; payment {} was already refunded", payment.settlement)
-                }
-                Ok(vouch_pay::store::RefundOutcome::NotFound) => format!(
-                    "; payment {} not found in the ledger: not refunded",
-                    payment.settlement
-                ),
-                Err(e) => format!("; refund of payment {} failed: {e}", payment.settlement),
-            };
+            let note = format!(
+                "; {}",
+                refund(&gate, &payment, &why).await.unwrap_or_else(|e| e)
+            );
             tracing::info!(job = %job.id, "zk refund{note}");
             if let Err(e) = store.note_zk_job(&job.id, &note).await {
                 tracing::error!(job = %job.id, "cannot note the refund on the job: {e}");

@@ -2,8 +2,8 @@
 //! change becomes a `vouch-log` entry before the client hears about it.
 //!
 //! This module owns the glue only — which event becomes which entry, the background tasks
-//! (group committer, checkpoint timer, witness pushes, the policy outbox) and the log's
-//! settings. Formats, proofs and the appender live in `vouch-log`; storage in `vouch-store`.
+//! (group committer, checkpoint timer, witness pushes), the drain of the store's outboxes
+//! (pointer moves, policy and configuration changes) and the log's settings. Formats, proofs and the appender live in `vouch-log`; storage in `vouch-store`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,8 +16,8 @@ use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
 use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
 use vouch_log::{Appended, Log, LogConfig, LogEntry, LogError, LogEvidence, LogSigner, WitnessKey};
-use vouch_store::Store;
 use vouch_store::log_store::SqliteLogStore;
+use vouch_store::{LogOutbox, Store};
 
 /// The log as the server runs it.
 pub type NodeLog = Log<SqliteLogStore>;
@@ -78,7 +78,7 @@ pub struct LogState {
     pub vkey: String,
     pub origin: String,
     pub max_wait: Duration,
-    /// One policy-outbox drain at a time, so no change is appended twice.
+    /// One outbox drain at a time, so no change is appended twice.
     drain: tokio::sync::Mutex<()>,
 }
 
@@ -94,9 +94,9 @@ pub enum LogBootError {
     Witness { key: String, reason: String },
 }
 
-/// Opens the log in the node's database, spawns its committer and timers, and appends any policy
-/// change that an earlier run stored but did not log (the outbox: a crash between the policy
-/// write and its log entry delays the entry, never loses it).
+/// Opens the log in the node's database, spawns its committer and timers, and appends any change
+/// an earlier run stored but did not log (the outboxes: a crash between a change and its log
+/// entry delays the entry, never loses it).
 pub async fn boot(
     settings: &LogSettings,
     data_dir: &Path,
@@ -277,8 +277,8 @@ async fn push_to_witness(
 }
 
 /// Appends an inference receipt (its canonical bytes) and returns once it is durable, with the
-/// bundle's `log`
-/// evidence: the index alone, or (`with_proof`) the inclusion proof under the covering checkpoint.
+/// bundle's `log` evidence: the index alone, or (`with_proof`) the inclusion proof under the
+/// covering checkpoint.
 pub async fn log_receipt(
     st: &LogState,
     canonical_receipt: &[u8],
@@ -325,24 +325,14 @@ pub async fn append_registered(
         .await
 }
 
-/// The stored changes that wait for the log: each is written in its own transaction with an
-/// outbox row, appended here, then marked with its leaf index.
-#[derive(Clone, Copy)]
-enum Outbox {
-    Pointer,
-    Policy,
-    Config,
-}
-
 /// Appends every pointer move, policy and configuration change not yet in the log, oldest
-/// first, and records
-/// each one's index. Called after each change and at boot (a crash between a change and its
-/// entry delays the entry, never loses it). Configurations are logged whole: what a model was
-/// told is public.
+/// first, and records each one's index. Called after each change and at boot (a crash between a
+/// change and its entry delays the entry, never loses it). Configurations are logged whole: what
+/// a model was told is public.
 pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String> {
     let _one = st.drain.lock().await;
     let mut logged = 0;
-    for outbox in [Outbox::Pointer, Outbox::Policy, Outbox::Config] {
+    for outbox in LogOutbox::ALL {
         loop {
             let batch = pending(store, outbox).await?;
             if batch.is_empty() {
@@ -350,13 +340,10 @@ pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String>
             }
             for (seq, entry) in batch {
                 let a = st.log.append(&entry).await.map_err(|e| e.to_string())?;
-                let index = a.index as i64;
-                match outbox {
-                    Outbox::Pointer => store.mark_pointer_change_logged(seq, index).await,
-                    Outbox::Policy => store.mark_policy_change_logged(seq, index).await,
-                    Outbox::Config => store.mark_config_change_logged(seq, index).await,
-                }
-                .map_err(|e| e.to_string())?;
+                store
+                    .mark_logged(outbox, seq, a.index as i64)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 logged += 1;
             }
         }
@@ -365,10 +352,10 @@ pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String>
 }
 
 /// Up to 256 unlogged rows of `outbox` as (seq, entry).
-async fn pending(store: &Store, outbox: Outbox) -> Result<Vec<(i64, LogEntry)>, String> {
+async fn pending(store: &Store, outbox: LogOutbox) -> Result<Vec<(i64, LogEntry)>, String> {
     let mut out = Vec::new();
     match outbox {
-        Outbox::Pointer => {
+        LogOutbox::Pointer => {
             for c in store
                 .unlogged_pointer_changes(256)
                 .await
@@ -386,7 +373,7 @@ async fn pending(store: &Store, outbox: Outbox) -> Result<Vec<(i64, LogEntry)>, 
                 ));
             }
         }
-        Outbox::Policy => {
+        LogOutbox::Policy => {
             for c in store
                 .unlogged_policy_changes(256)
                 .await
@@ -409,7 +396,7 @@ async fn pending(store: &Store, outbox: Outbox) -> Result<Vec<(i64, LogEntry)>, 
                 ));
             }
         }
-        Outbox::Config => {
+        LogOutbox::Config => {
             for c in store
                 .unlogged_config_changes(256)
                 .await

@@ -82,6 +82,46 @@ impl Store {
     }
 }
 
+/// The tables whose rows wait for the transparency log: each row is written in the same
+/// transaction as the change it records and marked with its leaf index once appended, so a crash
+/// between the change and its log entry delays the entry and never loses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogOutbox {
+    Pointer,
+    Policy,
+    Config,
+}
+
+impl LogOutbox {
+    /// In the order the server drains them.
+    pub const ALL: [LogOutbox; 3] = [LogOutbox::Pointer, LogOutbox::Policy, LogOutbox::Config];
+
+    fn table(self) -> &'static str {
+        match self {
+            LogOutbox::Pointer => "pointer_changes",
+            LogOutbox::Policy => "policy_changes",
+            LogOutbox::Config => "config_changes",
+        }
+    }
+}
+
+impl Store {
+    /// Records that outbox row `seq` is leaf `log_index` of the transparency log (once: a row
+    /// already marked keeps its index).
+    pub async fn mark_logged(&self, outbox: LogOutbox, seq: i64, log_index: i64) -> Result<()> {
+        let sql = format!(
+            "UPDATE {} SET log_index = ? WHERE seq = ? AND log_index IS NULL",
+            outbox.table()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(log_index)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
 /// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

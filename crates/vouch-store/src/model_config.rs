@@ -130,15 +130,6 @@ impl Store {
         .map(change)
         .collect()
     }
-
-    pub async fn mark_config_change_logged(&self, seq: i64, log_index: i64) -> Result<()> {
-        sqlx::query("UPDATE config_changes SET log_index = ? WHERE seq = ?")
-            .bind(log_index)
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -162,7 +153,10 @@ mod tests {
         );
         let unlogged = store.unlogged_config_changes(10).await.unwrap();
         assert_eq!(unlogged.len(), 1);
-        store.mark_config_change_logged(c.seq, 7).await.unwrap();
+        store
+            .mark_logged(crate::LogOutbox::Config, c.seq, 7)
+            .await
+            .unwrap();
         assert!(store.unlogged_config_changes(10).await.unwrap().is_empty());
         let cfg2 = r#"{"system_prompt":"be verbose"}"#;
         let d2 = Digest::of(cfg2.as_bytes());

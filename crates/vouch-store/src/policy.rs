@@ -2,7 +2,7 @@
 //! append-only history of their changes, kept so the transparency log can record every one.
 //!
 //! Log hook: [`Store::unlogged_policy_changes`] lists changes not yet in the log, and
-//! [`Store::mark_policy_change_logged`] records the leaf index once appended.
+//! [`Store::mark_logged`] records the leaf index once appended.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -157,16 +157,6 @@ impl Store {
         .map(change)
         .collect()
     }
-
-    /// Records that change `seq` is leaf `log_index` of the transparency log.
-    pub async fn mark_policy_change_logged(&self, seq: i64, log_index: i64) -> Result<()> {
-        sqlx::query("UPDATE policy_changes SET log_index = ? WHERE seq = ? AND log_index IS NULL")
-            .bind(log_index)
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -220,7 +210,7 @@ mod tests {
         let unlogged = store.unlogged_policy_changes(100).await.unwrap();
         assert_eq!(unlogged.len(), 3);
         store
-            .mark_policy_change_logged(all[0].seq, 41)
+            .mark_logged(crate::LogOutbox::Policy, all[0].seq, 41)
             .await
             .unwrap();
         let unlogged = store.unlogged_policy_changes(100).await.unwrap();

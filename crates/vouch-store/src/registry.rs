@@ -191,16 +191,6 @@ impl Store {
             .collect()
     }
 
-    /// Records that pointer move `seq` is leaf `log_index` of the transparency log.
-    pub async fn mark_pointer_change_logged(&self, seq: i64, log_index: i64) -> Result<()> {
-        sqlx::query("UPDATE pointer_changes SET log_index = ? WHERE seq = ? AND log_index IS NULL")
-            .bind(log_index)
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// `name@version`, or the latest registered version of `name` when `version` is `None`.
     pub async fn resolve_name(
         &self,
@@ -311,6 +301,15 @@ mod tests {
         }
     }
 
+    fn new_model(digest: ModelDigest) -> NewModel {
+        NewModel {
+            digest,
+            size_bytes: 1,
+            engine: "tract".into(),
+            signature: sig(),
+        }
+    }
+
     #[tokio::test]
     async fn every_pointer_move_is_stored_with_the_move_for_the_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -318,13 +317,7 @@ mod tests {
         let a = ModelDigest::of_model_bytes(b"a");
         let b = ModelDigest::of_model_bytes(b"b");
         for d in [a, b] {
-            let m = NewModel {
-                digest: d,
-                size_bytes: 1,
-                engine: "tract".into(),
-                signature: sig(),
-            };
-            store.insert_model(&m).await.unwrap();
+            store.insert_model(&new_model(d)).await.unwrap();
         }
         store.set_name("m", "1", &a, false).await.unwrap();
         store.set_name("m", "1", &a, false).await.unwrap(); // unchanged: nothing stored
@@ -349,7 +342,7 @@ mod tests {
         );
         let first = store.unlogged_pointer_changes(1).await.unwrap();
         store
-            .mark_pointer_change_logged(first[0].seq, 0)
+            .mark_logged(crate::LogOutbox::Pointer, first[0].seq, 0)
             .await
             .unwrap();
         assert_eq!(store.unlogged_pointer_changes(100).await.unwrap().len(), 4);
@@ -363,12 +356,7 @@ mod tests {
         let a = ModelDigest::of_model_bytes(b"a");
         let b = ModelDigest::of_model_bytes(b"b");
         for d in [a, b] {
-            let m = NewModel {
-                digest: d,
-                size_bytes: 1,
-                engine: "tract".into(),
-                signature: sig(),
-            };
+            let m = new_model(d);
             assert!(store.insert_model(&m).await.unwrap());
             assert!(
                 !store.insert_model(&m).await.unwrap(),

@@ -47,8 +47,9 @@ pub async fn put_config(
             "the configuration must be a JSON object, e.g. {\"system_prompt\": \"...\"}",
         ));
     }
-    let canonical = serde_jcs::to_string(&config)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("no canonical form: {e}")))?;
+    // One canonical form, the one verifiers digest too (`vouch verify --config`).
+    let canonical = vouch_core::canonical_config(&config)
+        .map_err(|m| ApiError::new(ErrorCode::BadRequest, m))?;
     if canonical.len() > MAX_CONFIG_BYTES {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
@@ -60,9 +61,7 @@ pub async fn put_config(
     }
     let (_, model) = catalog::resolve_str(&st, &reference).await?;
     catalog::meta(&st, &model).await?;
-    // The one definition verifiers use too (`vouch verify --config`).
-    let digest =
-        vouch_core::config_digest(&config).map_err(|m| ApiError::new(ErrorCode::BadRequest, m))?;
+    let digest = Digest::of(canonical.as_bytes());
     let change = st
         .store
         .set_model_config(&model, &canonical, &digest)
