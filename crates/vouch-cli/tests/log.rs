@@ -271,6 +271,8 @@ fn every_change_and_receipt_is_logged_and_proven_offline() {
     assert_eq!(v["error"]["code"], json!("not_found"));
     let (s, v) = node.get("/v1/log/proof/100000");
     assert_eq!(s, 404, "{v}");
+    let (s, v) = node.get("/v1/log/consistency?old=100000&new=100000");
+    assert_eq!(s, 404, "a tree the log does not have has no proof: {v}");
 
     // The monitor: first run re-derives everything, the second only what is new.
     let state = dir.join("audit.json");

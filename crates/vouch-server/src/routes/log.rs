@@ -150,6 +150,14 @@ pub async fn consistency(
     State(st): State<Arc<AppState>>,
     Query(p): Query<ConsistencyParams>,
 ) -> Result<Json<Value>, ApiError> {
+    let committed = st.log.log.size();
+    if p.new > committed {
+        return Err(vouch_log::LogError::BeyondLog {
+            size: p.new,
+            committed,
+        }
+        .into());
+    }
     let hashes: Vec<Hash> = if p.old == p.new {
         Vec::new()
     } else {
