@@ -12,7 +12,8 @@ use bellpepper_core::{ConstraintSystem, Index, LinearCombination, SynthesisError
 use ff::{BatchInvert, Field, PrimeField};
 use spartan2::spartan::{SpartanProverKey, SpartanSNARK, SpartanVerifierKey};
 use spartan2::traits::{
-    Engine, circuit::SpartanCircuit, snark::DigestHelperTrait, snark::R1CSSNARKTrait,
+    Engine, circuit::SpartanCircuit, pcs::PCSEngineTrait, snark::DigestHelperTrait,
+    snark::R1CSSNARKTrait,
 };
 
 use crate::circuit::{Built, Lc, Rest, Src, V};
@@ -20,15 +21,150 @@ use crate::error::ZkError;
 
 /// The curve and commitment: Pallas (no pairing, so no MOV reduction of the discrete-log
 /// assumption Hyrax rests on; ~128-bit security) with Hyrax. Measured fastest of the
-/// pairing-free curves Spartan2 offers (docs/zk.md).
-pub type E = spartan2::provider::PallasHyraxEngine;
+/// pairing-free curves Spartan2 offers (docs/zk.md). Spartan2's own `PallasHyraxEngine`, except
+/// that Hyrax rows are [`HYRAX_WIDTH`] wide instead of Spartan2's fixed 2048 (see [`Hyrax`]).
+pub type E = PallasHyrax;
+
+/// Width of a Hyrax row (a power of two dividing Spartan2's 2048, which pads every witness
+/// segment to a multiple of 2048). The prover pays two MSMs of this width per proof and the
+/// proof carries a vector of this many scalars; the commitment has one point per row (witness
+/// length ÷ width) and the verifier one MSM over the rows. 2048 made those two MSMs most of an
+/// MLP's prove time and 64 KB of every proof; 256 keeps the CNN's 2^19-variable witness at
+/// 2048 rows (the size of its old row vector) while an MLP's MSMs shrink 8×.
+pub const HYRAX_WIDTH: usize = 256;
+
+/// Spartan2's Pallas + Keccak engine with [`Hyrax`] as its commitment scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PallasHyrax;
+
+impl Engine for PallasHyrax {
+    type Base = spartan2::provider::pasta::pallas::Base;
+    type Scalar = spartan2::provider::pasta::pallas::Scalar;
+    type GE = spartan2::provider::pasta::pallas::Point;
+    type TE = spartan2::provider::keccak::Keccak256Transcript<Self>;
+    type PCS = Hyrax;
+}
+
+type Inner = spartan2::provider::pcs::hyrax_pc::HyraxPCS<PallasHyrax>;
+
+/// Spartan2's Hyrax with narrower rows. Spartan2 asks every commitment scheme for keys and
+/// commitment shapes "of width 2048"; this one answers with rows `min(width, HYRAX_WIDTH)`
+/// wide and otherwise is Spartan2's `HyraxPCS` unchanged (same generators-from-a-label setup,
+/// same commitments, same evaluation argument), so its security argument is Spartan2's.
+/// `check_commitment` — the verifier's check that a commitment has exactly one point per row —
+/// checks against the narrow width, so a commitment of the wrong shape is still refused.
+#[derive(Clone, Debug)]
+pub struct Hyrax;
+
+fn narrow(width: usize) -> usize {
+    width.clamp(1, HYRAX_WIDTH)
+}
+
+impl PCSEngineTrait<PallasHyrax> for Hyrax {
+    type CommitmentKey = <Inner as PCSEngineTrait<PallasHyrax>>::CommitmentKey;
+    type VerifierKey = <Inner as PCSEngineTrait<PallasHyrax>>::VerifierKey;
+    type Commitment = <Inner as PCSEngineTrait<PallasHyrax>>::Commitment;
+    type Blind = <Inner as PCSEngineTrait<PallasHyrax>>::Blind;
+    type EvaluationArgument = <Inner as PCSEngineTrait<PallasHyrax>>::EvaluationArgument;
+
+    fn setup(
+        label: &'static [u8],
+        n: usize,
+        width: usize,
+    ) -> (Self::CommitmentKey, Self::VerifierKey) {
+        Inner::setup(label, n, narrow(width))
+    }
+
+    fn precompute_ck(ck: &Self::CommitmentKey) {
+        Inner::precompute_ck(ck)
+    }
+
+    fn blind(ck: &Self::CommitmentKey, n: usize) -> Self::Blind {
+        Inner::blind(ck, n)
+    }
+
+    fn commit(
+        ck: &Self::CommitmentKey,
+        v: &[F],
+        r: &Self::Blind,
+        is_small: bool,
+    ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
+        Inner::commit(ck, v, r, is_small)
+    }
+
+    fn commit_zeros(
+        ck: &Self::CommitmentKey,
+        n: usize,
+        r: &Self::Blind,
+    ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
+        Inner::commit_zeros(ck, n, r)
+    }
+
+    fn check_commitment(
+        comm: &Self::Commitment,
+        n: usize,
+        width: usize,
+    ) -> Result<(), spartan2::errors::SpartanError> {
+        Inner::check_commitment(comm, n, narrow(width))
+    }
+
+    fn rerandomize_commitment(
+        ck: &Self::CommitmentKey,
+        comm: &Self::Commitment,
+        r_old: &Self::Blind,
+        r_new: &Self::Blind,
+    ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
+        Inner::rerandomize_commitment(ck, comm, r_old, r_new)
+    }
+
+    fn combine_commitments(
+        comms: &[Self::Commitment],
+    ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
+        Inner::combine_commitments(comms)
+    }
+
+    fn combine_blinds(
+        blinds: &[Self::Blind],
+    ) -> Result<Self::Blind, spartan2::errors::SpartanError> {
+        Inner::combine_blinds(blinds)
+    }
+
+    fn prove(
+        ck: &Self::CommitmentKey,
+        ck_eval: &Self::CommitmentKey,
+        transcript: &mut <PallasHyrax as Engine>::TE,
+        comm: &Self::Commitment,
+        poly: &[F],
+        blind: &Self::Blind,
+        point: &[F],
+        comm_eval: &Self::Commitment,
+        blind_eval: &Self::Blind,
+    ) -> Result<Self::EvaluationArgument, spartan2::errors::SpartanError> {
+        Inner::prove(
+            ck, ck_eval, transcript, comm, poly, blind, point, comm_eval, blind_eval,
+        )
+    }
+
+    fn verify(
+        vk: &Self::VerifierKey,
+        ck_eval: &Self::CommitmentKey,
+        transcript: &mut <PallasHyrax as Engine>::TE,
+        comm: &Self::Commitment,
+        point: &[F],
+        comm_eval: &Self::Commitment,
+        arg: &Self::EvaluationArgument,
+    ) -> Result<(), spartan2::errors::SpartanError> {
+        Inner::verify(vk, ck_eval, transcript, comm, point, comm_eval, arg)
+    }
+}
 pub type F = <E as Engine>::Scalar;
 pub type Snark = SpartanSNARK<E>;
 pub type ProverKey = SpartanProverKey<E>;
 pub type VerifierKey = SpartanVerifierKey<E>;
 
-/// Names the proof system in evidence, so a verifier never guesses.
-pub const SYSTEM: &str = "spartan2-0.9/spartan/hyrax/pallas/r1cs-logup";
+/// Names the proof system in evidence, so a verifier never guesses (the Hyrax row width is part
+/// of it: a proof made with rows of another width does not verify against these keys).
+pub const SYSTEM: &str = "spartan2-0.9/spartan/hyrax-256/pallas/r1cs-logup";
 
 pub fn field(x: i128) -> F {
     if x >= 0 {
@@ -267,4 +403,15 @@ pub(crate) fn small_int(x: &F) -> Option<i128> {
         return Some(v as i128);
     }
     to(&-*x).filter(|v| *v < 1 << 126).map(|v| -(v as i128))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_names_the_hyrax_width() {
+        assert!(SYSTEM.contains(&format!("/hyrax-{HYRAX_WIDTH}/")));
+        assert!(HYRAX_WIDTH.is_power_of_two() && 2048 % HYRAX_WIDTH == 0);
+    }
 }
