@@ -169,6 +169,8 @@ struct Builder<'a> {
     num_cons: usize,
     nnz: usize,
     pre: Vec<u64>,
+    /// Structural bit width of each precommitted variable (see [`Builder::pre`]).
+    pre_width: Vec<u8>,
     rest: Vec<Rest>,
     /// Rest variables holding logUp inverses for the range table and the pair table.
     range_invs: Vec<u32>,
@@ -197,9 +199,45 @@ impl Builder<'_> {
         }
     }
 
-    fn pre(&mut self, v: u64) -> V {
+    /// A precommitted variable whose value is below `2^width` (`width` depends only on the
+    /// circuit's structure, never on the witness: it decides the variable's place, see
+    /// [`Builder::group_by_width`]).
+    fn pre(&mut self, v: u64, width: u32) -> V {
         self.pre.push(v);
+        self.pre_width.push(width.min(64) as u8);
         V::Pre(self.pre.len() as u32 - 1)
+    }
+
+    /// Reorders the precommitted variables by width, narrowest first (a stable sort on the
+    /// structural widths, so key generation and every proof agree). Hyrax commits to the
+    /// witness row by row and Spartan2's MSM is picked per row by its largest scalar: rows of
+    /// booleans are plain point additions, rows that mix in one 22-bit value pay a bucket
+    /// method. Grouping makes most rows pure booleans.
+    fn group_by_width(&mut self) {
+        let mut order: Vec<u32> = (0..self.pre.len() as u32).collect();
+        order.sort_by_key(|&i| self.pre_width[i as usize]);
+        let mut new_index = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old as usize] = new as u32;
+        }
+        self.pre = order.iter().map(|&old| self.pre[old as usize]).collect();
+        self.pre_width = order
+            .iter()
+            .map(|&old| self.pre_width[old as usize])
+            .collect();
+        let remap = |l: &mut Lc| {
+            for t in &mut l.0 {
+                if let V::Pre(i) = t.0 {
+                    t.0 = V::Pre(new_index[i as usize]);
+                }
+            }
+            l.0.sort_by_key(|t| t.0);
+        };
+        for c in &mut self.cons {
+            remap(&mut c.a);
+            remap(&mut c.b);
+            remap(&mut c.c);
+        }
     }
 
     fn rest(&mut self, r: Rest) -> V {
@@ -247,7 +285,7 @@ impl Builder<'_> {
             let mut sum = Lc::default();
             for i in 0..w {
                 let bit = ((val >> i) & 1) as u64;
-                let bv = self.pre(bit);
+                let bv = self.pre(bit, 1);
                 self.enforce(Lc::var(bv), Lc::konst(1).term(bv, -1), Lc::default());
                 sum = sum.term(bv, pow2(i));
             }
@@ -263,7 +301,7 @@ impl Builder<'_> {
         while shift < w {
             let cw = t.min(w - shift);
             let c = ((val >> shift) & (pow2(cw) - 1)) as u64;
-            let cv = self.pre(c);
+            let cv = self.pre(c, cw);
             self.lookup_range(Lc::var(cv), c, cw);
             sum = sum.term(cv, pow2(shift));
             shift += cw;
@@ -298,17 +336,17 @@ impl Builder<'_> {
                         what()
                     )));
                 }
-                Lc::affine(self.pre(stored as u64), 1, -off)
+                Lc::affine(self.pre(stored as u64, bits), 1, -off)
             }
         };
         if k == 0 {
             self.enforce(z.plus(&q_lc, -1), Lc::konst(1), Lc::default());
             return Ok((q_lc, q));
         }
-        let rv = self.pre(r as u64);
-        let a = z.term(V::One, half).plus(&q_lc, -pow2(k));
-        self.enforce(a, Lc::konst(1), Lc::var(rv));
-        self.range(Lc::var(rv), r, k, &|| format!("remainder of {}", what()))?;
+        // The remainder is the linear combination itself: range-checking it directly needs no
+        // variable and no constraint of its own.
+        let rem = z.term(V::One, half).plus(&q_lc, -pow2(k));
+        self.range(rem, r, k, &|| format!("remainder of {}", what()))?;
         Ok((q_lc, q))
     }
 
@@ -332,7 +370,7 @@ impl Builder<'_> {
             )));
         }
         // No range check on m itself: the zero product pins it to one of the (bounded) items.
-        let mv = self.pre((m + off) as u64);
+        let mv = self.pre((m + off) as u64, bits);
         let m_lc = Lc::affine(mv, 1, -off);
         // Differences m - item, each in [0, 2^bits), and their product is zero.
         let mut diffs: Vec<(Lc, i128)> = vec![];
@@ -389,14 +427,14 @@ impl Builder<'_> {
             )));
         }
         let sign = u >> (bits - 1);
-        let sv = self.pre(sign as u64);
+        let sv = self.pre(sign as u64, 1);
         self.enforce(Lc::var(sv), Lc::konst(1).term(sv, -1), Lc::default());
         let low = q.clone().term(V::One, half).term(sv, -half);
         self.range(low, u - sign * half, bits - 1, &|| {
             format!("{} (magnitude)", what())
         })?;
         let y = qv.max(0);
-        let yv = self.pre(y as u64);
+        let yv = self.pre(y as u64, bits - 1);
         self.enforce(Lc::var(sv), q, Lc::var(yv));
         Ok((Lc::var(yv), y))
     }
@@ -429,17 +467,12 @@ impl Builder<'_> {
             )));
         }
         let (fj, y) = lut_entry(f, us as u64, self.cfg);
-        let uv = self.pre(us as u64);
-        let yv = self.pre(fj);
+        let uv = self.pre(us as u64, st + dom + 1);
+        let yv = self.pre(fj, sa + 2);
         let u_lc = Lc::affine(uv, 1, -off_u);
         if d > 0 {
-            let rv = self.pre(r as u64);
-            self.enforce(
-                x.term(V::One, half).plus(&u_lc, -pow2(d)),
-                Lc::konst(1),
-                Lc::var(rv),
-            );
-            self.range(Lc::var(rv), r, d, &|| format!("remainder of {}", what()))?;
+            let rem = x.term(V::One, half).plus(&u_lc, -pow2(d));
+            self.range(rem, r, d, &|| format!("remainder of {}", what()))?;
         } else {
             self.enforce(x.plus(&u_lc, -1), Lc::konst(1), Lc::default());
         }
@@ -478,7 +511,7 @@ impl Builder<'_> {
             std::mem::take(&mut self.range_mult).into_iter().collect();
         for (w, mult) in &widths {
             for (j, &m) in mult.iter().enumerate() {
-                let mv = self.pre(m);
+                let mv = self.pre(m, 64);
                 let t = self.rest(Rest::TabTagged {
                     j: j as u64,
                     tag: *w as u64,
@@ -507,7 +540,7 @@ impl Builder<'_> {
             let mut tvars = vec![];
             for (j, &m) in mult.iter().enumerate() {
                 let (fj, _) = lut_entry(f, j as u64, self.cfg);
-                let mv = self.pre(m);
+                let mv = self.pre(m, 64);
                 let t = self.rest(Rest::TabPair { j: j as u64, fj, m });
                 if let V::Rest(i) = t {
                     tvars.push(i);
@@ -590,6 +623,7 @@ pub fn build(
         num_cons: 0,
         nnz: 0,
         pre: vec![],
+        pre_width: vec![],
         rest: vec![],
         range_invs: vec![],
         pair_invs: vec![],
@@ -871,6 +905,7 @@ pub fn build(
         b.enforce(Lc::var(p), Lc::konst(1), Lc::var(p));
     }
     b.finish_tables();
+    b.group_by_width();
     debug_assert_eq!(public_ints.len(), num_public);
     let stats = Stats {
         constraints: b.num_cons,
