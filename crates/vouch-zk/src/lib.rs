@@ -206,7 +206,7 @@ pub fn analyze_with(
     let t = Instant::now();
     let keys = ZkKeys::generate(model_bytes, &config)?;
     let keygen_ms = t.elapsed().as_millis() as u64;
-    let vk_bytes = keys.vk_bytes()?.len() as u64;
+    let vk_bytes = snark::vk_len(&keys.vk)?;
     let info = ZkModelInfo {
         model: keys.model,
         system: SYSTEM.to_string(),

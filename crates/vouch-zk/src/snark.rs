@@ -382,6 +382,11 @@ pub(crate) fn proof_from_bytes(b: &[u8]) -> Result<Snark, ZkError> {
         .map_err(|e| ZkError::Malformed(format!("proof bytes do not decode: {e}")))
 }
 
+/// Encoded length of the verifying key, without encoding it.
+pub(crate) fn vk_len(vk: &VerifierKey) -> Result<u64, ZkError> {
+    bincode::serialized_size(vk).map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
+}
+
 pub(crate) fn vk_to_bytes(vk: &VerifierKey) -> Result<Vec<u8>, ZkError> {
     bincode::serialize(vk).map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
 }
