@@ -181,7 +181,10 @@ pub(crate) struct Data {
     pub num_public: usize,
     pub pre: Vec<u64>,
     pub rest: Vec<Rest>,
-    pub cons: Vec<crate::circuit::Cons>,
+    /// The recorded constraints, handed over to Spartan2 once when it builds the shape (key
+    /// generation) and freed as they are: the shape builder keeps its own copy, so holding ours
+    /// too until the keys were done cost an MLP a tenth of its key-generation peak.
+    pub cons: std::sync::Mutex<Option<Vec<crate::circuit::Cons>>>,
     pub num_challenges: usize,
 }
 
@@ -197,7 +200,7 @@ impl Circuit {
             num_public: b.num_public,
             pre: b.pre,
             rest: b.rest,
-            cons: if record { b.cons } else { vec![] },
+            cons: std::sync::Mutex::new(record.then_some(b.cons)),
             num_challenges,
         }))
     }
@@ -333,7 +336,15 @@ impl SpartanCircuit<E> for Circuit {
             }
             acc
         };
-        for (i, c) in d.cons.iter().enumerate() {
+        // A second shape synthesis would find no constraints: refuse rather than build an
+        // empty shape.
+        let cons = d
+            .cons
+            .lock()
+            .map_err(|_| SynthesisError::AssignmentMissing)?
+            .take()
+            .ok_or(SynthesisError::AssignmentMissing)?;
+        for (i, c) in cons.into_iter().enumerate() {
             cs.enforce(
                 || format!("c{i}"),
                 |z| lc(&c.a, z),
