@@ -22,6 +22,27 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// With `ZK_RSS_TRACE` set: resident and peak memory after each stage, on stderr.
+fn rss(tag: &str) {
+    if std::env::var_os("ZK_RSS_TRACE").is_none() {
+        return;
+    }
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |k: &str| -> u64 {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "rss {tag}: {} MB (peak {} MB, anonymous {} MB)",
+        kb("VmRSS:") / 1024,
+        kb("VmHWM:") / 1024,
+        kb("RssAnon:") / 1024
+    );
+}
+
 fn load(path: &Path) -> Option<TensorMap> {
     let s = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&s).ok()
@@ -52,19 +73,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             table_bits: env("ZK_TABLE_BITS"),
             ..Default::default()
         };
+        rss("start");
         let t = Instant::now();
         let (info, keys) = vouch_zk::analyze_with(&bytes, &opts)?;
         let analyze_ms = t.elapsed().as_secs_f64() * 1e3;
-        // Key generation alone (what a verifier redoes from the model file).
+        // Key generation alone (what a node, after a restart, redoes from the model file): the
+        // analysis's keys are dropped first and the node keeps the proving key only; the proofs
+        // below use these regenerated keys. A verifier then derives its own (verifying-only)
+        // keys from the model file, as `vouch verify --model` does: prover and verifier are
+        // different parties, each holding one key.
+        rss("analysed");
+        drop(keys);
+        rss("dropped");
         let t = Instant::now();
-        let keys2 = vouch_zk::ZkKeys::generate(&bytes, &info.config)?;
+        let keys = vouch_zk::ZkKeys::generate_prover(&bytes, &info.config)?;
         let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
         assert_eq!(
-            keys2.vk_digest(),
+            keys.vk_digest(),
             info.vk_digest,
             "key generation is deterministic"
         );
-        drop(keys2);
+        rss("keygen");
         let receipt = Digest::of(b"bench receipt");
         // Reset the peak-RSS mark (Linux: writing 5 to clear_refs) so the proving phase is measured alone.
         let rss_before_prove = peak_rss_kb();
@@ -75,14 +104,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let t = Instant::now();
             let p = vouch_zk::prove(&keys, &inputs, &receipt, &mut |_| false)?;
             prove_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            rss("proved");
             proof = Some(p);
         }
         let proof = proof.ok_or("no proof")?;
         let prove_peak_kb = peak_rss_kb();
+        drop(keys);
         let diff_ref = reference
             .as_ref()
             .map(|r| vouch_zk::max_abs_diff(&proof.outputs, r))
             .transpose()?;
+        let t = Instant::now();
+        let keys = vouch_zk::ZkKeys::generate_verifier(&bytes, &info.config)?;
+        let verifier_keygen_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(keys.vk_digest(), info.vk_digest);
         // Verification of the raw proof with cached keys (the receipt check needs a Receipt; the
         // bench measures the SNARK verify via the library's test hook).
         let mut verify_ms = vec![];
@@ -91,6 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             vouch_zk::verify_statement(&proof.evidence, &keys, &receipt)?;
             verify_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
+        rss("verified");
         prove_ms.sort_by(f64::total_cmp);
         verify_ms.sort_by(f64::total_cmp);
         let out = serde_json::json!({
@@ -103,6 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "estimate": info.estimate,
             "analyze_ms": analyze_ms,
             "keygen_ms": keygen_ms,
+            "verifier_keygen_ms": verifier_keygen_ms,
             "prove_ms_median": prove_ms[prove_ms.len() / 2],
             "prove_ms_all": prove_ms,
             "verify_ms_median": verify_ms[verify_ms.len() / 2],

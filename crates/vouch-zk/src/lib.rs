@@ -101,12 +101,17 @@ impl Default for AnalyzeOptions {
 }
 
 /// Proving and verifying keys for one model and config, plus what is needed to build witnesses.
+///
+/// Spartan2's proving and verifying keys each carry the constraint matrices and their
+/// evaluation tables, so a process that only proves (a node) or only verifies (a verifier) can
+/// keep one of them: [`ZkKeys::generate_prover`], [`ZkKeys::generate_verifier`]. The verifying-key
+/// digest is the same whichever keys are kept.
 pub struct ZkKeys {
     model: ModelDigest,
     graph: graph::Graph,
     config: ZkConfig,
-    pk: snark::ProverKey,
-    vk: snark::VerifierKey,
+    pk: Option<snark::ProverKey>,
+    vk: Option<snark::VerifierKey>,
     vk_digest: Digest,
     stats: Stats,
 }
@@ -134,6 +139,27 @@ fn vk_digest_of(spartan: [u8; 32], cfg: &ZkConfig) -> Digest {
 impl ZkKeys {
     /// Derives the keys deterministically from the model bytes and the config.
     pub fn generate(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
+        Self::derive(model_bytes, config, true, true)
+    }
+
+    /// The same keys for proving only: the verifying key is dropped once its digest is taken
+    /// (an MLP's keys in memory: about half). [`verify_statement`] refuses these keys.
+    pub fn generate_prover(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
+        Self::derive(model_bytes, config, true, false)
+    }
+
+    /// The same keys for verifying only (what [`verify`] derives from a model file): the proving
+    /// key is dropped at once. [`prove`] refuses these keys.
+    pub fn generate_verifier(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
+        Self::derive(model_bytes, config, false, true)
+    }
+
+    fn derive(
+        model_bytes: &[u8],
+        config: &ZkConfig,
+        keep_pk: bool,
+        keep_vk: bool,
+    ) -> Result<Self, ZkError> {
         let g = load_graph(model_bytes)?;
         let zeros: Vec<Vec<i128>> = g
             .inputs
@@ -148,10 +174,25 @@ impl ZkKeys {
             model: ModelDigest::of_model_bytes(model_bytes),
             graph: g,
             config: config.clone(),
-            pk,
-            vk,
+            pk: keep_pk.then_some(pk),
+            vk: keep_vk.then_some(vk),
             vk_digest,
             stats,
+        })
+    }
+
+    fn pk(&self) -> Result<&snark::ProverKey, ZkError> {
+        self.pk
+            .as_ref()
+            .ok_or_else(|| ZkError::Internal("these keys were derived for verifying only".into()))
+    }
+
+    fn vk(&self) -> Result<&snark::VerifierKey, ZkError> {
+        self.vk.as_ref().ok_or_else(|| {
+            ZkError::Internal(
+                "these keys were derived for proving only: derive verifying keys from the model file"
+                    .into(),
+            )
         })
     }
 
@@ -169,7 +210,7 @@ impl ZkKeys {
     }
     /// Serialised verifying key (for nodes that publish it next to the model).
     pub fn vk_bytes(&self) -> Result<Vec<u8>, ZkError> {
-        snark::vk_to_bytes(&self.vk)
+        snark::vk_to_bytes(self.vk()?)
     }
 }
 
@@ -206,7 +247,7 @@ pub fn analyze_with(
     let t = Instant::now();
     let keys = ZkKeys::generate(model_bytes, &config)?;
     let keygen_ms = t.elapsed().as_millis() as u64;
-    let vk_bytes = snark::vk_len(&keys.vk)?;
+    let vk_bytes = snark::vk_len(keys.vk()?)?;
     let info = ZkModelInfo {
         model: keys.model,
         system: SYSTEM.to_string(),
@@ -309,6 +350,7 @@ pub fn prove(
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<ZkProof, ZkError> {
     let t = Instant::now();
+    let pk = keys.pk()?;
     let mut step = |stage: &'static str, fraction: f64| -> Result<(), ZkError> {
         if progress(Progress { stage, fraction }) {
             Err(ZkError::Prover("cancelled".into()))
@@ -328,7 +370,7 @@ pub fn prove(
     )?;
     let q_out = built.outputs.clone();
     step("prove", 0.15)?;
-    let proof = snark::prove(&keys.pk, snark::Circuit::new(built, false))?;
+    let proof = snark::prove(pk, snark::Circuit::new(built, false))?;
     step("encode", 0.95)?;
     let bytes = snark::proof_to_bytes(&proof)?;
     let scale = (1u64 << keys.config.quant.act_bits) as f64;
@@ -420,7 +462,7 @@ pub fn verify_statement(
         ));
     }
     let proof = snark::proof_from_bytes(&evidence::unb64(&ev.proof)?)?;
-    let public = snark::verify(&proof, &keys.vk)?;
+    let public = snark::verify(&proof, keys.vk()?)?;
     // The proven statement: inputs, outputs, receipt limbs — as the circuit lays them out.
     let g = &keys.graph;
     let n_in: usize = g.inputs.iter().map(|io| g.value_len[io.value]).sum();
@@ -563,7 +605,7 @@ pub fn verify(
                     "the model file is not the model named in the receipt".into(),
                 ));
             }
-            owned = ZkKeys::generate(bytes, &ev.config)?;
+            owned = ZkKeys::generate_verifier(bytes, &ev.config)?;
             &owned
         }
     };

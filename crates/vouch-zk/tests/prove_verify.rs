@@ -126,6 +126,44 @@ fn keys_are_a_pure_function_of_model_and_config() {
 }
 
 #[test]
+fn prover_only_and_verifier_only_keys_are_the_same_keys() {
+    let f = fixture();
+    let prover = ZkKeys::generate_prover(&f.model, &f.info.config).unwrap();
+    let verifier = ZkKeys::generate_verifier(&f.model, &f.info.config).unwrap();
+    assert_eq!(prover.vk_digest(), f.info.vk_digest);
+    assert_eq!(verifier.vk_digest(), f.info.vk_digest);
+    // A proof from the prover-only keys verifies with the verifier-only keys and the full keys.
+    let receipt = receipt(&f.model, &f.inputs, &f.outputs, "request-C");
+    let proof = vouch_zk::prove(&prover, &f.inputs, &receipt.hash(), &mut |_| false).unwrap();
+    for keys in [&verifier, &f.keys] {
+        vouch_zk::verify(
+            &proof.evidence,
+            VerifyKey::Keys(keys),
+            &receipt,
+            Some(&f.outputs),
+            Some(&f.inputs),
+            &VerifyOptions::default(),
+        )
+        .unwrap();
+    }
+    // Each refuses the other role instead of misbehaving.
+    assert!(matches!(
+        vouch_zk::prove(&verifier, &f.inputs, &receipt.hash(), &mut |_| false),
+        Err(ZkError::Internal(_))
+    ));
+    assert!(matches!(
+        vouch_zk::verify_statement(&proof.evidence, &prover, &receipt.hash()),
+        Err(ZkError::Internal(_))
+    ));
+    assert!(prover.vk_bytes().is_err());
+    assert_eq!(
+        verifier.vk_bytes().unwrap(),
+        f.keys.vk_bytes().unwrap(),
+        "the verifying key itself is the same"
+    );
+}
+
+#[test]
 fn changed_output_fails() {
     let f = fixture();
     // 1. The bundle's outputs edited (receipt unchanged): digest mismatch.

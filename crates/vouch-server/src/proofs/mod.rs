@@ -337,7 +337,7 @@ impl ZkState {
             .rt
             .block_on(self.store.blobs.get_model(digest))
             .map_err(JobError::internal)?;
-        let keys = ZkKeys::generate(&bytes, &info.config).map_err(JobError::from)?;
+        let keys = ZkKeys::generate_prover(&bytes, &info.config).map_err(JobError::from)?;
         if keys.vk_digest() != info.vk_digest {
             return Err(JobError::internal(format!(
                 "the verifying key recomputed for {digest} ({}) differs from the registry's ({})",
