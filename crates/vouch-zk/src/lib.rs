@@ -168,7 +168,8 @@ impl ZkKeys {
             .collect();
         let built = circuit::build(&g, &config.quant, &zeros, [0, 0], true)?;
         let stats = built.stats.clone();
-        let (pk, vk) = snark::setup(snark::Circuit::new(built, true))?;
+        let width = snark::hyrax_width(&stats);
+        let (pk, vk) = snark::setup(snark::Circuit::new(built, true), width)?;
         let vk_digest = vk_digest_of(snark::vk_digest(&vk)?, config);
         Ok(ZkKeys {
             model: ModelDigest::of_model_bytes(model_bytes),
@@ -461,8 +462,9 @@ pub fn verify_statement(
             "the proof is bound to a different receipt".into(),
         ));
     }
-    let proof = snark::proof_from_bytes(&evidence::unb64(&ev.proof)?)?;
-    let public = snark::verify(&proof, keys.vk()?)?;
+    let vk = keys.vk()?;
+    let proof = snark::proof_from_bytes(&evidence::unb64(&ev.proof)?, vk)?;
+    let public = snark::verify(&proof, vk)?;
     // The proven statement: inputs, outputs, receipt limbs — as the circuit lays them out.
     let g = &keys.graph;
     let n_in: usize = g.inputs.iter().map(|io| g.value_len[io.value]).sum();

@@ -22,65 +22,79 @@ use crate::error::ZkError;
 /// The curve and commitment: Pallas (no pairing, so no MOV reduction of the discrete-log
 /// assumption Hyrax rests on; ~128-bit security) with Hyrax. Measured fastest of the
 /// pairing-free curves Spartan2 offers (docs/zk.md). Spartan2's own `PallasHyraxEngine`, except
-/// that Hyrax rows are [`HYRAX_WIDTH`] wide instead of Spartan2's fixed 2048 (see [`Hyrax`]).
-pub type E = PallasHyrax;
-
-/// Width of a Hyrax row (a power of two dividing Spartan2's 2048, which pads every witness
-/// segment to a multiple of 2048). The prover pays two MSMs of this width per proof and the
-/// proof carries a vector of this many scalars; the commitment has one point per row (witness
-/// length ÷ width) and the verifier one MSM over the rows. 2048 made those two MSMs most of an
-/// MLP's prove time and 64 KB of every proof; 256 keeps the CNN's 2^19-variable witness at
-/// 2048 rows (the size of its old row vector) while an MLP's MSMs shrink 8×.
-pub const HYRAX_WIDTH: usize = 256;
-
-/// Spartan2's Pallas + Keccak engine with [`Hyrax`] as its commitment scheme.
+/// that Hyrax rows are `W` wide (see [`Hyrax`] and [`hyrax_width`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PallasHyrax;
+pub struct PallasHyrax<const W: usize>;
 
-impl Engine for PallasHyrax {
+/// Narrow rows: small witnesses (the MLPs, the dense model).
+pub type Narrow = PallasHyrax<NARROW>;
+/// Spartan2's own width: witnesses with many full-size (post-challenge) values (the CNN).
+pub type Wide = PallasHyrax<WIDE>;
+pub const NARROW: usize = 256;
+pub const WIDE: usize = 2048;
+
+/// The Hyrax row width for a circuit, from its sizes alone (so keys stay a function of the
+/// model and config). Per proof, the prover pays two full-scalar MSMs as wide as a row and the
+/// proof carries a vector as wide as a row, while committing to full-size scalars (logUp
+/// inverses) costs more per value in narrow rows (a 256-point bucket MSM uses smaller windows
+/// than a 2048-point one, split over two threads): measured on the CNN (106 k inverses), the
+/// witness commitment took 916 ms at 2048 and 1 413 ms at 256 (loaded), while the MLPs' proofs
+/// (no inverses) were 3× faster at 256. Narrow unless the witness has more than 8 192
+/// post-challenge values or more than 2^16 variables.
+pub fn hyrax_width(stats: &crate::circuit::Stats) -> usize {
+    if stats.rest <= 8192 && stats.precommitted + stats.rest <= 1 << 16 {
+        NARROW
+    } else {
+        WIDE
+    }
+}
+
+impl<const W: usize> Engine for PallasHyrax<W> {
     type Base = spartan2::provider::pasta::pallas::Base;
     type Scalar = spartan2::provider::pasta::pallas::Scalar;
     type GE = spartan2::provider::pasta::pallas::Point;
     type TE = spartan2::provider::keccak::Keccak256Transcript<Self>;
-    type PCS = Hyrax;
+    type PCS = Hyrax<W>;
 }
 
-type Inner = spartan2::provider::pcs::hyrax_pc::HyraxPCS<PallasHyrax>;
+type Inner<const W: usize> = spartan2::provider::pcs::hyrax_pc::HyraxPCS<PallasHyrax<W>>;
 
-/// Spartan2's Hyrax with narrower rows. Spartan2 asks every commitment scheme for keys and
-/// commitment shapes "of width 2048"; this one answers with rows `min(width, HYRAX_WIDTH)`
+/// Spartan2's Hyrax with rows `W` wide. Spartan2 asks every commitment scheme for keys and
+/// commitment shapes "of width 2048" (a power of two dividing 2048 lines up with its padding of
+/// every witness segment to a multiple of 2048); this one answers with rows `min(width, W)`
 /// wide and otherwise is Spartan2's `HyraxPCS` unchanged (same generators-from-a-label setup,
 /// same commitments, same evaluation argument), so its security argument is Spartan2's.
 /// `check_commitment` — the verifier's check that a commitment has exactly one point per row —
-/// checks against the narrow width, so a commitment of the wrong shape is still refused.
+/// checks against the same width, so a commitment of the wrong shape is still refused. The
+/// width is in the commitment key, hence in the verifying key and its digest.
 #[derive(Clone, Debug)]
-pub struct Hyrax;
+pub struct Hyrax<const W: usize>;
 
-fn narrow(width: usize) -> usize {
-    width.clamp(1, HYRAX_WIDTH)
+fn narrow<const W: usize>(width: usize) -> usize {
+    width.clamp(1, W)
 }
 
-impl PCSEngineTrait<PallasHyrax> for Hyrax {
-    type CommitmentKey = <Inner as PCSEngineTrait<PallasHyrax>>::CommitmentKey;
-    type VerifierKey = <Inner as PCSEngineTrait<PallasHyrax>>::VerifierKey;
-    type Commitment = <Inner as PCSEngineTrait<PallasHyrax>>::Commitment;
-    type Blind = <Inner as PCSEngineTrait<PallasHyrax>>::Blind;
-    type EvaluationArgument = <Inner as PCSEngineTrait<PallasHyrax>>::EvaluationArgument;
+impl<const W: usize> PCSEngineTrait<PallasHyrax<W>> for Hyrax<W> {
+    type CommitmentKey = <Inner<W> as PCSEngineTrait<PallasHyrax<W>>>::CommitmentKey;
+    type VerifierKey = <Inner<W> as PCSEngineTrait<PallasHyrax<W>>>::VerifierKey;
+    type Commitment = <Inner<W> as PCSEngineTrait<PallasHyrax<W>>>::Commitment;
+    type Blind = <Inner<W> as PCSEngineTrait<PallasHyrax<W>>>::Blind;
+    type EvaluationArgument = <Inner<W> as PCSEngineTrait<PallasHyrax<W>>>::EvaluationArgument;
 
     fn setup(
         label: &'static [u8],
         n: usize,
         width: usize,
     ) -> (Self::CommitmentKey, Self::VerifierKey) {
-        Inner::setup(label, n, narrow(width))
+        Inner::<W>::setup(label, n, narrow::<W>(width))
     }
 
     fn precompute_ck(ck: &Self::CommitmentKey) {
-        Inner::precompute_ck(ck)
+        Inner::<W>::precompute_ck(ck)
     }
 
     fn blind(ck: &Self::CommitmentKey, n: usize) -> Self::Blind {
-        Inner::blind(ck, n)
+        Inner::<W>::blind(ck, n)
     }
 
     fn commit(
@@ -89,7 +103,7 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
         r: &Self::Blind,
         is_small: bool,
     ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
-        Inner::commit(ck, v, r, is_small)
+        Inner::<W>::commit(ck, v, r, is_small)
     }
 
     fn commit_zeros(
@@ -97,7 +111,7 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
         n: usize,
         r: &Self::Blind,
     ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
-        Inner::commit_zeros(ck, n, r)
+        Inner::<W>::commit_zeros(ck, n, r)
     }
 
     fn check_commitment(
@@ -105,7 +119,7 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
         n: usize,
         width: usize,
     ) -> Result<(), spartan2::errors::SpartanError> {
-        Inner::check_commitment(comm, n, narrow(width))
+        Inner::<W>::check_commitment(comm, n, narrow::<W>(width))
     }
 
     fn rerandomize_commitment(
@@ -114,25 +128,25 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
         r_old: &Self::Blind,
         r_new: &Self::Blind,
     ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
-        Inner::rerandomize_commitment(ck, comm, r_old, r_new)
+        Inner::<W>::rerandomize_commitment(ck, comm, r_old, r_new)
     }
 
     fn combine_commitments(
         comms: &[Self::Commitment],
     ) -> Result<Self::Commitment, spartan2::errors::SpartanError> {
-        Inner::combine_commitments(comms)
+        Inner::<W>::combine_commitments(comms)
     }
 
     fn combine_blinds(
         blinds: &[Self::Blind],
     ) -> Result<Self::Blind, spartan2::errors::SpartanError> {
-        Inner::combine_blinds(blinds)
+        Inner::<W>::combine_blinds(blinds)
     }
 
     fn prove(
         ck: &Self::CommitmentKey,
         ck_eval: &Self::CommitmentKey,
-        transcript: &mut <PallasHyrax as Engine>::TE,
+        transcript: &mut <PallasHyrax<W> as Engine>::TE,
         comm: &Self::Commitment,
         poly: &[F],
         blind: &Self::Blind,
@@ -140,7 +154,7 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
         comm_eval: &Self::Commitment,
         blind_eval: &Self::Blind,
     ) -> Result<Self::EvaluationArgument, spartan2::errors::SpartanError> {
-        Inner::prove(
+        Inner::<W>::prove(
             ck, ck_eval, transcript, comm, poly, blind, point, comm_eval, blind_eval,
         )
     }
@@ -148,23 +162,36 @@ impl PCSEngineTrait<PallasHyrax> for Hyrax {
     fn verify(
         vk: &Self::VerifierKey,
         ck_eval: &Self::CommitmentKey,
-        transcript: &mut <PallasHyrax as Engine>::TE,
+        transcript: &mut <PallasHyrax<W> as Engine>::TE,
         comm: &Self::Commitment,
         point: &[F],
         comm_eval: &Self::Commitment,
         arg: &Self::EvaluationArgument,
     ) -> Result<(), spartan2::errors::SpartanError> {
-        Inner::verify(vk, ck_eval, transcript, comm, point, comm_eval, arg)
+        Inner::<W>::verify(vk, ck_eval, transcript, comm, point, comm_eval, arg)
     }
 }
-pub type F = <E as Engine>::Scalar;
-pub type Snark = SpartanSNARK<E>;
-pub type ProverKey = SpartanProverKey<E>;
-pub type VerifierKey = SpartanVerifierKey<E>;
+pub type F = <Narrow as Engine>::Scalar;
 
-/// Names the proof system in evidence, so a verifier never guesses (the Hyrax row width is part
-/// of it: a proof made with rows of another width does not verify against these keys).
-pub const SYSTEM: &str = "spartan2-0.9/spartan/hyrax-256/pallas/r1cs-logup";
+/// Keys and proofs of either width.
+pub(crate) enum ProverKey {
+    Narrow(SpartanProverKey<Narrow>),
+    Wide(SpartanProverKey<Wide>),
+}
+
+pub(crate) enum VerifierKey {
+    Narrow(SpartanVerifierKey<Narrow>),
+    Wide(SpartanVerifierKey<Wide>),
+}
+
+pub(crate) enum Snark {
+    Narrow(SpartanSNARK<Narrow>),
+    Wide(SpartanSNARK<Wide>),
+}
+
+/// Names the proof system in evidence, so a verifier never guesses. The Hyrax row width
+/// ([`hyrax_width`]) is a parameter of the verifying key and covered by its digest.
+pub const SYSTEM: &str = "spartan2-0.9/spartan/hyrax/pallas/r1cs-logup";
 
 pub fn field(x: i128) -> F {
     if x >= 0 {
@@ -256,7 +283,7 @@ pub(crate) fn rest_values_for_tests(rest: &[Rest], alpha: F, beta: F) -> Vec<F> 
     rest_values(rest, alpha, beta).expect("no zero denominator")
 }
 
-impl SpartanCircuit<E> for Circuit {
+impl<const W: usize> SpartanCircuit<PallasHyrax<W>> for Circuit {
     fn public_values(&self) -> Result<Vec<F>, SynthesisError> {
         Ok(self.0.public.clone())
     }
@@ -356,50 +383,98 @@ impl SpartanCircuit<E> for Circuit {
     }
 }
 
-pub(crate) fn setup(circuit: Circuit) -> Result<(ProverKey, VerifierKey), ZkError> {
-    Snark::setup(circuit).map_err(|e| ZkError::Prover(format!("key generation: {e}")))
+pub(crate) fn setup(circuit: Circuit, width: usize) -> Result<(ProverKey, VerifierKey), ZkError> {
+    let err = |e| ZkError::Prover(format!("key generation: {e}"));
+    match width {
+        NARROW => {
+            let (pk, vk) = SpartanSNARK::<Narrow>::setup(circuit).map_err(err)?;
+            Ok((ProverKey::Narrow(pk), VerifierKey::Narrow(vk)))
+        }
+        WIDE => {
+            let (pk, vk) = SpartanSNARK::<Wide>::setup(circuit).map_err(err)?;
+            Ok((ProverKey::Wide(pk), VerifierKey::Wide(vk)))
+        }
+        w => Err(ZkError::Internal(format!("no Hyrax engine of width {w}"))),
+    }
 }
 
 pub(crate) fn vk_digest(vk: &VerifierKey) -> Result<[u8; 32], ZkError> {
-    vk.digest()
-        .map_err(|e| ZkError::Internal(format!("verifying-key digest: {e}")))
+    match vk {
+        VerifierKey::Narrow(vk) => vk.digest(),
+        VerifierKey::Wide(vk) => vk.digest(),
+    }
+    .map_err(|e| ZkError::Internal(format!("verifying-key digest: {e}")))
 }
 
 pub(crate) fn prove(pk: &ProverKey, circuit: Circuit) -> Result<Snark, ZkError> {
-    let prep = Snark::prep_prove(pk, circuit.clone(), false)
-        .map_err(|e| ZkError::Prover(format!("{e}")))?;
-    let (proof, _) =
-        Snark::prove(pk, circuit, prep, false).map_err(|e| ZkError::Prover(format!("{e}")))?;
-    Ok(proof)
+    fn go<const W: usize>(
+        pk: &SpartanProverKey<PallasHyrax<W>>,
+        circuit: Circuit,
+    ) -> Result<SpartanSNARK<PallasHyrax<W>>, ZkError> {
+        let prep = SpartanSNARK::prep_prove(pk, circuit.clone(), false)
+            .map_err(|e| ZkError::Prover(format!("{e}")))?;
+        let (proof, _) = SpartanSNARK::prove(pk, circuit, prep, false)
+            .map_err(|e| ZkError::Prover(format!("{e}")))?;
+        Ok(proof)
+    }
+    Ok(match pk {
+        ProverKey::Narrow(pk) => Snark::Narrow(go(pk, circuit)?),
+        ProverKey::Wide(pk) => Snark::Wide(go(pk, circuit)?),
+    })
 }
 
 /// Checks the proof and returns the public values it proves (without challenges).
 pub(crate) fn verify(proof: &Snark, vk: &VerifierKey) -> Result<Vec<F>, ZkError> {
-    proof
-        .verify(vk)
-        .map_err(|e| ZkError::Verify(format!("the proof does not verify: {e}")))
+    match (proof, vk) {
+        (Snark::Narrow(p), VerifierKey::Narrow(vk)) => p.verify(vk),
+        (Snark::Wide(p), VerifierKey::Wide(vk)) => p.verify(vk),
+        _ => {
+            return Err(ZkError::Verify(
+                "the proof is for another Hyrax width than the verifying key".into(),
+            ));
+        }
+    }
+    .map_err(|e| ZkError::Verify(format!("the proof does not verify: {e}")))
 }
 
 pub(crate) fn proof_to_bytes(p: &Snark) -> Result<Vec<u8>, ZkError> {
-    bincode::serialize(p).map_err(|e| ZkError::Internal(format!("proof encoding: {e}")))
+    match p {
+        Snark::Narrow(p) => bincode::serialize(p),
+        Snark::Wide(p) => bincode::serialize(p),
+    }
+    .map_err(|e| ZkError::Internal(format!("proof encoding: {e}")))
 }
 
-pub(crate) fn proof_from_bytes(b: &[u8]) -> Result<Snark, ZkError> {
+/// Decodes a proof for the verifying key's width.
+pub(crate) fn proof_from_bytes(b: &[u8], vk: &VerifierKey) -> Result<Snark, ZkError> {
     use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_limit(64 << 20)
-        .deserialize(b)
-        .map_err(|e| ZkError::Malformed(format!("proof bytes do not decode: {e}")))
+    let opts = || {
+        bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_limit(64 << 20)
+    };
+    let err = |e| ZkError::Malformed(format!("proof bytes do not decode: {e}"));
+    Ok(match vk {
+        VerifierKey::Narrow(_) => Snark::Narrow(opts().deserialize(b).map_err(err)?),
+        VerifierKey::Wide(_) => Snark::Wide(opts().deserialize(b).map_err(err)?),
+    })
 }
 
 /// Encoded length of the verifying key, without encoding it.
 pub(crate) fn vk_len(vk: &VerifierKey) -> Result<u64, ZkError> {
-    bincode::serialized_size(vk).map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
+    match vk {
+        VerifierKey::Narrow(vk) => bincode::serialized_size(vk),
+        VerifierKey::Wide(vk) => bincode::serialized_size(vk),
+    }
+    .map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
 }
 
 pub(crate) fn vk_to_bytes(vk: &VerifierKey) -> Result<Vec<u8>, ZkError> {
-    bincode::serialize(vk).map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
+    match vk {
+        VerifierKey::Narrow(vk) => bincode::serialize(vk),
+        VerifierKey::Wide(vk) => bincode::serialize(vk),
+    }
+    .map_err(|e| ZkError::Internal(format!("vk encoding: {e}")))
 }
 
 /// Signed integer value of a public field element, if it is small (|x| < 2^126).
@@ -426,8 +501,106 @@ mod tests {
     use super::*;
 
     #[test]
-    fn system_names_the_hyrax_width() {
-        assert!(SYSTEM.contains(&format!("/hyrax-{HYRAX_WIDTH}/")));
-        assert!(HYRAX_WIDTH.is_power_of_two() && 2048 % HYRAX_WIDTH == 0);
+    fn hyrax_widths_line_up_with_spartan2s_padding() {
+        for w in [NARROW, WIDE] {
+            assert!(w.is_power_of_two() && 2048 % w == 0);
+        }
+    }
+
+    /// x(4) → Linear(4→3) → Relu → Linear(3→2), with range-check lookups (so both witness
+    /// segments are used).
+    fn tiny() -> (crate::graph::Graph, crate::circuit::QuantConfig) {
+        use crate::graph::{Graph, Io, Op, Sparse};
+        let dense = |n_in: u32, n_out: usize, w0: f64| Sparse {
+            ptr: (0..=n_out as u32).map(|i| i * n_in).collect(),
+            idx: (0..n_out).flat_map(|_| 0..n_in).collect(),
+            w: (0..n_out * n_in as usize)
+                .map(|k| w0 + 0.01 * k as f64)
+                .collect(),
+        };
+        let g = Graph {
+            inputs: vec![Io {
+                name: "x".into(),
+                shape: vec![1, 4],
+                value: 0,
+            }],
+            outputs: vec![Io {
+                name: "y".into(),
+                shape: vec![1, 2],
+                value: 3,
+            }],
+            value_len: vec![4, 3, 3, 2],
+            ops: vec![
+                Op::Linear {
+                    input: 0,
+                    output: 1,
+                    rows: dense(4, 3, -0.05),
+                    bias: vec![0.01, -0.02, 0.03],
+                    onnx_op: "Gemm".into(),
+                },
+                Op::Relu {
+                    input: 1,
+                    output: 2,
+                },
+                Op::Linear {
+                    input: 2,
+                    output: 3,
+                    rows: dense(3, 2, 0.1),
+                    bias: vec![0.0, 0.05],
+                    onnx_op: "Gemm".into(),
+                },
+            ],
+            params: 0,
+        };
+        let cfg = crate::circuit::QuantConfig {
+            act_bits: 10,
+            weight_bits: 10,
+            table_bits: 6,
+            lut_input_bits: 6,
+            lut_domain_bits: 3,
+            value_bits: vec![16; 4],
+        };
+        (g, cfg)
+    }
+
+    #[test]
+    fn both_widths_prove_and_verify_and_reject_tampering() {
+        let (g, cfg) = tiny();
+        let x = vec![vec![700, -300, 50, 1000]];
+        let mut vks = vec![];
+        let mut proofs = vec![];
+        for width in [NARROW, WIDE] {
+            let zeros = vec![vec![0; 4]];
+            let keys = crate::circuit::build(&g, &cfg, &zeros, [0, 0], true).unwrap();
+            let (pk, vk) = setup(Circuit::new(keys, true), width).unwrap();
+            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false).unwrap();
+            let public = Circuit::new(w, false).0.public.clone();
+            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false).unwrap();
+            let proof = prove(&pk, Circuit::new(w, false)).unwrap();
+            let bytes = proof_to_bytes(&proof).unwrap();
+            let back = proof_from_bytes(&bytes, &vk).unwrap();
+            assert_eq!(verify(&back, &vk).unwrap(), public);
+            // A flipped byte in the middle of the proof is refused (decode or verify).
+            let mut bad = bytes.clone();
+            let mid = bad.len() / 2;
+            bad[mid] ^= 1;
+            assert!(
+                proof_from_bytes(&bad, &vk)
+                    .and_then(|p| verify(&p, &vk))
+                    .is_err()
+            );
+            vks.push(vk);
+            proofs.push(bytes);
+        }
+        // The widths give different verifying keys, and a proof of one width does not verify
+        // against the other's key.
+        assert_ne!(vk_digest(&vks[0]).unwrap(), vk_digest(&vks[1]).unwrap());
+        for (p, vk) in [(&proofs[0], &vks[1]), (&proofs[1], &vks[0])] {
+            assert!(
+                proof_from_bytes(p, vk)
+                    .and_then(|p| verify(&p, vk))
+                    .is_err()
+            );
+        }
     }
 }
