@@ -3,7 +3,7 @@
 //! ```json
 //! {
 //!   "format": "vouch.zk.v1",
-//!   "system": "spartan2-0.9/spartan/hyrax-256/pallas/r1cs-logup",
+//!   "system": "spartan2-0.9/spartan/hyrax/pallas/r1cs-logup",
 //!   "model": "sha256:<model file digest>",
 //!   "vk_digest": "sha256:<verifying-key digest, as in the registry entry>",
 //!   "config": { "quant": { "act_bits": 12, ... }, "output_tolerance": 0.001 },
