@@ -454,8 +454,25 @@ fn jobs_are_durable_cancellable_and_bounded() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("cancelled proof job"), "{}", text(&out));
 
-    // A crash and a restart with a prover: the queued job runs and its bundle completes.
-    let node = node.restart(&[]);
+    // A crash and a restart with a prover: the queued job runs and its bundle completes —
+    // even though the model's recorded analysis is made to look like an older circuit's (no
+    // circuit version, another verifying key): the node re-analyses it at boot instead of
+    // failing every job on a verifying key that no longer matches.
+    let dir = node.crash();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); \
+             [d,i]=c.execute(\"SELECT digest, info FROM zk_models WHERE status='available'\").fetchone(); \
+             i=json.loads(i); i.pop('circuit_version'); old=i['vk_digest']; \
+             i['vk_digest']=old.split(':')[0]+':'+'0'*64; \
+             c.execute('UPDATE zk_models SET info=?, vk_digest=? WHERE digest=?', (json.dumps(i), i['vk_digest'], d)); c.commit(); print(old)",
+            dir.path().join("vouch.db").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let node = Node::start_in(dir, &[]);
     let pending_path = save(node.dir.path(), "pending-a.json", &pending_a);
     let out = node.cli(&["proofs", "wait", "--bundle", pending_path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));

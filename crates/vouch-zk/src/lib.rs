@@ -54,11 +54,20 @@ impl ZkConfig {
     }
 }
 
+/// Changes whenever the circuit built for a model (and so its verifying key) changes: 2 is the
+/// bit-grouped witness layout with a Hyrax width chosen per circuit.
+pub const CIRCUIT_VERSION: u32 = 2;
+
 /// What registration records about a model's zk tier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ZkModelInfo {
     pub model: ModelDigest,
     pub system: String,
+    /// [`CIRCUIT_VERSION`] of the analysis; 0 for analyses recorded before versions existed. A
+    /// node re-analyses a model whose recorded version is not its own, since the verifying key
+    /// of the same model changes with the circuit.
+    #[serde(default)]
+    pub circuit_version: u32,
     pub config: ZkConfig,
     /// Digest of the verifying key: record it with the model's registry entry.
     pub vk_digest: Digest,
@@ -252,6 +261,7 @@ pub fn analyze_with(
     let info = ZkModelInfo {
         model: keys.model,
         system: SYSTEM.to_string(),
+        circuit_version: CIRCUIT_VERSION,
         config,
         vk_digest: keys.vk_digest,
         estimate: estimate(&keys.stats),

@@ -105,7 +105,17 @@ impl ZkState {
             let mut models = zk.models.write().unwrap_or_else(|e| e.into_inner());
             for row in rows {
                 let state = match (row.status.as_str(), &row.info) {
-                    ("available", Some(info)) => match serde_json::from_str(info) {
+                    ("available", Some(info)) => match serde_json::from_str::<ZkModelInfo>(info) {
+                        Ok(i) if i.circuit_version != vouch_zk::CIRCUIT_VERSION => {
+                            tracing::info!(
+                                "zk analysis of {} was made for circuit version {}, this node builds {}: re-analysing",
+                                row.digest,
+                                i.circuit_version,
+                                vouch_zk::CIRCUIT_VERSION
+                            );
+                            todo.push(row.digest);
+                            continue;
+                        }
                         Ok(i) => ModelZk::Available(Arc::new(i)),
                         Err(e) => {
                             tracing::warn!(
@@ -324,13 +334,21 @@ impl ZkState {
                 return Ok(keys);
             }
         }
-        let info = match self.model(digest) {
-            Some(ModelZk::Available(i)) => i,
-            _ => {
-                return Err(JobError::new(
-                    ErrorCode::TierUnavailable,
-                    "the model is no longer available for zk on this node",
-                ));
+        // A model being (re-)analysed — at boot after a circuit change — is waited for: its
+        // queued jobs run once the analysis is recorded.
+        let info = loop {
+            match self.model(digest) {
+                Some(ModelZk::Available(i)) => break i,
+                Some(ModelZk::Analysing) => self.rt.block_on(async {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(1), self.changed.notified()).await;
+                }),
+                _ => {
+                    return Err(JobError::new(
+                        ErrorCode::TierUnavailable,
+                        "the model is no longer available for zk on this node",
+                    ));
+                }
             }
         };
         let bytes = self
