@@ -736,13 +736,14 @@ fn a_payment_settled_for_a_receipt_that_cannot_be_logged_is_refunded() {
     );
     // Settled, then refunded (not merely never charged): the journal has both, with the reason
     // (each settlement and refund moves money between two accounts: two journal entries).
+    let ledger = node.dir.path().join("vouch.db-ledger");
     let out = Command::new("python3")
         .args([
             "-c",
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=30); \
              print([r[0] for r in c.execute('SELECT kind FROM pay_entries ORDER BY seq')]); \
              print(c.execute('SELECT refund_reason FROM pay_settlements WHERE refunded_at IS NOT NULL').fetchall())",
-            db.to_str().unwrap(),
+            ledger.to_str().unwrap(),
         ])
         .output()
         .unwrap();

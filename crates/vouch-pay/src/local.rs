@@ -73,14 +73,14 @@ impl LocalFacilitator {
             return Ok(verify_failure(f));
         }
         let payer = Some(v.payer.to_string());
-        if self.ledger.settlement(&v.key()).await?.is_some() {
+        let (used, balance) = self.ledger.standing(&v.key(), &payer_account(v)).await?;
+        if used {
             return Ok(verify_failure(VerifyFailure {
                 reason: Reason::NonceAlreadyUsed,
                 message: "this authorization's nonce was already used".into(),
                 payer,
             }));
         }
-        let balance = self.ledger.balance(&payer_account(v)).await?;
         if balance < v.amount {
             return Ok(verify_failure(VerifyFailure {
                 reason: Reason::InsufficientBalance,
@@ -111,31 +111,31 @@ impl LocalFacilitator {
             message: "this authorization's nonce was already used".into(),
             payer: payer.clone(),
         };
-        // A repeat of a settled authorization gets the earlier answer, even after its window
-        // closed; another authorization under the same nonce is refused.
-        if let Some(rec) = self.ledger.settlement(&v.key()).await? {
-            return Ok(if rec.digest == v.digest {
-                settle_success(&rec, network)
-            } else {
-                settle_failure(nonce_used(), network)
-            });
-        }
         let now = (self.clock)();
-        if v.valid_before < now.saturating_add(VALID_BEFORE_MARGIN_SECS) {
-            let f = VerifyFailure {
+        let outside_window = if v.valid_before < now.saturating_add(VALID_BEFORE_MARGIN_SECS) {
+            Some(VerifyFailure {
                 reason: Reason::ValidBeforeExpired,
                 message: format!("authorization expired (validBefore {})", v.valid_before),
-                payer,
-            };
-            return Ok(settle_failure(f, network));
-        }
-        if v.valid_after > now {
-            let f = VerifyFailure {
+                payer: payer.clone(),
+            })
+        } else if v.valid_after > now {
+            Some(VerifyFailure {
                 reason: Reason::ValidAfterInFuture,
                 message: format!("authorization not yet valid (validAfter {})", v.valid_after),
-                payer,
-            };
-            return Ok(settle_failure(f, network));
+                payer: payer.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(f) = outside_window {
+            // A repeat of a settled authorization gets the earlier answer, even after its
+            // window closed; another authorization under the same nonce is refused. (Inside the
+            // window the ledger's settle answers the same, without this extra read.)
+            return Ok(match self.ledger.settlement(&v.key()).await? {
+                Some(rec) if rec.digest == v.digest => settle_success(&rec, network),
+                Some(_) => settle_failure(nonce_used(), network),
+                None => settle_failure(f, network),
+            });
         }
         let record = SettlementRecord {
             key: v.key(),

@@ -91,6 +91,19 @@ pub trait Ledger: Send + Sync {
         key: &AuthorizationKey,
     ) -> Result<Option<SettlementRecord>, StoreError>;
 
+    /// Whether `key` is settled, and `payer`'s balance: what a verification checks. One read
+    /// where the store can (the default makes two).
+    async fn standing(
+        &self,
+        key: &AuthorizationKey,
+        payer: &Account,
+    ) -> Result<(bool, U256), StoreError> {
+        Ok((
+            self.settlement(key).await?.is_some(),
+            self.balance(payer).await?,
+        ))
+    }
+
     /// In one transaction: if `key` is settled, report it (same digest) or `NonceUsed`; else move
     /// `amount` from payer to `pay_to` if the payer has it, and record `new` under `key`.
     async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError>;

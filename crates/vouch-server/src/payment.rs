@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use vouch_core::{ErrorCode, ModelDigest, PaymentRef, Tier};
-use vouch_pay::store::Account;
+use vouch_pay::store::{Account, NonceStore};
 use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, ResourceInfo, X_PAYMENT_HEADER};
 use vouch_pay::{
-    Address, FacilitatorChoice, GateConfig, LocalFacilitator, PayConfig, PayTerms, PaymentGate,
-    Quote, Rejection, RemoteFacilitator, Ticket,
+    Address, FacilitatorChoice, GateConfig, LocalFacilitator, MemoryNonceStore, PayConfig,
+    PayTerms, PaymentGate, Quote, Rejection, RemoteFacilitator, Ticket,
 };
 use vouch_store::Store;
-use vouch_store::pay_store::SqlitePayStore;
+use vouch_store::pay_store::{SettleDurability, SqlitePayStore};
 
 use crate::error::{ApiError, ProtocolAnswer};
 use crate::state::{AppState, BootError};
@@ -43,35 +43,44 @@ impl PayState {
         }
         let terms = cfg.terms().map_err(|e| BootError::Pay(e.to_string()))?;
         let pay_store = Arc::new(
-            SqlitePayStore::new(store.pool().clone())
+            // Settlements are synced by `make_durable`, beside the receipt's log commit.
+            SqlitePayStore::open(store.pool().clone(), SettleDurability::Deferred)
                 .await
                 .map_err(|e| BootError::Pay(e.to_string()))?,
         );
-        let (facilitator, ledger): (Arc<dyn vouch_pay::Facilitator>, _) =
-            match cfg.facilitator_choice() {
-                Ok(FacilitatorChoice::Builtin) => (
-                    Arc::new(LocalFacilitator::new(
-                        pay_store.clone(),
-                        vec![terms.chain_id],
-                    )),
-                    Some(pay_store.clone()),
+        // Claims: in memory with the built-in ledger (its settlement row is the durable
+        // single-use record; see `vouch_pay::memory_claims`), durable with a remote facilitator
+        // (a settlement that times out must be found again after a restart).
+        let (facilitator, ledger, claims): (
+            Arc<dyn vouch_pay::Facilitator>,
+            _,
+            Arc<dyn NonceStore>,
+        ) = match cfg.facilitator_choice() {
+            Ok(FacilitatorChoice::Builtin) => (
+                Arc::new(LocalFacilitator::new(
+                    pay_store.clone(),
+                    vec![terms.chain_id],
+                )),
+                Some(pay_store.clone()),
+                Arc::new(MemoryNonceStore::new()),
+            ),
+            Ok(FacilitatorChoice::Remote(url)) => (
+                Arc::new(
+                    RemoteFacilitator::new(
+                        &url,
+                        Duration::from_millis(cfg.facilitator_timeout_ms.max(1)),
+                    )
+                    .map_err(|e| BootError::Pay(e.to_string()))?,
                 ),
-                Ok(FacilitatorChoice::Remote(url)) => (
-                    Arc::new(
-                        RemoteFacilitator::new(
-                            &url,
-                            Duration::from_millis(cfg.facilitator_timeout_ms.max(1)),
-                        )
-                        .map_err(|e| BootError::Pay(e.to_string()))?,
-                    ),
-                    None,
-                ),
-                Err(e) => return Err(BootError::Pay(e.to_string())),
-            };
+                None,
+                pay_store,
+            ),
+            Err(e) => return Err(BootError::Pay(e.to_string())),
+        };
         let described = facilitator.describe();
         let gate = Arc::new(PaymentGate::new(
             facilitator,
-            pay_store,
+            claims,
             GateConfig {
                 lease_seconds: cfg.lease_seconds.max(1),
                 ..GateConfig::default()
@@ -96,8 +105,20 @@ impl PayState {
     }
 }
 
-/// Re-settles payments whose settlement outcome was unknown: once at startup, then every
-/// `pending_grace_seconds`.
+/// Makes the settlement a receipt names durable: the built-in ledger commits settlements
+/// without a sync ([`SettleDurability::Deferred`]) and the request runs this beside the log
+/// commit of its receipt, so the two fsyncs overlap instead of queueing. Remote facilitators
+/// settle on their side: nothing to do.
+pub async fn make_durable(st: &AppState, payment: Option<&PaymentRef>) -> Result<(), ApiError> {
+    let (Some(_), Some(ledger)) = (payment, st.pay.as_ref().and_then(|p| p.ledger.as_ref())) else {
+        return Ok(());
+    };
+    ledger.sync().await.map_err(|e| {
+        tracing::error!(error = %e, "settlement could not be made durable");
+        ApiError::internal("the payment could not be recorded durably")
+    })
+}
+
 /// Refunds a settled payment whose request could not be answered after settlement (its receipt
 /// could not be logged). Logged loudly either way: a failure here needs the operator.
 pub async fn refund_unserved(st: &AppState, payment: Option<&PaymentRef>, why: &str) {
@@ -158,6 +179,8 @@ pub fn spawn_zk_refunds(zk: &crate::proofs::ZkState, pay: &PayState, store: Stor
     });
 }
 
+/// Re-settles payments whose settlement outcome was unknown: once at startup, then every
+/// `pending_grace_seconds`.
 fn spawn_reconciler(gate: Arc<PaymentGate>) {
     let every = Duration::from_secs(GateConfig::default().pending_grace_seconds.max(1));
     tokio::spawn(async move {

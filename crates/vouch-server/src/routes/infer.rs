@@ -232,11 +232,16 @@ async fn run(
         evidence.insert("tee".to_string(), tee.boot_json.clone());
     }
     // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
-    let log_evidence = match crate::transparency::log_receipt(&st.log, &canonical, log_proof).await
-    {
+    // A settlement in the built-in ledger is made durable by a sync running at the same time.
+    let (logged, synced) = tokio::join!(
+        crate::transparency::log_receipt(&st.log, &canonical, log_proof),
+        crate::payment::make_durable(st, receipt.payment.as_ref()),
+    );
+    let log_evidence = match logged.and_then(|e| synced.map(|()| e)) {
         Ok(e) => e,
         Err(e) => {
-            // No output without a logged receipt; a payment already settled goes back.
+            // No output without a logged receipt and a durable settlement; a payment already
+            // settled goes back.
             crate::payment::refund_unserved(st, receipt.payment.as_ref(), &e.message).await;
             return Err(e);
         }

@@ -121,15 +121,24 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
         None => "not offered (tee.producer = \"none\")".into(),
     };
 
+    let revenue_line = match &st.pay {
+        Some(p) => format!(
+            "Revenue: prices of answered requests, settled through x402 ({}), in {asset} units.",
+            esc(&p.facilitator)
+        ),
+        None => format!(
+            "Revenue: quoted prices of answered requests in {asset} units; payments are off, so nothing was charged."
+        ),
+    };
     let mut html = String::with_capacity(8192);
     let _ = write!(
         html,
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Vouch node status</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#202124}}table{{border-collapse:collapse;margin:8px 0 20px}}
 th,td{{border-bottom:1px solid #dadce0;padding:4px 10px;text-align:right}}th:first-child,td:first-child{{text-align:left}}
-.charts{{display:flex;gap:32px;flex-wrap:wrap}}code{{font-size:12px}}</style></head><body>
+.charts{{display:flex;gap:32px;flex-wrap:wrap}}code{{font-size:12px;word-break:break-all}}</style></head><body>
 <h1>Vouch node status</h1>
-<p>Node key <code>{key}</code><br>TEE: {tee_line}<br>{total} requests since start. Revenue is quoted in {asset} (payments not yet settled).</p>
+<p>Node key <code>{key}</code><br>TEE: {tee_line}<br>{total} requests since start. {revenue_line}</p>
 <div class="charts">{share}{latency}</div>
 <h2>Per tier</h2><table id="per-tier"><tr><th>tier</th><th>requests</th><th>errors</th><th>share</th><th>p50 ms</th><th>p95 ms</th><th>revenue ({asset})</th></tr>"#,
         key = st.signer.public_key(),
