@@ -42,6 +42,19 @@ pub struct SettlementRecord {
     pub refund: Option<RefundRecord>,
 }
 
+impl SettlementRecord {
+    /// The accounts it moves money between: (payer, payee).
+    pub fn accounts(&self) -> (Account, Account) {
+        let k = &self.key;
+        let account = |owner| Account {
+            chain_id: k.chain_id,
+            asset: k.asset,
+            owner,
+        };
+        (account(k.payer), account(self.pay_to))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefundRecord {
     pub refunded_at: u64,

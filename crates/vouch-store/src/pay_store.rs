@@ -526,16 +526,7 @@ async fn settle_batch_on(
             });
             continue;
         }
-        let payer = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: k.payer,
-        };
-        let payee = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: new.pay_to,
-        };
+        let (payer, payee) = new.accounts();
         let balance = balances.get(&payer).copied().unwrap_or(U256::ZERO);
         let Some(debited) = balance.checked_sub(new.amount) else {
             outcomes.push(SettleOutcome::InsufficientBalance { balance });
@@ -827,17 +818,7 @@ impl Ledger for SqlitePayStore {
             tx.rollback().await.map_err(db)?;
             return Ok(RefundOutcome::AlreadyRefunded(rec));
         }
-        let k = &rec.key;
-        let payer = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: k.payer,
-        };
-        let payee = Account {
-            chain_id: k.chain_id,
-            asset: k.asset,
-            owner: rec.pay_to,
-        };
+        let (payer, payee) = rec.accounts();
         apply(
             &mut tx,
             &payee,
