@@ -602,13 +602,24 @@ fn read_script(records: &[&SettlementRecord]) -> Result<String, StoreError> {
             ]));
         }
     }
+    // CROSS JOIN with the keys outside: one primary-key search per key. (`(…) IN (VALUES …)`
+    // makes SQLite scan the table — ever slower as the ledger grows.)
+    let columns: Vec<String> = SETTLEMENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect();
     Ok(format!(
         "BEGIN IMMEDIATE;
-         SELECT 'settlement' AS row_kind, {SETTLEMENT_COLUMNS} FROM pay_settlements
-           WHERE (chain_id, asset, payer, nonce) IN (VALUES {});
-         SELECT 'balance' AS row_kind, chain_id, asset, owner, balance FROM pay_balances
-           WHERE (chain_id, asset, owner) IN (VALUES {});",
+         WITH k(chain_id, asset, payer, nonce) AS (VALUES {})
+         SELECT 'settlement' AS row_kind, {} FROM k CROSS JOIN pay_settlements AS s
+           ON s.chain_id = k.chain_id AND s.asset = k.asset AND s.payer = k.payer
+              AND s.nonce = k.nonce;
+         WITH k(chain_id, asset, owner) AS (VALUES {})
+         SELECT 'balance' AS row_kind, b.chain_id, b.asset, b.owner, b.balance
+           FROM k CROSS JOIN pay_balances AS b
+           ON b.chain_id = k.chain_id AND b.asset = k.asset AND b.owner = k.owner;",
         keys.join(", "),
+        columns.join(", "),
         owners.join(", ")
     ))
 }
