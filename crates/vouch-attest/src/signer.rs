@@ -2,8 +2,10 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::Sha512;
 use std::path::Path;
 use vouch_core::{BundleSignature, NodeKey, Receipt};
 
@@ -30,21 +32,29 @@ pub enum SignerError {
 /// Signs receipts on behalf of this node.
 pub struct NodeSigner {
     key: SigningKey,
+    /// `SHA-512(seed)` split into scalar and nonce prefix, computed once: `SigningKey::sign`
+    /// re-derives it on every signature. Signatures are identical either way (RFC 8032).
+    expanded: ExpandedSecretKey,
+    public: VerifyingKey,
 }
 
 impl NodeSigner {
+    fn new(key: SigningKey) -> Self {
+        NodeSigner {
+            expanded: ExpandedSecretKey::from(key.as_bytes()),
+            public: key.verifying_key(),
+            key,
+        }
+    }
+
     /// A fresh random key (tests, ephemeral nodes).
     pub fn generate() -> Self {
-        NodeSigner {
-            key: SigningKey::generate(&mut rand_core::OsRng),
-        }
+        Self::new(SigningKey::generate(&mut rand_core::OsRng))
     }
 
     /// A key from a 32-byte seed: deterministic, for test vectors.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        NodeSigner {
-            key: SigningKey::from_bytes(&seed),
-        }
+        Self::new(SigningKey::from_bytes(&seed))
     }
 
     /// Loads the key at `path`, creating it (mode 0600) if absent. Returns whether it was created.
@@ -57,7 +67,7 @@ impl NodeSigner {
                     path: shown,
                     reason: e.to_string(),
                 })?;
-                Ok((NodeSigner { key }, false))
+                Ok((NodeSigner::new(key), false))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let signer = Self::generate();
@@ -81,7 +91,7 @@ impl NodeSigner {
     }
 
     pub fn public_key(&self) -> NodeKey {
-        NodeKey(self.key.verifying_key().to_bytes())
+        NodeKey(self.public.to_bytes())
     }
 
     /// The `signed` tier: Ed25519 over the receipt's domain-separated hash.
@@ -93,19 +103,17 @@ impl NodeSigner {
     /// canonical bytes) the caller already has: the server canonicalises each receipt once, for
     /// the signature and the log entry both.
     pub fn sign_receipt_hash(&self, receipt_hash: &vouch_core::Digest) -> BundleSignature {
-        let sig = self
-            .key
-            .sign(&vouch_core::receipt::signing_message_for(receipt_hash));
+        let sig = self.sign_raw(&vouch_core::receipt::signing_message_for(receipt_hash));
         BundleSignature {
             alg: "ed25519".into(),
-            sig: B64.encode(sig.to_bytes()),
+            sig: B64.encode(sig),
         }
     }
 
     /// Raw Ed25519 over arbitrary bytes, for other formats that carry their own framing
     /// (signed notes of the transparency log).
     pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {
-        self.key.sign(msg).to_bytes()
+        raw_sign::<Sha512>(&self.expanded, msg, &self.public).to_bytes()
     }
 }
 
@@ -155,6 +163,26 @@ pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_are_byte_identical_to_signing_key_sign() {
+        use ed25519_dalek::Signer as _;
+        for seed in [[0u8; 32], [7u8; 32], *b"vouch node key test vector seed!"] {
+            let signer = NodeSigner::from_seed(seed);
+            let reference = SigningKey::from_bytes(&seed);
+            assert_eq!(signer.public_key().0, reference.verifying_key().to_bytes());
+            for msg in [&b""[..], b"abc", &[0xffu8; 300][..]] {
+                assert_eq!(signer.sign_raw(msg), reference.sign(msg).to_bytes());
+            }
+            let hash = vouch_core::Digest::of(b"a receipt");
+            let sig = signer.sign_receipt_hash(&hash);
+            let want = reference.sign(&vouch_core::receipt::signing_message_for(&hash));
+            assert_eq!(sig.sig, B64.encode(want.to_bytes()));
+        }
+        let random = NodeSigner::generate();
+        let reference = SigningKey::from_bytes(random.key.as_bytes());
+        assert_eq!(random.sign_raw(b"x"), reference.sign(b"x").to_bytes());
+    }
 
     #[test]
     fn key_file_is_created_private_and_reloads_to_the_same_key() {

@@ -1,6 +1,9 @@
 //! Whole-server figures, measured side by side in one run on a node booted in this process:
 //! - cost of the `signed` tier: p50 latency with ["signed"] ÷ with [] (requests interleaved);
-//! - server overhead: HTTP requests/s (wrk, 16 connections, loopback) ÷ in-process inferences/s;
+//! - server overhead: HTTP requests/s (wrk, 16 connections, loopback) ÷ in-process inferences/s,
+//!   and the same ratio for a minimal axum handler (same axum, hyper and tokio, same runtime,
+//!   same wrk command and request body, a fixed ~600-byte JSON answer): the ceiling any HTTP
+//!   server reaches on this machine, since wrk shares its cores;
 //! - cold start of the CNN from the registry (cache miss after a restart) vs a warm request;
 //! - memory with 1,000 registered models of which 50 are hot.
 //!
@@ -83,6 +86,46 @@ fn inputs(name: &str) -> Value {
         &std::fs::read_to_string(repo().join(format!("models/{name}.input.json"))).expect("inputs"),
     )
     .expect("json")
+}
+
+/// A fixed answer shaped like a small bundle (about 600 bytes).
+const CEILING_ANSWER: &str = concat!(
+    r#"{"format":"vouch.bundle.v1","receipt":{"version":1,"request_id":"0193a5c0-0000-7000-8000-000000000000","#,
+    r#""model":"sha256:0000000000000000000000000000000000000000000000000000000000000000","#,
+    r#""input_digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","#,
+    r#""output_digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","#,
+    r#""engine":{"name":"onnxruntime","version":"1.32.0","profile":{"threads":1,"deterministic":false,"batch":1}},"#,
+    r#""tiers":[],"issued_at":"2026-12-01T00:00:00Z"},"#,
+    r#""outputs":{"y":{"dtype":"float32","shape":[1,10],"data":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0]}}}"#
+);
+
+/// The ceiling server: a minimal axum app on this runtime, one POST route that reads the whole
+/// body and answers `CEILING_ANSWER` as JSON.
+async fn ceiling_server() -> (String, tokio::sync::oneshot::Sender<()>) {
+    let app = axum::Router::new().route(
+        "/v1/infer",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            std::hint::black_box(body.len());
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                CEILING_ANSWER,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("ceiling server");
+    });
+    (url, tx)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -171,6 +214,34 @@ async fn main() {
     };
     let http_rps = wrk_rps(&signed_body, "[\"signed\"]");
     let http_plain_rps = wrk_rps(&plain_body, "[]");
+    // The ceiling: same runtime, same wrk command and body, a handler that only reads the body
+    // and answers a fixed JSON document of about a bundle's size.
+    let (ceiling_url, ceiling_stop) = ceiling_server().await;
+    let ceiling_rps = {
+        let lua = tmp.path().join("post-ceiling.lua");
+        std::fs::write(
+            &lua,
+            format!(
+                "wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [[{}]]\n",
+                serde_json::to_string(&signed_body).expect("json")
+            ),
+        )
+        .expect("lua");
+        let wrk = std::process::Command::new("wrk")
+            .args(["-t", "2", "-c", "16", "-d", "10s", "-s"])
+            .arg(&lua)
+            .arg(format!("{ceiling_url}/v1/infer"))
+            .output();
+        wrk.ok().and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).to_string();
+            println!("ceiling (minimal axum handler):\n```\n{}```", out);
+            out.lines()
+                .find(|l| l.starts_with("Requests/sec:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|x| x.parse::<f64>().ok())
+        })
+    };
+    let _ = ceiling_stop.send(());
     let ort = vouch_exec::ort_engine::OrtEngine::load(
         &vouch_server::state::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
         1,
@@ -197,6 +268,18 @@ async fn main() {
         _ => {
             println!("| HTTP through the server | (wrk not installed: apt-get install wrk) |\n")
         }
+    }
+    if let Some(c) = ceiling_rps {
+        println!(
+            "| ceiling: minimal axum handler (reads a {} B body, answers {} B of JSON), wrk | {c:.0} |\n\nceiling ratio HTTP ÷ in-process: **{:.2}**; the server reaches {:.0} % ([\"signed\"]) and {:.0} % ([]) of the ceiling\n",
+            serde_json::to_string(&signed_body)
+                .map(|b| b.len())
+                .unwrap_or(0),
+            CEILING_ANSWER.len(),
+            c / inproc,
+            http_rps.map(|r| 100.0 * r / c).unwrap_or(f64::NAN),
+            http_plain_rps.map(|p| 100.0 * p / c).unwrap_or(f64::NAN),
+        );
     }
 
     // 3. Cold start after a restart: the first CNN request loads and compiles from the registry.

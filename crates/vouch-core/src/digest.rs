@@ -30,7 +30,28 @@ impl Digest {
 
     /// The bare 64-character lowercase hex, without the `sha256:` prefix.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        Hex32::new(&self.0).as_str().to_string()
+    }
+}
+
+/// Lowercase hex of 32 bytes, on the stack: digests and keys are printed on every request
+/// (receipts, log entries), so no `String` per print.
+pub(crate) struct Hex32([u8; 64]);
+
+impl Hex32 {
+    pub(crate) fn new(bytes: &[u8; 32]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        Hex32(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -60,7 +81,8 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", self.hex())
+        f.write_str("sha256:")?;
+        f.write_str(Hex32::new(&self.0).as_str())
     }
 }
 
@@ -129,6 +151,14 @@ mod tests {
             Digest::of(b"abc").hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn stack_hex_matches_the_hex_crate() {
+        for d in [Digest([0u8; 32]), Digest([0xffu8; 32]), Digest::of(b"abc")] {
+            assert_eq!(d.hex(), hex::encode(d.0));
+            assert_eq!(d.to_string(), format!("sha256:{}", hex::encode(d.0)));
+        }
     }
 
     #[test]

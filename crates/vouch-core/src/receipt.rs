@@ -93,7 +93,8 @@ pub struct NodeKey(pub [u8; 32]);
 
 impl fmt::Display for NodeKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ed25519:{}", hex::encode(self.0))
+        f.write_str("ed25519:")?;
+        f.write_str(crate::digest::Hex32::new(&self.0).as_str())
     }
 }
 

@@ -270,66 +270,62 @@ impl TensorData {
             bool b => b.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect())
     }
 
-    fn from_json(dtype: DType, value: &serde_json::Value) -> Result<Self, TensorError> {
-        let arr = value.as_array().ok_or(TensorError::DataNotArray)?;
-        macro_rules! ints {
-            ($t:ty, $variant:ident) => {{
-                let mut v = Vec::with_capacity(arr.len());
-                for (i, x) in arr.iter().enumerate() {
-                    let n = if let Some(n) = x.as_i64() {
-                        <$t>::try_from(n).ok()
-                    } else if let Some(n) = x.as_u64() {
-                        <$t>::try_from(n).ok()
-                    } else {
-                        None
-                    };
-                    v.push(n.ok_or_else(|| TensorError::BadElement {
-                        index: i,
-                        dtype,
-                        value: x.to_string().chars().take(40).collect(),
-                    })?);
-                }
-                TensorData::$variant(v)
+    /// An empty vector of `dtype`'s elements with room for `n`.
+    fn with_capacity(dtype: DType, n: usize) -> Self {
+        match dtype {
+            DType::Float32 => TensorData::Float32(Vec::with_capacity(n)),
+            DType::Float64 => TensorData::Float64(Vec::with_capacity(n)),
+            DType::Int8 => TensorData::Int8(Vec::with_capacity(n)),
+            DType::Int16 => TensorData::Int16(Vec::with_capacity(n)),
+            DType::Int32 => TensorData::Int32(Vec::with_capacity(n)),
+            DType::Int64 => TensorData::Int64(Vec::with_capacity(n)),
+            DType::Uint8 => TensorData::Uint8(Vec::with_capacity(n)),
+            DType::Uint16 => TensorData::Uint16(Vec::with_capacity(n)),
+            DType::Uint32 => TensorData::Uint32(Vec::with_capacity(n)),
+            DType::Uint64 => TensorData::Uint64(Vec::with_capacity(n)),
+            DType::Bool => TensorData::Bool(Vec::with_capacity(n)),
+        }
+    }
+
+    /// Appends JSON element `index` (the same acceptance rules as `serde_json::Value`'s
+    /// `as_f64`/`as_i64`/`as_u64`: integers for integer types, any number for floats, `true`,
+    /// `false`, 0 or 1 for bool).
+    fn push_json(&mut self, index: usize, x: JsonElem) -> Result<(), TensorError> {
+        let dtype = self.dtype();
+        let bad = |x: &JsonElem| TensorError::BadElement {
+            index,
+            dtype,
+            value: x.shown(),
+        };
+        macro_rules! int {
+            ($v:expr, $t:ty) => {{
+                let n = match x {
+                    JsonElem::U(u) => <$t>::try_from(u).ok(),
+                    JsonElem::I(i) => <$t>::try_from(i).ok(),
+                    _ => None,
+                };
+                $v.push(n.ok_or_else(|| bad(&x))?)
             }};
         }
-        let bad = |i: usize, x: &serde_json::Value| TensorError::BadElement {
-            index: i,
-            dtype,
-            value: x.to_string().chars().take(40).collect(),
-        };
-        Ok(match dtype {
-            DType::Float32 => TensorData::Float32(
-                arr.iter()
-                    .enumerate()
-                    .map(|(i, x)| x.as_f64().map(|f| f as f32).ok_or_else(|| bad(i, x)))
-                    .collect::<Result<_, _>>()?,
-            ),
-            DType::Float64 => TensorData::Float64(
-                arr.iter()
-                    .enumerate()
-                    .map(|(i, x)| x.as_f64().ok_or_else(|| bad(i, x)))
-                    .collect::<Result<_, _>>()?,
-            ),
-            DType::Int8 => ints!(i8, Int8),
-            DType::Int16 => ints!(i16, Int16),
-            DType::Int32 => ints!(i32, Int32),
-            DType::Int64 => ints!(i64, Int64),
-            DType::Uint8 => ints!(u8, Uint8),
-            DType::Uint16 => ints!(u16, Uint16),
-            DType::Uint32 => ints!(u32, Uint32),
-            DType::Uint64 => ints!(u64, Uint64),
-            DType::Bool => TensorData::Bool(
-                arr.iter()
-                    .enumerate()
-                    .map(|(i, x)| match x {
-                        serde_json::Value::Bool(b) => Ok(*b),
-                        serde_json::Value::Number(n) if n.as_u64() == Some(0) => Ok(false),
-                        serde_json::Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
-                        _ => Err(bad(i, x)),
-                    })
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
+        match self {
+            TensorData::Float32(v) => v.push(x.as_f64().ok_or_else(|| bad(&x))? as f32),
+            TensorData::Float64(v) => v.push(x.as_f64().ok_or_else(|| bad(&x))?),
+            TensorData::Int8(v) => int!(v, i8),
+            TensorData::Int16(v) => int!(v, i16),
+            TensorData::Int32(v) => int!(v, i32),
+            TensorData::Int64(v) => int!(v, i64),
+            TensorData::Uint8(v) => int!(v, u8),
+            TensorData::Uint16(v) => int!(v, u16),
+            TensorData::Uint32(v) => int!(v, u32),
+            TensorData::Uint64(v) => int!(v, u64),
+            TensorData::Bool(v) => v.push(match x {
+                JsonElem::B(b) => b,
+                JsonElem::U(0) => false,
+                JsonElem::U(1) => true,
+                _ => return Err(bad(&x)),
+            }),
+        }
+        Ok(())
     }
 
     fn to_json(&self) -> serde_json::Value {
@@ -434,8 +430,7 @@ pub fn element_count(shape: &[u64]) -> u128 {
         .fold(1u128, |acc, &d| acc.saturating_mul(d as u128))
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct TensorWire {
     dtype: DType,
     shape: Vec<u64>,
@@ -464,18 +459,273 @@ impl Serialize for Tensor {
 }
 
 impl<'de> Deserialize<'de> for Tensor {
+    /// Straight from the parser into typed vectors when `dtype` comes before `data` (the usual
+    /// order); otherwise `data` is held as parsed scalars until `dtype` is known. No JSON tree.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let w = TensorWire::deserialize(d)?;
-        let data = match (&w.data, &w.b64) {
-            (Some(v), None) => TensorData::from_json(w.dtype, v),
+        d.deserialize_struct("TensorWire", WIRE_FIELDS, TensorVisitor)
+    }
+}
+
+const WIRE_FIELDS: &[&str] = &["dtype", "shape", "data", "b64"];
+
+enum WireField {
+    DType,
+    Shape,
+    Data,
+    B64,
+}
+
+impl<'de> Deserialize<'de> for WireField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = WireField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WireField, E> {
+                match v {
+                    "dtype" => Ok(WireField::DType),
+                    "shape" => Ok(WireField::Shape),
+                    "data" => Ok(WireField::Data),
+                    "b64" => Ok(WireField::B64),
+                    other => Err(E::unknown_field(other, WIRE_FIELDS)),
+                }
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// `data` as far as it could be decoded when it was read.
+enum WireData {
+    Typed(TensorData),
+    /// `dtype` had not been seen yet.
+    Pending(Vec<JsonElem>),
+    NotArray,
+}
+
+struct TensorVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TensorVisitor {
+    type Value = Tensor;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct TensorWire")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Tensor, A::Error> {
+        use serde::de::Error;
+        let mut dtype: Option<DType> = None;
+        let mut shape: Option<Vec<u64>> = None;
+        // Outer `Some`: the field was present (a `null` reads as absent, as before).
+        let mut data: Option<Option<WireData>> = None;
+        let mut b64: Option<Option<String>> = None;
+        while let Some(field) = map.next_key::<WireField>()? {
+            match field {
+                WireField::DType => {
+                    if dtype.is_some() {
+                        return Err(A::Error::duplicate_field("dtype"));
+                    }
+                    dtype = Some(map.next_value()?);
+                }
+                WireField::Shape => {
+                    if shape.is_some() {
+                        return Err(A::Error::duplicate_field("shape"));
+                    }
+                    shape = Some(map.next_value()?);
+                }
+                WireField::Data => {
+                    if data.is_some() {
+                        return Err(A::Error::duplicate_field("data"));
+                    }
+                    data = Some(map.next_value_seed(DataSeed(dtype))?);
+                }
+                WireField::B64 => {
+                    if b64.is_some() {
+                        return Err(A::Error::duplicate_field("b64"));
+                    }
+                    b64 = Some(map.next_value()?);
+                }
+            }
+        }
+        let dtype = dtype.ok_or_else(|| A::Error::missing_field("dtype"))?;
+        let shape = shape.ok_or_else(|| A::Error::missing_field("shape"))?;
+        let data = match (data.flatten(), b64.flatten()) {
+            (Some(WireData::Typed(d)), None) => Ok(d),
+            (Some(WireData::Pending(elems)), None) => {
+                let mut d = TensorData::with_capacity(dtype, elems.len());
+                elems
+                    .into_iter()
+                    .enumerate()
+                    .try_for_each(|(i, x)| d.push_json(i, x))
+                    .map(|()| d)
+            }
+            (Some(WireData::NotArray), None) => Err(TensorError::DataNotArray),
             (None, Some(b)) => B64
                 .decode(b)
                 .map_err(|_| TensorError::BadBase64)
-                .and_then(|bytes| TensorData::from_le_bytes(w.dtype, &bytes)),
+                .and_then(|bytes| TensorData::from_le_bytes(dtype, &bytes)),
             _ => Err(TensorError::DataAndB64),
         }
-        .map_err(serde::de::Error::custom)?;
-        Tensor::new(w.shape, data).map_err(serde::de::Error::custom)
+        .map_err(A::Error::custom)?;
+        Tensor::new(shape, data).map_err(A::Error::custom)
+    }
+}
+
+/// Reads `data` (or `null`), typed when the dtype is already known.
+struct DataSeed(Option<DType>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
+    type Value = Option<WireData>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DataSeed {
+    type Value = Option<WireData>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of numbers")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Capacity from the parser's hint, capped: the hint is caller-controlled.
+        let cap = seq.size_hint().unwrap_or(0).min(1 << 16);
+        match self.0 {
+            Some(dtype) => {
+                let mut d = TensorData::with_capacity(dtype, cap);
+                let mut i = 0;
+                while let Some(x) = seq.next_element::<JsonElem>()? {
+                    d.push_json(i, x).map_err(serde::de::Error::custom)?;
+                    i += 1;
+                }
+                Ok(Some(WireData::Typed(d)))
+            }
+            None => {
+                let mut v = Vec::with_capacity(cap);
+                while let Some(x) = seq.next_element::<JsonElem>()? {
+                    v.push(x);
+                }
+                Ok(Some(WireData::Pending(v)))
+            }
+        }
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    // Anything else present but not an array: consumed, then refused with DataNotArray.
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(WireData::NotArray))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some(WireData::NotArray))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some(WireData::NotArray))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some(WireData::NotArray))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(WireData::NotArray))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        serde::de::IgnoredAny::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Some(WireData::NotArray))
+    }
+}
+
+/// One element of a `data` array as the parser gave it. Numbers are kept the way
+/// `serde_json::Number` keeps them (non-negative integers unsigned), so acceptance is exactly
+/// that of the former `serde_json::Value` path.
+enum JsonElem {
+    U(u64),
+    I(i64),
+    F(f64),
+    B(bool),
+    /// Not a scalar: kept only to be named in the error.
+    Other(Box<serde_json::Value>),
+}
+
+impl JsonElem {
+    fn as_f64(&self) -> Option<f64> {
+        match *self {
+            JsonElem::U(u) => Some(u as f64),
+            JsonElem::I(i) => Some(i as f64),
+            JsonElem::F(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// As the error shows it: the element's JSON text, at most 40 characters.
+    fn shown(&self) -> String {
+        let v = match self {
+            JsonElem::U(u) => serde_json::Value::from(*u),
+            JsonElem::I(i) => serde_json::Value::from(*i),
+            JsonElem::F(f) => serde_json::Value::from(*f),
+            JsonElem::B(b) => serde_json::Value::from(*b),
+            JsonElem::Other(v) => (**v).clone(),
+        };
+        v.to_string().chars().take(40).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonElem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonElem;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<JsonElem, E> {
+                Ok(JsonElem::B(b))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<JsonElem, E> {
+                Ok(match u64::try_from(i) {
+                    Ok(u) => JsonElem::U(u),
+                    Err(_) => JsonElem::I(i),
+                })
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<JsonElem, E> {
+                Ok(JsonElem::U(u))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<JsonElem, E> {
+                Ok(JsonElem::F(f))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<JsonElem, E> {
+                Ok(JsonElem::Other(Box::new(serde_json::Value::from(s))))
+            }
+            fn visit_unit<E>(self) -> Result<JsonElem, E> {
+                Ok(JsonElem::Other(Box::new(serde_json::Value::Null)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<JsonElem, A::Error> {
+                let v = serde_json::Value::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(JsonElem::Other(Box::new(v)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JsonElem, A::Error> {
+                let v = serde_json::Value::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(JsonElem::Other(Box::new(v)))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -596,6 +846,87 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("elements but 0"), "{e}");
+    }
+
+    #[test]
+    fn data_before_dtype_decodes_the_same_and_elements_follow_json_number_rules() {
+        let cases = [
+            (r#""dtype":"float32","shape":[3]"#, "[1, -2, 0.5]"),
+            (
+                r#""dtype":"float64","shape":[2]"#,
+                "[18446744073709551615, -1e300]",
+            ),
+            (r#""dtype":"int8","shape":[2]"#, "[-128, 127]"),
+            (r#""dtype":"uint64","shape":[1]"#, "[18446744073709551615]"),
+            (
+                r#""dtype":"int64","shape":[2]"#,
+                "[-9223372036854775808, 9223372036854775807]",
+            ),
+            (r#""dtype":"bool","shape":[4]"#, "[true, false, 1, 0]"),
+        ];
+        for (head, data) in cases {
+            let a = t(&format!(r#"{{{head},"data":{data}}}"#)).unwrap();
+            let b = t(&format!(r#"{{"data":{data},{head}}}"#)).unwrap();
+            assert_eq!(a, b, "{head}");
+        }
+        assert_eq!(
+            t(r#"{"dtype":"int64","shape":[2],"data":[-3,4]}"#)
+                .unwrap()
+                .data(),
+            &TensorData::Int64(vec![-3, 4])
+        );
+        for order in [
+            r#"{"dtype":"uint8","shape":[2],"data":[1,-1]}"#,
+            r#"{"data":[1,-1],"shape":[2],"dtype":"uint8"}"#,
+        ] {
+            let e = t(order).unwrap_err().to_string();
+            assert!(e.contains("element 1 (-1) is not a valid uint8"), "{e}");
+        }
+        for (json, shown) in [
+            (r#"{"dtype":"int32","shape":[1],"data":[1.0]}"#, "(1.0)"),
+            (r#"{"dtype":"bool","shape":[1],"data":[2]}"#, "(2)"),
+            (r#"{"dtype":"bool","shape":[1],"data":[0.0]}"#, "(0.0)"),
+            (
+                r#"{"dtype":"float32","shape":[1],"data":["1"]}"#,
+                r#"("1")"#,
+            ),
+            (r#"{"dtype":"float32","shape":[1],"data":[null]}"#, "(null)"),
+            (r#"{"dtype":"float32","shape":[1],"data":[[1]]}"#, "([1])"),
+            (
+                r#"{"shape":[1],"data":[{"a":1}],"dtype":"int8"}"#,
+                r#"({"a":1})"#,
+            ),
+        ] {
+            let e = t(json).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("element 0 {shown} is not a valid")),
+                "{e}"
+            );
+        }
+        for json in [
+            r#"{"dtype":"float32","shape":[1],"data":5}"#,
+            r#"{"data":{"x":[1]},"dtype":"float32","shape":[1]}"#,
+        ] {
+            let e = t(json).unwrap_err().to_string();
+            assert!(e.contains("must be a JSON array"), "{e}");
+        }
+        // `null` reads as absent, as does a missing field.
+        let x = t(r#"{"dtype":"float32","shape":[1],"data":null,"b64":"AACAPw=="}"#).unwrap();
+        assert_eq!(x.data(), &TensorData::Float32(vec![1.0]));
+        let e = t(r#"{"dtype":"float32","shape":[1],"data":null}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let e = t(r#"{"dtype":"float32","shape":[1],"data":[1],"extra":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `extra`"), "{e}");
+        let e = t(r#"{"dtype":"float32","shape":[1],"data":[1],"data":[2]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate field `data`"), "{e}");
+        let e = t(r#"{"shape":[1],"data":[1]}"#).unwrap_err().to_string();
+        assert!(e.contains("missing field `dtype`"), "{e}");
     }
 
     #[test]

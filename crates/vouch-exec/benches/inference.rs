@@ -87,7 +87,10 @@ fn main() {
     let ort_path = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| cache().join("ort/libonnxruntime.so"));
-    let ort = OrtEngine::load(&ort_path, 1).expect("ONNX Runtime (run scripts/setup-ort.sh)");
+    // Two sessions per model, as the server configures it for two workers.
+    let ort = OrtEngine::load(&ort_path, 1)
+        .expect("ONNX Runtime (run scripts/setup-ort.sh)")
+        .with_sessions(2);
     let models = repo().join("models");
     let mut cases: Vec<(&str, PathBuf, PathBuf, usize)> = vec![
         (

@@ -79,6 +79,11 @@ pub trait LoadedModel: Send + Sync {
     fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError>;
     /// Threads one run uses and whether runs are bit-reproducible (batch is filled in by the caller).
     fn profile(&self) -> ExecProfile;
+    /// How many runs of this model may proceed at once (the executor never exceeds its worker
+    /// count either). One for engines whose compiled model takes one run at a time.
+    fn max_concurrency(&self) -> usize {
+        1
+    }
     /// Estimated resident memory, used to weigh the model in the cache.
     fn memory_bytes(&self) -> usize;
 }

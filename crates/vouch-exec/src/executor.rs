@@ -1,13 +1,14 @@
 //! A bounded pool of worker threads that runs models off the async runtime, batching concurrent
 //! requests for the same model along dim 0 (dynamic batching, as Triton does).
 //!
-//! Scheduling: one FIFO queue. A worker takes the oldest job whose model is not already running
-//! (a model runs one batch at a time, using its engine's threads), then gathers every queued
-//! job for that model with compatible shapes, up to `max_batch` rows, waiting at most
-//! `max_wait` for more to arrive. When the queue holds `queue_capacity` jobs, new ones are
+//! Scheduling: one FIFO queue. A worker takes the oldest job whose model can take another run
+//! (up to [`LoadedModel::max_concurrency`] batches of one model run at once, one per worker:
+//! ONNX Runtime keeps a session per concurrent run), then gathers every queued job for that
+//! model with compatible shapes, up to `max_batch` rows, waiting at most `max_wait` for more
+//! to arrive. When the queue holds `queue_capacity` jobs, new ones are
 //! refused at once (the server answers 503 + Retry-After) instead of growing without bound.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -48,14 +49,23 @@ struct Job {
     /// Rows along dim 0 when this job may share a batch; `None` runs alone.
     rows: Option<u64>,
     compat: u64,
+    /// The model's [`LoadedModel::max_concurrency`], read once at submission.
+    concurrency: usize,
     enqueued: Instant,
     reply: oneshot::Sender<Result<RunOutput, ExecError>>,
 }
 
 struct State {
     queue: VecDeque<Job>,
-    running: HashSet<ModelDigest>,
+    /// Batches running per model.
+    running: HashMap<ModelDigest, usize>,
     shutdown: bool,
+}
+
+impl State {
+    fn may_start(&self, job: &Job) -> bool {
+        self.running.get(&job.key).copied().unwrap_or(0) < job.concurrency
+    }
 }
 
 struct Shared {
@@ -85,7 +95,7 @@ impl Executor {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
-                running: HashSet::new(),
+                running: HashMap::new(),
                 shutdown: false,
             }),
             cv: Condvar::new(),
@@ -129,6 +139,7 @@ impl Executor {
             None
         };
         let compat = batch::compat_key(&inputs);
+        let concurrency = model.max_concurrency().max(1);
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.state.lock();
@@ -146,6 +157,7 @@ impl Executor {
                 inputs,
                 rows,
                 compat,
+                concurrency,
                 enqueued: Instant::now(),
                 reply: tx,
             });
@@ -184,9 +196,9 @@ fn worker(shared: Arc<Shared>) {
                 if st.shutdown && st.queue.is_empty() {
                     return;
                 }
-                if let Some(i) = st.queue.iter().position(|j| !st.running.contains(&j.key)) {
+                if let Some(i) = st.queue.iter().position(|j| st.may_start(j)) {
                     let first = st.queue.remove(i).expect("index from position");
-                    st.running.insert(first.key);
+                    *st.running.entry(first.key).or_insert(0) += 1;
                     break gather(&shared, &mut st, first);
                 }
                 shared.cv.wait(&mut st);
@@ -194,7 +206,15 @@ fn worker(shared: Arc<Shared>) {
         };
         let key = batch[0].key;
         execute(&shared, batch);
-        shared.state.lock().running.remove(&key);
+        {
+            let mut st = shared.state.lock();
+            if let Some(n) = st.running.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    st.running.remove(&key);
+                }
+            }
+        }
         shared.cv.notify_all();
     }
 }
@@ -285,5 +305,125 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
                 let _ = job.reply.send(res);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
+mod tests {
+    use super::*;
+    use vouch_core::{DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorSpec};
+
+    /// Echoes its input and records how many of its runs overlapped. Each run waits (bounded)
+    /// for a second one to start, so overlap is seen whenever the executor allows it.
+    struct Probe {
+        signature: ModelSignature,
+        concurrency: usize,
+        active: Mutex<usize>,
+        most: Mutex<usize>,
+        cv: Condvar,
+    }
+
+    impl Probe {
+        fn new(concurrency: usize) -> Self {
+            let spec = |name: &str| TensorSpec {
+                name: name.into(),
+                dtype: DType::Float32,
+                shape: vec![Dim::Free(None), Dim::Fixed(1)],
+            };
+            Probe {
+                signature: ModelSignature {
+                    inputs: vec![spec("x")],
+                    outputs: vec![spec("x")],
+                },
+                concurrency,
+                active: Mutex::new(0),
+                most: Mutex::new(0),
+                cv: Condvar::new(),
+            }
+        }
+    }
+
+    impl LoadedModel for Probe {
+        fn engine(&self) -> crate::EngineKind {
+            crate::EngineKind::OnnxRuntime
+        }
+        fn signature(&self) -> &ModelSignature {
+            &self.signature
+        }
+        fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+            let mut active = self.active.lock();
+            *active += 1;
+            {
+                let mut most = self.most.lock();
+                *most = (*most).max(*active);
+            }
+            self.cv.notify_all();
+            if *active < 2 {
+                // Not a timing assertion: only bounds how long a run waits for company.
+                self.cv.wait_for(&mut active, Duration::from_millis(200));
+            }
+            *active -= 1;
+            Ok(inputs.clone())
+        }
+        fn profile(&self) -> ExecProfile {
+            ExecProfile {
+                threads: 1,
+                deterministic: false,
+                batch: 1,
+            }
+        }
+        fn max_concurrency(&self) -> usize {
+            self.concurrency
+        }
+        fn memory_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    fn input(v: f32) -> TensorMap {
+        let mut m = TensorMap::new();
+        m.insert(
+            "x",
+            Tensor::new(vec![1, 1], TensorData::Float32(vec![v])).unwrap(),
+        );
+        m
+    }
+
+    /// Submits one request, waits until a worker holds it, then a second: the second can only
+    /// run while the first is still running if the model takes two runs at once.
+    fn most_overlap(concurrency: usize) -> usize {
+        let exec = Executor::new(ExecutorConfig {
+            workers: 2,
+            queue_capacity: 16,
+            max_batch: 32,
+            max_wait: Duration::ZERO,
+        });
+        let probe = Arc::new(Probe::new(concurrency));
+        let model: Arc<dyn LoadedModel> = probe.clone();
+        let key = ModelDigest::of_model_bytes(b"probe");
+        let first = exec.submit(key, model.clone(), input(1.0)).unwrap();
+        {
+            let mut active = probe.active.lock();
+            while *active == 0 {
+                probe.cv.wait(&mut active);
+            }
+        }
+        let second = exec.submit(key, model, input(2.0)).unwrap();
+        for (rx, v) in [(first, 1.0), (second, 2.0)] {
+            let out = rx.blocking_recv().unwrap().unwrap();
+            assert_eq!(out.outputs, input(v));
+        }
+        *probe.most.lock()
+    }
+
+    #[test]
+    fn a_model_that_takes_two_runs_at_once_gets_both_workers() {
+        assert_eq!(most_overlap(2), 2);
+    }
+
+    #[test]
+    fn a_model_that_takes_one_run_at_a_time_never_overlaps() {
+        assert_eq!(most_overlap(1), 1);
     }
 }

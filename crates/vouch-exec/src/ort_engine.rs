@@ -1,7 +1,7 @@
 //! ONNX Runtime through `ort`, loaded at run time from a shared library (`ORT_DYLIB_PATH` or the
 //! path in config), so the build never downloads anything. The fast default engine.
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -18,6 +18,7 @@ pub struct OrtEngine {
     env: Environment,
     version: String,
     threads: usize,
+    sessions: usize,
 }
 
 impl OrtEngine {
@@ -46,7 +47,30 @@ impl OrtEngine {
             env,
             version,
             threads: threads.max(1),
+            sessions: 1,
         })
+    }
+
+    /// Lets up to `n` runs of one loaded model proceed at once (one ONNX Runtime session each:
+    /// `Session::run` needs `&mut`). Set it to the executor's worker count so that every worker
+    /// can run the same hot model. Sessions beyond the first are built only when a run finds
+    /// all existing ones busy; the cache weighs a model as if all `n` existed.
+    pub fn with_sessions(mut self, n: usize) -> Self {
+        self.sessions = n.max(1);
+        self
+    }
+
+    fn session(&self, model_bytes: &[u8]) -> Result<Session, String> {
+        Session::builder(&self.env)
+            .map_err(|e| e.to_string())?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| e.to_string())?
+            .with_intra_threads(self.threads)
+            .map_err(|e| e.to_string())?
+            .with_inter_threads(1)
+            .map_err(|e| e.to_string())?
+            .commit_from_memory(model_bytes)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -110,18 +134,26 @@ impl Engine for OrtEngine {
                 .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?
         };
         let signature = crate::tract_engine::signature_from_proto(&proto).map_err(err)?;
-        let session = Session::builder(&self.env)
-            .map_err(|e| err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| err(e.to_string()))?
-            .with_intra_threads(self.threads)
-            .map_err(|e| err(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| err(e.to_string()))?
-            .commit_from_memory(model_bytes)
-            .map_err(|e| err(e.to_string()))?;
+        let session = self.session(model_bytes).map_err(err)?;
+        // Kept only when more sessions may be built later, from these bytes.
+        let spare = (self.sessions > 1).then(|| SessionSource {
+            engine: OrtEngine {
+                env: self.env.clone(),
+                version: self.version.clone(),
+                threads: self.threads,
+                sessions: self.sessions,
+            },
+            bytes: model_bytes.into(),
+        });
         Ok(Arc::new(OrtModel {
-            session: Mutex::new(session),
+            pool: Mutex::new(Pool {
+                idle: vec![session],
+                built: 1,
+                failed: false,
+            }),
+            returned: Condvar::new(),
+            max_sessions: self.sessions,
+            spare,
             signature,
             bytes: model_bytes.len(),
             threads: self.threads as u32,
@@ -129,12 +161,83 @@ impl Engine for OrtEngine {
     }
 }
 
+/// What a model needs to build another session of itself.
+struct SessionSource {
+    engine: OrtEngine,
+    bytes: Box<[u8]>,
+}
+
+struct Pool {
+    idle: Vec<Session>,
+    /// Sessions in existence, idle or running.
+    built: usize,
+    /// Building another session failed once: stay with the ones there are.
+    failed: bool,
+}
+
 struct OrtModel {
-    /// `Session::run` needs `&mut`; batching keeps contention low (one run serves many requests).
-    session: Mutex<Session>,
+    /// Idle sessions. `Session::run` needs `&mut`, so a run takes one out and puts it back;
+    /// up to `max_sessions` runs of this model proceed at once.
+    pool: Mutex<Pool>,
+    returned: Condvar,
+    max_sessions: usize,
+    spare: Option<SessionSource>,
     signature: ModelSignature,
     bytes: usize,
     threads: u32,
+}
+
+impl OrtModel {
+    /// An idle session, a new one when all are busy and the pool may grow, else waits.
+    fn checkout(&self) -> SessionGuard<'_> {
+        let mut pool = self.pool.lock();
+        loop {
+            if let Some(s) = pool.idle.pop() {
+                return SessionGuard {
+                    model: self,
+                    session: Some(s),
+                };
+            }
+            if let Some(src) = &self.spare
+                && !pool.failed
+                && pool.built < self.max_sessions
+            {
+                pool.built += 1;
+                drop(pool);
+                match src.engine.session(&src.bytes) {
+                    Ok(s) => {
+                        return SessionGuard {
+                            model: self,
+                            session: Some(s),
+                        };
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot build another ONNX Runtime session: {e}");
+                        pool = self.pool.lock();
+                        pool.built -= 1;
+                        pool.failed = true;
+                        continue;
+                    }
+                }
+            }
+            self.returned.wait(&mut pool);
+        }
+    }
+}
+
+/// A session taken from the pool, returned when dropped (also on unwinding).
+struct SessionGuard<'a> {
+    model: &'a OrtModel,
+    session: Option<Session>,
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.model.pool.lock().idle.push(s);
+            self.model.returned.notify_one();
+        }
+    }
 }
 
 impl LoadedModel for OrtModel {
@@ -156,7 +259,11 @@ impl LoadedModel for OrtModel {
         for (name, t) in inputs.iter() {
             values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
         }
-        let mut session = self.session.lock();
+        let mut guard = self.checkout();
+        let session = guard
+            .session
+            .as_mut()
+            .ok_or_else(|| run_err("no session".into()))?;
         let outputs = session.run(values).map_err(|e| run_err(e.to_string()))?;
         let mut map = TensorMap::new();
         for spec in &self.signature.outputs {
@@ -178,8 +285,15 @@ impl LoadedModel for OrtModel {
         }
     }
 
+    fn max_concurrency(&self) -> usize {
+        self.max_sessions
+    }
+
     fn memory_bytes(&self) -> usize {
-        self.bytes * 2 + (4 << 20)
+        // Per session: the weights it holds plus fixed overhead; once more for the parsed file
+        // (and the bytes kept to build further sessions). Counts sessions not yet built, so
+        // growing the pool never exceeds the cache's budget.
+        self.max_sessions * (self.bytes + (4 << 20)) + self.bytes
     }
 }
 

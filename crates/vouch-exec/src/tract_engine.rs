@@ -116,6 +116,11 @@ impl LoadedModel for TractModel {
         }
     }
 
+    fn max_concurrency(&self) -> usize {
+        // The plan is immutable; every run gets its own state.
+        usize::MAX
+    }
+
     fn memory_bytes(&self) -> usize {
         // Weights plus packed copies and activations: about twice the file, plus fixed overhead.
         self.bytes * 2 + (1 << 20)

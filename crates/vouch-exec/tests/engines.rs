@@ -173,6 +173,45 @@ fn executor_batches_concurrent_requests_and_splits_results_correctly() {
 }
 
 #[test]
+fn onnxruntime_session_pool_runs_one_model_from_many_threads_correctly() {
+    let Some(ort) = ort() else { return };
+    let bytes = model_bytes("mlp");
+    let single = ort.load(&bytes).unwrap();
+    let ort = ort.with_sessions(2);
+    let model = ort.load(&bytes).unwrap();
+    assert_eq!(single.max_concurrency(), 1);
+    assert_eq!(model.max_concurrency(), 2);
+    // The cache weighs every session the pool may build.
+    assert!(model.memory_bytes() > single.memory_bytes());
+    let base = load_json("mlp.input.json");
+    let expected = single.run(&base).unwrap();
+    // Through the executor with two workers, so two batches of this model run at once.
+    let exec = Arc::new(Executor::new(ExecutorConfig {
+        workers: 2,
+        queue_capacity: 256,
+        max_batch: 8,
+        max_wait: std::time::Duration::ZERO,
+    }));
+    let key = ModelDigest::of_model_bytes(&bytes);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (exec, model, base, expected) =
+                (exec.clone(), model.clone(), base.clone(), expected.clone());
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let out = exec.run_blocking(key, model.clone(), base.clone()).unwrap();
+                    assert!(max_abs_diff(&out.outputs, &expected) < 1e-5);
+                    assert!(max_abs_diff(&model.run(&base).unwrap(), &expected) < 1e-5);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
 fn a_full_queue_is_refused_not_grown() {
     let model = TractEngine.load(&model_bytes("cnn")).unwrap();
     let key = ModelDigest::of_model_bytes(b"cnn");

@@ -83,7 +83,8 @@ pub struct ExecConfig {
     pub ort_dylib: Option<PathBuf>,
     /// Threads ONNX Runtime uses inside one run.
     pub intra_threads: usize,
-    /// Worker threads running models (each runs one batch at a time).
+    /// Worker threads running models (each runs one batch at a time; up to this many batches of
+    /// one model run at once, so ONNX Runtime keeps up to this many sessions per loaded model).
     pub workers: usize,
     /// Requests waiting for a worker before new ones get 503.
     pub queue_capacity: usize,

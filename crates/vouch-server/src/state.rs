@@ -240,7 +240,8 @@ fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError>
     }
     let found = ort_dylib_path(config.exec.ort_dylib.as_deref());
     let loaded = match &found {
-        Some(p) => OrtEngine::load(p, config.exec.intra_threads).map(Some),
+        Some(p) => OrtEngine::load(p, config.exec.intra_threads)
+            .map(|e| Some(e.with_sessions(config.exec.workers))),
         None => Ok(None),
     };
     match (want, loaded) {
