@@ -290,10 +290,12 @@ impl LoadedModel for OrtModel {
     }
 
     fn memory_bytes(&self) -> usize {
-        // Per session: the weights it holds plus fixed overhead; once more for the parsed file
+        // Per session: the weights it holds plus a fixed overhead; once more for the parsed file
         // (and the bytes kept to build further sessions). Counts sessions not yet built, so
-        // growing the pool never exceeds the cache's budget.
-        self.max_sessions * (self.bytes + (4 << 20)) + self.bytes
+        // growing the pool never exceeds the cache's budget. The overhead is 1 MiB: 50 loaded
+        // small models grew the process by 34–41 MiB in all (BENCHMARKS.md, memory with 1,000
+        // registered models), registry and caches included — under 1 MiB a session.
+        self.max_sessions * (self.bytes + (1 << 20)) + self.bytes
     }
 }
 
