@@ -63,8 +63,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // No ping before each query (sqlx's default): a round trip to the connection's thread
+        // that a local file gains nothing from.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         // One migrator per owner folder, sharing sqlx's bookkeeping table; each ignores the

@@ -111,6 +111,15 @@ impl WalSync {
     }
 }
 
+/// Pool options for a database file on this machine: no ping before handing out a
+/// connection (sqlx's default), which for SQLite is one more round trip to the connection's
+/// thread per query and guards against nothing a local file can suffer.
+fn local_pool(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+}
+
 /// A sidecar database file next to `main`'s, with `main`'s options otherwise.
 fn sidecar(
     main: &sqlx::sqlite::SqliteConnectOptions,
@@ -191,8 +200,7 @@ impl SqlitePayStore {
     pub async fn open(main: SqlitePool, durability: SettleDurability) -> Result<Self, StoreError> {
         let main_opts = main.connect_options();
         let (ledger_path, ledger_opts) = sidecar(&main_opts, "ledger", SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = local_pool(4)
             .connect_with(ledger_opts.clone())
             .await
             .map_err(db)?;
@@ -201,18 +209,13 @@ impl SqlitePayStore {
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         import_legacy_ledger(&main, &pool).await?;
         let (_, claims_opts) = sidecar(&main_opts, "pay-claims", SqliteSynchronous::Normal);
-        let claims = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(claims_opts)
-            .await
-            .map_err(db)?;
+        let claims = local_pool(1).connect_with(claims_opts).await.map_err(db)?;
         migrate_claims(&claims)
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         let writer = match durability {
             SettleDurability::Own => pool.clone(),
-            SettleDurability::Deferred => SqlitePoolOptions::new()
-                .max_connections(1)
+            SettleDurability::Deferred => local_pool(1)
                 .connect_with(ledger_opts.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(db)?,
