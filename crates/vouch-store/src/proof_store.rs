@@ -275,6 +275,20 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Deletes jobs that ended (done, failed, cancelled) before `cutoff` (RFC 3339, as the
+    /// store writes it); returns how many. Open jobs are never purged.
+    pub async fn purge_ended_zk_jobs(&self, cutoff: std::time::SystemTime) -> Result<u64> {
+        let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
+        let r = sqlx::query(
+            "DELETE FROM zk_jobs WHERE status IN ('done', 'failed', 'cancelled')
+             AND finished_at IS NOT NULL AND finished_at < ?",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Adds a note (e.g. the refund of the request's payment) to an ended job's error text.
     pub async fn note_zk_job(&self, id: &str, note: &str) -> Result<()> {
         sqlx::query(
@@ -364,6 +378,16 @@ mod tests {
         );
         assert_eq!(open[0].receipt_hash, h);
         assert!(store.zk_job("nope").await.unwrap().is_none());
+        // Retention: a cutoff before they ended keeps everything; one after purges the ended
+        // jobs (b done, c cancelled) and never the open one.
+        let hour = std::time::Duration::from_secs(3600);
+        let past = std::time::SystemTime::now() - hour;
+        assert_eq!(store.purge_ended_zk_jobs(past).await.unwrap(), 0);
+        let future = std::time::SystemTime::now() + hour;
+        assert_eq!(store.purge_ended_zk_jobs(future).await.unwrap(), 2);
+        assert!(store.zk_job("b").await.unwrap().is_none());
+        assert!(store.zk_job("c").await.unwrap().is_none());
+        assert_eq!(store.zk_job("a").await.unwrap().unwrap().status, "queued");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

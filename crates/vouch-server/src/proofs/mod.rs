@@ -147,6 +147,7 @@ impl ZkState {
             }
         }
         worker::spawn(&zk, settings.workers);
+        spawn_retention(store.clone(), settings.retain_days);
         Ok(zk)
     }
 
@@ -699,4 +700,29 @@ pub(crate) fn on_job_failed(zk: &ZkState, job: &ZkJobRow, reason: &str) {
     if let Some(tx) = zk.failures.get() {
         let _ = tx.send((job.clone(), reason.to_string()));
     }
+}
+
+/// Deletes ended jobs older than `retain_days` (0: never), at boot and then hourly, so proofs
+/// do not pile up in the database for ever.
+fn spawn_retention(store: Store, retain_days: u64) {
+    if retain_days == 0 {
+        return;
+    }
+    let keep = Duration::from_secs(retain_days.saturating_mul(86_400));
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            let Some(cutoff) = std::time::SystemTime::now().checked_sub(keep) else {
+                continue;
+            };
+            match store.purge_ended_zk_jobs(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!("zk: purged {n} proof jobs ended over {retain_days} days ago")
+                }
+                Err(e) => tracing::warn!("zk: purging old proof jobs failed: {e}"),
+            }
+        }
+    });
 }

@@ -27,6 +27,10 @@ pub struct ZkSettings {
     pub analyze_wait_ms: u64,
     /// Models whose proving keys stay in memory.
     pub keys_cached: usize,
+    /// Days an ended job (its proof, or why it has none) stays fetchable from
+    /// `GET /v1/proofs/{id}`; then it is deleted. 0 keeps jobs forever. The proof lives on in
+    /// the bundles clients completed; the node is not their archive.
+    pub retain_days: u64,
 }
 
 impl Default for ZkSettings {
@@ -42,6 +46,7 @@ impl Default for ZkSettings {
             max_wait_secs: 50,
             analyze_wait_ms: 3_000,
             keys_cached: 4,
+            retain_days: 30,
         }
     }
 }

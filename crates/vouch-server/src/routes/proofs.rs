@@ -30,7 +30,9 @@ pub struct WaitParams {
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
         ErrorCode::ProofNotFound,
-        format!("no proof job {id:?} on this node"),
+        format!(
+            "no proof job {id:?} on this node (ended jobs are kept for [zk] retain_days, then deleted)"
+        ),
     )
 }
 
