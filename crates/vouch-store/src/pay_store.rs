@@ -166,7 +166,15 @@ async fn import_legacy_ledger(main: &SqlitePool, ledger: &SqlitePool) -> Result<
         .await
         .map_err(db)?;
     let copied = async {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // Under the write lock, and only into a still-empty ledger, so a second process that
+        // opened the same ledger meanwhile does not import again.
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        let empty: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM main.pay_entries")
+            .fetch_one(&mut *tx)
+            .await?;
+        if empty > 0 {
+            return tx.commit().await;
+        }
         for table in ["pay_balances", "pay_entries", "pay_settlements"] {
             let sql = format!("INSERT INTO main.{table} SELECT * FROM legacy.{table}");
             sqlx::query(sqlx::AssertSqlSafe(sql))
