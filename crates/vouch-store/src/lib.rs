@@ -56,6 +56,9 @@ impl Store {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
         let db_path = data_dir.join("vouch.db");
+        let _lock = lock_beside(&db_path)
+            .await
+            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db_path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -126,6 +129,37 @@ impl Store {
 }
 
 /// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
+/// An exclusive lock on a file beside database `db_file`, held until the returned file is
+/// dropped. Taken around opening a database file (the first connection switches it to WAL) and
+/// migrating it: SQLite answers a second process doing either at the same moment with "database
+/// is locked" or "table already exists" (sqlx takes no migration lock on SQLite), so a node and
+/// `vouch facilitator` starting together on a new data dir failed to boot.
+pub(crate) async fn lock_beside(db_file: &Path) -> std::io::Result<std::fs::File> {
+    let lock_path = format!("{}.open-lock", db_file.display());
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        f.lock()?;
+        Ok(f)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// Runs `migrator` on `pool` under [`lock_beside`] its database file.
+pub(crate) async fn migrate_locked(
+    pool: &SqlitePool,
+    migrator: &sqlx::migrate::Migrator,
+) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+    let _lock = lock_beside(pool.connect_options().get_filename())
+        .await
+        .map_err(|e| sqlx::migrate::MigrateError::Execute(sqlx::Error::Io(e)))?;
+    migrator.run(pool).await
+}
+
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

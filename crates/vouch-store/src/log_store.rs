@@ -117,7 +117,7 @@ impl SqliteLogStore {
 pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     let mut m = sqlx::migrate!("./migrations/log");
     m.set_ignore_missing(true);
-    m.run(pool)
+    crate::migrate_locked(pool, &m)
         .await
         .map_err(|e| StoreError::Backend(format!("log migration: {e}")))
 }

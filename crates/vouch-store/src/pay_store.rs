@@ -58,16 +58,15 @@ pub enum SettleDurability {
     Deferred,
 }
 
-/// Applies the claims sidecar's own migrations.
-async fn migrate_claims(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations/pay/claims").run(pool).await
-}
-
-/// Applies the ledger's migrations (versions 200–299) to the ledger file.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+fn ledger_migrator() -> sqlx::migrate::Migrator {
     let mut m = sqlx::migrate!("./migrations/pay");
     m.set_ignore_missing(true);
-    m.run(pool).await
+    m
+}
+
+/// Applies the ledger's migrations (versions 200–299) to `pool`'s file.
+pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    crate::migrate_locked(pool, &ledger_migrator()).await
 }
 
 /// Group sync of the ledger's WAL for [`SettleDurability::Deferred`].
@@ -208,19 +207,30 @@ impl SqlitePayStore {
     pub async fn open(main: SqlitePool, durability: SettleDurability) -> Result<Self, StoreError> {
         let main_opts = main.connect_options();
         let (ledger_path, ledger_opts) = sidecar(&main_opts, "ledger", SqliteSynchronous::Full);
+        let lock = crate::lock_beside(&ledger_path)
+            .await
+            .map_err(|e| StoreError(format!("ledger lock: {e}")))?;
         let pool = local_pool(4)
             .connect_with(ledger_opts.clone())
             .await
             .map_err(db)?;
-        migrate(&pool)
+        ledger_migrator()
+            .run(&pool)
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         import_legacy_ledger(&main, &pool).await?;
-        let (_, claims_opts) = sidecar(&main_opts, "pay-claims", SqliteSynchronous::Normal);
+        drop(lock);
+        let (claims_path, claims_opts) =
+            sidecar(&main_opts, "pay-claims", SqliteSynchronous::Normal);
+        let lock = crate::lock_beside(&claims_path)
+            .await
+            .map_err(|e| StoreError(format!("claims lock: {e}")))?;
         let claims = local_pool(1).connect_with(claims_opts).await.map_err(db)?;
-        migrate_claims(&claims)
+        sqlx::migrate!("./migrations/pay/claims")
+            .run(&claims)
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
+        drop(lock);
         let writer = match durability {
             SettleDurability::Own => pool.clone(),
             SettleDurability::Deferred => local_pool(1)
@@ -1555,7 +1565,8 @@ mod tests {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .unwrap()
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
         let main = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
         // The old layout: the pay tables in the main file, with a credit and a settlement.
         migrate(&main).await.unwrap();

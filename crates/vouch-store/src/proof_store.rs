@@ -13,7 +13,7 @@ use crate::{Result, Store, StoreError, now_rfc3339};
 pub async fn migrate(store: &Store) -> Result<()> {
     let mut m = sqlx::migrate!("./migrations/zk");
     m.set_ignore_missing(true);
-    m.run(&store.pool).await?;
+    crate::migrate_locked(&store.pool, &m).await?;
     Ok(())
 }
 
@@ -389,6 +389,37 @@ mod tests {
         assert!(store.zk_job("c").await.unwrap().is_none());
         assert_eq!(store.zk_job("a").await.unwrap().unwrap().status, "queued");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn processes_opening_a_new_data_dir_together_migrate_once() {
+        // As a node and `vouch facilitator` starting at once: every migration runs under a
+        // file lock, so none of them fails on tables the other just created.
+        for round in 0..5 {
+            let dir = std::env::temp_dir()
+                .join(format!("vouch-migrate-race-{}-{round}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let dir = dir.clone();
+                    tokio::spawn(async move {
+                        let store = Store::open(&dir).await?;
+                        migrate(&store).await?;
+                        crate::log_store::migrate(store.pool())
+                            .await
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        crate::pay_store::SqlitePayStore::new(store.pool().clone())
+                            .await
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        Ok::<_, StoreError>(())
+                    })
+                })
+                .collect();
+            for o in opens {
+                o.await.unwrap().unwrap();
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     fn tempdir() -> std::path::PathBuf {
