@@ -65,6 +65,22 @@ fn verify(node: &Node, bundle: &Value, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap(), text(&out))
 }
 
+/// `vouch verify` with the model file and the inputs, demanding the zk proof.
+fn verify_against_files(node: &Node, bundle: &Value) -> (i32, String) {
+    verify(
+        node,
+        bundle,
+        &[
+            "--model",
+            &model_file(),
+            "--inputs",
+            &input_file(),
+            "--require",
+            "zk",
+        ],
+    )
+}
+
 /// Waits for a job through the HTTP long poll and returns the finished job.
 fn finished(node: &Node, id: &str) -> Value {
     for _ in 0..60 {
@@ -235,18 +251,7 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let a: Value = serde_json::from_str(&std::fs::read_to_string(&a_path).unwrap()).unwrap();
-    let (code, t) = verify(
-        &node,
-        &a,
-        &[
-            "--model",
-            &model_file(),
-            "--inputs",
-            &input_file(),
-            "--require",
-            "zk",
-        ],
-    );
+    let (code, t) = verify_against_files(&node, &a);
     assert_eq!(code, 0, "{t}");
     let (s, job) = node.get(&format!("/v1/proofs/{id}"));
     assert_eq!(s, 200);
@@ -477,18 +482,7 @@ fn jobs_are_durable_cancellable_and_bounded() {
     let out = node.cli(&["proofs", "wait", "--bundle", pending_path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let a: Value = serde_json::from_str(&std::fs::read_to_string(&pending_path).unwrap()).unwrap();
-    let (code, t) = verify(
-        &node,
-        &a,
-        &[
-            "--model",
-            &model_file(),
-            "--inputs",
-            &input_file(),
-            "--require",
-            "zk",
-        ],
-    );
+    let (code, t) = verify_against_files(&node, &a);
     assert_eq!(code, 0, "{t}");
     let (_, b) = node.get(&path_b);
     assert_eq!(

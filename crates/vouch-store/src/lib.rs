@@ -66,13 +66,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // No ping before each query (sqlx's default): a round trip to the connection's thread
-        // that a local file gains nothing from.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .test_before_acquire(false)
-            .connect_with(opts)
-            .await?;
+        let pool = local_pool(8).connect_with(opts).await?;
         // One migrator per owner folder, sharing sqlx's bookkeeping table; each ignores the
         // others' versions (core 1-99, log 100-199, pay 200-299).
         let mut core = sqlx::migrate!("./migrations/core");
@@ -129,6 +123,15 @@ impl Store {
 }
 
 /// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
+/// Pool options for a database file on this machine: no ping before handing out a
+/// connection (sqlx's default), which for SQLite is one more round trip to the connection's
+/// thread per query and guards against nothing a local file can suffer.
+pub(crate) fn local_pool(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
+}
+
 /// An exclusive lock on a file beside database `db_file`, held until the returned file is
 /// dropped. Taken around opening a database file (the first connection switches it to WAL) and
 /// migrating it: SQLite answers a second process doing either at the same moment with "database

@@ -9,7 +9,7 @@
 //! lock up front so two settlements can never both read the old balance.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -110,15 +110,6 @@ impl WalSync {
     }
 }
 
-/// Pool options for a database file on this machine: no ping before handing out a
-/// connection (sqlx's default), which for SQLite is one more round trip to the connection's
-/// thread per query and guards against nothing a local file can suffer.
-fn local_pool(connections: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(connections)
-        .test_before_acquire(false)
-}
-
 /// A sidecar database file next to `main`'s, with `main`'s options otherwise.
 fn sidecar(
     main: &sqlx::sqlite::SqliteConnectOptions,
@@ -210,7 +201,7 @@ impl SqlitePayStore {
         let lock = crate::lock_beside(&ledger_path)
             .await
             .map_err(|e| StoreError(format!("ledger lock: {e}")))?;
-        let pool = local_pool(4)
+        let pool = crate::local_pool(4)
             .connect_with(ledger_opts.clone())
             .await
             .map_err(db)?;
@@ -225,7 +216,10 @@ impl SqlitePayStore {
         let lock = crate::lock_beside(&claims_path)
             .await
             .map_err(|e| StoreError(format!("claims lock: {e}")))?;
-        let claims = local_pool(1).connect_with(claims_opts).await.map_err(db)?;
+        let claims = crate::local_pool(1)
+            .connect_with(claims_opts)
+            .await
+            .map_err(db)?;
         sqlx::migrate!("./migrations/pay/claims")
             .run(&claims)
             .await
@@ -233,7 +227,7 @@ impl SqlitePayStore {
         drop(lock);
         let writer = match durability {
             SettleDurability::Own => pool.clone(),
-            SettleDurability::Deferred => local_pool(1)
+            SettleDurability::Deferred => crate::local_pool(1)
                 .connect_with(ledger_opts.synchronous(SqliteSynchronous::Normal))
                 .await
                 .map_err(db)?,
@@ -327,28 +321,35 @@ fn col<T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
     r.try_get(c).map_err(db)
 }
 
+/// Column `c` of `r`, stored as text, parsed (addresses, nonces, digests).
+fn parsed<T: FromStr>(r: &SqliteRow, c: &str) -> Result<T, StoreError> {
+    let text = col::<String>(r, c)?;
+    T::from_str(&text).map_err(|_| corrupt(c, &text))
+}
+
+fn chain_of(r: &SqliteRow) -> Result<u64, StoreError> {
+    let chain_id: i64 = col(r, "chain_id")?;
+    u64::try_from(chain_id).map_err(|_| corrupt("chain id", &chain_id.to_string()))
+}
+
+/// The authorization key in columns `chain_id, asset, payer, nonce` (settlements and claims).
+fn key_of(r: &SqliteRow) -> Result<AuthorizationKey, StoreError> {
+    Ok(AuthorizationKey {
+        chain_id: chain_of(r)?,
+        asset: parsed(r, "asset")?,
+        payer: parsed(r, "payer")?,
+        nonce: parsed(r, "nonce")?,
+    })
+}
+
 fn settlement_of(r: &SqliteRow) -> Result<SettlementRecord, StoreError> {
     let s = |c: &str| col::<String>(r, c);
-    let chain_id: i64 = col(r, "chain_id")?;
     let refunded_at: Option<i64> = col(r, "refunded_at")?;
     let refund_reason: Option<String> = col(r, "refund_reason")?;
-    let (asset, payer, nonce, digest, pay_to) = (
-        s("asset")?,
-        s("payer")?,
-        s("nonce")?,
-        s("digest")?,
-        s("pay_to")?,
-    );
     Ok(SettlementRecord {
-        key: AuthorizationKey {
-            chain_id: u64::try_from(chain_id)
-                .map_err(|_| corrupt("chain id", &chain_id.to_string()))?,
-            asset: Address::from_str(&asset).map_err(|_| corrupt("asset", &asset))?,
-            payer: Address::from_str(&payer).map_err(|_| corrupt("payer", &payer))?,
-            nonce: B256::from_str(&nonce).map_err(|_| corrupt("nonce", &nonce))?,
-        },
-        digest: B256::from_str(&digest).map_err(|_| corrupt("digest", &digest))?,
-        pay_to: Address::from_str(&pay_to).map_err(|_| corrupt("pay_to", &pay_to))?,
+        key: key_of(r)?,
+        digest: parsed(r, "digest")?,
+        pay_to: parsed(r, "pay_to")?,
         amount: parse_u256(&s("amount")?)?,
         reference: s("reference")?,
         settled_at: u64::try_from(col::<i64>(r, "settled_at")?).unwrap_or(0),
@@ -646,14 +647,11 @@ fn read_script(records: &[&SettlementRecord]) -> Result<String, StoreError> {
 }
 
 fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
-    let chain_id: i64 = col(r, "chain_id")?;
-    let (asset, owner) = (col::<String>(r, "asset")?, col::<String>(r, "owner")?);
     Ok((
         Account {
-            chain_id: u64::try_from(chain_id)
-                .map_err(|_| corrupt("chain id", &chain_id.to_string()))?,
-            asset: Address::from_str(&asset).map_err(|_| corrupt("asset", &asset))?,
-            owner: Address::from_str(&owner).map_err(|_| corrupt("owner", &owner))?,
+            chain_id: chain_of(r)?,
+            asset: parsed(r, "asset")?,
+            owner: parsed(r, "owner")?,
         },
         parse_u256(&col::<String>(r, "balance")?)?,
     ))
@@ -1050,16 +1048,8 @@ impl NonceStore for SqlitePayStore {
         rows.iter()
             .map(|r| {
                 let s = |c: &str| col::<String>(r, c);
-                let (asset, payer, nonce) = (s("asset")?, s("payer")?, s("nonce")?);
-                let chain_id: i64 = col(r, "chain_id")?;
                 Ok(PendingClaim {
-                    key: AuthorizationKey {
-                        chain_id: u64::try_from(chain_id)
-                            .map_err(|_| corrupt("chain id", &chain_id.to_string()))?,
-                        asset: Address::from_str(&asset).map_err(|_| corrupt("asset", &asset))?,
-                        payer: Address::from_str(&payer).map_err(|_| corrupt("payer", &payer))?,
-                        nonce: B256::from_str(&nonce).map_err(|_| corrupt("nonce", &nonce))?,
-                    },
+                    key: key_of(r)?,
                     request_id: s("request_id")?,
                     payment_json: s("payment_json")?,
                     requirements_json: s("requirements_json")?,
