@@ -200,8 +200,15 @@ async fn used_nonces_survive_a_restart() {
         .await
         .unwrap();
     node.gate.settle(t).await.unwrap();
-    let Node { dir, store, .. } = node;
-    drop(store);
+    // A restart: every handle on the ledger goes, as with the process.
+    let Node {
+        dir,
+        store,
+        facilitator,
+        gate,
+        ..
+    } = node;
+    drop((gate, facilitator, store));
     let node = Node::open(dir).await;
     let r = node
         .gate

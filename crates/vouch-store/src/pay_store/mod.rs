@@ -3,25 +3,27 @@
 //! claims ([`vouch_pay::store::NonceStore`], file `<main db>-pay-claims`). Tables:
 //! `migrations/pay/`.
 //!
-//! Atomicity comes from the database, not from this process, so it holds across restarts and
-//! across processes sharing the file: a claim is one `INSERT … ON CONFLICT DO NOTHING` or one
-//! guarded `UPDATE`; ledger changes run in `BEGIN IMMEDIATE` transactions, which take the write
-//! lock up front so two settlements can never both read the old balance.
+//! One process owns a ledger file at a time ([`take_ownership`]): it keeps the ledger's state in
+//! memory, decides settlements there under one lock and writes them behind, in order, in
+//! batches ([`book`]). Claims are atomic in the database itself: a claim is one `INSERT … ON
+//! CONFLICT DO NOTHING` or one guarded `UPDATE`.
+
+mod book;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{mpsc, oneshot};
+use std::time::{Duration, Instant};
 use vouch_pay::store::{
     Account, AuthorizationKey, ClaimEnd, ClaimOutcome, Ledger, NonceClaim, NonceStore,
     PendingClaim, RefundOutcome, RefundRecord, SettleOutcome, SettlementRecord, StoreError,
 };
 use vouch_pay::{Address, B256, U256};
+
+use book::{Book, Decided};
 
 /// Ledger and claim store: two sidecar databases beside the main one (usually
 /// [`crate::Store::pool`]'s file).
@@ -30,7 +32,8 @@ pub struct SqlitePayStore {
     /// The ledger: `<main file>-ledger`, WAL, `synchronous = FULL` — money must survive power
     /// loss. A file of its own so that its writes never wait for the transparency log's
     /// fsync (one SQLite file admits one writer at a time, and the log holds the write lock
-    /// through its fsync), and the two fsyncs of a paid request can run at once.
+    /// through its fsync), and the two fsyncs of a paid request can run at once. Read here
+    /// only for what memory does not hold (settlement records, the journal).
     pool: SqlitePool,
     /// Claims: a sidecar database (`<main file>-pay-claims`), one connection, `synchronous =
     /// NORMAL`. A claim only guards requests in flight — after any crash a spent authorization
@@ -38,24 +41,59 @@ pub struct SqlitePayStore {
     /// its writes never wait behind the ledger's fsync, and one connection queues them in the
     /// pool instead of in SQLite's sleeping busy handler.
     claims: SqlitePool,
-    /// Queue of the group-committing settlement writer ([`settlement_writer`]).
-    settler: mpsc::Sender<SettleJob>,
-    /// Settlement commits not yet synced ([`SettleDurability::Deferred`]).
-    wal: Arc<WalSync>,
+    /// The ledger's state in memory and its writer.
+    book: Arc<Book>,
+    durability: SettleDurability,
 }
 
-/// When a settlement is on disk for good.
+/// When `settle` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SettleDurability {
-    /// Its commit is synced before `settle` returns: for a facilitator that answers as soon as
+    /// Once the settlement is committed and synced: for a facilitator that answers as soon as
     /// it settled (`vouch facilitator`).
     Own,
-    /// Committed without a sync (`synchronous = NORMAL`, WAL: survives a process crash, not a
-    /// power loss); the caller makes it durable with [`SqlitePayStore::sync`] before it
-    /// acknowledges the payment. The server runs that sync at the same time as the log commit
-    /// of the receipt naming the settlement, so a paid request waits for one fsync, not two in
-    /// a row. Syncs group: one fsync covers every settlement committed before it started.
+    /// As soon as it is decided (in memory, final for every later call in this process); the
+    /// caller makes it durable with [`SqlitePayStore::sync`] before it acknowledges the payment.
+    /// The server runs that wait at the same time as the log commit of the receipt naming the
+    /// settlement, so a paid request waits for one fsync, not two in a row. Writes group: one
+    /// commit covers every settlement decided while the previous one was being written.
     Deferred,
+}
+
+/// How long opening a ledger waits for another handle (a node shutting down, or an earlier
+/// open in this process) to let go of it.
+const OWNER_WAIT: Duration = Duration::from_secs(10);
+
+/// Takes the exclusive ownership lock of a ledger file (`<ledger>.owner-lock`), waiting up to
+/// `wait`: the state in memory is authoritative only while no other process writes the file.
+async fn take_ownership(ledger: &Path, wait: Duration) -> Result<std::fs::File, StoreError> {
+    let path = PathBuf::from(format!("{}.owner-lock", ledger.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError(format!("ledger lock {}: {e}", path.display())))?;
+    let started = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError(format!(
+                    "the ledger {} is in use by another process (a `vouch serve` or `vouch \
+                     facilitator` on the same data directory); one process owns a ledger — \
+                     point the other at it as a remote facilitator",
+                    ledger.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError(format!("ledger lock {}: {e}", path.display())));
+            }
+        }
+    }
 }
 
 fn ledger_migrator() -> sqlx::migrate::Migrator {
@@ -67,47 +105,6 @@ fn ledger_migrator() -> sqlx::migrate::Migrator {
 /// Applies the ledger's migrations (versions 200–299) to `pool`'s file.
 pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     crate::migrate_locked(pool, &ledger_migrator()).await
-}
-
-/// Group sync of the ledger's WAL for [`SettleDurability::Deferred`].
-struct WalSync {
-    /// Off for [`SettleDurability::Own`], whose commits are synced already.
-    deferred: bool,
-    /// `<ledger file>-wal`.
-    path: PathBuf,
-    /// Settlement transactions committed so far (counted by the writer after each commit).
-    committed: AtomicU64,
-    /// How many of them a finished fsync covers; held across the fsync, so callers that arrive
-    /// during one wait for it and then usually find themselves covered by the next.
-    synced: tokio::sync::Mutex<u64>,
-}
-
-impl WalSync {
-    async fn sync(&self) -> Result<(), StoreError> {
-        if !self.deferred {
-            return Ok(());
-        }
-        let want = self.committed.load(Ordering::Acquire);
-        let mut synced = self.synced.lock().await;
-        if *synced >= want {
-            return Ok(());
-        }
-        let upto = self.committed.load(Ordering::Acquire);
-        let path = self.path.clone();
-        // fsync on any descriptor of the file flushes all of its written pages, SQLite's
-        // included. No WAL file: it was checkpointed into the database, which SQLite syncs
-        // after a checkpoint.
-        tokio::task::spawn_blocking(move || match std::fs::File::open(&path) {
-            Ok(f) => f.sync_data(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        })
-        .await
-        .map_err(|e| StoreError(format!("ledger sync task: {e}")))?
-        .map_err(|e| StoreError(format!("ledger sync: {e}")))?;
-        *synced = upto;
-        Ok(())
-    }
 }
 
 /// A sidecar database file next to `main`'s, with `main`'s options otherwise.
@@ -196,8 +193,18 @@ impl SqlitePayStore {
 
     /// As [`new`](Self::new), with settlements made durable as `durability` says.
     pub async fn open(main: SqlitePool, durability: SettleDurability) -> Result<Self, StoreError> {
+        Self::open_waiting(main, durability, OWNER_WAIT).await
+    }
+
+    /// As [`open`](Self::open), waiting at most `wait` for the ledger's ownership.
+    async fn open_waiting(
+        main: SqlitePool,
+        durability: SettleDurability,
+        wait: Duration,
+    ) -> Result<Self, StoreError> {
         let main_opts = main.connect_options();
         let (ledger_path, ledger_opts) = sidecar(&main_opts, "ledger", SqliteSynchronous::Full);
+        let owner = take_ownership(&ledger_path, wait).await?;
         let lock = crate::lock_beside(&ledger_path)
             .await
             .map_err(|e| StoreError(format!("ledger lock: {e}")))?;
@@ -225,33 +232,25 @@ impl SqlitePayStore {
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         drop(lock);
-        let writer = match durability {
-            SettleDurability::Own => pool.clone(),
-            SettleDurability::Deferred => crate::local_pool(1)
-                .connect_with(ledger_opts.synchronous(SqliteSynchronous::Normal))
-                .await
-                .map_err(db)?,
-        };
-        let wal = Arc::new(WalSync {
-            deferred: durability == SettleDurability::Deferred,
-            path: PathBuf::from(format!("{}-wal", ledger_path.display())),
-            committed: AtomicU64::new(0),
-            synced: tokio::sync::Mutex::new(0),
-        });
-        let (settler, jobs) = mpsc::channel(1024);
-        tokio::spawn(settlement_writer(writer, wal.clone(), jobs));
+        // The writer's own connection, so reads never queue behind a commit's fsync.
+        let writer = crate::local_pool(1)
+            .connect_with(ledger_opts)
+            .await
+            .map_err(db)?;
+        let book = Arc::new(Book::open(&pool, writer, owner).await?);
         Ok(SqlitePayStore {
             pool,
             claims,
-            settler,
-            wal,
+            book,
+            durability,
         })
     }
 
-    /// Makes every settlement committed so far durable (a no-op unless the store was opened
-    /// [`SettleDurability::Deferred`]: then one grouped fsync of the ledger's WAL).
+    /// Waits until every settlement decided so far is committed and synced (at once for
+    /// [`SettleDurability::Own`], whose `settle` already waited). Concurrent callers share the
+    /// writer's batches: one fsync covers all of them.
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.wal.sync().await
+        self.book.sync().await
     }
 
     /// The balance journal, newest first: `(seq, owner, delta, kind, reference)` — for the
@@ -360,224 +359,10 @@ fn settlement_of(r: &SqliteRow) -> Result<SettlementRecord, StoreError> {
     })
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
-async fn read_balance(tx: &mut Tx, a: &Account) -> Result<U256, StoreError> {
-    let row = sqlx::query(
-        "SELECT balance FROM pay_balances WHERE chain_id = ? AND asset = ? AND owner = ?",
-    )
-    .bind(chain(a.chain_id)?)
-    .bind(addr(&a.asset))
-    .bind(addr(&a.owner))
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db)?;
-    match row {
-        Some(r) => parse_u256(&col::<String>(&r, "balance")?),
-        None => Ok(U256::ZERO),
-    }
-}
-
-/// Why a balance changes, as journaled.
-struct Entry<'a> {
-    kind: &'a str,
-    reference: Option<&'a str>,
-    memo: Option<&'a str>,
-    at: u64,
-}
-
-/// Adds (`credit`) or subtracts `amount` to a balance and journals it. Fails rather than wrap.
-async fn apply(
-    tx: &mut Tx,
-    a: &Account,
-    amount: U256,
-    credit: bool,
-    e: &Entry<'_>,
-) -> Result<U256, StoreError> {
-    let now = e.at;
-    let old = read_balance(tx, a).await?;
-    let new = if credit {
-        old.checked_add(amount)
-    } else {
-        old.checked_sub(amount)
-    }
-    .ok_or_else(|| {
-        StoreError(format!(
-            "balance of {} would {}",
-            a.owner,
-            if credit { "overflow" } else { "go negative" }
-        ))
-    })?;
-    sqlx::query(
-        "INSERT INTO pay_balances (chain_id, asset, owner, balance, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (chain_id, asset, owner) DO UPDATE SET balance = excluded.balance, updated_at = excluded.updated_at",
-    )
-    .bind(chain(a.chain_id)?)
-    .bind(addr(&a.asset))
-    .bind(addr(&a.owner))
-    .bind(new.to_string())
-    .bind(secs(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    sqlx::query(
-        "INSERT INTO pay_entries (seq, at, chain_id, asset, owner, delta, kind, reference, memo)
-         VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM pay_entries), ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(secs(now))
-    .bind(chain(a.chain_id)?)
-    .bind(addr(&a.asset))
-    .bind(addr(&a.owner))
-    .bind(format!("{}{amount}", if credit { '+' } else { '-' }))
-    .bind(e.kind)
-    .bind(e.reference)
-    .bind(e.memo)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(new)
-}
-
 const SETTLEMENT_COLUMNS: &str = "chain_id, asset, payer, nonce, digest, pay_to, amount, reference, settled_at, refunded_at, refund_reason";
 
 fn now_secs() -> u64 {
     vouch_pay::local::system_now()
-}
-
-/// One settlement waiting for the writer.
-struct SettleJob {
-    record: SettlementRecord,
-    reply: oneshot::Sender<Result<SettleOutcome, StoreError>>,
-}
-
-/// Most settlements committed together.
-const MAX_BATCH: usize = 256;
-
-/// Group commit: settlements that arrive while one commit is being made durable go into the
-/// next transaction together, so N concurrent paid requests cost one fsync, not N. No request
-/// waits for company: a lone settlement is committed at once. Each answer is sent only after
-/// its transaction committed.
-async fn settlement_writer(
-    pool: SqlitePool,
-    wal: Arc<WalSync>,
-    mut jobs: mpsc::Receiver<SettleJob>,
-) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let records: Vec<&SettlementRecord> = batch.iter().map(|j| &j.record).collect();
-        let settled = settle_batch(&pool, &records).await;
-        if settled.is_ok() {
-            // Before any answer, so a caller's `sync` always covers its own commit.
-            wal.committed.fetch_add(1, Ordering::AcqRel);
-        }
-        match settled {
-            Ok(outcomes) => {
-                for (job, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(e) => {
-                // Nothing of the batch was committed; settlement is idempotent, callers retry.
-                for job in batch {
-                    let _ = job.reply.send(Err(StoreError(e.0.clone())));
-                }
-            }
-        }
-    }
-}
-
-/// Settles `records` in order in one `BEGIN IMMEDIATE` transaction, in two round trips to
-/// sqlx's SQLite thread whatever the batch size: one script takes the write lock and reads
-/// every settlement and balance the batch touches; Rust decides in arrival order; a second
-/// script writes all changes (one multi-row statement per table) and commits. Round trips, not
-/// the SQL, were what a settlement cost (tens of µs each on a busy machine, eleven per
-/// settlement when done a statement at a time), and they are what capped concurrent paid
-/// requests. The scripts carry values as SQL literals, which [`Lit`] writes only from typed
-/// values (integers, hex, decimal digits) or with quotes doubled.
-async fn settle_batch(
-    pool: &SqlitePool,
-    records: &[&SettlementRecord],
-) -> Result<Vec<SettleOutcome>, StoreError> {
-    let mut conn = pool.acquire().await.map_err(db)?;
-    let result = settle_batch_on(&mut conn, records).await;
-    if result.is_err() {
-        // The failing script already rolled back; make sure no transaction stays open.
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-    }
-    result
-}
-
-async fn settle_batch_on(
-    conn: &mut sqlx::SqliteConnection,
-    records: &[&SettlementRecord],
-) -> Result<Vec<SettleOutcome>, StoreError> {
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(read_script(records)?))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-    let mut settled: HashMap<AuthorizationKey, SettlementRecord> = HashMap::new();
-    let mut balances: HashMap<Account, U256> = HashMap::new();
-    for r in &rows {
-        match col::<String>(r, "row_kind")?.as_str() {
-            "settlement" => {
-                let s = settlement_of(r)?;
-                settled.insert(s.key, s);
-            }
-            _ => {
-                let (a, b) = balance_of(r)?;
-                balances.insert(a, b);
-            }
-        }
-    }
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut new_settlements: Vec<&SettlementRecord> = Vec::new();
-    let mut entries: Vec<(Account, U256, bool, &SettlementRecord)> = Vec::new();
-    for new in records {
-        let k = new.key;
-        if let Some(existing) = settled.get(&k) {
-            outcomes.push(if existing.digest == new.digest {
-                SettleOutcome::AlreadySettled(existing.clone())
-            } else {
-                SettleOutcome::NonceUsed
-            });
-            continue;
-        }
-        let (payer, payee) = new.accounts();
-        let balance = balances.get(&payer).copied().unwrap_or(U256::ZERO);
-        let Some(debited) = balance.checked_sub(new.amount) else {
-            outcomes.push(SettleOutcome::InsufficientBalance { balance });
-            continue;
-        };
-        balances.insert(payer, debited);
-        let credited = balances
-            .get(&payee)
-            .copied()
-            .unwrap_or(U256::ZERO)
-            .checked_add(new.amount)
-            .ok_or_else(|| StoreError(format!("balance of {} would overflow", payee.owner)))?;
-        balances.insert(payee, credited);
-        entries.push((payer, new.amount, false, new));
-        entries.push((payee, new.amount, true, new));
-        settled.insert(k, (*new).clone());
-        new_settlements.push(new);
-        outcomes.push(SettleOutcome::Settled((*new).clone()));
-    }
-    let script = if new_settlements.is_empty() {
-        "COMMIT".to_owned()
-    } else {
-        write_script(&entries, &balances, &new_settlements)?
-    };
-    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    Ok(outcomes)
 }
 
 /// A value written into a script as an SQL literal.
@@ -585,6 +370,7 @@ enum Lit<'a> {
     Int(i64),
     /// Quoted; quotes inside are doubled (SQLite has no other escapes).
     Text(&'a str),
+    Null,
 }
 
 impl std::fmt::Display for Lit<'_> {
@@ -592,6 +378,7 @@ impl std::fmt::Display for Lit<'_> {
         match self {
             Lit::Int(i) => write!(f, "{i}"),
             Lit::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            Lit::Null => f.write_str("NULL"),
         }
     }
 }
@@ -600,50 +387,6 @@ impl std::fmt::Display for Lit<'_> {
 fn tuple(values: &[Lit<'_>]) -> String {
     let inner: Vec<String> = values.iter().map(ToString::to_string).collect();
     format!("({})", inner.join(", "))
-}
-
-/// Takes the write lock, then reads the settlements under the batch's keys and the balances of
-/// its payers and payees.
-fn read_script(records: &[&SettlementRecord]) -> Result<String, StoreError> {
-    let mut keys = Vec::with_capacity(records.len());
-    let mut owners = Vec::with_capacity(2 * records.len());
-    for r in records {
-        let k = &r.key;
-        let (chain_id, asset) = (chain(k.chain_id)?, addr(&k.asset));
-        keys.push(tuple(&[
-            Lit::Int(chain_id),
-            Lit::Text(&asset),
-            Lit::Text(&addr(&k.payer)),
-            Lit::Text(&word(&k.nonce)),
-        ]));
-        for owner in [k.payer, r.pay_to] {
-            owners.push(tuple(&[
-                Lit::Int(chain_id),
-                Lit::Text(&asset),
-                Lit::Text(&addr(&owner)),
-            ]));
-        }
-    }
-    // CROSS JOIN with the keys outside: one primary-key search per key. (`(…) IN (VALUES …)`
-    // makes SQLite scan the table — ever slower as the ledger grows.)
-    let columns: Vec<String> = SETTLEMENT_COLUMNS
-        .split(", ")
-        .map(|c| format!("s.{c}"))
-        .collect();
-    Ok(format!(
-        "BEGIN IMMEDIATE;
-         WITH k(chain_id, asset, payer, nonce) AS (VALUES {})
-         SELECT 'settlement' AS row_kind, {} FROM k CROSS JOIN pay_settlements AS s
-           ON s.chain_id = k.chain_id AND s.asset = k.asset AND s.payer = k.payer
-              AND s.nonce = k.nonce;
-         WITH k(chain_id, asset, owner) AS (VALUES {})
-         SELECT 'balance' AS row_kind, b.chain_id, b.asset, b.owner, b.balance
-           FROM k CROSS JOIN pay_balances AS b
-           ON b.chain_id = k.chain_id AND b.asset = k.asset AND b.owner = k.owner;",
-        keys.join(", "),
-        columns.join(", "),
-        owners.join(", ")
-    ))
 }
 
 fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
@@ -657,96 +400,33 @@ fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
     ))
 }
 
-/// Writes the batch's final balances, its journal lines (numbered after the last one) and its
-/// settlements, then commits.
-fn write_script(
-    entries: &[(Account, U256, bool, &SettlementRecord)],
-    balances: &HashMap<Account, U256>,
-    new: &[&SettlementRecord],
-) -> Result<String, StoreError> {
-    let mut touched: Vec<(Account, u64)> = Vec::new();
-    for (a, _, _, r) in entries {
-        match touched.iter_mut().find(|(t, _)| t == a) {
-            Some(t) => t.1 = r.settled_at,
-            None => touched.push((*a, r.settled_at)),
+impl SqlitePayStore {
+    /// The settlement under `key` on disk.
+    async fn stored_settlement(
+        &self,
+        key: &AuthorizationKey,
+    ) -> Result<Option<SettlementRecord>, StoreError> {
+        let sql = format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE {KEY_WHERE}");
+        let row = bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(settlement_of).transpose()
+    }
+
+    /// Waits for change `seq` to be durable when settlements must be durable on their own.
+    async fn own_durability(&self, seq: Option<u64>) -> Result<(), StoreError> {
+        match (seq, self.durability) {
+            (Some(seq), SettleDurability::Own) => self.book.written(seq).await,
+            _ => Ok(()),
         }
     }
-    let mut balance_rows = Vec::with_capacity(touched.len());
-    for (a, at) in &touched {
-        let balance = balances.get(a).copied().unwrap_or(U256::ZERO).to_string();
-        balance_rows.push(tuple(&[
-            Lit::Int(chain(a.chain_id)?),
-            Lit::Text(&addr(&a.asset)),
-            Lit::Text(&addr(&a.owner)),
-            Lit::Text(&balance),
-            Lit::Int(secs(*at)),
-        ]));
-    }
-    let mut entry_rows = Vec::with_capacity(entries.len());
-    for (i, (a, amount, credit, r)) in entries.iter().enumerate() {
-        let delta = format!("{}{amount}", if *credit { '+' } else { '-' });
-        entry_rows.push(tuple(&[
-            Lit::Int(i64::try_from(i + 1).unwrap_or(i64::MAX)),
-            Lit::Int(secs(r.settled_at)),
-            Lit::Int(chain(a.chain_id)?),
-            Lit::Text(&addr(&a.asset)),
-            Lit::Text(&addr(&a.owner)),
-            Lit::Text(&delta),
-            Lit::Text(&r.reference),
-        ]));
-    }
-    let mut settlement_rows = Vec::with_capacity(new.len());
-    for r in new {
-        let k = &r.key;
-        settlement_rows.push(tuple(&[
-            Lit::Int(chain(k.chain_id)?),
-            Lit::Text(&addr(&k.asset)),
-            Lit::Text(&addr(&k.payer)),
-            Lit::Text(&word(&k.nonce)),
-            Lit::Text(&word(&r.digest)),
-            Lit::Text(&addr(&r.pay_to)),
-            Lit::Text(&r.amount.to_string()),
-            Lit::Text(&r.reference),
-            Lit::Int(secs(r.settled_at)),
-        ]));
-    }
-    // The journal's INSERT … SELECT reads the table it writes, so SQLite evaluates the whole
-    // SELECT first: every row sees the same MAX(seq).
-    Ok(format!(
-        "INSERT INTO pay_balances (chain_id, asset, owner, balance, updated_at) VALUES {}
-           ON CONFLICT (chain_id, asset, owner) DO UPDATE
-           SET balance = excluded.balance, updated_at = excluded.updated_at;
-         INSERT INTO pay_entries (seq, at, chain_id, asset, owner, delta, kind, reference, memo)
-           SELECT last.seq + v.column1, v.column2, v.column3, v.column4, v.column5, v.column6,
-                  'settle', v.column7, NULL
-           FROM (SELECT COALESCE(MAX(seq), 0) AS seq FROM pay_entries) AS last,
-                (VALUES {}) AS v
-           ORDER BY v.column1;
-         INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to, amount,
-                                      reference, settled_at) VALUES {};
-         COMMIT;",
-        balance_rows.join(", "),
-        entry_rows.join(", "),
-        settlement_rows.join(", ")
-    ))
 }
 
 #[async_trait]
 impl Ledger for SqlitePayStore {
     async fn balance(&self, a: &Account) -> Result<U256, StoreError> {
-        let row = sqlx::query(
-            "SELECT balance FROM pay_balances WHERE chain_id = ? AND asset = ? AND owner = ?",
-        )
-        .bind(chain(a.chain_id)?)
-        .bind(addr(&a.asset))
-        .bind(addr(&a.owner))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        match row {
-            Some(r) => parse_u256(&col::<String>(&r, "balance")?),
-            None => Ok(U256::ZERO),
-        }
+        self.book.balance(a)
     }
 
     async fn standing(
@@ -754,77 +434,55 @@ impl Ledger for SqlitePayStore {
         key: &AuthorizationKey,
         payer: &Account,
     ) -> Result<(bool, U256), StoreError> {
-        let row = sqlx::query(
-            "SELECT EXISTS (SELECT 1 FROM pay_settlements WHERE chain_id = ? AND asset = ? AND payer = ? AND nonce = ?) AS used,
-                    (SELECT balance FROM pay_balances WHERE chain_id = ? AND asset = ? AND owner = ?) AS balance",
-        )
-        .bind(chain(key.chain_id)?)
-        .bind(addr(&key.asset))
-        .bind(addr(&key.payer))
-        .bind(word(&key.nonce))
-        .bind(chain(payer.chain_id)?)
-        .bind(addr(&payer.asset))
-        .bind(addr(&payer.owner))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        let used: bool = col(&row, "used")?;
-        let balance = match col::<Option<String>>(&row, "balance")? {
-            Some(b) => parse_u256(&b)?,
-            None => U256::ZERO,
-        };
+        let (maybe_used, balance) = self.book.standing(key, payer)?;
+        if !maybe_used {
+            return Ok((false, balance));
+        }
+        // A settlement leaves `unwritten` only once committed: one of the two reads sees it.
+        let used =
+            self.book.unwritten(key)?.is_some() || self.stored_settlement(key).await?.is_some();
         Ok((used, balance))
     }
 
     async fn credit(&self, a: &Account, amount: U256, memo: &str) -> Result<U256, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let new = apply(
-            &mut tx,
-            a,
-            amount,
-            true,
-            &Entry {
-                kind: "credit",
-                reference: None,
-                memo: Some(memo),
-                at: now_secs(),
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(new)
+        let (balance, seq) = self.book.credit(a, amount, memo, now_secs())?;
+        self.book.written(seq).await?;
+        Ok(balance)
     }
 
     async fn settlement(
         &self,
         key: &AuthorizationKey,
     ) -> Result<Option<SettlementRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE chain_id = ? AND asset = ? AND payer = ? AND nonce = ?"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(chain(key.chain_id)?)
-            .bind(addr(&key.asset))
-            .bind(addr(&key.payer))
-            .bind(word(&key.nonce))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.as_ref().map(settlement_of).transpose()
+        if let Some((rec, seq)) = self.book.unwritten(key)? {
+            self.own_durability(Some(seq)).await?;
+            return Ok(Some(rec));
+        }
+        self.stored_settlement(key).await
     }
 
     async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.settler
-            .send(SettleJob {
-                record: new.clone(),
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError("settlement writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError("settlement writer stopped".into()))?
+        let (outcome, seq) = match self.book.try_settle(new)? {
+            Decided::Final(outcome, seq) => (outcome, seq),
+            Decided::Check => {
+                let _exact = self.book.exact.lock().await;
+                match self.book.unwritten(&new.key)? {
+                    Some((existing, seq)) => (book::repeat(&existing, new), Some(seq)),
+                    None => match self.stored_settlement(&new.key).await? {
+                        Some(existing) => (book::repeat(&existing, new), None),
+                        // A collision of the keyed hash: the key is new after all.
+                        None => match self.book.settle_checked(new)? {
+                            Decided::Final(outcome, seq) => (outcome, seq),
+                            Decided::Check => {
+                                return Err(StoreError("settlement left undecided".into()));
+                            }
+                        },
+                    },
+                }
+            }
+        };
+        self.own_durability(seq).await?;
+        Ok(outcome)
     }
 
     async fn refund(
@@ -833,65 +491,30 @@ impl Ledger for SqlitePayStore {
         reason: &str,
         now: u64,
     ) -> Result<RefundOutcome, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let sql = format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE reference = ?");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(reference)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        let Some(rec) = row.as_ref().map(settlement_of).transpose()? else {
-            tx.rollback().await.map_err(db)?;
+        // One refund decision at a time, each durable before the next reads the disk.
+        let _exact = self.book.exact.lock().await;
+        let rec = match self.book.unwritten_by_reference(reference)? {
+            Some(rec) => Some(rec),
+            None => {
+                let sql =
+                    format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE reference = ?");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(reference)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)?;
+                row.as_ref().map(settlement_of).transpose()?
+            }
+        };
+        let Some(rec) = rec else {
             return Ok(RefundOutcome::NotFound);
         };
         if rec.refund.is_some() {
-            tx.rollback().await.map_err(db)?;
             return Ok(RefundOutcome::AlreadyRefunded(rec));
         }
-        let (payer, payee) = rec.accounts();
-        apply(
-            &mut tx,
-            &payee,
-            rec.amount,
-            false,
-            &Entry {
-                kind: "refund",
-                reference: Some(reference),
-                memo: Some(reason),
-                at: now,
-            },
-        )
-        .await?;
-        apply(
-            &mut tx,
-            &payer,
-            rec.amount,
-            true,
-            &Entry {
-                kind: "refund",
-                reference: Some(reference),
-                memo: Some(reason),
-                at: now,
-            },
-        )
-        .await?;
-        sqlx::query(
-            "UPDATE pay_settlements SET refunded_at = ?, refund_reason = ? WHERE reference = ?",
-        )
-        .bind(secs(now))
-        .bind(reason)
-        .bind(reference)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(RefundOutcome::Refunded(SettlementRecord {
-            refund: Some(RefundRecord {
-                refunded_at: now,
-                reason: reason.to_owned(),
-            }),
-            ..rec
-        }))
+        let (refunded, seq) = self.book.refund(&rec, reason, now)?;
+        self.book.written(seq).await?;
+        Ok(RefundOutcome::Refunded(refunded))
     }
 }
 
@@ -1097,18 +720,24 @@ mod tests {
     }
 
     async fn open_at(path: &Path, durability: SettleDurability) -> SqlitePayStore {
+        SqlitePayStore::open(main_pool(path).await, durability)
+            .await
+            .unwrap()
+    }
+
+    /// A pool on the main database file `path` (the ledger and claims sit beside it).
+    async fn main_pool(path: &Path) -> SqlitePool {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .unwrap()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
             .await
-            .unwrap();
-        SqlitePayStore::open(pool, durability).await.unwrap()
+            .unwrap()
     }
 
     fn a(byte: u8) -> Address {
@@ -1221,18 +850,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sixteen_racing_settlements_debit_once() {
+        for durability in [SettleDurability::Own, SettleDurability::Deferred] {
+            racing_settlements_debit_once(durability).await;
+        }
+    }
+
+    async fn racing_settlements_debit_once(durability: SettleDurability) {
         let db = TempDb::new("race-settle");
-        // Four stores, four settlement writers, racing transactions on one file — as four
-        // processes would — plus batching within each writer; two of them commit settlements
-        // unsynced (the server's mode), two synced.
-        let mut stores = Vec::new();
-        for i in 0..4 {
-            let durability = if i % 2 == 0 {
-                SettleDurability::Own
-            } else {
-                SettleDurability::Deferred
-            };
-            stores.push(Arc::new(db.open_with(durability).await));
+        // One owner, many tasks on a multi-threaded runtime, batches in the writer.
+        let stores = [Arc::new(db.open_with(durability).await)];
+        for s in &stores {
+            assert_eq!(s.durability, durability);
         }
         let s = stores[0].clone();
         s.credit(&payer(), U256::from(1000u64), "top-up")
@@ -1241,7 +869,7 @@ mod tests {
         // 16 different authorizations under one nonce, all at once.
         let tasks: Vec<_> = (0..16u8)
             .map(|i| {
-                let s = stores[usize::from(i) % 4].clone();
+                let s = stores[usize::from(i) % stores.len()].clone();
                 tokio::spawn(async move { s.settle(&record(7, 0x40 + i, 10)).await.unwrap() })
             })
             .collect();
@@ -1258,7 +886,7 @@ mod tests {
         // 16 copies of the same authorization: one charge, 15 earlier results.
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let s = stores[i % 4].clone();
+                let s = stores[i % stores.len()].clone();
                 tokio::spawn(async move { s.settle(&record(8, 0x80, 10)).await.unwrap() })
             })
             .collect();
@@ -1277,7 +905,7 @@ mod tests {
         // payer's balance covers only the first 90, and the journal stays gap-free.
         let tasks: Vec<_> = (0..64u8)
             .map(|i| {
-                let s = stores[usize::from(i) % 4].clone();
+                let s = stores[usize::from(i) % stores.len()].clone();
                 tokio::spawn(
                     async move { s.settle(&record(0x40 + i, 0xa0 + i, 10)).await.unwrap() },
                 )
@@ -1292,6 +920,7 @@ mod tests {
             }
         }
         assert_eq!(settled, 64);
+        s.sync().await.unwrap();
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(340u64));
         assert_eq!(s.balance(&payee()).await.unwrap(), U256::from(660u64));
         let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM pay_entries ORDER BY seq")
@@ -1355,11 +984,25 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sixteen_racing_claims_exactly_one_wins() {
         let db = TempDb::new("race-claim");
-        // Four stores on one file — four connections, as four processes would have — so the
-        // race is decided by SQLite's atomicity, not by a pool handing out one connection.
-        let mut stores = Vec::new();
-        for _ in 0..4 {
-            stores.push(Arc::new(db.open().await));
+        // Four connections to the claims file, as four processes would have, so the race is
+        // decided by SQLite's atomicity, not by a pool handing out one connection.
+        let first = db.open().await;
+        let claims_file = db.0.join("pay.db-pay-claims");
+        let mut stores = vec![Arc::new(first.clone())];
+        for _ in 1..4 {
+            let claims = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(
+                    SqliteConnectOptions::from_str(&format!("sqlite://{}", claims_file.display()))
+                        .unwrap()
+                        .busy_timeout(Duration::from_secs(10)),
+                )
+                .await
+                .unwrap();
+            stores.push(Arc::new(SqlitePayStore {
+                claims,
+                ..first.clone()
+            }));
         }
         let tasks: Vec<_> = (0..16)
             .map(|i| {
@@ -1540,7 +1183,12 @@ mod tests {
             for t in tasks {
                 assert!(matches!(t.await.unwrap(), SettleOutcome::Settled(_)));
             }
-            assert!(*s.wal.synced.lock().await >= 1, "no fsync was made");
+            // Synced means committed: another connection sees all eight.
+            let on_disk: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pay_settlements")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(on_disk, 8);
             s.pool.close().await;
         }
         let s = db.open().await;
@@ -1581,6 +1229,7 @@ mod tests {
             SettleOutcome::NonceUsed
         );
         s.credit(&payer(), U256::from(1u64), "more").await.unwrap();
+        drop(s);
         // Opening again imports nothing a second time.
         let again = SqlitePayStore::new(main).await.unwrap();
         assert_eq!(again.balance(&payer()).await.unwrap(), U256::from(71u64));
@@ -1627,5 +1276,56 @@ mod tests {
             r.reference
         );
         assert_eq!(s.entries(&payer(), 10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn one_process_owns_a_ledger_a_second_opener_waits_then_fails() {
+        let db = TempDb::new("owner");
+        let first = db.open().await;
+        let main = main_pool(&db.0.join("pay.db")).await;
+        let refused = SqlitePayStore::open_waiting(
+            main.clone(),
+            SettleDurability::Own,
+            Duration::from_millis(100),
+        )
+        .await
+        .err()
+        .expect("a second owner was let in");
+        assert!(
+            refused.0.contains("in use by another process"),
+            "{}",
+            refused.0
+        );
+        first
+            .credit(&payer(), U256::from(5u64), "top-up")
+            .await
+            .unwrap();
+        drop(first);
+        // Released with the last handle: the next owner gets in and sees the credit.
+        let second = SqlitePayStore::open_waiting(main, SettleDurability::Own, OWNER_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(second.balance(&payer()).await.unwrap(), U256::from(5u64));
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stops_the_ledger_loudly() {
+        let db = TempDb::new("failed-write");
+        let s = db.open().await;
+        s.credit(&payer(), U256::from(50u64), "top-up")
+            .await
+            .unwrap();
+        // Break the file under the writer: its next batch cannot be written.
+        sqlx::query("DROP TABLE pay_entries")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        let e = s.settle(&record(4, 0x44, 10)).await.unwrap_err();
+        assert!(e.0.contains("no such table"), "{}", e.0);
+        // Memory may be ahead of the disk now: everything refuses until a restart.
+        let e = s.balance(&payer()).await.unwrap_err();
+        assert!(e.0.contains("restart the node"), "{}", e.0);
+        assert!(s.settle(&record(5, 0x55, 10)).await.is_err());
+        assert!(s.credit(&payer(), U256::from(1u64), "x").await.is_err());
     }
 }
