@@ -232,11 +232,8 @@ impl SqlitePayStore {
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         drop(lock);
-        // The writer's own connection, so reads never queue behind a commit's fsync.
-        let writer = crate::local_pool(1)
-            .connect_with(ledger_opts)
-            .await
-            .map_err(db)?;
+        // The writer's own synchronous connection (see `book`).
+        let writer = book::writer_connection(&ledger_path)?;
         let book = Arc::new(Book::open(&pool, writer, owner).await?);
         Ok(SqlitePayStore {
             pool,
@@ -363,30 +360,6 @@ const SETTLEMENT_COLUMNS: &str = "chain_id, asset, payer, nonce, digest, pay_to,
 
 fn now_secs() -> u64 {
     vouch_pay::local::system_now()
-}
-
-/// A value written into a script as an SQL literal.
-enum Lit<'a> {
-    Int(i64),
-    /// Quoted; quotes inside are doubled (SQLite has no other escapes).
-    Text(&'a str),
-    Null,
-}
-
-impl std::fmt::Display for Lit<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Lit::Int(i) => write!(f, "{i}"),
-            Lit::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
-            Lit::Null => f.write_str("NULL"),
-        }
-    }
-}
-
-/// `(v1, v2, …)` of literals.
-fn tuple(values: &[Lit<'_>]) -> String {
-    let inner: Vec<String> = values.iter().map(ToString::to_string).collect();
-    format!("({})", inner.join(", "))
 }
 
 fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
@@ -1259,7 +1232,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn script_literals_keep_quotes_and_semicolons_as_data() {
+    async fn quotes_and_semicolons_in_a_reference_stay_data() {
         let db = TempDb::new("literal");
         let s = db.open().await;
         s.credit(&payer(), U256::from(10u64), "top-up")
