@@ -153,9 +153,9 @@ fn main() {
     // throughput window cannot. Python's mean is its calls ÷ wall time; the in-process row runs
     // Vouch's ORT session directly, one call after another, over the same window length.
     println!(
-        "| model | ORT from Python one at a time (req/s, 1e6 ÷ mean) | ORT in process one at a time (req/s, 3 s window) | Vouch executor, 16 clients (req/s, 3 s window) | ÷ Python | ÷ in process | mean batch |"
+        "| model | ORT from Python one at a time (req/s, 1e6 ÷ mean) | ORT in process one at a time (req/s, 3 s window) | Vouch executor, 16 client threads (req/s, 3 s window) | ÷ Python | ÷ in process | mean batch | 16 async clients, as the server's (req/s) | ÷ Python | mean batch |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, model, input, iters) in cases.iter().filter(|c| c.0 != "minilm") {
         let bytes = std::fs::read(model).expect("model");
         let inputs = read_inputs(input);
@@ -194,14 +194,56 @@ fn main() {
             .collect();
         let total: u64 = handles.into_iter().map(|h| h.join().expect("client")).sum();
         let rps = total as f64 / start.elapsed().as_secs_f64();
-        let stats = exec.stats();
-        let runs = stats.runs.load(std::sync::atomic::Ordering::Relaxed).max(1);
-        let reqs = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let mean_batch = |exec: &Executor| {
+            let stats = exec.stats();
+            let runs = stats.runs.load(std::sync::atomic::Ordering::Relaxed).max(1);
+            let reqs = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+            reqs as f64 / runs as f64
+        };
+        let thread_batch = mean_batch(&exec);
+        drop(exec);
+        // The server's way in: 16 requests in flight as tasks on a 2-thread Tokio runtime, each
+        // awaiting its reply, instead of 16 OS threads each blocked on one.
+        let exec = Arc::new(Executor::new(ExecutorConfig {
+            workers: 2,
+            queue_capacity: 1024,
+            max_batch: 32,
+            max_wait: Duration::ZERO,
+        }));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        let start = Instant::now();
+        let total: u64 = rt.block_on(async {
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let (exec, m, inputs) = (exec.clone(), m.clone(), inputs.clone());
+                    tokio::spawn(async move {
+                        let mut n = 0u64;
+                        while start.elapsed() < window {
+                            let reply = exec.submit(key, m.clone(), inputs.clone()).expect("queue");
+                            reply.await.expect("reply").expect("run");
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("client");
+            }
+            total
+        });
+        let async_rps = total as f64 / start.elapsed().as_secs_f64();
         println!(
-            "| {name} | {single_rps:.0} | {direct_rps:.0} | {rps:.0} | {:.2} | {:.2} | {:.1} |",
+            "| {name} | {single_rps:.0} | {direct_rps:.0} | {rps:.0} | {:.2} | {:.2} | {:.1} | {async_rps:.0} | {:.2} | {:.1} |",
             rps / single_rps,
             rps / direct_rps,
-            reqs as f64 / runs as f64
+            thread_batch,
+            async_rps / single_rps,
+            mean_batch(&exec)
         );
     }
 
