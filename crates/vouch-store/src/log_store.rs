@@ -1,11 +1,11 @@
 //! Durable storage for the transparency log: `vouch_log::store::LogStore` on SQLite.
 //!
 //! One group commit is one `BEGIN IMMEDIATE` transaction holding all entries, all new tree
-//! hashes and (when due) the checkpoint of its batch; the appender acknowledges nothing before
-//! `COMMIT` returns, and with `synchronous = FULL` (as [`crate::Store::open`] and
-//! [`SqliteLogStore::open`] configure) that means the batch is on disk. Rows are inserted with
-//! multi-row `VALUES` statements in power-of-two chunk sizes, so the statement cache holds a
-//! few prepared shapes instead of one per batch size. Schema: `migrations/log/`.
+//! hashes and (when due) the checkpoint of its batch, written by a committer thread with a
+//! synchronous connection ([`committer`]); the appender acknowledges nothing before `COMMIT`
+//! returns, and with `synchronous = FULL` (as [`crate::Store::open`] and
+//! [`SqliteLogStore::open`] configure, and the committer copies) that means the batch is on
+//! disk. Reads go through the sqlx pool. Schema: `migrations/log/`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,9 +16,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use vouch_log::merkle::{Hash, stored_hash_count};
 use vouch_log::store::{CommitBatch, LogStore, StoreError, StoredCheckpoint};
 
-/// Rows per multi-row insert, at most (4 parameters per entry row, 2 per hash row: far below
-/// SQLite's 32766-variable limit).
-const ENTRY_CHUNK: usize = 512;
+/// Rows per multi-row hash insert in [`SqliteLogStore::bulk_load_hashes`], at most (2
+/// parameters per row: far below SQLite's 32766-variable limit).
 const HASH_CHUNK: usize = 1024;
 /// Indexes per `IN (...)` read.
 const READ_CHUNK: usize = 512;
@@ -27,7 +26,93 @@ const READ_CHUNK: usize = 512;
 #[derive(Clone)]
 pub struct SqliteLogStore {
     pool: SqlitePool,
+    /// Queue of the committer thread ([`committer`]).
+    commits: std::sync::mpsc::Sender<CommitJob>,
 }
+
+/// One group commit for the committer thread, and where its outcome goes.
+struct CommitJob {
+    batch: CommitBatch,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The committer: a thread with a synchronous SQLite connection (rusqlite) to the log's file
+/// that writes each group commit in one transaction through cached statements. Through sqlx's
+/// async wrapper the same commit was six round trips to its connection thread (begin, size
+/// check, entries, hashes, checkpoint, commit), each a pair of thread wake-ups, on every
+/// request's path; here it is one hand-off each way. Ends when the last store handle is dropped.
+fn committer(mut conn: rusqlite::Connection, jobs: std::sync::mpsc::Receiver<CommitJob>) {
+    while let Ok(job) = jobs.recv() {
+        let _ = job.done.send(commit_on(&mut conn, &job.batch));
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return StoreError::Conflict(msg.clone().unwrap_or_else(|| e.to_string()));
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn commit_on(conn: &mut rusqlite::Connection, b: &CommitBatch) -> Result<(), StoreError> {
+    use rusqlite::params;
+    // IMMEDIATE takes the write lock up front, so the size check below cannot race.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql)?;
+    let have: i64 = tx
+        .query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry", [], |r| {
+            r.get(0)
+        })
+        .map_err(sql)?;
+    if to_u64(have)? != b.first_index {
+        return Err(StoreError::Conflict(format!(
+            "batch starts at entry {} but the log has {have} entries",
+            b.first_index
+        )));
+    }
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO log_entry (idx, kind, name, data) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(sql)?;
+        for (idx, e) in (to_i64(b.first_index)?..).zip(&b.entries) {
+            insert
+                .execute(params![idx, e.kind.as_str(), e.name.as_deref(), e.data.as_slice()])
+                .map_err(sql)?;
+        }
+        let mut insert = tx
+            .prepare_cached("INSERT INTO log_hash (idx, hash) VALUES (?1, ?2)")
+            .map_err(sql)?;
+        for (idx, h) in (to_i64(b.first_hash_index)?..).zip(&b.hashes) {
+            insert.execute(params![idx, h.0.as_slice()]).map_err(sql)?;
+        }
+        if let Some(cp) = &b.checkpoint {
+            tx.prepare_cached(CHECKPOINT_UPSERT)
+                .and_then(|mut st| {
+                    st.execute(params![
+                        to_i64(cp.size).map_err(|e| to_sql_err(&e))?,
+                        cp.root.0.as_slice(),
+                        cp.note.as_slice(),
+                        to_i64(cp.created_ms).map_err(|e| to_sql_err(&e))?
+                    ])
+                })
+                .map_err(sql)?;
+        }
+    }
+    tx.commit().map_err(sql)
+}
+
+fn to_sql_err(e: &StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(e.to_string().into())
+}
+
+/// Re-signing a size (after a key change) replaces the note, never the root: a different root
+/// for a stored size would be a fork, and the WHERE makes it a no-op.
+const CHECKPOINT_UPSERT: &str = "INSERT INTO log_checkpoint (size, root, note, created_ms) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_ms = excluded.created_ms \
+     WHERE log_checkpoint.root = excluded.root";
 
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e
@@ -74,7 +159,23 @@ impl SqliteLogStore {
     /// Uses the project's pool (`Store::pool()`); applies the log's migrations.
     pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
         migrate(&pool).await?;
-        Ok(SqliteLogStore { pool })
+        // The committer's connection gets the pool's file and durability.
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&pool)
+            .await
+            .map_err(backend)?;
+        let path = pool.connect_options().get_filename().to_path_buf();
+        let conn = rusqlite::Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
+        let (commits, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("vouch-log-commit".into())
+            .spawn(move || committer(conn, jobs))
+            .map_err(|e| StoreError::Backend(format!("log committer thread: {e}")))?;
+        Ok(SqliteLogStore { pool, commits })
     }
 
     /// A standalone database file (tools, benchmarks, crash tests), configured for durable
@@ -226,38 +327,16 @@ impl LogStore for SqliteLogStore {
     }
 
     async fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
-        // IMMEDIATE takes the write lock up front, so the size check below cannot race.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.commits
+            .send(CommitJob {
+                batch: b.clone(),
+                done,
+            })
+            .map_err(|_| StoreError::Backend("the log committer stopped".into()))?;
+        outcome
             .await
-            .map_err(backend)?;
-        let have = count(&mut *tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry").await?;
-        if have != b.first_index {
-            return Err(StoreError::Conflict(format!(
-                "batch starts at entry {} but the log has {have} entries",
-                b.first_index
-            )));
-        }
-        let mut idx = to_i64(b.first_index)?;
-        for chunk in pow2_chunks(&b.entries, ENTRY_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO log_entry (idx, kind, name, data) ");
-            let start = idx;
-            qb.push_values(chunk.iter().enumerate(), |mut q, (i, e)| {
-                q.push_bind(start + i as i64)
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.name.as_deref())
-                    .push_bind(e.data.as_slice());
-            });
-            qb.build().execute(&mut *tx).await.map_err(backend)?;
-            idx += chunk.len() as i64;
-        }
-        insert_hashes(&mut tx, b.first_hash_index, &b.hashes).await?;
-        if let Some(cp) = &b.checkpoint {
-            insert_checkpoint(&mut tx, cp).await?;
-        }
-        tx.commit().await.map_err(backend)
+            .map_err(|_| StoreError::Backend("the log committer stopped".into()))?
     }
 
     async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
@@ -350,13 +429,7 @@ async fn insert_checkpoint(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     cp: &StoredCheckpoint,
 ) -> Result<(), StoreError> {
-    // Re-signing a size (after a key change) replaces the note, never the root: a different
-    // root for a stored size would be a fork, and the WHERE makes it a no-op.
-    sqlx::query(
-        "INSERT INTO log_checkpoint (size, root, note, created_ms) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_ms = excluded.created_ms \
-         WHERE log_checkpoint.root = excluded.root",
-    )
+    sqlx::query(CHECKPOINT_UPSERT)
     .bind(to_i64(cp.size)?)
     .bind(cp.root.0.as_slice())
     .bind(cp.note.as_slice())
