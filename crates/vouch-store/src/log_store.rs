@@ -79,7 +79,12 @@ fn commit_on(conn: &mut rusqlite::Connection, b: &CommitBatch) -> Result<(), Sto
             .map_err(sql)?;
         for (idx, e) in (to_i64(b.first_index)?..).zip(&b.entries) {
             insert
-                .execute(params![idx, e.kind.as_str(), e.name.as_deref(), e.data.as_slice()])
+                .execute(params![
+                    idx,
+                    e.kind.as_str(),
+                    e.name.as_deref(),
+                    e.data.as_slice()
+                ])
                 .map_err(sql)?;
         }
         let mut insert = tx
@@ -430,13 +435,13 @@ async fn insert_checkpoint(
     cp: &StoredCheckpoint,
 ) -> Result<(), StoreError> {
     sqlx::query(CHECKPOINT_UPSERT)
-    .bind(to_i64(cp.size)?)
-    .bind(cp.root.0.as_slice())
-    .bind(cp.note.as_slice())
-    .bind(to_i64(cp.created_ms)?)
-    .execute(&mut **tx)
-    .await
-    .map_err(backend)?;
+        .bind(to_i64(cp.size)?)
+        .bind(cp.root.0.as_slice())
+        .bind(cp.note.as_slice())
+        .bind(to_i64(cp.created_ms)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
     Ok(())
 }
 

@@ -218,11 +218,6 @@ async fn run(
     };
     // Canonicalised once: the signature and the log entry cover the same bytes.
     let canonical = receipt.canonical_bytes();
-    // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
-    let signature = (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee)).then(|| {
-        st.signer
-            .sign_receipt_hash(&vouch_core::Digest::of(&canonical))
-    });
     let mut evidence = std::collections::BTreeMap::new();
     if tiers.contains(&Tier::Tee) {
         let tee = st
@@ -233,9 +228,21 @@ async fn run(
     }
     // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
     // A settlement in the built-in ledger is made durable by a sync running at the same time.
-    let (logged, synced) = tokio::join!(
+    // The signature covers the same bytes as the log entry, so it is made while the log commit
+    // runs (the log future is polled first and hands its entry to the appender).
+    let (logged, synced, signature) = tokio::join!(
         crate::transparency::log_receipt(&st.log, &canonical, log_proof),
         crate::payment::make_durable(st, receipt.payment.as_ref()),
+        async {
+            // Let the log's appender task (woken by the entry, queued behind this task) hand
+            // the batch to the committer first; then sign during the commit.
+            tokio::task::yield_now().await;
+            // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
+            (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee)).then(|| {
+                st.signer
+                    .sign_receipt_hash(&vouch_core::Digest::of(&canonical))
+            })
+        },
     );
     let log_evidence = match logged.and_then(|e| synced.map(|()| e)) {
         Ok(e) => e,
