@@ -165,13 +165,18 @@ impl Book {
     ) -> Result<u64, StoreError> {
         st.decided += 1;
         let seq = st.decided;
-        self.queue
-            .send(Queued {
-                seq,
-                change,
-                balances,
-            })
-            .map_err(|_| StoreError("the ledger writer stopped".into()))?;
+        let sent = self.queue.send(Queued {
+            seq,
+            change,
+            balances,
+        });
+        if sent.is_err() {
+            // The change is applied in memory but can never be written: stop, as a failed
+            // write does.
+            let why = "the ledger writer stopped".to_owned();
+            st.failed = Some(why.clone());
+            return Err(stopped(&why));
+        }
         Ok(seq)
     }
 
