@@ -105,10 +105,10 @@ impl PayState {
     }
 }
 
-/// Makes the settlement a receipt names durable: the built-in ledger commits settlements
-/// without a sync ([`SettleDurability::Deferred`]) and the request runs this beside the log
-/// commit of its receipt, so the two fsyncs overlap instead of queueing. Remote facilitators
-/// settle on their side: nothing to do.
+/// Makes the settlement a receipt names durable: the built-in ledger answers a settlement as
+/// soon as it is decided ([`SettleDurability::Deferred`]) and the request runs this — a wait for
+/// the ledger writer's batch holding it — beside the log commit of its receipt, so the two
+/// fsyncs overlap instead of queueing. Remote facilitators settle on their side: nothing to do.
 pub async fn make_durable(st: &AppState, payment: Option<&PaymentRef>) -> Result<(), ApiError> {
     let (Some(_), Some(ledger)) = (payment, st.pay.as_ref().and_then(|p| p.ledger.as_ref())) else {
         return Ok(());

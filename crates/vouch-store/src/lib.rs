@@ -132,19 +132,23 @@ pub(crate) fn local_pool(connections: u32) -> SqlitePoolOptions {
         .test_before_acquire(false)
 }
 
+/// Opens (creating it) the lock file `<db_file>.<suffix>`; locking it is the caller's move.
+pub(crate) fn lock_file_beside(db_file: &Path, suffix: &str) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(format!("{}.{suffix}", db_file.display()))
+}
+
 /// An exclusive lock on a file beside database `db_file`, held until the returned file is
 /// dropped. Taken around opening a database file (the first connection switches it to WAL) and
 /// migrating it: SQLite answers a second process doing either at the same moment with "database
 /// is locked" or "table already exists" (sqlx takes no migration lock on SQLite), so a node and
 /// `vouch facilitator` starting together on a new data dir failed to boot.
 pub(crate) async fn lock_beside(db_file: &Path) -> std::io::Result<std::fs::File> {
-    let lock_path = format!("{}.open-lock", db_file.display());
+    let f = lock_file_beside(db_file, "open-lock")?;
     tokio::task::spawn_blocking(move || {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
         f.lock()?;
         Ok(f)
     })

@@ -94,23 +94,20 @@ fn commit_on(conn: &mut rusqlite::Connection, b: &CommitBatch) -> Result<(), Sto
             insert.execute(params![idx, h.0.as_slice()]).map_err(sql)?;
         }
         if let Some(cp) = &b.checkpoint {
+            let (size, created_ms) = (to_i64(cp.size)?, to_i64(cp.created_ms)?);
             tx.prepare_cached(CHECKPOINT_UPSERT)
                 .and_then(|mut st| {
                     st.execute(params![
-                        to_i64(cp.size).map_err(|e| to_sql_err(&e))?,
+                        size,
                         cp.root.0.as_slice(),
                         cp.note.as_slice(),
-                        to_i64(cp.created_ms).map_err(|e| to_sql_err(&e))?
+                        created_ms
                     ])
                 })
                 .map_err(sql)?;
         }
     }
     tx.commit().map_err(sql)
-}
-
-fn to_sql_err(e: &StoreError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(e.to_string().into())
 }
 
 /// Re-signing a size (after a key change) replaces the note, never the root: a different root

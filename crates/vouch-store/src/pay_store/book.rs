@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::TryStreamExt;
 use sqlx::SqlitePool;
@@ -72,11 +72,14 @@ struct State {
     failed: Option<String>,
 }
 
+/// A settlement's outcome, and `Some(seq)` when it is (or repeats) a change not yet known
+/// durable.
+pub(super) type Outcome = (SettleOutcome, Option<u64>);
+
 /// What the fast path of a settlement found.
 #[allow(clippy::large_enum_variant)] // returned once per settlement and matched at once
 pub(super) enum Decided {
-    /// Final; `Some(seq)` when the outcome is (or repeats) a change not yet known durable.
-    Final(SettleOutcome, Option<u64>),
+    Final(Outcome),
     /// The key may have been settled before: check exactly ([`Book::exact`]).
     Check,
 }
@@ -224,27 +227,24 @@ impl Book {
         if st.seen.contains(&self.hasher.hash_one(new.key)) {
             return Ok(Decided::Check);
         }
-        self.settle_new(&mut st, new)
+        self.settle_new(&mut st, new).map(Decided::Final)
     }
 
     /// Settles `new`, whose key the exact check found unsettled (the caller holds [`Self::exact`],
     /// so no other decision about this key can be in between).
-    pub(super) fn settle_checked(&self, new: &SettlementRecord) -> Result<Decided, StoreError> {
+    pub(super) fn settle_checked(&self, new: &SettlementRecord) -> Result<Outcome, StoreError> {
         let mut st = self.lock()?;
         if let Some((existing, seq)) = st.unwritten.get(&new.key) {
-            return Ok(Decided::Final(repeat(existing, new), Some(*seq)));
+            return Ok((repeat(existing, new), Some(*seq)));
         }
         self.settle_new(&mut st, new)
     }
 
-    fn settle_new(&self, st: &mut State, new: &SettlementRecord) -> Result<Decided, StoreError> {
+    fn settle_new(&self, st: &mut State, new: &SettlementRecord) -> Result<Outcome, StoreError> {
         let (payer, payee) = new.accounts();
         let balance = st.balances.get(&payer).copied().unwrap_or(U256::ZERO);
         let Some(debited) = balance.checked_sub(new.amount) else {
-            return Ok(Decided::Final(
-                SettleOutcome::InsufficientBalance { balance },
-                None,
-            ));
+            return Ok((SettleOutcome::InsufficientBalance { balance }, None));
         };
         // Payer and payee may be one account: the credit reads the debited balance.
         st.balances.insert(payer, debited);
@@ -269,10 +269,7 @@ impl Book {
             vec![(payer, debited), (payee, credited)],
         )?;
         st.unwritten.insert(new.key, (new.clone(), seq));
-        Ok(Decided::Final(
-            SettleOutcome::Settled(new.clone()),
-            Some(seq),
-        ))
+        Ok((SettleOutcome::Settled(new.clone()), Some(seq)))
     }
 
     /// Adds `amount` to `a`; returns the new balance and the change's `seq`.
@@ -404,10 +401,7 @@ fn write_behind(
         let result = write_batch(&mut conn, &batch);
         match result {
             Ok(()) => {
-                let mut st = match state.lock() {
-                    Ok(st) => st,
-                    Err(p) => p.into_inner(),
-                };
+                let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
                 for q in &batch {
                     if let Change::Settle(r) = &q.change {
                         st.unwritten.remove(&r.key);
@@ -418,10 +412,7 @@ fn write_behind(
             }
             Err(e) => {
                 tracing::error!(error = %e.0, "LEDGER WRITE FAILED: the ledger stops until restart");
-                match state.lock() {
-                    Ok(mut st) => st.failed = Some(e.0.clone()),
-                    Err(p) => p.into_inner().failed = Some(e.0.clone()),
-                }
+                state.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(e.0.clone());
                 report.send_modify(|w| w.failed = Some(e.0));
             }
         }
@@ -511,6 +502,7 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Queued]) -> Result<(), 
                     journal(at, &payer, false, &r.amount, "settle", reference, None)?;
                     journal(at, &payee, true, &r.amount, "settle", reference, None)?;
                     let k = &r.key;
+                    let chain_id = chain(k.chain_id)?;
                     tx.prepare_cached(
                         "INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to,
                                                       amount, reference, settled_at)
@@ -518,7 +510,7 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Queued]) -> Result<(), 
                     )
                     .and_then(|mut st| {
                         st.execute(params![
-                            chain(k.chain_id).map_err(to_sql)?,
+                            chain_id,
                             addr(&k.asset),
                             addr(&k.payer),
                             word(&k.nonce),
@@ -573,9 +565,4 @@ fn write_batch(conn: &mut rusqlite::Connection, batch: &[Queued]) -> Result<(), 
         }
     }
     tx.commit().map_err(sql)
-}
-
-/// A [`StoreError`] inside a rusqlite closure.
-fn to_sql(e: StoreError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(e.0.into())
 }

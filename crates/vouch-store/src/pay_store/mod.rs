@@ -67,13 +67,8 @@ const OWNER_WAIT: Duration = Duration::from_secs(10);
 /// Takes the exclusive ownership lock of a ledger file (`<ledger>.owner-lock`), waiting up to
 /// `wait`: the state in memory is authoritative only while no other process writes the file.
 async fn take_ownership(ledger: &Path, wait: Duration) -> Result<std::fs::File, StoreError> {
-    let path = PathBuf::from(format!("{}.owner-lock", ledger.display()));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError(format!("ledger lock {}: {e}", path.display())))?;
+    let file = crate::lock_file_beside(ledger, "owner-lock")
+        .map_err(|e| StoreError(format!("ledger lock {}.owner-lock: {e}", ledger.display())))?;
     let started = Instant::now();
     loop {
         match file.try_lock() {
@@ -90,7 +85,10 @@ async fn take_ownership(ledger: &Path, wait: Duration) -> Result<std::fs::File, 
                 )));
             }
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StoreError(format!("ledger lock {}: {e}", path.display())));
+                return Err(StoreError(format!(
+                    "ledger lock {}.owner-lock: {e}",
+                    ledger.display()
+                )));
             }
         }
     }
@@ -436,7 +434,7 @@ impl Ledger for SqlitePayStore {
 
     async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
         let (outcome, seq) = match self.book.try_settle(new)? {
-            Decided::Final(outcome, seq) => (outcome, seq),
+            Decided::Final(decided) => decided,
             Decided::Check => {
                 let _exact = self.book.exact.lock().await;
                 match self.book.unwritten(&new.key)? {
@@ -444,12 +442,7 @@ impl Ledger for SqlitePayStore {
                     None => match self.stored_settlement(&new.key).await? {
                         Some(existing) => (book::repeat(&existing, new), None),
                         // A collision of the keyed hash: the key is new after all.
-                        None => match self.book.settle_checked(new)? {
-                            Decided::Final(outcome, seq) => (outcome, seq),
-                            Decided::Check => {
-                                return Err(StoreError("settlement left undecided".into()));
-                            }
-                        },
+                        None => self.book.settle_checked(new)?,
                     },
                 }
             }
