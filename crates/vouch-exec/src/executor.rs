@@ -220,8 +220,21 @@ impl Executor {
         model: Arc<dyn LoadedModel>,
         inputs: TensorMap,
     ) -> Result<RunHandle, ExecError> {
+        self.submit_with(key, model, inputs, true)
+    }
+
+    /// [`Executor::submit`], with `may_batch = false` to run alone whatever the model allows
+    /// (a model's configuration can turn batching off).
+    pub fn submit_with(
+        &self,
+        key: ModelDigest,
+        model: Arc<dyn LoadedModel>,
+        inputs: TensorMap,
+        may_batch: bool,
+    ) -> Result<RunHandle, ExecError> {
         let config = &self.shared.config;
-        let batchable = config.max_batch > 1
+        let batchable = may_batch
+            && config.max_batch > 1
             && model.signature().batchable()
             // Only graphs proven to keep rows apart: a batch must not change any answer.
             && model.row_independence().is_ok()

@@ -48,7 +48,7 @@ pub struct AppState {
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     /// digest → the `config_digest` its receipts carry (`None`: no configuration set).
-    pub configs: moka::sync::Cache<ModelDigest, Option<Digest>>,
+    pub configs: moka::sync::Cache<ModelDigest, crate::routes::config::ConfigFacts>,
     /// The transparency log every receipt and registry/policy change is appended to.
     pub log: Arc<crate::transparency::LogState>,
     /// The one price model (`[pay.prices]`), quoted even with payments off.
