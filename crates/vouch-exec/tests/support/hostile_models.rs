@@ -1,6 +1,6 @@
 //! Hostile ONNX models, built byte for byte with ONNX's own protobuf schema (tract's copy of
 //! `onnx.proto`). Shared by the engine tests (`crates/vouch-exec/tests/hostile.rs`) and the
-//! end-to-end tests (`crates/vouch-cli/tests/hardening.rs`, which include this file by path).
+//! end-to-end tests (`crates/vouch-cli/tests/hostile_models.rs`, which include this file by path).
 #![allow(dead_code)] // each including test uses a subset
 
 use prost::Message;
