@@ -42,6 +42,18 @@ fn a_model_pointing_at_files_beside_the_node_is_refused_and_nothing_leaks() {
     }
     let (_, models) = node.get("/v1/models");
     assert!(!models.to_string().contains("leak"), "{models}");
+
+    // A graph too large to compile within reason is refused before any engine compiles it
+    // (a 10⁶-node model once took 5.7 GB and kept compiling after its request had failed).
+    let (status, body) = upload(&node, hostile_models::relu_chain(150_000), "huge");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("150000 nodes"),
+        "{body}"
+    );
 }
 
 #[test]

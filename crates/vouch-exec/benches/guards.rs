@@ -33,12 +33,14 @@ fn main() {
         ..Default::default()
     }));
     for _ in 0..500 {
-        exec.run_blocking(key, model.clone(), inputs.clone()).unwrap();
+        exec.run_blocking(key, model.clone(), inputs.clone())
+            .unwrap();
     }
     let mut lat: Vec<f64> = (0..3000)
         .map(|_| {
             let t = Instant::now();
-            exec.run_blocking(key, model.clone(), inputs.clone()).unwrap();
+            exec.run_blocking(key, model.clone(), inputs.clone())
+                .unwrap();
             t.elapsed().as_secs_f64() * 1e6
         })
         .collect();
@@ -52,7 +54,8 @@ fn main() {
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while start.elapsed().as_secs_f64() < secs {
-                    exec.run_blocking(key, model.clone(), inputs.clone()).unwrap();
+                    exec.run_blocking(key, model.clone(), inputs.clone())
+                        .unwrap();
                     n += 1;
                 }
                 n
@@ -61,5 +64,44 @@ fn main() {
         .collect();
     let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     let rps = total as f64 / start.elapsed().as_secs_f64();
-    println!("guards p50_us={p50:.1} rps16={rps:.0}");
+    // tract, direct: the per-node evaluation hook (stop flag, memory pre-check) on the CNN.
+    let cnn = std::fs::read(root.join("models/cnn.onnx")).unwrap();
+    let cnn_in: TensorMap =
+        serde_json::from_str(&std::fs::read_to_string(root.join("models/cnn.input.json")).unwrap())
+            .unwrap();
+    let t = vouch_exec::tract_engine::TractEngine.load(&cnn).unwrap();
+    for _ in 0..50 {
+        t.run(&cnn_in).unwrap();
+    }
+    let mut tl: Vec<f64> = (0..400)
+        .map(|_| {
+            let s = Instant::now();
+            t.run(&cnn_in).unwrap();
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    tl.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let tract_p50 = tl[tl.len() / 2];
+    // tract on MiniLM (hundreds of nodes): where a per-node hook costs most.
+    let home = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vouch/models");
+    let mini = std::fs::read(home.join("minilm.onnx")).unwrap();
+    let mini_in: TensorMap =
+        serde_json::from_str(&std::fs::read_to_string(home.join("minilm.input.json")).unwrap())
+            .unwrap();
+    let m = vouch_exec::tract_engine::TractEngine.load(&mini).unwrap();
+    for _ in 0..5 {
+        m.run(&mini_in).unwrap();
+    }
+    let mut ml: Vec<f64> = (0..40)
+        .map(|_| {
+            let s = Instant::now();
+            m.run(&mini_in).unwrap();
+            s.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    ml.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mini_p50 = ml[ml.len() / 2];
+    println!(
+        "guards p50_us={p50:.1} rps16={rps:.0} tract_cnn_p50_us={tract_p50:.1} tract_minilm_p50_us={mini_p50:.1}"
+    );
 }

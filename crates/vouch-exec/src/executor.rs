@@ -116,6 +116,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     cv: Condvar,
+    /// The watchdog's own wake-up (shutdown only): on `cv` it would wake at every job.
+    watchdog_cv: Condvar,
     config: ExecutorConfig,
     stats: ExecutorStats,
 }
@@ -182,6 +184,7 @@ impl Executor {
                 shutdown: false,
             }),
             cv: Condvar::new(),
+            watchdog_cv: Condvar::new(),
             config,
             stats: ExecutorStats::default(),
         });
@@ -297,6 +300,7 @@ impl Drop for Executor {
     fn drop(&mut self) {
         self.shared.state.lock().shutdown = true;
         self.shared.cv.notify_all();
+        self.shared.watchdog_cv.notify_all();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -388,7 +392,7 @@ fn watchdog(shared: Arc<Shared>) {
                 control.stop(StopReason::Abandoned);
             }
         }
-        shared.cv.wait_for(&mut st, TICK);
+        shared.watchdog_cv.wait_for(&mut st, TICK);
     }
 }
 
@@ -407,7 +411,7 @@ fn gather(shared: &Shared, st: &mut parking_lot::MutexGuard<'_, State>, first: J
             let fits = j.key == batch[0].key
                 && j.compat == batch[0].compat
                 && j.rows.is_some_and(|r| rows + r <= max)
-                && j.control.stopped().is_none();
+                && !j.control.stop_raised();
             if fits {
                 let job = st.queue.remove(i).expect("index in range");
                 rows += job.rows.unwrap_or(0);

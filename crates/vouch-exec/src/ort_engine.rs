@@ -219,7 +219,7 @@ impl Engine for OrtEngine {
         });
         Ok(Arc::new(OrtModel {
             pool: Mutex::new(Pool {
-                idle: vec![session],
+                idle: vec![PooledSession::new(session).map_err(err)?],
                 built: 1,
                 failed: false,
             }),
@@ -241,8 +241,24 @@ struct SessionSource {
     bytes: Box<[u8]>,
 }
 
+/// A session with the run options its runs use: made once, so a run costs no allocation for
+/// them; a stopped run's terminate flag is reset before the session goes back to the pool.
+struct PooledSession {
+    session: Session,
+    options: Arc<RunOptions>,
+}
+
+impl PooledSession {
+    fn new(session: Session) -> Result<Self, String> {
+        Ok(PooledSession {
+            session,
+            options: Arc::new(RunOptions::new().map_err(|e| e.to_string())?),
+        })
+    }
+}
+
 struct Pool {
-    idle: Vec<Session>,
+    idle: Vec<PooledSession>,
     /// Sessions in existence, idle or running.
     built: usize,
     /// Building another session failed once: stay with the ones there are.
@@ -264,7 +280,11 @@ struct OrtModel {
 }
 
 impl OrtModel {
-    fn run_with(&self, inputs: &TensorMap, options: &RunOptions) -> Result<TensorMap, ExecError> {
+    fn run_with(
+        &self,
+        inputs: &TensorMap,
+        pooled: &mut PooledSession,
+    ) -> Result<TensorMap, ExecError> {
         let run_err = |reason: String| ExecError::Run {
             engine: EngineKind::OnnxRuntime,
             reason,
@@ -274,13 +294,9 @@ impl OrtModel {
         for (name, t) in inputs.iter() {
             values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
         }
-        let mut guard = self.checkout();
-        let session = guard
+        let outputs = pooled
             .session
-            .as_mut()
-            .ok_or_else(|| run_err("no session".into()))?;
-        let outputs = session
-            .run_with_options(values, options)
+            .run_with_options(values, &pooled.options)
             .map_err(|e| run_err(e.to_string()))?;
         let mut map = TensorMap::new();
         for spec in &self.signature.outputs {
@@ -308,7 +324,7 @@ impl OrtModel {
             {
                 pool.built += 1;
                 drop(pool);
-                match src.engine.session(&src.bytes) {
+                match src.engine.session(&src.bytes).and_then(PooledSession::new) {
                     Ok(s) => {
                         return SessionGuard {
                             model: self,
@@ -332,7 +348,7 @@ impl OrtModel {
 /// A session taken from the pool, returned when dropped (also on unwinding).
 struct SessionGuard<'a> {
     model: &'a OrtModel,
-    session: Option<Session>,
+    session: Option<PooledSession>,
 }
 
 impl Drop for SessionGuard<'_> {
@@ -367,25 +383,30 @@ impl LoadedModel for OrtModel {
             reason,
         };
         control.check()?;
-        let mut options = RunOptions::new().map_err(|e| run_err(e.to_string()))?;
-        // Give a run's arena blocks back when it ends, so one large run does not keep its peak.
-        options
-            .set("memory.enable_memory_arena_shrinkage", "cpu:0")
-            .map_err(|e| run_err(e.to_string()))?;
-        let options = Arc::new(options);
+        let mut guard = self.checkout();
+        let pooled = guard
+            .session
+            .as_mut()
+            .ok_or_else(|| run_err("no session".into()))?;
         {
-            let options = options.clone();
+            let options = pooled.options.clone();
             control.on_stop(move || {
                 // ONNX Runtime checks the flag between nodes and inside Loop/Scan bodies.
                 let _ = options.terminate();
             });
         }
-        let result = self.run_with(inputs, &options);
+        let result = self.run_with(inputs, pooled);
+        // After this no hook can fire (it runs under the lock `clear_on_stop` takes), so a
+        // raised flag is reset before the session serves anyone else.
         control.clear_on_stop();
-        if result.is_err()
-            && let Some(reason) = control.stopped()
-        {
-            return Err(control.error(reason));
+        if let Some(reason) = control.stopped() {
+            pooled
+                .options
+                .unterminate()
+                .map_err(|e| run_err(e.to_string()))?;
+            if result.is_err() {
+                return Err(control.error(reason));
+            }
         }
         match result {
             // The arena's refusal: "Available memory of N is smaller than requested bytes of M".

@@ -93,6 +93,12 @@ impl RunControl {
         None
     }
 
+    /// Whether a stop was raised, without reading the clock (for scans over many jobs; the
+    /// deadline is caught by [`RunControl::stopped`] when the job is taken).
+    pub fn stop_raised(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) != 0
+    }
+
     /// `Err` with the matching [`ExecError`] once the run must stop.
     pub fn check(&self) -> Result<(), ExecError> {
         match self.stopped() {

@@ -1,12 +1,14 @@
 //! tract: pure Rust, single-threaded, bit-for-bit reproducible. The fallback engine and the one
 //! `vouch replay` uses to re-derive outputs independently of the node.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tract_onnx::pb;
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TDim, TValue, TVec,
-    Tensor as TractTensor, TypedFact, TypedRunnableModel, tvec,
+    DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, Symbol, SymbolValues,
+    TDim, TValue, TVec, Tensor as TractTensor, TypedFact, TypedRunnableModel, tvec,
 };
 use vouch_core::{
     DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorMap, TensorSpec,
@@ -40,17 +42,29 @@ impl Engine for TractEngine {
         let mut model = onnx
             .model_for_proto_model(file.proto())
             .map_err(|e| err(format!("{e:#}")))?;
+        let mut input_symbols: Vec<Vec<Option<Symbol>>> = Vec::new();
         for (i, spec) in signature.inputs.iter().enumerate() {
-            let dims: TVec<TDim> = spec
+            let syms: Vec<Option<Symbol>> = spec
                 .shape
                 .iter()
                 .enumerate()
                 .map(|(j, d)| match d {
-                    Dim::Fixed(n) => TDim::from(*n as i64),
-                    Dim::Free(Some(s)) => model.sym(s).into(),
-                    Dim::Free(None) => model.sym(&format!("unk_{i}_{j}")).into(),
+                    Dim::Fixed(_) => None,
+                    Dim::Free(Some(s)) => Some(model.sym(s)),
+                    Dim::Free(None) => Some(model.sym(&format!("unk_{i}_{j}"))),
                 })
                 .collect();
+            let dims: TVec<TDim> = spec
+                .shape
+                .iter()
+                .zip(&syms)
+                .map(|(d, sym)| match (d, sym) {
+                    (Dim::Fixed(n), _) => TDim::from(*n as i64),
+                    (_, Some(s)) => s.clone().into(),
+                    (_, None) => TDim::from(0),
+                })
+                .collect();
+            input_symbols.push(syms);
             let fact = InferenceFact::dt_shape(datum_type(spec.dtype), dims);
             model
                 .set_input_fact(i, fact)
@@ -60,11 +74,21 @@ impl Engine for TractEngine {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| err(format!("{e:#}")))?;
+        let known: HashSet<Symbol> = input_symbols.iter().flatten().flatten().cloned().collect();
+        let sizes = plan
+            .model()
+            .nodes
+            .iter()
+            .map(|n| NodeSize::of(&n.outputs, &known))
+            .collect();
         Ok(Arc::new(TractModel {
             plan,
             signature,
             row_independence: file.row_independence().clone(),
             bytes: file.bytes().len(),
+            input_symbols,
+            sizes,
+            checked: Mutex::new(HashMap::new()),
         }))
     }
 }
@@ -74,6 +98,121 @@ struct TractModel {
     signature: ModelSignature,
     row_independence: Result<(), String>,
     bytes: usize,
+    /// The symbol each free input dim binds, to size nodes from a request's input shapes.
+    input_symbols: Vec<Vec<Option<Symbol>>>,
+    /// Per node (by id): how its outputs' size is known.
+    sizes: Vec<NodeSize>,
+    /// Input shapes already sized against the budget, with the nodes that still need checking
+    /// as they run (sizes that depend on values); bounded.
+    checked: Mutex<HashMap<Vec<Vec<u64>>, Arc<Vec<bool>>>>,
+}
+
+/// How much a node's outputs take, as far as the compiled plan knows.
+enum NodeSize {
+    /// Fixed shapes: bytes.
+    Fixed(u128),
+    /// Shapes in terms of the input dims: (dims, element size) per output.
+    FromInputs(Vec<(Vec<TDim>, usize)>),
+    /// Shapes that depend on values computed in the graph: known only when the node runs.
+    FromValues,
+}
+
+impl NodeSize {
+    fn of(outputs: &[tract_onnx::prelude::Outlet<TypedFact>], known: &HashSet<Symbol>) -> Self {
+        let mut fixed = 0u128;
+        let mut symbolic = Vec::new();
+        for o in outputs {
+            let size = o.fact.datum_type.size_of();
+            if let Some(dims) = o.fact.shape.as_concrete() {
+                let n = dims.iter().fold(1u128, |a, &d| a.saturating_mul(d as u128));
+                fixed = fixed.saturating_add(n.saturating_mul(size as u128));
+            } else if o
+                .fact
+                .shape
+                .iter()
+                .all(|d| d.symbols().iter().all(|s| known.contains(s)))
+            {
+                symbolic.push((o.fact.shape.iter().cloned().collect(), size));
+            } else {
+                return NodeSize::FromValues;
+            }
+        }
+        if symbolic.is_empty() {
+            NodeSize::Fixed(fixed)
+        } else {
+            NodeSize::FromInputs(symbolic)
+        }
+    }
+}
+
+/// Most input-shape verdicts a model remembers.
+const CHECKED_SHAPES: usize = 256;
+
+impl TractModel {
+    /// Sizes every node whose outputs follow from the input shapes; fails when one exceeds
+    /// `budget`. Returns which nodes must still be checked as they run. Remembered per shape,
+    /// so a model served at steady shapes pays this once.
+    fn size_for(&self, inputs: &TensorMap, budget: u128) -> Result<Arc<Vec<bool>>, ExecError> {
+        let shapes: Vec<Vec<u64>> = self
+            .signature
+            .inputs
+            .iter()
+            .map(|s| {
+                inputs
+                    .get(&s.name)
+                    .map(|t| t.shape().to_vec())
+                    .unwrap_or_default()
+            })
+            .collect();
+        if let Some(v) = self.checked.lock().get(&shapes) {
+            return Ok(v.clone());
+        }
+        let mut values = SymbolValues::default();
+        for (syms, shape) in self.input_symbols.iter().zip(&shapes) {
+            for (sym, &d) in syms.iter().zip(shape) {
+                if let Some(sym) = sym {
+                    values.set(sym, d as i64);
+                }
+            }
+        }
+        let mut check_live = vec![false; self.sizes.len()];
+        for (id, size) in self.sizes.iter().enumerate() {
+            let bytes = match size {
+                NodeSize::Fixed(b) => Some(*b),
+                NodeSize::FromValues => None,
+                NodeSize::FromInputs(outs) => outs.iter().try_fold(0u128, |acc, (dims, size)| {
+                    let n = dims.iter().try_fold(1u128, |a, d| {
+                        let v = d.eval(&values).to_i64().ok()?;
+                        a.checked_mul(u128::try_from(v).ok()?)
+                    })?;
+                    acc.checked_add(n.checked_mul(*size as u128)?)
+                }),
+            };
+            match bytes {
+                Some(b) if b > budget => {
+                    let node = &self.plan.model().nodes[id];
+                    return Err(ExecError::MemoryLimit {
+                        limit_mib: (budget >> 20) as usize,
+                        detail: format!(
+                            "node {:?} ({}) would hold {} MiB of tensors",
+                            node.name,
+                            node.op.name(),
+                            b >> 20
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => check_live[id] = true,
+            }
+        }
+        let verdict = Arc::new(check_live);
+        let mut cache = self.checked.lock();
+        if cache.len() >= CHECKED_SHAPES {
+            cache.clear();
+        }
+        cache.insert(shapes, verdict.clone());
+        Ok(verdict)
+    }
 }
 
 /// Inputs up to this many elements are given to shape inference with their values, so that
@@ -147,17 +286,25 @@ impl LoadedModel for TractModel {
             values.push(to_tract(t).map_err(run_err)?.into());
         }
         let budget = control.memory_bytes() as u128;
+        control.check()?;
+        let check_live = self.size_for(inputs, budget)?;
         // Set by the evaluation hook, which can only return an opaque error to tract.
         let mut refused: Option<ExecError> = None;
         let mut state = self.plan.spawn().map_err(|e| run_err(format!("{e:#}")))?;
+        let mut step = 0usize;
         let result = state.run_plan_with_eval(values, |ctx, op_state, node, inputs| {
-            // Between nodes: stop when the caller went away or the deadline passed, and refuse a
-            // node whose tensors would exceed the run's budget before it allocates them.
-            if let Err(e) = control.check() {
+            // Between nodes: stop when the caller went away or the deadline passed (the clock
+            // is read every 8th node), and refuse a node whose tensors, sized from the values
+            // it is given, would exceed the run's budget before it allocates them.
+            step += 1;
+            if step % 8 == 0
+                && let Err(e) = control.check()
+            {
                 refused = Some(e);
                 anyhow_stop()?;
             }
-            if let Some(bytes) = node_bytes(node, &inputs)
+            if check_live.get(node.id).copied().unwrap_or(true)
+                && let Some(bytes) = node_bytes(node, &inputs)
                 && bytes > budget
             {
                 refused = Some(ExecError::MemoryLimit {

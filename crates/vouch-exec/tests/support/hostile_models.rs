@@ -249,3 +249,23 @@ pub fn external_data(location: &str) -> Vec<u8> {
     bytes.extend(entry(7, &graph));
     bytes
 }
+
+/// `y = Relu(Relu(…(x)))`, `n` nodes deep: compilation memory grows with `n`.
+pub fn relu_chain(n: usize) -> Vec<u8> {
+    let names: Vec<String> = (0..=n)
+        .map(|i| match i {
+            0 => "x".to_string(),
+            i if i == n => "y".to_string(),
+            i => format!("t{i}"),
+        })
+        .collect();
+    let nodes = (0..n)
+        .map(|i| node("Relu", &[&names[i]], &[&names[i + 1]], vec![]))
+        .collect();
+    model(
+        nodes,
+        vec![vi("x", FLOAT, &[None, Some(4)])],
+        vec![vi("y", FLOAT, &[None, Some(4)])],
+        vec![],
+    )
+}
