@@ -104,8 +104,11 @@ struct TractModel {
     sizes: Vec<NodeSize>,
     /// Input shapes already sized against the budget, with the nodes that still need checking
     /// as they run (sizes that depend on values); bounded.
-    checked: Mutex<HashMap<Vec<Vec<u64>>, Arc<Vec<bool>>>>,
+    checked: Mutex<HashMap<InputShapes, Arc<Vec<bool>>>>,
 }
+
+/// The shapes of a request's inputs, in signature order.
+type InputShapes = Vec<Vec<u64>>;
 
 /// How much a node's outputs take, as far as the compiled plan knows.
 enum NodeSize {
@@ -297,7 +300,7 @@ impl LoadedModel for TractModel {
             // is read every 8th node), and refuse a node whose tensors, sized from the values
             // it is given, would exceed the run's budget before it allocates them.
             step += 1;
-            if step % 8 == 0
+            if step.is_multiple_of(8)
                 && let Err(e) = control.check()
             {
                 refused = Some(e);
