@@ -59,6 +59,14 @@ pub struct Limits {
     /// Fresh attestations (`GET /v1/attestation?nonce=`) per second; each one makes the
     /// platform sign, which is slow on real hardware. Excess requests get 503 + Retry-After.
     pub attest_per_sec: u32,
+    /// Most HTTP connections open at once. At the cap, new connections wait to be accepted
+    /// (in the kernel's backlog) while open ones are served; lowered at start, with a warning,
+    /// if the open-file limit cannot hold it.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it started waiting
+    /// for one is closed, in milliseconds: bounds slow or half-sent headers and idle keep-alive
+    /// connections alike.
+    pub header_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +78,8 @@ impl Default for Limits {
             max_request_batch: 256,
             request_timeout_secs: 60,
             attest_per_sec: 10,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod payment;
 pub mod pricing;
 pub mod proofs;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod tiers;
 pub mod transparency;
@@ -188,15 +189,15 @@ impl Server {
         })
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests (`crate::serve`:
+    /// connection cap, header deadline).
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let limits = serve::ConnLimits::from_limits(&self.state.config.limits);
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        serve::serve(self.listener, app, limits, shutdown).await?;
         Ok(())
     }
 }
