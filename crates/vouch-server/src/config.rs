@@ -67,6 +67,14 @@ pub struct Limits {
     /// for one is closed, in milliseconds: bounds slow or half-sent headers and idle keep-alive
     /// connections alike.
     pub header_timeout_ms: u64,
+    /// Inference requests with a large body (over 64 KiB, or of unknown length) read, parsed
+    /// and run at once. Each holds its body and decoded tensors in memory — up to about 12× the
+    /// body while it is parsed — so this bounds what large requests in flight can take.
+    pub max_large_bodies: usize,
+    /// Callers waiting for one of those slots; beyond this they get 503 + Retry-After at once.
+    pub max_large_body_waiting: usize,
+    /// Longest a caller waits for a slot before 503 + Retry-After, in milliseconds.
+    pub large_body_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -80,6 +88,9 @@ impl Default for Limits {
             attest_per_sec: 10,
             max_connections: 1024,
             header_timeout_ms: 10_000,
+            max_large_bodies: 4,
+            max_large_body_waiting: 32,
+            large_body_wait_ms: 10_000,
         }
     }
 }

@@ -4,12 +4,14 @@
 //! signer) and owns no format or algorithm of its own: receipts come from `vouch-core`,
 //! execution from `vouch-exec`, persistence from `vouch-store`, signatures from `vouch-attest`.
 
+pub mod admission;
 pub mod analytics;
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod facilitator;
+pub mod json;
 pub mod logging;
 pub mod payment;
 pub mod pricing;
@@ -124,7 +126,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
-        .route("/v1/infer", post(routes::infer::infer))
+        .route(
+            "/v1/infer",
+            post(routes::infer::infer).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admission::large_bodies,
+            )),
+        )
         .route("/v1/log", get(routes::log::info))
         .route("/v1/log/entries/{index}", get(routes::log::entry))
         .route("/v1/log/proof/{index}", get(routes::log::proof))

@@ -57,6 +57,8 @@ pub struct AppState {
     pub pay: Option<crate::payment::PayState>,
     /// The zk tier: model analyses, proof jobs and the prover threads.
     pub zk: Arc<crate::proofs::ZkState>,
+    /// Slots for inference requests with a large body (`[limits] max_large_bodies`).
+    pub bodies: crate::admission::BodyGate,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -147,6 +149,7 @@ impl AppState {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             analytics: Analytics::default(),
+            bodies: crate::admission::BodyGate::from_limits(&config.limits),
             log,
             zk,
             prometheus: crate::analytics::prometheus(),
