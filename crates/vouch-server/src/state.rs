@@ -109,6 +109,9 @@ pub enum BootError {
 
 impl AppState {
     pub async fn boot(config: ServerConfig) -> Result<Arc<AppState>, BootError> {
+        // First: series registered while booting (the background tasks' restart counters)
+        // must reach this recorder, not the no-op one before it.
+        let prometheus = crate::analytics::prometheus();
         let dir = config.data_dir.clone();
         let store = Store::open(&dir).await?;
         let producer = select_producer(&config.tee).map_err(|e| BootError::Tee(e.to_string()))?;
@@ -152,7 +155,7 @@ impl AppState {
             bodies: crate::admission::BodyGate::from_limits(&config.limits),
             log,
             zk,
-            prometheus: crate::analytics::prometheus(),
+            prometheus,
             prices: crate::pricing::Prices::new(&config.pay),
             pay,
             admin_token,
