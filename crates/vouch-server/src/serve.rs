@@ -64,6 +64,7 @@ pub fn raise_fd_limit() -> Option<(u64, u64)> {
 }
 
 #[cfg(unix)]
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every Unix
 fn raise_fd_limit_now() -> Option<(u64, u64)> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
@@ -329,6 +330,7 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not on every Unix
     fn the_fd_limit_is_raised_and_the_cap_fits_it() {
         let (soft, hard) = raise_fd_limit().unwrap();
         assert_eq!(soft, hard);
