@@ -245,6 +245,7 @@ async fn main() {
     let ort = vouch_exec::ort_engine::OrtEngine::load(
         &vouch_server::state::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
         1,
+        vouch_exec::run_control::DEFAULT_RUN_MEMORY,
     )
     .expect("ort");
     let mlp_bytes = std::fs::read(repo().join("models/mlp.onnx")).expect("mlp");

@@ -30,6 +30,11 @@ pub enum ErrorCode {
     Overloaded,
     /// The engine failed while running a model that loaded fine.
     ExecutionFailed,
+    /// The run would exceed a per-run limit of this node (memory); the same request will fail
+    /// again here.
+    ResourceLimit,
+    /// The request did not finish within the node's time limit; its run was stopped.
+    Timeout,
     /// Something on the node broke; not the caller's fault.
     Internal,
     /// No such resource (log entry, checkpoint, tile, proof) — yet or at all.
@@ -55,6 +60,8 @@ impl ErrorCode {
             ErrorCode::TierUnavailable => "tier_unavailable",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ExecutionFailed => "execution_failed",
+            ErrorCode::ResourceLimit => "resource_limit",
+            ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
             ErrorCode::NotFound => "not_found",
             ErrorCode::PaymentRequired => "payment_required",

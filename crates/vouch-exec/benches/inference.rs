@@ -88,7 +88,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| cache().join("ort/libonnxruntime.so"));
     // Two sessions per model, as the server configures it for two workers.
-    let ort = OrtEngine::load(&ort_path, 1)
+    let ort = OrtEngine::load(&ort_path, 1, vouch_exec::run_control::DEFAULT_RUN_MEMORY)
         .expect("ONNX Runtime (run scripts/setup-ort.sh)")
         .with_sessions(2);
     let models = repo().join("models");
@@ -175,6 +175,7 @@ fn main() {
             queue_capacity: 1024,
             max_batch: 32,
             max_wait: Duration::ZERO,
+            ..Default::default()
         }));
         let key = ModelDigest::of_model_bytes(&bytes);
         let start = Instant::now();
@@ -209,6 +210,7 @@ fn main() {
             queue_capacity: 1024,
             max_batch: 32,
             max_wait: Duration::ZERO,
+            ..Default::default()
         }));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

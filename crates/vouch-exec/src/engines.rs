@@ -6,12 +6,18 @@ use vouch_core::{DType, ModelSignature};
 use vouch_core::{Dim, Tensor, TensorData, TensorMap};
 
 use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
+use crate::model_file::{ModelFile, ModelLimits};
 use crate::ort_engine::OrtEngine;
+use crate::run_control::{DEFAULT_RUN_MEMORY, RunControl};
 use crate::tract_engine::TractEngine;
 
 /// The engines available on this node, in order of preference.
 pub struct Engines {
     ordered: Vec<Arc<dyn Engine>>,
+    limits: ModelLimits,
+    /// Bounds on the registration trial run.
+    trial_time: std::time::Duration,
+    run_memory: usize,
 }
 
 /// The outcome of registering a model: which engine serves it, the loaded model (ready to cache),
@@ -30,7 +36,31 @@ impl Engines {
             ordered.push(Arc::new(o));
         }
         ordered.push(Arc::new(TractEngine));
-        Engines { ordered }
+        Engines {
+            ordered,
+            limits: ModelLimits::default(),
+            trial_time: std::time::Duration::from_secs(30),
+            run_memory: DEFAULT_RUN_MEMORY,
+        }
+    }
+
+    /// Sets what a model file may ask of the node ([`ModelLimits`]) and the bounds of the
+    /// registration trial run (time, memory).
+    pub fn with_limits(
+        mut self,
+        limits: ModelLimits,
+        trial_time: std::time::Duration,
+        run_memory: usize,
+    ) -> Self {
+        self.limits = limits;
+        self.trial_time = trial_time;
+        self.run_memory = run_memory;
+        self
+    }
+
+    /// The gate every model passes before an engine sees it.
+    pub fn parse(&self, model_bytes: &[u8]) -> Result<ModelFile, ExecError> {
+        ModelFile::parse(model_bytes, &self.limits)
     }
 
     /// Only tract: deterministic replay and nodes without ONNX Runtime.
@@ -60,20 +90,24 @@ impl Engines {
     /// compiles but cannot execute (a missing kernel) is caught at registration, not at the
     /// first paid request. Fails with every engine's reason when none can serve it.
     pub fn admit(&self, model_bytes: &[u8]) -> Result<Admission, ExecError> {
+        let file = self.parse(model_bytes)?;
         let mut passed_over = Vec::new();
         for engine in &self.ordered {
             let kind = engine.kind();
-            let attempt = engine.load(model_bytes).and_then(|m| {
-                let probe = zero_inputs(m.signature()).map_err(|reason| ExecError::Load {
-                    engine: kind,
-                    reason,
-                })?;
-                m.run(&probe).map_err(|e| ExecError::Load {
-                    engine: kind,
-                    reason: format!("loads but fails a trial run: {e}"),
-                })?;
-                Ok(m)
-            });
+            let attempt =
+                crate::executor::catch_panic(kind, || engine.load_file(&file)).and_then(|m| {
+                    let probe = zero_inputs(m.signature()).map_err(|reason| ExecError::Load {
+                        engine: kind,
+                        reason,
+                    })?;
+                    let control = RunControl::new(Some(self.trial_time), self.run_memory);
+                    crate::executor::catch_panic(kind, || m.run_controlled(&probe, &control))
+                        .map_err(|e| ExecError::Load {
+                            engine: kind,
+                            reason: format!("loads but fails a trial run: {e}"),
+                        })?;
+                    Ok(m)
+                });
             match attempt {
                 Ok(model) => {
                     return Ok(Admission {
@@ -98,7 +132,9 @@ impl Engines {
         kind: EngineKind,
         model_bytes: &[u8],
     ) -> Result<Arc<dyn LoadedModel>, ExecError> {
-        self.get(kind)?.load(model_bytes)
+        let file = self.parse(model_bytes)?;
+        let engine = self.get(kind)?;
+        crate::executor::catch_panic(kind, || engine.load_file(&file))
     }
 }
 

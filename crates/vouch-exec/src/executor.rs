@@ -5,12 +5,23 @@
 //! (up to [`LoadedModel::max_concurrency`] batches of one model run at once, one per worker:
 //! ONNX Runtime keeps a session per concurrent run), then gathers every queued job for that
 //! model with compatible shapes, up to `max_batch` rows, waiting at most `max_wait` for more
-//! to arrive. When the queue holds `queue_capacity` jobs, new ones are
-//! refused at once (the server answers 503 + Retry-After) instead of growing without bound.
+//! to arrive. Only models whose rows are proven independent
+//! ([`LoadedModel::row_independence`]) are batched: a batch must never change an answer. When
+//! the queue holds `queue_capacity` live jobs, new ones are refused at once (the server answers
+//! 503 + Retry-After) instead of growing without bound.
+//!
+//! Every job carries a [`RunControl`]: dropping its [`RunHandle`] (the caller timed out or went
+//! away) stops it — dropped from the queue if it has not started, stopped mid-run if it has —
+//! and a watchdog thread stops runs that pass their deadline. An engine panic fails its run
+//! and leaves the worker alive.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,7 +30,8 @@ use tokio::sync::oneshot;
 use vouch_core::{ModelDigest, TensorMap};
 
 use crate::batch;
-use crate::engine::{ExecError, LoadedModel, RunOutput};
+use crate::engine::{EngineKind, ExecError, LoadedModel, RunOutput};
+use crate::run_control::{DEFAULT_RUN_MEMORY, RunControl, StopReason};
 
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
@@ -29,6 +41,11 @@ pub struct ExecutorConfig {
     pub max_batch: usize,
     /// Longest a job waits for others to fill its batch; zero batches only what is queued.
     pub max_wait: Duration,
+    /// Longest a job may take from submission to its answer, queueing included; past it the
+    /// job is dropped or its run stopped. `None`: no limit.
+    pub run_timeout: Option<Duration>,
+    /// Most bytes one run's tensors may take (see [`RunControl`]).
+    pub run_memory: usize,
 }
 
 impl Default for ExecutorConfig {
@@ -38,6 +55,8 @@ impl Default for ExecutorConfig {
             queue_capacity: 1024,
             max_batch: 32,
             max_wait: Duration::ZERO,
+            run_timeout: Some(Duration::from_secs(60)),
+            run_memory: DEFAULT_RUN_MEMORY,
         }
     }
 }
@@ -52,19 +71,45 @@ struct Job {
     /// The model's [`LoadedModel::max_concurrency`], read once at submission.
     concurrency: usize,
     enqueued: Instant,
+    control: Arc<RunControl>,
     reply: oneshot::Sender<Result<RunOutput, ExecError>>,
+}
+
+impl Job {
+    /// Answers a job that will not run because it was stopped while queued.
+    fn drop_stopped(self, reason: StopReason) {
+        let _ = self.reply.send(Err(self.control.error(reason)));
+    }
 }
 
 struct State {
     queue: VecDeque<Job>,
     /// Batches running per model.
     running: HashMap<ModelDigest, usize>,
+    /// Runs in progress, watched for deadlines and abandonment: (run id, the run's control, the
+    /// controls of the jobs in it).
+    watched: Vec<(u64, Arc<RunControl>, Vec<Arc<RunControl>>)>,
+    next_run: u64,
     shutdown: bool,
 }
 
 impl State {
     fn may_start(&self, job: &Job) -> bool {
         self.running.get(&job.key).copied().unwrap_or(0) < job.concurrency
+    }
+
+    /// Answers and removes queued jobs whose callers left or whose deadline passed.
+    fn purge_stopped(&mut self) -> usize {
+        let before = self.queue.len();
+        let mut kept = VecDeque::with_capacity(before);
+        for job in self.queue.drain(..) {
+            match job.control.stopped() {
+                Some(reason) => job.drop_stopped(reason),
+                None => kept.push_back(job),
+            }
+        }
+        self.queue = kept;
+        before - self.queue.len()
     }
 }
 
@@ -82,6 +127,42 @@ pub struct ExecutorStats {
     pub requests: AtomicU64,
     pub rejected: AtomicU64,
     pub max_batch_seen: AtomicU64,
+    /// Jobs dropped from the queue or stopped mid-run (caller gone or deadline passed).
+    pub stopped: AtomicU64,
+    /// Runs in which an engine panicked (the worker survived).
+    pub panics: AtomicU64,
+}
+
+/// A submitted job's answer. Dropping it before the answer arrives stops the job: the caller
+/// no longer wants it, so it leaves the queue or its run is stopped.
+pub struct RunHandle {
+    rx: oneshot::Receiver<Result<RunOutput, ExecError>>,
+    control: Arc<RunControl>,
+}
+
+impl RunHandle {
+    /// Waits for the answer, for callers off the async runtime.
+    pub fn blocking_recv(mut self) -> Result<Result<RunOutput, ExecError>, ExecError> {
+        let rx = std::mem::replace(&mut self.rx, oneshot::channel().1);
+        rx.blocking_recv().map_err(|_| ExecError::Stopped)
+    }
+}
+
+impl Future for RunHandle {
+    type Output = Result<Result<RunOutput, ExecError>, ExecError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.map_err(|_| ExecError::Stopped))
+    }
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        // A no-op once the job has answered: its run is over and its hook cleared.
+        self.control.stop(StopReason::Abandoned);
+    }
 }
 
 pub struct Executor {
@@ -96,13 +177,15 @@ impl Executor {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 running: HashMap::new(),
+                watched: Vec::new(),
+                next_run: 0,
                 shutdown: false,
             }),
             cv: Condvar::new(),
             config,
             stats: ExecutorStats::default(),
         });
-        let workers = (0..n)
+        let mut workers: Vec<JoinHandle<()>> = (0..n)
             .map(|i| {
                 let s = shared.clone();
                 std::thread::Builder::new()
@@ -111,6 +194,13 @@ impl Executor {
                     .expect("spawning an executor thread")
             })
             .collect();
+        let s = shared.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name("vouch-exec-watchdog".into())
+                .spawn(move || watchdog(s))
+                .expect("spawning the executor watchdog"),
+        );
         Executor { shared, workers }
     }
 
@@ -122,15 +212,32 @@ impl Executor {
         self.shared.state.lock().queue.len()
     }
 
-    /// Queues a run; the returned receiver resolves when it is done. Fails at once when full.
+    /// Queues a run; the returned handle resolves when it is done, and stops the job when
+    /// dropped early. Fails at once when the queue is full of live jobs.
     pub fn submit(
         &self,
         key: ModelDigest,
         model: Arc<dyn LoadedModel>,
         inputs: TensorMap,
-    ) -> Result<oneshot::Receiver<Result<RunOutput, ExecError>>, ExecError> {
-        let batchable = self.shared.config.max_batch > 1
+    ) -> Result<RunHandle, ExecError> {
+        self.submit_with(key, model, inputs, true)
+    }
+
+    /// [`Executor::submit`], with `may_batch = false` to run alone whatever the model allows
+    /// (a model's configuration can turn batching off).
+    pub fn submit_with(
+        &self,
+        key: ModelDigest,
+        model: Arc<dyn LoadedModel>,
+        inputs: TensorMap,
+        may_batch: bool,
+    ) -> Result<RunHandle, ExecError> {
+        let config = &self.shared.config;
+        let batchable = may_batch
+            && config.max_batch > 1
             && model.signature().batchable()
+            // Only graphs proven to keep rows apart: a batch must not change any answer.
+            && model.row_independence().is_ok()
             // A deterministic engine keeps its promise: its runs are never mixed with others'.
             && !model.profile().deterministic;
         let rows = if batchable {
@@ -140,13 +247,21 @@ impl Executor {
         };
         let compat = batch::compat_key(&inputs);
         let concurrency = model.max_concurrency().max(1);
+        let control = Arc::new(RunControl::new(config.run_timeout, config.run_memory));
         let (tx, rx) = oneshot::channel();
         {
             let mut st = self.shared.state.lock();
             if st.shutdown {
                 return Err(ExecError::Stopped);
             }
-            let cap = self.shared.config.queue_capacity;
+            let cap = config.queue_capacity;
+            if st.queue.len() >= cap {
+                let purged = st.purge_stopped();
+                self.shared
+                    .stats
+                    .stopped
+                    .fetch_add(purged as u64, Ordering::Relaxed);
+            }
             if st.queue.len() >= cap {
                 self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(ExecError::Overloaded { capacity: cap });
@@ -159,11 +274,12 @@ impl Executor {
                 compat,
                 concurrency,
                 enqueued: Instant::now(),
+                control: control.clone(),
                 reply: tx,
             });
         }
         self.shared.cv.notify_all();
-        Ok(rx)
+        Ok(RunHandle { rx, control })
     }
 
     /// Runs and waits, for callers off the async runtime (CLI, benches).
@@ -173,8 +289,7 @@ impl Executor {
         model: Arc<dyn LoadedModel>,
         inputs: TensorMap,
     ) -> Result<RunOutput, ExecError> {
-        let rx = self.submit(key, model, inputs)?;
-        rx.blocking_recv().map_err(|_| ExecError::Stopped)?
+        self.submit(key, model, inputs)?.blocking_recv()?
     }
 }
 
@@ -188,9 +303,27 @@ impl Drop for Executor {
     }
 }
 
+/// Runs `f`, turning a panic inside an engine into an error: the worker thread and the loaded
+/// model survive (tract panicked on shape overflows; ONNX Runtime calls are C++ that reports
+/// errors as statuses, but the Rust around them can still panic).
+pub(crate) fn catch_panic<T>(
+    engine: EngineKind,
+    f: impl FnOnce() -> Result<T, ExecError>,
+) -> Result<T, ExecError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!("{engine} panicked while running a model: {reason}");
+        Err(ExecError::Panicked { engine, reason })
+    })
+}
+
 fn worker(shared: Arc<Shared>) {
     loop {
-        let batch = {
+        let (batch, run_id, control) = {
             let mut st = shared.state.lock();
             loop {
                 if st.shutdown && st.queue.is_empty() {
@@ -198,16 +331,35 @@ fn worker(shared: Arc<Shared>) {
                 }
                 if let Some(i) = st.queue.iter().position(|j| st.may_start(j)) {
                     let first = st.queue.remove(i).expect("index from position");
+                    if let Some(reason) = first.control.stopped() {
+                        shared.stats.stopped.fetch_add(1, Ordering::Relaxed);
+                        first.drop_stopped(reason);
+                        continue;
+                    }
                     *st.running.entry(first.key).or_insert(0) += 1;
-                    break gather(&shared, &mut st, first);
+                    let batch = gather(&shared, &mut st, first);
+                    let control = match batch.as_slice() {
+                        [one] => one.control.clone(),
+                        many => Arc::new(RunControl::until(
+                            many.iter().filter_map(|j| j.control.deadline()).max(),
+                            shared.config.run_timeout,
+                            shared.config.run_memory,
+                        )),
+                    };
+                    let id = st.next_run;
+                    st.next_run += 1;
+                    let members = batch.iter().map(|j| j.control.clone()).collect();
+                    st.watched.push((id, control.clone(), members));
+                    break (batch, id, control);
                 }
                 shared.cv.wait(&mut st);
             }
         };
         let key = batch[0].key;
-        execute(&shared, batch);
+        execute(&shared, batch, &control);
         {
             let mut st = shared.state.lock();
+            st.watched.retain(|(id, _, _)| *id != run_id);
             if let Some(n) = st.running.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {
@@ -216,6 +368,27 @@ fn worker(shared: Arc<Shared>) {
             }
         }
         shared.cv.notify_all();
+    }
+}
+
+/// Stops runs past their deadline, and batches all of whose callers have gone. A single job's
+/// own handle stops it at once when dropped; this covers what no caller triggers.
+fn watchdog(shared: Arc<Shared>) {
+    const TICK: Duration = Duration::from_millis(50);
+    loop {
+        let mut st = shared.state.lock();
+        if st.shutdown {
+            return;
+        }
+        for (_, control, members) in &st.watched {
+            if control.stopped().is_none()
+                && members.len() > 1
+                && members.iter().all(|m| m.stopped().is_some())
+            {
+                control.stop(StopReason::Abandoned);
+            }
+        }
+        shared.cv.wait_for(&mut st, TICK);
     }
 }
 
@@ -233,7 +406,8 @@ fn gather(shared: &Shared, st: &mut parking_lot::MutexGuard<'_, State>, first: J
             let j = &st.queue[i];
             let fits = j.key == batch[0].key
                 && j.compat == batch[0].compat
-                && j.rows.is_some_and(|r| rows + r <= max);
+                && j.rows.is_some_and(|r| rows + r <= max)
+                && j.control.stopped().is_none();
             if fits {
                 let job = st.queue.remove(i).expect("index in range");
                 rows += job.rows.unwrap_or(0);
@@ -249,7 +423,16 @@ fn gather(shared: &Shared, st: &mut parking_lot::MutexGuard<'_, State>, first: J
     }
 }
 
-fn execute(shared: &Shared, batch: Vec<Job>) {
+/// One run of `model` on `inputs` under `control`, panics caught.
+fn run_one(
+    model: &Arc<dyn LoadedModel>,
+    inputs: &TensorMap,
+    control: &RunControl,
+) -> Result<TensorMap, ExecError> {
+    catch_panic(model.engine(), || model.run_controlled(inputs, control))
+}
+
+fn execute(shared: &Shared, batch: Vec<Job>, control: &Arc<RunControl>) {
     let stats = &shared.stats;
     stats.runs.fetch_add(1, Ordering::Relaxed);
     stats
@@ -259,13 +442,23 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
         .max_batch_seen
         .fetch_max(batch.len() as u64, Ordering::Relaxed);
     let model = batch[0].model.clone();
+    let count = |res: &Result<TensorMap, ExecError>| match res {
+        Err(ExecError::Panicked { .. }) => {
+            stats.panics.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(ExecError::Abandoned | ExecError::TimedOut { .. }) => {
+            stats.stopped.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    };
     if batch.len() == 1 {
         let job = batch.into_iter().next().expect("one job");
-        let res = model.run(&job.inputs).map(|outputs| RunOutput {
+        let res = run_one(&model, &job.inputs, control);
+        count(&res);
+        let _ = job.reply.send(res.map(|outputs| RunOutput {
             outputs,
             profile: model.profile(),
-        });
-        let _ = job.reply.send(res);
+        }));
         return;
     }
     let rows: Vec<u64> = batch.iter().map(|j| j.rows.unwrap_or(0)).collect();
@@ -276,7 +469,7 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
             engine: model.engine(),
             reason,
         })
-        .and_then(|inputs| model.run(&inputs))
+        .and_then(|inputs| run_one(&model, &inputs, control))
         .and_then(|out| {
             batch::split(&out, &rows).map_err(|reason| ExecError::Run {
                 engine: model.engine(),
@@ -295,14 +488,23 @@ fn execute(shared: &Shared, batch: Vec<Job>) {
                 }));
             }
         }
+        Err(e @ (ExecError::Abandoned | ExecError::TimedOut { .. })) => {
+            stats
+                .stopped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for job in batch {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+        }
         Err(_) => {
             // One bad batch must not fail its neighbours: run each request alone instead.
             for job in batch {
-                let res = model.run(&job.inputs).map(|outputs| RunOutput {
+                let res = run_one(&model, &job.inputs, &job.control);
+                count(&res);
+                let _ = job.reply.send(res.map(|outputs| RunOutput {
                     outputs,
                     profile: model.profile(),
-                });
-                let _ = job.reply.send(res);
+                }));
             }
         }
     }
@@ -319,6 +521,7 @@ mod tests {
     struct Probe {
         signature: ModelSignature,
         concurrency: usize,
+        batching: Result<(), String>,
         active: Mutex<usize>,
         most: Mutex<usize>,
         cv: Condvar,
@@ -337,6 +540,7 @@ mod tests {
                     outputs: vec![spec("x")],
                 },
                 concurrency,
+                batching: Ok(()),
                 active: Mutex::new(0),
                 most: Mutex::new(0),
                 cv: Condvar::new(),
@@ -351,7 +555,14 @@ mod tests {
         fn signature(&self) -> &ModelSignature {
             &self.signature
         }
-        fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+        fn row_independence(&self) -> &Result<(), String> {
+            &self.batching
+        }
+        fn run_controlled(
+            &self,
+            inputs: &TensorMap,
+            _control: &RunControl,
+        ) -> Result<TensorMap, ExecError> {
             let mut active = self.active.lock();
             *active += 1;
             {
@@ -398,6 +609,7 @@ mod tests {
             queue_capacity: 16,
             max_batch: 32,
             max_wait: Duration::ZERO,
+            ..Default::default()
         });
         let probe = Arc::new(Probe::new(concurrency));
         let model: Arc<dyn LoadedModel> = probe.clone();

@@ -6,28 +6,37 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use ort::AsPointer;
 use ort::environment::Environment;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{Session, SessionInputValue};
+use ort::session::{RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use vouch_core::{ExecProfile, ModelSignature, Tensor, TensorData, TensorMap};
 
 use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
+use crate::model_file::ModelFile;
+use crate::run_control::RunControl;
 
 pub struct OrtEngine {
     env: Environment,
     version: String,
     threads: usize,
     sessions: usize,
+    /// Most bytes all runs' tensors may hold at once (the shared arena's cap).
+    arena_bytes: usize,
 }
 
 impl OrtEngine {
     /// Loads the ONNX Runtime library at `dylib`. Fails (without panicking) when the file is
     /// missing or is not a compatible ONNX Runtime. ONNX Runtime allows one environment per
-    /// process, so the first successful load is shared by every engine made later.
-    pub fn load(dylib: &Path, threads: usize) -> Result<Self, String> {
-        static ENV: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
-        let (env, version) = ENV
+    /// process, so the first successful load is shared by every engine made later, and so is
+    /// its tensor arena, capped at `arena_bytes`: a run whose tensors would take more (a
+    /// `ConstantOfShape` told by its input to make 10 GB) fails with an error instead of
+    /// taking the node's memory.
+    pub fn load(dylib: &Path, threads: usize, arena_bytes: usize) -> Result<Self, String> {
+        static ENV: OnceLock<Result<(Environment, String, usize), String>> = OnceLock::new();
+        let (env, version, arena_bytes) = ENV
             .get_or_init(|| {
                 if !dylib.is_file() {
                     return Err(format!("no ONNX Runtime library at {}", dylib.display()));
@@ -37,10 +46,11 @@ impl OrtEngine {
                     .with_name("vouch")
                     .build()
                     .map_err(|e| e.to_string())?;
+                register_capped_arena(&env, arena_bytes)?;
                 let version = library_version(dylib)
                     .or_else(|| version_from_build_info(ort::info()))
                     .unwrap_or_else(|| "unknown".into());
-                Ok((env, version))
+                Ok((env, version, arena_bytes))
             })
             .clone()?;
         Ok(OrtEngine {
@@ -48,7 +58,13 @@ impl OrtEngine {
             version,
             threads: threads.max(1),
             sessions: 1,
+            arena_bytes,
         })
+    }
+
+    /// The cap on all runs' tensors that this process's ONNX Runtime enforces.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
     }
 
     /// Lets up to `n` runs of one loaded model proceed at once (one ONNX Runtime session each:
@@ -69,8 +85,70 @@ impl OrtEngine {
             .map_err(|e| e.to_string())?
             .with_inter_threads(1)
             .map_err(|e| e.to_string())?
+            // Activations come from the process's capped arena; weights stay outside it, so
+            // loaded models do not eat the budget of runs.
+            .with_env_allocators()
+            .map_err(|e| e.to_string())?
+            .with_device_allocated_initializers()
+            .map_err(|e| e.to_string())?
             .commit_from_memory(model_bytes)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Registers one CPU arena for every session of this process, capped at `max_bytes`, that
+/// sessions use instead of their own (`session.use_env_allocators`). Past the cap ONNX Runtime
+/// fails the allocation with an error status, which fails the run and nothing else.
+#[allow(unsafe_code)]
+fn register_capped_arena(env: &Environment, max_bytes: usize) -> Result<(), String> {
+    let api = ort::api();
+    let info = MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Arena,
+        MemoryType::Default,
+    )
+    .map_err(|e| e.to_string())?;
+    // kSameAsRequested (1): grow by what a run asks for, not by doubling past the cap.
+    let keys = [c"max_mem".as_ptr(), c"arena_extend_strategy".as_ptr()];
+    let values = [max_bytes, 1usize];
+    let mut cfg: *mut ort_sys::OrtArenaCfg = std::ptr::null_mut();
+    // SAFETY: the key and value arrays outlive the call and have `keys.len()` entries; `cfg`
+    // is an out-pointer ONNX Runtime fills. Statuses are checked and released by `status`.
+    unsafe {
+        status((api.CreateArenaCfgV2)(
+            keys.as_ptr(),
+            values.as_ptr(),
+            keys.len(),
+            &mut cfg,
+        ))?;
+        let registered = status((api.CreateAndRegisterAllocator)(
+            env.ptr().cast_mut(),
+            info.ptr(),
+            cfg,
+        ));
+        (api.ReleaseArenaCfg)(cfg);
+        registered
+    }
+}
+
+/// An ONNX Runtime status as a result (null is success), releasing it.
+#[allow(unsafe_code)]
+unsafe fn status(s: ort_sys::OrtStatusPtr) -> Result<(), String> {
+    if s.0.is_null() {
+        return Ok(());
+    }
+    let api = ort::api();
+    // SAFETY: a non-null status from the API; its message lives until it is released.
+    unsafe {
+        let msg = (api.GetErrorMessage)(s.0);
+        let text = if msg.is_null() {
+            "unknown ONNX Runtime error".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned()
+        };
+        (api.ReleaseStatus)(s.0);
+        Err(text)
     }
 }
 
@@ -121,19 +199,12 @@ impl Engine for OrtEngine {
         self.version.clone()
     }
 
-    fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
+    fn load_file(&self, model: &ModelFile) -> Result<Arc<dyn LoadedModel>, ExecError> {
         let err = |reason: String| ExecError::Load {
             engine: EngineKind::OnnxRuntime,
             reason,
         };
-        // The declared interface comes from the ONNX graph itself, the same way for every engine.
-        let proto = {
-            use tract_onnx::prelude::Framework;
-            tract_onnx::onnx()
-                .proto_model_for_read(&mut std::io::Cursor::new(model_bytes))
-                .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?
-        };
-        let signature = crate::tract_engine::signature_from_proto(&proto).map_err(err)?;
+        let model_bytes = model.bytes();
         let session = self.session(model_bytes).map_err(err)?;
         // Kept only when more sessions may be built later, from these bytes.
         let spare = (self.sessions > 1).then(|| SessionSource {
@@ -142,6 +213,7 @@ impl Engine for OrtEngine {
                 version: self.version.clone(),
                 threads: self.threads,
                 sessions: self.sessions,
+                arena_bytes: self.arena_bytes,
             },
             bytes: model_bytes.into(),
         });
@@ -154,9 +226,11 @@ impl Engine for OrtEngine {
             returned: Condvar::new(),
             max_sessions: self.sessions,
             spare,
-            signature,
+            signature: model.signature().clone(),
+            row_independence: model.row_independence().clone(),
             bytes: model_bytes.len(),
             threads: self.threads as u32,
+            arena_bytes: self.arena_bytes,
         }))
     }
 }
@@ -183,11 +257,41 @@ struct OrtModel {
     max_sessions: usize,
     spare: Option<SessionSource>,
     signature: ModelSignature,
+    row_independence: Result<(), String>,
     bytes: usize,
     threads: u32,
+    arena_bytes: usize,
 }
 
 impl OrtModel {
+    fn run_with(&self, inputs: &TensorMap, options: &RunOptions) -> Result<TensorMap, ExecError> {
+        let run_err = |reason: String| ExecError::Run {
+            engine: EngineKind::OnnxRuntime,
+            reason,
+        };
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for (name, t) in inputs.iter() {
+            values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
+        }
+        let mut guard = self.checkout();
+        let session = guard
+            .session
+            .as_mut()
+            .ok_or_else(|| run_err("no session".into()))?;
+        let outputs = session
+            .run_with_options(values, options)
+            .map_err(|e| run_err(e.to_string()))?;
+        let mut map = TensorMap::new();
+        for spec in &self.signature.outputs {
+            let v = outputs
+                .get(&spec.name)
+                .ok_or_else(|| run_err(format!("output {:?} missing from the run", spec.name)))?;
+            map.insert(spec.name.clone(), from_ort(v).map_err(run_err)?);
+        }
+        Ok(map)
+    }
+
     /// An idle session, a new one when all are busy and the pool may grow, else waits.
     fn checkout(&self) -> SessionGuard<'_> {
         let mut pool = self.pool.lock();
@@ -249,30 +353,50 @@ impl LoadedModel for OrtModel {
         &self.signature
     }
 
-    fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+    fn row_independence(&self) -> &Result<(), String> {
+        &self.row_independence
+    }
+
+    fn run_controlled(
+        &self,
+        inputs: &TensorMap,
+        control: &RunControl,
+    ) -> Result<TensorMap, ExecError> {
         let run_err = |reason: String| ExecError::Run {
             engine: EngineKind::OnnxRuntime,
             reason,
         };
-        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
-            Vec::with_capacity(inputs.len());
-        for (name, t) in inputs.iter() {
-            values.push((Cow::Borrowed(name.as_str()), to_ort(t).map_err(run_err)?));
+        control.check()?;
+        let mut options = RunOptions::new().map_err(|e| run_err(e.to_string()))?;
+        // Give a run's arena blocks back when it ends, so one large run does not keep its peak.
+        options
+            .set("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .map_err(|e| run_err(e.to_string()))?;
+        let options = Arc::new(options);
+        {
+            let options = options.clone();
+            control.on_stop(move || {
+                // ONNX Runtime checks the flag between nodes and inside Loop/Scan bodies.
+                let _ = options.terminate();
+            });
         }
-        let mut guard = self.checkout();
-        let session = guard
-            .session
-            .as_mut()
-            .ok_or_else(|| run_err("no session".into()))?;
-        let outputs = session.run(values).map_err(|e| run_err(e.to_string()))?;
-        let mut map = TensorMap::new();
-        for spec in &self.signature.outputs {
-            let v = outputs
-                .get(&spec.name)
-                .ok_or_else(|| run_err(format!("output {:?} missing from the run", spec.name)))?;
-            map.insert(spec.name.clone(), from_ort(v).map_err(run_err)?);
+        let result = self.run_with(inputs, &options);
+        control.clear_on_stop();
+        if result.is_err()
+            && let Some(reason) = control.stopped()
+        {
+            return Err(control.error(reason));
         }
-        Ok(map)
+        match result {
+            // The arena's refusal: "Available memory of N is smaller than requested bytes of M".
+            Err(ExecError::Run { reason, .. }) if reason.contains("Available memory") => {
+                Err(ExecError::MemoryLimit {
+                    limit_mib: self.arena_bytes >> 20,
+                    detail: reason,
+                })
+            }
+            other => other,
+        }
     }
 
     fn profile(&self) -> ExecProfile {

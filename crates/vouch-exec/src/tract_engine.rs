@@ -1,19 +1,20 @@
 //! tract: pure Rust, single-threaded, bit-for-bit reproducible. The fallback engine and the one
 //! `vouch replay` uses to re-derive outputs independently of the node.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use tract_onnx::pb;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TDim, TValue, TVec,
-    Tensor as TractTensor, TypedRunnableModel, tvec,
+    Tensor as TractTensor, TypedFact, TypedRunnableModel, tvec,
 };
 use vouch_core::{
     DType, Dim, ExecProfile, ModelSignature, Tensor, TensorData, TensorMap, TensorSpec,
 };
 
 use crate::engine::{Engine, EngineKind, ExecError, LoadedModel};
+use crate::model_file::ModelFile;
+use crate::run_control::RunControl;
 
 pub struct TractEngine;
 
@@ -29,18 +30,15 @@ impl Engine for TractEngine {
         TRACT_VERSION.to_string()
     }
 
-    fn load(&self, model_bytes: &[u8]) -> Result<Arc<dyn LoadedModel>, ExecError> {
+    fn load_file(&self, file: &ModelFile) -> Result<Arc<dyn LoadedModel>, ExecError> {
         let err = |reason: String| ExecError::Load {
             engine: EngineKind::Tract,
             reason,
         };
         let onnx = tract_onnx::onnx();
-        let proto = onnx
-            .proto_model_for_read(&mut Cursor::new(model_bytes))
-            .map_err(|e| err(format!("not an ONNX protobuf: {e}")))?;
-        let signature = signature_from_proto(&proto).map_err(err)?;
+        let signature = file.signature().clone();
         let mut model = onnx
-            .model_for_proto_model(&proto)
+            .model_for_proto_model(file.proto())
             .map_err(|e| err(format!("{e:#}")))?;
         for (i, spec) in signature.inputs.iter().enumerate() {
             let dims: TVec<TDim> = spec
@@ -65,7 +63,8 @@ impl Engine for TractEngine {
         Ok(Arc::new(TractModel {
             plan,
             signature,
-            bytes: model_bytes.len(),
+            row_independence: file.row_independence().clone(),
+            bytes: file.bytes().len(),
         }))
     }
 }
@@ -73,7 +72,49 @@ impl Engine for TractEngine {
 struct TractModel {
     plan: Arc<TypedRunnableModel>,
     signature: ModelSignature,
+    row_independence: Result<(), String>,
     bytes: usize,
+}
+
+/// Inputs up to this many elements are given to shape inference with their values, so that
+/// shapes computed from values (`ConstantOfShape`, `Range`, `Expand`, `Reshape`) are known
+/// before the node allocates them; larger ones only by shape.
+const VALUE_FACT_MAX_ELEMENTS: usize = 64;
+
+/// Bytes a node's inputs already hold plus what its outputs will take, when shape inference on
+/// the actual inputs (values of small ones included) can tell; `None` when it cannot.
+fn node_bytes(
+    node: &tract_onnx::prelude::Node<TypedFact, Box<dyn tract_onnx::prelude::TypedOp>>,
+    inputs: &[TValue],
+) -> Option<u128> {
+    let facts: Vec<TypedFact> = inputs
+        .iter()
+        .map(|v| {
+            if v.len() <= VALUE_FACT_MAX_ELEMENTS {
+                TypedFact::try_from(tract_onnx::prelude::IntoArcTensor::into_arc_tensor(
+                    v.clone(),
+                ))
+                .unwrap_or_else(|_| TypedFact::shape_and_dt_of(v))
+            } else {
+                TypedFact::shape_and_dt_of(v)
+            }
+        })
+        .collect();
+    let refs: Vec<&TypedFact> = facts.iter().collect();
+    let held: u128 = inputs
+        .iter()
+        .map(|v| (v.len() as u128) * (v.datum_type().size_of() as u128))
+        .sum();
+    let outs = node.op.output_facts(&refs).ok()?;
+    let mut total = held;
+    for f in &outs {
+        let dims = f.shape.as_concrete()?;
+        let n = dims
+            .iter()
+            .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128))?;
+        total = total.checked_add(n.checked_mul(f.datum_type.size_of() as u128)?)?;
+    }
+    Some(total)
 }
 
 impl LoadedModel for TractModel {
@@ -85,7 +126,15 @@ impl LoadedModel for TractModel {
         &self.signature
     }
 
-    fn run(&self, inputs: &TensorMap) -> Result<TensorMap, ExecError> {
+    fn row_independence(&self) -> &Result<(), String> {
+        &self.row_independence
+    }
+
+    fn run_controlled(
+        &self,
+        inputs: &TensorMap,
+        control: &RunControl,
+    ) -> Result<TensorMap, ExecError> {
         let run_err = |reason: String| ExecError::Run {
             engine: EngineKind::Tract,
             reason,
@@ -97,10 +146,37 @@ impl LoadedModel for TractModel {
                 .ok_or_else(|| ExecError::BadInput(format!("missing input {:?}", spec.name)))?;
             values.push(to_tract(t).map_err(run_err)?.into());
         }
-        let outs = self
-            .plan
-            .run(values)
-            .map_err(|e| run_err(format!("{e:#}")))?;
+        let budget = control.memory_bytes() as u128;
+        // Set by the evaluation hook, which can only return an opaque error to tract.
+        let mut refused: Option<ExecError> = None;
+        let mut state = self.plan.spawn().map_err(|e| run_err(format!("{e:#}")))?;
+        let result = state.run_plan_with_eval(values, |ctx, op_state, node, inputs| {
+            // Between nodes: stop when the caller went away or the deadline passed, and refuse a
+            // node whose tensors would exceed the run's budget before it allocates them.
+            if let Err(e) = control.check() {
+                refused = Some(e);
+                anyhow_stop()?;
+            }
+            if let Some(bytes) = node_bytes(node, &inputs)
+                && bytes > budget
+            {
+                refused = Some(ExecError::MemoryLimit {
+                    limit_mib: (budget >> 20) as usize,
+                    detail: format!(
+                        "node {:?} ({}) would hold {} MiB of tensors",
+                        node.name,
+                        node.op.name(),
+                        bytes >> 20
+                    ),
+                });
+                anyhow_stop()?;
+            }
+            tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs)
+        });
+        let outs = match (result, refused) {
+            (_, Some(e)) => return Err(e),
+            (r, None) => r.map_err(|e| run_err(format!("{e:#}")))?,
+        };
         let mut map = TensorMap::new();
         for (spec, v) in self.signature.outputs.iter().zip(outs.iter()) {
             map.insert(spec.name.clone(), from_tract(v).map_err(run_err)?);
@@ -125,6 +201,13 @@ impl LoadedModel for TractModel {
         // Weights plus packed copies and activations: about twice the file, plus fixed overhead.
         self.bytes * 2 + (1 << 20)
     }
+}
+
+/// The error a hook returns to make tract stop; the reason travels beside it.
+fn anyhow_stop() -> tract_onnx::prelude::TractResult<()> {
+    Err(tract_onnx::tract_core::internal::anyhow!(
+        "stopped by vouch"
+    ))
 }
 
 /// The model's declared interface, read from the ONNX graph (initializers excluded: old exporters

@@ -9,7 +9,7 @@ use vouch_core::{ModelDigest, TensorMap};
 use vouch_exec::engine::check_inputs;
 use vouch_exec::ort_engine::OrtEngine;
 use vouch_exec::tract_engine::TractEngine;
-use vouch_exec::{Engine, EngineKind, Engines, Executor, ExecutorConfig};
+use vouch_exec::{Engine, EngineKind, Engines, ExecError, Executor, ExecutorConfig};
 
 fn models_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
@@ -36,7 +36,7 @@ fn ort() -> Option<OrtEngine> {
             p.exists().then_some(p)
         });
     let required = std::env::var("VOUCH_REQUIRE_ORT").is_ok_and(|v| v == "1");
-    match path.map(|p| OrtEngine::load(&p, 1)) {
+    match path.map(|p| OrtEngine::load(&p, 1, vouch_exec::run_control::DEFAULT_RUN_MEMORY)) {
         Some(Ok(e)) => Some(e),
         Some(Err(e)) => panic!("ONNX Runtime failed to load: {e}"),
         None if required => {
@@ -116,14 +116,11 @@ fn signatures_name_inputs_dtypes_and_free_batch_dims() {
 }
 
 #[test]
-fn garbage_is_refused_by_every_engine_with_reasons() {
+fn garbage_is_refused_before_any_engine_sees_it() {
     let engines = Engines::new(ort());
-    let err = engines
-        .admit(b"definitely not a model")
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("cannot load"), "{err}");
+    let err = engines.admit(b"definitely not a model").err().unwrap();
+    assert!(matches!(err, ExecError::InvalidModel(_)), "{err:?}");
+    assert!(err.to_string().contains("not an ONNX protobuf"), "{err}");
     let admitted = engines.admit(&model_bytes("mlp")).unwrap();
     assert_eq!(admitted.engine, engines.preferred());
 }
@@ -151,6 +148,7 @@ fn executor_batches_concurrent_requests_and_splits_results_correctly() {
         queue_capacity: 64,
         max_batch: 16,
         max_wait: std::time::Duration::from_millis(20),
+        ..Default::default()
     });
     let key = ModelDigest::of_model_bytes(&model_bytes("mlp"));
     let base = load_json("mlp.input.json");
@@ -191,6 +189,7 @@ fn onnxruntime_session_pool_runs_one_model_from_many_threads_correctly() {
         queue_capacity: 256,
         max_batch: 8,
         max_wait: std::time::Duration::ZERO,
+        ..Default::default()
     }));
     let key = ModelDigest::of_model_bytes(&bytes);
     let clients: Vec<_> = (0..8)
@@ -220,6 +219,7 @@ fn a_full_queue_is_refused_not_grown() {
         queue_capacity: 2,
         max_batch: 1,
         max_wait: Default::default(),
+        ..Default::default()
     });
     let inputs = load_json("cnn.input.json");
     let mut refused = 0;

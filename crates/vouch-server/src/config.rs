@@ -115,6 +115,19 @@ pub struct ExecConfig {
     pub max_wait_us: u64,
     /// Memory budget for compiled models kept loaded, in MiB.
     pub cache_mib: u64,
+    /// Most memory one run's tensors may take, in MiB. A run that would need more (its output
+    /// shapes chosen by its input) fails with 422 `resource_limit`; ONNX Runtime's arena is
+    /// capped at this times `workers`.
+    pub run_memory_mib: usize,
+    /// Most nodes a model's graph (subgraphs and functions included) may have: compilation
+    /// memory grows with it, so larger models are refused at registration.
+    pub max_graph_nodes: usize,
+}
+
+impl ExecConfig {
+    pub fn run_memory_bytes(&self) -> usize {
+        self.run_memory_mib.max(1).saturating_mul(1 << 20)
+    }
 }
 
 impl Default for ExecConfig {
@@ -131,6 +144,8 @@ impl Default for ExecConfig {
             max_batch: 32,
             max_wait_us: 0,
             cache_mib: 2048,
+            run_memory_mib: 2048,
+            max_graph_nodes: 100_000,
         }
     }
 }

@@ -49,10 +49,10 @@ impl ApiError {
             }
             ErrorCode::VersionConflict => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge | ErrorCode::ModelTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::InvalidModel | ErrorCode::TierUnavailable => {
+            ErrorCode::InvalidModel | ErrorCode::TierUnavailable | ErrorCode::ResourceLimit => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded | ErrorCode::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ExecutionFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             ErrorCode::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -85,7 +85,7 @@ impl IntoResponse for ApiError {
             body["error"]["reason"] = json!(r);
         }
         let mut resp = (status, axum::Json(body)).into_response();
-        if self.code == ErrorCode::Overloaded {
+        if matches!(self.code, ErrorCode::Overloaded | ErrorCode::Timeout) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
@@ -108,9 +108,17 @@ impl From<ExecError> for ApiError {
     fn from(e: ExecError) -> Self {
         match e {
             ExecError::BadInput(m) => ApiError::new(ErrorCode::BadInput, m),
-            ExecError::Load { .. } => ApiError::new(ErrorCode::InvalidModel, e.to_string()),
-            ExecError::Overloaded { .. } => ApiError::new(ErrorCode::Overloaded, e.to_string()),
-            ExecError::Run { .. } => ApiError::new(ErrorCode::ExecutionFailed, e.to_string()),
+            ExecError::Load { .. } | ExecError::InvalidModel(_) => {
+                ApiError::new(ErrorCode::InvalidModel, e.to_string())
+            }
+            ExecError::Overloaded { .. } | ExecError::Abandoned => {
+                ApiError::new(ErrorCode::Overloaded, e.to_string())
+            }
+            ExecError::MemoryLimit { .. } => ApiError::new(ErrorCode::ResourceLimit, e.to_string()),
+            ExecError::TimedOut { .. } => ApiError::new(ErrorCode::Timeout, e.to_string()),
+            ExecError::Run { .. } | ExecError::Panicked { .. } => {
+                ApiError::new(ErrorCode::ExecutionFailed, e.to_string())
+            }
             ExecError::EngineUnavailable(_) | ExecError::Stopped => ApiError::internal(e),
         }
     }

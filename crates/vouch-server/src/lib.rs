@@ -30,9 +30,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
@@ -155,12 +153,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes));
     models
         .merge(api)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+        .layer(axum::middleware::from_fn_with_state(
             Duration::from_secs(limits.request_timeout_secs),
+            request_deadline,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Cuts a request off at the node's time limit with a JSON `timeout` error and `Retry-After`.
+/// Dropping the handler's future drops its executor handle, which stops the run itself.
+async fn request_deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::new(
+            vouch_core::ErrorCode::Timeout,
+            format!(
+                "the request did not finish within this node's limit of {} s and its work was \
+                 stopped; retry later or with a smaller input",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// A server bound to its address, ready to run.

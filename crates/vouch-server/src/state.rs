@@ -48,7 +48,7 @@ pub struct AppState {
     pub analytics: Analytics,
     pub prometheus: metrics_exporter_prometheus::PrometheusHandle,
     /// digest → the `config_digest` its receipts carry (`None`: no configuration set).
-    pub configs: moka::sync::Cache<ModelDigest, Option<Digest>>,
+    pub configs: moka::sync::Cache<ModelDigest, crate::routes::config::ConfigFacts>,
     /// The transparency log every receipt and registry/policy change is appended to.
     pub log: Arc<crate::transparency::LogState>,
     /// The one price model (`[pay.prices]`), quoted even with payments off.
@@ -139,6 +139,11 @@ impl AppState {
             queue_capacity: config.exec.queue_capacity.max(1),
             max_batch: config.exec.max_batch.max(1),
             max_wait: Duration::from_micros(config.exec.max_wait_us),
+            // The answer is cut off at the request timeout; the run stops then too.
+            run_timeout: Some(Duration::from_secs(
+                config.limits.request_timeout_secs.max(1),
+            )),
+            run_memory: config.exec.run_memory_bytes(),
         };
         Ok(Arc::new(AppState {
             cache: ModelCache::new(config.exec.cache_mib.saturating_mul(1 << 20)),
@@ -237,6 +242,19 @@ pub fn ort_dylib_path(configured: Option<&Path>) -> Option<PathBuf> {
 }
 
 fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError> {
+    let (engines, status) = choose_engine_set(config)?;
+    let exec = &config.exec;
+    let limits = vouch_exec::ModelLimits {
+        max_graph_nodes: exec.max_graph_nodes,
+    };
+    let trial = Duration::from_secs(config.limits.request_timeout_secs.max(1));
+    Ok((
+        engines.with_limits(limits, trial, exec.run_memory_bytes()),
+        status,
+    ))
+}
+
+fn choose_engine_set(config: &ServerConfig) -> Result<(Engines, String), BootError> {
     let want = config.exec.engine.as_str();
     if want == "tract" {
         return Ok((
@@ -245,8 +263,13 @@ fn choose_engines(config: &ServerConfig) -> Result<(Engines, String), BootError>
         ));
     }
     let found = ort_dylib_path(config.exec.ort_dylib.as_deref());
+    // ONNX Runtime's arena is shared by every concurrent run: one budget per worker.
+    let arena = config
+        .exec
+        .run_memory_bytes()
+        .saturating_mul(config.exec.workers.max(1));
     let loaded = match &found {
-        Some(p) => OrtEngine::load(p, config.exec.intra_threads)
+        Some(p) => OrtEngine::load(p, config.exec.intra_threads, arena)
             .map(|e| Some(e.with_sessions(config.exec.workers))),
         None => Ok(None),
     };

@@ -68,9 +68,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let engine: Box<dyn Engine> = match wanted {
         EngineKind::Tract => Box::new(TractEngine),
-        EngineKind::OnnxRuntime => match vouch_server::state::ort_dylib_path(None)
-            .map(|p| OrtEngine::load(&p, r.engine.profile.threads.max(1) as usize))
-        {
+        EngineKind::OnnxRuntime => match vouch_server::state::ort_dylib_path(None).map(|p| {
+            OrtEngine::load(
+                &p,
+                r.engine.profile.threads.max(1) as usize,
+                vouch_exec::run_control::DEFAULT_RUN_MEMORY,
+            )
+        }) {
             Some(Ok(e)) => Box::new(e),
             _ => {
                 eprintln!(

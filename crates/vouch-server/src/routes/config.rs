@@ -66,7 +66,8 @@ pub async fn put_config(
             .await
             .map_err(ApiError::internal)?;
     }
-    st.configs.insert(model, Some(digest));
+    st.configs
+        .insert(model, ConfigFacts::of(Some(digest), &config));
     Ok(Json(json!({
         "model": model,
         "config_digest": digest,
@@ -88,12 +89,35 @@ pub async fn get_config(
     Ok(Json(json!({"model": model, "config": c})))
 }
 
-/// The `config_digest` for a model's receipts, cached (a change on this node replaces it).
-pub async fn digest_for(st: &AppState, model: &ModelDigest) -> Result<Option<Digest>, ApiError> {
-    if let Some(d) = st.configs.get(model) {
-        return Ok(d);
+/// What a request needs from its model's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigFacts {
+    /// The `config_digest` its receipts carry.
+    pub digest: Option<Digest>,
+    /// `false` when the configuration says `"batching": false`: requests for the model then
+    /// always run alone, whatever the engine could prove. Receipts say so through the
+    /// configuration's digest, and `engine.profile.batch` is 1.
+    pub batching: bool,
+}
+
+impl ConfigFacts {
+    fn of(digest: Option<Digest>, config: &Value) -> Self {
+        ConfigFacts {
+            digest,
+            batching: config.get("batching") != Some(&Value::Bool(false)),
+        }
     }
-    let d = st.store.model_config(model).await?.map(|c| c.config_digest);
-    st.configs.insert(*model, d);
-    Ok(d)
+}
+
+/// The configuration facts for a model's requests, cached (a change on this node replaces them).
+pub async fn facts_for(st: &AppState, model: &ModelDigest) -> Result<ConfigFacts, ApiError> {
+    if let Some(f) = st.configs.get(model) {
+        return Ok(f);
+    }
+    let f = match st.store.model_config(model).await? {
+        Some(c) => ConfigFacts::of(Some(c.config_digest), &c.config),
+        None => ConfigFacts::of(None, &Value::Null),
+    };
+    st.configs.insert(*model, f);
+    Ok(f)
 }

@@ -186,7 +186,8 @@ async fn run(
         false => None,
     };
     let engine = st.engines.get(meta.engine)?;
-    let config_digest = crate::routes::config::digest_for(st, &digest).await?;
+    let config = crate::routes::config::facts_for(st, &digest).await?;
+    let config_digest = config.digest;
     let request_id = uuid::Uuid::now_v7().to_string();
     let paid = crate::payment::admit(
         st,
@@ -198,7 +199,7 @@ async fn run(
     )
     .await?;
     let input_digest = inputs.digest();
-    let run = match execute(st, digest, meta, inputs).await {
+    let run = match execute(st, digest, meta, inputs, config.batching).await {
         Ok(run) => run,
         Err(e) => {
             crate::payment::abandon(st, paid).await;
@@ -310,10 +311,12 @@ async fn execute(
     digest: vouch_core::ModelDigest,
     meta: &crate::state::ModelMeta,
     inputs: TensorMap,
+    batching: bool,
 ) -> Result<vouch_exec::RunOutput, ApiError> {
     let model = catalog::loaded(st, digest, meta).await?;
-    let rx = st.executor.submit(digest, model, inputs)?;
-    rx.await
+    // Dropping the handle (the request timed out, the client left) stops the run.
+    let run = st.executor.submit_with(digest, model, inputs, batching)?;
+    run.await
         .map_err(|_| ApiError::internal("the executor dropped the request"))?
         .map_err(ApiError::from)
 }
