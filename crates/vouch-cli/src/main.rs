@@ -94,9 +94,12 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,vouch=info,vouch_server=info")
     });
+    // Log output that fails (a full disk behind stderr) is dropped and counted, never a panic
+    // in whichever task was logging (`vouch_server::logging`).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| vouch_server::logging::LogWriter)
+        .log_internal_errors(false)
         .init();
     let result = match cli.command {
         Command::Serve(a) => commands::serve::run(a),

@@ -308,7 +308,19 @@ impl TensorData {
             }};
         }
         match self {
-            TensorData::Float32(v) => v.push(x.as_f64().ok_or_else(|| bad(&x))? as f32),
+            TensorData::Float32(v) => {
+                let f = x.as_f64().ok_or_else(|| bad(&x))? as f32;
+                // A JSON number is finite; one beyond float32's range would silently become
+                // infinity (b64 carries infinities deliberately).
+                if f.is_infinite() {
+                    return Err(TensorError::OutOfRange {
+                        index,
+                        dtype,
+                        value: x.shown(),
+                    });
+                }
+                v.push(f)
+            }
             TensorData::Float64(v) => v.push(x.as_f64().ok_or_else(|| bad(&x))?),
             TensorData::Int8(v) => int!(v, i8),
             TensorData::Int16(v) => int!(v, i16),
@@ -349,6 +361,16 @@ pub enum TensorError {
         dtype: DType,
         value: String,
     },
+    #[error(
+        "element {index} ({value}) is out of range for {dtype}: its magnitude is above the largest finite {dtype}"
+    )]
+    OutOfRange {
+        index: usize,
+        dtype: DType,
+        value: String,
+    },
+    #[error("duplicate tensor name {0:?}: each name may appear once")]
+    DuplicateName(String),
     #[error("{len} bytes is not a whole number of {dtype} elements")]
     BadByteLength { dtype: DType, len: usize },
     #[error("bool bytes must be 0 or 1, found {0}")]
@@ -729,10 +751,41 @@ impl<'de> Deserialize<'de> for JsonElem {
     }
 }
 
-/// Named tensors, ordered by name so that iteration (and the map digest) is canonical.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Named tensors, ordered by name so that iteration (and the map digest) is canonical. A name
+/// given twice is refused when parsing: "last one wins" would let a reader that keeps the first
+/// see other tensors than the digest covers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct TensorMap(pub BTreeMap<String, Tensor>);
+
+impl<'de> Deserialize<'de> for TensorMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TensorMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of tensor names to tensors")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TensorMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if out.contains_key(&name) {
+                        return Err(serde::de::Error::custom(TensorError::DuplicateName(
+                            name.chars().take(64).collect(),
+                        )));
+                    }
+                    let t = map.next_value()?;
+                    out.insert(name, t);
+                }
+                Ok(TensorMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
 
 impl TensorMap {
     pub fn new() -> Self {
@@ -940,6 +993,62 @@ mod tests {
         assert!(json.contains("\"b64\""), "{json}");
         let back: Tensor = serde_json::from_str(&json).unwrap();
         assert_eq!(back.digest(), x.digest());
+    }
+
+    #[test]
+    fn float32_beyond_its_range_is_refused_not_made_infinite() {
+        for big in ["1e300", "-1e39", "3.5e38"] {
+            let e = t(&format!(
+                r#"{{"dtype":"float32","shape":[2],"data":[1,{big}]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("element 1") && e.contains("out of range for float32"),
+                "{e}"
+            );
+            // Also when `data` comes before `dtype`.
+            let e = t(&format!(
+                r#"{{"data":[1,{big}],"dtype":"float32","shape":[2]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("out of range for float32"), "{e}");
+        }
+        // The extremes that fit, tiny values (rounded toward zero) and float64 are fine.
+        let x = t(r#"{"dtype":"float32","shape":[3],"data":[3.4028235e38,-3.4028235e38,1e-50]}"#)
+            .unwrap();
+        assert_eq!(
+            x.data(),
+            &TensorData::Float32(vec![f32::MAX, f32::MIN, 0.0])
+        );
+        assert!(t(r#"{"dtype":"float64","shape":[1],"data":[1e300]}"#).is_ok());
+        // Infinity on purpose still travels as base64.
+        let inf = B64.encode(f32::INFINITY.to_le_bytes());
+        let x = t(&format!(
+            r#"{{"dtype":"float32","shape":[1],"b64":"{inf}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(x.data(), &TensorData::Float32(vec![f32::INFINITY]));
+    }
+
+    #[test]
+    fn a_tensor_name_given_twice_is_refused() {
+        let one = r#"{"dtype":"int64","shape":[1],"data":[1]}"#;
+        let e = serde_json::from_str::<TensorMap>(&format!(r#"{{"x":{one},"y":{one},"x":{one}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate tensor name \"x\""), "{e}");
+        // The same name spelt with an escape is the same name.
+        let e = serde_json::from_str::<TensorMap>(&format!(r#"{{"x":{one},"\u0078":{one}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate tensor name"), "{e}");
+        let m: TensorMap = serde_json::from_str(&format!(r#"{{"x":{one},"y":{one}}}"#)).unwrap();
+        assert_eq!(m.len(), 2);
+        // And what a map serialises to parses back to the same map.
+        let back: TensorMap = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
     }
 
     #[test]

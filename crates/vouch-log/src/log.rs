@@ -183,6 +183,9 @@ pub struct Committer<S> {
     frontier: Frontier,
     last_cp_size: u64,
     needs_resync: bool,
+    /// Set while a batch is being committed: still set when [`Committer::serve`] is entered
+    /// again, it means the last batch was cut short (a panic) and its outcome is unknown.
+    in_batch: bool,
 }
 
 fn now_ms() -> u64 {
@@ -281,6 +284,7 @@ impl<S: LogStore> Log<S> {
             frontier,
             last_cp_size,
             needs_resync: false,
+            in_batch: false,
         };
         Ok((Log { shared, tx }, committer))
     }
@@ -573,6 +577,18 @@ impl<S: LogStore> Log<S> {
 impl<S: LogStore> Committer<S> {
     /// Runs until every `Log` handle is dropped.
     pub async fn run(mut self) {
+        self.serve().await
+    }
+
+    /// As [`run`](Self::run), borrowing the committer, so that a supervisor can call it again
+    /// after the future panicked: appends queued meanwhile are kept, the interrupted batch's
+    /// callers see the log as closed, and the tree is re-read from the store before the next
+    /// commit (the interrupted one may or may not have reached it).
+    pub async fn serve(&mut self) {
+        if self.in_batch {
+            self.needs_resync = true;
+            self.in_batch = false;
+        }
         while let Some(first) = self.rx.next().await {
             let mut batch = vec![first];
             while batch.len() < self.shared.config.max_batch.max(1) {
@@ -581,7 +597,9 @@ impl<S: LogStore> Committer<S> {
                     Err(_) => break,
                 }
             }
+            self.in_batch = true;
             self.process(batch).await;
+            self.in_batch = false;
         }
     }
 

@@ -125,6 +125,7 @@ struct Mem {
     checkpoints: BTreeMap<u64, StoredCheckpoint>,
     cosigs: BTreeMap<(u64, String, u32), String>,
     fail_commits: u32,
+    panic_commits: u32,
 }
 
 /// In-memory [`LogStore`] for tests and for the verifier's own self-checks. Not durable.
@@ -141,6 +142,12 @@ impl MemoryStore {
     /// Makes the next `n` commits fail with a backend error, to exercise error paths.
     pub fn fail_next_commits(&self, n: u32) {
         self.lock().fail_commits = n;
+    }
+
+    /// Makes the next `n` commits store their batch and then panic, as a task dies after its
+    /// write reached the disk, to exercise recovery.
+    pub fn panic_after_next_commits(&self, n: u32) {
+        self.lock().panic_commits = n;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Mem> {
@@ -200,6 +207,11 @@ impl LogStore for MemoryStore {
         m.hashes.extend_from_slice(&b.hashes);
         if let Some(cp) = &b.checkpoint {
             m.checkpoints.insert(cp.size, cp.clone());
+        }
+        if m.panic_commits > 0 {
+            m.panic_commits -= 1;
+            drop(m);
+            panic!("injected panic after a commit");
         }
         Ok(())
     }

@@ -580,3 +580,46 @@ fn log_futures_are_send() {
     }
     let _ = check;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committer_that_panicked_serves_again_from_the_stored_tree() {
+    let store = Arc::new(MemoryStore::new());
+    let (log, committer) = Log::open(store.clone(), signer(1), LogConfig::default())
+        .await
+        .unwrap();
+    let committer = Arc::new(tokio::sync::Mutex::new(committer));
+    let start = |c: Arc<tokio::sync::Mutex<vouch_log::log::Committer<Arc<MemoryStore>>>>| {
+        tokio::spawn(async move { c.lock().await.serve().await })
+    };
+    let first = start(committer.clone());
+    for i in 0..3u64 {
+        assert_eq!(log.append_receipt(&receipt(i)).await.unwrap().index, i);
+    }
+    // The batch reaches the store, then the committer panics: its caller hears the log closed.
+    store.panic_after_next_commits(1);
+    assert!(matches!(
+        log.append_receipt(&receipt(3)).await,
+        Err(LogError::Closed)
+    ));
+    assert!(first.await.unwrap_err().is_panic());
+    // An append queued while no committer runs waits for the next one.
+    let queued = tokio::spawn({
+        let log = log.clone();
+        async move { log.append_receipt(&receipt(4)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!queued.is_finished());
+    // Started again, the committer re-reads the tree (4 entries stored, not the 3 it knew),
+    // so the next entry lands after the interrupted one instead of conflicting with it.
+    let _second = start(committer.clone());
+    assert_eq!(queued.await.unwrap().unwrap().index, 4);
+    assert_eq!(log.append_receipt(&receipt(5)).await.unwrap().index, 5);
+    let cp = log.publish_checkpoint().await.unwrap().unwrap();
+    assert_eq!(cp.size, 6);
+    for i in 0..6u64 {
+        let entry = log.entry(i).await.unwrap();
+        assert_eq!(entry, vouch_log::entry::receipt_entry_bytes(&receipt(i)));
+        let proof = log.inclusion_proof(i, 6).await.unwrap();
+        verify_inclusion(vouch_log::merkle::leaf_hash(&entry), i, 6, &proof, cp.root).unwrap();
+    }
+}

@@ -14,6 +14,14 @@ use vouch_core::{ModelDigest, Tier};
 /// Latencies kept per (model, level) for percentiles: recent traffic, bounded memory.
 const RECENT: usize = 512;
 
+/// Models figured separately, in `/status` and as `/metrics` labels. Only registered models are
+/// recorded at all (the handler checks first); past this many, further models are pooled under
+/// [`OTHER`], so neither memory nor the number of Prometheus series grows without bound.
+pub const MAX_TRACKED_MODELS: usize = 1000;
+
+/// The label and digest of the pool for models beyond [`MAX_TRACKED_MODELS`].
+pub const OTHER: &str = "other";
+
 /// Levels in display order.
 pub const LEVELS: [&str; 4] = ["none", "signed", "tee", "zk"];
 
@@ -54,6 +62,9 @@ pub fn prometheus() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");
             }
+            // Series that say something went wrong exist from the start, at 0.
+            metrics::counter!("vouch_log_write_errors_total").increment(0);
+            metrics::counter!("vouch_unknown_model_requests_total").increment(0);
             handle
         })
         .clone()
@@ -93,7 +104,9 @@ pub fn percentile(mut v: Vec<f64>, p: f64) -> Option<f64> {
 
 #[derive(Default)]
 struct Inner {
-    by: HashMap<(ModelDigest, &'static str), Stats>,
+    /// Keyed by model (`None`: the pool of models beyond [`MAX_TRACKED_MODELS`]) and level.
+    by: HashMap<(Option<ModelDigest>, &'static str), Stats>,
+    /// The tracked models and how people call them; never more than [`MAX_TRACKED_MODELS`].
     labels: HashMap<ModelDigest, String>,
 }
 
@@ -103,7 +116,7 @@ pub struct Analytics {
     inner: Mutex<Inner>,
 }
 
-/// One outcome to record.
+/// One outcome to record, for a registered model.
 pub struct Outcome<'a> {
     pub model: ModelDigest,
     /// How people call the model (its name), for display.
@@ -118,22 +131,14 @@ impl Analytics {
     pub fn record(&self, o: &Outcome<'_>) {
         let lvl = level(o.tiers);
         let secs = o.latency.as_secs_f64();
-        let status = if o.ok { "ok" } else { "error" };
-        let model = o.model.to_string();
-        let tiers = tier_set(o.tiers);
-        metrics::counter!("vouch_requests_total", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl, "status" => status).increment(1);
-        if o.ok {
-            metrics::histogram!("vouch_request_duration_seconds", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl).record(secs);
-            metrics::counter!("vouch_revenue_total", "model" => model, "tiers" => tiers, "level" => lvl).increment(o.price);
-        }
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        inner
-            .labels
-            .entry(o.model)
-            .or_insert_with(|| o.label.to_string());
-        let s = inner.by.entry((o.model, lvl)).or_default();
+        let tracked = inner.labels.contains_key(&o.model)
+            || (inner.labels.len() < MAX_TRACKED_MODELS
+                && inner.labels.insert(o.model, o.label.to_string()).is_none());
+        let key = tracked.then_some(o.model);
+        let s = inner.by.entry((key, lvl)).or_default();
         s.requests += 1;
         if o.ok {
             s.revenue = s.revenue.saturating_add(o.price);
@@ -144,6 +149,15 @@ impl Analytics {
         } else {
             s.errors += 1;
         }
+        drop(inner);
+        let status = if o.ok { "ok" } else { "error" };
+        let model = key.map_or_else(|| OTHER.to_string(), |m| m.to_string());
+        let tiers = tier_set(o.tiers);
+        metrics::counter!("vouch_requests_total", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl, "status" => status).increment(1);
+        if o.ok {
+            metrics::histogram!("vouch_request_duration_seconds", "model" => model.clone(), "tiers" => tiers.clone(), "level" => lvl).record(secs);
+            metrics::counter!("vouch_revenue_total", "model" => model, "tiers" => tiers, "level" => lvl).increment(o.price);
+        }
     }
 
     /// Figures of one model at one level.
@@ -151,7 +165,7 @@ impl Analytics {
         self.inner
             .lock()
             .ok()
-            .and_then(|i| i.by.get(&(*model, lvl)).cloned())
+            .and_then(|i| i.by.get(&(Some(*model), lvl)).cloned())
             .unwrap_or_default()
     }
 
@@ -163,13 +177,19 @@ impl Analytics {
         };
         for ((model, lvl), s) in &inner.by {
             snap.by_level.entry(lvl).or_default().merge(s);
-            let label = inner
-                .labels
-                .get(model)
-                .cloned()
-                .unwrap_or_else(|| model.to_string());
+            let (label, digest) = match model {
+                Some(m) => (
+                    inner
+                        .labels
+                        .get(m)
+                        .cloned()
+                        .unwrap_or_else(|| m.to_string()),
+                    m.to_string(),
+                ),
+                None => (OTHER.to_string(), OTHER.to_string()),
+            };
             snap.by_model
-                .entry((label, model.to_string(), lvl))
+                .entry((label, digest, lvl))
                 .or_default()
                 .merge(s);
         }
@@ -221,5 +241,40 @@ mod tests {
         assert_eq!(snap.by_level["tee"].revenue, 7);
         assert_eq!(snap.by_level["none"].errors, 1);
         assert_eq!(a.model_level(&m, "tee").percentile(0.5), Some(0.02));
+    }
+
+    #[test]
+    fn models_past_the_cap_are_pooled_so_figures_and_series_stay_bounded() {
+        let handle = prometheus();
+        let a = Analytics::default();
+        let model = |i: usize| ModelDigest(vouch_core::Digest::of(&i.to_le_bytes()));
+        let outcome = |m: ModelDigest| Outcome {
+            model: m,
+            label: "m",
+            tiers: &[Tier::Signed],
+            ok: true,
+            latency: Duration::from_millis(1),
+            price: 1,
+        };
+        for i in 0..MAX_TRACKED_MODELS + 50 {
+            a.record(&outcome(model(i)));
+        }
+        // A tracked model keeps being figured on its own.
+        a.record(&outcome(model(0)));
+        let snap = a.snapshot();
+        assert_eq!(snap.total_requests(), MAX_TRACKED_MODELS as u64 + 51);
+        assert_eq!(snap.by_model.len(), MAX_TRACKED_MODELS + 1);
+        let pooled = &snap.by_model[&(OTHER.to_string(), OTHER.to_string(), "signed")];
+        assert_eq!(pooled.requests, 50);
+        assert_eq!(a.model_level(&model(0), "signed").requests, 2);
+        assert_eq!(
+            a.model_level(&model(MAX_TRACKED_MODELS + 1), "signed")
+                .requests,
+            0
+        );
+        let text = handle.render();
+        assert!(text.contains(&model(0).to_string()));
+        assert!(!text.contains(&model(MAX_TRACKED_MODELS + 1).to_string()));
+        assert!(text.contains("model=\"other\""), "{text}");
     }
 }

@@ -59,6 +59,22 @@ pub struct Limits {
     /// Fresh attestations (`GET /v1/attestation?nonce=`) per second; each one makes the
     /// platform sign, which is slow on real hardware. Excess requests get 503 + Retry-After.
     pub attest_per_sec: u32,
+    /// Most HTTP connections open at once. At the cap, new connections wait to be accepted
+    /// (in the kernel's backlog) while open ones are served; lowered at start, with a warning,
+    /// if the open-file limit cannot hold it.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head this long after it started waiting
+    /// for one is closed, in milliseconds: bounds slow or half-sent headers and idle keep-alive
+    /// connections alike.
+    pub header_timeout_ms: u64,
+    /// Inference requests with a large body (over 64 KiB, or of unknown length) read, parsed
+    /// and run at once. Each holds its body and decoded tensors in memory — up to about 12× the
+    /// body while it is parsed — so this bounds what large requests in flight can take.
+    pub max_large_bodies: usize,
+    /// Callers waiting for one of those slots; beyond this they get 503 + Retry-After at once.
+    pub max_large_body_waiting: usize,
+    /// Longest a caller waits for a slot before 503 + Retry-After, in milliseconds.
+    pub large_body_wait_ms: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +86,11 @@ impl Default for Limits {
             max_request_batch: 256,
             request_timeout_secs: 60,
             attest_per_sec: 10,
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            max_large_bodies: 4,
+            max_large_body_waiting: 32,
+            large_body_wait_ms: 10_000,
         }
     }
 }

@@ -198,8 +198,12 @@ impl FacilitatorServer {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        crate::serve::serve(
+            self.listener,
+            self.app,
+            crate::serve::ConnLimits::default(),
+            shutdown,
+        )
+        .await
     }
 }

@@ -4,17 +4,22 @@
 //! signer) and owns no format or algorithm of its own: receipts come from `vouch-core`,
 //! execution from `vouch-exec`, persistence from `vouch-store`, signatures from `vouch-attest`.
 
+pub mod admission;
 pub mod analytics;
 pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod facilitator;
+pub mod json;
+pub mod logging;
 pub mod payment;
 pub mod pricing;
 pub mod proofs;
 pub mod routes;
+pub mod serve;
 pub mod state;
+pub mod supervise;
 pub mod tiers;
 pub mod transparency;
 pub mod witness;
@@ -119,7 +124,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
-        .route("/v1/infer", post(routes::infer::infer))
+        .route(
+            "/v1/infer",
+            post(routes::infer::infer).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admission::large_bodies,
+            )),
+        )
         .route("/v1/log", get(routes::log::info))
         .route("/v1/log/entries/{index}", get(routes::log::entry))
         .route("/v1/log/proof/{index}", get(routes::log::proof))
@@ -208,15 +219,15 @@ impl Server {
         })
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests (`crate::serve`:
+    /// connection cap, header deadline).
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        let limits = serve::ConnLimits::from_limits(&self.state.config.limits);
         let app = router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        serve::serve(self.listener, app, limits, shutdown).await?;
         Ok(())
     }
 }

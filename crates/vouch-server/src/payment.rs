@@ -154,50 +154,66 @@ async fn refund(gate: &PaymentGate, p: &PaymentRef, reason: &str) -> Result<Stri
 /// cancelled), once, and notes the refund on the job so `GET /v1/proofs/{id}` says so. The
 /// receipt itself is signed and immutable; the job and the ledger carry the refund.
 pub fn spawn_zk_refunds(zk: &crate::proofs::ZkState, pay: &PayState, store: Store) {
-    let (tx, mut rx) =
+    let (tx, rx) =
         tokio::sync::mpsc::unbounded_channel::<(vouch_store::proof_store::ZkJobRow, String)>();
     if zk.failures.set(tx).is_err() {
         return;
     }
     let gate = pay.gate.clone();
-    tokio::spawn(async move {
-        while let Some((job, reason)) = rx.recv().await {
-            let payment = serde_json::from_str::<vouch_core::Receipt>(&job.receipt)
-                .ok()
-                .and_then(|r| r.payment);
-            let Some(payment) = payment else { continue };
-            let why = format!("zk proof job {} ended without a proof: {reason}", job.id);
-            let note = format!(
-                "; {}",
-                refund(&gate, &payment, &why).await.unwrap_or_else(|e| e)
-            );
-            tracing::info!(job = %job.id, "zk refund{note}");
-            if let Err(e) = store.note_zk_job(&job.id, &note).await {
-                tracing::error!(job = %job.id, "cannot note the refund on the job: {e}");
-            }
-        }
+    // Supervised; the receiver outlives a panicked run, so no failure is lost with it.
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    crate::supervise::spawn("zk-refunds", move || {
+        let (rx, gate, store) = (rx.clone(), gate.clone(), store.clone());
+        async move { zk_refunds(&mut *rx.lock().await, &gate, &store).await }
     });
+}
+
+async fn zk_refunds(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(vouch_store::proof_store::ZkJobRow, String)>,
+    gate: &PaymentGate,
+    store: &Store,
+) {
+    while let Some((job, reason)) = rx.recv().await {
+        let payment = serde_json::from_str::<vouch_core::Receipt>(&job.receipt)
+            .ok()
+            .and_then(|r| r.payment);
+        let Some(payment) = payment else { continue };
+        let why = format!("zk proof job {} ended without a proof: {reason}", job.id);
+        let note = format!(
+            "; {}",
+            refund(gate, &payment, &why).await.unwrap_or_else(|e| e)
+        );
+        tracing::info!(job = %job.id, "zk refund{note}");
+        if let Err(e) = store.note_zk_job(&job.id, &note).await {
+            tracing::error!(job = %job.id, "cannot note the refund on the job: {e}");
+        }
+    }
 }
 
 /// Re-settles payments whose settlement outcome was unknown: once at startup, then every
 /// `pending_grace_seconds`.
 fn spawn_reconciler(gate: Arc<PaymentGate>) {
     let every = Duration::from_secs(GateConfig::default().pending_grace_seconds.max(1));
-    tokio::spawn(async move {
-        loop {
-            match gate.reconcile().await {
-                Ok(r) if r == vouch_pay::ReconcileReport::default() => {}
-                Ok(r) => tracing::info!(
-                    settled = r.settled,
-                    failed = r.failed,
-                    still_pending = r.still_pending,
-                    "reconciled pending payments"
-                ),
-                Err(e) => tracing::error!(error = %e, "payment reconciliation failed"),
-            }
-            tokio::time::sleep(every).await;
-        }
+    crate::supervise::spawn("pay-reconciler", move || {
+        let gate = gate.clone();
+        async move { reconcile_every(&gate, every).await }
     });
+}
+
+async fn reconcile_every(gate: &PaymentGate, every: Duration) {
+    loop {
+        match gate.reconcile().await {
+            Ok(r) if r == vouch_pay::ReconcileReport::default() => {}
+            Ok(r) => tracing::info!(
+                settled = r.settled,
+                failed = r.failed,
+                still_pending = r.still_pending,
+                "reconciled pending payments"
+            ),
+            Err(e) => tracing::error!(error = %e, "payment reconciliation failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 /// The URL a payment is bound to: this node's infer endpoint for one model digest and tier set,

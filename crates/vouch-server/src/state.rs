@@ -57,6 +57,8 @@ pub struct AppState {
     pub pay: Option<crate::payment::PayState>,
     /// The zk tier: model analyses, proof jobs and the prover threads.
     pub zk: Arc<crate::proofs::ZkState>,
+    /// Slots for inference requests with a large body (`[limits] max_large_bodies`).
+    pub bodies: crate::admission::BodyGate,
 }
 
 /// The `tee` tier: the producer, and the evidence made at boot binding the node key.
@@ -107,6 +109,9 @@ pub enum BootError {
 
 impl AppState {
     pub async fn boot(config: ServerConfig) -> Result<Arc<AppState>, BootError> {
+        // First: series registered while booting (the background tasks' restart counters)
+        // must reach this recorder, not the no-op one before it.
+        let prometheus = crate::analytics::prometheus();
         let dir = config.data_dir.clone();
         let store = Store::open(&dir).await?;
         let producer = select_producer(&config.tee).map_err(|e| BootError::Tee(e.to_string()))?;
@@ -152,9 +157,10 @@ impl AppState {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             analytics: Analytics::default(),
+            bodies: crate::admission::BodyGate::from_limits(&config.limits),
             log,
             zk,
-            prometheus: crate::analytics::prometheus(),
+            prometheus,
             prices: crate::pricing::Prices::new(&config.pay),
             pay,
             admin_token,

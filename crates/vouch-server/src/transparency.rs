@@ -128,7 +128,12 @@ pub async fn boot(
     let origin = signer.key().origin().to_string();
     let log_store = SqliteLogStore::new(store.pool().clone()).await?;
     let (log, committer) = Log::open(log_store, signer, config).await?;
-    tokio::spawn(committer.run());
+    // Supervised: after a panic the committer serves again, re-reading the tree from the store.
+    let committer = Arc::new(tokio::sync::Mutex::new(committer));
+    crate::supervise::spawn("log-committer", move || {
+        let c = committer.clone();
+        async move { c.lock().await.serve().await }
+    });
     spawn_checkpoint_timer(
         log.clone(),
         Duration::from_millis(settings.checkpoint_every_ms.max(1)),
@@ -188,34 +193,46 @@ fn load_or_create_key(path: &Path, origin: &str) -> Result<LogSigner, LogBootErr
 }
 
 /// Signs a checkpoint every period when entries were added, then offers it to each witness.
+/// Supervised: restarted after a panic (witness sizes are then re-learnt from scratch).
 fn spawn_checkpoint_timer(log: NodeLog, period: Duration, witnesses: Vec<(WitnessKey, String)>) {
-    tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .ok();
-        // Each witness's last known size for this log (0: unknown, send from scratch).
-        let mut sizes = vec![0u64; witnesses.len()];
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sent = None;
-        loop {
-            tick.tick().await;
-            match log.publish_checkpoint().await {
-                Ok(Some(cp)) if Some(cp.size) != last_sent => {
-                    if let Some(c) = &client {
-                        for (i, (key, url)) in witnesses.iter().enumerate() {
-                            sizes[i] = push_to_witness(&log, c, key, url, sizes[i]).await;
-                        }
-                    }
-                    last_sent = Some(cp.size);
-                }
-                Ok(_) => {}
-                Err(LogError::Closed) => return,
-                Err(e) => tracing::warn!("log: publishing a checkpoint failed: {e}"),
-            }
-        }
+    let witnesses = Arc::new(witnesses);
+    crate::supervise::spawn("log-checkpoint", move || {
+        checkpoint_timer(log.clone(), period, witnesses.clone())
     });
+}
+
+async fn checkpoint_timer(
+    log: NodeLog,
+    period: Duration,
+    witnesses: Arc<Vec<(WitnessKey, String)>>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .ok();
+    // Each witness's last known size for this log (0: unknown, send from scratch).
+    let mut sizes = vec![0u64; witnesses.len()];
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sent = None;
+    loop {
+        tick.tick().await;
+        match log.publish_checkpoint().await {
+            Ok(Some(cp)) if Some(cp.size) != last_sent => {
+                if let Some(c) = &client {
+                    for (i, (key, url)) in witnesses.iter().enumerate() {
+                        sizes[i] = push_to_witness(&log, c, key, url, sizes[i]).await;
+                    }
+                }
+                last_sent = Some(cp.size);
+            }
+            Ok(_) => {}
+            // This task holds a log handle, so the committer never ends while it runs: `Closed`
+            // means the committer's batch was cut short, and the committer comes back. Retry
+            // on the next tick rather than stop publishing for good.
+            Err(e) => tracing::warn!("log: publishing a checkpoint failed: {e}"),
+        }
+    }
 }
 
 /// One `add-checkpoint` exchange (retrying once from the witness's size after a 409). Returns

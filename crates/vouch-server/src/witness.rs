@@ -131,7 +131,13 @@ impl WitnessServer {
             .route("/add-checkpoint", post(add_checkpoint))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.state);
-        axum::serve(self.listener, app).await
+        crate::serve::serve(
+            self.listener,
+            app,
+            crate::serve::ConnLimits::default(),
+            std::future::pending(),
+        )
+        .await
     }
 }
 

@@ -22,7 +22,7 @@ fn key(digest: &ModelDigest) -> ObjectPath {
 
 impl BlobStore {
     pub fn local(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
+        crate::create_private_dir(dir)
             .map_err(|e| StoreError::Blob(format!("{}: {e}", dir.display())))?;
         let fs =
             LocalFileSystem::new_with_prefix(dir).map_err(|e| StoreError::Blob(e.to_string()))?;

@@ -52,13 +52,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) `<data_dir>/vouch.db` and `<data_dir>/blobs/`, and migrates.
+    /// A data dir created here is readable by this user only (0700) and so are the database
+    /// files (0600); an existing dir or file keeps its mode.
     pub async fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)
+        create_private_dir(data_dir)
             .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
         let db_path = data_dir.join("vouch.db");
         let _lock = lock_beside(&db_path)
             .await
             .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+        create_private_file(&db_path).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db_path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -132,13 +135,35 @@ pub(crate) fn local_pool(connections: u32) -> SqlitePoolOptions {
         .test_before_acquire(false)
 }
 
-/// Opens (creating it) the lock file `<db_file>.<suffix>`; locking it is the caller's move.
+/// Opens (creating it, 0600) the lock file `<db_file>.<suffix>`; locking it is the caller's
+/// move.
 pub(crate) fn lock_file_beside(db_file: &Path, suffix: &str) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(format!("{}.{suffix}", db_file.display()))
+    private_options().open(format!("{}.{suffix}", db_file.display()))
+}
+
+/// Creates `dir` and any missing parent readable by this user only (0700 on Unix); an existing
+/// directory keeps its mode. Node data (database, keys, payments) is nobody else's to read.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Creates database file `file` empty with mode 0600 unless it exists, before SQLite opens it:
+/// SQLite would create it 0644, and gives its `-wal` and `-shm` files the database's mode.
+pub(crate) fn create_private_file(file: &Path) -> std::io::Result<()> {
+    private_options().open(file).map(drop)
+}
+
+/// Opens for writing, creating with mode 0600 (Unix), never truncating.
+fn private_options() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o
 }
 
 /// An exclusive lock on a file beside database `db_file`, held until the returned file is
@@ -174,3 +199,69 @@ pub fn now_rfc3339() -> String {
 pub mod log_store;
 pub mod pay_store;
 pub mod proof_store;
+
+#[cfg(all(test, unix))]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_data_dir_and_its_database_files_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new/data");
+        let store = Store::open(&dir).await.unwrap();
+        // Writes, so the WAL and shared-memory files exist; the payment sidecars and lock files
+        // are made by opening the ledger.
+        let d = vouch_core::Digest::of(b"cfg");
+        let m = vouch_core::ModelDigest(vouch_core::Digest::of(b"model"));
+        store.set_model_config(&m, "{}", &d).await.unwrap();
+        let _ledger = pay_store::SqlitePayStore::new(store.pool().clone())
+            .await
+            .unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&tmp.path().join("new")), 0o700);
+        assert_eq!(mode(&dir.join("blobs")), 0o700);
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                files.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    mode(&e.path()),
+                ));
+            }
+        }
+        for name in [
+            "vouch.db",
+            "vouch.db-wal",
+            "vouch.db-shm",
+            "vouch.db-ledger",
+            "vouch.db-pay-claims",
+            "vouch.db.open-lock",
+        ] {
+            assert!(
+                files.iter().any(|(n, _)| n == name),
+                "{name} missing: {files:?}"
+            );
+        }
+        for (name, m) in &files {
+            assert_eq!(m & 0o077, 0, "{name} is {m:o}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_existing_data_dir_keeps_the_mode_its_owner_chose() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shared");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+        Store::open(&dir).await.unwrap();
+        assert_eq!(mode(&dir), 0o750);
+        assert_eq!(mode(&dir.join("vouch.db")) & 0o077, 0);
+    }
+}

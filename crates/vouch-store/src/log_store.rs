@@ -189,6 +189,7 @@ impl SqliteLogStore {
     /// As [`open`](Self::open) with another `synchronous` level (benchmarks compare them;
     /// `Normal` survives a process crash but not a power loss).
     pub async fn open_with(path: &Path, sync: SqliteSynchronous) -> Result<Self, StoreError> {
+        crate::create_private_file(path).map_err(|e| StoreError::Backend(e.to_string()))?;
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(backend)?
             .create_if_missing(true)

@@ -6,6 +6,14 @@ use std::process::ExitCode;
 
 use vouch_server::Server;
 
+/// `println!` that cannot panic: a banner line lost to a full disk must not stop the node.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Config file (optional; defaults serve a newcomer).
@@ -57,8 +65,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!("vouch {} node", env!("CARGO_PKG_VERSION"));
-        println!(
+        out!("vouch {} node", env!("CARGO_PKG_VERSION"));
+        out!(
             "  node key:    {}{}",
             st.signer.public_key(),
             if st.boot.key_ephemeral {
@@ -70,7 +78,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
         );
         if let Some(t) = &st.tee {
-            println!(
+            out!(
                 "  tee:         {} evidence {}{}",
                 t.verdict.platform,
                 t.boot_digest,
@@ -80,31 +88,35 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     ""
                 }
             );
-            println!("               {}", t.verdict.trust_assumption);
+            out!("               {}", t.verdict.trust_assumption);
         }
-        println!(
+        out!(
             "  admin token: {}{}",
             st.boot.token_path.display(),
             if st.boot.token_created { "  (new)" } else { "" }
         );
-        println!("  data dir:    {}", st.config.data_dir.display());
-        println!("  log key:     {}", st.log.vkey);
-        println!(
+        out!("  data dir:    {}", st.config.data_dir.display());
+        out!("  log key:     {}", st.log.vkey);
+        out!(
             "  engines:     {} (ONNX Runtime: {})",
             engines.join(", "),
             st.boot.ort_status
         );
         match &st.pay {
-            Some(p) => println!(
+            Some(p) => out!(
                 "  payments:    x402 on {} in {} ({}), paid to {}, facilitator {}",
-                p.terms.network, p.terms.asset_symbol, p.terms.asset, p.terms.pay_to, p.facilitator
+                p.terms.network,
+                p.terms.asset_symbol,
+                p.terms.asset,
+                p.terms.pay_to,
+                p.facilitator
             ),
             None => {
-                println!("  payments:    off (prices are quotes; [pay] enabled = true to charge)")
+                out!("  payments:    off (prices are quotes; [pay] enabled = true to charge)")
             }
         }
         // Tests and scripts wait for this exact line and read the port from it.
-        println!("listening on http://{}", server.addr);
+        out!("listening on http://{}", server.addr);
         server
             .run(async {
                 let _ = tokio::signal::ctrl_c().await;

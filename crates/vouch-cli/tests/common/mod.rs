@@ -63,13 +63,29 @@ impl Node {
     }
 
     fn spawn(command: &str, dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Node {
+        Node::spawn_with_stderr(command, dir, args, env, Stdio::inherit())
+    }
+
+    /// Starts `vouch serve` with extra environment and its stderr (the log) sent to `stderr`,
+    /// e.g. `/dev/full`.
+    pub fn start_logging_to(args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Node {
+        Node::spawn_with_stderr("serve", tempfile::tempdir().unwrap(), args, env, stderr)
+    }
+
+    fn spawn_with_stderr(
+        command: &str,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Node {
         let mut cmd = Command::new(VOUCH);
         cmd.args([command, "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .args(args)
             .envs(env.iter().copied())
             .current_dir(dir.path());
-        let (child, url, banner) = spawn_listening(cmd);
+        let (child, url, banner) = spawn_listening_with(cmd, stderr);
         Node {
             child,
             url,
@@ -83,6 +99,23 @@ impl Node {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    /// The server's process id (for signals and `/proc/<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `within` for the server to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     pub fn token(&self) -> String {
@@ -166,8 +199,13 @@ impl Node {
 
 /// Spawns a `vouch` server process and waits for its `listening on URL` line; returns the
 /// child, the URL and the banner lines printed before it.
-pub fn spawn_listening(mut cmd: Command) -> (Child, String, Vec<String>) {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+pub fn spawn_listening(cmd: Command) -> (Child, String, Vec<String>) {
+    spawn_listening_with(cmd, Stdio::inherit())
+}
+
+/// As [`spawn_listening`], with the server's stderr sent to `stderr`.
+pub fn spawn_listening_with(mut cmd: Command, stderr: Stdio) -> (Child, String, Vec<String>) {
+    cmd.stdout(Stdio::piped()).stderr(stderr);
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();

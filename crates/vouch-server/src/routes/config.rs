@@ -35,12 +35,7 @@ pub async fn put_config(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body, MAX_CONFIG_BYTES, ErrorCode::PayloadTooLarge)?;
-    let config: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("the configuration is not JSON: {e}"),
-        )
-    })?;
+    let config: Value = crate::json::parse(&body, "the configuration is not JSON")?;
     if !config.is_object() {
         return Err(ApiError::new(
             ErrorCode::BadRequest,

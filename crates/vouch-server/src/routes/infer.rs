@@ -22,12 +22,14 @@ use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct InferRequest {
+pub struct InferRequest<'a> {
     /// `name`, `name@version` or `sha256:<hex>`.
     pub model: String,
-    /// Input name → `{dtype, shape, data}` (or `b64` instead of `data`).
+    /// Input name → `{dtype, shape, data}` (or `b64` instead of `data`). Borrowed from the
+    /// body, not copied: the inputs are most of a large body.
     #[schema(value_type = Object)]
-    pub inputs: Box<serde_json::value::RawValue>,
+    #[serde(borrow)]
+    pub inputs: &'a serde_json::value::RawValue,
     /// Verification tiers, any of `signed`, `tee`, `zk`; default `["signed"]`. `[]` returns an
     /// unsigned receipt. `tee` receipts are always signed by the attested key.
     #[serde(default = "default_tiers")]
@@ -72,8 +74,8 @@ pub async fn infer(
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
     let limits = &st.config.limits;
     let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
-    let req: InferRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid request JSON: {e}")))?;
+    // A key given twice (in the request or in `inputs`) is refused before anything is parsed.
+    let req: InferRequest = crate::json::parse(&body, "invalid request JSON")?;
     let tiers = parse_tiers(&req.tiers)?;
     let model_ref: ModelRef = req
         .model
@@ -107,7 +109,17 @@ pub async fn infer(
         ));
     }
 
-    let digest = catalog::resolve(&st, &model_ref).await?;
+    // Only registered models are figured in `/metrics` and `/status`: a request naming an
+    // unknown model leaves no label behind, only a count in one series.
+    let known = async {
+        let digest = catalog::resolve(&st, &model_ref).await?;
+        Ok::<_, ApiError>((digest, catalog::meta(&st, &digest).await?))
+    };
+    let (digest, meta) = known.await.inspect_err(|e| {
+        if e.code == ErrorCode::ModelNotFound {
+            metrics::counter!("vouch_unknown_model_requests_total").increment(1);
+        }
+    })?;
     let started = Instant::now();
     let label = match &model_ref {
         ModelRef::Name { name, .. } => name.clone(),
@@ -118,6 +130,7 @@ pub async fn infer(
         &st,
         &request_headers,
         digest,
+        &meta,
         model_ref,
         inputs,
         Asked {
@@ -158,6 +171,7 @@ async fn run(
     st: &Arc<AppState>,
     request_headers: &HeaderMap,
     digest: vouch_core::ModelDigest,
+    meta: &crate::state::ModelMeta,
     model_ref: ModelRef,
     inputs: TensorMap,
     asked: Asked,
@@ -165,7 +179,6 @@ async fn run(
     let log_proof = asked.log_proof;
     let decision = crate::tiers::decide(st, &digest, asked.tiers, asked.allow_upgrade).await?;
     let tiers = decision.tiers;
-    let meta = catalog::meta(st, &digest).await?;
     vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
     // zk admission before any work or charge: a refused proof costs the caller nothing.
     let zk = match tiers.contains(&Tier::Zk) {
@@ -186,7 +199,7 @@ async fn run(
     )
     .await?;
     let input_digest = inputs.digest();
-    let run = match execute(st, digest, &meta, inputs, config.batching).await {
+    let run = match execute(st, digest, meta, inputs, config.batching).await {
         Ok(run) => run,
         Err(e) => {
             crate::payment::abandon(st, paid).await;

@@ -164,14 +164,10 @@ pub async fn credit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body, 4096, ErrorCode::PayloadTooLarge)?;
-    let req: CreditRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!(
-                "invalid credit JSON (expected {{\"address\": \"0x…\", \"amount\": \"1000\"}}): {e}"
-            ),
-        )
-    })?;
+    let req: CreditRequest = crate::json::parse(
+        &body,
+        "invalid credit JSON (expected {\"address\": \"0x…\", \"amount\": \"1000\"})",
+    )?;
     let pay = ledger(&st)?;
     let owner = address(&req.address)?;
     let amount = parse_amount(req.amount.trim())

@@ -74,12 +74,10 @@ pub async fn put_policy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body, 4096, ErrorCode::PayloadTooLarge)?;
-    let req: PolicyRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("invalid policy JSON (expected {{\"min_tier\": \"signed\"|\"tee\"|\"zk\"|null}}): {e}"),
-        )
-    })?;
+    let req: PolicyRequest = crate::json::parse(
+        &body,
+        "invalid policy JSON (expected {\"min_tier\": \"signed\"|\"tee\"|\"zk\"|null})",
+    )?;
     let subject = subject(&st, &reference).await?;
     let change = st.store.set_policy(&subject, req.min_tier).await?;
     st.policies.invalidate_all();

@@ -206,6 +206,8 @@ impl SqlitePayStore {
         let lock = crate::lock_beside(&ledger_path)
             .await
             .map_err(|e| StoreError(format!("ledger lock: {e}")))?;
+        crate::create_private_file(&ledger_path)
+            .map_err(|e| StoreError(format!("{}: {e}", ledger_path.display())))?;
         let pool = crate::local_pool(4)
             .connect_with(ledger_opts.clone())
             .await
@@ -221,6 +223,8 @@ impl SqlitePayStore {
         let lock = crate::lock_beside(&claims_path)
             .await
             .map_err(|e| StoreError(format!("claims lock: {e}")))?;
+        crate::create_private_file(&claims_path)
+            .map_err(|e| StoreError(format!("{}: {e}", claims_path.display())))?;
         let claims = crate::local_pool(1)
             .connect_with(claims_opts)
             .await
