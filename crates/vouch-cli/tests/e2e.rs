@@ -180,7 +180,7 @@ fn http_errors_are_clear_and_nothing_bad_is_stored() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("cannot load"),
+            .contains("not an ONNX protobuf"),
         "{v}"
     );
     assert_eq!(
