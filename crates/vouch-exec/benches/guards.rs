@@ -73,15 +73,9 @@ fn main() {
     for _ in 0..50 {
         t.run(&cnn_in).unwrap();
     }
-    let mut tl: Vec<f64> = (0..400)
-        .map(|_| {
-            let s = Instant::now();
-            t.run(&cnn_in).unwrap();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    tl.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let tract_p50 = tl[tl.len() / 2];
+    let tract_p50 = p50_us(400, || {
+        t.run(&cnn_in).unwrap();
+    });
     // tract on MiniLM (hundreds of nodes): where a per-node hook costs most.
     let home = PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vouch/models");
     let mini = std::fs::read(home.join("minilm.onnx")).unwrap();
@@ -92,16 +86,23 @@ fn main() {
     for _ in 0..5 {
         m.run(&mini_in).unwrap();
     }
-    let mut ml: Vec<f64> = (0..40)
-        .map(|_| {
-            let s = Instant::now();
-            m.run(&mini_in).unwrap();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    ml.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let mini_p50 = ml[ml.len() / 2];
+    let mini_p50 = p50_us(40, || {
+        m.run(&mini_in).unwrap();
+    });
     println!(
         "guards p50_us={p50:.1} rps16={rps:.0} tract_cnn_p50_us={tract_p50:.1} tract_minilm_p50_us={mini_p50:.1}"
     );
+}
+
+/// Median wall time of `n` calls of `f`, in µs.
+fn p50_us(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
 }

@@ -193,16 +193,7 @@ impl TractModel {
             };
             match bytes {
                 Some(b) if b > budget => {
-                    let node = &self.plan.model().nodes[id];
-                    return Err(ExecError::MemoryLimit {
-                        limit_mib: (budget >> 20) as usize,
-                        detail: format!(
-                            "node {:?} ({}) would hold {} MiB of tensors",
-                            node.name,
-                            node.op.name(),
-                            b >> 20
-                        ),
-                    });
+                    return Err(over_budget(&self.plan.model().nodes[id], b, budget));
                 }
                 Some(_) => {}
                 None => check_live[id] = true,
@@ -310,15 +301,7 @@ impl LoadedModel for TractModel {
                 && let Some(bytes) = node_bytes(node, &inputs)
                 && bytes > budget
             {
-                refused = Some(ExecError::MemoryLimit {
-                    limit_mib: (budget >> 20) as usize,
-                    detail: format!(
-                        "node {:?} ({}) would hold {} MiB of tensors",
-                        node.name,
-                        node.op.name(),
-                        bytes >> 20
-                    ),
-                });
+                refused = Some(over_budget(node, bytes, budget));
                 anyhow_stop()?;
             }
             tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs)
@@ -350,6 +333,23 @@ impl LoadedModel for TractModel {
     fn memory_bytes(&self) -> usize {
         // Weights plus packed copies and activations: about twice the file, plus fixed overhead.
         self.bytes * 2 + (1 << 20)
+    }
+}
+
+/// The refusal of a node whose tensors would take `bytes`, over `budget`.
+fn over_budget(
+    node: &tract_onnx::prelude::Node<TypedFact, Box<dyn tract_onnx::prelude::TypedOp>>,
+    bytes: u128,
+    budget: u128,
+) -> ExecError {
+    ExecError::MemoryLimit {
+        limit_mib: (budget >> 20) as usize,
+        detail: format!(
+            "node {:?} ({}) would hold {} MiB of tensors",
+            node.name,
+            node.op.name(),
+            bytes >> 20
+        ),
     }
 }
 
