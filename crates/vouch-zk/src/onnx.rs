@@ -9,15 +9,18 @@ use prost::Message;
 
 use crate::error::ZkError;
 use crate::graph::{Graph, Io, LutFn, Op, Sparse};
+use crate::limits::Deadline;
 
-/// Largest tensor (elements) or model size we accept, so a hostile file cannot exhaust memory.
-const MAX_ELEMENTS: usize = 1 << 26;
+/// Largest tensor (elements), or sparse operator (entries), we build, so a hostile file cannot
+/// exhaust memory: checked before each allocation. Analysis refuses anything near it earlier,
+/// from the size estimate ([`crate::size`], `Limits::max_tensor_elements`).
+const MAX_ELEMENTS: usize = crate::limits::DEFAULT_MAX_TENSOR_ELEMENTS as usize;
 
 /// A tensor known at compile time (initializer or `Constant`).
 #[derive(Clone, Debug)]
-struct Const {
-    dims: Vec<usize>,
-    data: Vec<f64>,
+pub(crate) struct Const {
+    pub dims: Vec<usize>,
+    pub data: Vec<f64>,
 }
 
 /// A runtime value: its id in the graph and its current (batch-1) shape.
@@ -37,11 +40,25 @@ fn numel(d: &[usize]) -> usize {
     d.iter().product()
 }
 
-fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+/// The product of `dims`, refused (before anything that size is allocated) when it overflows or
+/// exceeds the importer's cap.
+fn checked_len(dims: &[usize], what: impl Fn() -> String) -> Result<usize, ZkError> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            ZkError::OverLimit(format!(
+                "{} exceeds this node's limit of {MAX_ELEMENTS} elements",
+                what()
+            ))
+        })
+}
+
+pub(crate) fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
 }
 
-fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
+pub(crate) fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
     attr(n, name).map(|a| a.i).unwrap_or(default)
 }
 
@@ -49,11 +66,11 @@ fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
     attr(n, name).map(|a| a.f).unwrap_or(default)
 }
 
-fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(crate) fn attr_ints(n: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(n, name).map(|a| a.ints.clone())
 }
 
-fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
+pub(crate) fn tensor_to_const(t: &pb::TensorProto) -> Result<Const, ZkError> {
     let dims: Vec<usize> = t
         .dims
         .iter()
@@ -147,12 +164,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn new_val(&mut self, shape: Vec<usize>) -> Val {
-        self.value_len.push(numel(&shape));
-        Val {
+    fn new_val(&mut self, shape: Vec<usize>) -> Result<Val, ZkError> {
+        let n = checked_len(&shape, || format!("a tensor of shape {shape:?}"))?;
+        self.value_len.push(n);
+        Ok(Val {
             id: self.value_len.len() - 1,
             shape,
-        }
+        })
     }
 
     fn get(&self, name: &str, node: &pb::NodeProto) -> Result<&Ent, ZkError> {
@@ -197,8 +215,8 @@ impl Builder {
         out_shape: Vec<usize>,
         rows: Sparse,
         bias: Vec<f64>,
-    ) {
-        let out = self.new_val(out_shape);
+    ) -> Result<(), ZkError> {
+        let out = self.new_val(out_shape)?;
         self.ops.push(Op::Linear {
             input: input.id,
             output: out.id,
@@ -207,11 +225,12 @@ impl Builder {
             onnx_op: node.op_type.clone(),
         });
         self.set(&node.output[0], Ent::Val(out));
+        Ok(())
     }
 }
 
-/// Parses an ONNX model into the zk graph, or names the unsupported operator.
-pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
+/// The model's graph, from a protobuf in an opset domain the zk tier reads.
+pub(crate) fn decode(model_bytes: &[u8]) -> Result<pb::GraphProto, ZkError> {
     let model = pb::ModelProto::decode(model_bytes)
         .map_err(|e| ZkError::InvalidModel(format!("not an ONNX protobuf: {e}")))?;
     let graph = model
@@ -225,12 +244,84 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
             ));
         }
     }
+    Ok(graph)
+}
+
+/// A graph input's batch-1 shape: float32, every dimension fixed but the first.
+pub(crate) fn input_shape(vi: &pb::ValueInfoProto) -> Result<Vec<usize>, ZkError> {
+    let Some(pb::type_proto::Value::TensorType(tt)) =
+        vi.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Err(ZkError::unsupported(
+            "non-tensor input",
+            format!("input {:?}", vi.name),
+        ));
+    };
+    if tt.elem_type != 1 {
+        return Err(ZkError::unsupported(
+            format!("input type {}", tt.elem_type),
+            format!("input {:?}: the zk tier proves float32 inputs", vi.name),
+        ));
+    }
+    let dims = tt
+        .shape
+        .as_ref()
+        .map(|s| s.dim.as_slice())
+        .unwrap_or_default();
+    let mut shape = vec![];
+    for (i, d) in dims.iter().enumerate() {
+        match &d.value {
+            Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
+                shape.push(usize::try_from(*v).unwrap_or(usize::MAX))
+            }
+            _ if i == 0 => shape.push(1), // free batch dimension: proofs are per request, batch 1
+            _ => {
+                return Err(ZkError::unsupported(
+                    "dynamic shape",
+                    format!("input {:?} dimension {i} is not fixed", vi.name),
+                ));
+            }
+        }
+    }
+    Ok(shape)
+}
+
+/// A node in a domain the zk tier reads, with an output.
+pub(crate) fn check_node(node: &pb::NodeProto) -> Result<(), ZkError> {
+    if !(node.domain.is_empty() || node.domain == "ai.onnx") {
+        return Err(ZkError::unsupported(
+            format!("{}:{}", node.domain, node.op_type),
+            "",
+        ));
+    }
+    if node.output.is_empty() {
+        return Err(ZkError::InvalidModel(format!(
+            "node {:?} has no output",
+            node.name
+        )));
+    }
+    Ok(())
+}
+
+/// Parses an ONNX model into the zk graph, or names the unsupported operator.
+pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
+    import_until(model_bytes, &Deadline::none())
+}
+
+/// [`import`], giving up between operators once `deadline` has passed.
+pub fn import_until(model_bytes: &[u8], deadline: &Deadline) -> Result<Graph, ZkError> {
+    let graph = decode(model_bytes)?;
     let params: usize = graph
         .initializer
         .iter()
         .filter(|t| t.data_type == 1 || t.data_type == 11)
-        .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
-        .sum();
+        .map(|t| {
+            t.dims
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d.max(0) as usize))
+                .unwrap_or(usize::MAX)
+        })
+        .fold(0, usize::saturating_add);
     let mut b = Builder {
         ents: HashMap::new(),
         value_len: vec![],
@@ -245,43 +336,9 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
         if b.ents.contains_key(&vi.name) {
             continue; // an initializer also listed as input (older exporters)
         }
-        let Some(pb::type_proto::Value::TensorType(tt)) =
-            vi.r#type.as_ref().and_then(|t| t.value.clone())
-        else {
-            return Err(ZkError::unsupported(
-                "non-tensor input",
-                format!("input {:?}", vi.name),
-            ));
-        };
-        if tt.elem_type != 1 {
-            return Err(ZkError::unsupported(
-                format!("input type {}", tt.elem_type),
-                format!("input {:?}: the zk tier proves float32 inputs", vi.name),
-            ));
-        }
-        let dims = tt.shape.map(|s| s.dim).unwrap_or_default();
-        let mut shape = vec![];
-        for (i, d) in dims.iter().enumerate() {
-            match &d.value {
-                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
-                    shape.push(*v as usize)
-                }
-                _ if i == 0 => shape.push(1), // free batch dimension: proofs are per request, batch 1
-                _ => {
-                    return Err(ZkError::unsupported(
-                        "dynamic shape",
-                        format!("input {:?} dimension {i} is not fixed", vi.name),
-                    ));
-                }
-            }
-        }
-        if numel(&shape) > MAX_ELEMENTS {
-            return Err(ZkError::InvalidModel(format!(
-                "input {:?} is too large",
-                vi.name
-            )));
-        }
-        let v = b.new_val(shape.clone());
+        let shape = input_shape(vi)?;
+        checked_len(&shape, || format!("input {:?} of shape {shape:?}", vi.name))?;
+        let v = b.new_val(shape.clone())?;
         inputs.push(Io {
             name: vi.name.clone(),
             shape: shape.iter().map(|&d| d as u64).collect(),
@@ -293,18 +350,8 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
         return Err(ZkError::InvalidModel("model has no runtime inputs".into()));
     }
     for node in &graph.node {
-        if !(node.domain.is_empty() || node.domain == "ai.onnx") {
-            return Err(ZkError::unsupported(
-                format!("{}:{}", node.domain, node.op_type),
-                "",
-            ));
-        }
-        if node.output.is_empty() {
-            return Err(ZkError::InvalidModel(format!(
-                "node {:?} has no output",
-                node.name
-            )));
-        }
+        check_node(node)?;
+        deadline.check()?;
         lower_node(&mut b, node)?;
     }
     let mut outputs = vec![];
@@ -394,14 +441,26 @@ fn diag(n: usize, a: &[f64]) -> Sparse {
 }
 
 /// Spatial attributes shared by Conv and the pools, for 2-D NCHW tensors.
-struct Window {
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 4], // top, left, bottom, right
-    dil: [usize; 2],
+pub(crate) struct Window {
+    pub k: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad: [usize; 4], // top, left, bottom, right
+    pub dil: [usize; 2],
 }
 
-fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result<Window, ZkError> {
+/// Along one spatial axis: how many kernel taps of the output positions fall inside the input
+/// (padding skipped), counted in O(outputs) without listing them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AxisTaps {
+    /// Taps summed over the output positions.
+    pub total: u64,
+    /// Output positions with no tap inside the input.
+    pub empty: u64,
+    /// Output positions with exactly one.
+    pub single: u64,
+}
+
+pub(crate) fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result<Window, ZkError> {
     let op = node.op_type.as_str();
     if let Some(a) = attr(node, "auto_pad") {
         let s = String::from_utf8_lossy(&a.s);
@@ -449,7 +508,7 @@ fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result<Window, Zk
 }
 
 impl Window {
-    fn out_hw(&self, h: usize, w: usize, op: &str) -> Result<(usize, usize), ZkError> {
+    pub(crate) fn out_hw(&self, h: usize, w: usize, op: &str) -> Result<(usize, usize), ZkError> {
         let eh = (self.k[0] - 1) * self.dil[0] + 1;
         let ew = (self.k[1] - 1) * self.dil[1] + 1;
         let (ph, pw) = (h + self.pad[0] + self.pad[2], w + self.pad[1] + self.pad[3]);
@@ -462,6 +521,57 @@ impl Window {
             (ph - eh) / self.stride[0] + 1,
             (pw - ew) / self.stride[1] + 1,
         ))
+    }
+
+    /// Taps along axis `a` (0 rows, 1 columns) of an input `size` long with `out` output
+    /// positions: what the windows of [`Window::taps`] hold, counted without building them.
+    pub(crate) fn axis_taps(&self, a: usize, size: usize, out: usize) -> AxisTaps {
+        let (k, s, d, p) = (
+            self.k[a] as i128,
+            self.stride[a] as i128,
+            self.dil[a] as i128,
+            self.pad[a] as i128,
+        );
+        let mut t = AxisTaps::default();
+        for o in 0..out as i128 {
+            // Taps ky with 0 <= o·s + ky·d - p < size.
+            let base = o * s - p;
+            let lo = if base >= 0 { 0 } else { (-base + d - 1) / d };
+            let hi = if size as i128 > base {
+                (size as i128 - base + d - 1) / d
+            } else {
+                0
+            };
+            let n = (hi.min(k) - lo).max(0) as u64;
+            t.total = t.total.saturating_add(n);
+            t.empty += u64::from(n == 0);
+            t.single += u64::from(n == 1);
+        }
+        t
+    }
+
+    /// Whether the windows along axis `a` read every input position; `None` when finding out
+    /// would take more than `max_work` steps.
+    pub(crate) fn axis_covers(
+        &self,
+        a: usize,
+        size: usize,
+        out: usize,
+        max_work: u64,
+    ) -> Option<bool> {
+        if (out as u64).saturating_mul(self.k[a] as u64) > max_work || size as u64 > max_work {
+            return None;
+        }
+        let mut seen = vec![false; size];
+        for o in 0..out {
+            for ky in 0..self.k[a] {
+                let i = (o * self.stride[a] + ky * self.dil[a]) as isize - self.pad[a] as isize;
+                if i >= 0 && (i as usize) < size {
+                    seen[i as usize] = true;
+                }
+            }
+        }
+        Some(seen.into_iter().all(|s| s))
     }
 
     /// Input positions (row, col) under output (oy, ox), with their kernel offsets; padding skipped.
@@ -480,8 +590,8 @@ impl Window {
     }
 }
 
-fn nchw(v: &Val, op: &str) -> Result<(usize, usize, usize), ZkError> {
-    match v.shape.as_slice() {
+pub(crate) fn nchw(shape: &[usize], op: &str) -> Result<(usize, usize, usize), ZkError> {
+    match shape {
         [1, c, h, w] => Ok((*c, *h, *w)),
         s => Err(ZkError::unsupported(
             op,
@@ -546,7 +656,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                         as i64;
                 }
             }
-            let known: i64 = shape.iter().filter(|&&d| d != -1).product();
+            let known: i64 = shape
+                .iter()
+                .filter(|&&d| d != -1)
+                .try_fold(1i64, |a, &d| a.checked_mul(d))
+                .unwrap_or(0);
             let free = shape.iter().filter(|&&d| d == -1).count();
             if free > 1 || known <= 0 || shape.iter().any(|&d| d < -1) {
                 return Err(ZkError::InvalidModel(format!("Reshape to {shape:?}")));
@@ -557,7 +671,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 }
             }
             let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            if numel(&shape) != numel(&v.shape) {
+            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(numel(&v.shape)) {
                 return Err(ZkError::InvalidModel(format!(
                     "Reshape {:?} → {shape:?} changes the size",
                     v.shape
@@ -631,18 +745,18 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             if let Some(l) = shape.last_mut() {
                 *l = n;
             }
-            b.push_linear(node, &x, shape, rows, bias);
+            b.push_linear(node, &x, shape, rows, bias)?;
         }
         "Conv" => {
             let x = b.val(inp(0)?, node)?;
-            let (c, h, w) = nchw(&x, op)?;
+            let (c, h, w) = nchw(&x.shape, op)?;
             let wc = b.cnst(inp(1)?, node)?;
             if wc.dims.len() != 4 {
                 return Err(ZkError::unsupported(op, "2-D convolutions only"));
             }
             let (m, cg, kh, kw) = (wc.dims[0], wc.dims[1], wc.dims[2], wc.dims[3]);
             let group = attr_i(node, "group", 1).max(1) as usize;
-            if cg * group != c || m % group != 0 {
+            if cg.checked_mul(group) != Some(c) || m % group != 0 {
                 return Err(ZkError::InvalidModel(format!(
                     "Conv channels: input {c}, weight {:?}, group {group}",
                     wc.dims
@@ -655,6 +769,13 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 ));
             }
             let (oh, ow) = win.out_hw(h, w, op)?;
+            // Sizes first: the output (and its bias) and the weight matrix's entries, so nothing
+            // too large is allocated.
+            checked_len(&[m, oh, ow], || format!("Conv output 1×{m}×{oh}×{ow}"))?;
+            let taps = [win.axis_taps(0, h, oh).total, win.axis_taps(1, w, ow).total];
+            checked_len(&[m, cg, taps[0] as usize, taps[1] as usize], || {
+                format!("Conv {:?}'s weight matrix", node.name)
+            })?;
             let bias = match node.input.get(2).filter(|s| !s.is_empty()) {
                 Some(name) => {
                     let bc = b.cnst(name, node)?;
@@ -693,15 +814,12 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     }
                 }
             }
-            if rows.idx.len() > MAX_ELEMENTS {
-                return Err(ZkError::InvalidModel("Conv too large".into()));
-            }
             sort_rows(&mut rows);
-            b.push_linear(node, &x, vec![1, m, oh, ow], rows, bias);
+            b.push_linear(node, &x, vec![1, m, oh, ow], rows, bias)?;
         }
         "MaxPool" | "AveragePool" => {
             let x = b.val(inp(0)?, node)?;
-            let (c, h, w) = nchw(&x, op)?;
+            let (c, h, w) = nchw(&x.shape, op)?;
             if node.output.len() > 1 && !node.output[1].is_empty() {
                 return Err(ZkError::unsupported(op, "the Indices output"));
             }
@@ -710,6 +828,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             }
             let win = window(node, None)?;
             let (oh, ow) = win.out_hw(h, w, op)?;
+            checked_len(&[c, oh, ow], || format!("{op} output 1×{c}×{oh}×{ow}"))?;
+            let taps = [win.axis_taps(0, h, oh).total, win.axis_taps(1, w, ow).total];
+            checked_len(&[c, taps[0] as usize, taps[1] as usize], || {
+                format!("{op} {:?}'s windows", node.name)
+            })?;
             let include_pad = attr_i(node, "count_include_pad", 0) != 0;
             let mut rows = Sparse {
                 ptr: vec![0],
@@ -742,7 +865,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             sort_rows(&mut rows);
             let shape = vec![1, c, oh, ow];
             if op == "MaxPool" {
-                let o = b.new_val(shape);
+                let o = b.new_val(shape)?;
                 b.ops.push(Op::MaxPool {
                     input: x.id,
                     output: o.id,
@@ -750,12 +873,12 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 });
                 b.set(&out, Ent::Val(o));
             } else {
-                b.push_linear(node, &x, shape, rows, vec![0.0; c * oh * ow]);
+                b.push_linear(node, &x, shape, rows, vec![0.0; c * oh * ow])?;
             }
         }
         "GlobalAveragePool" => {
             let x = b.val(inp(0)?, node)?;
-            let (c, h, w) = nchw(&x, op)?;
+            let (c, h, w) = nchw(&x.shape, op)?;
             let mut rows = Sparse {
                 ptr: vec![0],
                 idx: vec![],
@@ -768,7 +891,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 }
                 rows.ptr.push(rows.idx.len() as u32);
             }
-            b.push_linear(node, &x, vec![1, c, 1, 1], rows, vec![0.0; c]);
+            b.push_linear(node, &x, vec![1, c, 1, 1], rows, vec![0.0; c])?;
         }
         "BatchNormalization" => {
             let x = b.val(inp(0)?, node)?;
@@ -802,7 +925,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 }
             }
             let n = numel(&x.shape);
-            b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bb);
+            b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bb)?;
         }
         "Add" | "Sub" | "Mul" | "Div" => {
             let e0 = b.get(inp(0)?, node)?.clone();
@@ -818,7 +941,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                             ),
                         ));
                     }
-                    let o = b.new_val(x.shape.clone());
+                    let o = b.new_val(x.shape.clone())?;
                     b.ops.push(Op::Add {
                         a: x.id,
                         b: y.id,
@@ -844,7 +967,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                             (kb.iter().map(|v| 1.0 / v).collect(), vec![0.0; n])
                         }
                     };
-                    b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bias);
+                    b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bias)?;
                 }
                 (Ent::Const(_), Ent::Const(_)) => {
                     return Err(ZkError::unsupported(
@@ -857,7 +980,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         }
         "Relu" | "Sigmoid" | "Tanh" => {
             let x = b.val(inp(0)?, node)?;
-            let o = b.new_val(x.shape.clone());
+            let o = b.new_val(x.shape.clone())?;
             b.ops.push(match op {
                 "Relu" => Op::Relu {
                     input: x.id,
