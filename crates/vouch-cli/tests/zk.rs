@@ -504,3 +504,147 @@ fn jobs_are_durable_cancellable_and_bounded() {
         "{v}"
     );
 }
+
+/// `MaxPool2d_stride_padding_dilation` from the ONNX backend tests (pytorch-converted), built
+/// with vouch-zk's own ONNX protobuf types as its `model.onnx` declares it: one MaxPool over a
+/// 1×1×1000×1000 input, kernel 60×80 dilated by 10, strides 10, pads 10/20, output 1×1×43×25.
+/// A model of under 200 bytes whose circuit has about 20 M constraints (5.1 M max-pool
+/// differences, each range-checked).
+fn maxpool_backend_test_model() -> Vec<u8> {
+    use prost::Message;
+    use vouch_zk::pb;
+    let value = |name: &str, dims: &[i64]| {
+        use pb::tensor_shape_proto::{Dimension, dimension::Value};
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| Dimension {
+                                value: Some(Value::DimValue(d)),
+                            })
+                            .collect(),
+                    }),
+                })),
+            }),
+        }
+    };
+    let ints = |name: &str, v: &[i64]| pb::AttributeProto {
+        name: name.into(),
+        r#type: 7,
+        ints: v.to_vec(),
+        ..Default::default()
+    };
+    let m = pb::ModelProto {
+        ir_version: 7,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 12,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "graph".into(),
+            node: vec![pb::NodeProto {
+                input: vec!["X".into()],
+                output: vec!["Y".into()],
+                op_type: "MaxPool".into(),
+                attribute: vec![
+                    ints("dilations", &[10, 10]),
+                    ints("kernel_shape", &[60, 80]),
+                    ints("pads", &[10, 20, 10, 20]),
+                    ints("strides", &[10, 10]),
+                ],
+                ..Default::default()
+            }],
+            input: vec![value("X", &[1, 1, 1000, 1000])],
+            output: vec![value("Y", &[1, 1, 43, 25])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    m.encode_to_vec()
+}
+
+#[test]
+fn a_model_too_large_to_prove_is_refused_at_registration_and_holds_up_no_other_analysis() {
+    let node = Node::start(&[]);
+    let model = maxpool_backend_test_model();
+    assert!(model.len() < 200, "{} bytes", model.len());
+    // Registration answers with the outcome (no "analysing"): the estimate refused the circuit
+    // before anything was built.
+    let (s, v) = node.upload(model, "?name=maxpool&version=1", Some(&node.token()));
+    assert_eq!(s, 201, "{v}");
+    let zk = &v["zk"];
+    assert_eq!(zk["status"], json!("unavailable"), "{v}");
+    let constraints = zk["circuit_estimate"]["constraints"].as_u64().unwrap();
+    assert!(constraints > 2_097_152, "{zk}");
+    let reason = zk["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "zk: unavailable (circuit of about {constraints} constraints exceeds this node's limit of 2097152)"
+        )
+    );
+
+    // A small model registered right after is analysed, not queued behind it.
+    node.register("mlp_small");
+    assert_eq!(node.zk_analysed("mlp_small")["status"], json!("available"));
+
+    // Wherever zk status is shown: the model, the advisor, the CLI, and a zk request.
+    let (_, m) = node.get("/v1/models/maxpool");
+    assert_eq!(m["zk"]["reason"], json!(reason), "{m}");
+    let (_, a) = node.get("/v1/models/maxpool/assurance");
+    assert_eq!(a["tiers"][2]["available"], json!(false), "{a}");
+    assert_eq!(a["tiers"][2]["unavailable_reason"], json!(reason), "{a}");
+    let out = node.cli(&["models", "assurance", "maxpool"]);
+    assert!(
+        text(&out).contains(&format!("zk: unavailable: {reason}")),
+        "{}",
+        text(&out)
+    );
+    let zeros = json!({"X": {"dtype": "float32", "shape": [1, 1, 1000, 1000],
+                             "data": vec![0.0; 1_000_000]}});
+    let (s, v, _) = infer(
+        &node,
+        &json!({"model": "maxpool", "inputs": zeros, "tiers": ["zk"]}),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], json!("tier_unavailable"));
+    assert_eq!(v["error"]["reason"], json!("zk_over_capacity"));
+    assert_eq!(
+        v["error"]["message"],
+        json!(format!(
+            "the zk tier is not available for this model: {reason}"
+        ))
+    );
+}
+
+#[test]
+fn an_analysis_over_the_time_limit_is_unavailable_and_retried_under_new_limits() {
+    let conf = tempfile::tempdir().unwrap();
+    let hasty = conf.path().join("hasty.toml");
+    std::fs::write(&hasty, "[zk]\nanalyze_timeout_secs = 0\n").unwrap();
+    let node = Node::start(&["--config", hasty.to_str().unwrap()]);
+    node.register("mlp_small");
+    let zk = node.zk_analysed("mlp_small");
+    assert_eq!(zk["status"], json!("unavailable"), "{zk}");
+    assert_eq!(
+        zk["reason"],
+        json!("zk: unavailable (analysis exceeded this node's time limit of 0 s)")
+    );
+    assert!(
+        zk["circuit_estimate"]["constraints"].as_u64().unwrap() > 0,
+        "{zk}"
+    );
+    let (s, v, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["zk"])));
+    assert_eq!(
+        (s, v["error"]["reason"].as_str()),
+        (422, Some("zk_over_capacity")),
+        "{v}"
+    );
+    // A node with other limits analyses it again at boot.
+    let node = node.restart(&[]);
+    assert_eq!(node.zk_analysed("mlp_small")["status"], json!("available"));
+}
