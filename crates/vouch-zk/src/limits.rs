@@ -20,6 +20,11 @@ pub struct Limits {
     pub max_constraints: u64,
     /// Elements of any one tensor (graph value or constant).
     pub max_tensor_elements: u64,
+    /// Memory the analysis is predicted to need
+    /// ([`crate::size::CircuitEstimate::analysis_peak_bytes`]): key generation, plus every value
+    /// of every calibration sample (which a graph of free operators, Add and Reshape, can make
+    /// large without adding constraints).
+    pub max_analysis_bytes: u64,
 }
 
 /// 2^21 constraints: the proving estimate ([`crate::estimate`]) puts a circuit this size at
@@ -29,6 +34,8 @@ pub const DEFAULT_MAX_CONSTRAINTS: u64 = 1 << 21;
 pub const DEFAULT_MAX_NODES: u64 = 10_000;
 /// The importer's own hard cap ([`crate::onnx`]): 2^26 elements (512 MB as f64).
 pub const DEFAULT_MAX_TENSOR_ELEMENTS: u64 = 1 << 26;
+/// 4 GiB, the server's `[zk] max_peak_mib` default.
+pub const DEFAULT_MAX_ANALYSIS_BYTES: u64 = 4 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -36,6 +43,7 @@ impl Default for Limits {
             max_nodes: DEFAULT_MAX_NODES,
             max_constraints: DEFAULT_MAX_CONSTRAINTS,
             max_tensor_elements: DEFAULT_MAX_TENSOR_ELEMENTS,
+            max_analysis_bytes: DEFAULT_MAX_ANALYSIS_BYTES,
         }
     }
 }

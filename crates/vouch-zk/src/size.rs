@@ -96,12 +96,23 @@ impl CircuitEstimate {
             .saturating_add(self.values.saturating_mul(6 * 8 + 64))
     }
 
-    /// `Err(OverLimit)` naming the estimate and the limit it exceeds.
+    /// `Err(OverLimit)` naming the estimate and the limit it exceeds: constraints, then the
+    /// analysis's predicted memory.
     pub fn check(&self, limits: &Limits) -> Result<(), ZkError> {
         if self.constraints > limits.max_constraints {
             return Err(ZkError::OverLimit(format!(
                 "circuit of about {} constraints exceeds this node's limit of {}",
                 self.constraints, limits.max_constraints
+            )));
+        }
+        let peak = self.analysis_peak_bytes();
+        if peak > limits.max_analysis_bytes {
+            return Err(ZkError::OverLimit(format!(
+                "circuit of about {} constraints over {} values needs about {} MiB to analyse; this node allows {} MiB",
+                self.constraints,
+                self.values,
+                peak >> 20,
+                limits.max_analysis_bytes >> 20
             )));
         }
         Ok(())

@@ -58,9 +58,17 @@ fn compare(name: &str, model: &[u8]) -> (u64, u64) {
 #[test]
 fn the_estimate_bounds_every_shipped_models_circuit() {
     for name in ["mlp_small", "mlp", "cnn", "zk/dense"] {
-        let (e, r) = compare(name, &read_model(name));
+        let m = read_model(name);
+        let (e, r) = compare(name, &m);
         // Measured: 1.06, 1.05, 1.007 and 1.02 times the built circuit.
         assert!(e as f64 <= 1.1 * r as f64, "{name}: {e} vs {r}");
+        // Each is well inside the default limits.
+        let est = estimate_model(&m, &Limits::default()).unwrap();
+        est.check(&Limits::default()).unwrap();
+        eprintln!(
+            "{name}: analysis predicted to peak at {} MiB",
+            est.analysis_peak_bytes() >> 20
+        );
     }
 }
 
@@ -304,6 +312,34 @@ fn absurd_shapes_are_too_large_not_a_panic_or_an_allocation() {
     ] {
         assert!(matches!(e, ZkError::InvalidModel(_)), "{e}");
     }
+}
+
+#[test]
+fn free_operators_over_large_tensors_are_refused_by_predicted_memory() {
+    // Adds cost no constraints, but calibration holds every value of every sample: 64 Adds
+    // of a 4096×4096 image, then one average.
+    let mut nodes = vec![];
+    let mut prev = "x".to_string();
+    for i in 0..64 {
+        let next = format!("a{i}");
+        nodes.push(node("Add", &[&prev, &prev], &[&next], vec![]));
+        prev = next;
+    }
+    nodes.push(node("GlobalAveragePool", &[&prev], &["y"], vec![]));
+    let m = model(nodes, vec![], &[1, 1, 4096, 4096], &[1, 1, 1, 1]);
+    let est = estimate_model(&m, &Limits::default()).unwrap();
+    assert!(
+        est.constraints < Limits::default().max_constraints,
+        "{est:?}"
+    );
+    assert_eq!(est.values, 65 * (1 << 24) + 1);
+    let e = vouch_zk::analyze(&m).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, ZkError::OverLimit(_))
+            && msg.contains("MiB to analyse; this node allows 4096 MiB"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -338,17 +338,7 @@ impl ZkState {
         estimate
             .check(&limits)
             .map_err(|e| refused(e, Some(estimate.clone())))?;
-        let peak = estimate.analysis_peak_bytes();
-        if peak > s.max_peak_bytes() {
-            let e = ZkError::OverLimit(format!(
-                "circuit of about {} constraints needs about {} MiB to analyse and prove; this node allows {} MiB",
-                estimate.constraints,
-                peak >> 20,
-                s.max_peak_mib
-            ));
-            return Err(refused(e, Some(estimate)));
-        }
-        let slot = self.analyses.acquire(peak).await;
+        let slot = self.analyses.acquire(estimate.analysis_peak_bytes()).await;
         let timeout = Duration::from_secs(s.analyze_timeout_secs);
         let cancel = Arc::new(AtomicBool::new(false));
         let deadline = Deadline::after(timeout).with_cancel(cancel.clone());

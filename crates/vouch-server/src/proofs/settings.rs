@@ -29,7 +29,7 @@ pub struct ZkSettings {
     /// Largest circuit this node analyses, in constraints as estimated from the model's graph
     /// before anything is built; a larger model is zk-unavailable ("circuit of about N
     /// constraints exceeds this node's limit of M"). Analysis is also refused when the estimate
-    /// predicts more than `max_peak_mib` of memory.
+    /// predicts it needs more than `max_peak_mib` of memory.
     pub max_constraints: u64,
     /// Most operators in a model's graph that zk analysis reads (counted before decoding).
     pub max_graph_nodes: u64,
@@ -75,6 +75,7 @@ impl ZkSettings {
         Limits {
             max_nodes: self.max_graph_nodes,
             max_constraints: self.max_constraints,
+            max_analysis_bytes: self.max_peak_bytes(),
             ..Limits::default()
         }
     }
