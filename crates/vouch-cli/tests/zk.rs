@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+/// vouch-zk's test models (built with its ONNX protobuf types).
+#[path = "../../vouch-zk/tests/common/mod.rs"]
+mod zk_onnx;
 
 use std::path::{Path, PathBuf};
 
@@ -505,73 +508,12 @@ fn jobs_are_durable_cancellable_and_bounded() {
     );
 }
 
-/// `MaxPool2d_stride_padding_dilation` from the ONNX backend tests (pytorch-converted), built
-/// with vouch-zk's own ONNX protobuf types as its `model.onnx` declares it: one MaxPool over a
-/// 1×1×1000×1000 input, kernel 60×80 dilated by 10, strides 10, pads 10/20, output 1×1×43×25.
-/// A model of under 200 bytes whose circuit has about 20 M constraints (5.1 M max-pool
-/// differences, each range-checked).
-fn maxpool_backend_test_model() -> Vec<u8> {
-    use prost::Message;
-    use vouch_zk::pb;
-    let value = |name: &str, dims: &[i64]| {
-        use pb::tensor_shape_proto::{Dimension, dimension::Value};
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: 1,
-                    shape: Some(pb::TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|&d| Dimension {
-                                value: Some(Value::DimValue(d)),
-                            })
-                            .collect(),
-                    }),
-                })),
-            }),
-        }
-    };
-    let ints = |name: &str, v: &[i64]| pb::AttributeProto {
-        name: name.into(),
-        r#type: 7,
-        ints: v.to_vec(),
-        ..Default::default()
-    };
-    let m = pb::ModelProto {
-        ir_version: 7,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 12,
-        }],
-        graph: Some(pb::GraphProto {
-            name: "graph".into(),
-            node: vec![pb::NodeProto {
-                input: vec!["X".into()],
-                output: vec!["Y".into()],
-                op_type: "MaxPool".into(),
-                attribute: vec![
-                    ints("dilations", &[10, 10]),
-                    ints("kernel_shape", &[60, 80]),
-                    ints("pads", &[10, 20, 10, 20]),
-                    ints("strides", &[10, 10]),
-                ],
-                ..Default::default()
-            }],
-            input: vec![value("X", &[1, 1, 1000, 1000])],
-            output: vec![value("Y", &[1, 1, 43, 25])],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    m.encode_to_vec()
-}
-
 #[test]
 fn a_model_too_large_to_prove_is_refused_at_registration_and_holds_up_no_other_analysis() {
     let node = Node::start(&[]);
-    let model = maxpool_backend_test_model();
-    assert!(model.len() < 200, "{} bytes", model.len());
+    // The ONNX backend test model `MaxPool2d_stride_padding_dilation`, built with vouch-zk's
+    // ONNX protobuf types: under 200 bytes, a circuit of about 20 M constraints.
+    let model = zk_onnx::maxpool_backend_test();
     // Registration answers with the outcome (no "analysing"): the estimate refused the circuit
     // before anything was built.
     let (s, v) = node.upload(model, "?name=maxpool&version=1", Some(&node.token()));
@@ -604,7 +546,7 @@ fn a_model_too_large_to_prove_is_refused_at_registration_and_holds_up_no_other_a
         "{}",
         text(&out)
     );
-    let zeros = json!({"X": {"dtype": "float32", "shape": [1, 1, 1000, 1000],
+    let zeros = json!({"x": {"dtype": "float32", "shape": [1, 1, 1000, 1000],
                              "data": vec![0.0; 1_000_000]}});
     let (s, v, _) = infer(
         &node,

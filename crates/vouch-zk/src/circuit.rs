@@ -689,7 +689,7 @@ pub fn build(
     let mut skip = vec![false; g.ops.len()];
 
     let tick = |i: usize| {
-        if i % DEADLINE_EVERY == 0 {
+        if i.is_multiple_of(DEADLINE_EVERY) {
             deadline.check()
         } else {
             Ok(())

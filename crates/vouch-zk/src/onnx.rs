@@ -25,15 +25,56 @@ pub(crate) struct Const {
 
 /// A runtime value: its id in the graph and its current (batch-1) shape.
 #[derive(Clone, Debug)]
-struct Val {
-    id: usize,
-    shape: Vec<usize>,
+pub(crate) struct Val {
+    pub id: usize,
+    pub shape: Vec<usize>,
 }
 
+/// What a tensor name stands for while lowering.
 #[derive(Clone, Debug)]
-enum Ent {
+pub(crate) enum Ent {
     Const(Const),
     Val(Val),
+}
+
+/// The tensors named so far, looked up with the importer's errors.
+pub(crate) trait Names {
+    fn ents(&self) -> &HashMap<String, Ent>;
+
+    fn get(&self, name: &str, node: &pb::NodeProto) -> Result<&Ent, ZkError> {
+        self.ents()
+            .get(name)
+            .ok_or_else(|| undefined_tensor(name, node))
+    }
+
+    fn val(&self, name: &str, node: &pb::NodeProto) -> Result<Val, ZkError> {
+        match self.get(name, node)? {
+            Ent::Val(v) => Ok(v.clone()),
+            Ent::Const(_) => Err(constant_not_runtime(name, node)),
+        }
+    }
+
+    fn cnst(&self, name: &str, node: &pb::NodeProto) -> Result<Const, ZkError> {
+        match self.get(name, node)? {
+            Ent::Const(c) => Ok(c.clone()),
+            Ent::Val(_) => Err(runtime_not_constant(name, node)),
+        }
+    }
+
+    /// The runtime value a graph output names.
+    fn output(&self, vi: &pb::ValueInfoProto) -> Result<Val, ZkError> {
+        match self.ents().get(&vi.name) {
+            Some(Ent::Val(v)) => Ok(v.clone()),
+            Some(Ent::Const(_)) => Err(ZkError::unsupported(
+                "constant output",
+                format!("output {:?}", vi.name),
+            )),
+            None => Err(ZkError::InvalidModel(format!(
+                "output {:?} is never computed",
+                vi.name
+            ))),
+        }
+    }
 }
 
 fn numel(d: &[usize]) -> usize {
@@ -163,6 +204,12 @@ struct Builder {
     ops: Vec<Op>,
 }
 
+impl Names for Builder {
+    fn ents(&self) -> &HashMap<String, Ent> {
+        &self.ents
+    }
+}
+
 impl Builder {
     fn new_val(&mut self, shape: Vec<usize>) -> Result<Val, ZkError> {
         let n = checked_len(&shape, || format!("a tensor of shape {shape:?}"))?;
@@ -171,37 +218,6 @@ impl Builder {
             id: self.value_len.len() - 1,
             shape,
         })
-    }
-
-    fn get(&self, name: &str, node: &pb::NodeProto) -> Result<&Ent, ZkError> {
-        self.ents.get(name).ok_or_else(|| {
-            ZkError::InvalidModel(format!(
-                "node {:?} ({}) reads undefined tensor {name:?}",
-                node.name, node.op_type
-            ))
-        })
-    }
-
-    fn val(&self, name: &str, node: &pb::NodeProto) -> Result<Val, ZkError> {
-        match self.get(name, node)? {
-            Ent::Val(v) => Ok(v.clone()),
-            Ent::Const(_) => Err(ZkError::unsupported(
-                node.op_type.clone(),
-                format!("input {name:?} is a constant where a runtime tensor is expected"),
-            )),
-        }
-    }
-
-    fn cnst(&self, name: &str, node: &pb::NodeProto) -> Result<Const, ZkError> {
-        match self.get(name, node)? {
-            Ent::Const(c) => Ok(c.clone()),
-            Ent::Val(_) => Err(ZkError::unsupported(
-                node.op_type.clone(),
-                format!(
-                    "input {name:?} must be a constant (weights computed at run time are not supported)"
-                ),
-            )),
-        }
     }
 
     fn set(&mut self, name: &str, e: Ent) {
@@ -356,21 +372,7 @@ pub fn import_until(model_bytes: &[u8], deadline: &Deadline) -> Result<Graph, Zk
     }
     let mut outputs = vec![];
     for vi in &graph.output {
-        let v = match b.ents.get(&vi.name) {
-            Some(Ent::Val(v)) => v.clone(),
-            Some(Ent::Const(_)) => {
-                return Err(ZkError::unsupported(
-                    "constant output",
-                    format!("output {:?}", vi.name),
-                ));
-            }
-            None => {
-                return Err(ZkError::InvalidModel(format!(
-                    "output {:?} is never computed",
-                    vi.name
-                )));
-            }
-        };
+        let v = b.output(vi)?;
         outputs.push(Io {
             name: vi.name.clone(),
             shape: v.shape.iter().map(|&d| d as u64).collect(),
@@ -600,26 +602,250 @@ pub(crate) fn nchw(shape: &[usize], op: &str) -> Result<(usize, usize, usize), Z
     }
 }
 
+/// Input `i` of `node`, by name.
+pub(crate) fn input_name(node: &pb::NodeProto, i: usize) -> Result<&str, ZkError> {
+    node.input
+        .get(i)
+        .map(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ZkError::InvalidModel(format!(
+                "{} node {:?} lacks input {i}",
+                node.op_type, node.name
+            ))
+        })
+}
+
+fn undefined_tensor(name: &str, node: &pb::NodeProto) -> ZkError {
+    ZkError::InvalidModel(format!(
+        "node {:?} ({}) reads undefined tensor {name:?}",
+        node.name, node.op_type
+    ))
+}
+
+fn constant_not_runtime(name: &str, node: &pb::NodeProto) -> ZkError {
+    ZkError::unsupported(
+        node.op_type.clone(),
+        format!("input {name:?} is a constant where a runtime tensor is expected"),
+    )
+}
+
+fn runtime_not_constant(name: &str, node: &pb::NodeProto) -> ZkError {
+    ZkError::unsupported(
+        node.op_type.clone(),
+        format!(
+            "input {name:?} must be a constant (weights computed at run time are not supported)"
+        ),
+    )
+}
+
+/// `Constant`'s tensor.
+pub(crate) fn constant_value(node: &pb::NodeProto) -> Result<&pb::TensorProto, ZkError> {
+    attr(node, "value")
+        .and_then(|a| a.t.as_ref())
+        .ok_or_else(|| {
+            ZkError::unsupported("Constant", "only tensor-valued constants are supported")
+        })
+}
+
+/// `Flatten`'s output shape.
+pub(crate) fn flatten_shape(node: &pb::NodeProto, shape: &[usize]) -> Result<Vec<usize>, ZkError> {
+    let r = shape.len() as i64;
+    let mut axis = attr_i(node, "axis", 1);
+    if axis < 0 {
+        axis = axis.saturating_add(r);
+    }
+    if !(0..=r).contains(&axis) {
+        return Err(ZkError::InvalidModel(format!(
+            "Flatten axis {axis} out of range"
+        )));
+    }
+    let a = axis as usize;
+    Ok(vec![numel(&shape[..a]), numel(&shape[a..])])
+}
+
+/// `Reshape`'s output shape for the target `target` (0 copies a dimension, one -1 is inferred).
+pub(crate) fn reshape_shape(target: &[f64], shape: &[usize]) -> Result<Vec<usize>, ZkError> {
+    let mut to: Vec<i64> = target.iter().map(|&x| x as i64).collect();
+    let n = numel(shape) as i64;
+    for (i, d) in to.iter_mut().enumerate() {
+        if *d == 0 {
+            *d = *shape
+                .get(i)
+                .ok_or_else(|| ZkError::InvalidModel("Reshape 0 out of range".into()))?
+                as i64;
+        }
+    }
+    let known: i64 = to
+        .iter()
+        .filter(|&&d| d != -1)
+        .try_fold(1i64, |a, &d| a.checked_mul(d))
+        .unwrap_or(0);
+    let free = to.iter().filter(|&&d| d == -1).count();
+    if free > 1 || known <= 0 || to.iter().any(|&d| d < -1) {
+        return Err(ZkError::InvalidModel(format!("Reshape to {to:?}")));
+    }
+    let to: Vec<usize> = to
+        .iter()
+        .map(|&d| if d == -1 { n / known } else { d } as usize)
+        .collect();
+    if to.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(numel(shape)) {
+        return Err(ZkError::InvalidModel(format!(
+            "Reshape {shape:?} → {to:?} changes the size"
+        )));
+    }
+    Ok(to)
+}
+
+/// Gemm/MatMul of a batch-1 vector `x` by a 2-D constant `w`: (inputs, outputs, transB).
+pub(crate) fn dense_dims(
+    node: &pb::NodeProto,
+    x: &[usize],
+    w: &[usize],
+) -> Result<(usize, usize, bool), ZkError> {
+    let op = node.op_type.as_str();
+    if op == "Gemm" && attr_i(node, "transA", 0) != 0 {
+        return Err(ZkError::unsupported("Gemm", "transA=1"));
+    }
+    let trans_b = op == "Gemm" && attr_i(node, "transB", 0) != 0;
+    if w.len() != 2 {
+        return Err(ZkError::unsupported(
+            op,
+            format!("weight of rank {} (2-D weights only)", w.len()),
+        ));
+    }
+    let (k, n) = if trans_b { (w[1], w[0]) } else { (w[0], w[1]) };
+    let rows_in = numel(x) / k.max(1);
+    if x.last() != Some(&k) || rows_in != 1 {
+        return Err(ZkError::unsupported(
+            op,
+            format!("input shape {x:?} with weight {w:?} (batch-1 vectors only)"),
+        ));
+    }
+    Ok((k, n, trans_b))
+}
+
+/// A 2-D convolution's geometry.
+pub(crate) struct ConvGeometry {
+    pub h: usize,
+    pub w: usize,
+    pub m: usize,
+    pub cg: usize,
+    pub group: usize,
+    pub win: Window,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// Conv of the 1×C×H×W `x` by the constant weight of dimensions `wd`.
+pub(crate) fn conv_geometry(
+    node: &pb::NodeProto,
+    x: &[usize],
+    wd: &[usize],
+) -> Result<ConvGeometry, ZkError> {
+    let op = node.op_type.as_str();
+    let (c, h, w) = nchw(x, op)?;
+    if wd.len() != 4 {
+        return Err(ZkError::unsupported(op, "2-D convolutions only"));
+    }
+    let (m, cg, kh, kw) = (wd[0], wd[1], wd[2], wd[3]);
+    let group = attr_i(node, "group", 1).max(1) as usize;
+    if cg.checked_mul(group) != Some(c) || m % group != 0 {
+        return Err(ZkError::InvalidModel(format!(
+            "Conv channels: input {c}, weight {wd:?}, group {group}"
+        )));
+    }
+    let win = window(node, Some([kh, kw]))?;
+    if win.k != [kh, kw] {
+        return Err(ZkError::InvalidModel(
+            "Conv kernel_shape disagrees with the weight".into(),
+        ));
+    }
+    let (oh, ow) = win.out_hw(h, w, op)?;
+    Ok(ConvGeometry {
+        h,
+        w,
+        m,
+        cg,
+        group,
+        win,
+        oh,
+        ow,
+    })
+}
+
+/// MaxPool/AveragePool of the 1×C×H×W `x`: (C, H, W, window, output H, output W).
+pub(crate) fn pool_geometry(
+    node: &pb::NodeProto,
+    x: &[usize],
+) -> Result<(usize, usize, usize, Window, usize, usize), ZkError> {
+    let op = node.op_type.as_str();
+    let (c, h, w) = nchw(x, op)?;
+    if node.output.len() > 1 && !node.output[1].is_empty() {
+        return Err(ZkError::unsupported(op, "the Indices output"));
+    }
+    if attr_i(node, "storage_order", 0) != 0 {
+        return Err(ZkError::unsupported(op, "storage_order=1"));
+    }
+    let win = window(node, None)?;
+    let (oh, ow) = win.out_hw(h, w, op)?;
+    Ok((c, h, w, win, oh, ow))
+}
+
+/// What BatchNormalization needs of its input and outputs.
+pub(crate) fn check_batchnorm(node: &pb::NodeProto, x: &[usize]) -> Result<(), ZkError> {
+    let op = node.op_type.as_str();
+    if x.len() < 2 || x[0] != 1 {
+        return Err(ZkError::unsupported(op, format!("input shape {x:?}")));
+    }
+    if node.output.len() > 1 && node.output[1..].iter().any(|s| !s.is_empty()) {
+        return Err(ZkError::unsupported(op, "training mode outputs"));
+    }
+    Ok(())
+}
+
+/// How Add/Sub/Mul/Div combine their operands.
+pub(crate) enum Arith {
+    /// Add of two runtime tensors of the same shape.
+    Sum,
+    /// An elementwise affine map of the runtime operand (the other is a constant).
+    Affine,
+}
+
+/// Classifies an Add/Sub/Mul/Div by whether each operand is a runtime tensor (`shape`) or a
+/// constant (`None`).
+pub(crate) fn arith_kind(
+    op: &str,
+    a: Option<&[usize]>,
+    b: Option<&[usize]>,
+) -> Result<Arith, ZkError> {
+    match (a, b) {
+        (Some(x), Some(y)) if op == "Add" => {
+            if x != y {
+                return Err(ZkError::unsupported(
+                    op,
+                    format!("broadcasting two runtime tensors {x:?} + {y:?}"),
+                ));
+            }
+            Ok(Arith::Sum)
+        }
+        (Some(_), None) => Ok(Arith::Affine),
+        (None, Some(_)) if op == "Add" || op == "Mul" => Ok(Arith::Affine),
+        (None, None) => Err(ZkError::unsupported(
+            op,
+            "constant folding of two constants",
+        )),
+        _ => Err(ZkError::unsupported(op, "this operand combination")),
+    }
+}
+
 fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
     let op = node.op_type.as_str();
-    let inp = |i: usize| -> Result<&str, ZkError> {
-        node.input
-            .get(i)
-            .map(|s| s.as_str())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                ZkError::InvalidModel(format!("{op} node {:?} lacks input {i}", node.name))
-            })
-    };
+    let inp = |i: usize| input_name(node, i);
     let out = node.output[0].clone();
     match op {
         "Constant" => {
-            let t = attr(node, "value")
-                .and_then(|a| a.t.as_ref())
-                .ok_or_else(|| {
-                    ZkError::unsupported("Constant", "only tensor-valued constants are supported")
-                })?;
-            let c = tensor_to_const(t)?;
+            let c = tensor_to_const(constant_value(node)?)?;
             b.set(&out, Ent::Const(c));
         }
         "Identity" | "Dropout" => {
@@ -628,55 +854,13 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         }
         "Flatten" => {
             let v = b.val(inp(0)?, node)?;
-            let r = v.shape.len() as i64;
-            let mut axis = attr_i(node, "axis", 1);
-            if axis < 0 {
-                axis += r;
-            }
-            if !(0..=r).contains(&axis) {
-                return Err(ZkError::InvalidModel(format!(
-                    "Flatten axis {axis} out of range"
-                )));
-            }
-            let a = axis as usize;
-            let shape = vec![numel(&v.shape[..a]), numel(&v.shape[a..])];
+            let shape = flatten_shape(node, &v.shape)?;
             b.set(&out, Ent::Val(Val { id: v.id, shape }));
         }
         "Reshape" => {
             let v = b.val(inp(0)?, node)?;
-            let s = b.cnst(inp(1)?, node)?;
-            let mut shape: Vec<i64> = s.data.iter().map(|&x| x as i64).collect();
-            let n = numel(&v.shape) as i64;
-            for (i, d) in shape.iter_mut().enumerate() {
-                if *d == 0 {
-                    *d = *v
-                        .shape
-                        .get(i)
-                        .ok_or_else(|| ZkError::InvalidModel("Reshape 0 out of range".into()))?
-                        as i64;
-                }
-            }
-            let known: i64 = shape
-                .iter()
-                .filter(|&&d| d != -1)
-                .try_fold(1i64, |a, &d| a.checked_mul(d))
-                .unwrap_or(0);
-            let free = shape.iter().filter(|&&d| d == -1).count();
-            if free > 1 || known <= 0 || shape.iter().any(|&d| d < -1) {
-                return Err(ZkError::InvalidModel(format!("Reshape to {shape:?}")));
-            }
-            for d in shape.iter_mut() {
-                if *d == -1 {
-                    *d = n / known;
-                }
-            }
-            let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(numel(&v.shape)) {
-                return Err(ZkError::InvalidModel(format!(
-                    "Reshape {:?} → {shape:?} changes the size",
-                    v.shape
-                )));
-            }
+            let target = b.cnst(inp(1)?, node)?;
+            let shape = reshape_shape(&target.data, &v.shape)?;
             b.set(&out, Ent::Val(Val { id: v.id, shape }));
         }
         "Gemm" | "MatMul" => {
@@ -690,31 +874,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             } else {
                 (1.0, 1.0)
             };
-            if op == "Gemm" && attr_i(node, "transA", 0) != 0 {
-                return Err(ZkError::unsupported("Gemm", "transA=1"));
-            }
-            let trans_b = op == "Gemm" && attr_i(node, "transB", 0) != 0;
-            if wc.dims.len() != 2 {
-                return Err(ZkError::unsupported(
-                    op,
-                    format!("weight of rank {} (2-D weights only)", wc.dims.len()),
-                ));
-            }
-            let (k, n) = if trans_b {
-                (wc.dims[1], wc.dims[0])
-            } else {
-                (wc.dims[0], wc.dims[1])
-            };
-            let rows_in = numel(&x.shape) / k.max(1);
-            if x.shape.last() != Some(&k) || rows_in != 1 {
-                return Err(ZkError::unsupported(
-                    op,
-                    format!(
-                        "input shape {:?} with weight {:?} (batch-1 vectors only)",
-                        x.shape, wc.dims
-                    ),
-                ));
-            }
+            let (k, n, trans_b) = dense_dims(node, &x.shape, &wc.dims)?;
             let mut rows = Sparse {
                 ptr: vec![0],
                 idx: vec![],
@@ -749,26 +909,19 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         }
         "Conv" => {
             let x = b.val(inp(0)?, node)?;
-            let (c, h, w) = nchw(&x.shape, op)?;
             let wc = b.cnst(inp(1)?, node)?;
-            if wc.dims.len() != 4 {
-                return Err(ZkError::unsupported(op, "2-D convolutions only"));
-            }
-            let (m, cg, kh, kw) = (wc.dims[0], wc.dims[1], wc.dims[2], wc.dims[3]);
-            let group = attr_i(node, "group", 1).max(1) as usize;
-            if cg.checked_mul(group) != Some(c) || m % group != 0 {
-                return Err(ZkError::InvalidModel(format!(
-                    "Conv channels: input {c}, weight {:?}, group {group}",
-                    wc.dims
-                )));
-            }
-            let win = window(node, Some([kh, kw]))?;
-            if win.k != [kh, kw] {
-                return Err(ZkError::InvalidModel(
-                    "Conv kernel_shape disagrees with the weight".into(),
-                ));
-            }
-            let (oh, ow) = win.out_hw(h, w, op)?;
+            let ConvGeometry {
+                h,
+                w,
+                m,
+                cg,
+                group,
+                win,
+                oh,
+                ow,
+                ..
+            } = conv_geometry(node, &x.shape, &wc.dims)?;
+            let [kh, kw] = win.k;
             // Sizes first: the output (and its bias) and the weight matrix's entries, so nothing
             // too large is allocated.
             checked_len(&[m, oh, ow], || format!("Conv output 1×{m}×{oh}×{ow}"))?;
@@ -819,15 +972,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         }
         "MaxPool" | "AveragePool" => {
             let x = b.val(inp(0)?, node)?;
-            let (c, h, w) = nchw(&x.shape, op)?;
-            if node.output.len() > 1 && !node.output[1].is_empty() {
-                return Err(ZkError::unsupported(op, "the Indices output"));
-            }
-            if attr_i(node, "storage_order", 0) != 0 {
-                return Err(ZkError::unsupported(op, "storage_order=1"));
-            }
-            let win = window(node, None)?;
-            let (oh, ow) = win.out_hw(h, w, op)?;
+            let (c, h, w, win, oh, ow) = pool_geometry(node, &x.shape)?;
             checked_len(&[c, oh, ow], || format!("{op} output 1×{c}×{oh}×{ow}"))?;
             let taps = [win.axis_taps(0, h, oh).total, win.axis_taps(1, w, ow).total];
             checked_len(&[c, taps[0] as usize, taps[1] as usize], || {
@@ -895,15 +1040,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         }
         "BatchNormalization" => {
             let x = b.val(inp(0)?, node)?;
-            if x.shape.len() < 2 || x.shape[0] != 1 {
-                return Err(ZkError::unsupported(
-                    op,
-                    format!("input shape {:?}", x.shape),
-                ));
-            }
-            if node.output.len() > 1 && node.output[1..].iter().any(|s| !s.is_empty()) {
-                return Err(ZkError::unsupported(op, "training mode outputs"));
-            }
+            check_batchnorm(node, &x.shape)?;
             let c = x.shape[1];
             let [scale, bias, mean, var] =
                 [1, 2, 3, 4].map(|i| inp(i).and_then(|n| b.cnst(n, node)).map(|k| k.data));
@@ -930,17 +1067,13 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
         "Add" | "Sub" | "Mul" | "Div" => {
             let e0 = b.get(inp(0)?, node)?.clone();
             let e1 = b.get(inp(1)?, node)?.clone();
-            match (e0, e1) {
-                (Ent::Val(x), Ent::Val(y)) if op == "Add" => {
-                    if x.shape != y.shape {
-                        return Err(ZkError::unsupported(
-                            op,
-                            format!(
-                                "broadcasting two runtime tensors {:?} + {:?}",
-                                x.shape, y.shape
-                            ),
-                        ));
-                    }
+            let shape = |e: &Ent| match e {
+                Ent::Val(v) => Some(v.shape.clone()),
+                Ent::Const(_) => None,
+            };
+            let kind = arith_kind(op, shape(&e0).as_deref(), shape(&e1).as_deref())?;
+            match (kind, e0, e1) {
+                (Arith::Sum, Ent::Val(x), Ent::Val(y)) => {
                     let o = b.new_val(x.shape.clone())?;
                     b.ops.push(Op::Add {
                         a: x.id,
@@ -949,11 +1082,8 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     });
                     b.set(&out, Ent::Val(o));
                 }
-                (Ent::Val(x), Ent::Const(k)) | (Ent::Const(k), Ent::Val(x))
-                    if op == "Add"
-                        || op == "Mul"
-                        || matches!(b.get(inp(0)?, node)?, Ent::Val(_)) =>
-                {
+                (Arith::Affine, Ent::Val(x), Ent::Const(k))
+                | (Arith::Affine, Ent::Const(k), Ent::Val(x)) => {
                     let kb = broadcast(&k, &x.shape, op)?;
                     let n = numel(&x.shape);
                     let (a, bias): (Vec<f64>, Vec<f64>) = match op {
@@ -969,13 +1099,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     };
                     b.push_linear(node, &x, x.shape.clone(), diag(n, &a), bias)?;
                 }
-                (Ent::Const(_), Ent::Const(_)) => {
-                    return Err(ZkError::unsupported(
-                        op,
-                        "constant folding of two constants",
-                    ));
-                }
-                _ => return Err(ZkError::unsupported(op, "this operand combination")),
+                _ => return Err(ZkError::Internal(format!("{op}: operands misclassified"))),
             }
         }
         "Relu" | "Sigmoid" | "Tanh" => {

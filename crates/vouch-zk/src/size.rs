@@ -18,7 +18,7 @@ use crate::circuit::Stats;
 use crate::error::ZkError;
 use crate::estimate::{Estimate, estimate};
 use crate::limits::Limits;
-use crate::onnx::{self, attr_i, nchw, window};
+use crate::onnx::{self, Const, Ent, Names, Val, nchw};
 use crate::pb;
 
 /// Rescale remainders are as wide as the weight scale: at most the largest scale calibration
@@ -161,21 +161,7 @@ pub fn estimate_model(model_bytes: &[u8], limits: &Limits) -> Result<CircuitEsti
     }
     let mut outputs = vec![];
     for vi in &graph.output {
-        match sk.ents.get(&vi.name) {
-            Some(Ent::Val(v)) => outputs.push(v.id),
-            Some(Ent::Const { .. }) => {
-                return Err(ZkError::unsupported(
-                    "constant output",
-                    format!("output {:?}", vi.name),
-                ));
-            }
-            None => {
-                return Err(ZkError::InvalidModel(format!(
-                    "output {:?} is never computed",
-                    vi.name
-                )));
-            }
-        }
+        outputs.push(sk.output(vi)?.id);
     }
     if outputs.is_empty() {
         return Err(ZkError::InvalidModel("model has no outputs".into()));
@@ -184,22 +170,6 @@ pub fn estimate_model(model_bytes: &[u8], limits: &Limits) -> Result<CircuitEsti
     let mut est = sk.count(&inputs, &outputs);
     est.nodes = nodes;
     Ok(est)
-}
-
-#[derive(Clone, Debug)]
-enum Ent {
-    /// A constant's dimensions, and its values when it is small.
-    Const {
-        dims: Vec<usize>,
-        data: Option<Vec<f64>>,
-    },
-    Val(Val),
-}
-
-#[derive(Clone, Debug)]
-struct Val {
-    id: usize,
-    shape: Vec<usize>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +212,12 @@ fn product(dims: &[usize]) -> u64 {
     dims.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64))
 }
 
+impl Names for Skeleton {
+    fn ents(&self) -> &HashMap<String, Ent> {
+        &self.ents
+    }
+}
+
 impl Skeleton {
     fn over(&self, what: String, n: u64) -> ZkError {
         ZkError::OverLimit(format!(
@@ -264,12 +240,13 @@ impl Skeleton {
         if n > self.max_elements {
             return Err(self.over(format!("constant {:?}", t.name), n));
         }
+        // Large constants keep their dimensions only (`data` left empty).
         let data = if n <= SMALL_CONST as u64 {
-            Some(onnx::tensor_to_const(t)?.data)
+            onnx::tensor_to_const(t)?.data
         } else {
-            None
+            vec![]
         };
-        Ok(Ent::Const { dims, data })
+        Ok(Ent::Const(Const { dims, data }))
     }
 
     fn new_val(&mut self, shape: Vec<usize>, what: impl Fn() -> String) -> Result<Val, ZkError> {
@@ -282,41 +259,6 @@ impl Skeleton {
             id: self.value_len.len() - 1,
             shape,
         })
-    }
-
-    fn get(&self, name: &str, node: &pb::NodeProto) -> Result<&Ent, ZkError> {
-        self.ents.get(name).ok_or_else(|| {
-            ZkError::InvalidModel(format!(
-                "node {:?} ({}) reads undefined tensor {name:?}",
-                node.name, node.op_type
-            ))
-        })
-    }
-
-    fn val(&self, name: &str, node: &pb::NodeProto) -> Result<Val, ZkError> {
-        match self.get(name, node)? {
-            Ent::Val(v) => Ok(v.clone()),
-            Ent::Const { .. } => Err(ZkError::unsupported(
-                node.op_type.clone(),
-                format!("input {name:?} is a constant where a runtime tensor is expected"),
-            )),
-        }
-    }
-
-    fn cnst(
-        &self,
-        name: &str,
-        node: &pb::NodeProto,
-    ) -> Result<(Vec<usize>, Option<Vec<f64>>), ZkError> {
-        match self.get(name, node)? {
-            Ent::Const { dims, data } => Ok((dims.clone(), data.clone())),
-            Ent::Val(_) => Err(ZkError::unsupported(
-                node.op_type.clone(),
-                format!(
-                    "input {name:?} must be a constant (weights computed at run time are not supported)"
-                ),
-            )),
-        }
     }
 
     fn push(
@@ -347,30 +289,15 @@ impl Skeleton {
         self.push(node, kind, vec![x.id], x.shape.clone())
     }
 
-    /// What [`crate::onnx`]'s `lower_node` makes of `node`, as shapes and counts.
+    /// What [`crate::onnx`]'s `lower_node` makes of `node`, as shapes and counts (the shape
+    /// rules and their errors are the importer's own functions).
     fn lower(&mut self, node: &pb::NodeProto) -> Result<(), ZkError> {
         let op = node.op_type.as_str();
-        let inp = |i: usize| -> Result<&str, ZkError> {
-            node.input
-                .get(i)
-                .map(|s| s.as_str())
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| {
-                    ZkError::InvalidModel(format!("{op} node {:?} lacks input {i}", node.name))
-                })
-        };
+        let inp = |i: usize| onnx::input_name(node, i);
         let out = node.output[0].clone();
         match op {
             "Constant" => {
-                let t = onnx::attr(node, "value")
-                    .and_then(|a| a.t.as_ref())
-                    .ok_or_else(|| {
-                        ZkError::unsupported(
-                            "Constant",
-                            "only tensor-valued constants are supported",
-                        )
-                    })?;
-                let c = self.constant(t)?;
+                let c = self.constant(onnx::constant_value(node)?)?;
                 self.ents.insert(out, c);
             }
             "Identity" | "Dropout" => {
@@ -379,87 +306,25 @@ impl Skeleton {
             }
             "Flatten" => {
                 let v = self.val(inp(0)?, node)?;
-                let r = v.shape.len() as i64;
-                let mut axis = attr_i(node, "axis", 1);
-                if axis < 0 {
-                    axis = axis.saturating_add(r);
-                }
-                if !(0..=r).contains(&axis) {
-                    return Err(ZkError::InvalidModel(format!(
-                        "Flatten axis {axis} out of range"
-                    )));
-                }
-                let a = axis as usize;
-                let shape = vec![
-                    product(&v.shape[..a]) as usize,
-                    product(&v.shape[a..]) as usize,
-                ];
+                let shape = onnx::flatten_shape(node, &v.shape)?;
                 self.ents.insert(out, Ent::Val(Val { id: v.id, shape }));
             }
             "Reshape" => {
                 let v = self.val(inp(0)?, node)?;
-                let (_, data) = self.cnst(inp(1)?, node)?;
-                let data = data.ok_or_else(|| {
-                    ZkError::InvalidModel(format!("Reshape {:?}: target shape too long", node.name))
-                })?;
-                let n = product(&v.shape);
-                let mut shape: Vec<i64> = data.iter().map(|&x| x as i64).collect();
-                for (i, d) in shape.iter_mut().enumerate() {
-                    if *d == 0 {
-                        *d =
-                            *v.shape.get(i).ok_or_else(|| {
-                                ZkError::InvalidModel("Reshape 0 out of range".into())
-                            })? as i64;
-                    }
-                }
-                let known = shape
-                    .iter()
-                    .filter(|&&d| d != -1)
-                    .try_fold(1i64, |a, &d| a.checked_mul(d))
-                    .unwrap_or(0);
-                let free = shape.iter().filter(|&&d| d == -1).count();
-                if free > 1 || known <= 0 || shape.iter().any(|&d| d < -1) {
-                    return Err(ZkError::InvalidModel(format!("Reshape to {shape:?}")));
-                }
-                let shape: Vec<usize> = shape
-                    .iter()
-                    .map(|&d| if d == -1 { n / known as u64 } else { d as u64 } as usize)
-                    .collect();
-                if product(&shape) != n {
+                let target = self.cnst(inp(1)?, node)?;
+                if target.data.len() as u64 != product(&target.dims) {
                     return Err(ZkError::InvalidModel(format!(
-                        "Reshape {:?} → {shape:?} changes the size",
-                        v.shape
+                        "Reshape {:?}: target shape too long",
+                        node.name
                     )));
                 }
+                let shape = onnx::reshape_shape(&target.data, &v.shape)?;
                 self.ents.insert(out, Ent::Val(Val { id: v.id, shape }));
             }
             "Gemm" | "MatMul" => {
                 let x = self.val(inp(0)?, node)?;
-                let (wd, _) = self.cnst(inp(1)?, node)?;
-                if op == "Gemm" && attr_i(node, "transA", 0) != 0 {
-                    return Err(ZkError::unsupported("Gemm", "transA=1"));
-                }
-                let trans_b = op == "Gemm" && attr_i(node, "transB", 0) != 0;
-                if wd.len() != 2 {
-                    return Err(ZkError::unsupported(
-                        op,
-                        format!("weight of rank {} (2-D weights only)", wd.len()),
-                    ));
-                }
-                let (k, n) = if trans_b {
-                    (wd[1], wd[0])
-                } else {
-                    (wd[0], wd[1])
-                };
-                if x.shape.last() != Some(&k) || product(&x.shape) != k as u64 {
-                    return Err(ZkError::unsupported(
-                        op,
-                        format!(
-                            "input shape {:?} with weight {wd:?} (batch-1 vectors only)",
-                            x.shape
-                        ),
-                    ));
-                }
+                let wd = self.cnst(inp(1)?, node)?.dims;
+                let (k, n, _) = onnx::dense_dims(node, &x.shape, &wd)?;
                 let mut shape = x.shape.clone();
                 if let Some(l) = shape.last_mut() {
                     *l = n;
@@ -473,46 +338,21 @@ impl Skeleton {
             }
             "Conv" => {
                 let x = self.val(inp(0)?, node)?;
-                let (c, h, w) = nchw(&x.shape, op)?;
-                let (wd, _) = self.cnst(inp(1)?, node)?;
-                if wd.len() != 4 {
-                    return Err(ZkError::unsupported(op, "2-D convolutions only"));
-                }
-                let (m, cg, kh, kw) = (wd[0], wd[1], wd[2], wd[3]);
-                let group = attr_i(node, "group", 1).max(1) as usize;
-                if cg.checked_mul(group) != Some(c) || m % group != 0 {
-                    return Err(ZkError::InvalidModel(format!(
-                        "Conv channels: input {c}, weight {wd:?}, group {group}"
-                    )));
-                }
-                let win = window(node, Some([kh, kw]))?;
-                if win.k != [kh, kw] {
-                    return Err(ZkError::InvalidModel(
-                        "Conv kernel_shape disagrees with the weight".into(),
-                    ));
-                }
-                let (oh, ow) = win.out_hw(h, w, op)?;
-                let (ty, tx) = (win.axis_taps(0, h, oh), win.axis_taps(1, w, ow));
+                let wd = self.cnst(inp(1)?, node)?.dims;
+                let g = onnx::conv_geometry(node, &x.shape, &wd)?;
+                let (ty, tx) = (g.win.axis_taps(0, g.h, g.oh), g.win.axis_taps(1, g.w, g.ow));
                 let kind = Kind::Linear {
-                    rows: product(&[m, oh, ow]),
-                    nnz: product(&[m, cg])
+                    rows: product(&[g.m, g.oh, g.ow]),
+                    nnz: product(&[g.m, g.cg])
                         .saturating_mul(ty.total)
                         .saturating_mul(tx.total),
                     diagonal: false,
                 };
-                self.push(node, kind, vec![x.id], vec![1, m, oh, ow])?;
+                self.push(node, kind, vec![x.id], vec![1, g.m, g.oh, g.ow])?;
             }
             "MaxPool" | "AveragePool" => {
                 let x = self.val(inp(0)?, node)?;
-                let (c, h, w) = nchw(&x.shape, op)?;
-                if node.output.len() > 1 && !node.output[1].is_empty() {
-                    return Err(ZkError::unsupported(op, "the Indices output"));
-                }
-                if attr_i(node, "storage_order", 0) != 0 {
-                    return Err(ZkError::unsupported(op, "storage_order=1"));
-                }
-                let win = window(node, None)?;
-                let (oh, ow) = win.out_hw(h, w, op)?;
+                let (c, h, w, win, oh, ow) = onnx::pool_geometry(node, &x.shape)?;
                 let (ty, tx) = (win.axis_taps(0, h, oh), win.axis_taps(1, w, ow));
                 if ty.empty > 0 || tx.empty > 0 {
                     return Err(ZkError::unsupported(
@@ -559,15 +399,7 @@ impl Skeleton {
             }
             "BatchNormalization" => {
                 let x = self.val(inp(0)?, node)?;
-                if x.shape.len() < 2 || x.shape[0] != 1 {
-                    return Err(ZkError::unsupported(
-                        op,
-                        format!("input shape {:?}", x.shape),
-                    ));
-                }
-                if node.output.len() > 1 && node.output[1..].iter().any(|s| !s.is_empty()) {
-                    return Err(ZkError::unsupported(op, "training mode outputs"));
-                }
+                onnx::check_batchnorm(node, &x.shape)?;
                 for i in 1..=4 {
                     self.cnst(inp(i)?, node)?;
                 }
@@ -576,30 +408,18 @@ impl Skeleton {
             "Add" | "Sub" | "Mul" | "Div" => {
                 let e0 = self.get(inp(0)?, node)?.clone();
                 let e1 = self.get(inp(1)?, node)?.clone();
-                match (e0, e1) {
-                    (Ent::Val(x), Ent::Val(y)) if op == "Add" => {
-                        if x.shape != y.shape {
-                            return Err(ZkError::unsupported(
-                                op,
-                                format!(
-                                    "broadcasting two runtime tensors {:?} + {:?}",
-                                    x.shape, y.shape
-                                ),
-                            ));
-                        }
-                        self.push(node, Kind::Add, vec![x.id, y.id], x.shape.clone())?;
+                let shape = |e: &Ent| match e {
+                    Ent::Val(v) => Some(v.shape.clone()),
+                    Ent::Const(_) => None,
+                };
+                let kind = onnx::arith_kind(op, shape(&e0).as_deref(), shape(&e1).as_deref())?;
+                match (kind, e0, e1) {
+                    (onnx::Arith::Sum, Ent::Val(x), Ent::Val(y)) => {
+                        self.push(node, Kind::Add, vec![x.id, y.id], x.shape)?
                     }
-                    (Ent::Val(x), Ent::Const { .. }) => self.diagonal(node, &x)?,
-                    (Ent::Const { .. }, Ent::Val(x)) if op == "Add" || op == "Mul" => {
-                        self.diagonal(node, &x)?
-                    }
-                    (Ent::Const { .. }, Ent::Const { .. }) => {
-                        return Err(ZkError::unsupported(
-                            op,
-                            "constant folding of two constants",
-                        ));
-                    }
-                    _ => return Err(ZkError::unsupported(op, "this operand combination")),
+                    (onnx::Arith::Affine, Ent::Val(x), _)
+                    | (onnx::Arith::Affine, _, Ent::Val(x)) => self.diagonal(node, &x)?,
+                    _ => return Err(ZkError::Internal(format!("{op}: operands misclassified"))),
                 }
             }
             "Relu" | "Sigmoid" | "Tanh" => {
@@ -627,30 +447,32 @@ impl Skeleton {
             readers[o] += 1;
         }
         let mut producer: HashMap<usize, usize> = HashMap::new();
-        let mut keep = vec![true; self.ops.len()];
+        let mut folded = Vec::with_capacity(self.ops.len());
         for k in 0..self.ops.len() {
             let (kind, input, output) = {
                 let op = &self.ops[k];
                 (op.kind, op.inputs[0], op.output)
             };
-            if let Kind::Linear { diagonal: true, .. } = kind
-                && readers[input] == 1
-                && let Some(&p) = producer.get(&input)
-            {
-                self.ops[p].output = output;
-                producer.insert(output, p);
-                keep[k] = false;
-                continue;
+            let into = match kind {
+                Kind::Linear { diagonal: true, .. } if readers[input] == 1 => {
+                    producer.get(&input).copied()
+                }
+                _ => None,
+            };
+            match into {
+                Some(p) => {
+                    self.ops[p].output = output;
+                    producer.insert(output, p);
+                }
+                None if matches!(kind, Kind::Linear { .. }) => {
+                    producer.insert(output, k);
+                }
+                None => {}
             }
-            if let Kind::Linear { .. } = kind {
-                producer.insert(output, k);
-            }
+            folded.push(into.is_some());
         }
-        let mut k = 0;
-        self.ops.retain(|_| {
-            k += 1;
-            keep[k - 1]
-        });
+        let mut folded = folded.into_iter();
+        self.ops.retain(|_| !folded.next().unwrap_or(false));
     }
 
     /// What `circuit::build` records for this graph, at the nominal widths.

@@ -381,7 +381,7 @@ impl<const W: usize> SpartanCircuit<PallasHyrax<W>> for Circuit {
             .take()
             .ok_or(SynthesisError::AssignmentMissing)?;
         for (i, c) in cons.into_iter().enumerate() {
-            if i % (1 << 16) == 0 && d.deadline.expired() {
+            if i.is_multiple_of(1 << 16) && d.deadline.expired() {
                 return Err(SynthesisError::Unsatisfiable);
             }
             cs.enforce(

@@ -72,71 +72,14 @@ fn the_estimate_bounds_every_shipped_models_circuit() {
     }
 }
 
-/// Conv → BatchNorm → Relu → MaxPool (fused, folded), AveragePool, Gemm → Sigmoid (lookup),
-/// a residual Add, a standalone Relu and a Mul by a constant.
-fn every_gadget() -> Vec<u8> {
-    let nodes = vec![
-        node(
-            "Conv",
-            &["x", "cw", "cb"],
-            &["c"],
-            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
-        ),
-        node(
-            "BatchNormalization",
-            &["c", "s", "b", "m", "v"],
-            &["n"],
-            vec![],
-        ),
-        node("Relu", &["n"], &["r"], vec![]),
-        node(
-            "MaxPool",
-            &["r"],
-            &["p"],
-            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
-        ),
-        node(
-            "AveragePool",
-            &["p"],
-            &["a"],
-            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[1, 1])],
-        ),
-        node("Flatten", &["a"], &["f"], vec![]),
-        node(
-            "Gemm",
-            &["f", "gw", "gb"],
-            &["g"],
-            vec![int_attr("transB", 1)],
-        ),
-        node("Sigmoid", &["g"], &["s1"], vec![]),
-        node("MatMul", &["s1", "w2"], &["h"], vec![]),
-        node("Add", &["h", "s1"], &["res"], vec![]),
-        node("Relu", &["res"], &["r2"], vec![]),
-        node("Mul", &["r2", "half"], &["y"], vec![]),
-    ];
-    let inits = vec![
-        init("cw", &[4, 2, 3, 3], floats(72, 1)),
-        init("cb", &[4], floats(4, 2)),
-        init("s", &[4], vec![1.5, 0.5, 1.0, 0.8]),
-        init("b", &[4], vec![0.1, 0.2, -0.3, 0.0]),
-        init("m", &[4], vec![0.05, -0.02, 0.1, 0.0]),
-        init("v", &[4], vec![0.9, 1.1, 0.5, 1.0]),
-        init(
-            "gw",
-            &[6, 36],
-            floats(216, 3).iter().map(|w| w * 0.1).collect(),
-        ),
-        init("gb", &[6], floats(6, 4)),
-        init("w2", &[6, 6], floats(36, 5)),
-        init("half", &[], vec![0.5]),
-    ];
-    model(nodes, inits, &[1, 2, 8, 8], &[1, 6])
-}
-
 #[test]
-fn the_estimate_bounds_a_circuit_with_every_gadget() {
-    let m = every_gadget();
-    compare("every gadget", &m);
+fn the_estimate_bounds_the_operator_test_models_circuits() {
+    // Conv → BatchNorm (folded) → Relu → MaxPool (fused), AveragePool, Gemm; Sigmoid and Tanh
+    // lookups; a residual Add, a standalone Relu, Mul and Sub by constants.
+    compare("conv", &conv_model());
+    compare("sigmoid", &lookup_model("Sigmoid").0);
+    compare("tanh", &lookup_model("Tanh").0);
+    compare("residual", &residual_model().0);
     // The estimate names an unsupported operator as the importer does.
     let bad = model(
         vec![node("Softmax", &["x"], &["y"], vec![])],
@@ -153,33 +96,10 @@ fn the_estimate_bounds_a_circuit_with_every_gadget() {
     assert_eq!(est, real);
 }
 
-/// `MaxPool2d_stride_padding_dilation` from the ONNX backend tests (pytorch-converted), as its
-/// `model.onnx` declares it: a 1000×1000 input, a 60×80 kernel dilated by 10, strides 10,
-/// pads 10/20: 1075 windows of up to 4800 inputs each.
-fn maxpool_backend_test() -> Vec<u8> {
-    let m = model(
-        vec![node(
-            "MaxPool",
-            &["x"],
-            &["y"],
-            vec![
-                ints("dilations", &[10, 10]),
-                ints("kernel_shape", &[60, 80]),
-                ints("pads", &[10, 20, 10, 20]),
-                ints("strides", &[10, 10]),
-            ],
-        )],
-        vec![],
-        &[1, 1, 1000, 1000],
-        &[1, 1, 43, 25],
-    );
-    assert!(m.len() < 256, "a {} byte model", m.len());
-    m
-}
-
 #[test]
 fn the_maxpool_backend_test_model_is_refused_before_anything_is_built() {
     let m = maxpool_backend_test();
+    assert!(m.len() < 200, "a {} byte model", m.len());
     let est = estimate_model(&m, &Limits::default()).unwrap();
     eprintln!("MaxPool2d_stride_padding_dilation: {est:?}");
     // 5.1 M max-pool differences, each a range check: far over the default limit.
