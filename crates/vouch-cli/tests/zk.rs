@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+/// vouch-zk's test models (built with its ONNX protobuf types).
+#[path = "../../vouch-zk/tests/common/mod.rs"]
+mod zk_onnx;
 
 use std::path::{Path, PathBuf};
 
@@ -503,4 +506,87 @@ fn jobs_are_durable_cancellable_and_bounded() {
         v["error"]["message"].as_str().unwrap().contains("MiB"),
         "{v}"
     );
+}
+
+#[test]
+fn a_model_too_large_to_prove_is_refused_at_registration_and_holds_up_no_other_analysis() {
+    let node = Node::start(&[]);
+    // The ONNX backend test model `MaxPool2d_stride_padding_dilation`, built with vouch-zk's
+    // ONNX protobuf types: under 200 bytes, a circuit of about 20 M constraints.
+    let model = zk_onnx::maxpool_backend_test();
+    // Registration answers with the outcome (no "analysing"): the estimate refused the circuit
+    // before anything was built.
+    let (s, v) = node.upload(model, "?name=maxpool&version=1", Some(&node.token()));
+    assert_eq!(s, 201, "{v}");
+    let zk = &v["zk"];
+    assert_eq!(zk["status"], json!("unavailable"), "{v}");
+    let constraints = zk["circuit_estimate"]["constraints"].as_u64().unwrap();
+    assert!(constraints > 2_097_152, "{zk}");
+    let reason = zk["reason"].as_str().unwrap();
+    assert_eq!(
+        reason,
+        format!(
+            "zk: unavailable (circuit of about {constraints} constraints exceeds this node's limit of 2097152)"
+        )
+    );
+
+    // A small model registered right after is analysed, not queued behind it.
+    node.register("mlp_small");
+    assert_eq!(node.zk_analysed("mlp_small")["status"], json!("available"));
+
+    // Wherever zk status is shown: the model, the advisor, the CLI, and a zk request.
+    let (_, m) = node.get("/v1/models/maxpool");
+    assert_eq!(m["zk"]["reason"], json!(reason), "{m}");
+    let (_, a) = node.get("/v1/models/maxpool/assurance");
+    assert_eq!(a["tiers"][2]["available"], json!(false), "{a}");
+    assert_eq!(a["tiers"][2]["unavailable_reason"], json!(reason), "{a}");
+    let out = node.cli(&["models", "assurance", "maxpool"]);
+    assert!(
+        text(&out).contains(&format!("zk: unavailable: {reason}")),
+        "{}",
+        text(&out)
+    );
+    let zeros = json!({"x": {"dtype": "float32", "shape": [1, 1, 1000, 1000],
+                             "data": vec![0.0; 1_000_000]}});
+    let (s, v, _) = infer(
+        &node,
+        &json!({"model": "maxpool", "inputs": zeros, "tiers": ["zk"]}),
+    );
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], json!("tier_unavailable"));
+    assert_eq!(v["error"]["reason"], json!("zk_over_capacity"));
+    assert_eq!(
+        v["error"]["message"],
+        json!(format!(
+            "the zk tier is not available for this model: {reason}"
+        ))
+    );
+}
+
+#[test]
+fn an_analysis_over_the_time_limit_is_unavailable_and_retried_under_new_limits() {
+    let conf = tempfile::tempdir().unwrap();
+    let hasty = conf.path().join("hasty.toml");
+    std::fs::write(&hasty, "[zk]\nanalyze_timeout_secs = 0\n").unwrap();
+    let node = Node::start(&["--config", hasty.to_str().unwrap()]);
+    node.register("mlp_small");
+    let zk = node.zk_analysed("mlp_small");
+    assert_eq!(zk["status"], json!("unavailable"), "{zk}");
+    assert_eq!(
+        zk["reason"],
+        json!("zk: unavailable (analysis exceeded this node's time limit of 0 s)")
+    );
+    assert!(
+        zk["circuit_estimate"]["constraints"].as_u64().unwrap() > 0,
+        "{zk}"
+    );
+    let (s, v, _) = infer(&node, &zk_request(input_json("mlp_small"), json!(["zk"])));
+    assert_eq!(
+        (s, v["error"]["reason"].as_str()),
+        (422, Some("zk_over_capacity")),
+        "{v}"
+    );
+    // A node with other limits analyses it again at boot.
+    let node = node.restart(&[]);
+    assert_eq!(node.zk_analysed("mlp_small")["status"], json!("available"));
 }

@@ -158,7 +158,7 @@ pub async fn decide(
             .with_reason(match t {
                 Tier::Signed => "signed_unavailable",
                 Tier::Tee => "tee_unavailable",
-                Tier::Zk => "zk_unavailable",
+                Tier::Zk => st.zk.unavailable_code(digest),
             }));
         }
     }

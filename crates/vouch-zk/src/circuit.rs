@@ -18,6 +18,10 @@ use std::collections::BTreeMap;
 
 use crate::error::ZkError;
 use crate::graph::{Graph, LutFn, Op};
+use crate::limits::Deadline;
+
+/// Rows (or pooling windows) built between two looks at the deadline.
+const DEADLINE_EVERY: usize = 4096;
 
 /// A variable of the constraint system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -596,13 +600,15 @@ fn readers(g: &Graph) -> Vec<Vec<usize>> {
     r
 }
 
-/// Builds the witness (and, with `record`, the constraints) for quantised inputs `q_inputs`.
+/// Builds the witness (and, with `record`, the constraints) for quantised inputs `q_inputs`,
+/// giving up (`ZkError::OverLimit`) once `deadline` has passed.
 pub fn build(
     g: &Graph,
     cfg: &QuantConfig,
     q_inputs: &[Vec<i128>],
     receipt_limbs: [u128; 2],
     record: bool,
+    deadline: &Deadline,
 ) -> Result<Built, ZkError> {
     if cfg.value_bits.len() != g.value_len.len() {
         return Err(ZkError::BadInput(
@@ -682,10 +688,18 @@ pub fn build(
     let is_output = |v: usize| out_pub.contains_key(&v);
     let mut skip = vec![false; g.ops.len()];
 
+    let tick = |i: usize| {
+        if i.is_multiple_of(DEADLINE_EVERY) {
+            deadline.check()
+        } else {
+            Ok(())
+        }
+    };
     for (k, op) in g.ops.iter().enumerate() {
         if skip[k] {
             continue;
         }
+        deadline.check()?;
         let out = op.output();
         let get = |v: usize,
                    lcs: &Vec<Option<Vec<Lc>>>,
@@ -755,6 +769,7 @@ pub fn build(
                 let mut ql = Vec::with_capacity(rows.rows());
                 let mut qi = Vec::with_capacity(rows.rows());
                 for (i, &bias_i) in bias.iter().enumerate().take(rows.rows()) {
+                    tick(i)?;
                     let (ix, w) = rows.row(i);
                     let bq = quantise(bias_i, cfg.act_bits + sw)?;
                     let mut z = Lc::konst(bq);
@@ -781,6 +796,7 @@ pub fn build(
                             let mut fl = Vec::with_capacity(windows.rows());
                             let mut fi = Vec::with_capacity(windows.rows());
                             for o in 0..windows.rows() {
+                                tick(o)?;
                                 let items: Vec<(Lc, i128)> = windows
                                     .row(o)
                                     .0
@@ -847,6 +863,7 @@ pub fn build(
                 let mut fl = vec![];
                 let mut fi = vec![];
                 for o in 0..windows.rows() {
+                    tick(o)?;
                     let items: Vec<(Lc, i128)> = windows
                         .row(o)
                         .0
@@ -1084,7 +1101,7 @@ mod tests {
     #[test]
     fn honest_witness_satisfies_every_constraint() {
         let g = toy();
-        let b = build(&g, &cfg(&g), &input(), [5, 6], true).unwrap();
+        let b = build(&g, &cfg(&g), &input(), [5, 6], true, &Deadline::none()).unwrap();
         assert_eq!(b.num_cons, b.cons.len());
         let (alpha, beta) = (F::from(0x1234_5678_9abc_u64), F::from(0x0fed_cba9_8765_u64));
         let rest = crate::snark::rest_values_for_tests(&b.rest, alpha, beta);
@@ -1104,7 +1121,7 @@ mod tests {
     fn fixed_point_result_tracks_the_float_model() {
         let g = toy();
         let c = cfg(&g);
-        let b = build(&g, &c, &input(), [0, 0], false).unwrap();
+        let b = build(&g, &c, &input(), [0, 0], false, &Deadline::none()).unwrap();
         let x: Vec<f64> = input()[0].iter().map(|&v| v as f64 / 1024.0).collect();
         let f = crate::quant::eval_all(&g, &[x]).unwrap();
         for (q, fl) in b.outputs[0].iter().zip(&f[7]) {
@@ -1115,7 +1132,7 @@ mod tests {
     #[test]
     fn every_variable_and_public_value_is_constrained() {
         let g = toy();
-        let b = build(&g, &cfg(&g), &input(), [5, 6], true).unwrap();
+        let b = build(&g, &cfg(&g), &input(), [5, 6], true, &Deadline::none()).unwrap();
         let (alpha, beta) = (F::from(987_654_321u64), F::from(123_456_789u64));
         let rest = crate::snark::rest_values_for_tests(&b.rest, alpha, beta);
         for i in 0..b.pre.len() {
@@ -1150,7 +1167,7 @@ mod tests {
         let g = toy();
         let mut c = cfg(&g);
         c.value_bits = vec![4; g.value_len.len()];
-        let e = build(&g, &c, &input(), [0, 0], false).unwrap_err();
+        let e = build(&g, &c, &input(), [0, 0], false, &Deadline::none()).unwrap_err();
         assert!(matches!(e, ZkError::OutOfRange(_)), "{e}");
     }
 }

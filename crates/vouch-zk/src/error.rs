@@ -27,6 +27,10 @@ pub enum ZkError {
     Verify(String),
     #[error("zk: internal error: {0}")]
     Internal(String),
+    /// The model's circuit, graph or a tensor is larger than this node accepts, or its analysis
+    /// ran past the node's time limit: the message names the estimate and the limit.
+    #[error("zk: unavailable ({0})")]
+    OverLimit(String),
 }
 
 fn detail_suffix(d: &str) -> String {
@@ -48,7 +52,7 @@ impl ZkError {
     /// The stable code the server answers with (`Unsupported` is the 422 `tier_unavailable`).
     pub fn code(&self) -> ErrorCode {
         match self {
-            ZkError::Unsupported { .. } => ErrorCode::TierUnavailable,
+            ZkError::Unsupported { .. } | ZkError::OverLimit(_) => ErrorCode::TierUnavailable,
             ZkError::InvalidModel(_) => ErrorCode::InvalidModel,
             ZkError::BadInput(_) | ZkError::OutOfRange(_) | ZkError::Malformed(_) => {
                 ErrorCode::BadInput

@@ -16,9 +16,11 @@ pub mod error;
 pub mod estimate;
 pub mod evidence;
 pub mod graph;
+pub mod limits;
 pub mod onnx;
 pub mod pb;
 pub mod quant;
+pub mod size;
 mod snark;
 
 use std::time::Instant;
@@ -31,6 +33,8 @@ pub use circuit::{QuantConfig, Stats};
 pub use error::ZkError;
 pub use estimate::{Admission, Estimate, NodeCapacity, admit, estimate};
 pub use evidence::{EVIDENCE_FORMAT, ZkEvidence};
+pub use limits::{Deadline, Limits};
+pub use size::{CircuitEstimate, estimate_model};
 pub use snark::SYSTEM;
 
 /// Domain tag of the verifying-key digest.
@@ -81,6 +85,10 @@ pub struct ZkModelInfo {
     /// Parameters (weights + biases) and multiply-accumulates of one inference.
     pub params: u64,
     pub macs: u64,
+    /// What the graph alone predicted before anything was built ([`estimate_model`]); absent
+    /// in analyses recorded before the estimate existed.
+    #[serde(default)]
+    pub size_estimate: Option<CircuitEstimate>,
 }
 
 /// Calibration choices for [`analyze_with`].
@@ -96,6 +104,11 @@ pub struct AnalyzeOptions {
     /// Force the range-check strategy (0 = bits, t = logUp with t-bit chunks) instead of the
     /// cost model's choice: for measuring alternatives.
     pub table_bits: Option<u32>,
+    /// Largest graph and circuit to analyse, checked against [`estimate_model`] before anything
+    /// is built (`ZkError::OverLimit` beyond them).
+    pub limits: Limits,
+    /// When to give up (`ZkError::OverLimit` naming the time limit).
+    pub deadline: Deadline,
 }
 
 impl Default for AnalyzeOptions {
@@ -105,6 +118,8 @@ impl Default for AnalyzeOptions {
             target_abs_err: 1e-4,
             fixed_scale: None,
             table_bits: None,
+            limits: Limits::default(),
+            deadline: Deadline::none(),
         }
     }
 }
@@ -134,10 +149,18 @@ impl std::fmt::Debug for ZkKeys {
     }
 }
 
-fn load_graph(model_bytes: &[u8]) -> Result<graph::Graph, ZkError> {
-    let mut g = onnx::import(model_bytes)?;
+fn load_graph(model_bytes: &[u8], deadline: &Deadline) -> Result<graph::Graph, ZkError> {
+    let mut g = onnx::import_until(model_bytes, deadline)?;
     onnx::fold_affine(&mut g);
     Ok(g)
+}
+
+/// An all-zero input: key generation records the constraints on it.
+fn zeros(g: &graph::Graph) -> Vec<Vec<i128>> {
+    g.inputs
+        .iter()
+        .map(|io| vec![0; g.value_len[io.value]])
+        .collect()
 }
 
 fn vk_digest_of(spartan: [u8; 32], cfg: &ZkConfig) -> Digest {
@@ -169,19 +192,35 @@ impl ZkKeys {
         keep_pk: bool,
         keep_vk: bool,
     ) -> Result<Self, ZkError> {
-        let g = load_graph(model_bytes)?;
-        let zeros: Vec<Vec<i128>> = g
-            .inputs
-            .iter()
-            .map(|io| vec![0; g.value_len[io.value]])
-            .collect();
-        let built = circuit::build(&g, &config.quant, &zeros, [0, 0], true)?;
+        let g = load_graph(model_bytes, &Deadline::none())?;
+        let model = ModelDigest::of_model_bytes(model_bytes);
+        Self::derive_from(g, model, config, (keep_pk, keep_vk), &Deadline::none())
+    }
+
+    /// Keys for a graph already imported from the model with digest `model`.
+    fn derive_from(
+        g: graph::Graph,
+        model: ModelDigest,
+        config: &ZkConfig,
+        (keep_pk, keep_vk): (bool, bool),
+        deadline: &Deadline,
+    ) -> Result<Self, ZkError> {
+        let built = circuit::build(&g, &config.quant, &zeros(&g), [0, 0], true, deadline)?;
         let stats = built.stats.clone();
         let width = snark::hyrax_width(&stats);
-        let (pk, vk) = snark::setup(snark::Circuit::new(built, true), width)?;
+        deadline.check()?;
+        let circuit = snark::Circuit::with_deadline(built, true, deadline.clone());
+        let (pk, vk) = snark::setup(circuit, width).map_err(|e| {
+            // Setup stops (as a synthesis error) when the deadline passes mid-way.
+            if deadline.expired() {
+                deadline.error()
+            } else {
+                e
+            }
+        })?;
         let vk_digest = vk_digest_of(snark::vk_digest(&vk)?, config);
         Ok(ZkKeys {
-            model: ModelDigest::of_model_bytes(model_bytes),
+            model,
             graph: g,
             config: config.clone(),
             pk: keep_pk.then_some(pk),
@@ -230,32 +269,24 @@ pub fn analyze(model_bytes: &[u8]) -> Result<ZkModelInfo, ZkError> {
 }
 
 /// Analyses a model and returns the keys too (so a node can cache them).
+///
+/// The graph's circuit size is estimated first ([`estimate_model`]) and checked against
+/// `opts.limits`, so a model too large for them is refused (`ZkError::OverLimit`, naming the
+/// estimate and the limit) before calibration or key generation allocates anything in
+/// proportion to its circuit; `opts.deadline` is polled throughout.
 pub fn analyze_with(
     model_bytes: &[u8],
     opts: &AnalyzeOptions,
 ) -> Result<(ZkModelInfo, ZkKeys), ZkError> {
-    let g = load_graph(model_bytes)?;
-    let mut samples = vec![];
-    for s in &opts.samples {
-        samples.push(inputs_f64(&g, s)?);
-    }
-    samples.extend(quant::synthetic_inputs(&g, 4, 0x766f_7563_685f_7a6b));
-    samples.push(
-        g.inputs
-            .iter()
-            .map(|io| vec![0.0; g.value_len[io.value]])
-            .collect(),
-    );
-    let mut cal = quant::calibrate(&g, &samples, opts.target_abs_err, opts.fixed_scale)?;
-    if let Some(t) = opts.table_bits {
-        cal.config.table_bits = t;
-    }
+    let (size, g, cal) = calibrated(model_bytes, opts)?;
     let config = ZkConfig {
         quant: cal.config,
         output_tolerance: (cal.max_abs_err * 10.0).max(1e-3),
     };
+    let (params, macs) = (g.params as u64, g.macs() as u64);
     let t = Instant::now();
-    let keys = ZkKeys::generate(model_bytes, &config)?;
+    let model = ModelDigest::of_model_bytes(model_bytes);
+    let keys = ZkKeys::derive_from(g, model, &config, (true, true), &opts.deadline)?;
     let keygen_ms = t.elapsed().as_millis() as u64;
     let vk_bytes = snark::vk_len(keys.vk()?)?;
     let info = ZkModelInfo {
@@ -270,10 +301,53 @@ pub fn analyze_with(
         calibration_samples: cal.samples,
         vk_bytes,
         keygen_ms,
-        params: g.params as u64,
-        macs: g.macs() as u64,
+        params,
+        macs,
+        size_estimate: Some(size),
     };
     Ok((info, keys))
+}
+
+/// The size estimate, checked against `opts.limits`, then the graph and its calibration.
+fn calibrated(
+    model_bytes: &[u8],
+    opts: &AnalyzeOptions,
+) -> Result<(CircuitEstimate, graph::Graph, quant::Calibrated), ZkError> {
+    let size = estimate_model(model_bytes, &opts.limits)?;
+    size.check(&opts.limits)?;
+    let deadline = &opts.deadline;
+    deadline.check()?;
+    let g = load_graph(model_bytes, deadline)?;
+    let mut samples = vec![];
+    for s in &opts.samples {
+        samples.push(inputs_f64(&g, s)?);
+    }
+    samples.extend(quant::synthetic_inputs(&g, 4, 0x766f_7563_685f_7a6b));
+    samples.push(
+        g.inputs
+            .iter()
+            .map(|io| vec![0.0; g.value_len[io.value]])
+            .collect(),
+    );
+    let mut cal = quant::calibrate(
+        &g,
+        &samples,
+        opts.target_abs_err,
+        opts.fixed_scale,
+        deadline,
+    )?;
+    if let Some(t) = opts.table_bits {
+        cal.config.table_bits = t;
+    }
+    Ok((size, g, cal))
+}
+
+/// The sizes of the circuit [`analyze_with`] builds for the model (calibration included, key
+/// generation left out): what [`estimate_model`]'s prediction is measured against.
+pub fn circuit_stats(model_bytes: &[u8], opts: &AnalyzeOptions) -> Result<Stats, ZkError> {
+    let (_, g, cal) = calibrated(model_bytes, opts)?;
+    let built = circuit::build(&g, &cal.config, &zeros(&g), [0, 0], true, &opts.deadline)?;
+    Ok(built.stats)
 }
 
 /// Converts a request's tensors to the graph's inputs (by name, float, exact shape).
@@ -378,6 +452,7 @@ pub fn prove(
         &q,
         receipt_limbs(receipt_hash),
         false,
+        &Deadline::none(),
     )?;
     let q_out = built.outputs.clone();
     step("prove", 0.15)?;

@@ -164,3 +164,69 @@ pub mod tensor_shape_proto {
         }
     }
 }
+
+/// Operators in a model's main graph, counted on the protobuf wire without decoding anything:
+/// `ModelProto.graph` (field 7) → `GraphProto.node` (field 1). Lets a graph of a million
+/// operators be refused before it is parsed into a million `NodeProto`s. Counts every
+/// occurrence (protobuf merges repeated `graph` fields, so their nodes add up).
+pub fn count_nodes(model_bytes: &[u8]) -> Result<u64, crate::ZkError> {
+    let mut nodes = 0u64;
+    for_each_field(model_bytes, |field, body| {
+        if field == 7
+            && let Some(graph) = body
+        {
+            for_each_field(graph, |f, _| {
+                nodes += u64::from(f == 1);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(nodes)
+}
+
+/// Calls `visit(field number, Some(body) for length-delimited fields)` for each top-level field.
+fn for_each_field(
+    mut buf: &[u8],
+    mut visit: impl FnMut(u64, Option<&[u8]>) -> Result<(), crate::ZkError>,
+) -> Result<(), crate::ZkError> {
+    let bad = |what: &str| crate::ZkError::InvalidModel(format!("not an ONNX protobuf: {what}"));
+    while !buf.is_empty() {
+        let key = varint(&mut buf).ok_or_else(|| bad("truncated field key"))?;
+        let (field, wire) = (key >> 3, key & 7);
+        let body = match wire {
+            0 => {
+                varint(&mut buf).ok_or_else(|| bad("truncated varint"))?;
+                None
+            }
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                buf = buf.get(n..).ok_or_else(|| bad("truncated fixed field"))?;
+                None
+            }
+            2 => {
+                let len = varint(&mut buf).ok_or_else(|| bad("truncated length"))?;
+                let len = usize::try_from(len).map_err(|_| bad("length out of range"))?;
+                let body = buf.get(..len).ok_or_else(|| bad("truncated field"))?;
+                buf = &buf[len..];
+                Some(body)
+            }
+            w => return Err(bad(&format!("wire type {w}"))),
+        };
+        visit(field, body)?;
+    }
+    Ok(())
+}
+
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}

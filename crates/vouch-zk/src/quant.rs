@@ -4,6 +4,7 @@
 use crate::circuit::{self, QuantConfig, Stats};
 use crate::error::ZkError;
 use crate::graph::{Graph, Op};
+use crate::limits::Deadline;
 
 /// Headroom over the largest calibrated magnitude (4× = 2 bits): inputs a little outside the
 /// calibration set still prove; far outside, proving fails with `OutOfRange`.
@@ -43,11 +44,21 @@ pub fn synthetic_inputs(g: &Graph, count: usize, seed: u64) -> Vec<Vec<Vec<f64>>
 
 /// Float evaluation keeping every intermediate value (for ranges).
 pub fn eval_all(g: &Graph, inputs: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, ZkError> {
+    eval_until(g, inputs, &Deadline::none())
+}
+
+/// [`eval_all`], giving up between operators once `deadline` has passed.
+fn eval_until(
+    g: &Graph,
+    inputs: &[Vec<f64>],
+    deadline: &Deadline,
+) -> Result<Vec<Vec<f64>>, ZkError> {
     let mut vals: Vec<Vec<f64>> = vec![vec![]; g.value_len.len()];
     for (io, x) in g.inputs.iter().zip(inputs) {
         vals[io.value] = x.clone();
     }
     for op in &g.ops {
+        deadline.check()?;
         let out = match op {
             Op::Linear {
                 input, rows, bias, ..
@@ -102,18 +113,20 @@ pub struct Calibrated {
 }
 
 /// Chooses the configuration. `target_err` is the output error the scale search aims for.
+/// Gives up (`ZkError::OverLimit`) once `deadline` has passed.
 pub fn calibrate(
     g: &Graph,
     samples: &[Vec<Vec<f64>>],
     target_err: f64,
     fixed_scale: Option<u32>,
+    deadline: &Deadline,
 ) -> Result<Calibrated, ZkError> {
     if samples.is_empty() {
         return Err(ZkError::Internal("no calibration samples".into()));
     }
     let floats: Vec<Vec<Vec<f64>>> = samples
         .iter()
-        .map(|s| eval_all(g, s))
+        .map(|s| eval_until(g, s, deadline))
         .collect::<Result<_, _>>()?;
     let mut maxabs = vec![0f64; g.value_len.len()];
     for f in &floats {
@@ -163,7 +176,7 @@ pub fn calibrate(
                         .collect::<Result<_, _>>()
                 })
                 .collect::<Result<_, _>>()?;
-            match circuit::build(g, &cfg, &q, [0, 0], false) {
+            match circuit::build(g, &cfg, &q, [0, 0], false, deadline) {
                 Ok(b) => {
                     for (io, qo) in g.outputs.iter().zip(&b.outputs) {
                         for (a, f) in qo.iter().zip(&fl[io.value]) {

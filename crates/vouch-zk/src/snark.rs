@@ -18,6 +18,7 @@ use spartan2::traits::{
 
 use crate::circuit::{Built, Lc, Rest, Src, V};
 use crate::error::ZkError;
+use crate::limits::Deadline;
 
 /// The curve and commitment: Pallas (no pairing, so no MOV reduction of the discrete-log
 /// assumption Hyrax rests on; ~128-bit security) with Hyrax. Measured fastest of the
@@ -213,6 +214,8 @@ pub(crate) struct Data {
     /// too until the keys were done cost an MLP a tenth of its key-generation peak.
     pub cons: std::sync::Mutex<Option<Vec<crate::circuit::Cons>>>,
     pub num_challenges: usize,
+    /// Polled while the constraints are handed to Spartan2 (key generation).
+    pub deadline: Deadline,
 }
 
 #[derive(Clone, Debug)]
@@ -220,6 +223,11 @@ pub(crate) struct Circuit(pub Arc<Data>);
 
 impl Circuit {
     pub fn new(b: Built, record: bool) -> Self {
+        Self::with_deadline(b, record, Deadline::none())
+    }
+
+    /// A circuit whose shape synthesis (key generation) gives up once `deadline` has passed.
+    pub fn with_deadline(b: Built, record: bool, deadline: Deadline) -> Self {
         let lookups = b.rest.iter().any(|r| !matches!(r, Rest::Mul { .. }));
         let num_challenges = if lookups { 2 } else { 0 };
         Circuit(Arc::new(Data {
@@ -229,6 +237,7 @@ impl Circuit {
             rest: b.rest,
             cons: std::sync::Mutex::new(record.then_some(b.cons)),
             num_challenges,
+            deadline,
         }))
     }
 }
@@ -372,6 +381,9 @@ impl<const W: usize> SpartanCircuit<PallasHyrax<W>> for Circuit {
             .take()
             .ok_or(SynthesisError::AssignmentMissing)?;
         for (i, c) in cons.into_iter().enumerate() {
+            if i.is_multiple_of(1 << 16) && d.deadline.expired() {
+                return Err(SynthesisError::Unsatisfiable);
+            }
             cs.enforce(
                 || format!("c{i}"),
                 |z| lc(&c.a, z),
@@ -571,11 +583,12 @@ mod tests {
         let mut proofs = vec![];
         for width in [NARROW, WIDE] {
             let zeros = vec![vec![0; 4]];
-            let keys = crate::circuit::build(&g, &cfg, &zeros, [0, 0], true).unwrap();
+            let keys =
+                crate::circuit::build(&g, &cfg, &zeros, [0, 0], true, &Deadline::none()).unwrap();
             let (pk, vk) = setup(Circuit::new(keys, true), width).unwrap();
-            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false).unwrap();
+            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false, &Deadline::none()).unwrap();
             let public = Circuit::new(w, false).0.public.clone();
-            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false).unwrap();
+            let w = crate::circuit::build(&g, &cfg, &x, [1, 2], false, &Deadline::none()).unwrap();
             let proof = prove(&pk, Circuit::new(w, false)).unwrap();
             let bytes = proof_to_bytes(&proof).unwrap();
             let back = proof_from_bytes(&bytes, &vk).unwrap();

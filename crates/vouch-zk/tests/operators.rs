@@ -85,16 +85,7 @@ fn sigmoid_and_tanh_by_lookup() {
         ),
         ("Tanh", f64::tanh),
     ] {
-        let w = floats(8 * 4, 7);
-        let m = model(
-            vec![
-                node("MatMul", &["x", "w"], &["h"], vec![]),
-                node(op, &["h"], &["y"], vec![]),
-            ],
-            vec![init("w", &[8, 4], w.clone())],
-            &[1, 8],
-            &[1, 4],
-        );
+        let (m, w) = lookup_model(op);
         let x = floats(8, 9);
         let got = round_trip(&m, tensor(&[1, 8], x.clone()));
         for j in 0..4 {
@@ -106,53 +97,7 @@ fn sigmoid_and_tanh_by_lookup() {
 
 #[test]
 fn conv_batchnorm_relu_pools_flatten_gemm() {
-    // 1×2×6×6 → Conv(2→3, 3×3, pad 1) → BatchNorm → Relu → MaxPool 2 → AveragePool 3 → Flatten → Gemm(3→2)
-    let cw = floats(3 * 2 * 9, 11);
-    let nodes = vec![
-        node(
-            "Conv",
-            &["x", "cw", "cb"],
-            &["c"],
-            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
-        ),
-        node(
-            "BatchNormalization",
-            &["c", "s", "b", "m", "v"],
-            &["n"],
-            vec![float_attr("epsilon", 1e-5)],
-        ),
-        node("Relu", &["n"], &["r"], vec![]),
-        node(
-            "MaxPool",
-            &["r"],
-            &["p"],
-            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
-        ),
-        node(
-            "AveragePool",
-            &["p"],
-            &["a"],
-            vec![ints("kernel_shape", &[3, 3]), ints("strides", &[3, 3])],
-        ),
-        node("Flatten", &["a"], &["f"], vec![]),
-        node(
-            "Gemm",
-            &["f", "gw", "gb"],
-            &["y"],
-            vec![int_attr("transB", 1)],
-        ),
-    ];
-    let inits = vec![
-        init("cw", &[3, 2, 3, 3], cw),
-        init("cb", &[3], vec![0.1, -0.1, 0.05]),
-        init("s", &[3], vec![1.5, 0.5, 1.0]),
-        init("b", &[3], vec![0.1, 0.2, -0.3]),
-        init("m", &[3], vec![0.05, -0.02, 0.1]),
-        init("v", &[3], vec![0.9, 1.1, 0.5]),
-        init("gw", &[2, 3], floats(6, 13)),
-        init("gb", &[2], vec![0.01, -0.02]),
-    ];
-    let m = model(nodes, inits, &[1, 2, 6, 6], &[1, 2]);
+    let m = conv_model();
     let x = floats(72, 17);
     let got = round_trip(&m, tensor(&[1, 2, 6, 6], x.clone()));
     // Float reference through the crate's own importer and evaluator.
@@ -176,20 +121,7 @@ fn conv_batchnorm_relu_pools_flatten_gemm() {
 #[test]
 fn residual_add_and_constant_ops() {
     // y = Relu(x·W + x) * 0.5 - 0.25 : Add of two runtime tensors, Mul and Sub by constants.
-    let w = floats(16, 21);
-    let nodes = vec![
-        node("MatMul", &["x", "w"], &["h"], vec![]),
-        node("Add", &["h", "x"], &["s"], vec![]),
-        node("Relu", &["s"], &["r"], vec![]),
-        node("Mul", &["r", "half"], &["m"], vec![]),
-        node("Sub", &["m", "quarter"], &["y"], vec![]),
-    ];
-    let inits = vec![
-        init("w", &[4, 4], w.clone()),
-        init("half", &[], vec![0.5]),
-        init("quarter", &[1], vec![0.25]),
-    ];
-    let m = model(nodes, inits, &[1, 4], &[1, 4]);
+    let (m, w) = residual_model();
     let x = floats(4, 23);
     let got = round_trip(&m, tensor(&[1, 4], x.clone()));
     for j in 0..4 {

@@ -7,6 +7,7 @@
 //! queue is rebuilt from it at boot, so queued and interrupted jobs survive a restart.
 
 pub mod settings;
+mod slots;
 mod worker;
 
 use std::collections::{HashMap, VecDeque};
@@ -20,7 +21,10 @@ use serde_json::{Value, json};
 use vouch_core::{Digest, ErrorCode, ModelDigest, Receipt, TensorMap};
 use vouch_store::proof_store::{self, NewZkJob, ZkJobRow};
 use vouch_store::{Store, StoreError};
-use vouch_zk::{Admission, AnalyzeOptions, NodeCapacity, ZkKeys, ZkModelInfo};
+use vouch_zk::{
+    Admission, AnalyzeOptions, CircuitEstimate, Deadline, NodeCapacity, ZkError, ZkKeys,
+    ZkModelInfo,
+};
 
 use crate::error::ApiError;
 pub use settings::ZkSettings;
@@ -30,9 +34,47 @@ pub use settings::ZkSettings;
 pub enum ModelZk {
     Analysing,
     Available(Arc<ZkModelInfo>),
-    /// The reason, e.g. "zk: unavailable: operator Softmax is not supported by the zk tier".
-    Unavailable(String),
+    Unavailable(Arc<Unavailable>),
 }
+
+/// Why a model has no zk tier here.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Unavailable {
+    /// E.g. "zk: unavailable: operator Softmax is not supported by the zk tier", or
+    /// "zk: unavailable (circuit of about 20570321 constraints exceeds this node's limit of
+    /// 2097152)".
+    pub reason: String,
+    /// Set when this node's limits (size, memory, time) refused the model rather than the model
+    /// itself: the limits then, so a node started with other limits analyses it again.
+    pub limits: Option<AnalysisLimits>,
+    /// The circuit the graph predicted, when the estimate got that far.
+    pub estimate: Option<CircuitEstimate>,
+}
+
+/// The `[zk]` settings an analysis is bounded by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AnalysisLimits {
+    pub max_constraints: u64,
+    pub max_graph_nodes: u64,
+    pub max_peak_mib: u64,
+    pub analyze_timeout_secs: u64,
+}
+
+impl AnalysisLimits {
+    fn of(s: &ZkSettings) -> Self {
+        AnalysisLimits {
+            max_constraints: s.max_constraints,
+            max_graph_nodes: s.max_graph_nodes,
+            max_peak_mib: s.max_peak_mib,
+            analyze_timeout_secs: s.analyze_timeout_secs,
+        }
+    }
+}
+
+/// Past the analysis deadline, how long the node waits for the analysis thread to notice
+/// before it records the model unavailable anyway (Spartan2's key generation cannot be
+/// interrupted; the thread keeps its slot until it ends).
+const ANALYSIS_GRACE: Duration = Duration::from_secs(5);
 
 /// A job waiting or running, as the queue sees it.
 struct Live {
@@ -63,8 +105,8 @@ pub struct ZkState {
     wake: std::sync::Condvar,
     /// Woken on every job or analysis change; `?wait=` waits on it.
     pub changed: tokio::sync::Notify,
-    /// One analysis at a time: key generation is memory-heavy.
-    analyses: tokio::sync::Semaphore,
+    /// `[zk] analysis_slots` analyses at once, smallest estimated circuit first.
+    analyses: Arc<slots::AnalysisSlots>,
     /// Where jobs that end without a proof are reported (set once at boot, by payments).
     pub failures: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(ZkJobRow, String)>>,
 }
@@ -93,7 +135,7 @@ impl ZkState {
             jobs: Mutex::new(Jobs::default()),
             wake: std::sync::Condvar::new(),
             changed: tokio::sync::Notify::new(),
-            analyses: tokio::sync::Semaphore::new(1),
+            analyses: slots::AnalysisSlots::new(settings.analysis_slots),
             failures: std::sync::OnceLock::new(),
         });
         if !settings.enabled {
@@ -126,7 +168,26 @@ impl ZkState {
                             continue;
                         }
                     },
-                    ("unavailable", _) => ModelZk::Unavailable(row.reason.unwrap_or_default()),
+                    ("unavailable", info) => {
+                        let recorded = info
+                            .as_deref()
+                            .and_then(|i| serde_json::from_str::<Unavailable>(i).ok());
+                        match recorded {
+                            // Refused by limits other than this node's: analyse it again.
+                            Some(u)
+                                if u.limits.is_some_and(|l| l != AnalysisLimits::of(&settings)) =>
+                            {
+                                todo.push(row.digest);
+                                continue;
+                            }
+                            Some(u) => ModelZk::Unavailable(Arc::new(u)),
+                            None => ModelZk::Unavailable(Arc::new(Unavailable {
+                                reason: row.reason.unwrap_or_default(),
+                                limits: None,
+                                estimate: None,
+                            })),
+                        }
+                    }
                     _ => {
                         todo.push(row.digest);
                         continue;
@@ -192,6 +253,9 @@ impl ZkState {
         rx
     }
 
+    /// Estimates the model's circuit from its graph, refuses it at once when that is over this
+    /// node's limits, and otherwise analyses it in a slot (smallest first) on a blocking thread
+    /// with a deadline; records the outcome.
     async fn analyse(self: &Arc<Self>, digest: ModelDigest, bytes: Option<Bytes>) {
         if let Err(e) = self
             .store
@@ -200,7 +264,6 @@ impl ZkState {
         {
             tracing::error!("zk: cannot record analysis of {digest}: {e}");
         }
-        let _permit = self.analyses.acquire().await;
         let bytes = match bytes {
             Some(b) => b,
             None => match self.store.blobs.get_model(&digest).await {
@@ -212,12 +275,9 @@ impl ZkState {
             },
         };
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            vouch_zk::analyze_with(&bytes, &AnalyzeOptions::default())
-        })
-        .await;
-        let (state, row) = match result {
-            Ok(Ok((info, keys))) => {
+        let outcome = self.estimate_and_analyse(bytes).await;
+        let (state, row) = match outcome {
+            Ok((info, keys)) => {
                 let info = Arc::new(info);
                 self.cache_keys(digest, Arc::new(keys));
                 let json = serde_json::to_string(&*info).unwrap_or_default();
@@ -227,18 +287,12 @@ impl ZkState {
                     ("available", None, Some(vk), Some(json)),
                 )
             }
-            Ok(Err(e)) => {
-                let why = e.to_string();
+            Err(u) => {
+                let json = serde_json::to_string(&u).unwrap_or_default();
+                let why = u.reason.clone();
                 (
-                    ModelZk::Unavailable(why.clone()),
-                    ("unavailable", Some(why), None, None),
-                )
-            }
-            Err(e) => {
-                let why = format!("zk: unavailable: the analysis crashed ({e})");
-                (
-                    ModelZk::Unavailable(why.clone()),
-                    ("unavailable", Some(why), None, None),
+                    ModelZk::Unavailable(Arc::new(u)),
+                    ("unavailable", Some(why), None, Some(json)),
                 )
             }
         };
@@ -263,6 +317,51 @@ impl ZkState {
         self.set_model(digest, state);
     }
 
+    async fn estimate_and_analyse(
+        self: &Arc<Self>,
+        bytes: Bytes,
+    ) -> Result<(ZkModelInfo, ZkKeys), Unavailable> {
+        let s = &self.settings;
+        let limits = s.limits();
+        let refused = |e: ZkError, estimate: Option<CircuitEstimate>| Unavailable {
+            limits: matches!(e, ZkError::OverLimit(_)).then(|| AnalysisLimits::of(s)),
+            reason: e.to_string(),
+            estimate,
+        };
+        // The estimate allocates nothing in proportion to the circuit, but decodes the model:
+        // a blocking thread, not the runtime, and no slot.
+        let b = bytes.clone();
+        let estimated = tokio::task::spawn_blocking(move || vouch_zk::estimate_model(&b, &limits))
+            .await
+            .unwrap_or_else(|e| Err(ZkError::Internal(format!("the estimate crashed ({e})"))));
+        let estimate = estimated.map_err(|e| refused(e, None))?;
+        estimate
+            .check(&limits)
+            .map_err(|e| refused(e, Some(estimate.clone())))?;
+        let slot = self.analyses.acquire(estimate.analysis_peak_bytes()).await;
+        let timeout = Duration::from_secs(s.analyze_timeout_secs);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let deadline = Deadline::after(timeout).with_cancel(cancel.clone());
+        let opts = AnalyzeOptions {
+            limits,
+            deadline: deadline.clone(),
+            ..Default::default()
+        };
+        let analysis = tokio::task::spawn_blocking(move || {
+            let _slot = slot; // freed when the analysis ends, whoever stopped waiting for it
+            vouch_zk::analyze_with(&bytes, &opts)
+        });
+        let result = match tokio::time::timeout(timeout + ANALYSIS_GRACE, analysis).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(ZkError::Internal(format!("the analysis crashed ({e})"))),
+            Err(_) => {
+                cancel.store(true, Ordering::SeqCst);
+                Err(deadline.error())
+            }
+        };
+        result.map_err(|e| refused(e, Some(estimate)))
+    }
+
     /// Called by registration: analyses a new model and waits a bounded time for the result.
     pub async fn on_registered(self: &Arc<Self>, digest: ModelDigest, bytes: Bytes) -> Value {
         if self.settings.enabled && self.model(&digest).is_none() {
@@ -281,9 +380,11 @@ impl ZkState {
         match self.model(digest) {
             None => json!({"status": "unknown"}),
             Some(ModelZk::Analysing) => json!({"status": "analysing"}),
-            Some(ModelZk::Unavailable(reason)) => {
-                json!({"status": "unavailable", "reason": reason})
-            }
+            Some(ModelZk::Unavailable(u)) => json!({
+                "status": "unavailable",
+                "reason": u.reason,
+                "circuit_estimate": u.estimate,
+            }),
             Some(ModelZk::Available(i)) => json!({
                 "status": "available",
                 "system": i.system,
@@ -296,6 +397,7 @@ impl ZkState {
                 "params": i.params,
                 "macs": i.macs,
                 "circuit": i.stats,
+                "circuit_estimate": i.size_estimate,
                 "estimate": i.estimate,
             }),
         }
@@ -308,8 +410,18 @@ impl ZkState {
         }
         match self.model(digest) {
             Some(ModelZk::Available(_) | ModelZk::Analysing) => None,
-            Some(ModelZk::Unavailable(r)) => Some(r),
+            Some(ModelZk::Unavailable(u)) => Some(u.reason.clone()),
             None => Some("this model has not been analysed for zk on this node".into()),
+        }
+    }
+
+    /// The stable reason code of [`ZkState::unavailable_reason`]: `zk_over_capacity` when this
+    /// node's limits (circuit size, memory, analysis time) refused the model, else
+    /// `zk_unavailable`.
+    pub fn unavailable_code(&self, digest: &ModelDigest) -> &'static str {
+        match self.model(digest) {
+            Some(ModelZk::Unavailable(u)) if u.limits.is_some() => "zk_over_capacity",
+            _ => "zk_unavailable",
         }
     }
 
@@ -391,7 +503,7 @@ impl ZkState {
                     ErrorCode::TierUnavailable,
                     self.unavailable_reason(digest).unwrap_or_default(),
                 )
-                .with_reason("zk_unavailable"));
+                .with_reason(self.unavailable_code(digest)));
             }
         };
         if let Some((name, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
@@ -405,7 +517,7 @@ impl ZkState {
         }
         let s = &self.settings;
         let cap = NodeCapacity {
-            max_peak_bytes: s.max_peak_mib.saturating_mul(1 << 20),
+            max_peak_bytes: s.max_peak_bytes(),
             max_prove_ms: s.max_prove_secs.saturating_mul(1000),
             speed: s.speed,
         };

@@ -1,6 +1,7 @@
 //! `[zk]` in `vouch.toml`: the prover pool, its queue and what one proof may cost.
 
 use serde::{Deserialize, Serialize};
+use vouch_zk::Limits;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +26,19 @@ pub struct ZkSettings {
     /// How long registration waits for zk analysis before answering `analysing` (it goes on in
     /// the background), in milliseconds.
     pub analyze_wait_ms: u64,
+    /// Largest circuit this node analyses, in constraints as estimated from the model's graph
+    /// before anything is built; a larger model is zk-unavailable ("circuit of about N
+    /// constraints exceeds this node's limit of M"). Analysis is also refused when the estimate
+    /// predicts it needs more than `max_peak_mib` of memory.
+    pub max_constraints: u64,
+    /// Most operators in a model's graph that zk analysis reads (counted before decoding).
+    pub max_graph_nodes: u64,
+    /// Longest one model's analysis may run, in seconds; a model whose analysis takes longer
+    /// is zk-unavailable with that reason.
+    pub analyze_timeout_secs: u64,
+    /// Analyses running at once; waiting ones start smallest estimated circuit first. Each may
+    /// use up to `max_peak_mib`.
+    pub analysis_slots: usize,
     /// Models whose proving keys stay in memory.
     pub keys_cached: usize,
     /// Days an ended job (its proof, or why it has none) stays fetchable from
@@ -45,8 +59,29 @@ impl Default for ZkSettings {
             speed: 1.0,
             max_wait_secs: 50,
             analyze_wait_ms: 3_000,
+            max_constraints: vouch_zk::limits::DEFAULT_MAX_CONSTRAINTS,
+            max_graph_nodes: vouch_zk::limits::DEFAULT_MAX_NODES,
+            analyze_timeout_secs: 300,
+            analysis_slots: 2,
             keys_cached: 4,
             retain_days: 30,
         }
+    }
+}
+
+impl ZkSettings {
+    /// The size limits analysis checks the graph's estimate against.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_nodes: self.max_graph_nodes,
+            max_constraints: self.max_constraints,
+            max_analysis_bytes: self.max_peak_bytes(),
+            ..Limits::default()
+        }
+    }
+
+    /// Memory one proof (or one analysis) may use.
+    pub fn max_peak_bytes(&self) -> u64 {
+        self.max_peak_mib.saturating_mul(1 << 20)
     }
 }

@@ -177,3 +177,109 @@ pub fn floats(n: usize, seed: u64) -> Vec<f32> {
 pub fn digest(s: &str) -> Digest {
     Digest::of(s.as_bytes())
 }
+
+/// 1×8 → MatMul(8→4) → `op` (Sigmoid or Tanh): the model and its weight.
+pub fn lookup_model(op: &str) -> (Vec<u8>, Vec<f32>) {
+    let w = floats(8 * 4, 7);
+    let m = model(
+        vec![
+            node("MatMul", &["x", "w"], &["h"], vec![]),
+            node(op, &["h"], &["y"], vec![]),
+        ],
+        vec![init("w", &[8, 4], w.clone())],
+        &[1, 8],
+        &[1, 4],
+    );
+    (m, w)
+}
+
+/// 1×2×6×6 → Conv(2→3, 3×3, pad 1) → BatchNorm → Relu → MaxPool 2 → AveragePool 3 → Flatten →
+/// Gemm(3→2).
+pub fn conv_model() -> Vec<u8> {
+    let cw = floats(3 * 2 * 9, 11);
+    let nodes = vec![
+        node(
+            "Conv",
+            &["x", "cw", "cb"],
+            &["c"],
+            vec![ints("kernel_shape", &[3, 3]), ints("pads", &[1, 1, 1, 1])],
+        ),
+        node(
+            "BatchNormalization",
+            &["c", "s", "b", "m", "v"],
+            &["n"],
+            vec![float_attr("epsilon", 1e-5)],
+        ),
+        node("Relu", &["n"], &["r"], vec![]),
+        node(
+            "MaxPool",
+            &["r"],
+            &["p"],
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        node(
+            "AveragePool",
+            &["p"],
+            &["a"],
+            vec![ints("kernel_shape", &[3, 3]), ints("strides", &[3, 3])],
+        ),
+        node("Flatten", &["a"], &["f"], vec![]),
+        node(
+            "Gemm",
+            &["f", "gw", "gb"],
+            &["y"],
+            vec![int_attr("transB", 1)],
+        ),
+    ];
+    let inits = vec![
+        init("cw", &[3, 2, 3, 3], cw),
+        init("cb", &[3], vec![0.1, -0.1, 0.05]),
+        init("s", &[3], vec![1.5, 0.5, 1.0]),
+        init("b", &[3], vec![0.1, 0.2, -0.3]),
+        init("m", &[3], vec![0.05, -0.02, 0.1]),
+        init("v", &[3], vec![0.9, 1.1, 0.5]),
+        init("gw", &[2, 3], floats(6, 13)),
+        init("gb", &[2], vec![0.01, -0.02]),
+    ];
+    model(nodes, inits, &[1, 2, 6, 6], &[1, 2])
+}
+
+/// y = Relu(x·W + x) * 0.5 - 0.25 on 1×4: the model and W.
+pub fn residual_model() -> (Vec<u8>, Vec<f32>) {
+    let w = floats(16, 21);
+    let nodes = vec![
+        node("MatMul", &["x", "w"], &["h"], vec![]),
+        node("Add", &["h", "x"], &["s"], vec![]),
+        node("Relu", &["s"], &["r"], vec![]),
+        node("Mul", &["r", "half"], &["m"], vec![]),
+        node("Sub", &["m", "quarter"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        init("w", &[4, 4], w.clone()),
+        init("half", &[], vec![0.5]),
+        init("quarter", &[1], vec![0.25]),
+    ];
+    (model(nodes, inits, &[1, 4], &[1, 4]), w)
+}
+
+/// `MaxPool2d_stride_padding_dilation` from the ONNX backend tests (pytorch-converted), as its
+/// `model.onnx` declares it: a 1000×1000 input, a 60×80 kernel dilated by 10, strides 10,
+/// pads 10/20: 1 075 windows of up to 4 800 inputs each, in under 200 bytes.
+pub fn maxpool_backend_test() -> Vec<u8> {
+    model(
+        vec![node(
+            "MaxPool",
+            &["x"],
+            &["y"],
+            vec![
+                ints("dilations", &[10, 10]),
+                ints("kernel_shape", &[60, 80]),
+                ints("pads", &[10, 20, 10, 20]),
+                ints("strides", &[10, 10]),
+            ],
+        )],
+        vec![],
+        &[1, 1, 1000, 1000],
+        &[1, 1, 43, 25],
+    )
+}
