@@ -2,6 +2,9 @@
 //! against the reference outputs ONNX Runtime's Python package produced at generation time.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
+#[path = "support/ort.rs"]
+mod support_ort;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,29 +27,8 @@ fn model_bytes(name: &str) -> Vec<u8> {
     std::fs::read(models_dir().join(format!("{name}.onnx"))).unwrap()
 }
 
-/// ONNX Runtime, when its library is present. CI sets VOUCH_REQUIRE_ORT=1 so that a missing
-/// library fails the run instead of silently testing only tract.
 fn ort() -> Option<OrtEngine> {
-    let path = std::env::var("ORT_DYLIB_PATH")
-        .ok()
-        .map(PathBuf::from)
-        .or_else(|| {
-            let p = PathBuf::from(std::env::var("HOME").ok()?)
-                .join(".cache/vouch/ort/libonnxruntime.so");
-            p.exists().then_some(p)
-        });
-    let required = std::env::var("VOUCH_REQUIRE_ORT").is_ok_and(|v| v == "1");
-    match path.map(|p| OrtEngine::load(&p, 1, vouch_exec::run_control::DEFAULT_RUN_MEMORY)) {
-        Some(Ok(e)) => Some(e),
-        Some(Err(e)) => panic!("ONNX Runtime failed to load: {e}"),
-        None if required => {
-            panic!("VOUCH_REQUIRE_ORT=1 but no ONNX Runtime library: run scripts/setup-ort.sh")
-        }
-        None => {
-            eprintln!("note: ONNX Runtime library not found; testing tract only");
-            None
-        }
-    }
+    support_ort::ort_with_arena(vouch_exec::run_control::DEFAULT_RUN_MEMORY)
 }
 
 fn max_abs_diff(a: &TensorMap, b: &TensorMap) -> f64 {

@@ -4,6 +4,9 @@
 //! models are built here, byte for byte, with ONNX's own protobuf schema.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
+#[path = "support/ort.rs"]
+mod support_ort;
+
 #[path = "support/hostile_models.rs"]
 mod hostile_models;
 
@@ -27,26 +30,7 @@ const ORT_ARENA: usize = 256 << 20;
 const RUN_MEMORY: usize = 256 << 20;
 
 fn ort() -> Option<OrtEngine> {
-    let path = std::env::var("ORT_DYLIB_PATH")
-        .ok()
-        .map(PathBuf::from)
-        .or_else(|| {
-            let p = PathBuf::from(std::env::var("HOME").ok()?)
-                .join(".cache/vouch/ort/libonnxruntime.so");
-            p.exists().then_some(p)
-        });
-    let required = std::env::var("VOUCH_REQUIRE_ORT").is_ok_and(|v| v == "1");
-    match path.map(|p| OrtEngine::load(&p, 1, ORT_ARENA)) {
-        Some(Ok(e)) => Some(e),
-        other => {
-            assert!(
-                !required,
-                "VOUCH_REQUIRE_ORT=1 but ONNX Runtime: {other:?}",
-                other = other.map(|r| r.err())
-            );
-            None
-        }
-    }
+    support_ort::ort_with_arena(ORT_ARENA)
 }
 
 fn engines() -> Vec<Arc<dyn Engine>> {
