@@ -33,8 +33,10 @@ enum Ent {
     Val(Val),
 }
 
+/// Element count; saturates, so a hostile shape fails the size checks instead of wrapping past
+/// them (or panicking on overflow in debug builds).
 fn numel(d: &[usize]) -> usize {
-    d.iter().product()
+    d.iter().fold(1, |n, &x| n.saturating_mul(x))
 }
 
 fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
@@ -229,8 +231,12 @@ pub fn import(model_bytes: &[u8]) -> Result<Graph, ZkError> {
         .initializer
         .iter()
         .filter(|t| t.data_type == 1 || t.data_type == 11)
-        .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
-        .sum();
+        .map(|t| {
+            t.dims
+                .iter()
+                .fold(1usize, |n, &d| n.saturating_mul(d.max(0) as usize))
+        })
+        .fold(0, usize::saturating_add);
     let mut b = Builder {
         ents: HashMap::new(),
         value_len: vec![],
@@ -480,6 +486,21 @@ impl Window {
     }
 }
 
+/// Refuses an operator whose output × window would visit more than [`MAX_ELEMENTS`] taps, before
+/// anything of that size is allocated or looped over.
+fn check_work(op: &str, dims: &[usize]) -> Result<(), ZkError> {
+    if numel(dims) > MAX_ELEMENTS {
+        return Err(ZkError::InvalidModel(format!(
+            "{op} is too large: {} output elements × window taps",
+            dims.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(" × ")
+        )));
+    }
+    Ok(())
+}
+
 fn nchw(v: &Val, op: &str) -> Result<(usize, usize, usize), ZkError> {
     match v.shape.as_slice() {
         [1, c, h, w] => Ok((*c, *h, *w)),
@@ -546,7 +567,11 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                         as i64;
                 }
             }
-            let known: i64 = shape.iter().filter(|&&d| d != -1).product();
+            let known = shape
+                .iter()
+                .filter(|&&d| d != -1)
+                .try_fold(1i64, |n, &d| n.checked_mul(d))
+                .unwrap_or(0);
             let free = shape.iter().filter(|&&d| d == -1).count();
             if free > 1 || known <= 0 || shape.iter().any(|&d| d < -1) {
                 return Err(ZkError::InvalidModel(format!("Reshape to {shape:?}")));
@@ -641,8 +666,14 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 return Err(ZkError::unsupported(op, "2-D convolutions only"));
             }
             let (m, cg, kh, kw) = (wc.dims[0], wc.dims[1], wc.dims[2], wc.dims[3]);
+            if wc.dims.contains(&0) {
+                return Err(ZkError::InvalidModel(format!(
+                    "Conv weight {:?} has an empty dimension",
+                    wc.dims
+                )));
+            }
             let group = attr_i(node, "group", 1).max(1) as usize;
-            if cg * group != c || m % group != 0 {
+            if cg.checked_mul(group) != Some(c) || m % group != 0 {
                 return Err(ZkError::InvalidModel(format!(
                     "Conv channels: input {c}, weight {:?}, group {group}",
                     wc.dims
@@ -655,6 +686,8 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                 ));
             }
             let (oh, ow) = win.out_hw(h, w, op)?;
+            // Every tap is visited (padding too) before the sparse rows' size is known.
+            check_work(op, &[m, oh, ow, cg, kh, kw])?;
             let bias = match node.input.get(2).filter(|s| !s.is_empty()) {
                 Some(name) => {
                     let bc = b.cnst(name, node)?;
@@ -710,6 +743,7 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
             }
             let win = window(node, None)?;
             let (oh, ow) = win.out_hw(h, w, op)?;
+            check_work(op, &[c, oh, ow, win.k[0], win.k[1]])?;
             let include_pad = attr_i(node, "count_include_pad", 0) != 0;
             let mut rows = Sparse {
                 ptr: vec![0],
