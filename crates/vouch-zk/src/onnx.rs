@@ -611,6 +611,12 @@ fn lower_node(b: &mut Builder, node: &pb::NodeProto) -> Result<(), ZkError> {
                     format!("weight of rank {} (2-D weights only)", wc.dims.len()),
                 ));
             }
+            if wc.dims.contains(&0) {
+                return Err(ZkError::InvalidModel(format!(
+                    "{op} weight {:?} has an empty dimension",
+                    wc.dims
+                )));
+            }
             let (k, n) = if trans_b {
                 (wc.dims[1], wc.dims[0])
             } else {
@@ -950,7 +956,8 @@ pub fn fold_affine(g: &mut Graph) {
             let Op::Linear { input, rows, .. } = &g.ops[k] else {
                 continue;
             };
-            if !rows.is_diagonal() || readers[*input] != 1 {
+            // Elementwise: one entry per row on its own index, as many rows as inputs.
+            if !rows.is_diagonal() || rows.rows() != g.value_len[*input] || readers[*input] != 1 {
                 continue;
             }
             let src = *input;

@@ -116,3 +116,76 @@ fn pool_with_a_huge_output_is_refused_before_allocating() {
         assert!(refused(&m).contains("too large"), "{op}");
     }
 }
+
+/// A MatMul to zero outputs (weight 2×0): found by the fuzzer, it made an empty "diagonal"
+/// operator that affine folding then indexed out of bounds.
+#[test]
+fn matmul_to_zero_outputs_is_refused() {
+    let w0 = init("w0", &[2, 2], vec![0.5; 4]);
+    let w1 = init("w1", &[2, 0], vec![]);
+    let nodes = vec![
+        node("MatMul", &["x", "w0"], &["h"], vec![]),
+        node("MatMul", &["h", "w1"], &["y"], vec![]),
+    ];
+    let m = model(nodes, vec![w0, w1], &[1, 2], &[1, 0]);
+    assert!(refused(&m).contains("empty dimension"));
+}
+
+/// Folding merges only a true elementwise map (one diagonal entry per input element) into the
+/// operator that feeds it; an empty or narrower diagonal stays where it is.
+#[test]
+fn fold_affine_merges_only_square_diagonals() {
+    use vouch_zk::graph::{Graph, Io, Op, Sparse};
+    let linear = |input, output, rows: Sparse| Op::Linear {
+        input,
+        output,
+        bias: vec![0.0; rows.rows()],
+        rows,
+        onnx_op: "MatMul".into(),
+    };
+    let dense = Sparse {
+        ptr: vec![0, 2, 4],
+        idx: vec![0, 1, 0, 1],
+        w: vec![1.0; 4],
+    };
+    for (out_len, diag) in [
+        (
+            0,
+            Sparse {
+                ptr: vec![0],
+                idx: vec![],
+                w: vec![],
+            },
+        ),
+        (
+            1,
+            Sparse {
+                ptr: vec![0, 1],
+                idx: vec![0],
+                w: vec![2.0],
+            },
+        ),
+    ] {
+        let mut g = Graph {
+            inputs: vec![Io {
+                name: "x".into(),
+                shape: vec![2],
+                value: 0,
+            }],
+            outputs: vec![Io {
+                name: "y".into(),
+                shape: vec![out_len as u64],
+                value: 2,
+            }],
+            value_len: vec![2, 2, out_len],
+            ops: vec![linear(0, 1, dense.clone()), linear(1, 2, diag)],
+            params: 0,
+        };
+        vouch_zk::onnx::fold_affine(&mut g);
+        assert_eq!(
+            g.ops.len(),
+            2,
+            "a {out_len}-row diagonal over 2 inputs is not elementwise"
+        );
+    }
+}
