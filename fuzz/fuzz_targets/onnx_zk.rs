@@ -105,7 +105,7 @@ fn recipe(data: &[u8]) -> Vec<u8> {
     // The importer accepts inputs up to 2^26 elements by design, and lowering one operator on
     // such an input takes GiBs (reported in docs/fuzzing.md): recipes stay below that, or far
     // above (overflowing shapes, which must be refused at once).
-    let n = x_dims.iter().skip(1).try_fold(1i64, |n, &d| n.checked_mul(d.max(1)));
+    let n = x_dims.iter().try_fold(1i64, |n, &d| n.checked_mul(d.max(1)));
     if n.is_some_and(|n| n > 1 << 16 && n <= 1 << 26) {
         return vec![];
     }
