@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use vouch_fuzz::{LOG_ORIGIN, cosigned_checkpoint, cosigner, log_signer, write_seeds_if_asked};
 use vouch_log::checkpoint::{Checkpoint, LogKey, NoteSignature, SignedNote, verify_checkpoint};
 use vouch_log::cosign::{Cosignature, WitnessKey, verify_cosignatures};
 use vouch_log::merkle::{EMPTY_ROOT, Hash};
-use vouch_fuzz::{LOG_ORIGIN, cosigned_checkpoint, cosigner, log_signer, write_seeds_if_asked};
 
 fuzz_target!(
     init: {

@@ -6,11 +6,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use vouch_core::Tier;
+use vouch_fuzz::{LOG_ORIGIN, sample_proof, sample_receipt, trust_policy, write_seeds_if_asked};
 use vouch_log::entry::{LogEntry, receipt_entry_bytes};
 use vouch_log::merkle::leaf_hash;
-use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile, encode_entry_bundle, encode_hash_tile};
+use vouch_log::tiles::{
+    Tile, decode_entry_bundle, decode_hash_tile, encode_entry_bundle, encode_hash_tile,
+};
 use vouch_log::{LogEvidence, TlogProof, verify_inclusion_offline};
-use vouch_fuzz::{LOG_ORIGIN, sample_proof, sample_receipt, trust_policy, write_seeds_if_asked};
 
 fuzz_target!(
     init: {

@@ -7,11 +7,13 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
+use vouch_fuzz::{
+    AT_UNIX, LOG_ORIGIN, cosigned_checkpoint, cosigner, log_signer, write_seeds_if_asked,
+};
 use vouch_log::checkpoint::{Checkpoint, SignedNote};
 use vouch_log::cosign::Cosignature;
 use vouch_log::merkle::{Hash, leaf_hash, node_hash};
 use vouch_log::witness::{AddCheckpoint, Witness, WitnessedTree, parse_add_checkpoint_response};
-use vouch_fuzz::{AT_UNIX, LOG_ORIGIN, cosigned_checkpoint, cosigner, log_signer, write_seeds_if_asked};
 
 /// Leaves of the log the witness has seen up to size 2, and the root at size 3.
 fn tree() -> ([Hash; 3], Hash, Hash) {
@@ -24,7 +26,10 @@ fn witnesses() -> [Witness; 2] {
     let fresh = Witness::new(cosigner(), vec![log_signer().key().clone()]);
     let mut seen = Witness::new(cosigner(), vec![log_signer().key().clone()]);
     let (_, r2, _) = tree();
-    seen.restore(BTreeMap::from([(LOG_ORIGIN.to_string(), WitnessedTree { size: 2, root: r2 })]));
+    seen.restore(BTreeMap::from([(
+        LOG_ORIGIN.to_string(),
+        WitnessedTree { size: 2, root: r2 },
+    )]));
     [fresh, seen]
 }
 

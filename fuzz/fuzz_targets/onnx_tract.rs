@@ -10,18 +10,13 @@ use libfuzzer_sys::fuzz_target;
 use tract_onnx::prelude::Framework;
 use vouch_core::{Dim, ModelSignature};
 use vouch_exec::tract_engine::signature_from_proto;
-use vouch_fuzz::{repo_file, write_seeds_if_asked};
+use vouch_fuzz::{shipped_models, write_seeds_if_asked};
 
 static ONNX: LazyLock<tract_onnx::Onnx> = LazyLock::new(tract_onnx::onnx);
 
 fuzz_target!(
     init: {
-        write_seeds_if_asked(|| {
-            ["mlp_small", "multi_io", "cnn", "mlp"]
-                .iter()
-                .map(|m| (format!("{m}.onnx"), repo_file(&format!("models/{m}.onnx"))))
-                .collect()
-        });
+        write_seeds_if_asked(shipped_models);
         LazyLock::force(&ONNX);
     },
     |data: &[u8]| {

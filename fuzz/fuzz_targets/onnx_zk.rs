@@ -10,22 +10,49 @@
 
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
+use vouch_fuzz::{shipped_models, write_seeds_if_asked};
 use vouch_zk::graph::{Graph, Op, Sparse};
 use vouch_zk::pb;
-use vouch_fuzz::{repo_file, write_seeds_if_asked};
 
 /// First byte of a recipe input (protobuf never starts with it: field 20, fixed32).
 const RECIPE: u8 = 0xa5;
 
 const OPS: [&str; 18] = [
-    "Gemm", "MatMul", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "BatchNormalization", "Relu", "Sigmoid", "Tanh", "Add", "Sub", "Mul", "Div", "Flatten",
-    "Reshape", "Identity", "Constant",
+    "Gemm",
+    "MatMul",
+    "Conv",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "BatchNormalization",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "Flatten",
+    "Reshape",
+    "Identity",
+    "Constant",
 ];
 
 const ATTRS: [&str; 14] = [
-    "kernel_shape", "strides", "pads", "dilations", "group", "axis", "transA", "transB",
-    "alpha", "beta", "epsilon", "ceil_mode", "count_include_pad", "auto_pad",
+    "kernel_shape",
+    "strides",
+    "pads",
+    "dilations",
+    "group",
+    "axis",
+    "transA",
+    "transB",
+    "alpha",
+    "beta",
+    "epsilon",
+    "ceil_mode",
+    "count_include_pad",
+    "auto_pad",
 ];
 
 /// The recipe's bytes, read front to back; zeros once it runs out.
@@ -56,25 +83,42 @@ impl Recipe<'_> {
     /// A float constant: as many elements as its dims hold when that is small, else a few.
     fn tensor(&mut self, name: String) -> pb::TensorProto {
         let dims = self.dims();
-        let n = dims.iter().try_fold(1i64, |n, &d| n.checked_mul(d)).unwrap_or(-1);
-        let len = if (0..=4096).contains(&n) && self.byte() % 8 != 0 { n as usize } else { usize::from(self.byte() % 4) };
+        let n = dims
+            .iter()
+            .try_fold(1i64, |n, &d| n.checked_mul(d))
+            .unwrap_or(-1);
+        let len = if (0..=4096).contains(&n) && self.byte() % 8 != 0 {
+            n as usize
+        } else {
+            usize::from(self.byte() % 4)
+        };
         let seed = self.byte();
         pb::TensorProto {
             name,
             dims,
             data_type: if self.byte() % 16 == 0 { 7 } else { 1 },
-            float_data: (0..len).map(|i| ((i as f32) * 0.37 + f32::from(seed)).sin()).collect(),
+            float_data: (0..len)
+                .map(|i| ((i as f32) * 0.37 + f32::from(seed)).sin())
+                .collect(),
             int64_data: (0..len).map(|i| i as i64 - 1).collect(),
             ..Default::default()
         }
     }
 
     fn attribute(&mut self, name: &str) -> pb::AttributeProto {
-        let mut a = pb::AttributeProto { name: name.into(), ..Default::default() };
+        let mut a = pb::AttributeProto {
+            name: name.into(),
+            ..Default::default()
+        };
         match name {
             "alpha" | "beta" | "epsilon" => a.f = f32::from(self.byte()) / 16.0 - 4.0,
-            "auto_pad" => a.s = [&b"NOTSET"[..], b"VALID", b"SAME_UPPER"][usize::from(self.byte() % 3)].to_vec(),
-            "group" | "axis" | "transA" | "transB" | "ceil_mode" | "count_include_pad" => a.i = self.int(),
+            "auto_pad" => {
+                a.s =
+                    [&b"NOTSET"[..], b"VALID", b"SAME_UPPER"][usize::from(self.byte() % 3)].to_vec()
+            }
+            "group" | "axis" | "transA" | "transB" | "ceil_mode" | "count_include_pad" => {
+                a.i = self.int()
+            }
             _ => a.ints = (0..self.byte() % 5).map(|_| self.int()).collect(),
         }
         a
@@ -84,7 +128,12 @@ impl Recipe<'_> {
 fn value_info(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let shape = pb::TensorShapeProto {
-        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d)) }).collect(),
+        dim: dims
+            .iter()
+            .map(|&d| Dimension {
+                value: Some(Value::DimValue(d)),
+            })
+            .collect(),
     };
     pb::ValueInfoProto {
         name: name.into(),
@@ -105,7 +154,9 @@ fn recipe(data: &[u8]) -> Vec<u8> {
     // The importer accepts inputs up to 2^26 elements by design, and lowering one operator on
     // such an input takes GiBs (reported in docs/fuzzing.md): recipes stay below that, or far
     // above (overflowing shapes, which must be refused at once).
-    let n = x_dims.iter().try_fold(1i64, |n, &d| n.checked_mul(d.max(1)));
+    let n = x_dims
+        .iter()
+        .try_fold(1i64, |n, &d| n.checked_mul(d.max(1)));
     if n.is_some_and(|n| n > 1 << 16 && n <= 1 << 26) {
         return vec![];
     }
@@ -120,7 +171,11 @@ fn recipe(data: &[u8]) -> Vec<u8> {
             "Add" | "Sub" | "Mul" | "Div" => usize::from(r.byte() % 2),
             _ => 0,
         };
-        let mut input = if op == "Constant" { vec![] } else { vec![cur.clone()] };
+        let mut input = if op == "Constant" {
+            vec![]
+        } else {
+            vec![cur.clone()]
+        };
         if matches!(op, "Add" | "Sub" | "Mul" | "Div") && consts == 0 {
             input.push(cur.clone());
         }
@@ -137,7 +192,11 @@ fn recipe(data: &[u8]) -> Vec<u8> {
         }
         if op == "Constant" {
             let t = r.tensor(format!("k{k}"));
-            attribute.push(pb::AttributeProto { name: "value".into(), t: Some(t), ..Default::default() });
+            attribute.push(pb::AttributeProto {
+                name: "value".into(),
+                t: Some(t),
+                ..Default::default()
+            });
         }
         let out = format!("v{k}");
         nodes.push(pb::NodeProto {
@@ -154,7 +213,10 @@ fn recipe(data: &[u8]) -> Vec<u8> {
     }
     pb::ModelProto {
         ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 17 }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
         graph: Some(pb::GraphProto {
             node: nodes,
             initializer: inits,
@@ -170,10 +232,20 @@ fn recipe(data: &[u8]) -> Vec<u8> {
 fn check_sparse(s: &Sparse, rows: usize, in_len: usize, what: &str) {
     assert_eq!(s.rows(), rows, "{what}: one row per output element");
     assert_eq!(s.ptr.first().copied(), Some(0), "{what}: rows start at 0");
-    assert!(s.ptr.windows(2).all(|w| w[0] <= w[1]), "{what}: row pointers ascend");
-    assert_eq!(s.ptr.last().map(|&p| p as usize), Some(s.idx.len()), "{what}: last pointer");
+    assert!(
+        s.ptr.windows(2).all(|w| w[0] <= w[1]),
+        "{what}: row pointers ascend"
+    );
+    assert_eq!(
+        s.ptr.last().map(|&p| p as usize),
+        Some(s.idx.len()),
+        "{what}: last pointer"
+    );
     assert_eq!(s.idx.len(), s.w.len(), "{what}: one weight per index");
-    assert!(s.idx.iter().all(|&j| (j as usize) < in_len), "{what}: index in range");
+    assert!(
+        s.idx.iter().all(|&j| (j as usize) < in_len),
+        "{what}: index in range"
+    );
 }
 
 fn check(g: &Graph) {
@@ -183,7 +255,11 @@ fn check(g: &Graph) {
     for io in &g.inputs {
         assert!(io.value < n);
         let len: u128 = io.shape.iter().map(|&d| u128::from(d)).product();
-        assert_eq!(len, g.value_len[io.value] as u128, "input {:?} length", io.name);
+        assert_eq!(
+            len, g.value_len[io.value] as u128,
+            "input {:?} length",
+            io.name
+        );
         defined[io.value] = true;
     }
     for op in &g.ops {
@@ -194,34 +270,54 @@ fn check(g: &Graph) {
         assert!(out < n, "output in range");
         let len = |v: usize| g.value_len[v];
         match op {
-            Op::Linear { input, output, rows, bias, .. } => {
+            Op::Linear {
+                input,
+                output,
+                rows,
+                bias,
+                ..
+            } => {
                 check_sparse(rows, len(*output), len(*input), "Linear");
                 assert_eq!(bias.len(), len(*output), "one bias per row");
             }
             Op::Add { a, b, output } => {
-                assert_eq!((len(*a), len(*b)), (len(*output), len(*output)), "Add lengths");
+                assert_eq!(
+                    (len(*a), len(*b)),
+                    (len(*output), len(*output)),
+                    "Add lengths"
+                );
             }
             Op::Relu { input, output } | Op::Lut { input, output, .. } => {
                 assert_eq!(len(*input), len(*output), "elementwise length");
             }
-            Op::MaxPool { input, output, windows } => {
+            Op::MaxPool {
+                input,
+                output,
+                windows,
+            } => {
                 check_sparse(windows, len(*output), len(*input), "MaxPool");
-                assert!(windows.ptr.windows(2).all(|w| w[0] < w[1]), "every window non-empty");
+                assert!(
+                    windows.ptr.windows(2).all(|w| w[0] < w[1]),
+                    "every window non-empty"
+                );
             }
         }
         defined[out] = true;
     }
     for io in &g.outputs {
-        assert!(io.value < n && defined[io.value], "output {:?} is computed", io.name);
+        assert!(
+            io.value < n && defined[io.value],
+            "output {:?} is computed",
+            io.name
+        );
     }
 }
 
 fuzz_target!(
     init: {
         write_seeds_if_asked(|| {
-            ["mlp_small", "multi_io", "cnn", "mlp"]
-                .iter()
-                .map(|m| (format!("{m}.onnx"), repo_file(&format!("models/{m}.onnx"))))
+            shipped_models()
+                .into_iter()
                 .chain((0u8..8).map(|i| {
                     let mut r = vec![RECIPE];
                     r.extend((0..64).map(|j: u8| j.wrapping_mul(37).wrapping_add(i.wrapping_mul(101))));

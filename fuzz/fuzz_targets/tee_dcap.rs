@@ -51,7 +51,12 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
             let at = OffsetDateTime::parse(at, &Rfc3339).expect("a time");
             let reference = dcap::verify_quote(quote, &collateral, at, *platform)
                 .unwrap_or_else(|e| panic!("the real {name} verifies: {e}"));
-            Case { collateral, at, platform: *platform, reference }
+            Case {
+                collateral,
+                at,
+                platform: *platform,
+                reference,
+            }
         })
         .collect()
 });

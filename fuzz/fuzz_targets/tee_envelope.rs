@@ -16,7 +16,11 @@ use vouch_attest::tee::{
 use vouch_fuzz::{at, node_signer, write_seeds_if_asked};
 
 fn options() -> TeeOptions {
-    TeeOptions { at_time: at(), allow_simulated: true, expected_nonce: None }
+    TeeOptions {
+        at_time: at(),
+        allow_simulated: true,
+        expected_nonce: None,
+    }
 }
 
 fn fixture(p: &str) -> Vec<u8> {
@@ -30,21 +34,42 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     let sim = simulated::SimulatedProducer::with_measurement([0x5a; 48])
         .attest_at(&key, Some(b"fuzz nonce"), at())
         .expect("simulated evidence");
-    let nitro = TeeEvidence::new(Platform::AwsNitro, &fixture("nitro/attestation.cose"), binding(), produced.clone());
-    let mut tdx = TeeEvidence::new(Platform::IntelTdx, &fixture("dcap/tdx_quote"), binding(), produced.clone());
-    tdx.collateral = Some(serde_json::from_slice(&fixture("dcap/tdx_quote_collateral.json")).expect("json"));
+    let nitro = TeeEvidence::new(
+        Platform::AwsNitro,
+        &fixture("nitro/attestation.cose"),
+        binding(),
+        produced.clone(),
+    );
+    let mut tdx = TeeEvidence::new(
+        Platform::IntelTdx,
+        &fixture("dcap/tdx_quote"),
+        binding(),
+        produced.clone(),
+    );
+    tdx.collateral =
+        Some(serde_json::from_slice(&fixture("dcap/tdx_quote_collateral.json")).expect("json"));
     tdx.collateral_time = Some("2025-07-01T00:00:00Z".into());
     let hex = String::from_utf8(fixture("sev-snp/report_milan.hex")).expect("text");
-    let report: Vec<u8> = (0..hex.trim().len()).step_by(2)
+    let report: Vec<u8> = (0..hex.trim().len())
+        .step_by(2)
         .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).expect("hex"))
         .collect();
     let mut snp = TeeEvidence::new(Platform::AmdSevSnp, &report, binding(), produced);
-    snp.certs = Some(SnpCerts { vcek: B64.encode(fixture("sev-snp/vcek_milan.der")), ask: None });
+    snp.certs = Some(SnpCerts {
+        vcek: B64.encode(fixture("sev-snp/vcek_milan.der")),
+        ask: None,
+    });
     let json = |e: &TeeEvidence| serde_json::to_vec(&e.to_json()).expect("json");
     vec![
         ("simulated.json".into(), json(&sim)),
-        ("simulated-statement".into(), sim.evidence_bytes().expect("b64")),
-        ("reference.json".into(), serde_json::to_vec(&sim.reference().to_json()).expect("json")),
+        (
+            "simulated-statement".into(),
+            sim.evidence_bytes().expect("b64"),
+        ),
+        (
+            "reference.json".into(),
+            serde_json::to_vec(&sim.reference().to_json()).expect("json"),
+        ),
         ("nitro.json".into(), json(&nitro)),
         ("tdx.json".into(), json(&tdx)),
         ("snp.json".into(), json(&snp)),

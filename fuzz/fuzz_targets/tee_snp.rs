@@ -11,7 +11,8 @@ use time::OffsetDateTime;
 use vouch_attest::tee::{PlatformReport, snp};
 use vouch_fuzz::{AT_UNIX, write_seeds_if_asked};
 
-const REPORT_HEX: &str = include_str!("../../crates/vouch-attest/fixtures/sev-snp/report_milan.hex");
+const REPORT_HEX: &str =
+    include_str!("../../crates/vouch-attest/fixtures/sev-snp/report_milan.hex");
 const VCEK: &[u8] = include_bytes!("../../crates/vouch-attest/fixtures/sev-snp/vcek_milan.der");
 /// Length of an SNP attestation report.
 const REPORT_LEN: usize = 1184;
@@ -20,11 +21,16 @@ fn at() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(AT_UNIX as i64).expect("in range")
 }
 
-static REPORT: LazyLock<Vec<u8>> =
-    LazyLock::new(|| (0..REPORT_HEX.trim().len()).step_by(2).map(|i| u8::from_str_radix(&REPORT_HEX.trim()[i..i + 2], 16).expect("hex")).collect());
+static REPORT: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    (0..REPORT_HEX.trim().len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&REPORT_HEX.trim()[i..i + 2], 16).expect("hex"))
+        .collect()
+});
 
-static REFERENCE: LazyLock<PlatformReport> =
-    LazyLock::new(|| snp::verify_report(&REPORT, VCEK, None, at()).expect("the real report verifies"));
+static REFERENCE: LazyLock<PlatformReport> = LazyLock::new(|| {
+    snp::verify_report(&REPORT, VCEK, None, at()).expect("the real report verifies")
+});
 
 fuzz_target!(
     init: {

@@ -6,13 +6,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use vouch_fuzz::write_seeds_if_asked;
 use vouch_pay::verify::{parse_address, recover_signer};
 use vouch_pay::wire::{
     ExactEvmPayload, FacilitatorRequest, PaymentPayload, PaymentRequired, PaymentRequirements,
     PaymentRequirementsV1, SettleResponse, decode_header, encode_header,
 };
 use vouch_pay::{parse_amount, verify_exact};
-use vouch_fuzz::write_seeds_if_asked;
 
 /// The example headers of coinbase/x402 `specs/transports-v2/http.md` and `-v1/http.md`: real
 /// signatures by 0x857b…6b66 over Base Sepolia USDC, valid at [`SPEC_NOW`].
@@ -46,7 +46,10 @@ fn requirements_for(p: &PaymentPayload) -> PaymentRequirements {
 }
 
 fn check_payment(p: &PaymentPayload) {
-    assert_eq!(PaymentPayload::decode_header(&p.encode_header()).as_ref(), Ok(p));
+    assert_eq!(
+        PaymentPayload::decode_header(&p.encode_header()).as_ref(),
+        Ok(p)
+    );
     let req = requirements_for(p);
     assert_eq!(
         FacilitatorRequest::new(p, &req).parts(),
@@ -54,14 +57,19 @@ fn check_payment(p: &PaymentPayload) {
         "the facilitator reads what the node sends"
     );
     if let Ok(v) = verify_exact(p, &req, Some(SPEC_NOW)) {
-        let evm: ExactEvmPayload = serde_json::from_value(p.inner().clone()).expect("verified payload");
+        let evm: ExactEvmPayload =
+            serde_json::from_value(p.inner().clone()).expect("verified payload");
         assert_eq!(Some(v.payer), parse_address(&evm.authorization.from));
         assert_eq!(recover_signer(&evm.signature, &v.digest), Ok(v.payer));
         assert_eq!(Ok(v.amount), parse_amount(req.amount()));
         assert_eq!(Some(v.pay_to), parse_address(req.pay_to()));
         assert_eq!(v.version, p.version());
         assert!(v.valid_after <= SPEC_NOW && SPEC_NOW < v.valid_before);
-        assert_eq!(verify_exact(p, &req, None), Ok(v), "the time window is the only time check");
+        assert_eq!(
+            verify_exact(p, &req, None),
+            Ok(v),
+            "the time window is the only time check"
+        );
     }
 }
 

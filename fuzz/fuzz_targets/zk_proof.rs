@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use vouch_core::{Bundle, Tier};
-use vouch_zk::{AnalyzeOptions, VerifyKey, VerifyOptions, ZkEvidence, ZkKeys};
 use vouch_fuzz::{node_signer, repo_file, sample_bundle, sample_tensors, write_seeds_if_asked};
+use vouch_zk::{AnalyzeOptions, VerifyKey, VerifyOptions, ZkEvidence, ZkKeys};
 
 const MODEL: &[u8] = include_bytes!("../../models/mlp_small.onnx");
 

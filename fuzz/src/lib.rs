@@ -61,6 +61,14 @@ pub fn repo_file(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
+/// The models this repository ships (`models/*.onnx`), as seeds.
+pub fn shipped_models() -> Vec<(String, Vec<u8>)> {
+    ["mlp_small", "multi_io", "cnn", "mlp"]
+        .iter()
+        .map(|m| (format!("{m}.onnx"), repo_file(&format!("models/{m}.onnx"))))
+        .collect()
+}
+
 /// Runs `make` and writes its seeds to `$VOUCH_FUZZ_WRITE_SEEDS`, then exits, if that is set;
 /// otherwise returns at once. Called from each target's `init`.
 pub fn write_seeds_if_asked(make: impl FnOnce() -> Vec<(String, Vec<u8>)>) {
@@ -207,7 +215,11 @@ pub fn check_receipt(r: &Receipt) {
     let c = r.canonical_bytes();
     let again: Receipt = serde_json::from_slice(&c).expect("canonical bytes parse");
     assert_eq!(&again, r, "canonical bytes keep every field");
-    assert_eq!(again.canonical_bytes(), c, "canonical bytes are a fixed point");
+    assert_eq!(
+        again.canonical_bytes(),
+        c,
+        "canonical bytes are a fixed point"
+    );
     assert_eq!(r.hash(), vouch_core::Digest::of(&c));
     let wire = serde_json::to_vec(r).expect("a receipt serialises");
     let again: Receipt = serde_json::from_slice(&wire).expect("a serialised receipt parses");
