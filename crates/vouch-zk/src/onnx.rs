@@ -77,8 +77,10 @@ pub(crate) trait Names {
     }
 }
 
+/// Element count; saturates, so a hostile shape fails the size checks instead of wrapping past
+/// them (or panicking on overflow in debug builds).
 fn numel(d: &[usize]) -> usize {
-    d.iter().product()
+    d.iter().fold(1, |n, &x| n.saturating_mul(x))
 }
 
 /// The product of `dims`, refused (before anything that size is allocated) when it overflows or
@@ -486,6 +488,11 @@ pub(crate) fn window(node: &pb::NodeProto, kernel: Option<[usize; 2]>) -> Result
         (Some(v), _) if v.len() == 2 && v.iter().all(|&x| (1..=1 << 12).contains(&x)) => {
             [v[0] as usize, v[1] as usize]
         }
+        (None, Some(k)) if k.contains(&0) => {
+            return Err(ZkError::InvalidModel(format!(
+                "{op} weight has an empty kernel dimension {k:?}"
+            )));
+        }
         (None, Some(k)) => k,
         (v, _) => {
             return Err(ZkError::unsupported(
@@ -713,6 +720,11 @@ pub(crate) fn dense_dims(
             op,
             format!("weight of rank {} (2-D weights only)", w.len()),
         ));
+    }
+    if w.contains(&0) {
+        return Err(ZkError::InvalidModel(format!(
+            "{op} weight {w:?} has an empty dimension"
+        )));
     }
     let (k, n) = if trans_b { (w[1], w[0]) } else { (w[0], w[1]) };
     let rows_in = numel(x) / k.max(1);
@@ -1163,7 +1175,8 @@ pub fn fold_affine(g: &mut Graph) {
             let Op::Linear { input, rows, .. } = &g.ops[k] else {
                 continue;
             };
-            if !rows.is_diagonal() || readers[*input] != 1 {
+            // Elementwise: one entry per row on its own index, as many rows as inputs.
+            if !rows.is_diagonal() || rows.rows() != g.value_len[*input] || readers[*input] != 1 {
                 continue;
             }
             let src = *input;
