@@ -151,7 +151,11 @@ pub fn zero_inputs(sig: &ModelSignature) -> Result<TensorMap, String> {
                 Dim::Free(_) => 1,
             })
             .collect();
-        let n = shape.iter().product::<u64>();
+        // Checked: a declared shape like [1, 2^32, 2^32] must be refused, not wrap or panic.
+        let n = shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX);
         if n > MAX_PROBE_ELEMENTS {
             return Err(format!(
                 "input {:?} needs {n} elements, over the probe limit",
@@ -178,4 +182,24 @@ pub fn zero_inputs(sig: &ModelSignature) -> Result<TensorMap, String> {
         );
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use vouch_core::{DType, Dim, ModelSignature, TensorSpec};
+
+    #[test]
+    fn a_probe_for_dims_past_64_bits_is_refused_not_wrapped() {
+        let spec = TensorSpec {
+            name: "x".into(),
+            dtype: DType::Float32,
+            shape: vec![Dim::Fixed(1), Dim::Fixed(1 << 32), Dim::Fixed(1 << 32)],
+        };
+        let sig = ModelSignature {
+            inputs: vec![spec.clone()],
+            outputs: vec![spec],
+        };
+        let err = super::zero_inputs(&sig).unwrap_err();
+        assert!(err.contains("over the probe limit"), "{err}");
+    }
 }
