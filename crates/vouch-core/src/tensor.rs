@@ -861,6 +861,29 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
     }
 
+    /// Doubles whose shortest decimal the default serde_json parser reads back one ulp off.
+    #[test]
+    fn float64_data_reads_back_bit_for_bit() {
+        let data = vec![
+            1.0715660391465826e-75,
+            -1.81996730402717e-179,
+            -1.603964615428183e143,
+        ];
+        let t = Tensor::new(vec![3], TensorData::Float64(data.clone())).unwrap();
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(
+            json.contains("\"data\""),
+            "finite data travels as numbers: {json}"
+        );
+        let back: Tensor = serde_json::from_str(&json).unwrap();
+        let TensorData::Float64(got) = back.data() else {
+            panic!("dtype changed")
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(got), bits(&data));
+        assert_eq!(back.digest(), t.digest());
+    }
+
     #[test]
     fn digest_depends_on_dtype_shape_and_every_element() {
         let base = t(r#"{"dtype":"float32","shape":[2,2],"data":[1,2,3,4]}"#).unwrap();
