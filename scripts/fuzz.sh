@@ -68,17 +68,18 @@ for t in $targets; do
 		-artifact_prefix="$ARTIFACTS/$t/" >"$log" 2>&1
 	rc=$?
 	set -e
+	# The log can hold raw input bytes: grep reads it as text (-a).
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
-	cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
+	cov=$(grep -aEo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
 	corpus=$(find "$WORK_CORPUS/$t" "fuzz/corpus/$t" -type f 2>/dev/null | wc -l)
 	if [ "$rc" -eq 0 ]; then
 		echo "fuzz $t: ok, ${execs:-?} runs in ${SECS} s, coverage ${cov:-?}, corpus $corpus, peak ${rss:-?} MB"
 	else
 		failed+=("$t")
 		echo "fuzz $t: FAILED (exit $rc) after ${execs:-?} runs; log $log; input:" \
-			"$(grep -Eo "$ARTIFACTS/$t/[^ ]+" "$log" | grep -v last-run | head -1)"
-		grep -E 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$log" | head -5 | sed 's/^/    /'
+			"$(grep -aEo "$ARTIFACTS/$t/[^ ]+" "$log" | grep -v last-run | head -1)"
+		grep -aE 'panicked at|ERROR: (libFuzzer|AddressSanitizer)|SUMMARY' "$log" | head -5 | sed 's/^/    /'
 	fi
 done
 
