@@ -117,11 +117,11 @@ impl Census {
 
     fn graph(&mut self, g: &scan::GraphProto, place: &str) {
         for t in &g.initializer {
-            self.tensor(t, &format!("initializer {:?} of {place}", t.name));
+            self.tensor(t, || format!("initializer {:?} of {place}", t.name));
         }
         for s in &g.sparse_initializer {
             for t in s.values.iter().chain(&s.indices) {
-                self.tensor(t, &format!("sparse initializer {:?} of {place}", t.name));
+                self.tensor(t, || format!("sparse initializer {:?} of {place}", t.name));
             }
         }
         self.nodes(&g.node, place);
@@ -130,25 +130,30 @@ impl Census {
     fn nodes(&mut self, nodes: &[scan::NodeProto], place: &str) {
         self.nodes = self.nodes.saturating_add(nodes.len());
         for n in nodes {
-            let here = format!("node {:?} ({}) of {place}", n.name, n.op_type);
             for a in &n.attribute {
-                let what = format!("attribute {:?} of {here}", a.name);
+                // Described only when needed: the scan runs on every load of every node.
+                let what = || {
+                    format!(
+                        "attribute {:?} of node {:?} ({}) of {place}",
+                        a.name, n.name, n.op_type
+                    )
+                };
                 for t in a.t.iter().chain(&a.tensors) {
-                    self.tensor(t, &what);
+                    self.tensor(t, what);
                 }
                 for s in a.sparse_tensor.iter().chain(&a.sparse_tensors) {
                     for t in s.values.iter().chain(&s.indices) {
-                        self.tensor(t, &what);
+                        self.tensor(t, what);
                     }
                 }
                 for g in a.g.iter().chain(&a.graphs) {
-                    self.graph(g, &format!("the subgraph in {what}"));
+                    self.graph(g, &format!("the subgraph in {}", what()));
                 }
             }
         }
     }
 
-    fn tensor(&mut self, t: &scan::TensorProto, what: &str) {
+    fn tensor(&mut self, t: &scan::TensorProto, what: impl FnOnce() -> String) {
         const EXTERNAL: i32 = 1;
         if t.data_location == EXTERNAL || !t.external_data.is_empty() {
             let location = t
@@ -157,7 +162,7 @@ impl Census {
                 .find(|e| e.key == "location")
                 .map(|e| format!(" (location {:?})", e.value))
                 .unwrap_or_default();
-            self.external.push(format!("{what}{location}"));
+            self.external.push(format!("{}{location}", what()));
         }
     }
 }
