@@ -62,11 +62,6 @@ impl OrtEngine {
         })
     }
 
-    /// The cap on all runs' tensors that this process's ONNX Runtime enforces.
-    pub fn arena_bytes(&self) -> usize {
-        self.arena_bytes
-    }
-
     /// Lets up to `n` runs of one loaded model proceed at once (one ONNX Runtime session each:
     /// `Session::run` needs `&mut`). Set it to the executor's worker count so that every worker
     /// can run the same hot model. Sessions beyond the first are built only when a run finds
