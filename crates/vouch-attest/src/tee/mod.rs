@@ -555,6 +555,19 @@ pub(crate) fn parse_time(s: &str, field: &str) -> Result<OffsetDateTime, TeeErro
     })
 }
 
+/// A vendor crate's error message without the Rust debug text some of them append after the
+/// sentence (`…: signature::Error { source: None }`, `…: CrlExpired { time: UnixTime(…) }`):
+/// everything from the first `": "` whose remainder looks like debug output is dropped.
+pub(crate) fn sentence(text: &str) -> String {
+    let debugish = |rest: &str| rest.contains(['{', '(', '[']) || rest.contains("::");
+    let end = text
+        .match_indices(": ")
+        .map(|(i, _)| i)
+        .find(|&i| debugish(&text[i + 2..]))
+        .unwrap_or(text.len());
+    text[..end].to_string()
+}
+
 pub(crate) fn format_time(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
