@@ -176,8 +176,17 @@ fn workspace_crates_depend_only_on_lower_layers() {
     let meta = metadata();
     let edges = workspace_edges(&meta);
     // The rules must be checking something: the crates that anchor the layering exist.
-    for anchor in ["vouch-core", "vouch-verify", "vouch-attest", "vouch-zk", "vouch"] {
-        assert!(edges.contains_key(anchor), "{anchor} is not in the workspace");
+    for anchor in [
+        "vouch-core",
+        "vouch-verify",
+        "vouch-attest",
+        "vouch-zk",
+        "vouch",
+    ] {
+        assert!(
+            edges.contains_key(anchor),
+            "{anchor} is not in the workspace"
+        );
     }
     assert!(
         edges["vouch-core"].is_empty(),
@@ -193,15 +202,20 @@ fn a_rule_breaking_edge_is_reported() {
     // The check itself, on the real metadata with one edge added: vouch-core → vouch-exec.
     let meta = metadata();
     let mut edges = workspace_edges(&meta);
-    edges.get_mut("vouch-core").unwrap().push("vouch-exec".into());
+    edges
+        .get_mut("vouch-core")
+        .unwrap()
+        .push("vouch-exec".into());
     edges.insert("vouch-newcomer".into(), vec![]);
     let bad = violations(&edges);
     assert!(
-        bad.iter().any(|v| v.starts_with("vouch-core depends on vouch-exec")),
+        bad.iter()
+            .any(|v| v.starts_with("vouch-core depends on vouch-exec")),
         "{bad:?}"
     );
     assert!(
-        bad.iter().any(|v| v.starts_with("vouch-newcomer has no layering rule")),
+        bad.iter()
+            .any(|v| v.starts_with("vouch-newcomer has no layering rule")),
         "{bad:?}"
     );
 }
@@ -227,7 +241,10 @@ fn the_verifier_asks_for_verifier_halves_only() {
                 .iter()
                 .filter(|f| halves.contains(&f.as_str()))
                 .collect();
-            assert!(asked.is_empty(), "vouch-verify turns on {krate}'s {asked:?}");
+            assert!(
+                asked.is_empty(),
+                "vouch-verify turns on {krate}'s {asked:?}"
+            );
         }
     }
 }
@@ -287,10 +304,12 @@ fn verifier_closure() -> Vec<Compiled> {
 }
 
 fn forbidden(name: &str) -> bool {
-    FORBIDDEN_IN_VERIFIER.iter().any(|f| match f.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => name == *f,
-    })
+    FORBIDDEN_IN_VERIFIER
+        .iter()
+        .any(|f| match f.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *f,
+        })
 }
 
 #[test]
@@ -298,8 +317,17 @@ fn the_verifier_compiles_no_runtime_database_network_engine_or_producer() {
     let closure = verifier_closure();
     let names: BTreeSet<&str> = closure.iter().map(|c| c.name.as_str()).collect();
     // The closure was read: the verifier and what it verifies with are in it.
-    for expected in ["vouch-verify", "vouch-core", "vouch-attest", "vouch-zk", "spartan2"] {
-        assert!(names.contains(expected), "{expected} missing from {names:?}");
+    for expected in [
+        "vouch-verify",
+        "vouch-core",
+        "vouch-attest",
+        "vouch-zk",
+        "spartan2",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let bad: Vec<String> = closure
         .iter()

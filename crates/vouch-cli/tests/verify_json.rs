@@ -41,7 +41,10 @@ fn assert_fails(result: (i32, Value), code: &str, below_policy: bool, says: &str
     assert_eq!(v["below_policy"], json!(below_policy), "{v}");
     let m = v["message"].as_str().unwrap();
     assert!(m.contains(says), "{code}: {m}");
-    assert!(!m.contains("Some(") && !m.contains(" { "), "debug text: {m}");
+    assert!(
+        !m.contains("Some(") && !m.contains(" { "),
+        "debug text: {m}"
+    );
 }
 
 #[test]
@@ -227,5 +230,9 @@ fn verify_json_reports_success_and_each_failure_with_a_stable_code() {
     );
     let missing: PathBuf = node.dir.path().join("absent.onnx");
     let (status, v) = verify_json(&node, "good2.json", &good, &["--model", path_str(&missing)]);
-    assert_eq!((status, v["code"].clone()), (1, json!("invalid_argument")), "{v}");
+    assert_eq!(
+        (status, v["code"].clone()),
+        (1, json!("invalid_argument")),
+        "{v}"
+    );
 }
