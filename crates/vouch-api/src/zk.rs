@@ -59,8 +59,9 @@ pub struct CircuitStats {
     pub lookups: u64,
     pub table_entries: u64,
     pub nnz: u64,
-    /// Range-check width (bits) → how many checks of that width.
-    pub range_widths: BTreeMap<u32, u64>,
+    /// Range-check width in bits (a decimal string: JSON keys are strings) → how many checks
+    /// of that width.
+    pub range_widths: BTreeMap<String, u64>,
 }
 
 /// The circuit a model would compile to, predicted from its graph.

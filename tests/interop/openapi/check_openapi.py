@@ -1,0 +1,167 @@
+"""Checks a live node's /openapi.json with tools that are not ours.
+
+Usage: check_openapi.py BASE_URL ADMIN_TOKEN MODELS_DIR
+
+1. openapi-spec-validator accepts the document, every operation has a unique operationId, and
+   every 2xx answer of every operation names its content and schema.
+2. openapi-python-client generates a client from it (into a temporary directory); that client
+   registers models/mlp_small.onnx, runs an inference with tiers ["signed", "zk"], and follows
+   the proof job (GET /v1/proofs/{id}) until it is done, every answer parsed into the
+   generated types.
+
+Any failure raises: generation failing is a failure of the document, never a skip.
+"""
+
+import importlib
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+from openapi_spec_validator import validate
+
+TERMINAL = {"done", "failed", "cancelled"}
+
+
+def check_document(spec):
+    validate(spec)
+    seen = {}
+    operations = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method not in {"get", "put", "post", "delete", "patch"}:
+                continue
+            operations += 1
+            where = f"{method.upper()} {path}"
+            op_id = op.get("operationId")
+            assert op_id, f"{where} has no operationId"
+            assert op_id not in seen, f"{where} and {seen[op_id]} share operationId {op_id!r}"
+            seen[op_id] = where
+            ok = {s: r for s, r in op["responses"].items() if s.startswith("2")}
+            assert ok, f"{where} documents no 2xx answer"
+            for status, resp in ok.items():
+                content = resp.get("content")
+                assert content, f"{where} {status} names no content type"
+                for ctype, media in content.items():
+                    assert "schema" in media, f"{where} {status} {ctype} has no schema"
+    schemas = spec.get("components", {}).get("schemas", {})
+    print(f"openapi: valid; {operations} operations, {len(schemas)} schemas")
+    return schemas
+
+
+def generate(spec, tmp):
+    spec_path = tmp / "openapi.json"
+    spec_path.write_text(json.dumps(spec))
+    out = tmp / "client"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(spec_path),
+            "--output-path",
+            str(out),
+            "--meta",
+            "none",
+            "--fail-on-warning",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    print(run.stdout, run.stderr, sep="\n")
+    assert run.returncode == 0, f"openapi-python-client failed ({run.returncode})"
+    sys.path.insert(0, str(tmp))
+    importlib.invalidate_caches()
+    return importlib.import_module("client")
+
+
+def use_client(pkg, base, token, models):
+    api = importlib.import_module("client.api.default")
+    m = importlib.import_module("client.models")
+    types = importlib.import_module("client.types")
+    client = pkg.AuthenticatedClient(base_url=base, token=token, timeout=120.0)
+
+    register = importlib.import_module("client.api.default.register_model")
+    onnx = (models / "mlp_small.onnx").read_bytes()
+    import io
+
+    r = register.sync_detailed(
+        client=client,
+        body=types.File(payload=io.BytesIO(onnx), mime_type="application/octet-stream"),
+        name="mlp_small",
+        version="1",
+    )
+    assert r.status_code in (200, 201), (r.status_code, r.content)
+    reg = r.parsed
+    assert isinstance(reg, m.RegisterResponse), type(reg)
+    digest = reg.model.digest
+    assert digest.startswith("sha256:"), digest
+    assert reg.name.name == "mlp_small" and reg.name.version == "1"
+    print(f"registered {digest} ({reg.model.engine}), zk {type(reg.zk).__name__}")
+
+    # Registration's zk analysis may outlast its bounded wait: ask until it has an answer.
+    get_model = importlib.import_module("client.api.default.get_model")
+    for _ in range(600):
+        view = get_model.sync(client=client, reference="mlp_small")
+        assert isinstance(view, m.ModelView), view
+        if type(view.zk).__name__ != "ModelZkOneOf2" and getattr(view.zk, "status", None) != "analysing":
+            break
+        import time
+
+        time.sleep(0.2)
+    assert str(view.zk.status) == "available", view.zk.to_dict()
+
+    inputs = json.loads((models / "mlp_small.input.json").read_text())
+    infer = importlib.import_module("client.api.default.infer")
+    body = m.InferRequest.from_dict(
+        {"model": "mlp_small", "inputs": inputs, "tiers": ["signed", "zk"]}
+    )
+    r = infer.sync_detailed(client=client, body=body)
+    assert r.status_code == 200, (r.status_code, r.content)
+    bundle = r.parsed
+    assert isinstance(bundle, m.Bundle), type(bundle)
+    assert bundle.format_ == "vouch.bundle.v1", bundle.format_
+    assert bundle.receipt.model == digest
+    assert sorted(str(t) for t in bundle.receipt.tiers) == ["signed", "zk"], bundle.receipt.tiers
+    assert bundle.signature.alg == "ed25519"
+    job_ref = bundle.evidence["zk_job"]
+    print(f"inferred; proof job {job_ref['id']}")
+
+    get_job = importlib.import_module("client.api.default.get_proof_job")
+    for _ in range(60):
+        job = get_job.sync(client=client, id=job_ref["id"], wait="10s")
+        assert isinstance(job, m.ProofJob), job
+        if str(job.status) in TERMINAL:
+            break
+    assert str(job.status) == "done", job.to_dict()
+    assert job.id == job_ref["id"]
+    assert job.receipt == job_ref["receipt"]
+    assert job.model == digest
+    zk = job.evidence.zk.to_dict()
+    assert zk, "a done job without evidence.zk"
+    print(f"proof job done in {job.prove_ms} ms; evidence.zk has {sorted(zk)}")
+
+    # An unknown job is a typed error answer.
+    r = get_job.sync_detailed(client=client, id="00000000-0000-0000-0000-000000000000")
+    assert r.status_code == 404, r.status_code
+    assert isinstance(r.parsed, m.ErrorBody) and str(r.parsed.error.code) == "proof_not_found", r.content
+    del api
+
+
+def main():
+    base, token, models = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])
+    with urllib.request.urlopen(base + "/openapi.json") as f:
+        spec = json.load(f)
+    check_document(spec)
+    with tempfile.TemporaryDirectory() as d:
+        pkg = generate(spec, pathlib.Path(d))
+        use_client(pkg, base, token, models)
+    print("openapi: OK")
+
+
+if __name__ == "__main__":
+    main()
