@@ -44,4 +44,4 @@ pub use policy::{
     PolicyView, TierAssurance,
 };
 pub use proofs::{CancelResponse, JobError, JobStatus, ProofEvidence, ProofJob, WaitParams};
-pub use zk::{CircuitEstimate, CircuitStats, ModelZk, ProofEstimate, ZkAvailable, ZkUnavailable};
+pub use zk::{CircuitEstimate, CircuitStats, ModelZk, ProofEstimate};

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use vouch_core::Digest;
 
-/// Whether this node can prove the model, tagged by `status`.
+/// Whether this node can prove the model, tagged by `status`. The variants' fields are inline
+/// (not newtypes of named structs): a `oneOf` of `allOf`s is more than some generators read.
+// Built once per answer and moved little: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ModelZk {
@@ -16,37 +19,31 @@ pub enum ModelZk {
     Unknown,
     /// The analysis runs in the background; ask again.
     Analysing,
-    Unavailable(ZkUnavailable),
-    Available(Box<ZkAvailable>),
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ZkUnavailable {
-    /// E.g. "zk: unavailable: operator Softmax is not supported by the zk tier".
-    pub reason: String,
-    /// The circuit the graph predicted, when the estimate got that far.
-    pub circuit_estimate: Option<CircuitEstimate>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ZkAvailable {
-    /// The proof system, e.g. `spartan2-hyrax`.
-    pub system: String,
-    /// What `vouch verify --zk-vk-digest` pins.
-    pub vk_digest: Digest,
-    pub vk_bytes: u64,
-    pub keygen_ms: u64,
-    /// Fixed-point scale: values are multiplied by 2^scale_bits.
-    pub scale_bits: u32,
-    /// Largest |proven output − float output| a verifier accepts by default.
-    pub output_tolerance: f64,
-    pub calibration_max_abs_err: f64,
-    pub params: u64,
-    pub macs: u64,
-    pub circuit: CircuitStats,
-    /// What the graph alone predicted (absent in analyses older than the estimate).
-    pub circuit_estimate: Option<CircuitEstimate>,
-    pub estimate: ProofEstimate,
+    Unavailable {
+        /// E.g. "zk: unavailable: operator Softmax is not supported by the zk tier".
+        reason: String,
+        /// The circuit the graph predicted, when the estimate got that far.
+        circuit_estimate: Option<CircuitEstimate>,
+    },
+    Available {
+        /// The proof system, e.g. `spartan2-hyrax`.
+        system: String,
+        /// What `vouch verify --zk-vk-digest` pins.
+        vk_digest: Digest,
+        vk_bytes: u64,
+        keygen_ms: u64,
+        /// Fixed-point scale: values are multiplied by 2^scale_bits.
+        scale_bits: u32,
+        /// Largest |proven output − float output| a verifier accepts by default.
+        output_tolerance: f64,
+        calibration_max_abs_err: f64,
+        params: u64,
+        macs: u64,
+        circuit: CircuitStats,
+        /// What the graph alone predicted (absent in analyses older than the estimate).
+        circuit_estimate: Option<CircuitEstimate>,
+        estimate: ProofEstimate,
+    },
 }
 
 /// The built circuit's size.

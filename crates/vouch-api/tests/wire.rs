@@ -33,7 +33,7 @@ fn a_models_zk_tier_is_tagged_by_status() {
         "circuit_estimate": null,
     });
     let zk: ModelZk = serde_json::from_value(unavailable.clone()).unwrap();
-    assert!(matches!(&zk, ModelZk::Unavailable(u) if u.reason.contains("Softmax")));
+    assert!(matches!(&zk, ModelZk::Unavailable { reason, .. } if reason.contains("Softmax")));
     assert_eq!(serde_json::to_value(&zk).unwrap(), unavailable);
     assert!(serde_json::from_value::<ModelZk>(json!({"status": "proven"})).is_err());
 }

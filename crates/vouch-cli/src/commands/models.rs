@@ -278,14 +278,17 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     " (below this model's policy)"
                 };
                 println!("  {}: {avail}{policy}", t.tier);
-                if let Some(ModelZk::Available(zk)) = &t.zk {
-                    let e = &zk.estimate;
+                if let Some(ModelZk::Available {
+                    estimate: e,
+                    vk_digest,
+                    ..
+                }) = &t.zk
+                {
                     println!(
-                        "    proof: about {} ms to prove, {} MiB, {} ms to verify (vk {})",
+                        "    proof: about {} ms to prove, {} MiB, {} ms to verify (vk {vk_digest})",
                         e.prove_ms,
                         e.peak_bytes >> 20,
                         e.verify_ms,
-                        zk.vk_digest
                     );
                 }
                 println!("    proves: {}", t.proves);
@@ -322,11 +325,17 @@ fn change_word(c: NameChange) -> &'static str {
 /// One line on the model's zk tier: available with its key and cost, or why not.
 fn print_zk(zk: &ModelZk) {
     match zk {
-        ModelZk::Available(a) => println!(
-            "  zk:      available: vk {}, {} constraints, about {} ms to prove, scale 2^{}",
-            a.vk_digest, a.circuit.constraints, a.estimate.prove_ms, a.scale_bits
+        ModelZk::Available {
+            vk_digest,
+            circuit,
+            estimate,
+            scale_bits,
+            ..
+        } => println!(
+            "  zk:      available: vk {vk_digest}, {} constraints, about {} ms to prove, scale 2^{scale_bits}",
+            circuit.constraints, estimate.prove_ms
         ),
-        ModelZk::Unavailable(u) => println!("  {}", u.reason),
+        ModelZk::Unavailable { reason, .. } => println!("  {reason}"),
         ModelZk::Disabled => println!("  zk:      disabled"),
         ModelZk::Unknown => println!("  zk:      unknown"),
         ModelZk::Analysing => println!("  zk:      analysing"),
