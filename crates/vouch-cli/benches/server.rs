@@ -243,7 +243,7 @@ async fn main() {
     };
     let _ = ceiling_stop.send(());
     let ort = vouch_exec::ort_engine::OrtEngine::load(
-        &vouch_server::state::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
+        &vouch_node::node::ort_dylib_path(None).expect("ORT library (scripts/setup-ort.sh)"),
         1,
         vouch_exec::run_control::DEFAULT_RUN_MEMORY,
     )

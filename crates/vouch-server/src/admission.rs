@@ -52,7 +52,7 @@ impl BodyGate {
         }
     }
 
-    pub fn from_limits(l: &crate::config::Limits) -> BodyGate {
+    pub fn from_limits(l: &vouch_node::config::Limits) -> BodyGate {
         BodyGate::new(
             l.max_large_bodies,
             l.max_large_body_waiting,

@@ -32,7 +32,12 @@ impl FromRequestParts<Arc<AppState>> for Admin {
                     "this endpoint needs the admin token: send `Authorization: Bearer <token>` (the token is in the node's data dir, admin.token)",
                 )
             })?;
-        if bool::from(given.trim().as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        if bool::from(
+            given
+                .trim()
+                .as_bytes()
+                .ct_eq(state.node.admin_token.as_bytes()),
+        ) {
             Ok(Admin)
         } else {
             Err(ApiError::new(

@@ -1,47 +1,34 @@
-//! One error type for every handler: an HTTP status, a stable machine-readable code, and a
-//! message a person can act on. Body: `{"error": {"code": "...", "message": "..."}}`.
+//! The node's errors over HTTP: a stable code becomes a status, and the body says it for
+//! machines and people. Body: `{"error": {"code": "...", "message": "..."}}`.
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use vouch_core::ErrorCode;
 use vouch_exec::ExecError;
+use vouch_node::NodeError;
 use vouch_store::StoreError;
 
+/// A node error on its way out over HTTP. A newtype so this crate can give it a response.
 #[derive(Debug)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// A finer stable name within `code` (e.g. a `TeeError::code()`), sent as `error.reason`.
-    pub reason: Option<&'static str>,
-    /// Protocol answers that replace the JSON error body and add headers (x402's 402).
-    pub protocol: Option<Box<ProtocolAnswer>>,
-}
-
-/// A body and headers a protocol prescribes for this refusal (see `crate::payment`).
-#[derive(Debug)]
-pub struct ProtocolAnswer {
-    pub headers: Vec<(&'static str, String)>,
-    pub body: serde_json::Value,
-}
+pub struct ApiError(pub NodeError);
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            reason: None,
-            protocol: None,
-        }
+        ApiError(NodeError::new(code, message))
     }
 
-    pub fn with_reason(mut self, reason: &'static str) -> Self {
-        self.reason = Some(reason);
-        self
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        ApiError(NodeError::internal(what))
     }
 
+    pub fn with_reason(self, reason: &'static str) -> Self {
+        ApiError(self.0.with_reason(reason))
+    }
+
+    /// The HTTP status of a stable error code.
     pub fn status(&self) -> StatusCode {
-        match self.code {
+        match self.0.code {
             ErrorCode::BadRequest | ErrorCode::BadInput => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::ModelNotFound | ErrorCode::NotFound | ErrorCode::ProofNotFound => {
@@ -58,17 +45,45 @@ impl ApiError {
             ErrorCode::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+}
 
-    pub fn internal(what: impl std::fmt::Display) -> Self {
-        tracing::error!("internal error: {what}");
-        ApiError::new(ErrorCode::Internal, format!("internal error: {what}"))
+/// An `ApiError` is a node error with an HTTP face: its code, message and reason read through.
+impl std::ops::Deref for ApiError {
+    type Target = NodeError;
+
+    fn deref(&self) -> &NodeError {
+        &self.0
+    }
+}
+
+/// Every error the node and the layers under it return becomes an `ApiError` with `?`.
+macro_rules! from_node_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError(NodeError::from(e))
+            }
+        }
+    )*};
+}
+from_node_errors!(
+    StoreError,
+    ExecError,
+    vouch_attest::tee::TeeError,
+    vouch_log::LogError
+);
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        ApiError(e)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let Some(p) = self.protocol {
+        let e = self.0;
+        if let Some(p) = e.protocol {
             let mut resp = (status, axum::Json(p.body)).into_response();
             for (name, value) in p.headers {
                 if let (Ok(n), Ok(v)) = (
@@ -80,81 +95,15 @@ impl IntoResponse for ApiError {
             }
             return resp;
         }
-        let mut body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
-        if let Some(r) = self.reason {
+        let mut body = json!({"error": {"code": e.code.as_str(), "message": e.message}});
+        if let Some(r) = e.reason {
             body["error"]["reason"] = json!(r);
         }
         let mut resp = (status, axum::Json(body)).into_response();
-        if matches!(self.code, ErrorCode::Overloaded | ErrorCode::Timeout) {
+        if matches!(e.code, ErrorCode::Overloaded | ErrorCode::Timeout) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::VersionConflict { .. } => {
-                ApiError::new(ErrorCode::VersionConflict, e.to_string())
-            }
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl From<ExecError> for ApiError {
-    fn from(e: ExecError) -> Self {
-        match e {
-            ExecError::BadInput(m) => ApiError::new(ErrorCode::BadInput, m),
-            ExecError::Load { .. } | ExecError::InvalidModel(_) => {
-                ApiError::new(ErrorCode::InvalidModel, e.to_string())
-            }
-            ExecError::Overloaded { .. } | ExecError::Abandoned => {
-                ApiError::new(ErrorCode::Overloaded, e.to_string())
-            }
-            ExecError::MemoryLimit { .. } => ApiError::new(ErrorCode::ResourceLimit, e.to_string()),
-            ExecError::TimedOut { .. } => ApiError::new(ErrorCode::Timeout, e.to_string()),
-            ExecError::Run { .. } | ExecError::Panicked { .. } => {
-                ApiError::new(ErrorCode::ExecutionFailed, e.to_string())
-            }
-            ExecError::EngineUnavailable(_) | ExecError::Stopped => ApiError::internal(e),
-        }
-    }
-}
-
-impl From<vouch_attest::tee::TeeError> for ApiError {
-    fn from(e: vouch_attest::tee::TeeError) -> Self {
-        use vouch_attest::tee::TeeError as T;
-        let code = match &e {
-            T::Malformed(_) | T::Binding(_) | T::NonceMismatch { .. } => ErrorCode::BadRequest,
-            T::Unavailable(_) => ErrorCode::TierUnavailable,
-            _ => ErrorCode::Internal,
-        };
-        if code == ErrorCode::Internal {
-            tracing::error!("tee: {e}");
-        }
-        ApiError::new(code, e.to_string()).with_reason(e.code())
-    }
-}
-
-impl From<vouch_log::LogError> for ApiError {
-    fn from(e: vouch_log::LogError) -> Self {
-        use vouch_log::LogError as L;
-        use vouch_log::merkle::ProofError as P;
-        match &e {
-            L::BeyondLog { .. } | L::NotYetCheckpointed { .. } | L::NoSuchCheckpoint(_) => {
-                ApiError::new(ErrorCode::NotFound, e.to_string())
-            }
-            L::Proof(P::IndexOutOfRange { .. }) => {
-                ApiError::new(ErrorCode::NotFound, e.to_string())
-            }
-            L::Tile(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
-            L::Proof(_) | L::Entry(_) | L::Cosignature(_) | L::UnknownWitness => {
-                ApiError::new(ErrorCode::BadRequest, e.to_string())
-            }
-            L::Store(_) | L::Closed | L::Inconsistent(_) => ApiError::internal(e),
-        }
     }
 }

@@ -23,7 +23,7 @@ use vouch_store::pay_store::SqlitePayStore;
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
-use crate::state::BootError;
+use vouch_node::BootError;
 
 /// A facilitator request is ~2 KiB; anything near this is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -169,7 +169,8 @@ impl FacilitatorServer {
         let asset = vouch_pay::verify::parse_address(&pay.asset).ok_or_else(|| {
             BootError::Pay(format!("pay.asset {:?} is not an address", pay.asset))
         })?;
-        let (admin_token, _) = crate::state::load_or_create_token(&data_dir.join("admin.token"))?;
+        let (admin_token, _) =
+            vouch_node::node::load_or_create_token(&data_dir.join("admin.token"))?;
         let topup = Router::new()
             .route("/v1/pay/credit", post(credit))
             .layer(axum::extract::DefaultBodyLimit::max(4096))

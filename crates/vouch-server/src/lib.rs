@@ -1,27 +1,18 @@
-//! The Vouch node over HTTP: routes, limits, authentication, the OpenAPI document, and boot.
+//! The Vouch node over HTTP: routes, limits, authentication, the OpenAPI document, and the
+//! accept loop.
 //!
-//! This is the only crate that knows HTTP. It wires the layers together (store, engines,
-//! signer) and owns no format or algorithm of its own: receipts come from `vouch-core`,
-//! execution from `vouch-exec`, persistence from `vouch-store`, signatures from `vouch-attest`.
+//! This is the only crate that knows HTTP. Handlers translate requests into calls on
+//! `vouch-node` and its answers back into responses; they decide nothing themselves.
 
 pub mod admission;
-pub mod analytics;
 pub mod auth;
-pub mod catalog;
-pub mod config;
 pub mod error;
 pub mod facilitator;
 pub mod json;
 pub mod logging;
-pub mod payment;
-pub mod pricing;
-pub mod proofs;
 pub mod routes;
 pub mod serve;
 pub mod state;
-pub mod supervise;
-pub mod tiers;
-pub mod transparency;
 pub mod witness;
 
 use std::net::SocketAddr;
@@ -34,8 +25,8 @@ use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-pub use config::ServerConfig;
-pub use state::{AppState, BootError};
+pub use state::AppState;
+pub use vouch_node::{BootError, NodeConfig as ServerConfig};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -90,7 +81,7 @@ pub struct ApiDoc;
 /// prices at `/v1/pricing`, the built-in ledger at `/v1/pay/*` (`crate::payment`).
 /// zk proof jobs at `/v1/proofs/{id}` (`crate::proofs`).
 pub fn router(state: Arc<AppState>) -> Router {
-    let limits = &state.config.limits;
+    let limits = &state.node.config.limits;
     let models = Router::new()
         .route(
             "/v1/models",
@@ -225,7 +216,7 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let limits = serve::ConnLimits::from_limits(&self.state.config.limits);
+        let limits = serve::ConnLimits::from_limits(&self.state.node.config.limits);
         let app = router(self.state);
         serve::serve(self.listener, app, limits, shutdown).await?;
         Ok(())

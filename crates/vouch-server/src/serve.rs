@@ -41,7 +41,7 @@ pub struct ConnLimits {
 }
 
 impl ConnLimits {
-    pub fn from_limits(l: &crate::config::Limits) -> ConnLimits {
+    pub fn from_limits(l: &vouch_node::config::Limits) -> ConnLimits {
         ConnLimits {
             max_connections: l.max_connections.max(1),
             header_timeout: Duration::from_millis(l.header_timeout_ms.max(1)),
@@ -52,7 +52,7 @@ impl ConnLimits {
 
 impl Default for ConnLimits {
     fn default() -> Self {
-        ConnLimits::from_limits(&crate::config::Limits::default())
+        ConnLimits::from_limits(&vouch_node::config::Limits::default())
     }
 }
 

@@ -68,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     let engine: Box<dyn Engine> = match wanted {
         EngineKind::Tract => Box::new(TractEngine),
-        EngineKind::OnnxRuntime => match vouch_server::state::ort_dylib_path(None).map(|p| {
+        EngineKind::OnnxRuntime => match vouch_node::node::ort_dylib_path(None).map(|p| {
             OrtEngine::load(
                 &p,
                 r.engine.profile.threads.max(1) as usize,

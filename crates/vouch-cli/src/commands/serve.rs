@@ -58,8 +58,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let server = Server::bind(cfg).await?;
-        let st = &server.state;
+        let st = &server.state.node;
         let engines: Vec<String> = st
+            .catalog
             .engines
             .available()
             .iter()

@@ -1,21 +1,19 @@
 //! `POST /v1/infer`: run a model and answer with outputs and a receipt bundle.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use serde::Deserialize;
-use vouch_core::{
-    BUNDLE_FORMAT, Bundle, EngineInfo, ErrorCode, ModelRef, RECEIPT_VERSION, Receipt, TensorMap,
-    Tier,
-};
+use vouch_core::{Bundle, ErrorCode, ModelRef, TensorMap};
+use vouch_node::infer::parse_tiers;
+use vouch_node::payments::PaymentHeaders;
+use vouch_node::{InferCall, Inferred};
+use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, X_PAYMENT_HEADER};
 
-use crate::analytics::Outcome;
-use crate::catalog;
 use crate::error::ApiError;
 use crate::routes::body_or_error;
 use crate::state::AppState;
@@ -72,264 +70,67 @@ pub async fn infer(
     request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
-    let limits = &st.config.limits;
+    let limits = &st.node.config.limits;
     let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
     // A key given twice (in the request or in `inputs`) is refused before anything is parsed.
     let req: InferRequest = crate::json::parse(&body, "invalid request JSON")?;
     let tiers = parse_tiers(&req.tiers)?;
-    let model_ref: ModelRef = req
+    let model: ModelRef = req
         .model
         .parse()
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
     // Parsed straight from the raw text into tensors: no intermediate JSON tree.
     let inputs: TensorMap = serde_json::from_str(req.inputs.get())
         .map_err(|e| ApiError::new(ErrorCode::BadInput, format!("invalid inputs: {e}")))?;
-    if inputs.total_elements() > limits.max_input_elements {
-        return Err(ApiError::new(
-            ErrorCode::BadInput,
-            format!(
-                "inputs hold {} elements; this node's limit is {}",
-                inputs.total_elements(),
-                limits.max_input_elements
-            ),
-        ));
-    }
-    if let Some((name, t)) = inputs.iter().find(|(_, t)| {
-        t.shape()
-            .first()
-            .is_some_and(|&r| r > limits.max_request_batch)
-    }) {
-        return Err(ApiError::new(
-            ErrorCode::BadInput,
-            format!(
-                "input {name:?} has {} rows; this node's limit per request is {}",
-                t.shape()[0],
-                limits.max_request_batch
-            ),
-        ));
-    }
-
-    // Only registered models are figured in `/metrics` and `/status`: a request naming an
-    // unknown model leaves no label behind, only a count in one series.
-    let known = async {
-        let digest = catalog::resolve(&st, &model_ref).await?;
-        Ok::<_, ApiError>((digest, catalog::meta(&st, &digest).await?))
+    let header = |name: &str| {
+        request_headers
+            .get(name)
+            // A header that is not visible ASCII cannot be base64: let the decoder say so.
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
     };
-    let (digest, meta) = known.await.inspect_err(|e| {
-        if e.code == ErrorCode::ModelNotFound {
-            metrics::counter!("vouch_unknown_model_requests_total").increment(1);
-        }
-    })?;
-    let started = Instant::now();
-    let label = match &model_ref {
-        ModelRef::Name { name, .. } => name.clone(),
-        ModelRef::Digest(d) => d.to_string(),
-    };
-    let asked = tiers.clone();
-    let result = run(
-        &st,
-        &request_headers,
-        digest,
-        &meta,
-        model_ref,
-        inputs,
-        Asked {
+    let done = st
+        .node
+        .infer(InferCall {
+            model,
+            inputs,
             tiers,
             allow_upgrade: req.allow_upgrade,
             log_proof: req.log_proof,
-        },
-    )
-    .await;
-    let (tiers, price) = match &result {
-        Ok((h, b)) => (
-            b.receipt.tiers.clone(),
-            h.get("vouch-price")
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .unwrap_or(0),
-        ),
-        Err(_) => (asked, 0),
-    };
-    st.analytics.record(&Outcome {
-        model: digest,
-        label: &label,
-        tiers: &tiers,
-        ok: result.is_ok(),
-        latency: started.elapsed(),
-        price,
-    });
-    result
-}
-
-/// What the caller asked for besides the model and inputs.
-struct Asked {
-    tiers: Vec<Tier>,
-    allow_upgrade: bool,
-    log_proof: bool,
-}
-
-async fn run(
-    st: &Arc<AppState>,
-    request_headers: &HeaderMap,
-    digest: vouch_core::ModelDigest,
-    meta: &crate::state::ModelMeta,
-    model_ref: ModelRef,
-    inputs: TensorMap,
-    asked: Asked,
-) -> Result<(HeaderMap, Json<Bundle>), ApiError> {
-    let log_proof = asked.log_proof;
-    let decision = crate::tiers::decide(st, &digest, asked.tiers, asked.allow_upgrade).await?;
-    let tiers = decision.tiers;
-    vouch_exec::engine::check_inputs(&meta.signature, &inputs)?;
-    // zk admission before any work or charge: a refused proof costs the caller nothing.
-    let zk = match tiers.contains(&Tier::Zk) {
-        true => Some((st.zk.admit(&digest, &inputs)?, inputs.clone())),
-        false => None,
-    };
-    let engine = st.engines.get(meta.engine)?;
-    let config = crate::routes::config::facts_for(st, &digest).await?;
-    let config_digest = config.digest;
-    let request_id = uuid::Uuid::now_v7().to_string();
-    let paid = crate::payment::admit(
-        st,
-        request_headers,
-        &digest,
-        &tiers,
-        &decision.quote,
-        &request_id,
-    )
-    .await?;
-    let input_digest = inputs.digest();
-    let run = match execute(st, digest, meta, inputs, config.batching).await {
-        Ok(run) => run,
-        Err(e) => {
-            crate::payment::abandon(st, paid).await;
-            return Err(e);
-        }
-    };
-    // Settled before the receipt is made, so the signed receipt names the payment.
-    let (payment, pay_headers) = crate::payment::settle(st, paid).await?;
-
-    let receipt = Receipt {
-        version: RECEIPT_VERSION,
-        request_id,
-        model: digest,
-        model_ref: match &model_ref {
-            ModelRef::Digest(_) => None,
-            named => Some(named.to_string()),
-        },
-        input_digest,
-        output_digest: run.outputs.digest(),
-        engine: EngineInfo {
-            name: meta.engine.as_str().into(),
-            version: engine.version(),
-            profile: run.profile,
-        },
-        config_digest,
-        tiers: tiers.clone(),
-        node_key: st.signer.public_key(),
-        issued_at: vouch_store::now_rfc3339(),
-        payment,
-    };
-    // Canonicalised once: the signature and the log entry cover the same bytes.
-    let canonical = receipt.canonical_bytes();
-    let mut evidence = std::collections::BTreeMap::new();
-    if tiers.contains(&Tier::Tee) {
-        let tee = st
-            .tee
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("tee tier granted without a producer"))?;
-        evidence.insert("tee".to_string(), tee.boot_json.clone());
-    }
-    // The answer waits for the durable log entry: an acknowledged receipt is always in the log.
-    // A settlement in the built-in ledger is made durable by a sync running at the same time.
-    // The signature covers the same bytes as the log entry, so it is made while the log commit
-    // runs (the log future is polled first and hands its entry to the appender).
-    let (logged, synced, signature) = tokio::join!(
-        crate::transparency::log_receipt(&st.log, &canonical, log_proof),
-        crate::payment::make_durable(st, receipt.payment.as_ref()),
-        async {
-            // Let the log's appender task (woken by the entry, queued behind this task) hand
-            // the batch to the committer first; then sign during the commit.
-            tokio::task::yield_now().await;
-            // `tee` evidence vouches for the key, so a tee receipt is always signed by that key.
-            (tiers.contains(&Tier::Signed) || tiers.contains(&Tier::Tee)).then(|| {
-                st.signer
-                    .sign_receipt_hash(&vouch_core::Digest::of(&canonical))
-            })
-        },
-    );
-    let log_evidence = match logged.and_then(|e| synced.map(|()| e)) {
-        Ok(e) => e,
-        Err(e) => {
-            // No output without a logged receipt and a durable settlement; a payment already
-            // settled goes back.
-            crate::payment::refund_unserved(st, receipt.payment.as_ref(), &e.message).await;
-            return Err(e);
-        }
-    };
-    evidence.insert(
-        vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),
-        log_evidence.to_json(),
-    );
-    let mut headers = HeaderMap::new();
-    headers.insert("vouch-log-index", HeaderValue::from(log_evidence.index));
-    crate::payment::add_headers(&mut headers, pay_headers);
-    if let Some((ticket, zk_inputs)) = zk {
-        let job = ticket.submit(&receipt, &zk_inputs).await?;
-        evidence.insert("zk_job".to_string(), job.reference);
-        if let Ok(v) = HeaderValue::from_str(&job.cancel_token) {
-            headers.insert("vouch-zk-cancel-token", v);
-        }
-    }
-    if let Ok(v) = HeaderValue::from_str(&decision.quote.total.to_string()) {
-        headers.insert("vouch-price", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&st.prices.unit()) {
-        headers.insert("vouch-price-asset", v);
-    }
-    if let Some(from) = &decision.upgraded_from {
-        let shown: Vec<&str> = from.iter().map(|t| t.as_str()).collect();
-        if let Ok(v) = HeaderValue::from_str(&format!("[{}]", shown.join(","))) {
-            headers.insert("vouch-upgraded-from", v);
-        }
-    }
-    Ok((
-        headers,
-        Json(Bundle {
-            format: BUNDLE_FORMAT.into(),
-            receipt,
-            signature,
-            outputs: Some(run.outputs),
-            evidence,
-        }),
-    ))
-}
-
-/// Loads the model and runs it on the worker pool.
-async fn execute(
-    st: &Arc<AppState>,
-    digest: vouch_core::ModelDigest,
-    meta: &crate::state::ModelMeta,
-    inputs: TensorMap,
-    batching: bool,
-) -> Result<vouch_exec::RunOutput, ApiError> {
-    let model = catalog::loaded(st, digest, meta).await?;
-    // Dropping the handle (the request timed out, the client left) stops the run.
-    let run = st.executor.submit_with(digest, model, inputs, batching)?;
-    run.await
-        .map_err(|_| ApiError::internal("the executor dropped the request"))?
-        .map_err(ApiError::from)
-}
-
-/// Known tier names; whether this node can give them for the model is decided per request by
-/// [`crate::tiers::decide`], still before any work is done.
-fn parse_tiers(raw: &[String]) -> Result<Vec<Tier>, ApiError> {
-    let tiers = raw
-        .iter()
-        .map(|t| {
-            t.parse()
-                .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))
+            payment: PaymentHeaders {
+                signature: header(PAYMENT_SIGNATURE_HEADER),
+                x_payment: header(X_PAYMENT_HEADER),
+                host: header(axum::http::header::HOST.as_str()),
+            },
         })
-        .collect::<Result<Vec<Tier>, _>>()?;
-    Ok(Tier::canonical_set(&tiers))
+        .await?;
+    Ok((response_headers(&done), Json(done.bundle)))
+}
+
+/// What an answer says beside its bundle: log index, price, upgrade, zk cancel token, x402.
+fn response_headers(done: &Inferred) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("vouch-log-index", HeaderValue::from(done.log_index));
+    for (name, value) in &done.payment_headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    let mut text = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    if let Some(token) = &done.zk_cancel_token {
+        text("vouch-zk-cancel-token", token);
+    }
+    text("vouch-price", &done.price.to_string());
+    text("vouch-price-asset", &done.asset);
+    if let Some(from) = &done.upgraded_from {
+        let shown: Vec<&str> = from.iter().map(|t| t.as_str()).collect();
+        text("vouch-upgraded-from", &format!("[{}]", shown.join(",")));
+    }
+    headers
 }

@@ -37,13 +37,13 @@ fn text(body: Vec<u8>, cache: &'static str) -> Response {
 /// latest checkpoint.
 #[utoipa::path(get, path = "/v1/log", responses((status = 200, description = "the log's identity and latest checkpoint")))]
 pub async fn info(State(st): State<Arc<AppState>>) -> Json<Value> {
-    let cp = st.log.log.latest_checkpoint();
+    let cp = st.node.log.log.latest_checkpoint();
     Json(json!({
-        "origin": st.log.origin,
-        "log_key": st.log.vkey,
-        "size": st.log.log.size(),
+        "origin": st.node.log.origin,
+        "log_key": st.node.log.vkey,
+        "size": st.node.log.log.size(),
         "checkpoint": cp.as_ref().map(|c| String::from_utf8_lossy(&c.signed_note()).into_owned()),
-        "witnesses": st.config.log.witnesses.iter().map(|w| &w.vkey).collect::<Vec<_>>(),
+        "witnesses": st.node.config.log.witnesses.iter().map(|w| &w.vkey).collect::<Vec<_>>(),
     }))
 }
 
@@ -51,6 +51,7 @@ pub async fn info(State(st): State<Arc<AppState>>) -> Json<Value> {
 #[utoipa::path(get, path = "/log/checkpoint", responses((status = 200, description = "signed checkpoint note")))]
 pub async fn checkpoint(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let cp = st
+        .node
         .log
         .log
         .latest_checkpoint()
@@ -68,7 +69,7 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let tile = Tile::parse_path(&format!("tile/{path}"))
         .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
-    let body = st.log.log.tile(tile).await?;
+    let body = st.node.log.log.tile(tile).await?;
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(
@@ -94,7 +95,7 @@ pub async fn entry(
     State(st): State<Arc<AppState>>,
     Path(index): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = st.log.log.entry(index).await?;
+    let bytes = st.node.log.log.entry(index).await?;
     let decoded = LogEntry::decode(&bytes).map_err(ApiError::internal)?;
     Ok(Json(json!({
         "index": index,
@@ -124,15 +125,15 @@ pub async fn proof(
     Query(p): Query<ProofParams>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(size) = p.size {
-        let hashes = st.log.log.inclusion_proof(index, size).await?;
+        let hashes = st.node.log.log.inclusion_proof(index, size).await?;
         return Ok(Json(
             json!({"index": index, "size": size, "hashes": hashes}),
         ));
     }
     let ev = if p.wait {
-        crate::transparency::wait_evidence(&st.log, index).await?
+        vouch_node::transparency::wait_evidence(&st.node.log, index).await?
     } else {
-        vouch_log::LogEvidence::new(&st.log.log.proof_for(index).await?)
+        vouch_log::LogEvidence::new(&st.node.log.log.proof_for(index).await?)
     };
     Ok(Json(json!({"index": index, "evidence": ev.to_json()})))
 }
@@ -150,7 +151,7 @@ pub async fn consistency(
     State(st): State<Arc<AppState>>,
     Query(p): Query<ConsistencyParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let committed = st.log.log.size();
+    let committed = st.node.log.log.size();
     if p.new > committed {
         return Err(vouch_log::LogError::BeyondLog {
             size: p.new,
@@ -161,7 +162,7 @@ pub async fn consistency(
     let hashes: Vec<Hash> = if p.old == p.new {
         Vec::new()
     } else {
-        st.log.log.consistency_proof(p.old, p.new).await?
+        st.node.log.log.consistency_proof(p.old, p.new).await?
     };
     Ok(Json(json!({"old": p.old, "new": p.new, "hashes": hashes})))
 }
@@ -175,7 +176,7 @@ pub async fn history(
 ) -> Result<Json<Value>, ApiError> {
     vouch_core::model::validate_name(&name)
         .map_err(|m| ApiError::new(ErrorCode::BadRequest, format!("name {name:?}: {m}")))?;
-    let changes = st.log.log.history(&name).await?;
+    let changes = st.node.log.log.history(&name).await?;
     Ok(Json(json!({"name": name, "changes": changes})))
 }
 
@@ -198,7 +199,7 @@ pub async fn cosignature(
     let body = body_or_error(body, 1024, ErrorCode::PayloadTooLarge)?;
     let line = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(ErrorCode::BadRequest, "the cosignature line is not UTF-8"))?;
-    let by = st.log.log.add_cosignature(p.size, line).await?;
+    let by = st.node.log.log.add_cosignature(p.size, line).await?;
     Ok(Json(
         json!({"size": p.size, "witness": by.witness, "timestamp": by.timestamp}),
     ))

@@ -15,7 +15,6 @@ use vouch_pay::store::Ledger;
 use vouch_pay::{Amount, parse_amount};
 
 use crate::auth::Admin;
-use crate::catalog;
 use crate::error::ApiError;
 use crate::routes::body_or_error;
 use crate::state::AppState;
@@ -41,16 +40,16 @@ pub struct CreditRequest {
 }
 
 fn terms_json(st: &AppState) -> Value {
-    let p = &st.config.pay;
+    let p = &st.node.config.pay;
     json!({
-        "enabled": st.pay.is_some(),
-        "facilitator": st.pay.as_ref().map(|p| p.facilitator.clone()),
+        "enabled": st.node.pay.is_some(),
+        "facilitator": st.node.pay.as_ref().map(|p| p.facilitator.clone()),
         "network": p.network,
         "asset": p.asset,
         "asset_symbol": p.asset_symbol,
         "asset_decimals": p.asset_decimals,
-        "unit": st.prices.unit(),
-        "pay_to": st.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
+        "unit": st.node.prices.unit(),
+        "pay_to": st.node.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
         "x402_versions": if p.accept_v1 { json!([2, 1]) } else { json!([2]) },
     })
 }
@@ -65,7 +64,7 @@ pub async fn pricing(
     Query(q): Query<PricingQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let mut out = terms_json(&st);
-    out["prices"] = serde_json::to_value(st.prices.config()).unwrap_or(Value::Null);
+    out["prices"] = serde_json::to_value(st.node.prices.config()).unwrap_or(Value::Null);
     out["rule"] = json!(
         "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step"
     );
@@ -91,15 +90,15 @@ pub async fn pricing(
                 .map_err(|m: String| ApiError::new(ErrorCode::BadRequest, m))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let tiers = crate::tiers::with_implied(&asked);
-    let (_, digest) = catalog::resolve_str(&st, &model).await?;
+    let tiers = vouch_node::policy::with_implied(&asked);
+    let (_, digest) = st.node.catalog.resolve_str(&model).await?;
     let mut lines = Vec::new();
     let mut total = Some(Amount::ZERO);
     for t in &tiers {
-        match st.prices.tier_price(&st, &digest, *t).await? {
+        match st.node.prices.tier_price(&st.node, &digest, *t).await? {
             Ok(a) => {
                 total = total.and_then(|s| s.checked_add(a).ok());
-                lines.push(json!({"tier": t, "amount": a, "display": st.prices.display(a)}));
+                lines.push(json!({"tier": t, "amount": a, "display": st.node.prices.display(a)}));
             }
             Err(why) => {
                 total = None;
@@ -113,14 +112,14 @@ pub async fn pricing(
         "tiers": tiers,
         "lines": lines,
         "total": total,
-        "display": total.map(|a| st.prices.display(a)),
-        "proving_cost": st.prices.cost_of(&st, &digest),
+        "display": total.map(|a| st.node.prices.display(a)),
+        "proving_cost": st.node.prices.cost_of(&st.node, &digest),
     });
     Ok(Json(out))
 }
 
-fn ledger(st: &AppState) -> Result<&crate::payment::PayState, ApiError> {
-    let pay = st.pay.as_ref().ok_or_else(|| {
+fn ledger(st: &AppState) -> Result<&vouch_node::payments::PayState, ApiError> {
+    let pay = st.node.pay.as_ref().ok_or_else(|| {
         ApiError::new(
             ErrorCode::BadRequest,
             "payments are off on this node ([pay] enabled = false)",
@@ -187,7 +186,7 @@ pub async fn credit(
         "address": owner.to_string(),
         "credited": amount.to_string(),
         "balance": balance.to_string(),
-        "display": st.prices.display(Amount(balance)),
+        "display": st.node.prices.display(Amount(balance)),
     })))
 }
 
@@ -212,7 +211,7 @@ pub async fn balance(
     Ok(Json(json!({
         "address": owner.to_string(),
         "balance": balance.to_string(),
-        "display": st.prices.display(Amount(balance)),
+        "display": st.node.prices.display(Amount(balance)),
         "network": pay.terms.network,
         "asset": pay.terms.asset.to_string(),
     })))

@@ -17,8 +17,8 @@ use subtle::ConstantTimeEq;
 use vouch_core::{Digest, ErrorCode};
 
 use crate::error::ApiError;
-use crate::proofs::is_terminal;
 use crate::state::AppState;
+use vouch_node::proofs::is_terminal;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct WaitParams {
@@ -74,18 +74,19 @@ pub async fn get(
         None => Duration::ZERO,
     };
     let cap = Duration::from_secs(
-        st.zk
+        st.node
+            .zk
             .settings
             .max_wait_secs
-            .min(st.config.limits.request_timeout_secs.saturating_sub(2)),
+            .min(st.node.config.limits.request_timeout_secs.saturating_sub(2)),
     );
     let deadline = tokio::time::Instant::now() + asked.min(cap);
     loop {
         // Registered before reading, so a change between the read and the wait is not missed.
-        let changed = st.zk.changed.notified();
+        let changed = st.node.zk.changed.notified();
         tokio::pin!(changed);
         changed.as_mut().enable();
-        let view = st.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
+        let view = st.node.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
         let done = view["status"].as_str().is_some_and(is_terminal);
         if done || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
@@ -103,7 +104,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let row = st.zk.job(&id).await?.ok_or_else(|| not_found(&id))?;
+    let row = st.node.zk.job(&id).await?.ok_or_else(|| not_found(&id))?;
     let given = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -115,7 +116,7 @@ pub async fn cancel(
                 "cancelling a proof job needs `Authorization: Bearer <token>`: the job's cancel token (the vouch-zk-cancel-token header of the infer response) or the admin token",
             )
         })?;
-    let by = if bool::from(given.as_bytes().ct_eq(st.admin_token.as_bytes())) {
+    let by = if bool::from(given.as_bytes().ct_eq(st.node.admin_token.as_bytes())) {
         "the admin"
     } else if bool::from(
         Digest::of(given.as_bytes())
@@ -129,8 +130,8 @@ pub async fn cancel(
             "that token is neither this job's cancel token nor the admin token",
         ));
     };
-    let cancelled = st.zk.cancel(&row, by).await?;
-    let job = st.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
+    let cancelled = st.node.zk.cancel(&row, by).await?;
+    let job = st.node.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Json(json!({"cancelled": cancelled, "job": job})))
 }
 

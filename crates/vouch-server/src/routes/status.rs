@@ -9,17 +9,17 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
-use crate::analytics::{LEVELS, Stats};
 use crate::state::AppState;
+use vouch_node::analytics::{LEVELS, Stats};
 
 /// Prometheus metrics: `vouch_requests_total`, `vouch_request_duration_seconds`,
 /// `vouch_revenue_total` (labels model, tiers, level, status).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
-    st.prometheus.run_upkeep();
+    st.node.prometheus.run_upkeep();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.prometheus.render(),
+        st.node.prometheus.render(),
     )
 }
 
@@ -84,9 +84,9 @@ fn bar_chart(title: &str, rows: &[(&str, f64, String)]) -> String {
 /// The status page.
 #[utoipa::path(get, path = "/status", responses((status = 200, description = "HTML status page")))]
 pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
-    let snap = st.analytics.snapshot();
+    let snap = st.node.analytics.snapshot();
     let total = snap.total_requests();
-    let asset = esc(&st.prices.unit());
+    let asset = esc(&st.node.prices.unit());
     let empty = Stats::default();
     let level_stats: Vec<(&str, &Stats)> = LEVELS
         .iter()
@@ -112,7 +112,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
         })
         .collect();
 
-    let tee_line = match &st.tee {
+    let tee_line = match &st.node.tee {
         Some(t) => format!(
             "<b>{}</b>: {}",
             esc(t.verdict.platform.as_str()),
@@ -121,7 +121,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
         None => "not offered (tee.producer = \"none\")".into(),
     };
 
-    let revenue_line = match &st.pay {
+    let revenue_line = match &st.node.pay {
         Some(p) => format!(
             "Revenue: prices of answered requests, settled through x402 ({}), in {asset} units.",
             esc(&p.facilitator)
@@ -141,7 +141,7 @@ th,td{{border-bottom:1px solid #dadce0;padding:4px 10px;text-align:right}}th:fir
 <p>Node key <code>{key}</code><br>TEE: {tee_line}<br>{total} requests since start. {revenue_line}</p>
 <div class="charts">{share}{latency}</div>
 <h2>Per tier</h2><table id="per-tier"><tr><th>tier</th><th>requests</th><th>errors</th><th>share</th><th>p50 ms</th><th>p95 ms</th><th>revenue ({asset})</th></tr>"#,
-        key = st.signer.public_key(),
+        key = st.node.signer.public_key(),
         share = bar_chart("Share of traffic by tier", &share_rows),
         latency = bar_chart("p50 latency by tier", &latency_rows),
     );

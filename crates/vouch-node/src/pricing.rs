@@ -11,8 +11,8 @@ use vouch_core::{ErrorCode, ModelDigest, Tier};
 use vouch_pay::pricing::QuoteSource;
 use vouch_pay::{Amount, PayConfig, PriceError, PricingConfig, Quote};
 
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::Node;
+use crate::error::NodeError;
 
 pub struct Prices {
     config: PricingConfig,
@@ -81,7 +81,7 @@ impl Prices {
 
     /// The proving cost a quote uses: one set explicitly, else the zk layer's analysis of the
     /// model (its circuit's constraint count).
-    pub fn cost_of(&self, st: &AppState, model: &ModelDigest) -> Option<u64> {
+    pub fn cost_of(&self, st: &Node, model: &ModelDigest) -> Option<u64> {
         self.proving_cost(model)
             .or_else(|| st.zk.proving_cost(model))
     }
@@ -89,7 +89,7 @@ impl Prices {
     /// The names to look prices up under, most specific first: the digest, then every
     /// `name@version` and `name` pointing at it (sorted). The price depends on the model only,
     /// never on the alias asked for, so no alias is cheaper than another.
-    async fn names_of(&self, st: &AppState, digest: &ModelDigest) -> Result<Vec<String>, ApiError> {
+    async fn names_of(&self, st: &Node, digest: &ModelDigest) -> Result<Vec<String>, NodeError> {
         let mut names = vec![digest.to_string()];
         if self.config.models.is_empty() {
             return Ok(names);
@@ -121,10 +121,10 @@ impl Prices {
     /// The price of running `digest` at `tiers` (summed).
     pub async fn quote(
         &self,
-        st: &AppState,
+        st: &Node,
         digest: &ModelDigest,
         tiers: &[Tier],
-    ) -> Result<Quote, ApiError> {
+    ) -> Result<Quote, NodeError> {
         let names = self.names_of(st, digest).await?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         if tiers.is_empty() {
@@ -143,10 +143,10 @@ impl Prices {
     /// One tier's price for `digest`, or why it has none (`zk` before its circuit is built).
     pub async fn tier_price(
         &self,
-        st: &AppState,
+        st: &Node,
         digest: &ModelDigest,
         tier: Tier,
-    ) -> Result<Result<Amount, String>, ApiError> {
+    ) -> Result<Result<Amount, String>, NodeError> {
         let names = self.names_of(st, digest).await?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (prices, _): (_, QuoteSource) = self.config.prices_for(&refs);
@@ -162,14 +162,14 @@ pub fn as_u64(a: Amount) -> u64 {
     u64::try_from(a.0).unwrap_or(u64::MAX)
 }
 
-fn price_error(e: PriceError) -> ApiError {
+fn price_error(e: PriceError) -> NodeError {
     match e {
-        PriceError::ZkCostUnknown => ApiError::new(
+        PriceError::ZkCostUnknown => NodeError::new(
             ErrorCode::TierUnavailable,
             format!("{e}; ask again once the model's zk circuit is built"),
         )
         .with_reason("zk_price_unknown"),
-        PriceError::NoTiers => ApiError::new(ErrorCode::BadRequest, e.to_string()),
-        PriceError::Overflow | PriceError::ZeroStep(_) => ApiError::internal(e),
+        PriceError::NoTiers => NodeError::new(ErrorCode::BadRequest, e.to_string()),
+        PriceError::Overflow | PriceError::ZeroStep(_) => NodeError::internal(e),
     }
 }

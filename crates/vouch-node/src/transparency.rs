@@ -300,7 +300,7 @@ pub async fn log_receipt(
     st: &LogState,
     canonical_receipt: &[u8],
     with_proof: bool,
-) -> Result<LogEvidence, crate::error::ApiError> {
+) -> Result<LogEvidence, crate::error::NodeError> {
     let started = std::time::Instant::now();
     let a = st.log.append_receipt_canonical(canonical_receipt).await?;
     metrics::histogram!("vouch_log_append_seconds").record(started.elapsed().as_secs_f64());

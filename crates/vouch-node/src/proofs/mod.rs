@@ -26,7 +26,7 @@ use vouch_zk::{
     ZkModelInfo,
 };
 
-use crate::error::ApiError;
+use crate::error::NodeError;
 pub use settings::ZkSettings;
 
 /// What this node knows about one model's zk tier.
@@ -488,18 +488,18 @@ impl ZkState {
         self: &Arc<Self>,
         digest: &ModelDigest,
         inputs: &TensorMap,
-    ) -> Result<Ticket, ApiError> {
+    ) -> Result<Ticket, NodeError> {
         let info = match self.model(digest) {
             Some(ModelZk::Available(i)) => i,
             Some(ModelZk::Analysing) => {
-                return Err(ApiError::new(
+                return Err(NodeError::new(
                     ErrorCode::Overloaded,
                     "this model's zk analysis is still running; retry in a few seconds",
                 )
                 .with_reason("zk_analysing"));
             }
             _ => {
-                return Err(ApiError::new(
+                return Err(NodeError::new(
                     ErrorCode::TierUnavailable,
                     self.unavailable_reason(digest).unwrap_or_default(),
                 )
@@ -507,7 +507,7 @@ impl ZkState {
             }
         };
         if let Some((name, t)) = inputs.iter().find(|(_, t)| t.shape().first() != Some(&1)) {
-            return Err(ApiError::new(
+            return Err(NodeError::new(
                 ErrorCode::BadInput,
                 format!(
                     "zk proofs cover one row: input {name:?} has shape {:?}; send batch 1",
@@ -524,7 +524,7 @@ impl ZkState {
         let mut jobs = lock(&self.jobs);
         let open = jobs.pending.len() + jobs.running + jobs.reserved;
         if open >= s.queue_capacity {
-            return Err(ApiError::new(
+            return Err(NodeError::new(
                 ErrorCode::Overloaded,
                 format!(
                     "the zk proof queue is full ({open} open jobs, this node's limit is {}); retry later",
@@ -542,7 +542,7 @@ impl ZkState {
         let (prove_ms, wait_ms) =
             match vouch_zk::admit(&info.estimate, &cap, queued_ms, s.workers, free) {
                 Admission::Refuse { reason } => {
-                    return Err(ApiError::new(
+                    return Err(NodeError::new(
                         ErrorCode::TierUnavailable,
                         format!("this node cannot prove this model: it {reason}"),
                     )
@@ -552,7 +552,7 @@ impl ZkState {
                 Admission::Queue { wait_ms, prove_ms } => (prove_ms, wait_ms),
             };
         if wait_ms > s.max_queue_wait_secs.saturating_mul(1000) {
-            return Err(ApiError::new(
+            return Err(NodeError::new(
                 ErrorCode::Overloaded,
                 format!(
                     "the zk proof queue holds about {} s of work, more than this node's limit of {} s; retry later",
@@ -580,7 +580,7 @@ impl ZkState {
     }
 
     /// A job as `GET /v1/proofs/{id}` shows it; `None` if there is no such job.
-    pub async fn view(&self, id: &str) -> Result<Option<Value>, ApiError> {
+    pub async fn view(&self, id: &str) -> Result<Option<Value>, NodeError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -602,7 +602,7 @@ impl ZkState {
         }
         let evidence = match &row.evidence {
             Some(e) => Some(json!({
-                "zk": serde_json::from_str::<Value>(e).map_err(ApiError::internal)?
+                "zk": serde_json::from_str::<Value>(e).map_err(NodeError::internal)?
             })),
             None => None,
         };
@@ -626,7 +626,7 @@ impl ZkState {
     }
 
     /// The stored job, for authorisation checks.
-    pub async fn job(&self, id: &str) -> Result<Option<ZkJobRow>, ApiError> {
+    pub async fn job(&self, id: &str) -> Result<Option<ZkJobRow>, NodeError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -635,7 +635,7 @@ impl ZkState {
 
     /// Cancels an open job (queued: it never starts; running: the prover stops at its next
     /// stage and its result is discarded). False when the job had already ended.
-    pub async fn cancel(&self, row: &ZkJobRow, by: &str) -> Result<bool, ApiError> {
+    pub async fn cancel(&self, row: &ZkJobRow, by: &str) -> Result<bool, NodeError> {
         if let Some(l) = lock(&self.jobs).live.get(&row.id) {
             l.cancel.store(true, Ordering::SeqCst);
         }
@@ -722,13 +722,13 @@ impl Ticket {
         mut self,
         receipt: &Receipt,
         inputs: &TensorMap,
-    ) -> Result<Submitted, ApiError> {
+    ) -> Result<Submitted, NodeError> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut raw = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        let receipt_json = serde_json::to_string(receipt).map_err(ApiError::internal)?;
-        let inputs_json = serde_json::to_string(inputs).map_err(ApiError::internal)?;
+        let receipt_json = serde_json::to_string(receipt).map_err(NodeError::internal)?;
+        let inputs_json = serde_json::to_string(inputs).map_err(NodeError::internal)?;
         let receipt_hash = receipt.hash();
         let zk = self.zk.clone();
         zk.store

@@ -1,4 +1,4 @@
-//! Server settings. Loaded by the CLI from `vouch.toml` plus `VOUCH_*` environment overrides;
+//! Node settings. Loaded by the CLI from `vouch.toml` plus `VOUCH_*` environment overrides;
 //! every default serves a newcomer on one machine.
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
+pub struct NodeConfig {
     /// Address to listen on. Loopback by default: exposing a node is a decision, not an accident.
     pub listen: SocketAddr,
     /// Database, blobs, node key and admin token live here.
@@ -27,9 +27,9 @@ pub struct ServerConfig {
     pub zk: crate::proofs::ZkSettings,
 }
 
-impl Default for ServerConfig {
+impl Default for NodeConfig {
     fn default() -> Self {
-        ServerConfig {
+        NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./vouch-data"),
             limits: Limits::default(),

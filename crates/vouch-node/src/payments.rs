@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use vouch_core::{ErrorCode, ModelDigest, PaymentRef, Tier};
 use vouch_pay::store::{Account, NonceStore};
-use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, ResourceInfo, X_PAYMENT_HEADER};
+use vouch_pay::wire::ResourceInfo;
 use vouch_pay::{
     Address, FacilitatorChoice, GateConfig, LocalFacilitator, MemoryNonceStore, PayConfig,
     PayTerms, PaymentGate, Quote, Rejection, RemoteFacilitator, Ticket,
@@ -18,10 +17,10 @@ use vouch_pay::{
 use vouch_store::Store;
 use vouch_store::pay_store::{SettleDurability, SqlitePayStore};
 
-use crate::error::{ApiError, ProtocolAnswer};
-use crate::state::{AppState, BootError};
+use crate::error::{NodeError, ProtocolAnswer};
+use crate::node::BootError;
 
-/// Payments, when `[pay] enabled`. Kept in `AppState` so later work (a paid zk proof that
+/// Payments, when `[pay] enabled`. Kept in the node so later work (a paid zk proof that
 /// fails) can `gate.refund(settlement, reason)`.
 pub struct PayState {
     pub gate: Arc<PaymentGate>,
@@ -102,33 +101,6 @@ impl PayState {
             asset: self.terms.asset,
             owner,
         }
-    }
-}
-
-/// Makes the settlement a receipt names durable: the built-in ledger answers a settlement as
-/// soon as it is decided ([`SettleDurability::Deferred`]) and the request runs this — a wait for
-/// the ledger writer's batch holding it — beside the log commit of its receipt, so the two
-/// fsyncs overlap instead of queueing. Remote facilitators settle on their side: nothing to do.
-pub async fn make_durable(st: &AppState, payment: Option<&PaymentRef>) -> Result<(), ApiError> {
-    let (Some(_), Some(ledger)) = (payment, st.pay.as_ref().and_then(|p| p.ledger.as_ref())) else {
-        return Ok(());
-    };
-    ledger.sync().await.map_err(|e| {
-        tracing::error!(error = %e, "settlement could not be made durable");
-        ApiError::internal("the payment could not be recorded durably")
-    })
-}
-
-/// Refunds a settled payment whose request could not be answered after settlement (its receipt
-/// could not be logged). Logged loudly either way: a failure here needs the operator.
-pub async fn refund_unserved(st: &AppState, payment: Option<&PaymentRef>, why: &str) {
-    let (Some(p), Some(pay)) = (payment, &st.pay) else {
-        return;
-    };
-    let reason = format!("the request was not answered after settlement: {why}");
-    match refund(&pay.gate, p, &reason).await {
-        Ok(done) => tracing::warn!(payer = %p.payer, "{done}: {reason}"),
-        Err(failed) => tracing::error!(payer = %p.payer, "REFUND FAILED: {failed}: {reason}"),
     }
 }
 
@@ -216,17 +188,25 @@ async fn reconcile_every(gate: &PaymentGate, every: Duration) {
     }
 }
 
+/// What a request carries of its payment, in transport-neutral form: the x402 payment headers
+/// (`PAYMENT-SIGNATURE` for v2, `X-PAYMENT` for v1) and the host the caller addressed, which the
+/// payment's resource URL names.
+#[derive(Clone, Debug, Default)]
+pub struct PaymentHeaders {
+    pub signature: Option<String>,
+    pub x_payment: Option<String>,
+    pub host: Option<String>,
+}
+
 /// The URL a payment is bound to: this node's infer endpoint for one model digest and tier set,
 /// so a payment made for one model or tier set is refused on another (v2 echoes it).
 pub fn resource_url(
-    headers: &HeaderMap,
+    host: Option<&str>,
     listen: std::net::SocketAddr,
     digest: &ModelDigest,
     tiers: &[Tier],
 ) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let host = host
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
@@ -242,84 +222,184 @@ pub fn resource_url(
     )
 }
 
-/// Checks the request's payment before any work. `Ok(None)`: payments are off or the request
-/// is free (an unsigned receipt). `Ok(Some(ticket))`: run, then [`settle`] or [`abandon`].
-pub async fn admit(
-    st: &AppState,
-    headers: &HeaderMap,
-    digest: &ModelDigest,
-    tiers: &[Tier],
-    quote: &Quote,
-    request_id: &str,
-) -> Result<Option<Ticket>, ApiError> {
-    let Some(pay) = &st.pay else {
-        return Ok(None);
-    };
-    if quote.total.0.is_zero() {
-        return Ok(None);
-    }
-    let shown: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
-    let offer = pay.terms.offer(
-        quote.total.0,
-        ResourceInfo {
-            url: resource_url(headers, st.config.listen, digest, tiers),
-            description: Some(format!(
-                "Vouch inference of {digest} with tiers [{}]",
-                shown.join(", ")
-            )),
-            mime_type: Some("application/json".into()),
-        },
-    );
-    // A header that is not visible ASCII cannot be base64: let the decoder say so.
-    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    pay.gate
-        .admit(
-            get(PAYMENT_SIGNATURE_HEADER),
-            get(X_PAYMENT_HEADER),
-            &offer,
-            request_id,
-        )
-        .await
-        .map(Some)
-        .map_err(refusal)
-}
-
-/// The inference failed: release the payment, nothing is charged.
-pub async fn abandon(st: &AppState, ticket: Option<Ticket>) {
-    if let (Some(pay), Some(t)) = (&st.pay, ticket) {
-        pay.gate.abandon(t).await;
-    }
-}
-
-/// The inference succeeded: take the money. Returns what the receipt records and the response
-/// headers (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`); a failed settlement is a 402 and the
-/// output is not sent.
-pub async fn settle(
-    st: &AppState,
-    ticket: Option<Ticket>,
-) -> Result<(Option<PaymentRef>, Vec<(&'static str, String)>), ApiError> {
-    let (Some(pay), Some(t)) = (&st.pay, ticket) else {
-        return Ok((None, Vec::new()));
-    };
-    let settled = pay.gate.settle(t).await.map_err(refusal)?;
-    Ok((Some(settled.payment.clone()), settled.headers()))
-}
-
-/// Adds `(name, value)` pairs to a response's headers.
-pub fn add_headers(map: &mut HeaderMap, headers: Vec<(&'static str, String)>) {
-    for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            map.insert(n, v);
+impl PayState {
+    /// Checks the request's payment before any work. `Ok(None)`: the request is free (an
+    /// unsigned receipt). `Ok(Some(admitted))`: run, then [`Admitted::settle`]; dropping it
+    /// abandons the payment (nothing is charged).
+    pub async fn admit(
+        self: &Arc<Self>,
+        headers: &PaymentHeaders,
+        listen: std::net::SocketAddr,
+        digest: &ModelDigest,
+        tiers: &[Tier],
+        quote: &Quote,
+        request_id: &str,
+    ) -> Result<Option<Admitted>, NodeError> {
+        if quote.total.0.is_zero() {
+            return Ok(None);
         }
+        let shown: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
+        let offer = self.terms.offer(
+            quote.total.0,
+            ResourceInfo {
+                url: resource_url(headers.host.as_deref(), listen, digest, tiers),
+                description: Some(format!(
+                    "Vouch inference of {digest} with tiers [{}]",
+                    shown.join(", ")
+                )),
+                mime_type: Some("application/json".into()),
+            },
+        );
+        let ticket = self
+            .gate
+            .admit(
+                headers.signature.as_deref(),
+                headers.x_payment.as_deref(),
+                &offer,
+                request_id,
+            )
+            .await
+            .map_err(refusal)?;
+        Ok(Some(Admitted {
+            pay: self.clone(),
+            ticket: Some(ticket),
+        }))
+    }
+
+    /// Makes the settlement a receipt names durable: the built-in ledger answers a settlement
+    /// as soon as it is decided ([`SettleDurability::Deferred`]) and the request runs this — a
+    /// wait for the ledger writer's batch holding it — beside the log commit of its receipt, so
+    /// the two fsyncs overlap instead of queueing. Remote facilitators settle on their side.
+    pub async fn make_durable(&self) -> Result<(), NodeError> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(());
+        };
+        ledger.sync().await.map_err(|e| {
+            tracing::error!(error = %e, "settlement could not be made durable");
+            NodeError::internal("the payment could not be recorded durably")
+        })
+    }
+}
+
+/// An admitted payment, not yet charged. Settle it when the work is done; dropped (the work
+/// failed, the request was cancelled) it releases the payment, so nothing is charged.
+#[must_use = "an admitted payment is abandoned when dropped"]
+pub struct Admitted {
+    pay: Arc<PayState>,
+    ticket: Option<Ticket>,
+}
+
+impl Admitted {
+    /// Takes the money. A refused settlement is a 402 and nothing is served. The answer is a
+    /// [`Settled`] guard: from here on, every way the request can still fail refunds it.
+    pub async fn settle(mut self) -> Result<Settled, NodeError> {
+        let Some(ticket) = self.ticket.take() else {
+            return Err(NodeError::internal("a payment was settled twice"));
+        };
+        let settled = self.pay.gate.settle(ticket).await.map_err(refusal)?;
+        Ok(Settled {
+            held: Some((self.pay.clone(), settled.payment.clone())),
+            headers: settled.headers(),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let gate = self.pay.gate.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { gate.abandon(ticket).await });
+            }
+            // Without a runtime the claim's lease runs out instead (`[pay] lease_seconds`).
+            Err(_) => tracing::warn!("an admitted payment was dropped outside the runtime"),
+        }
+    }
+}
+
+/// A settled payment whose answer has not been delivered yet. Every way the request can still
+/// fail after settlement ends here: [`Settled::refund`] with the reason, or a drop (an error
+/// returned with `?`, a cancelled request) that refunds it in the background. Only
+/// [`Settled::delivered`] keeps the money. One guard refunds at most once, and the ledger
+/// refuses a second refund of one settlement, so nothing is refunded or charged twice.
+#[must_use = "a settled payment is refunded when dropped undelivered"]
+pub struct Settled {
+    held: Option<(Arc<PayState>, PaymentRef)>,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Settled {
+    /// No payment (payments off, or a free request): nothing to refund.
+    pub fn free() -> Self {
+        Settled {
+            held: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// What the receipt records of the payment.
+    pub fn payment(&self) -> Option<&PaymentRef> {
+        self.held.as_ref().map(|(_, p)| p)
+    }
+
+    /// Makes the settlement durable (see [`PayState::make_durable`]).
+    pub async fn make_durable(&self) -> Result<(), NodeError> {
+        match &self.held {
+            Some((pay, _)) => pay.make_durable().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The request cannot be answered: refund now, saying why.
+    pub async fn refund(mut self, why: &str) {
+        if let Some((pay, p)) = self.held.take() {
+            refund_unserved(&pay, &p, why).await;
+        }
+    }
+
+    /// The answer is complete and handed to the transport: keep the payment. Returns the
+    /// x402 response headers (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`).
+    pub fn delivered(mut self) -> Vec<(&'static str, String)> {
+        self.held = None;
+        std::mem::take(&mut self.headers)
+    }
+}
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        let Some((pay, p)) = self.held.take() else {
+            return;
+        };
+        let why = "the request ended before its answer was delivered";
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { refund_unserved(&pay, &p, why).await });
+            }
+            Err(_) => tracing::error!(
+                payer = %p.payer,
+                "REFUND NOT MADE: payment {} settled, answer not delivered, no runtime to refund it",
+                p.settlement
+            ),
+        }
+    }
+}
+
+/// Refunds a settled payment whose request could not be answered. Logged loudly either way: a
+/// failure here needs the operator.
+async fn refund_unserved(pay: &PayState, p: &PaymentRef, why: &str) {
+    let reason = format!("the request was not answered after settlement: {why}");
+    match refund(&pay.gate, p, &reason).await {
+        Ok(done) => tracing::warn!(payer = %p.payer, "{done}: {reason}"),
+        Err(failed) => tracing::error!(payer = %p.payer, "REFUND FAILED: {failed}: {reason}"),
     }
 }
 
 /// A refused payment as the x402 answer: status, `PAYMENT-REQUIRED` (v2) and the v1 body, whose
 /// `error` is the reference reason code; `message` says it for people.
-fn refusal(r: Rejection) -> ApiError {
+fn refusal(r: Rejection) -> NodeError {
     let code = match r.status {
         402 => ErrorCode::PaymentRequired,
         503 => ErrorCode::PaymentUnavailable,
@@ -329,7 +409,7 @@ fn refusal(r: Rejection) -> ApiError {
     if let Some(obj) = body.as_object_mut() {
         obj.insert("message".into(), serde_json::Value::from(r.message.clone()));
     }
-    let mut e = ApiError::new(code, format!("{}: {}", r.reason, r.message));
+    let mut e = NodeError::new(code, format!("{}: {}", r.reason, r.message));
     e.protocol = Some(Box::new(ProtocolAnswer {
         headers: r.headers(),
         body,
@@ -345,19 +425,16 @@ mod tests {
     fn the_resource_names_digest_and_tiers_and_a_bad_host_is_not_echoed() {
         let d = ModelDigest(vouch_core::Digest::of(b"m"));
         let listen: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
-        let mut h = HeaderMap::new();
-        h.insert("host", HeaderValue::from_static("node.example:443"));
-        let a = resource_url(&h, listen, &d, &[Tier::Signed]);
+        let h = Some("node.example:443");
+        let a = resource_url(h, listen, &d, &[Tier::Signed]);
         assert_eq!(
             a,
             format!("http://node.example:443/v1/infer?model={d}&tiers=signed")
         );
-        assert_ne!(a, resource_url(&h, listen, &d, &[Tier::Signed, Tier::Tee]));
+        assert_ne!(a, resource_url(h, listen, &d, &[Tier::Signed, Tier::Tee]));
         let other = ModelDigest(vouch_core::Digest::of(b"n"));
-        assert_ne!(a, resource_url(&h, listen, &other, &[Tier::Signed]));
-        h.insert("host", HeaderValue::from_static("evil/path?x=1"));
-        assert!(
-            resource_url(&h, listen, &d, &[Tier::Signed]).starts_with("http://127.0.0.1:8080/")
-        );
+        assert_ne!(a, resource_url(h, listen, &other, &[Tier::Signed]));
+        let h = Some("evil/path?x=1");
+        assert!(resource_url(h, listen, &d, &[Tier::Signed]).starts_with("http://127.0.0.1:8080/"));
     }
 }

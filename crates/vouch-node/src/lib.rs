@@ -1,0 +1,25 @@
+//! The Vouch node without a transport, as rust-analyzer's `ide` is to its LSP server: the
+//! services (catalog, policy, prices, payments, transparency log, zk proofs, analytics) and
+//! the request pipelines that compose them. `vouch-server` translates HTTP to these typed calls
+//! and back; tests drive them in process, without a socket.
+
+pub mod analytics;
+pub mod attestation;
+pub mod catalog;
+pub mod config;
+pub mod configs;
+pub mod error;
+pub mod infer;
+pub mod models;
+pub mod node;
+pub mod payments;
+pub mod policy;
+pub mod pricing;
+pub mod proofs;
+pub mod supervise;
+pub mod transparency;
+
+pub use config::NodeConfig;
+pub use error::{NodeError, ProtocolAnswer};
+pub use infer::{InferCall, Inferred};
+pub use node::{BootError, Node};

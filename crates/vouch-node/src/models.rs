@@ -1,0 +1,176 @@
+//! The model registry: registration (admission on an engine, blob, row, log entries, zk
+//! analysis, name pointers) and what the node says about a model.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use vouch_core::model::validate_name;
+use vouch_core::{ErrorCode, ModelDigest};
+use vouch_store::{ModelRecord, NameChange, NewModel};
+
+use crate::Node;
+use crate::error::NodeError;
+
+/// Where a registration points a name, if anywhere.
+#[derive(Clone, Debug, Default)]
+pub struct Registration {
+    /// Name to point at the model (optional: a model can be used by digest alone).
+    pub name: Option<String>,
+    /// Version of that name; defaults to one more than the number of versions it has.
+    pub version: Option<String>,
+    /// Move `name@version` if it already points at another model.
+    pub replace: bool,
+}
+
+/// What a registration did.
+pub struct Registered {
+    /// `false`: the same bytes were registered before.
+    pub created: bool,
+    pub view: Value,
+}
+
+impl Node {
+    /// Registers a model's bytes. Idempotent: the same bytes give the same digest and
+    /// `created = false`.
+    pub async fn register(&self, bytes: Bytes, to: &Registration) -> Result<Registered, NodeError> {
+        if let Some(n) = &to.name {
+            validate_name(n)
+                .map_err(|m| NodeError::new(ErrorCode::BadRequest, format!("name {n:?}: {m}")))?;
+        }
+        if let Some(v) = &to.version {
+            validate_name(v).map_err(|m| {
+                NodeError::new(ErrorCode::BadRequest, format!("version {v:?}: {m}"))
+            })?;
+            if to.name.is_none() {
+                return Err(NodeError::new(
+                    ErrorCode::BadRequest,
+                    "a version needs a name",
+                ));
+            }
+        }
+        if bytes.is_empty() {
+            return Err(NodeError::new(
+                ErrorCode::InvalidModel,
+                "the body is empty: send the model file's bytes",
+            ));
+        }
+        let digest = ModelDigest::of_model_bytes(&bytes);
+        let mut passed_over = Vec::new();
+        let created = if self.store.model(&digest).await?.is_some() {
+            false
+        } else {
+            let engines = self.catalog.engines.clone();
+            let b = bytes.clone();
+            let admission = tokio::task::spawn_blocking(move || engines.admit(&b))
+                .await
+                .map_err(NodeError::internal)?
+                .map_err(|e| {
+                    NodeError::new(
+                        ErrorCode::InvalidModel,
+                        format!("not a model this node can serve: {e}"),
+                    )
+                })?;
+            passed_over = admission
+                .passed_over
+                .iter()
+                .map(|(k, r)| json!({"engine": k.as_str(), "reason": r}))
+                .collect();
+            // Bytes first, row second: a crash in between leaves only an unreferenced blob.
+            self.store.blobs.put_model(&digest, bytes.clone()).await?;
+            let created = self
+                .store
+                .insert_model(&NewModel {
+                    digest,
+                    size_bytes: bytes.len() as u64,
+                    engine: admission.engine.as_str().into(),
+                    signature: admission.model.signature().clone(),
+                })
+                .await?;
+            self.catalog.cache.insert(digest, admission.model).await;
+            if created {
+                crate::transparency::append_registered(&self.log, digest, bytes.len() as u64)
+                    .await?;
+            }
+            created
+        };
+        let zk = self.zk.on_registered(digest, bytes.clone()).await;
+        let mut change = None;
+        if let Some(name) = &to.name {
+            let version = match &to.version {
+                Some(v) => v.clone(),
+                None => self.next_version(name).await?,
+            };
+            let c = self
+                .store
+                .set_name(name, &version, &digest, to.replace)
+                .await?;
+            self.catalog.names_changed();
+            // The moves were stored with the pointer; they are in the log before the answer.
+            crate::transparency::drain_outboxes(&self.log, &self.store)
+                .await
+                .map_err(NodeError::internal)?;
+            // A name may carry a policy: the digest now answers to it too.
+            self.policy.changed();
+            change = Some(match c {
+                NameChange::Created => {
+                    json!({"name": name, "version": version, "change": "created"})
+                }
+                NameChange::Unchanged => {
+                    json!({"name": name, "version": version, "change": "unchanged"})
+                }
+                NameChange::Moved { from } => {
+                    json!({"name": name, "version": version, "change": "moved", "from": from})
+                }
+            });
+        }
+        let rec = self
+            .store
+            .model(&digest)
+            .await?
+            .ok_or_else(|| NodeError::internal("model vanished after insert"))?;
+        Ok(Registered {
+            created,
+            view: json!({"model": rec, "created": created, "name": change, "passed_over": passed_over, "zk": zk}),
+        })
+    }
+
+    async fn next_version(&self, name: &str) -> Result<String, NodeError> {
+        let latest = self.store.resolve_name(name, None).await?;
+        Ok(match latest.and_then(|p| p.version.parse::<u64>().ok()) {
+            Some(n) => (n + 1).to_string(),
+            None => "1".to_string(),
+        })
+    }
+
+    /// Registered models, newest first (at most 1000 a page), with their names, signatures and
+    /// zk status.
+    pub async fn models(&self, limit: u32, offset: u32) -> Result<Value, NodeError> {
+        let limit = limit.clamp(1, 1000);
+        let models: Vec<ModelRecord> = self.store.list_models(limit, offset).await?;
+        let models: Vec<Value> = models
+            .into_iter()
+            .map(|m| {
+                let zk = self.zk.model_json(&m.digest);
+                let mut v = json!(m);
+                v["zk"] = zk;
+                v
+            })
+            .collect();
+        let total = self.store.count_models().await?;
+        Ok(json!({"models": models, "total": total, "limit": limit, "offset": offset}))
+    }
+
+    /// One model: its registry record, whether it is loaded here, its zk status.
+    pub async fn model(&self, digest: &ModelDigest) -> Result<Value, NodeError> {
+        let rec = self.store.model(digest).await?.ok_or_else(|| {
+            NodeError::new(
+                ErrorCode::ModelNotFound,
+                format!("no model with digest {digest}"),
+            )
+        })?;
+        Ok(json!({
+            "model": rec,
+            "loaded": self.catalog.cache.contains(digest),
+            "zk": self.zk.model_json(digest),
+        }))
+    }
+}
