@@ -62,6 +62,7 @@ fn a_client_generated_from_the_live_document_registers_infers_and_reads_a_proof(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    eprintln!("{report}");
     assert!(out.status.success(), "{report}");
     assert!(report.contains("openapi: OK"), "{report}");
 }

@@ -16,6 +16,7 @@ import importlib
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,13 +75,18 @@ def generate(spec, tmp):
             "none",
             "--config",
             str(config),
-            "--fail-on-warning",
         ],
         capture_output=True,
         text=True,
     )
-    print(run.stdout, run.stderr, sep="\n")
+    report = run.stdout + run.stderr
+    print(report)
     assert run.returncode == 0, f"openapi-python-client failed ({run.returncode})"
+    # Anything it could not read is a failure, with one exception: the witness protocol's
+    # `POST /log/cosignature` takes a `text/plain` line (C2SP), a body this generator skips.
+    assert "Unable to" not in report, "openapi-python-client could not read part of the document"
+    skipped = re.findall(r"WARNING parsing (\S+ \S+)", report)
+    assert set(skipped) <= {"POST /log/cosignature"}, f"endpoints not generated: {skipped}"
     sys.path.insert(0, str(tmp))
     importlib.invalidate_caches()
     return importlib.import_module("client")
@@ -91,7 +97,7 @@ def use_client(pkg, base, token, models):
     types = importlib.import_module("client.types")
     client = pkg.AuthenticatedClient(base_url=base, token=token, timeout=120.0)
 
-    register = importlib.import_module("client.api.default.register_model")
+    register = importlib.import_module("client.api.models.register_model")
     onnx = (models / "mlp_small.onnx").read_bytes()
 
     r = register.sync_detailed(
@@ -109,7 +115,7 @@ def use_client(pkg, base, token, models):
     print(f"registered {digest} ({reg.model.engine}), zk {type(reg.zk).__name__}")
 
     # Registration's zk analysis may outlast its bounded wait: ask until it has an answer.
-    get_model = importlib.import_module("client.api.default.get_model")
+    get_model = importlib.import_module("client.api.models.get_model")
     for _ in range(600):
         view = get_model.sync(client=client, reference="mlp_small")
         assert isinstance(view, m.ModelView), view
@@ -120,7 +126,7 @@ def use_client(pkg, base, token, models):
     assert view.zk.vk_digest.startswith("sha256:"), view.zk.to_dict()
 
     inputs = json.loads((models / "mlp_small.input.json").read_text())
-    infer = importlib.import_module("client.api.default.infer")
+    infer = importlib.import_module("client.api.inference.infer")
     body = m.InferRequest.from_dict(
         {"model": "mlp_small", "inputs": inputs, "tiers": ["signed", "zk"]}
     )
@@ -135,7 +141,7 @@ def use_client(pkg, base, token, models):
     job_ref = bundle.evidence["zk_job"]
     print(f"inferred; proof job {job_ref['id']}")
 
-    get_job = importlib.import_module("client.api.default.get_proof_job")
+    get_job = importlib.import_module("client.api.proofs.get_proof_job")
     for _ in range(60):
         job = get_job.sync(client=client, id=job_ref["id"], wait="10s")
         assert isinstance(job, m.ProofJob), job

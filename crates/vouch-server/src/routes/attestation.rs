@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 /// The evidence binding this node's receipt key to its measured code (`vouch.tee.v1`
 /// envelope, see docs/tee.md). With `nonce`, fresh evidence for that nonce (rate-limited).
-#[utoipa::path(get, path = "/v1/attestation", operation_id = "get_attestation", params(AttestParams),
+#[utoipa::path(get, path = "/v1/attestation", operation_id = "get_attestation", tag = "attestation", params(AttestParams),
     responses((status = 200, description = "a vouch.tee.v1 evidence envelope", body = vouch_api::TeeEvidence),
         (status = 400, description = "bad nonce", body = vouch_api::ErrorBody), (status = 422, description = "no tee tier on this node", body = vouch_api::ErrorBody),
         (status = 503, description = "too many fresh attestations; retry later", body = vouch_api::ErrorBody)))]
@@ -23,7 +23,7 @@ pub async fn attestation(
 }
 
 /// A stored evidence envelope by its digest (SHA-256 of its RFC 8785 form).
-#[utoipa::path(get, path = "/v1/attestation/{digest}", operation_id = "get_attestation_by_digest", params(("digest" = String, Path, description = "sha256:<hex>")),
+#[utoipa::path(get, path = "/v1/attestation/{digest}", operation_id = "get_attestation_by_digest", tag = "attestation", params(("digest" = String, Path, description = "sha256:<hex>")),
     responses((status = 200, description = "the envelope", body = vouch_api::TeeEvidence), (status = 404, description = "not stored here", body = vouch_api::ErrorBody)))]
 pub async fn by_digest(
     State(st): State<Arc<AppState>>,

@@ -18,7 +18,7 @@ use vouch_node::configs::MAX_CONFIG_BYTES;
 
 /// Sets a model's configuration (a JSON object; applies to the digest the reference names now).
 /// From the answer on, its receipts carry the new `config_digest`; the change is logged first.
-#[utoipa::path(put, path = "/v1/models/{reference}/config", operation_id = "set_config",
+#[utoipa::path(put, path = "/v1/models/{reference}/config", operation_id = "set_config", tag = "config",
     params(("reference" = String, Path, description = "name, name@version or sha256:<hex>")),
     request_body(content = Object, content_type = "application/json",
         description = "the configuration: a JSON object (system prompt, generation settings)"),
@@ -37,7 +37,7 @@ pub async fn put_config(
 }
 
 /// A model's configuration in force, or `null`.
-#[utoipa::path(get, path = "/v1/models/{reference}/config", operation_id = "get_config",
+#[utoipa::path(get, path = "/v1/models/{reference}/config", operation_id = "get_config", tag = "config",
     params(("reference" = String, Path, description = "name, name@version or sha256:<hex>")),
     responses((status = 200, description = "the configuration, or null", body = vouch_api::ConfigView), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn get_config(

@@ -60,7 +60,7 @@ fn default_tiers() -> Vec<String> {
 /// model's policy upgraded the request, `vouch-upgraded-from`. With payments on, send an x402
 /// payment in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a paid answer carries
 /// `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE` and its receipt names the payment.
-#[utoipa::path(post, path = "/v1/infer", operation_id = "infer", request_body = vouch_api::InferRequest,
+#[utoipa::path(post, path = "/v1/infer", operation_id = "infer", tag = "inference", request_body = vouch_api::InferRequest,
     responses((status = 200, description = "outputs and receipt bundle", body = vouch_core::Bundle),
         (status = 400, description = "bad input", body = vouch_api::ErrorBody),
         (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2) and the v1 JSON body, `error` = reason code"),

@@ -34,7 +34,7 @@ fn text(body: Vec<u8>, cache: &'static str) -> Response {
 
 /// What this log is: origin, verifier key (pass it to `vouch verify --log-key`), size, and the
 /// latest checkpoint.
-#[utoipa::path(get, path = "/v1/log", operation_id = "log_info", responses((status = 200, description = "the log's identity and latest checkpoint", body = vouch_api::LogInfo)))]
+#[utoipa::path(get, path = "/v1/log", operation_id = "log_info", tag = "log", responses((status = 200, description = "the log's identity and latest checkpoint", body = vouch_api::LogInfo)))]
 pub async fn info(State(st): State<Arc<AppState>>) -> Json<vouch_api::LogInfo> {
     let cp = st.node.log.log.latest_checkpoint();
     Json(vouch_api::LogInfo {
@@ -56,7 +56,7 @@ pub async fn info(State(st): State<Arc<AppState>>) -> Json<vouch_api::LogInfo> {
 }
 
 /// The latest checkpoint with its cosignatures (C2SP signed note, `text/plain`).
-#[utoipa::path(get, path = "/log/checkpoint", operation_id = "log_checkpoint",
+#[utoipa::path(get, path = "/log/checkpoint", operation_id = "log_checkpoint", tag = "log",
     responses((status = 200, description = "signed checkpoint note", body = String, content_type = "text/plain"),
         (status = 404, description = "no checkpoint yet", body = vouch_api::ErrorBody)))]
 pub async fn checkpoint(State(st): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -71,7 +71,7 @@ pub async fn checkpoint(State(st): State<Arc<AppState>>) -> Result<Response, Api
 
 /// A C2SP tlog-tiles resource: `tile/<L>/<N>[.p/<W>]` (hashes) or `tile/entries/<N>[.p/<W>]`
 /// (entry bundle). Full tiles never change and are served as immutable.
-#[utoipa::path(get, path = "/log/tile/{path}", operation_id = "log_tile", params(("path" = String, Path, description = "tile path below tile/")),
+#[utoipa::path(get, path = "/log/tile/{path}", operation_id = "log_tile", tag = "log", params(("path" = String, Path, description = "tile path below tile/")),
     responses((status = 200, description = "tile bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = 404, description = "no such tile (yet)", body = vouch_api::ErrorBody)))]
 pub async fn tile(
     State(st): State<Arc<AppState>>,
@@ -99,7 +99,7 @@ pub async fn tile(
 }
 
 /// One entry: its canonical bytes (as text), kind and leaf hash.
-#[utoipa::path(get, path = "/v1/log/entries/{index}", operation_id = "log_entry", params(("index" = u64, Path, description = "leaf index")),
+#[utoipa::path(get, path = "/v1/log/entries/{index}", operation_id = "log_entry", tag = "log", params(("index" = u64, Path, description = "leaf index")),
     responses((status = 200, description = "the entry", body = vouch_api::LogEntry), (status = 404, description = "beyond the log", body = vouch_api::ErrorBody)))]
 pub async fn entry(
     State(st): State<Arc<AppState>>,
@@ -118,7 +118,7 @@ pub async fn entry(
 /// Inclusion proof of entry `index`. Without `size`: the bundle evidence (`evidence.log`) with
 /// a C2SP tlog-proof@v1 under the latest cosigned checkpoint. With `size`: the RFC 6962 proof
 /// hashes for that tree size.
-#[utoipa::path(get, path = "/v1/log/proof/{index}", operation_id = "log_inclusion_proof", params(("index" = u64, Path, description = "leaf index"), ProofParams),
+#[utoipa::path(get, path = "/v1/log/proof/{index}", operation_id = "log_inclusion_proof", tag = "log", params(("index" = u64, Path, description = "leaf index"), ProofParams),
     responses((status = 200, description = "the proof", body = vouch_api::InclusionProof), (status = 404, description = "not in the log or not yet checkpointed", body = vouch_api::ErrorBody)))]
 pub async fn proof(
     State(st): State<Arc<AppState>>,
@@ -145,7 +145,7 @@ pub async fn proof(
 }
 
 /// RFC 6962 consistency proof between two tree sizes (base64 hashes).
-#[utoipa::path(get, path = "/v1/log/consistency", operation_id = "log_consistency_proof", params(ConsistencyParams),
+#[utoipa::path(get, path = "/v1/log/consistency", operation_id = "log_consistency_proof", tag = "log", params(ConsistencyParams),
     responses((status = 200, description = "the proof", body = vouch_api::ConsistencyProof), (status = 400, description = "bad sizes", body = vouch_api::ErrorBody)))]
 pub async fn consistency(
     State(st): State<Arc<AppState>>,
@@ -172,7 +172,7 @@ pub async fn consistency(
 }
 
 /// Every logged change of what `name` (and each `name@version`) pointed at, oldest first.
-#[utoipa::path(get, path = "/v1/log/history/{name}", operation_id = "log_name_history", params(("name" = String, Path, description = "model name")),
+#[utoipa::path(get, path = "/v1/log/history/{name}", operation_id = "log_name_history", tag = "log", params(("name" = String, Path, description = "model name")),
     responses((status = 200, description = "pointer changes", body = vouch_api::NameHistory)))]
 pub async fn history(
     State(st): State<Arc<AppState>>,
@@ -192,7 +192,7 @@ pub async fn history(
 
 /// Adds a trusted witness's `cosignature/v1` line (the body) to the checkpoint of `size`; it is
 /// verified first, then served with that checkpoint. Lines from unknown keys are refused.
-#[utoipa::path(post, path = "/log/cosignature", operation_id = "log_add_cosignature", params(CosignParams),
+#[utoipa::path(post, path = "/log/cosignature", operation_id = "log_add_cosignature", tag = "log", params(CosignParams),
     request_body(content = String, content_type = "text/plain"),
     responses((status = 200, description = "accepted", body = vouch_api::CosignatureAccepted), (status = 400, description = "unknown witness or bad signature", body = vouch_api::ErrorBody)))]
 pub async fn cosignature(

@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// digest and a 200 instead of a 201. The answer's `zk` says whether the zk tier can prove it
 /// (or names the unsupported operator); analysis that takes longer than `[zk] analyze_wait_ms`
 /// answers `analysing` and finishes in the background.
-#[utoipa::path(post, path = "/v1/models", operation_id = "register_model", params(RegisterParams),
+#[utoipa::path(post, path = "/v1/models", operation_id = "register_model", tag = "models", params(RegisterParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the ONNX file's bytes"),
     responses((status = 201, description = "registered", body = vouch_api::RegisterResponse), (status = 200, description = "already registered", body = vouch_api::RegisterResponse),
         (status = 401, description = "missing or wrong admin token", body = vouch_api::ErrorBody), (status = 413, description = "model too large", body = vouch_api::ErrorBody),
@@ -51,7 +51,7 @@ pub async fn register(
 }
 
 /// Registered models, newest first, with their names and signatures.
-#[utoipa::path(get, path = "/v1/models", operation_id = "list_models", params(ListParams), responses((status = 200, description = "models", body = vouch_api::ModelList)))]
+#[utoipa::path(get, path = "/v1/models", operation_id = "list_models", tag = "models", params(ListParams), responses((status = 200, description = "models", body = vouch_api::ModelList)))]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     Query(p): Query<ListParams>,
@@ -60,7 +60,7 @@ pub async fn list(
 }
 
 /// A model by `name` (latest version) or `name@version`.
-#[utoipa::path(get, path = "/v1/models/{reference}", operation_id = "get_model", params(("reference" = String, Path, description = "name or name@version")),
+#[utoipa::path(get, path = "/v1/models/{reference}", operation_id = "get_model", tag = "models", params(("reference" = String, Path, description = "name or name@version")),
     responses((status = 200, description = "the model", body = vouch_api::ModelView), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn by_name(
     State(st): State<Arc<AppState>>,
@@ -71,7 +71,7 @@ pub async fn by_name(
 }
 
 /// A model by its SHA-256 digest (`sha256:<hex>` or bare hex).
-#[utoipa::path(get, path = "/v1/models/by-digest/{digest}", operation_id = "get_model_by_digest", params(("digest" = String, Path, description = "sha256:<hex>")),
+#[utoipa::path(get, path = "/v1/models/by-digest/{digest}", operation_id = "get_model_by_digest", tag = "models", params(("digest" = String, Path, description = "sha256:<hex>")),
     responses((status = 200, description = "the model", body = vouch_api::ModelView), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn by_digest(
     State(st): State<Arc<AppState>>,

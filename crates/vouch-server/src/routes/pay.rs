@@ -40,7 +40,7 @@ fn terms(st: &AppState) -> Result<vouch_api::Pricing, ApiError> {
 
 /// The price model (per-tier defaults, per-model overrides, the zk formula) and payment terms;
 /// with `?model=…&tiers=…`, the price of that request, line by line.
-#[utoipa::path(get, path = "/v1/pricing", operation_id = "pricing", params(PricingQuery),
+#[utoipa::path(get, path = "/v1/pricing", operation_id = "pricing", tag = "payments", params(PricingQuery),
     responses((status = 200, description = "prices in the asset's smallest unit", body = vouch_api::Pricing),
         (status = 400, description = "bad tier list", body = vouch_api::ErrorBody), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn pricing(
@@ -143,7 +143,7 @@ fn address(s: &str) -> Result<vouch_pay::Address, ApiError> {
 
 /// Credits a payer's balance in the built-in ledger (an operator's top-up, e.g. on a private
 /// deployment or a test network).
-#[utoipa::path(post, path = "/v1/pay/credit", operation_id = "pay_credit", request_body = CreditRequest,
+#[utoipa::path(post, path = "/v1/pay/credit", operation_id = "pay_credit", tag = "payments", request_body = CreditRequest,
     responses((status = 200, description = "the new balance", body = vouch_api::CreditResponse),
         (status = 400, description = "bad address or amount, or no built-in ledger", body = vouch_api::ErrorBody),
         (status = 401, description = "missing or wrong admin token", body = vouch_api::ErrorBody)))]
@@ -181,7 +181,7 @@ pub async fn credit(
 }
 
 /// A payer's balance in the built-in ledger.
-#[utoipa::path(get, path = "/v1/pay/balance/{address}", operation_id = "pay_balance",
+#[utoipa::path(get, path = "/v1/pay/balance/{address}", operation_id = "pay_balance", tag = "payments",
     params(("address" = String, Path, description = "EVM address")),
     responses((status = 200, description = "the balance", body = vouch_api::Balance), (status = 400, description = "bad address or no built-in ledger", body = vouch_api::ErrorBody)))]
 pub async fn balance(

@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// The policy subject a path names: a model name (all versions) or a digest.
 /// Sets or removes a model's minimum tier. Every change is stored with its time in the policy
 /// history, which the transparency log records.
-#[utoipa::path(put, path = "/v1/models/{reference}/policy", operation_id = "set_policy", request_body = PolicyRequest,
+#[utoipa::path(put, path = "/v1/models/{reference}/policy", operation_id = "set_policy", tag = "policy", request_body = PolicyRequest,
     params(("reference" = String, Path, description = "model name or sha256:<hex>")),
     responses((status = 200, description = "the policy now in force", body = vouch_api::PolicyUpdate),
         (status = 401, description = "missing or wrong admin token", body = vouch_api::ErrorBody), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
@@ -38,7 +38,7 @@ pub async fn put_policy(
 }
 
 /// A model's policy as stored for this subject.
-#[utoipa::path(get, path = "/v1/models/{reference}/policy", operation_id = "get_policy",
+#[utoipa::path(get, path = "/v1/models/{reference}/policy", operation_id = "get_policy", tag = "policy",
     params(("reference" = String, Path, description = "model name or sha256:<hex>")),
     responses((status = 200, description = "the policy, or null", body = vouch_api::PolicyView), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn get_policy(
@@ -50,7 +50,7 @@ pub async fn get_policy(
 
 /// Per tier: available here or why not, what it proves, what it trusts, its price, and the
 /// latency measured on this model's recent requests at that tier.
-#[utoipa::path(get, path = "/v1/models/{reference}/assurance", operation_id = "get_assurance",
+#[utoipa::path(get, path = "/v1/models/{reference}/assurance", operation_id = "get_assurance", tag = "policy",
     params(("reference" = String, Path, description = "name, name@version or sha256:<hex>")),
     responses((status = 200, description = "the tiers", body = vouch_api::Assurance), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn assurance(

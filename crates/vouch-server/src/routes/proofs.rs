@@ -53,7 +53,7 @@ fn parse_wait(s: &str) -> Result<Duration, ApiError> {
 }
 
 /// A proof job: status, stage, progress and, once done, `evidence.zk` to add to the bundle.
-#[utoipa::path(get, path = "/v1/proofs/{id}", operation_id = "get_proof_job", params(("id" = String, Path, description = "job id"), WaitParams),
+#[utoipa::path(get, path = "/v1/proofs/{id}", operation_id = "get_proof_job", tag = "proofs", params(("id" = String, Path, description = "job id"), WaitParams),
     responses((status = 200, description = "the job", body = vouch_api::ProofJob), (status = 404, description = "no such job", body = vouch_api::ErrorBody)))]
 pub async fn get(
     State(st): State<Arc<AppState>>,
@@ -87,7 +87,7 @@ pub async fn get(
 }
 
 /// Cancels a queued or running job. Needs the admin token or the job's cancel token.
-#[utoipa::path(delete, path = "/v1/proofs/{id}", operation_id = "cancel_proof_job", params(("id" = String, Path, description = "job id")),
+#[utoipa::path(delete, path = "/v1/proofs/{id}", operation_id = "cancel_proof_job", tag = "proofs", params(("id" = String, Path, description = "job id")),
     responses((status = 200, description = "cancelled, or already ended", body = vouch_api::CancelResponse), (status = 401, description = "no or wrong token", body = vouch_api::ErrorBody),
         (status = 404, description = "no such job", body = vouch_api::ErrorBody)))]
 pub async fn cancel(
