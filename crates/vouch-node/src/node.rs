@@ -347,7 +347,7 @@ impl Node {
             payments: self.pay.is_some(),
             limits: crate::wire::limits(&self.config.limits),
             cache: api::CacheUsage {
-                models_loaded: loaded as u64,
+                models_loaded: loaded,
                 estimated_bytes: bytes,
                 budget_mib: self.config.exec.cache_mib,
             },
