@@ -11,6 +11,7 @@ pub const BUNDLE_FORMAT: &str = "vouch.bundle.v1";
 
 /// An Ed25519 signature by `receipt.node_key` over `receipt.signing_message()`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BundleSignature {
     /// Always `ed25519` in this version.
@@ -20,6 +21,7 @@ pub struct BundleSignature {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
     pub format: String,

@@ -11,6 +11,8 @@ pub mod digest;
 pub mod error;
 pub mod model;
 pub mod receipt;
+#[cfg(feature = "utoipa")]
+mod schema;
 pub mod tensor;
 
 pub use bundle::{BUNDLE_FORMAT, Bundle, BundleSignature};

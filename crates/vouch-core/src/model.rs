@@ -43,6 +43,7 @@ impl<'de> Deserialize<'de> for Dim {
 
 /// A named input or output as the model declares it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct TensorSpec {
     pub name: String,
     pub dtype: DType,
@@ -98,6 +99,7 @@ impl TensorSpec {
 
 /// The model's interface, extracted by the engine at registration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct ModelSignature {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,

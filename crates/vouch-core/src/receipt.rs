@@ -18,6 +18,7 @@ const SIGNING_DOMAIN: &[u8] = b"vouch.receipt.v1\0";
 
 /// A verification tier a caller may ask for. Several may be combined on one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// The node's Ed25519 signature over the receipt: trusts the node's key.
@@ -69,6 +70,7 @@ impl FromStr for Tier {
 /// How the engine ran: outputs of different engines, thread counts and batchings may differ in
 /// the last bits, so a verifier replaying the run needs to know which profile it reproduces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecProfile {
     pub threads: u32,
@@ -79,6 +81,7 @@ pub struct ExecProfile {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EngineInfo {
     /// `onnxruntime` or `tract`.
@@ -135,6 +138,7 @@ impl<'de> Deserialize<'de> for NodeKey {
 
 /// Who paid for this inference, so the audit trail links payment to result.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRef {
     pub scheme: String,
@@ -149,6 +153,7 @@ pub struct PaymentRef {
 
 /// The signed statement about one inference.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
     pub version: u32,

@@ -5,7 +5,6 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde_json::Value;
 use vouch_attest::tee::binding::parse_nonce_hex;
 use vouch_core::{Digest, ErrorCode};
 
@@ -59,10 +58,13 @@ impl Node {
 
     /// The boot evidence, or with a hex `nonce` fresh evidence committing to it (rate-limited:
     /// the platform signs each one).
-    pub async fn attestation(&self, nonce: Option<&str>) -> Result<Value, NodeError> {
+    pub async fn attestation(
+        &self,
+        nonce: Option<&str>,
+    ) -> Result<vouch_api::TeeEvidence, NodeError> {
         let t = self.tee_state()?;
         let Some(nonce) = nonce else {
-            return Ok(t.boot_json.clone());
+            return crate::wire::tee_evidence(&t.boot);
         };
         let nonce = parse_nonce_hex(nonce)?;
         if !t.limiter.try_take() {
@@ -79,17 +81,20 @@ impl Node {
         let env = tokio::task::spawn_blocking(move || producer.attest(&key, Some(&nonce)))
             .await
             .map_err(NodeError::internal)??;
-        Ok(env.to_json())
+        crate::wire::tee_evidence(&env)
     }
 
     /// A stored evidence envelope by its digest (`sha256:<hex>`).
-    pub async fn attestation_by_digest(&self, digest: &str) -> Result<Value, NodeError> {
+    pub async fn attestation_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<vouch_api::TeeEvidence, NodeError> {
         let t = self.tee_state()?;
         let d: Digest = digest
             .parse()
             .map_err(|e| NodeError::new(ErrorCode::BadRequest, format!("{e}")))?;
         if d == t.boot_digest {
-            return Ok(t.boot_json.clone());
+            return crate::wire::tee_evidence(&t.boot);
         }
         // Envelopes from earlier boots of this node; the name is built from parsed hex only.
         let path = t.dir.join(format!("{}.json", d.hex()));

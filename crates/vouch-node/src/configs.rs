@@ -2,7 +2,7 @@
 //! Receipts carry its digest (`config_digest`) and every change is a transparency-log entry
 //! with the configuration itself, so a swapped prompt is as visible as a swapped model.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use vouch_core::{Digest, ErrorCode};
 
 use crate::Node;
@@ -15,7 +15,11 @@ pub const MAX_CONFIG_BYTES: usize = 32 << 10;
 impl Node {
     /// Sets the configuration of the model `reference` names now. It is logged before the
     /// answer; from then on, the model's receipts carry its digest.
-    pub async fn set_config(&self, reference: &str, config: Value) -> Result<Value, NodeError> {
+    pub async fn set_config(
+        &self,
+        reference: &str,
+        config: Value,
+    ) -> Result<vouch_api::ConfigUpdate, NodeError> {
         if !config.is_object() {
             return Err(NodeError::new(
                 ErrorCode::BadRequest,
@@ -48,18 +52,21 @@ impl Node {
         }
         self.catalog
             .config_changed(model, ConfigFacts::of(Some(digest), &config));
-        Ok(json!({
-            "model": model,
-            "config_digest": digest,
-            "changed": change.is_some(),
-            "config": config,
-        }))
+        Ok(vouch_api::ConfigUpdate {
+            model,
+            config_digest: digest,
+            changed: change.is_some(),
+            config: crate::wire::config_object(config)?,
+        })
     }
 
     /// The configuration in force for the model `reference` names, or `null`.
-    pub async fn config_of(&self, reference: &str) -> Result<Value, NodeError> {
+    pub async fn config_of(&self, reference: &str) -> Result<vouch_api::ConfigView, NodeError> {
         let (_, model) = self.catalog.resolve_str(reference).await?;
         let c = self.store.model_config(&model).await?;
-        Ok(json!({"model": model, "config": c}))
+        Ok(vouch_api::ConfigView {
+            model,
+            config: c.map(crate::wire::model_config).transpose()?,
+        })
     }
 }

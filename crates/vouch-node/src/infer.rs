@@ -270,7 +270,9 @@ impl Node {
         if let Some((ticket, zk_inputs)) = zk {
             self.fault(Step::ZkSubmit).await?;
             let job = ticket.submit(&receipt, &zk_inputs).await?;
-            evidence.insert("zk_job".to_string(), job.reference);
+            // A struct of strings and numbers: serialising it cannot fail.
+            let reference = serde_json::to_value(&job.reference).map_err(NodeError::internal)?;
+            evidence.insert(vouch_api::ZkJobRef::EVIDENCE_KEY.to_string(), reference);
             zk_cancel_token = Some(job.cancel_token);
         }
         self.fault(Step::Stall).await?;

@@ -18,6 +18,7 @@ pub mod prices;
 pub mod proofs;
 pub mod supervise;
 pub mod transparency;
+pub mod wire;
 
 pub use config::NodeConfig;
 pub use error::{NodeError, ProtocolAnswer};

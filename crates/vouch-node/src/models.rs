@@ -2,7 +2,7 @@
 //! analysis, name pointers) and what the node says about a model.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use vouch_api as api;
 use vouch_core::model::validate_name;
 use vouch_core::{ErrorCode, ModelDigest};
 use vouch_store::{ModelRecord, NameChange, NewModel};
@@ -25,7 +25,7 @@ pub struct Registration {
 pub struct Registered {
     /// `false`: the same bytes were registered before.
     pub created: bool,
-    pub view: Value,
+    pub view: api::RegisterResponse,
 }
 
 impl Node {
@@ -72,7 +72,10 @@ impl Node {
             passed_over = admission
                 .passed_over
                 .iter()
-                .map(|(k, r)| json!({"engine": k.as_str(), "reason": r}))
+                .map(|(k, r)| api::PassedOver {
+                    engine: k.as_str().into(),
+                    reason: r.to_string(),
+                })
                 .collect();
             // Bytes first, row second: a crash in between leaves only an unreferenced blob.
             self.store.blobs.put_model(&digest, bytes.clone()).await?;
@@ -110,16 +113,16 @@ impl Node {
                 .map_err(NodeError::internal)?;
             // A name may carry a policy: the digest now answers to it too.
             self.policy.changed();
-            change = Some(match c {
-                NameChange::Created => {
-                    json!({"name": name, "version": version, "change": "created"})
-                }
-                NameChange::Unchanged => {
-                    json!({"name": name, "version": version, "change": "unchanged"})
-                }
-                NameChange::Moved { from } => {
-                    json!({"name": name, "version": version, "change": "moved", "from": from})
-                }
+            let (change_kind, from) = match c {
+                NameChange::Created => (api::NameChange::Created, None),
+                NameChange::Unchanged => (api::NameChange::Unchanged, None),
+                NameChange::Moved { from } => (api::NameChange::Moved, Some(from)),
+            };
+            change = Some(api::NameResult {
+                name: name.clone(),
+                version,
+                change: change_kind,
+                from,
             });
         }
         let rec = self
@@ -129,7 +132,13 @@ impl Node {
             .ok_or_else(|| NodeError::internal("model vanished after insert"))?;
         Ok(Registered {
             created,
-            view: json!({"model": rec, "created": created, "name": change, "passed_over": passed_over, "zk": zk}),
+            view: api::RegisterResponse {
+                model: crate::wire::model_record(rec),
+                created,
+                name: change,
+                passed_over,
+                zk,
+            },
         })
     }
 
@@ -143,34 +152,37 @@ impl Node {
 
     /// Registered models, newest first (at most 1000 a page), with their names, signatures and
     /// zk status.
-    pub async fn models(&self, limit: u32, offset: u32) -> Result<Value, NodeError> {
+    pub async fn models(&self, limit: u32, offset: u32) -> Result<api::ModelList, NodeError> {
         let limit = limit.clamp(1, 1000);
         let models: Vec<ModelRecord> = self.store.list_models(limit, offset).await?;
-        let models: Vec<Value> = models
+        let models = models
             .into_iter()
-            .map(|m| {
-                let zk = self.zk.model_json(&m.digest);
-                let mut v = json!(m);
-                v["zk"] = zk;
-                v
+            .map(|m| api::ListedModel {
+                zk: self.zk.model_json(&m.digest),
+                model: crate::wire::model_record(m),
             })
             .collect();
         let total = self.store.count_models().await?;
-        Ok(json!({"models": models, "total": total, "limit": limit, "offset": offset}))
+        Ok(api::ModelList {
+            models,
+            total,
+            limit,
+            offset,
+        })
     }
 
     /// One model: its registry record, whether it is loaded here, its zk status.
-    pub async fn model(&self, digest: &ModelDigest) -> Result<Value, NodeError> {
+    pub async fn model(&self, digest: &ModelDigest) -> Result<api::ModelView, NodeError> {
         let rec = self.store.model(digest).await?.ok_or_else(|| {
             NodeError::new(
                 ErrorCode::ModelNotFound,
                 format!("no model with digest {digest}"),
             )
         })?;
-        Ok(json!({
-            "model": rec,
-            "loaded": self.catalog.cache.contains(digest),
-            "zk": self.zk.model_json(digest),
-        }))
+        Ok(api::ModelView {
+            model: crate::wire::model_record(rec),
+            loaded: self.catalog.cache.contains(digest),
+            zk: self.zk.model_json(digest),
+        })
     }
 }

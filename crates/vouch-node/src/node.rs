@@ -303,46 +303,59 @@ pub fn load_or_create_token(path: &Path) -> Result<(String, bool), BootError> {
 
 impl Node {
     /// Who this node is: its receipt-signing key, engines, tiers, log, prices and limits.
-    pub async fn info(&self) -> serde_json::Value {
-        use serde_json::{Value, json};
-        let engines: Vec<Value> = self
+    pub async fn info(&self) -> Result<vouch_api::NodeInfo, crate::NodeError> {
+        use vouch_api as api;
+        let engines = self
             .catalog
             .engines
             .available()
             .into_iter()
-            .map(|(k, v)| json!({"name": k.as_str(), "version": v}))
+            .map(|(k, v)| api::EngineVersion {
+                name: k.as_str().into(),
+                version: v,
+            })
             .collect();
         let (loaded, bytes) = self.catalog.cache.usage().await;
-        let tiers: Vec<&str> = [
+        let tiers = [
             vouch_core::Tier::Signed,
             vouch_core::Tier::Tee,
             vouch_core::Tier::Zk,
         ]
         .into_iter()
         .filter(|t| crate::policy::unavailable_reason(self, *t).is_none())
-        .map(|t| t.as_str())
         .collect();
-        json!({
-            "vouch_version": env!("CARGO_PKG_VERSION"),
-            "node_key": self.signer.public_key().to_string(),
-            "engines": engines,
-            "tiers": tiers,
-            "tee": self.tee.as_ref().map(|t| json!({
-                "platform": t.verdict.platform,
-                "trust_assumption": t.verdict.trust_assumption,
-                "measurements": t.verdict.measurements,
-                "evidence_digest": t.boot_digest,
-                "simulated": t.simulated,
-            })),
-            "key_ephemeral": self.boot.key_ephemeral,
-            "log": {"origin": self.log.origin, "log_key": self.log.vkey, "size": self.log.log.size()},
-            "prices": self.prices.config(),
-            "price_unit": self.prices.unit(),
-            "payments": self.pay.is_some(),
-            "limits": self.config.limits,
-            "cache": {"models_loaded": loaded, "estimated_bytes": bytes, "budget_mib": self.config.exec.cache_mib},
-            "queue": {"waiting": self.executor.queue_len(), "capacity": self.config.exec.queue_capacity},
-            "zk": self.zk.queue_json(),
+        Ok(api::NodeInfo {
+            vouch_version: env!("CARGO_PKG_VERSION").into(),
+            node_key: self.signer.public_key(),
+            engines,
+            tiers,
+            tee: self.tee.as_ref().map(|t| api::TeeSummary {
+                platform: crate::wire::platform(t.verdict.platform),
+                trust_assumption: t.verdict.trust_assumption.clone(),
+                measurements: t.verdict.measurements.clone(),
+                evidence_digest: t.boot_digest,
+                simulated: t.simulated,
+            }),
+            key_ephemeral: self.boot.key_ephemeral,
+            log: api::LogSummary {
+                origin: self.log.origin.clone(),
+                log_key: self.log.vkey.clone(),
+                size: self.log.log.size(),
+            },
+            prices: crate::wire::pricing_config(self.prices.config())?,
+            price_unit: self.prices.unit(),
+            payments: self.pay.is_some(),
+            limits: crate::wire::limits(&self.config.limits),
+            cache: api::CacheUsage {
+                models_loaded: loaded,
+                estimated_bytes: bytes,
+                budget_mib: self.config.exec.cache_mib,
+            },
+            queue: api::QueueUsage {
+                waiting: self.executor.queue_len() as u64,
+                capacity: self.config.exec.queue_capacity as u64,
+            },
+            zk: self.zk.queue_json(),
         })
     }
 }

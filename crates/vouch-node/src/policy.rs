@@ -2,7 +2,6 @@
 //! policies that refuse (or, when the caller allows it, upgrade) requests asking for too little.
 //! Everything here runs before any work is done or any price is charged.
 
-use serde_json::{Value, json};
 use vouch_core::model::validate_name;
 use vouch_core::{ErrorCode, ModelDigest, Tier};
 
@@ -246,7 +245,7 @@ impl Node {
         &self,
         reference: &str,
         min_tier: Option<Tier>,
-    ) -> Result<Value, NodeError> {
+    ) -> Result<vouch_api::PolicyUpdate, NodeError> {
         let subject = self.subject(reference).await?;
         let change = self.store.set_policy(&subject, min_tier).await?;
         self.policy.changed();
@@ -273,26 +272,29 @@ impl Node {
             .store
             .policies_for(std::slice::from_ref(&subject))
             .await?;
-        Ok(json!({
-            "subject": subject,
-            "policy": policy.first(),
-            "change": change,
-        }))
+        Ok(vouch_api::PolicyUpdate {
+            subject,
+            policy: policy.into_iter().next().map(crate::wire::policy),
+            change: change.map(crate::wire::policy_change),
+        })
     }
 
     /// A model's policy as stored for this subject.
-    pub async fn policy_of(&self, reference: &str) -> Result<Value, NodeError> {
+    pub async fn policy_of(&self, reference: &str) -> Result<vouch_api::PolicyView, NodeError> {
         let subject = self.subject(reference).await?;
         let policy = self
             .store
             .policies_for(std::slice::from_ref(&subject))
             .await?;
-        Ok(json!({"subject": subject, "policy": policy.first()}))
+        Ok(vouch_api::PolicyView {
+            subject,
+            policy: policy.into_iter().next().map(crate::wire::policy),
+        })
     }
 
     /// Per tier: available here or why not, what it proves, what it trusts, its price, and the
     /// latency measured on this model's recent requests at that tier.
-    pub async fn assurance(&self, reference: &str) -> Result<Value, NodeError> {
+    pub async fn assurance(&self, reference: &str) -> Result<vouch_api::Assurance, NodeError> {
         let (_, digest) = self.catalog.resolve_str(reference).await?;
         let policy = self.policy.effective(&digest).await?;
         let prices = &self.prices;
@@ -309,33 +311,36 @@ impl Node {
                 let measured = self.analytics.model_level(&digest, level(&request));
                 let ms = |p: f64| measured.percentile(p).map(|s| (s * 1e5).round() / 1e2);
                 let reason = unavailable_for(self, &digest, t);
-                json!({
-                    "tier": t,
-                    "available": reason.is_none(),
-                    "unavailable_reason": reason,
-                    "meets_policy": policy.as_ref().is_none_or(|(min, _)| t >= *min),
-                    "proves": proves(t),
-                    "zk": (t == Tier::Zk).then(|| self.zk.model_json(&digest)),
-                    "trusts": trusts(self, t),
-                    "price": price,
-                    "request": request,
-                    "request_price": request_price,
-                    "measured": {
-                        "requests": measured.requests,
-                        "errors": measured.errors,
-                        "samples": measured.recent.len(),
-                        "p50_ms": ms(0.5),
-                        "p95_ms": ms(0.95),
+                vouch_api::TierAssurance {
+                    tier: t,
+                    available: reason.is_none(),
+                    unavailable_reason: reason,
+                    meets_policy: policy.as_ref().is_none_or(|(min, _)| t >= *min),
+                    proves: proves(t).into(),
+                    zk: (t == Tier::Zk).then(|| self.zk.model_json(&digest)),
+                    trusts: trusts(self, t),
+                    price: price.map(crate::wire::amount).transpose()?,
+                    request,
+                    request_price: request_price.map(crate::wire::amount).transpose()?,
+                    measured: vouch_api::Measured {
+                        requests: measured.requests,
+                        errors: measured.errors,
+                        samples: measured.recent.len() as u64,
+                        p50_ms: ms(0.5),
+                        p95_ms: ms(0.95),
                     },
-                })
+                }
             });
         }
-        Ok(json!({
-            "model": reference,
-            "digest": digest,
-            "policy": policy.map(|(min, subject)| json!({"min_tier": min, "subject": subject})),
-            "asset": prices.unit(),
-            "tiers": rows,
-        }))
+        Ok(vouch_api::Assurance {
+            model: reference.to_string(),
+            digest,
+            policy: policy.map(|(min_tier, subject)| vouch_api::EffectivePolicy {
+                min_tier,
+                subject: subject.to_string(),
+            }),
+            asset: prices.unit(),
+            tiers: rows,
+        })
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy_primitives::U256;
 use bytes::Bytes;
 use serde_json::json;
+use vouch_api::ModelZk;
 use vouch_core::{ErrorCode, ModelRef, TensorMap, Tier};
 use vouch_node::infer::Step;
 use vouch_node::models::Registration;
@@ -197,12 +198,13 @@ async fn a_failure_after_settlement_refunds_the_payment_exactly_once() {
     let node = paid_node(&dir).await;
     let digest = node.catalog.resolve(&"mlp".parse().unwrap()).await.unwrap();
     for _ in 0..600 {
-        if node.zk.model_json(&digest)["status"] == json!("available") {
+        if matches!(node.zk.model_json(&digest), ModelZk::Available { .. }) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(node.zk.model_json(&digest)["status"], json!("available"));
+    let zk = node.zk.model_json(&digest);
+    assert!(matches!(zk, ModelZk::Available { .. }), "{zk:?}");
     let cases: [(Step, &[Tier]); 6] = [
         (Step::Settled, &[Tier::Signed]),
         (Step::Log, &[Tier::Signed]),

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use vouch_core::ErrorCode;
 use vouch_exec::ExecError;
 use vouch_node::NodeError;
@@ -95,10 +94,13 @@ impl IntoResponse for ApiError {
             }
             return resp;
         }
-        let mut body = json!({"error": {"code": e.code.as_str(), "message": e.message}});
-        if let Some(r) = e.reason {
-            body["error"]["reason"] = json!(r);
-        }
+        let body = vouch_api::ErrorBody {
+            error: vouch_api::ErrorDetail {
+                code: e.code,
+                message: e.message,
+                reason: e.reason.map(str::to_string),
+            },
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(e.code, ErrorCode::Overloaded | ErrorCode::Timeout) {
             resp.headers_mut()

@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::routing::{get, post};
 use bytes::Bytes;
-use serde_json::Value;
 use vouch_core::ErrorCode;
 use vouch_pay::facilitator::{serve_settle, serve_verify};
 use vouch_pay::wire::FacilitatorRequest;
@@ -55,7 +54,7 @@ async fn credit(
     State(t): State<Topup>,
     headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::CreditResponse>, ApiError> {
     use subtle::ConstantTimeEq;
     use vouch_pay::store::Ledger;
     let given = headers
@@ -70,7 +69,7 @@ async fn credit(
         ));
     }
     let body = body_or_error(body, 4096, ErrorCode::PayloadTooLarge)?;
-    let req: crate::routes::pay::CreditRequest = serde_json::from_slice(&body)
+    let req: vouch_api::CreditRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid credit JSON: {e}")))?;
     let owner = vouch_pay::verify::parse_address(req.address.trim()).ok_or_else(|| {
         ApiError::new(ErrorCode::BadRequest, "address is not 0x and 40 hex digits")
@@ -93,11 +92,13 @@ async fn credit(
         .credit(&account, amount, &memo)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(serde_json::json!({
-        "address": owner.to_string(),
-        "credited": amount.to_string(),
-        "balance": balance.to_string(),
-    })))
+    // No prices on a standalone facilitator, so no `display`.
+    Ok(Json(vouch_api::CreditResponse {
+        address: owner.to_string(),
+        credited: vouch_node::wire::amount(vouch_pay::Amount(amount))?,
+        balance: vouch_node::wire::amount(vouch_pay::Amount(balance))?,
+        display: None,
+    }))
 }
 
 fn request(body: Result<Bytes, BytesRejection>) -> Result<FacilitatorRequest, ApiError> {
@@ -117,24 +118,26 @@ fn failed(e: FacilitatorError) -> ApiError {
 async fn verify(
     State(f): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::facilitator::VerifyResponse>, ApiError> {
     let req = request(body)?;
     let answer = serve_verify(f.as_ref(), &req).await.map_err(failed)?;
-    Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
+    Ok(Json(vouch_node::wire::verify_response(answer)))
 }
 
 async fn settle(
     State(f): State<Shared>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::facilitator::SettleResponse>, ApiError> {
     let req = request(body)?;
     let answer = serve_settle(f.as_ref(), &req).await.map_err(failed)?;
-    Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
+    Ok(Json(vouch_node::wire::settle_response(answer)))
 }
 
-async fn supported(State(f): State<Shared>) -> Result<Json<Value>, ApiError> {
+async fn supported(
+    State(f): State<Shared>,
+) -> Result<Json<vouch_api::facilitator::SupportedResponse>, ApiError> {
     let answer = f.supported().await.map_err(failed)?;
-    Ok(Json(serde_json::to_value(answer).unwrap_or(Value::Null)))
+    Ok(Json(vouch_node::wire::supported_response(answer)))
 }
 
 /// A standalone built-in facilitator bound to its address.

@@ -65,10 +65,16 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::pay::credit,
         routes::pay::balance,
     ),
+    // Every type the routes name is collected from them; these are the ones a caller meets
+    // only inside a JSON value (a bundle's `evidence`) or on the facilitator's own listener.
     components(schemas(
-        routes::infer::InferRequest,
-        routes::policy::PolicyRequest,
-        routes::pay::CreditRequest
+        vouch_api::ErrorBody,
+        vouch_api::ZkJobRef,
+        vouch_api::LogEvidence,
+        vouch_api::facilitator::FacilitatorRequest,
+        vouch_api::facilitator::VerifyResponse,
+        vouch_api::facilitator::SettleResponse,
+        vouch_api::facilitator::SupportedResponse,
     ))
 )]
 pub struct ApiDoc;
@@ -220,5 +226,42 @@ impl Server {
         let app = router(self.state);
         serve::serve(self.listener, app, limits, shutdown).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation of the document names itself and its answer: a JSON answer is a named
+    /// schema, so generated clients get a type for it, not a bare object.
+    #[test]
+    fn every_operation_has_an_id_and_a_typed_answer() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        let mut ids = std::collections::BTreeSet::new();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                operations += 1;
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_string()), "{method} {path}: {id} twice");
+                let answers = op["responses"].as_object().expect("responses");
+                let ok: Vec<_> = answers.iter().filter(|(s, _)| s.starts_with('2')).collect();
+                assert!(!ok.is_empty(), "{method} {path}: no 2xx answer");
+                for (status, r) in ok {
+                    let content = r["content"].as_object().expect("content");
+                    assert!(!content.is_empty(), "{method} {path} {status}: no content");
+                    if let Some(json) = content.get("application/json") {
+                        let schema = &json["schema"];
+                        assert!(
+                            schema.get("$ref").is_some() || schema.get("oneOf").is_some(),
+                            "{method} {path} {status}: JSON answer without a named type: {schema}"
+                        );
+                    }
+                }
+            }
+        }
+        // The routes `router` serves, both listeners of `/v1/models…` included.
+        assert_eq!(operations, 29, "{ids:?}");
     }
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::json;
-use vouch_core::{Bundle, TensorMap};
+use vouch_api::{InferRequest, Platform, TeeEvidence};
+use vouch_core::{TensorMap, Tier};
 
 use crate::Remote;
 use crate::client::Api;
@@ -46,21 +46,28 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let inputs: TensorMap = read_json(&a.input, "inputs file")?;
-    let tiers: Vec<&str> = a
+    // Unknown names are refused here with the message the node would give.
+    let tiers: Vec<Tier> = a
         .tiers
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .collect();
+        .map(|t| t.parse::<Tier>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
     let api = Api::new(&a.remote)?;
-    let body = json!({"model": a.model, "inputs": inputs, "tiers": tiers, "allow_upgrade": a.allow_upgrade, "log_proof": a.log_proof});
-    let (resp, headers) = crate::commands::pay::infer_paying(
+    let body = InferRequest {
+        model: a.model,
+        inputs,
+        tiers: tiers.clone(),
+        allow_upgrade: a.allow_upgrade,
+        log_proof: a.log_proof,
+    };
+    let (bundle, headers) = crate::commands::pay::infer_paying(
         &api,
         &body,
         a.pay_with.as_deref(),
         a.max_price.as_deref(),
     )?;
-    let bundle: Bundle = serde_json::from_value(resp)?;
     write_json(&a.out, &bundle)?;
     let r = &bundle.receipt;
     println!(
@@ -90,7 +97,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let got: Vec<&str> = r.tiers.iter().map(|t| t.as_str()).collect();
-    let mut asked = tiers.clone();
+    let mut asked: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
     asked.sort();
     asked.dedup();
     if got != asked {
@@ -101,10 +108,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(tee) = bundle.evidence.get("tee") {
+        // A full envelope names its platform; a reference to one does not.
+        let platform = serde_json::from_value::<TeeEvidence>(tee.clone())
+            .ok()
+            .map(|e| e.platform);
         println!(
             "tee:     {} evidence for the signing key attached{}",
-            tee["type"].as_str().unwrap_or("referenced"),
-            if tee["type"] == "simulated" {
+            platform.map_or("referenced", platform_name),
+            if platform == Some(Platform::Simulated) {
                 " (SIMULATED: development only)"
             } else {
                 ""
@@ -124,11 +135,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         tiers.join(", "),
         r.node_key
     );
-    if let Some(id) = crate::commands::proofs::job_id(&bundle) {
-        let job = &bundle.evidence["zk_job"];
+    if let Some(job) = crate::commands::proofs::job_ref(&bundle)? {
+        let id = job.id;
         println!(
             "zk:      proof job {id} queued (estimated {} ms to prove, {} ms of queue ahead)",
-            job["estimate_ms"], job["wait_ms"]
+            job.estimate_ms, job.wait_ms
         );
         if let Some(t) = headers
             .get("vouch-zk-cancel-token")
@@ -154,4 +165,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The platform's name as the evidence envelope writes it (`type`).
+fn platform_name(p: Platform) -> &'static str {
+    match p {
+        Platform::AwsNitro => "aws-nitro",
+        Platform::IntelTdx => "intel-tdx",
+        Platform::IntelSgx => "intel-sgx",
+        Platform::AmdSevSnp => "amd-sev-snp",
+        Platform::Simulated => "simulated",
+    }
 }

@@ -13,6 +13,10 @@ use vouch_log::evidence::{BUNDLE_EVIDENCE_KEY, LogEvidence};
 use vouch_log::tiles::Tile;
 use vouch_log::{Checkpoint, Hash};
 
+use vouch_api::{
+    ConsistencyParams, ConsistencyProof, InclusionProof, LogInfo, NameHistory, ProofParams,
+};
+
 use crate::Remote;
 use crate::client::Api;
 use crate::files::{read_json, write_json};
@@ -64,10 +68,10 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
     let api = Api::new(remote)?;
     match cmd {
         Command::Info => {
-            let v = api.get("/v1/log")?;
-            println!("origin:  {}", v["origin"].as_str().unwrap_or("?"));
-            println!("log key: {}", v["log_key"].as_str().unwrap_or("?"));
-            println!("size:    {}", v["size"]);
+            let v: LogInfo = api.get(&["v1", "log"])?;
+            println!("origin:  {}", v.origin);
+            println!("log key: {}", v.log_key);
+            println!("size:    {}", v.size);
             Ok(ExitCode::SUCCESS)
         }
         Command::Prove {
@@ -91,8 +95,16 @@ fn prove(
         anyhow!("the bundle has no log evidence: it was not made by a node with a transparency log")
     })?;
     let ev = LogEvidence::from_json(ev)?;
-    let resp = api.get(&format!("/v1/log/proof/{}?wait=true", ev.index))?;
-    let fresh = LogEvidence::from_json(&resp["evidence"])?;
+    let index = ev.index.to_string();
+    let query = ProofParams {
+        size: None,
+        wait: true,
+    };
+    let resp: InclusionProof = api.get_query(&["v1", "log", "proof", &index], &query)?;
+    let InclusionProof::Evidence { evidence, .. } = resp else {
+        bail!("the node answered RFC 6962 hashes when asked for bundle evidence");
+    };
+    let fresh = LogEvidence::from_json(&serde_json::to_value(evidence)?)?;
     if fresh.index != ev.index {
         bail!(
             "the node answered a proof for entry {} when asked for {}",
@@ -131,11 +143,7 @@ fn audit(api: &Api, log_key: Option<String>, state_path: &Path) -> anyhow::Resul
         (Some(k), _) => k.clone(),
         (None, Some(s)) => s.log_key.clone(),
         (None, None) => {
-            let v = api.get("/v1/log")?;
-            let k = v["log_key"]
-                .as_str()
-                .ok_or_else(|| anyhow!("the node did not say its log key"))?
-                .to_string();
+            let k = api.get::<LogInfo>(&["v1", "log"])?.log_key;
             eprintln!(
                 "first run: trusting the node's log key {k} (pass --log-key to pin one you got elsewhere)"
             );
@@ -153,15 +161,15 @@ fn audit(api: &Api, log_key: Option<String>, state_path: &Path) -> anyhow::Resul
         .ok_or_else(|| anyhow!("the node's checkpoint is not a checkpoint note"))?;
     let old = monitor.known_size();
     let proof: Vec<Hash> = if old > 0 && new_size > old {
-        let v = api.get(&format!("/v1/log/consistency?old={old}&new={new_size}"))?;
-        v["hashes"]
-            .as_array()
-            .ok_or_else(|| anyhow!("consistency proof without hashes"))?
+        let v: ConsistencyProof = api.get_query(
+            &["v1", "log", "consistency"],
+            &ConsistencyParams { old, new: new_size },
+        )?;
+        v.hashes
             .iter()
             .map(|h| {
-                h.as_str()
-                    .and_then(|s| Hash::from_base64(s).ok())
-                    .ok_or_else(|| anyhow!("consistency proof hash {h} is not base64"))
+                Hash::from_base64(h)
+                    .map_err(|_| anyhow!("consistency proof hash {h:?} is not base64"))
             })
             .collect::<anyhow::Result<_>>()?
     } else {
@@ -207,13 +215,14 @@ fn audit(api: &Api, log_key: Option<String>, state_path: &Path) -> anyhow::Resul
 }
 
 fn history(api: &Api, name: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let v = api.get(&format!("/v1/log/history/{name}"))?;
+    let path = ["v1", "log", "history", name];
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let raw = api.get_raw::<NameHistory, _>(&path, &())?;
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let changes = v["changes"].as_array().cloned().unwrap_or_default();
-    if changes.is_empty() {
+    let v: NameHistory = api.get(&path)?;
+    if v.changes.is_empty() {
         println!("no logged changes for {name}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -222,25 +231,24 @@ fn history(api: &Api, name: &str, json: bool) -> anyhow::Result<ExitCode> {
         "{:>7}  {:<24}  {:<12}  {:<20}  {:<20}",
         "entry", "time", "pointer", "from", "to"
     );
-    for c in &changes {
-        let short = |k: &str| {
-            c[k].as_str()
-                .map(|d| d.chars().take(19).collect::<String>())
+    for c in &v.changes {
+        let short = |d: &Option<vouch_core::ModelDigest>| {
+            d.map(|d| d.to_string().chars().take(19).collect::<String>())
                 .unwrap_or_else(|| "-".into())
         };
-        let pointer = match c["version"].as_str() {
+        let pointer = match &c.version {
             Some(v) => format!("@{v}"),
             None => "(latest)".into(),
         };
         println!(
             "{:>7}  {:<24}  {:<12}  {:<20}  {:<20}",
-            c["index"],
-            c["at"].as_str().unwrap_or("?"),
+            c.index,
+            c.at,
             pointer,
-            short("from"),
-            short("to")
+            short(&c.from),
+            short(&c.to)
         );
-        if c["unlogged_move_before"].as_bool() == Some(true) {
+        if c.unlogged_move_before {
             alarms += 1;
             println!("         ALARM: the pointer moved without a log entry before this change");
         }

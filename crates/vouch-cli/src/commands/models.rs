@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::Value;
+use vouch_api::{
+    Amount, Assurance, ConfigUpdate, ConfigView, ListParams, ModelList, ModelView, ModelZk,
+    NameChange, PolicyRequest, PolicyUpdate, PolicyView, Pricing, PricingQuery, RegisterParams,
+    RegisterResponse,
+};
+use vouch_core::{Dim, Tier};
 
 use crate::Remote;
 use crate::client::Api;
@@ -77,144 +83,121 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
         } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let mut query = Vec::new();
-            if let Some(n) = &name {
-                query.push(format!("name={n}"));
-            }
-            if let Some(v) = &version {
-                query.push(format!("version={v}"));
-            }
-            if replace {
-                query.push("replace=true".into());
-            }
-            let path = if query.is_empty() {
-                "/v1/models".to_string()
-            } else {
-                format!("/v1/models?{}", query.join("&"))
+            let query = RegisterParams {
+                name,
+                version,
+                replace,
             };
-            let resp = api.post_bytes_admin(&path, bytes)?;
-            let m = &resp["model"];
-            let verb = if resp["created"].as_bool() == Some(true) {
+            let resp: RegisterResponse = api.post_bytes_admin(&["v1", "models"], &query, bytes)?;
+            let m = &resp.model;
+            let verb = if resp.created {
                 "registered"
             } else {
                 "already registered"
             };
-            println!("{verb} {}", m["digest"].as_str().unwrap_or("?"));
-            println!("  engine: {}", m["engine"].as_str().unwrap_or("?"));
-            if let Some(n) = resp["name"].as_object() {
+            println!("{verb} {}", m.digest);
+            println!("  engine: {}", m.engine);
+            if let Some(n) = &resp.name {
                 println!(
                     "  name:   {}@{} ({})",
-                    n["name"].as_str().unwrap_or("?"),
-                    n["version"].as_str().unwrap_or("?"),
-                    n["change"].as_str().unwrap_or("?")
+                    n.name,
+                    n.version,
+                    change_word(n.change)
                 );
             }
-            print_signature(m);
-            print_zk(&resp["zk"]);
-            for p in resp["passed_over"].as_array().into_iter().flatten() {
-                println!(
-                    "  note: {} could not serve it: {}",
-                    p["engine"].as_str().unwrap_or("?"),
-                    p["reason"].as_str().unwrap_or("?")
-                );
+            print_signature(&m.signature);
+            print_zk(&resp.zk);
+            for p in &resp.passed_over {
+                println!("  note: {} could not serve it: {}", p.engine, p.reason);
             }
         }
         Command::List { json } => {
-            let resp = api.get("/v1/models")?;
+            let path = ["v1", "models"];
             if json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                let raw = api.get_raw::<ModelList, _>(&path, &ListParams::default())?;
+                println!("{}", serde_json::to_string_pretty(&raw)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let models = resp["models"].as_array().cloned().unwrap_or_default();
-            if models.is_empty() {
+            let resp: ModelList = api.get_query(&path, &ListParams::default())?;
+            if resp.models.is_empty() {
                 println!(
                     "no models registered yet: vouch models add model.onnx --name NAME --version 1"
                 );
             }
-            for m in &models {
-                let names: Vec<String> = m["names"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|n| {
-                        format!(
-                            "{}@{}",
-                            n["name"].as_str().unwrap_or("?"),
-                            n["version"].as_str().unwrap_or("?")
-                        )
-                    })
+            for listed in &resp.models {
+                let m = &listed.model;
+                let names: Vec<String> = m
+                    .names
+                    .iter()
+                    .map(|n| format!("{}@{}", n.name, n.version))
                     .collect();
                 println!(
                     "{}  {:<11} {:>10} B  {}",
-                    m["digest"].as_str().unwrap_or("?"),
-                    m["engine"].as_str().unwrap_or("?"),
-                    m["size_bytes"],
+                    m.digest,
+                    m.engine,
+                    m.size_bytes,
                     if names.is_empty() {
                         "(no name)".to_string()
                     } else {
                         names.join(", ")
                     }
                 );
-                print_signature(m);
-                print_zk(&m["zk"]);
+                print_signature(&m.signature);
+                print_zk(&listed.zk);
             }
         }
         Command::Show { reference } => {
-            let path = if reference.starts_with("sha256:") {
-                format!("/v1/models/by-digest/{reference}")
+            let raw = if reference.starts_with("sha256:") {
+                api.get_raw::<ModelView, _>(&["v1", "models", "by-digest", &reference], &())?
             } else {
-                format!("/v1/models/{reference}")
+                api.get_raw::<ModelView, _>(&["v1", "models", &reference], &())?
             };
-            let resp = api.get(&path)?;
-            println!("{}", serde_json::to_string_pretty(&resp)?);
+            println!("{}", serde_json::to_string_pretty(&raw)?);
         }
         Command::Config { reference, set } => {
-            let path = format!("/v1/models/{reference}/config");
-            let resp = match set {
-                None => api.get(&path)?,
+            let path = ["v1", "models", &reference, "config"];
+            let raw: Value = match set {
+                None => api.get_raw::<ConfigView, _>(&path, &())?,
                 Some(file) => {
                     let cfg: Value = crate::files::read_json(&file, "configuration file")?;
-                    put_json_admin(remote, &api.url(&path), &cfg)?
+                    let update: ConfigUpdate = api.put_json_admin(&path, &cfg)?;
+                    serde_json::to_value(update)?
                 }
             };
-            println!("{}", serde_json::to_string_pretty(&resp)?);
+            println!("{}", serde_json::to_string_pretty(&raw)?);
         }
         Command::Policy { reference, min } => {
-            let path = format!("/v1/models/{reference}/policy");
-            let resp = match min {
-                None => api.get(&path)?,
+            let path = ["v1", "models", &reference, "policy"];
+            let (subject, policy, change) = match min {
+                None => {
+                    let v: PolicyView = api.get(&path)?;
+                    (v.subject, v.policy, None)
+                }
                 Some(m) => {
                     let min_tier = match m.as_str() {
-                        "none" => Value::Null,
-                        t => {
-                            let tier: vouch_core::Tier = t.parse().map_err(anyhow::Error::msg)?;
-                            serde_json::json!(tier)
-                        }
+                        "none" => None,
+                        t => Some(t.parse::<Tier>().map_err(anyhow::Error::msg)?),
                     };
-                    put_json_admin(
-                        remote,
-                        &api.url(&path),
-                        &serde_json::json!({ "min_tier": min_tier }),
-                    )?
+                    let u: PolicyUpdate = api.put_json_admin(&path, &PolicyRequest { min_tier })?;
+                    (u.subject, u.policy, Some(u.change))
                 }
             };
-            let subject = resp["subject"].as_str().unwrap_or(&reference);
-            match resp["policy"]["min_tier"].as_str() {
-                Some(t) => println!(
-                    "{subject}: requests need at least the {t} tier (since {})",
-                    resp["policy"]["updated_at"].as_str().unwrap_or("?")
+            match &policy {
+                Some(p) => println!(
+                    "{subject}: requests need at least the {} tier (since {})",
+                    p.min_tier, p.updated_at
                 ),
                 None => println!("{subject}: no minimum tier"),
             }
-            if let Some(c) = resp["change"].as_object() {
-                println!(
+            match change {
+                Some(Some(c)) => println!(
                     "  change #{} recorded at {} (was {})",
-                    c["seq"],
-                    c["changed_at"].as_str().unwrap_or("?"),
-                    c["previous"].as_str().unwrap_or("none")
-                );
-            } else if resp.get("change").is_some() {
-                println!("  unchanged");
+                    c.seq,
+                    c.changed_at,
+                    c.previous.map_or("none", Tier::as_str)
+                ),
+                Some(None) => println!("  unchanged"),
+                None => {}
             }
         }
         Command::Price {
@@ -222,32 +205,42 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             tiers,
             json,
         } => {
-            let resp = api.get(&format!("/v1/pricing?model={reference}&tiers={tiers}"))?;
+            let query = PricingQuery {
+                model: Some(reference.clone()),
+                tiers: Some(tiers),
+            };
+            let path = ["v1", "pricing"];
             if json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                let raw = api.get_raw::<Pricing, _>(&path, &query)?;
+                println!("{}", serde_json::to_string_pretty(&raw)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let q = &resp["quote"];
-            let unit = resp["unit"].as_str().unwrap_or("");
-            println!("{} ({})", reference, q["digest"].as_str().unwrap_or("?"));
-            for l in q["lines"].as_array().into_iter().flatten() {
-                let tier = l["tier"].as_str().unwrap_or("?");
-                match l["amount"].as_str() {
+            let resp: Pricing = api.get_query(&path, &query)?;
+            let q = resp
+                .quote
+                .as_ref()
+                .context("the node answered prices without the quote asked for")?;
+            let unit = &resp.unit;
+            println!("{} ({})", reference, q.digest);
+            for l in &q.lines {
+                match &l.amount {
                     Some(a) => println!(
-                        "  {tier}: {a} {unit} ({})",
-                        l["display"].as_str().unwrap_or("")
+                        "  {}: {a} {unit} ({})",
+                        l.tier,
+                        l.display.as_deref().unwrap_or("")
                     ),
                     None => println!(
-                        "  {tier}: no price: {}",
-                        l["unavailable"].as_str().unwrap_or("?")
+                        "  {}: no price: {}",
+                        l.tier,
+                        l.unavailable.as_deref().unwrap_or("?")
                     ),
                 }
             }
-            match q["total"].as_str() {
+            match &q.total {
                 Some(t) => println!(
                     "  total: {t} {unit} ({}) per request{}",
-                    q["display"].as_str().unwrap_or(""),
-                    if resp["enabled"] == Value::Bool(true) {
+                    q.display.as_deref().unwrap_or(""),
+                    if resp.enabled {
                         ", charged over x402"
                     } else {
                         " (quote only: payments are off on this node)"
@@ -257,65 +250,61 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Assurance { reference, json } => {
-            let resp = api.get(&format!("/v1/models/{reference}/assurance"))?;
+            let path = ["v1", "models", &reference, "assurance"];
             if json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                let raw = api.get_raw::<Assurance, _>(&path, &())?;
+                println!("{}", serde_json::to_string_pretty(&raw)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{} ({})", reference, resp["digest"].as_str().unwrap_or("?"));
-            match resp["policy"]["min_tier"].as_str() {
-                Some(t) => println!(
-                    "  policy: at least {t} (set on {})",
-                    resp["policy"]["subject"].as_str().unwrap_or("?")
-                ),
+            let resp: Assurance = api.get(&path)?;
+            println!("{} ({})", reference, resp.digest);
+            match &resp.policy {
+                Some(p) => println!("  policy: at least {} (set on {})", p.min_tier, p.subject),
                 None => println!("  policy: none"),
             }
-            let asset = resp["asset"].as_str().unwrap_or("");
-            for t in resp["tiers"].as_array().into_iter().flatten() {
-                let name = t["tier"].as_str().unwrap_or("?");
-                let avail = if t["available"].as_bool() == Some(true) {
+            let asset = &resp.asset;
+            for t in &resp.tiers {
+                let avail = if t.available {
                     "available".to_string()
                 } else {
                     format!(
                         "unavailable: {}",
-                        t["unavailable_reason"].as_str().unwrap_or("?")
+                        t.unavailable_reason.as_deref().unwrap_or("?")
                     )
                 };
-                let policy = if t["meets_policy"].as_bool() == Some(false) {
-                    " (below this model's policy)"
-                } else {
+                let policy = if t.meets_policy {
                     ""
+                } else {
+                    " (below this model's policy)"
                 };
-                println!("  {name}: {avail}{policy}");
-                if name == "zk" && t["zk"]["status"] == "available" {
-                    let e = &t["zk"]["estimate"];
+                println!("  {}: {avail}{policy}", t.tier);
+                if let Some(ModelZk::Available {
+                    estimate: e,
+                    vk_digest,
+                    ..
+                }) = &t.zk
+                {
                     println!(
-                        "    proof: about {} ms to prove, {} MiB, {} ms to verify (vk {})",
-                        e["prove_ms"],
-                        e["peak_bytes"].as_u64().unwrap_or(0) >> 20,
-                        e["verify_ms"],
-                        t["zk"]["vk_digest"].as_str().unwrap_or("?")
+                        "    proof: about {} ms to prove, {} MiB, {} ms to verify (vk {vk_digest})",
+                        e.prove_ms,
+                        e.peak_bytes >> 20,
+                        e.verify_ms,
                     );
                 }
-                println!("    proves: {}", t["proves"].as_str().unwrap_or("?"));
-                println!("    trusts: {}", t["trusts"].as_str().unwrap_or("?"));
-                let req: Vec<&str> = t["request"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                println!("    proves: {}", t.proves);
+                println!("    trusts: {}", t.trusts);
+                let req: Vec<&str> = t.request.iter().map(|t| t.as_str()).collect();
                 println!(
                     "    price:  {} {asset} per request [{}]",
-                    t["request_price"].as_str().unwrap_or("unknown"),
+                    t.request_price.as_ref().map_or("unknown", Amount::as_str),
                     req.join(", ")
                 );
-                let m = &t["measured"];
-                match m["p50_ms"].as_f64() {
+                let m = &t.measured;
+                match m.p50_ms {
                     Some(p50) => println!(
                         "    measured: p50 {p50:.2} ms, p95 {:.2} ms over {} recent requests",
-                        m["p95_ms"].as_f64().unwrap_or(p50),
-                        m["samples"]
+                        m.p95_ms.unwrap_or(p50),
+                        m.samples
                     ),
                     None => println!("    measured: no requests at this tier yet"),
                 }
@@ -325,79 +314,53 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// PUT with the admin token (the shared client only posts), errors turned into messages.
-fn put_json_admin(remote: &Remote, url: &str, body: &Value) -> anyhow::Result<Value> {
-    let token = match &remote.token {
-        Some(t) => t.clone(),
-        None => std::fs::read_to_string(remote.data_dir.join("admin.token"))
-            .map(|t| t.trim().to_string())
-            .map_err(|_| {
-                anyhow::anyhow!("this needs the admin token: pass --token, set VOUCH_ADMIN_TOKEN, or run where --data-dir holds admin.token")
-            })?,
-    };
-    let resp = reqwest::blocking::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .build()?
-        .put(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .with_context(|| format!("cannot reach the node at {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().unwrap_or(Value::Null);
-    if status.is_success() {
-        return Ok(v);
+fn change_word(c: NameChange) -> &'static str {
+    match c {
+        NameChange::Created => "created",
+        NameChange::Unchanged => "unchanged",
+        NameChange::Moved => "moved",
     }
-    Err(anyhow::anyhow!(
-        "the node answered {status} {}: {}",
-        v["error"]["code"].as_str().unwrap_or("unknown"),
-        v["error"]["message"].as_str().unwrap_or("(no message)")
-    ))
 }
 
 /// One line on the model's zk tier: available with its key and cost, or why not.
-fn print_zk(zk: &Value) {
-    match zk["status"].as_str() {
-        Some("available") => println!(
-            "  zk:      available: vk {}, {} constraints, about {} ms to prove, scale 2^{}",
-            zk["vk_digest"].as_str().unwrap_or("?"),
-            zk["circuit"]["constraints"],
-            zk["estimate"]["prove_ms"],
-            zk["scale_bits"]
+fn print_zk(zk: &ModelZk) {
+    match zk {
+        ModelZk::Available {
+            vk_digest,
+            circuit,
+            estimate,
+            scale_bits,
+            ..
+        } => println!(
+            "  zk:      available: vk {vk_digest}, {} constraints, about {} ms to prove, scale 2^{scale_bits}",
+            circuit.constraints, estimate.prove_ms
         ),
-        Some("unavailable") => println!("  {}", zk["reason"].as_str().unwrap_or("zk: unavailable")),
-        Some(other) => println!("  zk:      {other}"),
-        None => {}
+        ModelZk::Unavailable { reason, .. } => println!("  {reason}"),
+        ModelZk::Disabled => println!("  zk:      disabled"),
+        ModelZk::Unknown => println!("  zk:      unknown"),
+        ModelZk::Analysing => println!("  zk:      analysing"),
     }
 }
 
-fn print_signature(m: &Value) {
-    let line = |specs: &Value| -> String {
+fn print_signature(sig: &vouch_core::ModelSignature) {
+    let line = |specs: &[vouch_core::TensorSpec]| -> String {
         specs
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .map(|s| {
-                let dims: Vec<String> = s["shape"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|d| {
-                        d.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| d.to_string())
+                let dims: Vec<String> = s
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => n.to_string(),
+                        Dim::Free(Some(sym)) => sym.clone(),
+                        Dim::Free(None) => "?".to_string(),
                     })
                     .collect();
-                format!(
-                    "{} {}[{}]",
-                    s["name"].as_str().unwrap_or("?"),
-                    s["dtype"].as_str().unwrap_or("?"),
-                    dims.join(", ")
-                )
+                format!("{} {}[{}]", s.name, s.dtype, dims.join(", "))
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("  inputs:  {}", line(&m["signature"]["inputs"]));
-    println!("  outputs: {}", line(&m["signature"]["outputs"]));
+    println!("  inputs:  {}", line(&sig.inputs));
+    println!("  outputs: {}", line(&sig.outputs));
 }

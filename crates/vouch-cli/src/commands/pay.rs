@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Value, json};
+use vouch_api::{Balance, CreditRequest, CreditResponse, InferRequest};
+use vouch_core::Bundle;
 use vouch_pay::PaymentRequired;
-use vouch_pay::wire::PAYMENT_REQUIRED_HEADER;
+use vouch_pay::wire::{PAYMENT_REQUIRED_HEADER, PaymentRequiredV1};
 
 use crate::Remote;
 use crate::client::Api;
@@ -55,25 +56,27 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
             memo,
         } => {
             let api = Api::new(remote)?;
-            let resp = api.post_json_admin(
-                "/v1/pay/credit",
-                &json!({"address": address, "amount": amount, "memo": memo}),
+            let resp: CreditResponse = api.post_json_admin(
+                &["v1", "pay", "credit"],
+                &CreditRequest {
+                    address,
+                    amount,
+                    memo,
+                },
             )?;
             println!(
                 "{}: balance {} ({})",
-                resp["address"].as_str().unwrap_or("?"),
-                resp["balance"].as_str().unwrap_or("?"),
-                resp["display"].as_str().unwrap_or("")
+                resp.address,
+                resp.balance,
+                resp.display.as_deref().unwrap_or("")
             );
         }
         Command::Balance { address } => {
             let api = Api::new(remote)?;
-            let resp = api.get(&format!("/v1/pay/balance/{address}"))?;
+            let resp: Balance = api.get(&["v1", "pay", "balance", &address])?;
             println!(
                 "{}: balance {} ({})",
-                resp["address"].as_str().unwrap_or("?"),
-                resp["balance"].as_str().unwrap_or("?"),
-                resp["display"].as_str().unwrap_or("")
+                resp.address, resp.balance, resp.display
             );
         }
     }
@@ -84,11 +87,12 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
 /// (at most `max_price`) with that key and asks again, once.
 pub fn infer_paying(
     api: &Api,
-    body: &Value,
+    body: &InferRequest,
     key: Option<&std::path::Path>,
     max_price: Option<&str>,
-) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
-    let first = api.post_json_raw("/v1/infer", body, &[])?;
+) -> anyhow::Result<(Bundle, reqwest::header::HeaderMap)> {
+    const INFER: [&str; 2] = ["v1", "infer"];
+    let first = api.post_json_raw(&INFER, body, &[])?;
     if first.status().as_u16() != 402 {
         let headers = first.headers().clone();
         return Ok((api.answer(first)?, headers));
@@ -100,10 +104,10 @@ pub fn infer_paying(
         .map(str::to_owned);
     let bytes = first.bytes()?;
     let Some(key) = key else {
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let price = body["accepts"][0]["maxAmountRequired"]
-            .as_str()
-            .unwrap_or("?");
+        let price = serde_json::from_slice::<PaymentRequiredV1>(&bytes)
+            .ok()
+            .and_then(|b| b.accepts.into_iter().next())
+            .map_or_else(|| "?".to_string(), |a| a.max_amount_required);
         bail!(
             "this node charges for this request ({price} smallest units, x402): pass --pay-with KEYFILE (make one with `vouch pay keygen`)"
         );
@@ -118,7 +122,7 @@ pub fn infer_paying(
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let (name, value) = vouch_pay::payer::pay(&signer, &required, limit, now)?;
-    let paid = api.post_json_raw("/v1/infer", body, &[(name, value.as_str())])?;
+    let paid = api.post_json_raw(&INFER, body, &[(name, value.as_str())])?;
     let headers = paid.headers().clone();
     Ok((api.answer(paid)?, headers))
 }

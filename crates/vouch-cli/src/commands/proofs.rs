@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
+use vouch_api::{CancelResponse, JobStatus, ProofJob, WaitParams, ZkJobRef};
 use vouch_core::Bundle;
 
 use crate::Remote;
@@ -58,27 +58,31 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                 (Some(id), _) => id,
                 (None, Some(path)) => {
                     let b: Bundle = read_json(path, "receipt bundle")?;
-                    job_id(&b).with_context(|| {
-                        format!("{} has no evidence.zk_job: pass the job id", path.display())
-                    })?
+                    job_ref(&b)?
+                        .with_context(|| {
+                            format!("{} has no evidence.zk_job: pass the job id", path.display())
+                        })?
+                        .id
                 }
                 (None, None) => bail!("give a job id, or --bundle with the bundle holding it"),
             };
             wait(&api, &id, bundle.as_deref(), out.as_deref(), timeout_secs)
         }
         Command::Show { id, json } => {
-            let job = api.get(&format!("/v1/proofs/{id}"))?;
+            let path = ["v1", "proofs", &id];
             if json {
-                println!("{}", serde_json::to_string_pretty(&job)?);
+                let raw = api.get_raw::<ProofJob, _>(&path, &())?;
+                println!("{}", serde_json::to_string_pretty(&raw)?);
             } else {
-                print_job(&job);
+                print_job(&api.get(&path)?);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Cancel { id, cancel_token } => {
-            let resp = api.delete_with_token(&format!("/v1/proofs/{id}"), cancel_token)?;
-            let status = resp["job"]["status"].as_str().unwrap_or("?");
-            if resp["cancelled"].as_bool() == Some(true) {
+            let resp: CancelResponse =
+                api.delete_with_token(&["v1", "proofs", &id], cancel_token)?;
+            let status = resp.job.status;
+            if resp.cancelled {
                 println!("cancelled proof job {id}");
             } else {
                 println!("proof job {id} had already ended: {status}");
@@ -88,25 +92,31 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The proof job a pending bundle refers to.
-pub fn job_id(b: &Bundle) -> Option<String> {
-    b.evidence.get("zk_job")?["id"].as_str().map(str::to_string)
+/// The proof job a pending bundle refers to, if any.
+pub fn job_ref(b: &Bundle) -> anyhow::Result<Option<ZkJobRef>> {
+    b.evidence
+        .get(ZkJobRef::EVIDENCE_KEY)
+        .map(|v| {
+            serde_json::from_value(v.clone())
+                .context("the bundle's evidence.zk_job is not a proof job reference")
+        })
+        .transpose()
 }
 
-fn print_job(job: &Value) {
+fn print_job(job: &ProofJob) {
     println!(
         "proof job {}: {} (stage {}, {:.0}%)",
-        job["id"].as_str().unwrap_or("?"),
-        job["status"].as_str().unwrap_or("?"),
-        job["stage"].as_str().unwrap_or("?"),
-        job["progress"].as_f64().unwrap_or(0.0) * 100.0
+        job.id,
+        job.status,
+        job.stage,
+        job.progress * 100.0
     );
-    println!("  receipt: {}", job["receipt"].as_str().unwrap_or("?"));
-    if let Some(p) = job["queue_position"].as_u64() {
+    println!("  receipt: {}", job.receipt);
+    if let Some(p) = job.queue_position {
         println!("  queue position: {p}");
     }
-    if let Some(e) = job["error"]["message"].as_str() {
-        println!("  error: {e}");
+    if let Some(e) = &job.error {
+        println!("  error: {}", e.message);
     }
 }
 
@@ -128,15 +138,19 @@ pub fn wait(
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
+    let path = ["v1", "proofs", id];
+    let query = WaitParams {
+        wait: Some("20s".into()),
+    };
     let job = loop {
-        let job = api.get(&format!("/v1/proofs/{id}?wait=20s"))?;
-        let status = job["status"].as_str().unwrap_or("?").to_string();
-        bar.set_position((job["progress"].as_f64().unwrap_or(0.0) * 100.0) as u64);
-        bar.set_message(match job["queue_position"].as_u64() {
+        let job: ProofJob = api.get_query(&path, &query)?;
+        let status = job.status;
+        bar.set_position((job.progress * 100.0) as u64);
+        bar.set_message(match job.queue_position {
             Some(p) => format!("{status} (position {p} in the queue)"),
-            None => format!("{status}: {}", job["stage"].as_str().unwrap_or("")),
+            None => format!("{status}: {}", job.stage),
         });
-        if matches!(status.as_str(), "done" | "failed" | "cancelled") {
+        if status.is_terminal() {
             break job;
         }
         if started.elapsed() > Duration::from_secs(timeout_secs) {
@@ -145,32 +159,33 @@ pub fn wait(
         }
     };
     bar.finish_and_clear();
-    let status = job["status"].as_str().unwrap_or("?");
-    if status != "done" {
+    let status = job.status;
+    if status != JobStatus::Done {
         eprintln!(
             "zk proof job {id} {status}: {}",
-            job["error"]["message"]
-                .as_str()
-                .unwrap_or("(no reason given)")
+            job.error
+                .as_ref()
+                .map_or("(no reason given)", |e| e.message.as_str())
         );
         return Ok(ExitCode::from(3));
     }
-    let zk = job["evidence"]["zk"].clone();
-    if zk.is_null() {
+    let Some(zk) = job.evidence.map(|e| e.zk).filter(|zk| !zk.is_null()) else {
         bail!("proof job {id} is done but the node sent no evidence");
-    }
+    };
+    let prove_ms = job
+        .prove_ms
+        .map_or_else(|| "null".to_string(), |m| m.to_string());
     println!(
-        "zk proof done in {} ms (job {id}), bound to receipt {}",
-        job["prove_ms"],
-        job["receipt"].as_str().unwrap_or("?")
+        "zk proof done in {prove_ms} ms (job {id}), bound to receipt {}",
+        job.receipt
     );
     match (pending, bundle) {
         (Some(mut b), Some(path)) => {
-            let hash = b.receipt.hash().to_string();
-            if job["receipt"].as_str() != Some(hash.as_str()) {
+            let hash = b.receipt.hash();
+            if job.receipt != hash {
                 bail!(
                     "job {id} proves receipt {}, but {} holds receipt {hash}",
-                    job["receipt"].as_str().unwrap_or("?"),
+                    job.receipt,
                     path.display()
                 );
             }

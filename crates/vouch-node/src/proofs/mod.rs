@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::Value;
+use vouch_api::ModelZk as ModelZkView;
 use vouch_core::{Digest, ErrorCode, ModelDigest, Receipt, TensorMap};
 use vouch_store::proof_store::{self, NewZkJob, ZkJobRow};
 use vouch_store::{Store, StoreError};
@@ -363,7 +364,7 @@ impl ZkState {
     }
 
     /// Called by registration: analyses a new model and waits a bounded time for the result.
-    pub async fn on_registered(self: &Arc<Self>, digest: ModelDigest, bytes: Bytes) -> Value {
+    pub async fn on_registered(self: &Arc<Self>, digest: ModelDigest, bytes: Bytes) -> ModelZkView {
         if self.settings.enabled && self.model(&digest).is_none() {
             let done = self.spawn_analysis(digest, Some(bytes));
             let wait = Duration::from_millis(self.settings.analyze_wait_ms);
@@ -373,33 +374,32 @@ impl ZkState {
     }
 
     /// The zk part of a model's registry view.
-    pub fn model_json(&self, digest: &ModelDigest) -> Value {
+    pub fn model_json(&self, digest: &ModelDigest) -> ModelZkView {
+        use crate::wire::{circuit_estimate, circuit_stats, proof_estimate};
         if !self.settings.enabled {
-            return json!({"status": "disabled"});
+            return ModelZkView::Disabled;
         }
         match self.model(digest) {
-            None => json!({"status": "unknown"}),
-            Some(ModelZk::Analysing) => json!({"status": "analysing"}),
-            Some(ModelZk::Unavailable(u)) => json!({
-                "status": "unavailable",
-                "reason": u.reason,
-                "circuit_estimate": u.estimate,
-            }),
-            Some(ModelZk::Available(i)) => json!({
-                "status": "available",
-                "system": i.system,
-                "vk_digest": i.vk_digest,
-                "vk_bytes": i.vk_bytes,
-                "keygen_ms": i.keygen_ms,
-                "scale_bits": i.config.quant.act_bits,
-                "output_tolerance": i.config.output_tolerance,
-                "calibration_max_abs_err": i.calibration_max_abs_err,
-                "params": i.params,
-                "macs": i.macs,
-                "circuit": i.stats,
-                "circuit_estimate": i.size_estimate,
-                "estimate": i.estimate,
-            }),
+            None => ModelZkView::Unknown,
+            Some(ModelZk::Analysing) => ModelZkView::Analysing,
+            Some(ModelZk::Unavailable(u)) => ModelZkView::Unavailable {
+                reason: u.reason.clone(),
+                circuit_estimate: u.estimate.as_ref().map(circuit_estimate),
+            },
+            Some(ModelZk::Available(i)) => ModelZkView::Available {
+                system: i.system.clone(),
+                vk_digest: i.vk_digest,
+                vk_bytes: i.vk_bytes,
+                keygen_ms: i.keygen_ms,
+                scale_bits: i.config.quant.act_bits,
+                output_tolerance: i.config.output_tolerance,
+                calibration_max_abs_err: i.calibration_max_abs_err,
+                params: i.params,
+                macs: i.macs,
+                circuit: circuit_stats(&i.stats),
+                circuit_estimate: i.size_estimate.as_ref().map(circuit_estimate),
+                estimate: proof_estimate(&i.estimate),
+            },
         }
     }
 
@@ -580,7 +580,7 @@ impl ZkState {
     }
 
     /// A job as `GET /v1/proofs/{id}` shows it; `None` if there is no such job.
-    pub async fn view(&self, id: &str) -> Result<Option<Value>, NodeError> {
+    pub async fn view(&self, id: &str) -> Result<Option<vouch_api::ProofJob>, NodeError> {
         if !valid_id(id) {
             return Ok(None);
         }
@@ -601,28 +601,31 @@ impl ZkState {
             }
         }
         let evidence = match &row.evidence {
-            Some(e) => Some(json!({
-                "zk": serde_json::from_str::<Value>(e).map_err(NodeError::internal)?
-            })),
+            Some(e) => Some(vouch_api::ProofEvidence {
+                zk: serde_json::from_str::<Value>(e).map_err(NodeError::internal)?,
+            }),
             None => None,
         };
-        Ok(Some(json!({
-            "id": row.id,
-            "url": job_url(&row.id),
-            "model": row.model,
-            "receipt": row.receipt_hash,
-            "status": row.status,
-            "stage": stage,
-            "progress": progress,
-            "estimate_ms": row.estimate_ms,
-            "queue_position": position,
-            "created_at": row.created_at,
-            "started_at": row.started_at,
-            "finished_at": row.finished_at,
-            "prove_ms": row.prove_ms,
-            "error": row.error.as_ref().map(|m| json!({"code": row.error_code, "message": m})),
-            "evidence": evidence,
-        })))
+        Ok(Some(vouch_api::ProofJob {
+            url: job_url(&row.id),
+            status: job_status(&row.status)?,
+            id: row.id,
+            model: row.model,
+            receipt: row.receipt_hash,
+            stage,
+            progress,
+            estimate_ms: row.estimate_ms,
+            queue_position: position.map(|p| p as u64),
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            prove_ms: row.prove_ms,
+            error: row.error.map(|message| vouch_api::JobError {
+                code: row.error_code,
+                message,
+            }),
+            evidence,
+        }))
     }
 
     /// The stored job, for authorisation checks.
@@ -667,14 +670,14 @@ impl ZkState {
     }
 
     /// Open jobs (queued, running) and the queue's capacity, for `/v1/node`.
-    pub fn queue_json(&self) -> Value {
+    pub fn queue_json(&self) -> vouch_api::ZkQueue {
         let jobs = lock(&self.jobs);
-        json!({
-            "queued": jobs.pending.len(),
-            "running": jobs.running,
-            "capacity": self.settings.queue_capacity,
-            "workers": self.settings.workers,
-        })
+        vouch_api::ZkQueue {
+            queued: jobs.pending.len() as u64,
+            running: jobs.running as u64,
+            capacity: self.settings.queue_capacity as u64,
+            workers: self.settings.workers as u64,
+        }
     }
 }
 
@@ -687,6 +690,23 @@ impl Live {
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
+}
+
+/// A stored job status as the API's closed set; another value means a corrupt row.
+fn job_status(s: &str) -> Result<vouch_api::JobStatus, NodeError> {
+    use vouch_api::JobStatus as S;
+    Ok(match s {
+        "queued" => S::Queued,
+        "running" => S::Running,
+        "done" => S::Done,
+        "failed" => S::Failed,
+        "cancelled" => S::Cancelled,
+        other => {
+            return Err(NodeError::internal(format!(
+                "a stored proof job has status {other:?}"
+            )));
+        }
+    })
 }
 
 /// Job ids are UUIDs; anything else is not looked up.
@@ -710,7 +730,7 @@ pub struct Ticket {
 /// A queued job, as the infer route reports it.
 pub struct Submitted {
     /// `evidence.zk_job` of the bundle.
-    pub reference: Value,
+    pub reference: vouch_api::ZkJobRef,
     /// Lets the requester cancel the job (`DELETE /v1/proofs/{id}` with `Bearer <token>`).
     pub cancel_token: String,
 }
@@ -752,14 +772,14 @@ impl Ticket {
         }
         zk.wake.notify_one();
         Ok(Submitted {
-            reference: json!({
-                "id": id,
-                "url": job_url(&id),
-                "status": "queued",
-                "receipt": receipt_hash,
-                "estimate_ms": self.estimate_ms,
-                "wait_ms": self.wait_ms,
-            }),
+            reference: vouch_api::ZkJobRef {
+                url: job_url(&id),
+                id,
+                status: vouch_api::JobStatus::Queued,
+                receipt: receipt_hash,
+                estimate_ms: self.estimate_ms,
+                wait_ms: self.wait_ms,
+            },
             cancel_token: token,
         })
     }

@@ -18,14 +18,16 @@ use crate::error::ApiError;
 use crate::routes::body_or_error;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `vouch_api::InferRequest` as the handler reads it: the same fields, with `inputs` borrowed
+/// from the body (they are most of a large body) and parsed straight into tensors later, and
+/// tiers as strings so an unknown one gets the node's own message.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequest<'a> {
     /// `name`, `name@version` or `sha256:<hex>`.
     pub model: String,
     /// Input name → `{dtype, shape, data}` (or `b64` instead of `data`). Borrowed from the
     /// body, not copied: the inputs are most of a large body.
-    #[schema(value_type = Object)]
     #[serde(borrow)]
     pub inputs: &'a serde_json::value::RawValue,
     /// Verification tiers, any of `signed`, `tee`, `zk`; default `["signed"]`. `[]` returns an
@@ -58,13 +60,13 @@ fn default_tiers() -> Vec<String> {
 /// model's policy upgraded the request, `vouch-upgraded-from`. With payments on, send an x402
 /// payment in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a paid answer carries
 /// `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE` and its receipt names the payment.
-#[utoipa::path(post, path = "/v1/infer", request_body = InferRequest,
-    responses((status = 200, description = "outputs and receipt bundle"),
-        (status = 400, description = "bad input"),
+#[utoipa::path(post, path = "/v1/infer", operation_id = "infer", tag = "inference", request_body = vouch_api::InferRequest,
+    responses((status = 200, description = "outputs and receipt bundle", body = vouch_core::Bundle),
+        (status = 400, description = "bad input", body = vouch_api::ErrorBody),
         (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2) and the v1 JSON body, `error` = reason code"),
-        (status = 404, description = "no such model"),
-        (status = 413, description = "body too large"), (status = 422, description = "tier unavailable, or below the model's minimum tier"),
-        (status = 503, description = "queue full (the executor's, or the zk proof queue: reason zk_queue_full); retry after the Retry-After delay")))]
+        (status = 404, description = "no such model", body = vouch_api::ErrorBody),
+        (status = 413, description = "body too large", body = vouch_api::ErrorBody), (status = 422, description = "tier unavailable, or below the model's minimum tier", body = vouch_api::ErrorBody),
+        (status = 503, description = "queue full (the executor's, or the zk proof queue: reason zk_queue_full); retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
 pub async fn infer(
     State(st): State<Arc<AppState>>,
     request_headers: HeaderMap,

@@ -8,9 +8,9 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use vouch_api::{CreditRequest, PricingQuery};
 use vouch_core::{ErrorCode, Tier};
+use vouch_node::wire::amount as api_amount;
 use vouch_pay::store::Ledger;
 use vouch_pay::{Amount, parse_amount};
 
@@ -19,55 +19,35 @@ use crate::error::ApiError;
 use crate::routes::body_or_error;
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PricingQuery {
-    /// Quote this model (`name`, `name@version` or `sha256:<hex>`).
-    pub model: Option<String>,
-    /// Comma-separated tiers to quote (default `signed`).
-    pub tiers: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreditRequest {
-    /// The payer's EVM address (`0x` + 40 hex digits).
-    pub address: String,
-    /// Smallest token units, decimal string (USDC: `1000000` = 1 USDC).
-    pub amount: String,
-    /// Why, for the ledger's journal.
-    #[serde(default)]
-    pub memo: Option<String>,
-}
-
-fn terms_json(st: &AppState) -> Value {
+/// The payment terms and price model, without a quote.
+fn terms(st: &AppState) -> Result<vouch_api::Pricing, ApiError> {
     let p = &st.node.config.pay;
-    json!({
-        "enabled": st.node.pay.is_some(),
-        "facilitator": st.node.pay.as_ref().map(|p| p.facilitator.clone()),
-        "network": p.network,
-        "asset": p.asset,
-        "asset_symbol": p.asset_symbol,
-        "asset_decimals": p.asset_decimals,
-        "unit": st.node.prices.unit(),
-        "pay_to": st.node.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
-        "x402_versions": if p.accept_v1 { json!([2, 1]) } else { json!([2]) },
+    Ok(vouch_api::Pricing {
+        enabled: st.node.pay.is_some(),
+        facilitator: st.node.pay.as_ref().map(|p| p.facilitator.clone()),
+        network: p.network.clone(),
+        asset: p.asset.clone(),
+        asset_symbol: p.asset_symbol.clone(),
+        asset_decimals: p.asset_decimals,
+        unit: st.node.prices.unit(),
+        pay_to: st.node.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
+        x402_versions: if p.accept_v1 { vec![2, 1] } else { vec![2] },
+        prices: vouch_node::wire::pricing_config(st.node.prices.config())?,
+        rule: "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step".into(),
+        quote: None,
     })
 }
 
 /// The price model (per-tier defaults, per-model overrides, the zk formula) and payment terms;
 /// with `?model=…&tiers=…`, the price of that request, line by line.
-#[utoipa::path(get, path = "/v1/pricing", params(PricingQuery),
-    responses((status = 200, description = "prices in the asset's smallest unit"),
-        (status = 400, description = "bad tier list"), (status = 404, description = "no such model")))]
+#[utoipa::path(get, path = "/v1/pricing", operation_id = "pricing", tag = "payments", params(PricingQuery),
+    responses((status = 200, description = "prices in the asset's smallest unit", body = vouch_api::Pricing),
+        (status = 400, description = "bad tier list", body = vouch_api::ErrorBody), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
 pub async fn pricing(
     State(st): State<Arc<AppState>>,
     Query(q): Query<PricingQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let mut out = terms_json(&st);
-    out["prices"] = serde_json::to_value(st.node.prices.config()).unwrap_or(Value::Null);
-    out["rule"] = json!(
-        "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step"
-    );
+) -> Result<Json<vouch_api::Pricing>, ApiError> {
+    let mut out = terms(&st)?;
     let Some(model) = q.model else {
         return Ok(Json(out));
     };
@@ -98,22 +78,32 @@ pub async fn pricing(
         match st.node.prices.tier_price(&st.node, &digest, *t).await? {
             Ok(a) => {
                 total = total.and_then(|s| s.checked_add(a).ok());
-                lines.push(json!({"tier": t, "amount": a, "display": st.node.prices.display(a)}));
+                lines.push(vouch_api::QuoteLine {
+                    tier: *t,
+                    amount: Some(api_amount(a)?),
+                    display: Some(st.node.prices.display(a)),
+                    unavailable: None,
+                });
             }
             Err(why) => {
                 total = None;
-                lines.push(json!({"tier": t, "amount": null, "unavailable": why}));
+                lines.push(vouch_api::QuoteLine {
+                    tier: *t,
+                    amount: None,
+                    display: None,
+                    unavailable: Some(why.to_string()),
+                });
             }
         }
     }
-    out["quote"] = json!({
-        "model": model,
-        "digest": digest,
-        "tiers": tiers,
-        "lines": lines,
-        "total": total,
-        "display": total.map(|a| st.node.prices.display(a)),
-        "proving_cost": st.node.prices.cost_of(&st.node, &digest),
+    out.quote = Some(vouch_api::Quote {
+        proving_cost: st.node.prices.cost_of(&st.node, &digest),
+        display: total.map(|a| st.node.prices.display(a)),
+        total: total.map(api_amount).transpose()?,
+        model,
+        digest,
+        tiers,
+        lines,
     });
     Ok(Json(out))
 }
@@ -153,15 +143,15 @@ fn address(s: &str) -> Result<vouch_pay::Address, ApiError> {
 
 /// Credits a payer's balance in the built-in ledger (an operator's top-up, e.g. on a private
 /// deployment or a test network).
-#[utoipa::path(post, path = "/v1/pay/credit", request_body = CreditRequest,
-    responses((status = 200, description = "the new balance"),
-        (status = 400, description = "bad address or amount, or no built-in ledger"),
-        (status = 401, description = "missing or wrong admin token")))]
+#[utoipa::path(post, path = "/v1/pay/credit", operation_id = "pay_credit", tag = "payments", request_body = CreditRequest,
+    responses((status = 200, description = "the new balance", body = vouch_api::CreditResponse),
+        (status = 400, description = "bad address or amount, or no built-in ledger", body = vouch_api::ErrorBody),
+        (status = 401, description = "missing or wrong admin token", body = vouch_api::ErrorBody)))]
 pub async fn credit(
     _admin: Admin,
     State(st): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::CreditResponse>, ApiError> {
     let body = body_or_error(body, 4096, ErrorCode::PayloadTooLarge)?;
     let req: CreditRequest = crate::json::parse(
         &body,
@@ -182,22 +172,22 @@ pub async fn credit(
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(address = %owner, %amount, %balance, "ledger credited");
-    Ok(Json(json!({
-        "address": owner.to_string(),
-        "credited": amount.to_string(),
-        "balance": balance.to_string(),
-        "display": st.node.prices.display(Amount(balance)),
-    })))
+    Ok(Json(vouch_api::CreditResponse {
+        address: owner.to_string(),
+        credited: api_amount(Amount(amount))?,
+        balance: api_amount(Amount(balance))?,
+        display: Some(st.node.prices.display(Amount(balance))),
+    }))
 }
 
 /// A payer's balance in the built-in ledger.
-#[utoipa::path(get, path = "/v1/pay/balance/{address}",
+#[utoipa::path(get, path = "/v1/pay/balance/{address}", operation_id = "pay_balance", tag = "payments",
     params(("address" = String, Path, description = "EVM address")),
-    responses((status = 200, description = "the balance"), (status = 400, description = "bad address or no built-in ledger")))]
+    responses((status = 200, description = "the balance", body = vouch_api::Balance), (status = 400, description = "bad address or no built-in ledger", body = vouch_api::ErrorBody)))]
 pub async fn balance(
     State(st): State<Arc<AppState>>,
     Path(addr): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::Balance>, ApiError> {
     let pay = ledger(&st)?;
     let owner = address(&addr)?;
     let l = pay
@@ -208,11 +198,11 @@ pub async fn balance(
         .balance(&pay.account(owner))
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({
-        "address": owner.to_string(),
-        "balance": balance.to_string(),
-        "display": st.node.prices.display(Amount(balance)),
-        "network": pay.terms.network,
-        "asset": pay.terms.asset.to_string(),
-    })))
+    Ok(Json(vouch_api::Balance {
+        address: owner.to_string(),
+        balance: api_amount(Amount(balance))?,
+        display: st.node.prices.display(Amount(balance)),
+        network: pay.terms.network.clone(),
+        asset: pay.terms.asset.to_string(),
+    }))
 }

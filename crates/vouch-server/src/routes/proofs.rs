@@ -11,21 +11,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+use vouch_api::WaitParams;
 use vouch_core::{Digest, ErrorCode};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use vouch_node::proofs::is_terminal;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct WaitParams {
-    /// Wait up to this long for the job to end (`30s`, `1500ms`, `2m` or seconds); capped by
-    /// the node (`[zk] max_wait_secs`, and below the request timeout).
-    pub wait: Option<String>,
-}
 
 fn not_found(id: &str) -> ApiError {
     ApiError::new(
@@ -62,13 +53,13 @@ fn parse_wait(s: &str) -> Result<Duration, ApiError> {
 }
 
 /// A proof job: status, stage, progress and, once done, `evidence.zk` to add to the bundle.
-#[utoipa::path(get, path = "/v1/proofs/{id}", params(("id" = String, Path, description = "job id"), WaitParams),
-    responses((status = 200, description = "the job"), (status = 404, description = "no such job")))]
+#[utoipa::path(get, path = "/v1/proofs/{id}", operation_id = "get_proof_job", tag = "proofs", params(("id" = String, Path, description = "job id"), WaitParams),
+    responses((status = 200, description = "the job", body = vouch_api::ProofJob), (status = 404, description = "no such job", body = vouch_api::ErrorBody)))]
 pub async fn get(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     Query(p): Query<WaitParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::ProofJob>, ApiError> {
     let asked = match &p.wait {
         Some(w) => parse_wait(w)?,
         None => Duration::ZERO,
@@ -87,7 +78,7 @@ pub async fn get(
         tokio::pin!(changed);
         changed.as_mut().enable();
         let view = st.node.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
-        let done = view["status"].as_str().is_some_and(is_terminal);
+        let done = view.status.is_terminal();
         if done || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view));
         }
@@ -96,14 +87,14 @@ pub async fn get(
 }
 
 /// Cancels a queued or running job. Needs the admin token or the job's cancel token.
-#[utoipa::path(delete, path = "/v1/proofs/{id}", params(("id" = String, Path, description = "job id")),
-    responses((status = 200, description = "cancelled, or already ended"), (status = 401, description = "no or wrong token"),
-        (status = 404, description = "no such job")))]
+#[utoipa::path(delete, path = "/v1/proofs/{id}", operation_id = "cancel_proof_job", tag = "proofs", params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "cancelled, or already ended", body = vouch_api::CancelResponse), (status = 401, description = "no or wrong token", body = vouch_api::ErrorBody),
+        (status = 404, description = "no such job", body = vouch_api::ErrorBody)))]
 pub async fn cancel(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<vouch_api::CancelResponse>, ApiError> {
     let row = st.node.zk.job(&id).await?.ok_or_else(|| not_found(&id))?;
     let given = headers
         .get(AUTHORIZATION)
@@ -132,7 +123,7 @@ pub async fn cancel(
     };
     let cancelled = st.node.zk.cancel(&row, by).await?;
     let job = st.node.zk.view(&id).await?.ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({"cancelled": cancelled, "job": job})))
+    Ok(Json(vouch_api::CancelResponse { cancelled, job }))
 }
 
 #[cfg(test)]

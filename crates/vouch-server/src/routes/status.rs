@@ -14,7 +14,7 @@ use vouch_node::analytics::{LEVELS, Stats};
 
 /// Prometheus metrics: `vouch_requests_total`, `vouch_request_duration_seconds`,
 /// `vouch_revenue_total` (labels model, tiers, level, status).
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "status", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     st.node.prometheus.run_upkeep();
     (
@@ -82,7 +82,7 @@ fn bar_chart(title: &str, rows: &[(&str, f64, String)]) -> String {
 }
 
 /// The status page.
-#[utoipa::path(get, path = "/status", responses((status = 200, description = "HTML status page")))]
+#[utoipa::path(get, path = "/status", operation_id = "status_page", tag = "status", responses((status = 200, description = "HTML status page", body = String, content_type = "text/html")))]
 pub async fn status(State(st): State<Arc<AppState>>) -> Html<String> {
     let snap = st.node.analytics.snapshot();
     let total = snap.total_requests();

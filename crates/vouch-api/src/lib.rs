@@ -1,0 +1,47 @@
+//! The node's HTTP API as types: every request body, query and answer of every route, with its
+//! OpenAPI schema. The server answers with these types and the CLI reads them, so the wire
+//! format has one definition and `/openapi.json` describes what is really sent.
+//!
+//! Types only: no HTTP, no runtime, and no dependency but `vouch-core` (whose receipts and
+//! bundles the answers carry). Statuses are enums, not strings; fields other layers own (a
+//! zk evidence object, a model's configuration) stay JSON values, described where they live.
+
+pub mod attestation;
+pub mod config;
+pub mod error;
+pub mod facilitator;
+pub mod infer;
+pub mod log;
+pub mod models;
+pub mod node;
+pub mod pay;
+pub mod policy;
+pub mod proofs;
+pub mod zk;
+
+pub use attestation::{AttestParams, Binding, Platform, TeeEvidence};
+pub use config::{ConfigUpdate, ConfigView, ModelConfig};
+pub use error::{ErrorBody, ErrorDetail};
+pub use infer::{InferRequest, ZkJobRef};
+pub use log::{
+    ConsistencyParams, ConsistencyProof, CosignParams, CosignatureAccepted, EntryKind,
+    InclusionProof, LogEntry, LogEvidence, LogInfo, NameHistory, PointerChange, ProofParams,
+};
+pub use models::{
+    ListParams, ListedModel, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
+    NameResult, PassedOver, RegisterParams, RegisterResponse,
+};
+pub use node::{
+    CacheUsage, EngineVersion, Health, HealthStatus, Limits, LogSummary, NodeInfo, QueueUsage,
+    TeeSummary, ZkQueue,
+};
+pub use pay::{
+    Amount, Balance, CreditRequest, CreditResponse, ModelPrices, Pricing, PricingConfig,
+    PricingQuery, Quote, QuoteLine, TierPrices,
+};
+pub use policy::{
+    Assurance, EffectivePolicy, Measured, ModelPolicy, PolicyChange, PolicyRequest, PolicyUpdate,
+    PolicyView, TierAssurance,
+};
+pub use proofs::{CancelResponse, JobError, JobStatus, ProofEvidence, ProofJob, WaitParams};
+pub use zk::{CircuitEstimate, CircuitStats, ModelZk, ProofEstimate};
