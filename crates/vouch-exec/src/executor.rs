@@ -281,7 +281,15 @@ impl Executor {
                 reply: tx,
             });
         }
-        self.shared.cv.notify_all();
+        // Without a batching wait every sleeper on `cv` is an idle worker, and any of them can
+        // start any job, so one wake-up suffices (waking all cost a futex wake and a context
+        // switch per idle worker per request). With `max_wait`, a worker gathering a batch
+        // sleeps on `cv` too and must see the new job.
+        if config.max_wait.is_zero() {
+            self.shared.cv.notify_one();
+        } else {
+            self.shared.cv.notify_all();
+        }
         Ok(RunHandle { rx, control })
     }
 
@@ -361,7 +369,7 @@ fn worker(shared: Arc<Shared>) {
         };
         let key = batch[0].key;
         execute(&shared, batch, &control);
-        {
+        let waiting = {
             let mut st = shared.state.lock();
             st.watched.retain(|(id, _, _)| *id != run_id);
             if let Some(n) = st.running.get_mut(&key) {
@@ -370,8 +378,13 @@ fn worker(shared: Arc<Shared>) {
                     st.running.remove(&key);
                 }
             }
+            !st.queue.is_empty()
+        };
+        // A finished run frees a slot of its model: only queued jobs can use it. With an empty
+        // queue, waking the other workers was a futex wake and a context switch per request.
+        if waiting {
+            shared.cv.notify_all();
         }
-        shared.cv.notify_all();
     }
 }
 
