@@ -89,6 +89,11 @@ enum Command {
     },
 }
 
+/// mimalloc: per-thread free lists suit a server that allocates and frees small buffers on
+/// every request across many threads (BENCHMARKS.md, "Node layer").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("VOUCH_LOG").unwrap_or_else(|_| {
