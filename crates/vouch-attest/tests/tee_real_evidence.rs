@@ -433,8 +433,14 @@ fn dcap_checks_time_type_and_root() {
     )
     .unwrap_err();
     let m = err.to_string();
+    // Genuine collateral, only out of date: its own code, and what to do about it.
     assert!(
-        matches!(err, TeeError::Authenticity { .. }) && m.contains("Expired"),
+        matches!(err, TeeError::Expired { .. }) && err.is_below_policy(),
+        "{m}"
+    );
+    assert_eq!(err.code(), "tee_expired");
+    assert!(
+        m.contains("valid until 2025-07-19T10:16:03Z") && m.contains("fresh collateral"),
         "{m}"
     );
 
@@ -552,6 +558,9 @@ fn snp_real_report_fails_binding_precisely_and_checks_cert_validity() {
         m.contains("VCEK certificate is valid from 2023-04-03"),
         "{m}"
     );
+    let e =
+        snp::verify_report(&snp_report(), SNP_VCEK, None, t("2031-01-01T00:00:00Z")).unwrap_err();
+    assert!(matches!(e, TeeError::Expired { .. }), "{e}");
 }
 
 #[test]
@@ -592,6 +601,95 @@ fn snp_flipped_bytes_are_rejected() {
         .unwrap_err()
         .to_string();
     assert!(m.contains("does not chain"), "{m}");
+}
+
+// ---------------------------------------------------------------- not authentic vs below policy
+
+/// Messages are sentences for people: no Rust debug text from the vendor crates.
+fn assert_readable(m: &str) {
+    for debug in ["Some(", "None", "Err(", "Ok(", " { ", "\\\""] {
+        assert!(!m.contains(debug), "debug text {debug:?} in: {m}");
+    }
+}
+
+#[test]
+fn forged_and_out_of_date_evidence_get_different_codes() {
+    // A flipped byte in each kind of real evidence: not authentic.
+    let flipped = |bytes: &[u8], i: usize| {
+        let mut b = bytes.to_vec();
+        b[i] ^= 1;
+        b
+    };
+    let snp = snp_report();
+    let cases = [
+        (
+            Platform::AwsNitro,
+            flipped(NITRO_DOC, NITRO_DOC.len() - 1),
+            TODAY,
+        ),
+        (Platform::IntelTdx, flipped(TDX_QUOTE, 700), COLLATERAL_TIME),
+        (Platform::IntelSgx, flipped(SGX_QUOTE, 100), COLLATERAL_TIME),
+        (Platform::AmdSevSnp, flipped(&snp, 0x90), TODAY),
+    ];
+    for (p, bytes, at) in cases {
+        let e = verify(&envelope(p, &bytes), &TeePolicy::default(), at).unwrap_err();
+        assert_eq!(e.code(), "tee_not_authentic", "{p}: {e}");
+        assert!(!e.is_below_policy(), "{p}: {e}");
+        assert_readable(&e.to_string());
+    }
+
+    // The same evidence unmodified, judged far in the future or against a stricter policy:
+    // genuine, below policy.
+    let far = "2040-01-01T00:00:00Z";
+    let old = TeePolicy {
+        max_evidence_age_secs: Some(86_400),
+        ..Default::default()
+    };
+    let up_to_date_only = TeePolicy {
+        intel_tcb_statuses: vec!["UpToDate".into()],
+        ..Default::default()
+    };
+    let cases = [
+        (
+            Platform::AwsNitro,
+            NITRO_DOC.to_vec(),
+            &old,
+            far,
+            "tee_too_old",
+        ),
+        (
+            Platform::IntelTdx,
+            TDX_QUOTE.to_vec(),
+            &TeePolicy::default(),
+            far,
+            "tee_expired",
+        ),
+        (
+            Platform::IntelSgx,
+            SGX_QUOTE.to_vec(),
+            &up_to_date_only,
+            TODAY,
+            "tee_tcb_status",
+        ),
+        (
+            Platform::AmdSevSnp,
+            snp.clone(),
+            &TeePolicy::default(),
+            far,
+            "tee_expired",
+        ),
+    ];
+    for (p, bytes, policy, at, code) in cases {
+        let mut e = envelope(p, &bytes);
+        if p == Platform::IntelTdx {
+            // The collateral judged far in the future, as a verifier would with today's date.
+            e.collateral_time = Some(far.into());
+        }
+        let err = verify(&e, policy, at).unwrap_err();
+        assert_eq!(err.code(), code, "{p}: {err}");
+        assert!(err.is_below_policy(), "{p}: {err}");
+        assert_readable(&err.to_string());
+    }
 }
 
 // ---------------------------------------------------------------- every byte

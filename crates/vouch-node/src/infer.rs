@@ -104,7 +104,7 @@ impl Node {
         let (tiers, price) = match &result {
             Ok(done) => (
                 done.bundle.receipt.tiers.clone(),
-                crate::pricing::as_u64(done.price),
+                crate::prices::as_u64(done.price),
             ),
             Err(_) => (asked, 0),
         };

@@ -14,7 +14,7 @@ pub mod models;
 pub mod node;
 pub mod payments;
 pub mod policy;
-pub mod pricing;
+pub mod prices;
 pub mod proofs;
 pub mod supervise;
 pub mod transparency;

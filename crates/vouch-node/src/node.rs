@@ -43,7 +43,7 @@ pub struct Node {
     /// The transparency log every receipt and registry/policy change is appended to.
     pub log: Arc<crate::transparency::LogState>,
     /// The one price model (`[pay.prices]`), quoted even with payments off.
-    pub prices: crate::pricing::Prices,
+    pub prices: crate::prices::Prices,
     /// x402 payments, when `[pay] enabled` (the gate, its terms, the built-in ledger).
     pub pay: Option<Arc<crate::payments::PayState>>,
     /// The zk tier: model analyses, proof jobs and the prover threads.
@@ -153,7 +153,7 @@ impl Node {
             log,
             zk,
             prometheus,
-            prices: crate::pricing::Prices::new(&config.pay),
+            prices: crate::prices::Prices::new(&config.pay),
             pay: pay.map(Arc::new),
             admin_token,
             #[cfg(feature = "fault-injection")]

@@ -23,24 +23,24 @@ pub struct Policy {
 }
 
 /// Why `tier` cannot be served on this node at all, if it cannot.
-pub fn unavailable_reason(st: &Node, tier: Tier) -> Option<String> {
+pub fn unavailable_reason(node: &Node, tier: Tier) -> Option<String> {
     match tier {
         Tier::Signed => None,
-        Tier::Tee if st.tee.is_some() => None,
+        Tier::Tee if node.tee.is_some() => None,
         Tier::Tee => Some(
             "this node has no TEE evidence producer (tee.producer = \"none\"); find a node that offers tee".into(),
         ),
-        Tier::Zk if st.zk.settings.enabled => None,
+        Tier::Zk if node.zk.settings.enabled => None,
         Tier::Zk => Some("zk is disabled on this node ([zk] enabled = false)".into()),
     }
 }
 
 /// Why `tier` cannot be served for this model on this node, if it cannot: zk depends on the
 /// model's operators (analysed at registration).
-pub fn unavailable_for(st: &Node, digest: &ModelDigest, tier: Tier) -> Option<String> {
+pub fn unavailable_for(node: &Node, digest: &ModelDigest, tier: Tier) -> Option<String> {
     match tier {
-        Tier::Zk => st.zk.unavailable_reason(digest),
-        other => unavailable_reason(st, other),
+        Tier::Zk => node.zk.unavailable_reason(digest),
+        other => unavailable_reason(node, other),
     }
 }
 
@@ -58,10 +58,10 @@ pub fn proves(tier: Tier) -> &'static str {
 }
 
 /// Whom a verifier must trust for that to hold.
-pub fn trusts(st: &Node, tier: Tier) -> String {
+pub fn trusts(node: &Node, tier: Tier) -> String {
     match tier {
         Tier::Signed => "the node operator (whoever holds the node key)".into(),
-        Tier::Tee => match &st.tee {
+        Tier::Tee => match &node.tee {
             Some(t) => t.verdict.trust_assumption.clone(),
             None => "the TEE vendor's hardware and root of attestation".into(),
         },
@@ -134,7 +134,7 @@ impl Policy {
 pub struct Decision {
     pub tiers: Vec<Tier>,
     pub upgraded_from: Option<Vec<Tier>>,
-    /// What the request costs (`crate::pricing`); charged when payments are on.
+    /// What the request costs (`crate::prices`); charged when payments are on.
     pub quote: vouch_pay::Quote,
 }
 
@@ -145,22 +145,22 @@ fn show(tiers: &[Tier]) -> String {
 
 /// Applies the model's minimum assurance and checks every tier can be served.
 pub async fn decide(
-    st: &Node,
+    node: &Node,
     digest: &ModelDigest,
     asked: Vec<Tier>,
     allow_upgrade: bool,
 ) -> Result<Decision, NodeError> {
-    let prices = &st.prices;
+    let prices = &node.prices;
     let mut tiers = asked.clone();
     let mut upgraded_from = None;
-    if let Some((min, subject)) = st.policy.effective(digest).await?
+    if let Some((min, subject)) = node.policy.effective(digest).await?
         && tiers.iter().max().is_none_or(|t| *t < min)
     {
         let mut up = asked.clone();
         up.push(min);
         let up = with_implied(&up);
         if !allow_upgrade {
-            let price = async |t: &[Tier]| match prices.quote(st, digest, t).await {
+            let price = async |t: &[Tier]| match prices.quote(node, digest, t).await {
                 Ok(q) => q.total.to_string(),
                 Err(e) => format!("unknown: {}", e.message),
             };
@@ -182,7 +182,7 @@ pub async fn decide(
         tiers = up;
     }
     for t in &tiers {
-        if let Some(why) = unavailable_for(st, digest, *t) {
+        if let Some(why) = unavailable_for(node, digest, *t) {
             let because = if upgraded_from.is_some() {
                 " (the model's policy requires it)".to_string()
             } else {
@@ -195,11 +195,11 @@ pub async fn decide(
             .with_reason(match t {
                 Tier::Signed => "signed_unavailable",
                 Tier::Tee => "tee_unavailable",
-                Tier::Zk => st.zk.unavailable_code(digest),
+                Tier::Zk => node.zk.unavailable_code(digest),
             }));
         }
     }
-    let quote = prices.quote(st, digest, &tiers).await?;
+    let quote = prices.quote(node, digest, &tiers).await?;
     Ok(Decision {
         tiers,
         upgraded_from,

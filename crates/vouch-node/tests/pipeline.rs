@@ -164,7 +164,7 @@ async fn the_pipeline_answers_in_process_and_a_delivered_answer_keeps_its_paymen
         "{:?}",
         done.payment_headers
     );
-    let price = U256::from(vouch_node::pricing::as_u64(done.price));
+    let price = U256::from(vouch_node::prices::as_u64(done.price));
     assert!(price > U256::ZERO);
     assert_eq!(balance(&node, &payer).await, before - price);
     let kinds: Vec<String> = journal(&node, &payer)

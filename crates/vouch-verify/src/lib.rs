@@ -19,7 +19,15 @@ use vouch_attest::tee::{TeeError, TeeEvidence, TeeOptions, TeePolicy, verify_bun
 use vouch_attest::{SignatureError, verify_receipt_signature};
 use vouch_core::{BUNDLE_FORMAT, Bundle, Digest, NodeKey, RECEIPT_VERSION, TensorMap, Tier};
 
+mod code;
 mod zk;
+
+pub use code::FailureCode;
+
+/// The names `DigestMismatch::what` takes for the caller's files (their codes differ).
+const MODEL_FILE: &str = "model file";
+const INPUT_FILE: &str = "input file";
+const CONFIGURATION: &str = "configuration";
 
 /// What the verifier holds besides the bundle. Everything is optional; each item given adds a
 /// check, and each missing one is named in the report as not proven.
@@ -82,6 +90,7 @@ pub struct Report {
     pub summary: String,
 }
 
+/// Why a bundle failed; [`VerifyError::code`] gives its stable machine code.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
     #[error("not a Vouch bundle: format is {0:?}, expected \"vouch.bundle.v1\"")]
@@ -240,13 +249,13 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         "the outputs' values: the bundle does not carry them",
     )?;
     digest_check(
-        "model file",
+        MODEL_FILE,
         r.model.0,
         ev.model_bytes.map(Digest::of),
         "which model file this is: pass --model to compare it with the receipt's model digest",
     )?;
     digest_check(
-        "input file",
+        INPUT_FILE,
         r.input_digest,
         ev.inputs.map(TensorMap::digest),
         "which inputs were used: pass --inputs to compare them with the receipt's input digest",
@@ -261,7 +270,7 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
         (None, Some(_)) => return Err(VerifyError::NoConfig),
         (Some(expected), Some(c)) => {
             let actual = vouch_core::config_digest(c).map_err(VerifyError::BadConfig)?;
-            digest_check("configuration", expected, Some(actual), "")?;
+            digest_check(CONFIGURATION, expected, Some(actual), "")?;
         }
         (Some(d), None) => not_proven.push(format!(
             "which configuration (system prompt, settings) was in force: the receipt names {d}; pass --config (GET /v1/models/{{model}}/config, or the log's config-changed entry)"

@@ -1118,6 +1118,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "prover")]
     fn fixed_point_result_tracks_the_float_model() {
         let g = toy();
         let c = cfg(&g);

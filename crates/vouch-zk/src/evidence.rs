@@ -67,6 +67,7 @@ impl ZkEvidence {
     }
 }
 
+#[cfg(feature = "prover")]
 pub(crate) fn b64(b: &[u8]) -> String {
     B64.encode(b)
 }

@@ -3,7 +3,10 @@
 //! and verifies such proofs offline from the model file alone.
 //!
 //! It owns quantisation, circuits, keys, the prover, the verifier, the admission estimate and the
-//! `evidence["zk"]` format. It must not run engines, touch a network, a database or an async
+//! `evidence["zk"]` format. The prover half (cargo feature `prover`, on by default: calibration,
+//! analysis, the size estimate and admission, proving) is left out of offline verifiers
+//! (`default-features = false`); the verifier half still imports the model and builds its circuit,
+//! because it recomputes the verifying key from the model file, and so still needs Spartan2. It must not run engines, touch a network, a database or an async
 //! runtime: the verifier half is a plain library any program can embed, and the server drives
 //! proving on its own worker threads.
 //!
@@ -13,16 +16,20 @@
 
 pub mod circuit;
 pub mod error;
+#[cfg(feature = "prover")]
 pub mod estimate;
 pub mod evidence;
 pub mod graph;
 pub mod limits;
 pub mod onnx;
 pub mod pb;
+#[cfg(feature = "prover")]
 pub mod quant;
+#[cfg(feature = "prover")]
 pub mod size;
 mod snark;
 
+#[cfg(feature = "prover")]
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +38,11 @@ use vouch_core::{DType, Digest, ModelDigest, Receipt, Tensor, TensorData, Tensor
 
 pub use circuit::{QuantConfig, Stats};
 pub use error::ZkError;
+#[cfg(feature = "prover")]
 pub use estimate::{Admission, Estimate, NodeCapacity, admit, estimate};
 pub use evidence::{EVIDENCE_FORMAT, ZkEvidence};
 pub use limits::{Deadline, Limits};
+#[cfg(feature = "prover")]
 pub use size::{CircuitEstimate, estimate_model};
 pub use snark::SYSTEM;
 
@@ -62,6 +71,7 @@ impl ZkConfig {
 /// bit-grouped witness layout with a Hyrax width chosen per circuit.
 pub const CIRCUIT_VERSION: u32 = 2;
 
+#[cfg(feature = "prover")]
 /// What registration records about a model's zk tier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ZkModelInfo {
@@ -91,6 +101,7 @@ pub struct ZkModelInfo {
     pub size_estimate: Option<CircuitEstimate>,
 }
 
+#[cfg(feature = "prover")]
 /// Calibration choices for [`analyze_with`].
 #[derive(Clone, Debug)]
 pub struct AnalyzeOptions {
@@ -111,6 +122,7 @@ pub struct AnalyzeOptions {
     pub deadline: Deadline,
 }
 
+#[cfg(feature = "prover")]
 impl Default for AnalyzeOptions {
     fn default() -> Self {
         AnalyzeOptions {
@@ -134,6 +146,7 @@ pub struct ZkKeys {
     model: ModelDigest,
     graph: graph::Graph,
     config: ZkConfig,
+    #[cfg(feature = "prover")]
     pk: Option<snark::ProverKey>,
     vk: Option<snark::VerifierKey>,
     vk_digest: Digest,
@@ -170,10 +183,12 @@ fn vk_digest_of(spartan: [u8; 32], cfg: &ZkConfig) -> Digest {
 
 impl ZkKeys {
     /// Derives the keys deterministically from the model bytes and the config.
+    #[cfg(feature = "prover")]
     pub fn generate(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
         Self::derive(model_bytes, config, true, true)
     }
 
+    #[cfg(feature = "prover")]
     /// The same keys for proving only: the verifying key is dropped once its digest is taken
     /// (an MLP's keys in memory: about half). [`verify_statement`] refuses these keys.
     pub fn generate_prover(model_bytes: &[u8], config: &ZkConfig) -> Result<Self, ZkError> {
@@ -219,10 +234,14 @@ impl ZkKeys {
             }
         })?;
         let vk_digest = vk_digest_of(snark::vk_digest(&vk)?, config);
+        // A verifier-only build has nothing to prove with: the proving key is dropped here.
+        #[cfg(not(feature = "prover"))]
+        let _ = (pk, keep_pk);
         Ok(ZkKeys {
             model,
             graph: g,
             config: config.clone(),
+            #[cfg(feature = "prover")]
             pk: keep_pk.then_some(pk),
             vk: keep_vk.then_some(vk),
             vk_digest,
@@ -230,6 +249,7 @@ impl ZkKeys {
         })
     }
 
+    #[cfg(feature = "prover")]
     fn pk(&self) -> Result<&snark::ProverKey, ZkError> {
         self.pk
             .as_ref()
@@ -263,11 +283,13 @@ impl ZkKeys {
     }
 }
 
+#[cfg(feature = "prover")]
 /// Analyses a model with default calibration: supported or not, circuit size, keys' digest.
 pub fn analyze(model_bytes: &[u8]) -> Result<ZkModelInfo, ZkError> {
     analyze_with(model_bytes, &AnalyzeOptions::default()).map(|(i, _)| i)
 }
 
+#[cfg(feature = "prover")]
 /// Analyses a model and returns the keys too (so a node can cache them).
 ///
 /// The graph's circuit size is estimated first ([`estimate_model`]) and checked against
@@ -308,6 +330,7 @@ pub fn analyze_with(
     Ok((info, keys))
 }
 
+#[cfg(feature = "prover")]
 /// The size estimate, checked against `opts.limits`, then the graph and its calibration.
 fn calibrated(
     model_bytes: &[u8],
@@ -342,6 +365,7 @@ fn calibrated(
     Ok((size, g, cal))
 }
 
+#[cfg(feature = "prover")]
 /// The sizes of the circuit [`analyze_with`] builds for the model (calibration included, key
 /// generation left out): what [`estimate_model`]'s prediction is measured against.
 pub fn circuit_stats(model_bytes: &[u8], opts: &AnalyzeOptions) -> Result<Stats, ZkError> {
@@ -409,6 +433,7 @@ fn receipt_limbs(h: &Digest) -> [u128; 2] {
     [u128::from_le_bytes(lo), u128::from_le_bytes(hi)]
 }
 
+#[cfg(feature = "prover")]
 /// Where a proof job is; the server relays it (`GET /v1/proofs/{id}`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Progress {
@@ -417,6 +442,7 @@ pub struct Progress {
     pub fraction: f64,
 }
 
+#[cfg(feature = "prover")]
 /// A finished proof: the evidence to put in `Bundle.evidence["zk"]`, and the proven output.
 #[derive(Clone, Debug)]
 pub struct ZkProof {
@@ -426,6 +452,7 @@ pub struct ZkProof {
     pub prove_ms: u64,
 }
 
+#[cfg(feature = "prover")]
 /// Proves that the model behind `keys` maps `inputs` to its quantised output, bound to the
 /// receipt. `cancel` is polled between stages; returning true aborts with `Prover("cancelled")`.
 pub fn prove(

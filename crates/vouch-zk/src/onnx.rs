@@ -561,6 +561,7 @@ impl Window {
 
     /// Whether the windows along axis `a` read every input position; `None` when finding out
     /// would take more than `max_work` steps.
+    #[cfg(feature = "prover")]
     pub(crate) fn axis_covers(
         &self,
         a: usize,

@@ -175,6 +175,8 @@ impl<const W: usize> PCSEngineTrait<PallasHyrax<W>> for Hyrax<W> {
 pub type F = <Narrow as Engine>::Scalar;
 
 /// Keys and proofs of either width.
+// Setup makes a proving key with the verifying key; a verifier-only build drops it unread.
+#[cfg_attr(not(feature = "prover"), allow(dead_code))]
 pub(crate) enum ProverKey {
     Narrow(SpartanProverKey<Narrow>),
     Wide(SpartanProverKey<Wide>),
@@ -222,6 +224,7 @@ pub(crate) struct Data {
 pub(crate) struct Circuit(pub Arc<Data>);
 
 impl Circuit {
+    #[cfg(feature = "prover")]
     pub fn new(b: Built, record: bool) -> Self {
         Self::with_deadline(b, record, Deadline::none())
     }
@@ -418,6 +421,7 @@ pub(crate) fn vk_digest(vk: &VerifierKey) -> Result<[u8; 32], ZkError> {
     .map_err(|e| ZkError::Internal(format!("verifying-key digest: {e}")))
 }
 
+#[cfg(feature = "prover")]
 pub(crate) fn prove(pk: &ProverKey, circuit: Circuit) -> Result<Snark, ZkError> {
     fn go<const W: usize>(
         pk: &SpartanProverKey<PallasHyrax<W>>,
@@ -449,6 +453,7 @@ pub(crate) fn verify(proof: &Snark, vk: &VerifierKey) -> Result<Vec<F>, ZkError>
     .map_err(|e| ZkError::Verify(format!("the proof does not verify: {e}")))
 }
 
+#[cfg(feature = "prover")]
 pub(crate) fn proof_to_bytes(p: &Snark) -> Result<Vec<u8>, ZkError> {
     match p {
         Snark::Narrow(p) => bincode::serialize(p),
@@ -473,6 +478,7 @@ pub(crate) fn proof_from_bytes(b: &[u8], vk: &VerifierKey) -> Result<Snark, ZkEr
 }
 
 /// Encoded length of the verifying key, without encoding it.
+#[cfg(feature = "prover")]
 pub(crate) fn vk_len(vk: &VerifierKey) -> Result<u64, ZkError> {
     match vk {
         VerifierKey::Narrow(vk) => bincode::serialized_size(vk),
@@ -521,6 +527,7 @@ mod tests {
 
     /// x(4) → Linear(4→3) → Relu → Linear(3→2), with range-check lookups (so both witness
     /// segments are used).
+    #[cfg(feature = "prover")]
     fn tiny() -> (crate::graph::Graph, crate::circuit::QuantConfig) {
         use crate::graph::{Graph, Io, Op, Sparse};
         let dense = |n_in: u32, n_out: usize, w0: f64| Sparse {
@@ -576,6 +583,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "prover")]
     fn both_widths_prove_and_verify_and_reject_tampering() {
         let (g, cfg) = tiny();
         let x = vec![vec![700, -300, 50, 1000]];

@@ -45,15 +45,20 @@ pub fn verify_quote(
     })?;
 
     // Debug is judged below so the error names it; everything else is dcap-qvl's.
-    let verified = QuoteVerifier::new(root)
-        .allow_debug(true)
-        .verify(quote, &collateral, secs)
-        .map_err(|e| {
-            auth(
-                declared,
-                format!("{e:#} (collateral judged at {})", format_time(at)),
-            )
-        })?;
+    let verify_at = |secs: u64| {
+        QuoteVerifier::new(root.clone())
+            .allow_debug(true)
+            .verify(quote, &collateral, secs)
+    };
+    let verified = match verify_at(secs) {
+        Ok(v) => v,
+        Err(e) => {
+            let failure = super::sentence(&format!("{e:#}"));
+            return Err(classify_failure(failure, at, &collateral, declared, |s| {
+                verify_at(s).is_ok()
+            }));
+        }
+    };
 
     let quote_chain =
         check_framing(quote).map_err(|m| auth(declared, format!("quote framing: {m}")))?;
@@ -137,6 +142,63 @@ pub fn verify_quote(
         bound_public_key: None,
         bound_nonce: None,
     })
+}
+
+/// Says whether a quote that failed at `at` is forged or only out of date: when `at` lies outside
+/// the collateral's own validity (its TCB info and QE identity, from issue date to next update),
+/// the quote is verified again at the latest issue date; if it passes there, every signature
+/// and chain holds and only the time is wrong. dcap-qvl's errors are text, so this asks the
+/// verifier rather than reading its messages.
+fn classify_failure(
+    failure: String,
+    at: OffsetDateTime,
+    collateral: &QuoteCollateralV3,
+    platform: Platform,
+    passes_at: impl Fn(u64) -> bool,
+) -> TeeError {
+    let window = [
+        signed_dates(&collateral.tcb_info),
+        signed_dates(&collateral.qe_identity),
+    ];
+    let (Some(tcb), Some(qe)) = (&window[0], &window[1]) else {
+        return auth(
+            platform,
+            format!("{failure} (collateral judged at {})", format_time(at)),
+        );
+    };
+    let issued = tcb.0.max(qe.0);
+    let valid_until = tcb.1.min(qe.1);
+    let inside = at >= issued && at <= valid_until;
+    let genuine = !inside
+        && u64::try_from(issued.unix_timestamp())
+            .ok()
+            .is_some_and(passes_at);
+    if genuine {
+        TeeError::Expired {
+            platform,
+            reason: format!(
+                "the Intel collateral was issued {} and is valid until {}, but the verification time \
+                 is {}; the quote and collateral verify at their issue time: attach fresh collateral \
+                 from Intel's PCS or a PCCS",
+                format_time(issued),
+                format_time(valid_until),
+                format_time(at)
+            ),
+        }
+    } else {
+        auth(
+            platform,
+            format!("{failure} (collateral judged at {})", format_time(at)),
+        )
+    }
+}
+
+/// The issue date and next update of a collateral document (TCB info, QE identity: JSON with
+/// `issueDate` and `nextUpdate`); `None` when they do not parse.
+fn signed_dates(json: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    let body: serde_json::Value = serde_json::from_str(json).ok()?;
+    let date = |k: &str| super::parse_time(body.get(k)?.as_str()?, k).ok();
+    Some((date("issueDate")?, date("nextUpdate")?))
 }
 
 /// Finds Intel's root in the collateral's issuer chains and accepts it only if it is the pinned

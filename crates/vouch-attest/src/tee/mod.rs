@@ -12,8 +12,8 @@
 //!   functions) are pure: no clock (the caller passes the verification time), no files, no
 //!   network, no async runtime. Vendor roots are pinned in this crate: the AWS Nitro root by
 //!   SHA-256 fingerprint, Intel's SGX Root CA (through `dcap-qvl`), AMD's ARKs (through `sev`).
-//! - **Producers** ([`producer`]) talk to hardware (`/dev/nsm`, Linux `configfs-tsm`) or make
-//!   clearly labelled simulated evidence for development.
+//! - **Producers** (`producer`, cargo feature `producer`) talk to hardware (`/dev/nsm`, Linux
+//!   `configfs-tsm`) or make clearly labelled simulated evidence for development.
 //!
 //! Evidence is judged at its own time where it has one: Nitro leaf certificates live about three
 //! hours and receipts are checked much later, so a document is checked at its signed timestamp;
@@ -23,6 +23,7 @@ pub mod binding;
 pub mod dcap;
 pub mod evidence;
 pub mod nitro;
+#[cfg(feature = "producer")]
 pub mod producer;
 pub mod simulated;
 pub mod snp;
@@ -35,6 +36,7 @@ use time::format_description::well_known::Rfc3339;
 use vouch_core::{Bundle, Digest, NodeKey, Tier};
 
 pub use evidence::{BindingInfo, Platform, SnpCerts, TeeEvidence, TeeEvidenceRef, resolve};
+#[cfg(feature = "producer")]
 pub use producer::{EvidenceProducer, ProducerConfig, ProducerKind, select_producer};
 
 /// How far a signed evidence time may lie after the verification time (clock skew between the
@@ -69,8 +71,12 @@ pub enum TeeError {
         declared: Platform,
         actual: Platform,
     },
+    /// Forged or altered: a signature, chain or root does not check out.
     #[error("{platform}: evidence is not authentic: {reason}")]
     Authenticity { platform: Platform, reason: String },
+    /// Genuine, but its certificates or collateral are not valid at the verification time.
+    #[error("{platform}: the evidence is genuine but out of date: {reason}")]
+    Expired { platform: Platform, reason: String },
     #[error("{platform}: debug-mode TEE rejected: {reason}")]
     Debug { platform: Platform, reason: String },
     #[error("{platform}: measurement {name} is {found}, the policy expects {expected}")]
@@ -127,6 +133,23 @@ pub enum TeeError {
 }
 
 impl TeeError {
+    /// Whether the evidence was found genuine (its signatures and chain to the pinned vendor
+    /// root hold) but falls short of what the policy or the verification time accepts: an old
+    /// TCB, expired certificates or collateral, debug mode, other measurements, too old.
+    pub fn is_below_policy(&self) -> bool {
+        matches!(
+            self,
+            TeeError::Expired { .. }
+                | TeeError::TcbStatus { .. }
+                | TeeError::Debug { .. }
+                | TeeError::MeasurementMismatch { .. }
+                | TeeError::MeasurementUnknown { .. }
+                | TeeError::PlatformNotAllowed { .. }
+                | TeeError::SimulatedNotAllowed
+                | TeeError::TooOld { .. }
+        )
+    }
+
     /// A stable machine-readable name for each kind of failure.
     pub fn code(&self) -> &'static str {
         match self {
@@ -137,6 +160,7 @@ impl TeeError {
             TeeError::PlatformNotAllowed { .. } => "tee_platform_not_allowed",
             TeeError::TypeMismatch { .. } => "tee_type_mismatch",
             TeeError::Authenticity { .. } => "tee_not_authentic",
+            TeeError::Expired { .. } => "tee_expired",
             TeeError::Debug { .. } => "tee_debug_mode",
             TeeError::MeasurementMismatch { .. } => "tee_measurement_mismatch",
             TeeError::MeasurementUnknown { .. } => "tee_measurement_unknown",
@@ -529,6 +553,19 @@ pub(crate) fn parse_time(s: &str, field: &str) -> Result<OffsetDateTime, TeeErro
             s.chars().take(40).collect::<String>()
         ))
     })
+}
+
+/// A vendor crate's error message without the Rust debug text some of them append after the
+/// sentence (`…: signature::Error { source: None }`, `…: CrlExpired { time: UnixTime(…) }`):
+/// everything from the first `": "` whose remainder looks like debug output is dropped.
+pub(crate) fn sentence(text: &str) -> String {
+    let debugish = |rest: &str| rest.contains(['{', '(', '[']) || rest.contains("::");
+    let end = text
+        .match_indices(": ")
+        .map(|(i, _)| i)
+        .find(|&i| debugish(&text[i + 2..]))
+        .unwrap_or(text.len());
+    text[..end].to_string()
 }
 
 pub(crate) fn format_time(t: OffsetDateTime) -> String {

@@ -35,7 +35,8 @@ pub fn verify_document(cose: &[u8]) -> Result<PlatformReport, TeeError> {
         Some(RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384)) => {}
         other => {
             return Err(auth(format!(
-                "COSE algorithm is {other:?}; Nitro documents are signed with ES384"
+                "the COSE algorithm is {}; Nitro documents are signed with ES384",
+                describe_alg(other.as_ref())
             )));
         }
     }
@@ -46,7 +47,8 @@ pub fn verify_document(cose: &[u8]) -> Result<PlatformReport, TeeError> {
     let doc =
         aws_nitro_enclaves_nsm_api::api::AttestationDoc::from_binary(payload).map_err(|e| {
             auth(format!(
-                "the payload is not a Nitro attestation document: {e:?}"
+                "the payload is not a Nitro attestation document ({})",
+                describe_nsm_error(&e)
             ))
         })?;
 
@@ -107,7 +109,15 @@ pub fn verify_document(cose: &[u8]) -> Result<PlatformReport, TeeError> {
     );
     let mut details = BTreeMap::new();
     details.insert("module_id".to_string(), doc.module_id.clone());
-    details.insert("pcr_digest".to_string(), format!("{:?}", doc.digest));
+    details.insert(
+        "pcr_digest".to_string(),
+        match doc.digest {
+            aws_nitro_enclaves_nsm_api::api::Digest::SHA256 => "SHA256",
+            aws_nitro_enclaves_nsm_api::api::Digest::SHA384 => "SHA384",
+            aws_nitro_enclaves_nsm_api::api::Digest::SHA512 => "SHA512",
+        }
+        .to_string(),
+    );
 
     Ok(PlatformReport {
         platform: Platform::AwsNitro,
@@ -120,6 +130,27 @@ pub fn verify_document(cose: &[u8]) -> Result<PlatformReport, TeeError> {
         bound_public_key: doc.public_key.as_ref().map(|k| k.to_vec()),
         bound_nonce: doc.nonce.as_ref().map(|n| n.to_vec()),
     })
+}
+
+/// The protected header's algorithm, in words.
+fn describe_alg(alg: Option<&coset::Algorithm>) -> String {
+    match alg {
+        None => "missing".into(),
+        Some(RegisteredLabelWithPrivate::Assigned(a)) => format!("COSE algorithm {}", *a as i64),
+        Some(RegisteredLabelWithPrivate::PrivateUse(n)) => format!("private-use algorithm {n}"),
+        Some(RegisteredLabelWithPrivate::Text(t)) => {
+            format!("\"{}\"", t.chars().take(32).collect::<String>())
+        }
+    }
+}
+
+/// The NSM library's decoding errors, in words.
+fn describe_nsm_error(e: &aws_nitro_enclaves_nsm_api::api::Error) -> String {
+    use aws_nitro_enclaves_nsm_api::api::Error as E;
+    match e {
+        E::Cbor(c) => format!("its CBOR does not decode: {c}"),
+        E::Io(io) => format!("it cannot be read: {io}"),
+    }
 }
 
 /// Debug-mode enclaves report all-zero PCRs (PCR0 among them).
@@ -162,7 +193,7 @@ fn describe(e: &nitro_attest::Error) -> String {
                 s.push_str(&inner.to_string());
                 src = inner.source();
             }
-            s
+            super::sentence(&s)
         }
     }
 }

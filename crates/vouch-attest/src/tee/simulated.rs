@@ -10,17 +10,15 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha384};
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 use time::OffsetDateTime;
-use vouch_core::NodeKey;
 
-use super::evidence::{BindingInfo, TeeEvidence};
-use super::producer::EvidenceProducer;
-use super::{Platform, PlatformReport, TeeError, binding, format_time};
+use super::{Platform, PlatformReport, TeeError, format_time};
+
+#[cfg(feature = "producer")]
+pub use producing::SimulatedProducer;
 
 /// The label every simulated statement carries, word for word.
 pub const SIMULATED_LABEL: &str = "vouch simulated TEE: NOT HARDWARE, development only";
@@ -128,78 +126,98 @@ fn fixed_hex<const N: usize>(s: &str, field: &str) -> Result<[u8; N], TeeError> 
     Ok(out)
 }
 
-/// Makes simulated evidence. Each producer has its own root, made when it is created.
-pub struct SimulatedProducer {
-    root: SigningKey,
-    measurement: [u8; 48],
-}
+/// The producing half: a runtime root key and the running executable's measurement.
+#[cfg(feature = "producer")]
+mod producing {
+    use base64::Engine as _;
+    use ed25519_dalek::{Signer as _, SigningKey};
+    use sha2::{Digest as _, Sha384};
+    use std::time::SystemTime;
+    use time::OffsetDateTime;
+    use vouch_core::NodeKey;
 
-impl SimulatedProducer {
-    /// A producer whose measurement is SHA-384 of the running executable, so rebuilding the
-    /// server changes it as a real measurement would.
-    pub fn new() -> Result<Self, TeeError> {
-        let exe = std::env::current_exe().map_err(|e| {
-            TeeError::Producer(format!(
-                "cannot locate the running executable to measure: {e}"
-            ))
-        })?;
-        let bytes = std::fs::read(&exe).map_err(|e| {
-            TeeError::Producer(format!("cannot read {} to measure it: {e}", exe.display()))
-        })?;
-        Ok(Self::with_measurement(Sha384::digest(&bytes).into()))
+    use super::super::evidence::{BindingInfo, TeeEvidence};
+    use super::super::producer::EvidenceProducer;
+    use super::super::{Platform, TeeError, binding, format_time};
+    use super::{B64, SIMULATED_LABEL, SimulatedEvidence, SimulatedStatement, signing_message};
+
+    /// Makes simulated evidence. Each producer has its own root, made when it is created.
+    pub struct SimulatedProducer {
+        root: SigningKey,
+        measurement: [u8; 48],
     }
 
-    /// A producer reporting `measurement` (tests, or a stable value across rebuilds).
-    pub fn with_measurement(measurement: [u8; 48]) -> Self {
-        SimulatedProducer {
-            root: SigningKey::generate(&mut rand_core::OsRng),
-            measurement,
+    impl SimulatedProducer {
+        /// A producer whose measurement is SHA-384 of the running executable, so rebuilding the
+        /// server changes it as a real measurement would.
+        pub fn new() -> Result<Self, TeeError> {
+            let exe = std::env::current_exe().map_err(|e| {
+                TeeError::Producer(format!(
+                    "cannot locate the running executable to measure: {e}"
+                ))
+            })?;
+            let bytes = std::fs::read(&exe).map_err(|e| {
+                TeeError::Producer(format!("cannot read {} to measure it: {e}", exe.display()))
+            })?;
+            Ok(Self::with_measurement(Sha384::digest(&bytes).into()))
+        }
+
+        /// A producer reporting `measurement` (tests, or a stable value across rebuilds).
+        pub fn with_measurement(measurement: [u8; 48]) -> Self {
+            SimulatedProducer {
+                root: SigningKey::generate(&mut rand_core::OsRng),
+                measurement,
+            }
+        }
+
+        pub fn measurement(&self) -> [u8; 48] {
+            self.measurement
+        }
+
+        /// Evidence for `node_key` (and `nonce`) stamped with `now`.
+        pub fn attest_at(
+            &self,
+            node_key: &NodeKey,
+            nonce: Option<&[u8]>,
+            now: SystemTime,
+        ) -> Result<TeeEvidence, TeeError> {
+            let report_data = binding::report_data(node_key, nonce)?;
+            let now = OffsetDateTime::from(now);
+            let timestamp_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000)
+                .map_err(|_| TeeError::Producer("the clock is before 1970".into()))?;
+            let statement = SimulatedStatement {
+                label: SIMULATED_LABEL.into(),
+                root_key: hex::encode(self.root.verifying_key().to_bytes()),
+                measurement: hex::encode(self.measurement),
+                report_data: hex::encode(report_data),
+                timestamp_ms,
+            };
+            let signature = B64.encode(self.root.sign(&signing_message(&statement)?).to_bytes());
+            let bytes = serde_jcs::to_vec(&SimulatedEvidence {
+                statement,
+                signature,
+            })
+            .map_err(|e| TeeError::Producer(format!("cannot encode the statement: {e}")))?;
+            Ok(TeeEvidence::new(
+                Platform::Simulated,
+                &bytes,
+                BindingInfo::new(*node_key, nonce),
+                format_time(now),
+            ))
         }
     }
 
-    pub fn measurement(&self) -> [u8; 48] {
-        self.measurement
-    }
+    impl EvidenceProducer for SimulatedProducer {
+        fn platform(&self) -> Platform {
+            Platform::Simulated
+        }
 
-    /// Evidence for `node_key` (and `nonce`) stamped with `now`.
-    pub fn attest_at(
-        &self,
-        node_key: &NodeKey,
-        nonce: Option<&[u8]>,
-        now: SystemTime,
-    ) -> Result<TeeEvidence, TeeError> {
-        let report_data = binding::report_data(node_key, nonce)?;
-        let now = OffsetDateTime::from(now);
-        let timestamp_ms = u64::try_from(now.unix_timestamp_nanos() / 1_000_000)
-            .map_err(|_| TeeError::Producer("the clock is before 1970".into()))?;
-        let statement = SimulatedStatement {
-            label: SIMULATED_LABEL.into(),
-            root_key: hex::encode(self.root.verifying_key().to_bytes()),
-            measurement: hex::encode(self.measurement),
-            report_data: hex::encode(report_data),
-            timestamp_ms,
-        };
-        let signature = B64.encode(self.root.sign(&signing_message(&statement)?).to_bytes());
-        let bytes = serde_jcs::to_vec(&SimulatedEvidence {
-            statement,
-            signature,
-        })
-        .map_err(|e| TeeError::Producer(format!("cannot encode the statement: {e}")))?;
-        Ok(TeeEvidence::new(
-            Platform::Simulated,
-            &bytes,
-            BindingInfo::new(*node_key, nonce),
-            format_time(now),
-        ))
-    }
-}
-
-impl EvidenceProducer for SimulatedProducer {
-    fn platform(&self) -> Platform {
-        Platform::Simulated
-    }
-
-    fn attest(&self, node_key: &NodeKey, nonce: Option<&[u8]>) -> Result<TeeEvidence, TeeError> {
-        self.attest_at(node_key, nonce, SystemTime::now())
+        fn attest(
+            &self,
+            node_key: &NodeKey,
+            nonce: Option<&[u8]>,
+        ) -> Result<TeeEvidence, TeeError> {
+            self.attest_at(node_key, nonce, SystemTime::now())
+        }
     }
 }

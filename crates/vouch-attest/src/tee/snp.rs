@@ -79,10 +79,10 @@ pub fn verify_report(
         )));
     }
     let report = AttestationReport::from_bytes(report_bytes)
-        .map_err(|e| auth(format!("the report does not parse: {e}")))?;
+        .map_err(|e| auth(format!("the report does not parse: {}", sev_text(&e))))?;
     let reencoded = report
         .to_bytes()
-        .map_err(|e| auth(format!("the report does not re-encode: {e}")))?;
+        .map_err(|e| auth(format!("the report does not re-encode: {}", sev_text(&e))))?;
     if let Some(i) = reencoded.iter().zip(report_bytes).position(|(a, b)| a != b) {
         return Err(auth(format!(
             "byte {i:#x} of the report is {:#04x} where a well-formed report has {:#04x} (reserved \
@@ -108,16 +108,18 @@ pub fn verify_report(
         )));
     }
 
-    let vcek = Certificate::from_der(vcek_der).map_err(|e| auth(format!("VCEK: {e}")))?;
+    let vcek =
+        Certificate::from_der(vcek_der).map_err(|e| auth(format!("VCEK: {}", sev_text(&e))))?;
     let supplied_ask = ask_der
         .map(Certificate::from_der)
         .transpose()
-        .map_err(|e| auth(format!("ASK: {e}")))?;
+        .map_err(|e| auth(format!("ASK: {}", sev_text(&e))))?;
 
     // The report signature first (one ECDSA check), then the RSA chain above the VCEK.
     (&vcek, &report).verify().map_err(|e| {
         auth(format!(
-            "the report signature does not verify under the VCEK: {e}"
+            "the report signature does not verify under the VCEK: {}",
+            sev_text(&e)
         ))
     })?;
     let (product, chain) = find_chain(&vcek, supplied_ask.as_ref())?;
@@ -192,7 +194,12 @@ fn find_chain(
 ) -> Result<(&'static str, Chain), TeeError> {
     let mut failures = Vec::new();
     for (product, ark_fp, ark, builtin_ask) in PRODUCTS {
-        let ark = ark().map_err(|e| auth(format!("pinned ARK-{product} does not load: {e}")))?;
+        let ark = ark().map_err(|e| {
+            auth(format!(
+                "pinned ARK-{product} does not load: {}",
+                sev_text(&e)
+            ))
+        })?;
         let fp = ark
             .to_der()
             .map(|d| hex::encode(Sha256::digest(d)))
@@ -204,8 +211,12 @@ fn find_chain(
         }
         let ask = match ask {
             Some(a) => a.clone(),
-            None => builtin_ask()
-                .map_err(|e| auth(format!("pinned ASK-{product} does not load: {e}")))?,
+            None => builtin_ask().map_err(|e| {
+                auth(format!(
+                    "pinned ASK-{product} does not load: {}",
+                    sev_text(&e)
+                ))
+            })?,
         };
         let chain = Chain {
             ca: ca::Chain { ark, ask },
@@ -213,7 +224,7 @@ fn find_chain(
         };
         match (&chain).verify() {
             Ok(_) => return Ok((product, chain)),
-            Err(e) => failures.push(format!("{product}: {e}")),
+            Err(e) => failures.push(format!("{product}: {}", sev_text(&e))),
         }
     }
     Err(auth(format!(
@@ -245,12 +256,16 @@ fn check_certificate(name: &str, cert: &Certificate, at: OffsetDateTime) -> Resu
     };
     let (from, until) = (to_time(&v.not_before), to_time(&v.not_after));
     if at < from || at > until {
-        return Err(auth(format!(
-            "the {name} certificate is valid from {} to {}, not at the verification time {}",
-            format_time(from),
-            format_time(until),
-            format_time(at)
-        )));
+        // Checked after the chain and signatures: the certificate is genuine, only out of date.
+        return Err(TeeError::Expired {
+            platform: Platform::AmdSevSnp,
+            reason: format!(
+                "the {name} certificate is valid from {} to {}, not at the verification time {}",
+                format_time(from),
+                format_time(until),
+                format_time(at)
+            ),
+        });
     }
     Ok(())
 }
@@ -307,6 +322,11 @@ fn check_vcek_matches(vcek: &Certificate, report: &AttestationReport) -> Result<
         }
     }
     Ok(())
+}
+
+/// The `sev` crate's error as a sentence (it appends inner errors' Rust debug text).
+fn sev_text(e: &std::io::Error) -> String {
+    super::sentence(&e.to_string())
 }
 
 /// Guests whose policy allows debugging let the hypervisor read and write their memory.
@@ -376,6 +396,16 @@ mod tests {
         r.reported_tcb.snp = 0;
         let e = check_vcek_matches(&vcek, &r).unwrap_err().to_string();
         assert!(e.contains("snpSPL 8"), "{e}");
+    }
+
+    #[test]
+    fn sev_errors_lose_their_debug_text() {
+        let e = std::io::Error::other(
+            "VEK does not sign the attestation report: signature::Error { source: None }",
+        );
+        assert_eq!(sev_text(&e), "VEK does not sign the attestation report");
+        let e = std::io::Error::other("invalid PEM: unexpected end of input");
+        assert_eq!(sev_text(&e), "invalid PEM: unexpected end of input");
     }
 
     #[test]

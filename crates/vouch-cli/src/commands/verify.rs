@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
 use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
-use vouch_verify::{Evidence, verify_bundle};
+use vouch_verify::{Evidence, FailureCode, verify_bundle};
 
 use crate::files::read_json;
 
@@ -58,12 +58,28 @@ pub struct Args {
     /// the proof must use exactly that key.
     #[arg(long, value_name = "sha256:HEX")]
     zk_vk_digest: Option<String>,
-    /// Print the report as JSON.
+    /// Print the result as JSON: the report with `"ok": true`, or `{"ok": false, "code",
+    /// "message", "below_policy"}` with a stable code (docs/verify.md).
     #[arg(long)]
     json: bool,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+/// Everything the verifier was given, read and parsed.
+struct Given {
+    bundle: Bundle,
+    model: Option<Vec<u8>>,
+    inputs: Option<TensorMap>,
+    outputs: Option<TensorMap>,
+    trusted_key: Option<NodeKey>,
+    supplied: Vec<TeeEvidence>,
+    tee_policy: TeePolicy,
+    log_trust: Option<vouch_log::TrustPolicy>,
+    config: Option<serde_json::Value>,
+    require: Vec<Tier>,
+    zk_vk_digest: Option<Digest>,
+}
+
+fn read_given(a: &Args) -> anyhow::Result<Given> {
     let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
     let model = a
         .model
@@ -133,24 +149,64 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .map(|d| d.parse::<Digest>())
         .transpose()
         .map_err(|e| anyhow::anyhow!("--zk-vk-digest: {e}"))?;
-    let ev = Evidence {
-        zk_vk_digest,
-        require,
+    Ok(Given {
+        bundle,
+        model,
+        inputs,
+        outputs,
         trusted_key,
-        model_bytes: model.as_deref(),
-        inputs: inputs.as_ref(),
-        outputs: outputs.as_ref(),
-        tee_supplied: &supplied,
+        supplied,
         tee_policy,
+        log_trust,
+        config,
+        require,
+        zk_vk_digest,
+    })
+}
+
+/// `--json` on failure: `{"ok": false, "code", "message", "below_policy"}` (docs/verify.md).
+fn print_failure(code: FailureCode, message: &str) -> anyhow::Result<()> {
+    let out = serde_json::json!({
+        "ok": false,
+        "code": code,
+        "message": message,
+        "below_policy": code.is_below_policy(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let g = match read_given(&a) {
+        Ok(g) => g,
+        Err(e) if a.json => {
+            print_failure(FailureCode::InvalidArgument, &format!("{e:#}"))?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e),
+    };
+    let ev = Evidence {
+        zk_vk_digest: g.zk_vk_digest,
+        require: g.require,
+        trusted_key: g.trusted_key,
+        model_bytes: g.model.as_deref(),
+        inputs: g.inputs.as_ref(),
+        outputs: g.outputs.as_ref(),
+        tee_supplied: &g.supplied,
+        tee_policy: g.tee_policy,
         allow_simulated: a.allow_simulated,
         at_time: Some(std::time::SystemTime::now()),
-        log_trust,
-        config: config.as_ref(),
+        log_trust: g.log_trust,
+        config: g.config.as_ref(),
     };
-    match verify_bundle(&bundle, &ev) {
+    match verify_bundle(&g.bundle, &ev) {
         Ok(report) => {
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                let mut out = serde_json::to_value(&report)?;
+                if let Some(map) = out.as_object_mut() {
+                    map.insert("ok".into(), true.into());
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!("OK: {}", report.summary);
                 for t in &report.tiers {
@@ -170,7 +226,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("FAILED: {e}");
+            if a.json {
+                print_failure(e.code(), &e.to_string())?;
+            } else {
+                eprintln!("FAILED: {e}");
+            }
             Ok(ExitCode::from(2))
         }
     }

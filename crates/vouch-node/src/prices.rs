@@ -81,15 +81,15 @@ impl Prices {
 
     /// The proving cost a quote uses: one set explicitly, else the zk layer's analysis of the
     /// model (its circuit's constraint count).
-    pub fn cost_of(&self, st: &Node, model: &ModelDigest) -> Option<u64> {
+    pub fn cost_of(&self, node: &Node, model: &ModelDigest) -> Option<u64> {
         self.proving_cost(model)
-            .or_else(|| st.zk.proving_cost(model))
+            .or_else(|| node.zk.proving_cost(model))
     }
 
     /// The names to look prices up under, most specific first: the digest, then every
     /// `name@version` and `name` pointing at it (sorted). The price depends on the model only,
     /// never on the alias asked for, so no alias is cheaper than another.
-    async fn names_of(&self, st: &Node, digest: &ModelDigest) -> Result<Vec<String>, NodeError> {
+    async fn names_of(&self, node: &Node, digest: &ModelDigest) -> Result<Vec<String>, NodeError> {
         let mut names = vec![digest.to_string()];
         if self.config.models.is_empty() {
             return Ok(names);
@@ -98,7 +98,7 @@ impl Prices {
             Some(n) => n,
             None => {
                 let mut v = Vec::new();
-                if let Some(rec) = st.store.model(digest).await? {
+                if let Some(rec) = node.store.model(digest).await? {
                     let mut pointers: Vec<_> = rec.names.into_iter().collect();
                     pointers.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
                     for p in &pointers {
@@ -121,11 +121,11 @@ impl Prices {
     /// The price of running `digest` at `tiers` (summed).
     pub async fn quote(
         &self,
-        st: &Node,
+        node: &Node,
         digest: &ModelDigest,
         tiers: &[Tier],
     ) -> Result<Quote, NodeError> {
-        let names = self.names_of(st, digest).await?;
+        let names = self.names_of(node, digest).await?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         if tiers.is_empty() {
             // An unsigned receipt proves nothing and costs nothing.
@@ -136,22 +136,22 @@ impl Prices {
             });
         }
         self.config
-            .quote(&refs, tiers, self.cost_of(st, digest))
+            .quote(&refs, tiers, self.cost_of(node, digest))
             .map_err(price_error)
     }
 
     /// One tier's price for `digest`, or why it has none (`zk` before its circuit is built).
     pub async fn tier_price(
         &self,
-        st: &Node,
+        node: &Node,
         digest: &ModelDigest,
         tier: Tier,
     ) -> Result<Result<Amount, String>, NodeError> {
-        let names = self.names_of(st, digest).await?;
+        let names = self.names_of(node, digest).await?;
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (prices, _): (_, QuoteSource) = self.config.prices_for(&refs);
         Ok(prices
-            .tier_price(tier, self.cost_of(st, digest))
+            .tier_price(tier, self.cost_of(node, digest))
             .map(|l| l.amount)
             .map_err(|e| e.to_string()))
     }
