@@ -517,11 +517,14 @@ mod baseline {
             .context("ORT_DYLIB_PATH")?;
         let model = std::env::var_os("BASELINE_MODEL").context("BASELINE_MODEL")?;
         let env = ort::init_from(&dylib)?.with_name("baseline").build()?;
+        let options = |e: ort::Error<_>| anyhow::anyhow!("session options: {e}");
         let session = Session::builder(&env)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .and_then(|b| b.with_intra_threads(1))
-            .and_then(|b| b.with_inter_threads(1))
-            .map_err(|e| anyhow::anyhow!("session options: {e}"))?
+            .map_err(options)?
+            .with_intra_threads(1)
+            .map_err(options)?
+            .with_inter_threads(1)
+            .map_err(options)?
             .commit_from_file(model)?;
         let app = Arc::new(App {
             session: Mutex::new(session),

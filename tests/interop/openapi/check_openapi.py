@@ -138,18 +138,21 @@ def use_client(pkg, base, token, models):
     assert bundle.receipt.model == digest
     assert sorted(str(t) for t in bundle.receipt.tiers) == ["signed", "zk"], bundle.receipt.tiers
     assert bundle.signature.alg == "ed25519"
-    job_ref = bundle.evidence["zk_job"]
-    print(f"inferred; proof job {job_ref['id']}")
+    # Evidence entries are JSON values in the bundle; the document names their types.
+    job_ref = m.ZkJobRef.from_dict(bundle.evidence["zk_job"])
+    assert str(job_ref.status) == "queued", job_ref.to_dict()
+    log = m.LogEvidence.from_dict(bundle.evidence["log"])
+    print(f"inferred; receipt logged at {log.index}; proof job {job_ref.id}")
 
     get_job = importlib.import_module("client.api.proofs.get_proof_job")
     for _ in range(60):
-        job = get_job.sync(client=client, id=job_ref["id"], wait="10s")
+        job = get_job.sync(client=client, id=job_ref.id, wait="10s")
         assert isinstance(job, m.ProofJob), job
         if str(job.status) in TERMINAL:
             break
     assert str(job.status) == "done", job.to_dict()
-    assert job.id == job_ref["id"]
-    assert job.receipt == job_ref["receipt"]
+    assert job.id == job_ref.id
+    assert job.receipt == job_ref.receipt
     assert job.model == digest
     zk = job.evidence.zk.to_dict()
     assert zk, "a done job without evidence.zk"
