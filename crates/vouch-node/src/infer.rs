@@ -61,8 +61,8 @@ pub fn parse_tiers(raw: &[String]) -> Result<Vec<Tier>, NodeError> {
     Ok(Tier::canonical_set(&tiers))
 }
 
-/// Where a test may make the pipeline fail after settlement (feature `fault-injection`).
-#[cfg(feature = "fault-injection")]
+/// The pipeline's steps after settlement, where a test may make it fail (feature
+/// `fault-injection`; without it [`Node::fault`] compiles to nothing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Right after the payment settled, before the receipt is made.
@@ -336,16 +336,4 @@ impl Node {
             *f = step;
         }
     }
-}
-
-/// Without fault injection the steps are only names; [`Node::fault`] compiles to nothing.
-#[cfg(not(feature = "fault-injection"))]
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    Settled,
-    Log,
-    Durable,
-    Evidence,
-    ZkSubmit,
-    Stall,
 }
