@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
-use sqlx::sqlite::SqliteSynchronous;
 use vouch_core::{
     Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
 };
 use vouch_log::checkpoint::LogSigner;
 use vouch_log::log::{Log, LogConfig};
 use vouch_log::store::{LogStore, MemoryStore};
+use vouch_store::Synchronous;
 use vouch_store::log_store::SqliteLogStore;
 
 /// Appends per measured iteration.
@@ -205,14 +205,14 @@ fn append(c: &mut Criterion) {
     let full = rt
         .block_on(SqliteLogStore::open_with(
             &dir.join("full.db"),
-            SqliteSynchronous::Full,
+            Synchronous::Full,
         ))
         .expect("db");
     bench_store(c, &rt, "sqlite_full", full);
     let normal = rt
         .block_on(SqliteLogStore::open_with(
             &dir.join("normal.db"),
-            SqliteSynchronous::Normal,
+            Synchronous::Normal,
         ))
         .expect("db");
     bench_store(c, &rt, "sqlite_normal", normal);

@@ -6,26 +6,22 @@
 //! (core, log, pay) with disjoint version ranges, all applied by [`Store::open`].
 
 pub mod blobs;
+pub mod db;
+mod migrate;
 pub mod model_config;
 pub mod policy;
 pub mod registry;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use blobs::BlobStore;
+pub use db::{Db, DbError, Synchronous};
 pub use registry::{ModelRecord, NameChange, NamePointer, NewModel, PointerChangeRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Db(#[from] DbError),
     #[error("blob store error: {0}")]
     Blob(String),
     #[error(
@@ -41,12 +37,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.into())
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// The database and the blob store, opened together because every model lives in both.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: Db,
     pub blobs: BlobStore,
 }
 
@@ -58,29 +60,19 @@ impl Store {
         create_private_dir(data_dir)
             .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
         let db_path = data_dir.join("vouch.db");
-        let _lock = lock_beside(&db_path)
-            .await
-            .map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        create_private_file(&db_path).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", db_path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit the server acknowledged survives power loss, not only a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = local_pool(8).connect_with(opts).await?;
-        // One migrator per owner folder, sharing sqlx's bookkeeping table; each ignores the
-        // others' versions (core 1-99, log 100-199, pay 200-299).
-        let mut core = sqlx::migrate!("./migrations/core");
-        core.set_ignore_missing(true);
-        core.run(&pool).await?;
+        let _lock = lock_beside(&db_path).await.map_err(DbError::from)?;
+        create_private_file(&db_path).map_err(DbError::from)?;
+        // FULL: a commit the server acknowledged survives power loss, not only a crash.
+        let pool = Db::pool(&db_path, Synchronous::Full, 8);
+        // Each owner's versions in their own range (core 1-99, log 100-199, pay 200-299), in
+        // one history table; the log and zk layers apply theirs when they start.
+        pool.call(|c| migrate::run(c, migrate::CORE)).await?;
         let blobs = BlobStore::local(&data_dir.join("blobs"))?;
         Ok(Store { pool, blobs })
     }
 
-    /// The pool, for sibling modules (log, pay) that keep their own tables.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The main database, for sibling modules (log, pay) that keep their own tables.
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 }
@@ -116,23 +108,11 @@ impl Store {
             "UPDATE {} SET log_index = ? WHERE seq = ? AND log_index IS NULL",
             outbox.table()
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(log_index)
-            .bind(seq)
-            .execute(&self.pool)
+        self.pool
+            .run(move |c| c.execute(&sql, rusqlite::params![log_index, seq]))
             .await?;
         Ok(())
     }
-}
-
-/// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
-/// Pool options for a database file on this machine: no ping before handing out a
-/// connection (sqlx's default), which for SQLite is one more round trip to the connection's
-/// thread per query and guards against nothing a local file can suffer.
-pub(crate) fn local_pool(connections: u32) -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(connections)
-        .test_before_acquire(false)
 }
 
 /// Opens (creating it, 0600) the lock file `<db_file>.<suffix>`; locking it is the caller's
@@ -169,7 +149,7 @@ fn private_options() -> std::fs::OpenOptions {
 /// An exclusive lock on a file beside database `db_file`, held until the returned file is
 /// dropped. Taken around opening a database file (the first connection switches it to WAL) and
 /// migrating it: SQLite answers a second process doing either at the same moment with "database
-/// is locked" or "table already exists" (sqlx takes no migration lock on SQLite), so a node and
+/// is locked" or "table already exists", so a node and
 /// `vouch facilitator` starting together on a new data dir failed to boot.
 pub(crate) async fn lock_beside(db_file: &Path) -> std::io::Result<std::fs::File> {
     let f = lock_file_beside(db_file, "open-lock")?;
@@ -181,17 +161,16 @@ pub(crate) async fn lock_beside(db_file: &Path) -> std::io::Result<std::fs::File
     .map_err(std::io::Error::other)?
 }
 
-/// Runs `migrator` on `pool` under [`lock_beside`] its database file.
+/// Applies `set` to `db`'s file under [`lock_beside`] it.
 pub(crate) async fn migrate_locked(
-    pool: &SqlitePool,
-    migrator: &sqlx::migrate::Migrator,
-) -> std::result::Result<(), sqlx::migrate::MigrateError> {
-    let _lock = lock_beside(pool.connect_options().get_filename())
-        .await
-        .map_err(|e| sqlx::migrate::MigrateError::Execute(sqlx::Error::Io(e)))?;
-    migrator.run(pool).await
+    db: &Db,
+    set: &'static [migrate::Migration],
+) -> std::result::Result<(), DbError> {
+    let _lock = lock_beside(db.path()).await?;
+    db.call(move |c| migrate::run(c, set)).await
 }
 
+/// Current time as RFC 3339 UTC with millisecond precision, the one timestamp format Vouch stores.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

@@ -5,16 +5,15 @@
 //! synchronous connection ([`committer`]); the appender acknowledges nothing before `COMMIT`
 //! returns, and with `synchronous = FULL` (as [`crate::Store::open`] and
 //! [`SqliteLogStore::open`] configure, and the committer copies) that means the batch is on
-//! disk. Reads go through the sqlx pool. Schema: `migrations/log/`.
+//! disk. Reads go through the connection pool. Schema: `migrations/log/`.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use rusqlite::{OptionalExtension, params, params_from_iter};
 use vouch_log::merkle::{Hash, stored_hash_count};
 use vouch_log::store::{CommitBatch, LogStore, StoreError, StoredCheckpoint};
+
+use crate::db::{Db, DbError, Synchronous};
 
 /// Rows per multi-row hash insert in [`SqliteLogStore::bulk_load_hashes`], at most (2
 /// parameters per row: far below SQLite's 32766-variable limit).
@@ -25,7 +24,7 @@ const READ_CHUNK: usize = 512;
 /// The log's tables in the project database.
 #[derive(Clone)]
 pub struct SqliteLogStore {
-    pool: SqlitePool,
+    pool: Db,
     /// Queue of the committer thread ([`committer`]).
     commits: std::sync::mpsc::Sender<CommitJob>,
 }
@@ -36,11 +35,11 @@ struct CommitJob {
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// The committer: a thread with a synchronous SQLite connection (rusqlite) to the log's file
-/// that writes each group commit in one transaction through cached statements. Through sqlx's
-/// async wrapper the same commit was six round trips to its connection thread (begin, size
-/// check, entries, hashes, checkpoint, commit), each a pair of thread wake-ups, on every
-/// request's path; here it is one hand-off each way. Ends when the last store handle is dropped.
+/// The committer: a thread with a connection of its own to the log's file that writes each
+/// group commit in one transaction through cached statements. Through an async driver (sqlx,
+/// before) the same commit was six round trips to its connection thread (begin, size check,
+/// entries, hashes, checkpoint, commit), each a pair of thread wake-ups, on every request's
+/// path; here it is one hand-off each way. Ends when the last store handle is dropped.
 fn committer(mut conn: rusqlite::Connection, jobs: std::sync::mpsc::Receiver<CommitJob>) {
     while let Ok(job) = jobs.recv() {
         let _ = job.done.send(commit_on(&mut conn, &job.batch));
@@ -116,11 +115,9 @@ const CHECKPOINT_UPSERT: &str = "INSERT INTO log_checkpoint (size, root, note, c
      ON CONFLICT (size) DO UPDATE SET note = excluded.note, created_ms = excluded.created_ms \
      WHERE log_checkpoint.root = excluded.root";
 
-fn backend(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e
-        && d.is_unique_violation()
-    {
-        return StoreError::Conflict(d.message().to_string());
+fn backend(e: DbError) -> StoreError {
+    if e.is_constraint_violation() {
+        return StoreError::Conflict(e.to_string());
     }
     StoreError::Backend(e.to_string())
 }
@@ -158,20 +155,11 @@ fn pow2_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
 }
 
 impl SqliteLogStore {
-    /// Uses the project's pool (`Store::pool()`); applies the log's migrations.
-    pub async fn new(pool: SqlitePool) -> Result<Self, StoreError> {
+    /// Uses the project's database (`Store::pool()`); applies the log's migrations.
+    pub async fn new(pool: Db) -> Result<Self, StoreError> {
         migrate(&pool).await?;
         // The committer's connection gets the pool's file and durability.
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&pool)
-            .await
-            .map_err(backend)?;
-        let path = pool.connect_options().get_filename().to_path_buf();
-        let conn = rusqlite::Connection::open(&path).map_err(sql)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
-        conn.pragma_update(None, "synchronous", sync).map_err(sql)?;
+        let conn = pool.connect().map_err(backend)?;
         let (commits, jobs) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("vouch-log-commit".into())
@@ -183,98 +171,96 @@ impl SqliteLogStore {
     /// A standalone database file (tools, benchmarks, crash tests), configured for durable
     /// appends: WAL, `synchronous = FULL`.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, SqliteSynchronous::Full).await
+        Self::open_with(path, Synchronous::Full).await
     }
 
     /// As [`open`](Self::open) with another `synchronous` level (benchmarks compare them;
     /// `Normal` survives a process crash but not a power loss).
-    pub async fn open_with(path: &Path, sync: SqliteSynchronous) -> Result<Self, StoreError> {
+    pub async fn open_with(path: &Path, sync: Synchronous) -> Result<Self, StoreError> {
         crate::create_private_file(path).map_err(|e| StoreError::Backend(e.to_string()))?;
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(backend)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(sync)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(backend)?;
-        Self::new(pool).await
+        Self::new(Db::pool(path, sync, 4)).await
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 
     /// Writes stored hashes `[first, first + hashes.len())` with no entries (benchmarks build a
     /// 10-million-entry tree this way). Not for a live log.
     pub async fn bulk_load_hashes(&self, first: u64, hashes: &[Hash]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        insert_hashes(&mut tx, first, hashes).await?;
-        tx.commit().await.map_err(backend)
+        let first = to_i64(first)?;
+        let hashes = hashes.to_vec();
+        self.pool
+            .run(move |c| {
+                let tx = c.transaction()?;
+                let mut idx = first;
+                for chunk in pow2_chunks(&hashes, HASH_CHUNK) {
+                    let values = vec!["(?, ?)"; chunk.len()].join(", ");
+                    let mut insert = tx.prepare_cached(&format!(
+                        "INSERT INTO log_hash (idx, hash) VALUES {values}"
+                    ))?;
+                    let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(2 * chunk.len());
+                    for h in chunk {
+                        args.push(idx.into());
+                        args.push(h.0.to_vec().into());
+                        idx += 1;
+                    }
+                    insert.execute(params_from_iter(args))?;
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(backend)
     }
 }
 
 /// Applies the log's migrations (versions 100-199), leaving other owners' versions alone.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let mut m = sqlx::migrate!("./migrations/log");
-    m.set_ignore_missing(true);
-    crate::migrate_locked(pool, &m)
+pub async fn migrate(pool: &Db) -> Result<(), StoreError> {
+    crate::migrate_locked(pool, crate::migrate::LOG)
         .await
         .map_err(|e| StoreError::Backend(format!("log migration: {e}")))
 }
 
-async fn insert_hashes(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    first: u64,
-    hashes: &[Hash],
-) -> Result<(), StoreError> {
-    let mut idx = first;
-    for chunk in pow2_chunks(hashes, HASH_CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO log_hash (idx, hash) ");
-        let start = to_i64(idx)?;
-        qb.push_values(chunk.iter().enumerate(), |mut b, (i, h)| {
-            b.push_bind(start + i as i64).push_bind(h.0.as_slice());
-        });
-        qb.build().execute(&mut **tx).await.map_err(backend)?;
-        idx += chunk.len() as u64;
-    }
-    Ok(())
+/// `sql`'s single integer, as a count or size.
+fn count(c: &rusqlite::Connection, sql: &'static str) -> rusqlite::Result<i64> {
+    c.prepare_cached(sql)?.query_row([], |r| r.get(0))
 }
 
-async fn count(
-    pool_or_tx: impl sqlx::SqliteExecutor<'_>,
-    sql: &'static str,
-) -> Result<u64, StoreError> {
-    let n: i64 = sqlx::query(sql)
-        .fetch_one(pool_or_tx)
-        .await
-        .map_err(backend)?
-        .try_get(0)
-        .map_err(backend)?;
-    to_u64(n)
+const CHECKPOINT_COLUMNS: &str = "size, root, note, created_ms";
+
+/// A `log_checkpoint` row as stored.
+type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);
+
+fn raw_checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCheckpoint> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
-fn checkpoint_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
+fn checkpoint_row(
+    (size, root, note, created_ms): RawCheckpoint,
+) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
-        size: to_u64(r.try_get("size").map_err(backend)?)?,
-        root: hash_of(r.try_get::<&[u8], _>("root").map_err(backend)?)?,
-        note: r.try_get("note").map_err(backend)?,
-        created_ms: to_u64(r.try_get("created_ms").map_err(backend)?)?,
+        size: to_u64(size)?,
+        root: hash_of(&root)?,
+        note,
+        created_ms: to_u64(created_ms)?,
     })
 }
 
 impl LogStore for SqliteLogStore {
     /// Entry count, checked against the hash count so a half-written tree is never served.
     async fn size(&self) -> Result<u64, StoreError> {
-        let entries = count(
-            &self.pool,
-            "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry",
-        )
-        .await?;
-        let hashes = count(&self.pool, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_hash").await?;
+        let (entries, hashes) = self
+            .pool
+            .run(|c| {
+                // One read transaction: both counts from the same commit.
+                let tx = c.transaction()?;
+                let entries = count(&tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entry")?;
+                let hashes = count(&tx, "SELECT COALESCE(MAX(idx) + 1, 0) FROM log_hash")?;
+                Ok((entries, hashes))
+            })
+            .await
+            .map_err(backend)?;
+        let (entries, hashes) = (to_u64(entries)?, to_u64(hashes)?);
         if hashes != stored_hash_count(entries) {
             return Err(StoreError::Corrupt(format!(
                 "{entries} entries need {} stored hashes, found {hashes}",
@@ -285,19 +271,32 @@ impl LogStore for SqliteLogStore {
     }
 
     async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
-        let mut found = std::collections::HashMap::with_capacity(indexes.len());
-        for chunk in pow2_chunks(indexes, READ_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT idx, hash FROM log_hash WHERE idx IN (");
-            let mut sep = qb.separated(", ");
-            for &i in chunk {
-                sep.push_bind(to_i64(i)?);
-            }
-            qb.push(")");
-            for r in qb.build().fetch_all(&self.pool).await.map_err(backend)? {
-                let i = to_u64(r.try_get(0).map_err(backend)?)?;
-                found.insert(i, hash_of(r.try_get::<&[u8], _>(1).map_err(backend)?)?);
-            }
+        let wanted = indexes
+            .iter()
+            .map(|&i| to_i64(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .pool
+            .run(move |c| {
+                let mut rows = Vec::with_capacity(wanted.len());
+                for chunk in pow2_chunks(&wanted, READ_CHUNK) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let mut q = c.prepare_cached(&format!(
+                        "SELECT idx, hash FROM log_hash WHERE idx IN ({marks})"
+                    ))?;
+                    let found =
+                        q.query_map(params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    for row in found {
+                        rows.push(row?);
+                    }
+                }
+                Ok(rows)
+            })
+            .await
+            .map_err(backend)?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for (i, h) in rows {
+            found.insert(to_u64(i)?, hash_of(&h)?);
         }
         indexes
             .iter()
@@ -311,22 +310,25 @@ impl LogStore for SqliteLogStore {
     }
 
     async fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let rows =
-            sqlx::query("SELECT data FROM log_entry WHERE idx >= ? AND idx < ? ORDER BY idx")
-                .bind(to_i64(start)?)
-                .bind(to_i64(end)?)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
+        let (from, to) = (to_i64(start)?, to_i64(end)?);
+        let rows: Vec<Vec<u8>> = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT data FROM log_entry WHERE idx >= ? AND idx < ? ORDER BY idx",
+                )?
+                .query_map([from, to], |r| r.get(0))?
+                .collect()
+            })
+            .await
+            .map_err(backend)?;
         if rows.len() as u64 != end.saturating_sub(start) {
             return Err(StoreError::Corrupt(format!(
                 "entries {start}..{end}: found {}",
                 rows.len()
             )));
         }
-        rows.iter()
-            .map(|r| r.try_get::<Vec<u8>, _>(0).map_err(backend))
-            .collect()
+        Ok(rows)
     }
 
     async fn commit(&self, b: &CommitBatch) -> Result<(), StoreError> {
@@ -343,33 +345,47 @@ impl LogStore for SqliteLogStore {
     }
 
     async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let (size, created_ms) = (to_i64(cp.size)?, to_i64(cp.created_ms)?);
+        let (root, note) = (cp.root.0.to_vec(), cp.note.clone());
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(CHECKPOINT_UPSERT)?
+                    .execute(params![size, root, note, created_ms])
+            })
             .await
             .map_err(backend)?;
-        insert_checkpoint(&mut tx, cp).await?;
-        tx.commit().await.map_err(backend)
+        Ok(())
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let r = sqlx::query(
-            "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        r.as_ref().map(checkpoint_row).transpose()
+        self.pool
+            .run(|c| {
+                c.prepare_cached(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM log_checkpoint ORDER BY size DESC LIMIT 1"
+                ))?
+                .query_row([], raw_checkpoint)
+                .optional()
+            })
+            .await
+            .map_err(backend)?
+            .map(checkpoint_row)
+            .transpose()
     }
 
     async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let r =
-            sqlx::query("SELECT size, root, note, created_ms FROM log_checkpoint WHERE size = ?")
-                .bind(to_i64(size)?)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
-        r.as_ref().map(checkpoint_row).transpose()
+        let size = to_i64(size)?;
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM log_checkpoint WHERE size = ?"
+                ))?
+                .query_row([size], raw_checkpoint)
+                .optional()
+            })
+            .await
+            .map_err(backend)?
+            .map(checkpoint_row)
+            .transpose()
     }
 
     async fn put_cosignature(
@@ -379,30 +395,33 @@ impl LogStore for SqliteLogStore {
         key_id: u32,
         line: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO log_cosignature (size, witness, key_id, line) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line",
-        )
-        .bind(to_i64(size)?)
-        .bind(witness)
-        .bind(i64::from(key_id))
-        .bind(line)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        let size = to_i64(size)?;
+        let (witness, line) = (witness.to_owned(), line.to_owned());
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO log_cosignature (size, witness, key_id, line) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line",
+                )?
+                .execute(params![size, witness, i64::from(key_id), line])
+            })
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT line FROM log_cosignature WHERE size = ? ORDER BY witness, key_id")
-                .bind(to_i64(size)?)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>(0).map_err(backend))
-            .collect()
+        let size = to_i64(size)?;
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT line FROM log_cosignature WHERE size = ? ORDER BY witness, key_id",
+                )?
+                .query_map([size], |r| r.get(0))?
+                .collect()
+            })
+            .await
+            .map_err(backend)
     }
 
     async fn entries_by_name(
@@ -410,37 +429,22 @@ impl LogStore for SqliteLogStore {
         name: &str,
         limit: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT idx, data FROM log_entry WHERE name = ? ORDER BY idx LIMIT ?")
-                .bind(name)
-                .bind(to_i64(limit)?)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    to_u64(r.try_get(0).map_err(backend)?)?,
-                    r.try_get::<Vec<u8>, _>(1).map_err(backend)?,
-                ))
+        let (name, limit) = (name.to_owned(), to_i64(limit)?);
+        let rows: Vec<(i64, Vec<u8>)> = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT idx, data FROM log_entry WHERE name = ? ORDER BY idx LIMIT ?",
+                )?
+                .query_map(params![name, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
             })
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|(i, data)| Ok((to_u64(i)?, data)))
             .collect()
     }
-}
-
-async fn insert_checkpoint(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    cp: &StoredCheckpoint,
-) -> Result<(), StoreError> {
-    sqlx::query(CHECKPOINT_UPSERT)
-        .bind(to_i64(cp.size)?)
-        .bind(cp.root.0.as_slice())
-        .bind(cp.note.as_slice())
-        .bind(to_i64(cp.created_ms)?)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -448,6 +452,7 @@ async fn insert_checkpoint(
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
+    use std::time::Duration;
     use vouch_core::{
         Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
     };
@@ -573,7 +578,10 @@ mod tests {
         let proof = log.consistency_proof(cp.size, cp2.size).await.unwrap();
         verify_consistency(cp.size, cp2.size, cp.root, cp2.root, &proof).unwrap();
         // Size-triggered checkpoints were published along the way (every >= 500 entries).
-        let n = count(log.store().pool(), "SELECT COUNT(*) FROM log_checkpoint")
+        let n = log
+            .store()
+            .pool()
+            .run(|c| count(c, "SELECT COUNT(*) FROM log_checkpoint"))
             .await
             .unwrap();
         assert!(n >= 4, "only {n} checkpoints stored");
@@ -733,15 +741,20 @@ mod tests {
             .unwrap()
             .root();
             assert_eq!(stored_root, f.root());
-            let cps: Vec<StoredCheckpoint> = sqlx::query(
-                "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size",
-            )
-            .fetch_all(store.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| checkpoint_row(r).unwrap())
-            .collect();
+            let cps: Vec<StoredCheckpoint> = store
+                .pool()
+                .run(|c| {
+                    c.prepare(
+                        "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size",
+                    )?
+                    .query_map([], raw_checkpoint)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| checkpoint_row(r).unwrap())
+                .collect();
             assert!(
                 cps.len() >= 2,
                 "no checkpoints were published before the kill"

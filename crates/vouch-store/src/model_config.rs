@@ -2,9 +2,8 @@
 //! their changes, an outbox the transparency log drains (as for policies): a change is written
 //! with its history row in one transaction, so a crash never loses an entry, only delays it.
 
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use vouch_core::{Digest, ModelDigest};
 
 use crate::{Result, Store, StoreError, now_rfc3339};
@@ -41,14 +40,30 @@ fn json(s: &str) -> Result<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored config: {e}")))
 }
 
-fn change(row: &SqliteRow) -> Result<ConfigChange> {
+const CHANGE_COLUMNS: &str = "seq, model, config, config_digest, changed_at, log_index";
+
+/// A `config_changes` row as stored.
+type RawChange = (i64, String, String, String, String, Option<i64>);
+
+fn raw_change(r: &Row<'_>) -> rusqlite::Result<RawChange> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn change((seq, model, config, digest, changed_at, log_index): RawChange) -> Result<ConfigChange> {
     Ok(ConfigChange {
-        seq: row.try_get("seq")?,
-        model: parse(row.try_get("model")?, "model digest")?,
-        config: json(row.try_get("config")?)?,
-        config_digest: parse(row.try_get("config_digest")?, "config digest")?,
-        changed_at: row.try_get("changed_at")?,
-        log_index: row.try_get("log_index")?,
+        seq,
+        model: parse(&model, "model digest")?,
+        config: json(&config)?,
+        config_digest: parse(&digest, "config digest")?,
+        changed_at,
+        log_index,
     })
 }
 
@@ -61,57 +76,64 @@ impl Store {
         canonical: &str,
         digest: &Digest,
     ) -> Result<Option<ConfigChange>> {
-        // IMMEDIATE: read-then-write under concurrent log commits (see `set_name`).
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT config_digest FROM model_configs WHERE model = ?")
-                .bind(model.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current.as_deref() == Some(digest.to_string().as_str()) {
-            return Ok(None);
-        }
-        let now = now_rfc3339();
-        sqlx::query(
-            "INSERT INTO model_configs (model, config, config_digest, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT(model) DO UPDATE SET config = excluded.config,
-                 config_digest = excluded.config_digest, updated_at = excluded.updated_at",
-        )
-        .bind(model.to_string())
-        .bind(canonical)
-        .bind(digest.to_string())
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(
-            "INSERT INTO config_changes (model, config, config_digest, changed_at) VALUES (?, ?, ?, ?)
-             RETURNING seq, model, config, config_digest, changed_at, log_index",
-        )
-        .bind(model.to_string())
-        .bind(canonical)
-        .bind(digest.to_string())
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let c = change(&row)?;
-        tx.commit().await?;
-        Ok(Some(c))
+        let (model, canonical, digest) =
+            (model.to_string(), canonical.to_owned(), digest.to_string());
+        let row = self
+            .pool
+            .run(move |c| {
+                // IMMEDIATE: read-then-write under concurrent log commits (see `set_name`).
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let current: Option<String> = tx
+                    .query_row(
+                        "SELECT config_digest FROM model_configs WHERE model = ?",
+                        [&model],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if current.as_deref() == Some(digest.as_str()) {
+                    return Ok(None);
+                }
+                let now = now_rfc3339();
+                tx.execute(
+                    "INSERT INTO model_configs (model, config, config_digest, updated_at) VALUES (?, ?, ?, ?)
+                     ON CONFLICT(model) DO UPDATE SET config = excluded.config,
+                         config_digest = excluded.config_digest, updated_at = excluded.updated_at",
+                    params![model, canonical, digest, now],
+                )?;
+                let row = tx.query_row(
+                    &format!(
+                        "INSERT INTO config_changes (model, config, config_digest, changed_at) VALUES (?, ?, ?, ?)
+                         RETURNING {CHANGE_COLUMNS}"
+                    ),
+                    params![model, canonical, digest, now],
+                    raw_change,
+                )?;
+                tx.commit()?;
+                Ok(Some(row))
+            })
+            .await?;
+        row.map(change).transpose()
     }
 
     /// The configuration in force for `model`, if any.
     pub async fn model_config(&self, model: &ModelDigest) -> Result<Option<ModelConfig>> {
-        let row = sqlx::query(
-            "SELECT config, config_digest, updated_at FROM model_configs WHERE model = ?",
-        )
-        .bind(model.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
+        let key = model.to_string();
+        let row: Option<(String, String, String)> = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT config, config_digest, updated_at FROM model_configs WHERE model = ?",
+                )?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+            })
+            .await?;
+        row.map(|(config, digest, updated_at)| {
             Ok(ModelConfig {
                 model: *model,
-                config: json(r.try_get("config")?)?,
-                config_digest: parse(r.try_get("config_digest")?, "config digest")?,
-                updated_at: r.try_get("updated_at")?,
+                config: json(&config)?,
+                config_digest: parse(&digest, "config digest")?,
+                updated_at,
             })
         })
         .transpose()
@@ -119,16 +141,19 @@ impl Store {
 
     /// Changes not yet in the transparency log, oldest first.
     pub async fn unlogged_config_changes(&self, limit: u32) -> Result<Vec<ConfigChange>> {
-        sqlx::query(
-            "SELECT seq, model, config, config_digest, changed_at, log_index FROM config_changes
-             WHERE log_index IS NULL ORDER BY seq LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(change)
-        .collect()
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {CHANGE_COLUMNS} FROM config_changes
+                     WHERE log_index IS NULL ORDER BY seq LIMIT ?"
+                ))?
+                .query_map([i64::from(limit)], raw_change)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?
+            .into_iter()
+            .map(change)
+            .collect()
     }
 }
 

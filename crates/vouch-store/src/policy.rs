@@ -4,9 +4,8 @@
 //! Log hook: [`Store::unlogged_policy_changes`] lists changes not yet in the log, and
 //! [`Store::mark_logged`] records the leaf index once appended.
 
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use vouch_core::Tier;
 
 use crate::{Result, Store, StoreError, now_rfc3339};
@@ -42,15 +41,46 @@ fn tier(s: Option<String>) -> Result<Option<Tier>> {
     .transpose()
 }
 
-fn change(row: &SqliteRow) -> Result<PolicyChange> {
+const CHANGE_COLUMNS: &str = "seq, subject, min_tier, previous, changed_at, log_index";
+
+/// A `policy_changes` row as stored.
+type RawChange = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<i64>,
+);
+
+fn raw_change(r: &Row<'_>) -> rusqlite::Result<RawChange> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn change(
+    (seq, subject, min_tier, previous, changed_at, log_index): RawChange,
+) -> Result<PolicyChange> {
     Ok(PolicyChange {
-        seq: row.try_get("seq")?,
-        subject: row.try_get("subject")?,
-        min_tier: tier(row.try_get("min_tier")?)?,
-        previous: tier(row.try_get("previous")?)?,
-        changed_at: row.try_get("changed_at")?,
-        log_index: row.try_get("log_index")?,
+        seq,
+        subject,
+        min_tier: tier(min_tier)?,
+        previous: tier(previous)?,
+        changed_at,
+        log_index,
     })
+}
+
+/// What [`Store::set_policy`]'s transaction found.
+enum SetPolicy {
+    Unchanged,
+    Changed(RawChange),
 }
 
 impl Store {
@@ -61,101 +91,119 @@ impl Store {
         subject: &str,
         min_tier: Option<Tier>,
     ) -> Result<Option<PolicyChange>> {
-        // IMMEDIATE, as in `set_name`: read-then-write under concurrent log commits.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let previous: Option<String> =
-            sqlx::query_scalar("SELECT min_tier FROM model_policies WHERE subject = ?")
-                .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let previous = tier(previous)?;
-        if previous == min_tier {
-            return Ok(None);
+        let subject = subject.to_owned();
+        let outcome = self
+            .pool
+            .call(move |c| {
+                // IMMEDIATE, as in `set_name`: read-then-write under concurrent log commits.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let previous: Option<String> = tx
+                    .query_row(
+                        "SELECT min_tier FROM model_policies WHERE subject = ?",
+                        [&subject],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let previous = tier(previous)?;
+                if previous == min_tier {
+                    return Ok::<_, StoreError>(SetPolicy::Unchanged);
+                }
+                let now = now_rfc3339();
+                match min_tier {
+                    Some(t) => tx.execute(
+                        "INSERT INTO model_policies (subject, min_tier, updated_at) VALUES (?, ?, ?)
+                         ON CONFLICT(subject) DO UPDATE SET min_tier = excluded.min_tier, updated_at = excluded.updated_at",
+                        params![subject, t.as_str(), now],
+                    )?,
+                    None => tx.execute("DELETE FROM model_policies WHERE subject = ?", [&subject])?,
+                };
+                let row = tx.query_row(
+                    &format!(
+                        "INSERT INTO policy_changes (subject, min_tier, previous, changed_at) VALUES (?, ?, ?, ?)
+                         RETURNING {CHANGE_COLUMNS}"
+                    ),
+                    params![
+                        subject,
+                        min_tier.map(Tier::as_str),
+                        previous.map(Tier::as_str),
+                        now
+                    ],
+                    raw_change,
+                )?;
+                tx.commit()?;
+                Ok(SetPolicy::Changed(row))
+            })
+            .await?;
+        match outcome {
+            SetPolicy::Unchanged => Ok(None),
+            SetPolicy::Changed(row) => change(row).map(Some),
         }
-        let now = now_rfc3339();
-        match min_tier {
-            Some(t) => {
-                sqlx::query(
-                    "INSERT INTO model_policies (subject, min_tier, updated_at) VALUES (?, ?, ?)
-                     ON CONFLICT(subject) DO UPDATE SET min_tier = excluded.min_tier, updated_at = excluded.updated_at",
-                )
-                .bind(subject)
-                .bind(t.as_str())
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM model_policies WHERE subject = ?")
-                    .bind(subject)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        let row = sqlx::query(
-            "INSERT INTO policy_changes (subject, min_tier, previous, changed_at) VALUES (?, ?, ?, ?)
-             RETURNING seq, subject, min_tier, previous, changed_at, log_index",
-        )
-        .bind(subject)
-        .bind(min_tier.map(Tier::as_str))
-        .bind(previous.map(Tier::as_str))
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let c = change(&row)?;
-        tx.commit().await?;
-        Ok(Some(c))
     }
 
     /// The policies of these subjects that exist.
     pub async fn policies_for(&self, subjects: &[String]) -> Result<Vec<ModelPolicy>> {
-        let mut out = Vec::new();
-        for s in subjects {
-            let row = sqlx::query(
-                "SELECT subject, min_tier, updated_at FROM model_policies WHERE subject = ?",
-            )
-            .bind(s)
-            .fetch_optional(&self.pool)
+        let subjects = subjects.to_vec();
+        let rows: Vec<(String, String, String)> = self
+            .pool
+            .run(move |c| {
+                let mut q = c.prepare_cached(
+                    "SELECT subject, min_tier, updated_at FROM model_policies WHERE subject = ?",
+                )?;
+                let mut out = Vec::new();
+                for s in &subjects {
+                    if let Some(row) = q
+                        .query_row([s], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .optional()?
+                    {
+                        out.push(row);
+                    }
+                }
+                Ok(out)
+            })
             .await?;
-            if let Some(row) = row {
-                out.push(ModelPolicy {
-                    subject: row.try_get("subject")?,
-                    min_tier: tier(Some(row.try_get("min_tier")?))?
+        rows.into_iter()
+            .map(|(subject, min_tier, updated_at)| {
+                Ok(ModelPolicy {
+                    subject,
+                    min_tier: tier(Some(min_tier))?
                         .ok_or_else(|| StoreError::Corrupt("empty policy tier".into()))?,
-                    updated_at: row.try_get("updated_at")?,
-                });
-            }
-        }
-        Ok(out)
+                    updated_at,
+                })
+            })
+            .collect()
     }
 
     /// History entries after `after_seq`, oldest first.
     pub async fn policy_changes(&self, after_seq: i64, limit: u32) -> Result<Vec<PolicyChange>> {
-        sqlx::query(
-            "SELECT seq, subject, min_tier, previous, changed_at, log_index FROM policy_changes
-             WHERE seq > ? ORDER BY seq LIMIT ?",
+        self.changes(
+            "WHERE seq > ? ORDER BY seq LIMIT ?",
+            vec![after_seq, i64::from(limit)],
         )
-        .bind(after_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(change)
-        .collect()
+        .await
     }
 
     /// Changes the transparency log has not recorded yet, oldest first.
     pub async fn unlogged_policy_changes(&self, limit: u32) -> Result<Vec<PolicyChange>> {
-        sqlx::query(
-            "SELECT seq, subject, min_tier, previous, changed_at, log_index FROM policy_changes
-             WHERE log_index IS NULL ORDER BY seq LIMIT ?",
+        self.changes(
+            "WHERE log_index IS NULL ORDER BY seq LIMIT ?",
+            vec![i64::from(limit)],
         )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(change)
-        .collect()
+        .await
+    }
+
+    async fn changes(&self, tail: &'static str, args: Vec<i64>) -> Result<Vec<PolicyChange>> {
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(&format!(
+                    "SELECT {CHANGE_COLUMNS} FROM policy_changes {tail}"
+                ))?
+                .query_map(rusqlite::params_from_iter(args), raw_change)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?
+            .into_iter()
+            .map(change)
+            .collect()
     }
 }
 

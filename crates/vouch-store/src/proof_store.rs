@@ -2,18 +2,15 @@
 //! `migrations/zk/` (versions 300–399). Payloads (analysis info, receipts, inputs, evidence) are
 //! JSON text the server produces, so this crate needs nothing from `vouch-zk`.
 
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use vouch_core::{Digest, ModelDigest};
 
 use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// Applies the zk migrations (other owners' versions are left alone).
 pub async fn migrate(store: &Store) -> Result<()> {
-    let mut m = sqlx::migrate!("./migrations/zk");
-    m.set_ignore_missing(true);
-    crate::migrate_locked(&store.pool, &m).await?;
+    crate::migrate_locked(&store.pool, crate::migrate::ZK).await?;
     Ok(())
 }
 
@@ -75,40 +72,64 @@ fn u64_of(v: Option<i64>) -> Option<u64> {
     v.and_then(|x| u64::try_from(x).ok())
 }
 
-fn zk_model(r: &SqliteRow) -> Result<ZkModelRow> {
+/// A `zk_models` row as stored.
+type RawZkModel = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn raw_zk_model(r: &Row<'_>) -> rusqlite::Result<RawZkModel> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn zk_model(
+    (digest, status, reason, vk_digest, info, updated_at): RawZkModel,
+) -> Result<ZkModelRow> {
     Ok(ZkModelRow {
-        digest: parse(r.try_get::<&str, _>("digest")?)?,
-        status: r.try_get("status")?,
-        reason: r.try_get("reason")?,
-        vk_digest: r.try_get("vk_digest")?,
-        info: r.try_get("info")?,
-        updated_at: r.try_get("updated_at")?,
+        digest: parse(&digest)?,
+        status,
+        reason,
+        vk_digest,
+        info,
+        updated_at,
     })
 }
 
-fn job(r: &SqliteRow) -> Result<ZkJobRow> {
+/// A `zk_jobs` row (read inside a database call: its errors are the store's, not rusqlite's).
+fn job(r: &Row<'_>) -> Result<ZkJobRow> {
     Ok(ZkJobRow {
-        id: r.try_get("id")?,
-        model: parse(r.try_get::<&str, _>("model")?)?,
-        receipt_hash: parse(r.try_get::<&str, _>("receipt_hash")?)?,
-        receipt: r.try_get("receipt")?,
-        inputs: r.try_get("inputs")?,
-        cancel_hash: parse(r.try_get::<&str, _>("cancel_hash")?)?,
-        status: r.try_get("status")?,
-        stage: r.try_get("stage")?,
-        progress: r.try_get("progress")?,
-        estimate_ms: u64_of(r.try_get("estimate_ms")?).unwrap_or(0),
-        evidence: r.try_get("evidence")?,
-        error_code: r.try_get("error_code")?,
-        error: r.try_get("error")?,
-        prove_ms: u64_of(r.try_get("prove_ms")?),
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        finished_at: r.try_get("finished_at")?,
+        id: r.get("id")?,
+        model: parse(&r.get::<_, String>("model")?)?,
+        receipt_hash: parse(&r.get::<_, String>("receipt_hash")?)?,
+        receipt: r.get("receipt")?,
+        inputs: r.get("inputs")?,
+        cancel_hash: parse(&r.get::<_, String>("cancel_hash")?)?,
+        status: r.get("status")?,
+        stage: r.get("stage")?,
+        progress: r.get("progress")?,
+        estimate_ms: u64_of(r.get("estimate_ms")?).unwrap_or(0),
+        evidence: r.get("evidence")?,
+        error_code: r.get("error_code")?,
+        error: r.get("error")?,
+        prove_ms: u64_of(r.get("prove_ms")?),
+        created_at: r.get("created_at")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
     })
 }
 
-/// The job columns, as a macro so queries stay static strings (sqlx refuses dynamic SQL).
+/// The job columns, as a macro so queries stay static strings.
 macro_rules! job_columns {
     () => {
         "id, model, receipt_hash, receipt, inputs, cancel_hash, status, stage, progress, \
@@ -126,131 +147,172 @@ impl Store {
         vk_digest: Option<&str>,
         info: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zk_models (digest, status, reason, vk_digest, info, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT(digest) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-             vk_digest = excluded.vk_digest, info = excluded.info, updated_at = excluded.updated_at",
-        )
-        .bind(digest.to_string())
-        .bind(status)
-        .bind(reason)
-        .bind(vk_digest)
-        .bind(info)
-        .bind(now_rfc3339())
-        .execute(&self.pool)
-        .await?;
+        let args = (
+            digest.to_string(),
+            status.to_owned(),
+            reason.map(str::to_owned),
+            vk_digest.map(str::to_owned),
+            info.map(str::to_owned),
+        );
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO zk_models (digest, status, reason, vk_digest, info, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(digest) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+                     vk_digest = excluded.vk_digest, info = excluded.info, updated_at = excluded.updated_at",
+                )?
+                .execute(params![args.0, args.1, args.2, args.3, args.4, now_rfc3339()])
+            })
+            .await?;
         Ok(())
     }
 
     /// Every model's zk row (the server keeps them in memory).
     pub async fn zk_models(&self) -> Result<Vec<ZkModelRow>> {
-        let rows = sqlx::query(
-            "SELECT digest, status, reason, vk_digest, info, updated_at FROM zk_models",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(zk_model).collect()
+        self.pool
+            .run(|c| {
+                c.prepare_cached(
+                    "SELECT digest, status, reason, vk_digest, info, updated_at FROM zk_models",
+                )?
+                .query_map([], raw_zk_model)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?
+            .into_iter()
+            .map(zk_model)
+            .collect()
     }
 
     /// Registered models that have no zk row yet (registered before the zk tier was wired).
     pub async fn models_without_zk(&self) -> Result<Vec<ModelDigest>> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT digest FROM models WHERE digest NOT IN (SELECT digest FROM zk_models)",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<String> = self
+            .pool
+            .run(|c| {
+                c.prepare_cached(
+                    "SELECT digest FROM models WHERE digest NOT IN (SELECT digest FROM zk_models)",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect()
+            })
+            .await?;
         rows.iter().map(|s| parse(s)).collect()
     }
 
     pub async fn insert_zk_job(&self, j: &NewZkJob<'_>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO zk_jobs (id, model, receipt_hash, receipt, inputs, cancel_hash, status,
-             stage, progress, estimate_ms, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, ?, ?)",
-        )
-        .bind(j.id)
-        .bind(j.model.to_string())
-        .bind(j.receipt_hash.to_string())
-        .bind(j.receipt)
-        .bind(j.inputs)
-        .bind(j.cancel_hash.to_string())
-        .bind(i64::try_from(j.estimate_ms).unwrap_or(i64::MAX))
-        .bind(now_rfc3339())
-        .execute(&self.pool)
-        .await?;
+        let args = (
+            j.id.to_owned(),
+            j.model.to_string(),
+            j.receipt_hash.to_string(),
+            j.receipt.to_owned(),
+            j.inputs.to_owned(),
+            j.cancel_hash.to_string(),
+            i64::try_from(j.estimate_ms).unwrap_or(i64::MAX),
+        );
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO zk_jobs (id, model, receipt_hash, receipt, inputs, cancel_hash, status,
+                     stage, progress, estimate_ms, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, 'queued', 'queued', 0, ?, ?)",
+                )?
+                .execute(params![
+                    args.0,
+                    args.1,
+                    args.2,
+                    args.3,
+                    args.4,
+                    args.5,
+                    args.6,
+                    now_rfc3339()
+                ])
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn zk_job(&self, id: &str) -> Result<Option<ZkJobRow>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM zk_jobs WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job).transpose()
+        let id = id.to_owned();
+        self.pool
+            .call(move |c| {
+                c.prepare_cached(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM zk_jobs WHERE id = ?"
+                ))?
+                .query_row([id], |r| Ok(job(r)))
+                .optional()?
+                .transpose()
+            })
+            .await
     }
 
     /// Jobs a restart must pick up again, oldest first: queued ones and those that were running
     /// when the node stopped (set back to queued).
     pub async fn requeue_open_zk_jobs(&self) -> Result<Vec<ZkJobRow>> {
-        sqlx::query(
-            "UPDATE zk_jobs SET status = 'queued', stage = 'queued', progress = 0, started_at = NULL
-             WHERE status = 'running'",
-        )
-        .execute(&self.pool)
-        .await?;
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM zk_jobs WHERE status = 'queued' ORDER BY created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job).collect()
+        self.pool
+            .call(|c| {
+                c.execute(
+                    "UPDATE zk_jobs SET status = 'queued', stage = 'queued', progress = 0, started_at = NULL
+                     WHERE status = 'running'",
+                    [],
+                )?;
+                c.prepare_cached(concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM zk_jobs WHERE status = 'queued' ORDER BY created_at, id"
+                ))?
+                .query_map([], |r| Ok(job(r)))?
+                .map(|r| r?)
+                .collect()
+            })
+            .await
     }
 
     /// Marks a queued job running; false if it is no longer queued (cancelled meanwhile).
     pub async fn start_zk_job(&self, id: &str) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE zk_jobs SET status = 'running', stage = 'starting', started_at = ?
-             WHERE id = ? AND status = 'queued'",
-        )
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let id = id.to_owned();
+        let n = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE zk_jobs SET status = 'running', stage = 'starting', started_at = ?
+                     WHERE id = ? AND status = 'queued'",
+                )?
+                .execute(params![now_rfc3339(), id])
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     pub async fn zk_job_progress(&self, id: &str, stage: &str, progress: f64) -> Result<()> {
-        sqlx::query(
-            "UPDATE zk_jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'",
-        )
-        .bind(stage)
-        .bind(progress)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let (id, stage) = (id.to_owned(), stage.to_owned());
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE zk_jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'",
+                )?
+                .execute(params![stage, progress, id])
+            })
+            .await?;
         Ok(())
     }
 
     /// Records a proof; false when the job had left `running` (cancelled meanwhile).
     pub async fn finish_zk_job(&self, id: &str, evidence: &str, prove_ms: u64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE zk_jobs SET status = 'done', stage = 'done', progress = 1, evidence = ?,
-             prove_ms = ?, finished_at = ? WHERE id = ? AND status = 'running'",
-        )
-        .bind(evidence)
-        .bind(i64::try_from(prove_ms).unwrap_or(i64::MAX))
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let (id, evidence) = (id.to_owned(), evidence.to_owned());
+        let prove_ms = i64::try_from(prove_ms).unwrap_or(i64::MAX);
+        let n = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE zk_jobs SET status = 'done', stage = 'done', progress = 1, evidence = ?,
+                     prove_ms = ?, finished_at = ? WHERE id = ? AND status = 'running'",
+                )?
+                .execute(params![evidence, prove_ms, now_rfc3339(), id])
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     /// Ends an open job as `failed` or `cancelled`; false when it had already ended.
@@ -261,43 +323,53 @@ impl Store {
         error_code: &str,
         error: &str,
     ) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE zk_jobs SET status = ?, error_code = ?, error = ?, finished_at = ?
-             WHERE id = ? AND status IN ('queued', 'running')",
-        )
-        .bind(status)
-        .bind(error_code)
-        .bind(error)
-        .bind(now_rfc3339())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let args = (
+            status.to_owned(),
+            error_code.to_owned(),
+            error.to_owned(),
+            id.to_owned(),
+        );
+        let n = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "UPDATE zk_jobs SET status = ?, error_code = ?, error = ?, finished_at = ?
+                     WHERE id = ? AND status IN ('queued', 'running')",
+                )?
+                .execute(params![args.0, args.1, args.2, now_rfc3339(), args.3])
+            })
+            .await?;
+        Ok(n == 1)
     }
 
     /// Deletes jobs that ended (done, failed, cancelled) before `cutoff` (RFC 3339, as the
     /// store writes it); returns how many. Open jobs are never purged.
     pub async fn purge_ended_zk_jobs(&self, cutoff: std::time::SystemTime) -> Result<u64> {
         let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
-        let r = sqlx::query(
-            "DELETE FROM zk_jobs WHERE status IN ('done', 'failed', 'cancelled')
-             AND finished_at IS NOT NULL AND finished_at < ?",
-        )
-        .bind(cutoff)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
+        let n = self
+            .pool
+            .run(move |c| {
+                c.execute(
+                    "DELETE FROM zk_jobs WHERE status IN ('done', 'failed', 'cancelled')
+                     AND finished_at IS NOT NULL AND finished_at < ?",
+                    [cutoff],
+                )
+            })
+            .await?;
+        Ok(n as u64)
     }
 
     /// Adds a note (e.g. the refund of the request's payment) to an ended job's error text.
     pub async fn note_zk_job(&self, id: &str, note: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE zk_jobs SET error = COALESCE(error, '') || ? WHERE id = ? AND status IN ('failed', 'cancelled')",
-        )
-        .bind(note)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let (id, note) = (id.to_owned(), note.to_owned());
+        self.pool
+            .run(move |c| {
+                c.execute(
+                    "UPDATE zk_jobs SET error = COALESCE(error, '') || ? WHERE id = ? AND status IN ('failed', 'cancelled')",
+                    params![note, id],
+                )
+            })
+            .await?;
         Ok(())
     }
 }

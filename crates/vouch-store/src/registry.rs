@@ -1,8 +1,7 @@
 //! The model registry: content-addressed models and the name@version pointers to them.
 
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use vouch_core::{ModelDigest, ModelSignature};
 
 use crate::{Result, Store, StoreError, now_rfc3339};
@@ -57,13 +56,63 @@ fn parse_digest(s: &str) -> Result<ModelDigest> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
-fn pointer(row: &SqliteRow) -> Result<NamePointer> {
+/// Columns `name, version, digest, updated_at`, digest unparsed (rusqlite's row closures
+/// return its own error only).
+type RawPointer = (String, String, String, String);
+
+const POINTER_COLUMNS: &str = "name, version, digest, updated_at";
+
+fn raw_pointer(r: &Row<'_>) -> rusqlite::Result<RawPointer> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointer> {
     Ok(NamePointer {
-        name: row.try_get("name")?,
-        version: row.try_get("version")?,
-        digest: parse_digest(row.try_get("digest")?)?,
-        updated_at: row.try_get("updated_at")?,
+        name,
+        version,
+        digest: parse_digest(&digest)?,
+        updated_at,
     })
+}
+
+/// Columns `digest, size_bytes, engine, signature, created_at`, unparsed.
+type RawModel = (String, i64, String, String, String);
+
+const MODEL_COLUMNS: &str = "digest, size_bytes, engine, signature, created_at";
+
+fn raw_model(r: &Row<'_>) -> rusqlite::Result<RawModel> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn record((digest, size, engine, sig, created_at): RawModel) -> Result<ModelRecord> {
+    Ok(ModelRecord {
+        digest: parse_digest(&digest)?,
+        size_bytes: size as u64,
+        engine,
+        signature: serde_json::from_str(&sig).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at,
+        names: Vec::new(),
+    })
+}
+
+/// Every name@version pointing at `digest`.
+fn names_of(c: &rusqlite::Connection, digest: &str) -> rusqlite::Result<Vec<RawPointer>> {
+    c.prepare_cached(&format!(
+        "SELECT {POINTER_COLUMNS} FROM model_names WHERE digest = ? ORDER BY name, seq"
+    ))?
+    .query_map([digest], raw_pointer)?
+    .collect()
+}
+
+/// Models with their names, as read in one call.
+fn records(rows: Vec<(RawModel, Vec<RawPointer>)>) -> Result<Vec<ModelRecord>> {
+    rows.into_iter()
+        .map(|(m, names)| {
+            let mut rec = record(m)?;
+            rec.names = names.into_iter().map(pointer).collect::<Result<_>>()?;
+            Ok(rec)
+        })
+        .collect()
 }
 
 impl Store {
@@ -71,18 +120,18 @@ impl Store {
     pub async fn insert_model(&self, m: &NewModel) -> Result<bool> {
         let sig =
             serde_json::to_string(&m.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let res = sqlx::query(
-            "INSERT INTO models (digest, size_bytes, engine, signature, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(digest) DO NOTHING",
-        )
-        .bind(m.digest.to_string())
-        .bind(m.size_bytes as i64)
-        .bind(&m.engine)
-        .bind(sig)
-        .bind(now_rfc3339())
-        .execute(&self.pool)
-        .await?;
-        Ok(res.rows_affected() == 1)
+        let (digest, size, engine) = (m.digest.to_string(), m.size_bytes as i64, m.engine.clone());
+        let inserted = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO models (digest, size_bytes, engine, signature, created_at) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT(digest) DO NOTHING",
+                )?
+                .execute(params![digest, size, engine, sig, now_rfc3339()])
+            })
+            .await?;
+        Ok(inserted == 1)
     }
 
     /// Points `name@version` at `digest`. An existing pointer to another digest is a conflict
@@ -94,98 +143,100 @@ impl Store {
         digest: &ModelDigest,
         replace: bool,
     ) -> Result<NameChange> {
-        // IMMEDIATE: a read-then-write transaction that starts deferred fails at once with
-        // SQLITE_BUSY when another writer (the log committer) commits in between.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT digest FROM model_names WHERE name = ? AND version = ?")
-                .bind(name)
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let change = match existing {
-            Some(d) if d == digest.to_string() => return Ok(NameChange::Unchanged),
-            Some(d) if !replace => {
-                return Err(StoreError::VersionConflict {
-                    name: name.into(),
-                    version: version.into(),
-                    existing: d,
-                    requested: digest.to_string(),
-                });
-            }
-            Some(d) => NameChange::Moved {
-                from: parse_digest(&d)?,
-            },
-            None => NameChange::Created,
-        };
-        let latest_before: Option<String> = sqlx::query_scalar(
-            "SELECT digest FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM model_names")
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO model_names (name, version, digest, seq, updated_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT(name, version) DO UPDATE SET digest = excluded.digest, seq = excluded.seq,
-             updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(digest.to_string())
-        .bind(seq)
-        .bind(now_rfc3339())
-        .execute(&mut *tx)
-        .await?;
-        // The moved pointer now has the highest seq: it is what `name` alone resolves to.
-        let from = match &change {
-            NameChange::Moved { from } => Some(from.to_string()),
-            _ => None,
-        };
-        let to = digest.to_string();
-        let now = now_rfc3339();
-        let mut moves = vec![(Some(version), from)];
-        if latest_before.as_deref() != Some(to.as_str()) {
-            moves.push((None, latest_before));
-        }
-        for (v, from) in moves {
-            sqlx::query(
-                "INSERT INTO pointer_changes (name, version, from_digest, to_digest, changed_at)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(name)
-            .bind(v)
-            .bind(from)
-            .bind(&to)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(change)
+        let (name, version, to) = (name.to_owned(), version.to_owned(), digest.to_string());
+        self.pool
+            .call(move |c| {
+                // IMMEDIATE: a read-then-write transaction that starts deferred fails at once
+                // with SQLITE_BUSY when another writer (the log committer) commits in between.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT digest FROM model_names WHERE name = ? AND version = ?",
+                        params![name, version],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let change = match existing {
+                    Some(d) if d == to => return Ok(NameChange::Unchanged),
+                    Some(d) if !replace => {
+                        return Err(StoreError::VersionConflict {
+                            name,
+                            version,
+                            existing: d,
+                            requested: to,
+                        });
+                    }
+                    Some(d) => NameChange::Moved {
+                        from: parse_digest(&d)?,
+                    },
+                    None => NameChange::Created,
+                };
+                let latest_before: Option<String> = tx
+                    .query_row(
+                        "SELECT digest FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1",
+                        [&name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let seq: i64 = tx.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM model_names",
+                    [],
+                    |r| r.get(0),
+                )?;
+                tx.execute(
+                    "INSERT INTO model_names (name, version, digest, seq, updated_at) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT(name, version) DO UPDATE SET digest = excluded.digest, seq = excluded.seq,
+                     updated_at = excluded.updated_at",
+                    params![name, version, to, seq, now_rfc3339()],
+                )?;
+                // The moved pointer now has the highest seq: it is what `name` alone resolves to.
+                let from = match &change {
+                    NameChange::Moved { from } => Some(from.to_string()),
+                    _ => None,
+                };
+                let now = now_rfc3339();
+                let mut moves = vec![(Some(version.as_str()), from)];
+                if latest_before.as_deref() != Some(to.as_str()) {
+                    moves.push((None, latest_before));
+                }
+                for (v, from) in moves {
+                    tx.execute(
+                        "INSERT INTO pointer_changes (name, version, from_digest, to_digest, changed_at)
+                         VALUES (?, ?, ?, ?, ?)",
+                        params![name, v, from, to, now],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(change)
+            })
+            .await
     }
 
     /// Pointer moves not yet in the transparency log, oldest first.
     pub async fn unlogged_pointer_changes(&self, limit: u32) -> Result<Vec<PointerChangeRow>> {
-        let rows = sqlx::query(
-            "SELECT seq, name, version, from_digest, to_digest, changed_at FROM pointer_changes
-             WHERE log_index IS NULL ORDER BY seq LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let from: Option<String> = r.try_get("from_digest")?;
+        type Raw = (i64, String, Option<String>, Option<String>, String, String);
+        let rows: Vec<Raw> = self
+            .pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT seq, name, version, from_digest, to_digest, changed_at FROM pointer_changes
+                     WHERE log_index IS NULL ORDER BY seq LIMIT ?",
+                )?
+                .query_map([i64::from(limit)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                })?
+                .collect()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(seq, name, version, from, to, changed_at)| {
                 Ok(PointerChangeRow {
-                    seq: r.try_get("seq")?,
-                    name: r.try_get("name")?,
-                    version: r.try_get("version")?,
+                    seq,
+                    name,
+                    version,
                     from: from.as_deref().map(parse_digest).transpose()?,
-                    to: parse_digest(r.try_get("to_digest")?)?,
-                    changed_at: r.try_get("changed_at")?,
+                    to: parse_digest(&to)?,
+                    changed_at,
                 })
             })
             .collect()
@@ -197,90 +248,76 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<NamePointer>> {
-        let row = match version {
-            Some(v) => {
-                sqlx::query("SELECT name, version, digest, updated_at FROM model_names WHERE name = ? AND version = ?")
-                    .bind(name)
-                    .bind(v)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query(
-                    "SELECT name, version, digest, updated_at FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1",
-                )
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-        };
-        row.as_ref().map(pointer).transpose()
+        let (name, version) = (name.to_owned(), version.map(str::to_owned));
+        let row = self
+            .pool
+            .run(move |c| match version {
+                Some(v) => c
+                    .prepare_cached(&format!(
+                        "SELECT {POINTER_COLUMNS} FROM model_names WHERE name = ? AND version = ?"
+                    ))?
+                    .query_row(params![name, v], raw_pointer)
+                    .optional(),
+                None => c
+                    .prepare_cached(&format!(
+                        "SELECT {POINTER_COLUMNS} FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1"
+                    ))?
+                    .query_row([name], raw_pointer)
+                    .optional(),
+            })
+            .await?;
+        row.map(pointer).transpose()
     }
 
     pub async fn model(&self, digest: &ModelDigest) -> Result<Option<ModelRecord>> {
-        let row = sqlx::query(
-            "SELECT digest, size_bytes, engine, signature, created_at FROM models WHERE digest = ?",
-        )
-        .bind(digest.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => {
-                let mut rec = self.record(&r)?;
-                rec.names = self.names_of(digest).await?;
-                Ok(Some(rec))
-            }
-        }
+        let digest = digest.to_string();
+        let row = self
+            .pool
+            .run(move |c| {
+                let Some(m) = c
+                    .prepare_cached(&format!(
+                        "SELECT {MODEL_COLUMNS} FROM models WHERE digest = ?"
+                    ))?
+                    .query_row([&digest], raw_model)
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some((m, names_of(c, &digest)?)))
+            })
+            .await?;
+        Ok(records(row.into_iter().collect())?.pop())
     }
 
     /// Models newest first, with their names, paginated.
     pub async fn list_models(&self, limit: u32, offset: u32) -> Result<Vec<ModelRecord>> {
-        let rows = sqlx::query(
-            "SELECT digest, size_bytes, engine, signature, created_at FROM models
-             ORDER BY created_at DESC, digest LIMIT ? OFFSET ?",
-        )
-        .bind(limit as i64)
-        .bind(offset as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut rec = self.record(r)?;
-            rec.names = self.names_of(&rec.digest).await?;
-            out.push(rec);
-        }
-        Ok(out)
+        let rows = self
+            .pool
+            .run(move |c| {
+                let models: Vec<RawModel> = c
+                    .prepare_cached(&format!(
+                        "SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at DESC, digest LIMIT ? OFFSET ?"
+                    ))?
+                    .query_map([i64::from(limit), i64::from(offset)], raw_model)?
+                    .collect::<rusqlite::Result<_>>()?;
+                models
+                    .into_iter()
+                    .map(|m| {
+                        let names = names_of(c, &m.0)?;
+                        Ok((m, names))
+                    })
+                    .collect()
+            })
+            .await?;
+        records(rows)
     }
 
     pub async fn count_models(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM models")
-            .fetch_one(&self.pool)
+        let n: i64 = self
+            .pool
+            .run(|c| c.query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0)))
             .await?;
         Ok(n as u64)
-    }
-
-    async fn names_of(&self, digest: &ModelDigest) -> Result<Vec<NamePointer>> {
-        let rows = sqlx::query(
-            "SELECT name, version, digest, updated_at FROM model_names WHERE digest = ? ORDER BY name, seq",
-        )
-        .bind(digest.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(pointer).collect()
-    }
-
-    fn record(&self, r: &SqliteRow) -> Result<ModelRecord> {
-        let sig: String = r.try_get("signature")?;
-        Ok(ModelRecord {
-            digest: parse_digest(r.try_get("digest")?)?,
-            size_bytes: r.try_get::<i64, _>("size_bytes")? as u64,
-            engine: r.try_get("engine")?,
-            signature: serde_json::from_str(&sig)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            created_at: r.try_get("created_at")?,
-            names: Vec::new(),
-        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The built-in ledger's state in memory, owned by one process, written behind by one task.
 //!
 //! Why: a settlement used to be decided inside a SQLite write transaction — two round trips to
-//! sqlx's connection thread (≈ 380 µs on the server's runtime, mostly thread hand-offs) before
+//! an async driver's (sqlx's) connection thread (≈ 380 µs on the server's runtime, mostly thread hand-offs) before
 //! the receipt naming it could be signed. The process that owns the ledger file (an exclusive
 //! lock, [`super::take_ownership`]) now keeps every balance and a 64-bit keyed hash of every
 //! settled authorization in memory, decides a settlement under a mutex in microseconds, and
@@ -19,15 +19,14 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures::TryStreamExt;
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, watch};
 use vouch_pay::U256;
 use vouch_pay::store::{
     Account, AuthorizationKey, RefundRecord, SettleOutcome, SettlementRecord, StoreError,
 };
 
-use super::{addr, balance_of, chain, db, key_of, secs, word};
+use super::{addr, balance_of, chain, key_of, secs, word};
+use crate::db::{Db, DbError};
 
 /// Most changes committed together.
 const MAX_BATCH: usize = 256;
@@ -104,26 +103,33 @@ impl Book {
     /// Loads balances and settled keys from `pool`'s ledger and starts the writer on `writer`.
     /// `owner` (the ownership lock) is held by the writer until the last handle is dropped.
     pub(super) async fn open(
-        pool: &SqlitePool,
+        pool: &Db,
         writer: rusqlite::Connection,
         owner: std::fs::File,
     ) -> Result<Book, StoreError> {
         let hasher = RandomState::new();
-        let mut balances = HashMap::new();
-        let mut rows =
-            sqlx::query("SELECT chain_id, asset, owner, balance FROM pay_balances").fetch(pool);
-        while let Some(r) = rows.try_next().await.map_err(db)? {
-            let (a, b) = balance_of(&r)?;
-            balances.insert(a, b);
-        }
-        drop(rows);
-        let mut seen = HashSet::new();
-        let mut rows =
-            sqlx::query("SELECT chain_id, asset, payer, nonce FROM pay_settlements").fetch(pool);
-        while let Some(r) = rows.try_next().await.map_err(db)? {
-            seen.insert(hasher.hash_one(key_of(&r)?));
-        }
-        drop(rows);
+        let key_hasher = hasher.clone();
+        let (balances, seen) = pool
+            .call(move |c| {
+                let mut balances = HashMap::new();
+                let mut q =
+                    c.prepare("SELECT chain_id, asset, owner, balance FROM pay_balances")?;
+                let mut rows = q.query([])?;
+                while let Some(r) = rows.next()? {
+                    let (a, b) = balance_of(r)?;
+                    balances.insert(a, b);
+                }
+                let mut seen = HashSet::new();
+                let mut q =
+                    c.prepare("SELECT chain_id, asset, payer, nonce FROM pay_settlements")?;
+                let mut rows = q.query([])?;
+                while let Some(r) = rows.next()? {
+                    seen.insert(key_hasher.hash_one(key_of(r)?));
+                }
+                Ok::<_, Loading>((balances, seen))
+            })
+            .await
+            .map_err(|Loading(e)| e)?;
         let state = Arc::new(Mutex::new(State {
             balances,
             seen,
@@ -374,9 +380,9 @@ pub(super) fn repeat(existing: &SettlementRecord, new: &SettlementRecord) -> Set
     }
 }
 
-/// The writer: a thread of its own with a synchronous SQLite connection (rusqlite), which
-/// commits queued changes in batches, in order, one transaction and one fsync each, through
-/// cached prepared statements, then reports progress. (Through sqlx's async wrapper the same
+/// The writer: a thread of its own with a connection of its own, which commits queued changes
+/// in batches, in order, one transaction and one fsync each, through cached prepared
+/// statements, then reports progress. (Through sqlx's async wrapper, before, the same
 /// batch cost ≈ 250 µs of script parsing and thread hand-offs before its fsync; here ≈ tens of
 /// µs.) Holds `_owner` until every handle on the book is gone.
 fn write_behind(
@@ -419,19 +425,25 @@ fn write_behind(
     }
 }
 
-/// Opens the writer's connection to the ledger file (already migrated, in WAL mode).
-pub(super) fn writer_connection(
-    path: &std::path::Path,
-) -> Result<rusqlite::Connection, StoreError> {
-    let conn = rusqlite::Connection::open(path).map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(sql)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(sql)?;
-    // FULL: a commit returns once the WAL is synced — money must survive power loss.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(sql)?;
-    Ok(conn)
+/// Loading the book fails with the store's error, whichever layer it came from.
+struct Loading(StoreError);
+
+impl From<DbError> for Loading {
+    fn from(e: DbError) -> Self {
+        Loading(StoreError(e.to_string()))
+    }
+}
+
+impl From<rusqlite::Error> for Loading {
+    fn from(e: rusqlite::Error) -> Self {
+        Loading(sql(e))
+    }
+}
+
+impl From<StoreError> for Loading {
+    fn from(e: StoreError) -> Self {
+        Loading(e)
+    }
 }
 
 fn sql(e: rusqlite::Error) -> StoreError {

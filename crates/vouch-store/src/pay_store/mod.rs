@@ -11,8 +11,7 @@
 mod book;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteRow, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{OptionalExtension, Row, ToSql, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use vouch_pay::store::{
 };
 use vouch_pay::{Address, B256, U256};
 
+use crate::db::{Db, DbError, Synchronous};
 use book::{Book, Decided};
 
 /// Ledger and claim store: two sidecar databases beside the main one (usually
@@ -34,13 +34,13 @@ pub struct SqlitePayStore {
     /// fsync (one SQLite file admits one writer at a time, and the log holds the write lock
     /// through its fsync), and the two fsyncs of a paid request can run at once. Read here
     /// only for what memory does not hold (settlement records, the journal).
-    pool: SqlitePool,
+    pool: Db,
     /// Claims: a sidecar database (`<main file>-pay-claims`), one connection, `synchronous =
     /// NORMAL`. A claim only guards requests in flight — after any crash a spent authorization
     /// is refused by the ledger (or chain) it was settled in — so it needs no fsync; kept apart,
     /// its writes never wait behind the ledger's fsync, and one connection queues them in the
     /// pool instead of in SQLite's sleeping busy handler.
-    claims: SqlitePool,
+    claims: Db,
     /// The ledger's state in memory and its writer.
     book: Arc<Book>,
     durability: SettleDurability,
@@ -94,86 +94,69 @@ async fn take_ownership(ledger: &Path, wait: Duration) -> Result<std::fs::File, 
     }
 }
 
-fn ledger_migrator() -> sqlx::migrate::Migrator {
-    let mut m = sqlx::migrate!("./migrations/pay");
-    m.set_ignore_missing(true);
-    m
-}
-
 /// Applies the ledger's migrations (versions 200–299) to `pool`'s file.
-pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
-    crate::migrate_locked(pool, &ledger_migrator()).await
+pub async fn migrate(pool: &Db) -> Result<(), DbError> {
+    crate::migrate_locked(pool, crate::migrate::PAY).await
 }
 
-/// A sidecar database file next to `main`'s, with `main`'s options otherwise.
-fn sidecar(
-    main: &sqlx::sqlite::SqliteConnectOptions,
-    suffix: &str,
-    sync: SqliteSynchronous,
-) -> (PathBuf, sqlx::sqlite::SqliteConnectOptions) {
-    let path = PathBuf::from(format!("{}-{suffix}", main.get_filename().display()));
-    let opts = main
-        .clone()
-        .filename(&path)
-        .create_if_missing(true)
-        .synchronous(sync);
-    (path, opts)
+/// The path of a sidecar database file next to `main`'s.
+fn sidecar(main: &Db, suffix: &str) -> PathBuf {
+    PathBuf::from(format!("{}-{suffix}", main.path().display()))
 }
 
 /// Nodes before the ledger had its own file kept it in the main database: copies it over once,
 /// into a ledger file that has no entries yet. The old tables stay in place, unread.
-async fn import_legacy_ledger(main: &SqlitePool, ledger: &SqlitePool) -> Result<(), StoreError> {
-    let legacy: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pay_entries'",
-    )
-    .fetch_one(main)
-    .await
-    .map_err(db)?;
-    if legacy == 0 {
+async fn import_legacy_ledger(main: &Db, ledger: &Db) -> Result<(), StoreError> {
+    let old_entries: Option<i64> = main
+        .run(|c| {
+            let legacy: i64 = c.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pay_entries'",
+                [],
+                |r| r.get(0),
+            )?;
+            if legacy == 0 {
+                return Ok(None);
+            }
+            c.query_row("SELECT COUNT(*) FROM pay_entries", [], |r| r.get(0))
+                .map(Some)
+        })
+        .await
+        .map_err(db)?;
+    let Some(old_entries) = old_entries.filter(|&n| n > 0) else {
         return Ok(());
-    }
-    let old_entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pay_entries")
-        .fetch_one(main)
+    };
+    let main_file = main.path().display().to_string();
+    ledger
+        .run(move |c| {
+            let new_entries: i64 =
+                c.query_row("SELECT COUNT(*) FROM pay_entries", [], |r| r.get(0))?;
+            if new_entries > 0 {
+                return Ok(());
+            }
+            c.execute("ATTACH DATABASE ? AS legacy", [&main_file])?;
+            let copied = (|| {
+                // Under the write lock, and only into a still-empty ledger, so a second process
+                // that opened the same ledger meanwhile does not import again.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let empty: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM main.pay_entries", [], |r| r.get(0))?;
+                if empty > 0 {
+                    return tx.commit();
+                }
+                for table in ["pay_balances", "pay_entries", "pay_settlements"] {
+                    tx.execute(
+                        &format!("INSERT INTO main.{table} SELECT * FROM legacy.{table}"),
+                        [],
+                    )?;
+                }
+                tx.commit()
+            })();
+            let detached = c.execute("DETACH DATABASE legacy", []);
+            copied?;
+            detached.map(drop)
+        })
         .await
         .map_err(db)?;
-    let new_entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pay_entries")
-        .fetch_one(ledger)
-        .await
-        .map_err(db)?;
-    if old_entries == 0 || new_entries > 0 {
-        return Ok(());
-    }
-    let main_file = main.connect_options().get_filename().display().to_string();
-    let mut conn = ledger.acquire().await.map_err(db)?;
-    sqlx::query("ATTACH DATABASE ? AS legacy")
-        .bind(&main_file)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    let copied = async {
-        // Under the write lock, and only into a still-empty ledger, so a second process that
-        // opened the same ledger meanwhile does not import again.
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let empty: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM main.pay_entries")
-            .fetch_one(&mut *tx)
-            .await?;
-        if empty > 0 {
-            return tx.commit().await;
-        }
-        for table in ["pay_balances", "pay_entries", "pay_settlements"] {
-            let sql = format!("INSERT INTO main.{table} SELECT * FROM legacy.{table}");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
-    }
-    .await;
-    let detached = sqlx::query("DETACH DATABASE legacy")
-        .execute(&mut *conn)
-        .await;
-    copied.map_err(db)?;
-    detached.map_err(db)?;
     tracing::info!(
         entries = old_entries,
         "ledger moved from the main database to its own file"
@@ -185,57 +168,48 @@ impl SqlitePayStore {
     /// Opens the ledger and claim sidecars of `main`'s database file, settlements synced on
     /// their own ([`SettleDurability::Own`]). Spawns the settlement writer, so it must be
     /// called inside a Tokio runtime.
-    pub async fn new(main: SqlitePool) -> Result<Self, StoreError> {
+    pub async fn new(main: Db) -> Result<Self, StoreError> {
         Self::open(main, SettleDurability::Own).await
     }
 
     /// As [`new`](Self::new), with settlements made durable as `durability` says.
-    pub async fn open(main: SqlitePool, durability: SettleDurability) -> Result<Self, StoreError> {
+    pub async fn open(main: Db, durability: SettleDurability) -> Result<Self, StoreError> {
         Self::open_waiting(main, durability, OWNER_WAIT).await
     }
 
     /// As [`open`](Self::open), waiting at most `wait` for the ledger's ownership.
     async fn open_waiting(
-        main: SqlitePool,
+        main: Db,
         durability: SettleDurability,
         wait: Duration,
     ) -> Result<Self, StoreError> {
-        let main_opts = main.connect_options();
-        let (ledger_path, ledger_opts) = sidecar(&main_opts, "ledger", SqliteSynchronous::Full);
+        let ledger_path = sidecar(&main, "ledger");
         let owner = take_ownership(&ledger_path, wait).await?;
         let lock = crate::lock_beside(&ledger_path)
             .await
             .map_err(|e| StoreError(format!("ledger lock: {e}")))?;
         crate::create_private_file(&ledger_path)
             .map_err(|e| StoreError(format!("{}: {e}", ledger_path.display())))?;
-        let pool = crate::local_pool(4)
-            .connect_with(ledger_opts.clone())
-            .await
-            .map_err(db)?;
-        ledger_migrator()
-            .run(&pool)
+        let pool = Db::pool(&ledger_path, Synchronous::Full, 4);
+        pool.call(|c| crate::migrate::run(c, crate::migrate::PAY))
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         import_legacy_ledger(&main, &pool).await?;
         drop(lock);
-        let (claims_path, claims_opts) =
-            sidecar(&main_opts, "pay-claims", SqliteSynchronous::Normal);
+        let claims_path = sidecar(&main, "pay-claims");
         let lock = crate::lock_beside(&claims_path)
             .await
             .map_err(|e| StoreError(format!("claims lock: {e}")))?;
         crate::create_private_file(&claims_path)
             .map_err(|e| StoreError(format!("{}: {e}", claims_path.display())))?;
-        let claims = crate::local_pool(1)
-            .connect_with(claims_opts)
-            .await
-            .map_err(db)?;
-        sqlx::migrate!("./migrations/pay/claims")
-            .run(&claims)
+        let claims = Db::pool(&claims_path, Synchronous::Normal, 1);
+        claims
+            .call(|c| crate::migrate::run(c, crate::migrate::PAY_CLAIMS))
             .await
             .map_err(|e| StoreError(format!("migration: {e}")))?;
         drop(lock);
-        // The writer's own synchronous connection (see `book`).
-        let writer = book::writer_connection(&ledger_path)?;
+        // The writer's own connection (see `book`).
+        let writer = pool.connect().map_err(db)?;
         let book = Arc::new(Book::open(&pool, writer, owner).await?);
         Ok(SqlitePayStore {
             pool,
@@ -259,33 +233,30 @@ impl SqlitePayStore {
         account: &Account,
         limit: u32,
     ) -> Result<Vec<(i64, String, String, String, Option<String>)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, owner, delta, kind, reference FROM pay_entries
-             WHERE chain_id = ? AND asset = ? AND owner = ? ORDER BY seq DESC LIMIT ?",
-        )
-        .bind(chain(account.chain_id)?)
-        .bind(addr(&account.asset))
-        .bind(addr(&account.owner))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("seq").map_err(db)?,
-                    r.try_get("owner").map_err(db)?,
-                    r.try_get("delta").map_err(db)?,
-                    r.try_get("kind").map_err(db)?,
-                    r.try_get("reference").map_err(db)?,
-                ))
+        let args = (
+            chain(account.chain_id)?,
+            addr(&account.asset),
+            addr(&account.owner),
+            i64::from(limit),
+        );
+        self.pool
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT seq, owner, delta, kind, reference FROM pay_entries
+                     WHERE chain_id = ? AND asset = ? AND owner = ? ORDER BY seq DESC LIMIT ?",
+                )?
+                .query_map(params![args.0, args.1, args.2, args.3], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
             })
-            .collect()
+            .await
+            .map_err(db)
     }
 }
 
-fn db(e: sqlx::Error) -> StoreError {
-    StoreError(e.to_string())
+fn db(e: impl Into<DbError>) -> StoreError {
+    StoreError(e.into().to_string())
 }
 
 fn addr(a: &Address) -> String {
@@ -312,26 +283,23 @@ fn parse_u256(s: &str) -> Result<U256, StoreError> {
     vouch_pay::parse_amount(s).map_err(|_| corrupt("amount", s))
 }
 
-fn col<T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
-    r: &SqliteRow,
-    c: &str,
-) -> Result<T, StoreError> {
-    r.try_get(c).map_err(db)
+fn col<T: rusqlite::types::FromSql>(r: &Row<'_>, c: &str) -> Result<T, StoreError> {
+    r.get(c).map_err(db)
 }
 
 /// Column `c` of `r`, stored as text, parsed (addresses, nonces, digests).
-fn parsed<T: FromStr>(r: &SqliteRow, c: &str) -> Result<T, StoreError> {
+fn parsed<T: FromStr>(r: &Row<'_>, c: &str) -> Result<T, StoreError> {
     let text = col::<String>(r, c)?;
     T::from_str(&text).map_err(|_| corrupt(c, &text))
 }
 
-fn chain_of(r: &SqliteRow) -> Result<u64, StoreError> {
+fn chain_of(r: &Row<'_>) -> Result<u64, StoreError> {
     let chain_id: i64 = col(r, "chain_id")?;
     u64::try_from(chain_id).map_err(|_| corrupt("chain id", &chain_id.to_string()))
 }
 
 /// The authorization key in columns `chain_id, asset, payer, nonce` (settlements and claims).
-fn key_of(r: &SqliteRow) -> Result<AuthorizationKey, StoreError> {
+fn key_of(r: &Row<'_>) -> Result<AuthorizationKey, StoreError> {
     Ok(AuthorizationKey {
         chain_id: chain_of(r)?,
         asset: parsed(r, "asset")?,
@@ -340,7 +308,7 @@ fn key_of(r: &SqliteRow) -> Result<AuthorizationKey, StoreError> {
     })
 }
 
-fn settlement_of(r: &SqliteRow) -> Result<SettlementRecord, StoreError> {
+fn settlement_of(r: &Row<'_>) -> Result<SettlementRecord, StoreError> {
     let s = |c: &str| col::<String>(r, c);
     let refunded_at: Option<i64> = col(r, "refunded_at")?;
     let refund_reason: Option<String> = col(r, "refund_reason")?;
@@ -364,7 +332,7 @@ fn now_secs() -> u64 {
     vouch_pay::local::system_now()
 }
 
-fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
+fn balance_of(r: &Row<'_>) -> Result<(Account, U256), StoreError> {
     Ok((
         Account {
             chain_id: chain_of(r)?,
@@ -375,6 +343,48 @@ fn balance_of(r: &SqliteRow) -> Result<(Account, U256), StoreError> {
     ))
 }
 
+/// A statement's arguments, owned so they can cross to the database thread.
+type Args = Vec<Box<dyn ToSql + Send>>;
+
+/// The four columns of [`KEY_WHERE`], bound in order.
+fn key_args(key: &AuthorizationKey) -> Result<Args, StoreError> {
+    Ok(vec![
+        Box::new(chain(key.chain_id)?),
+        Box::new(addr(&key.asset)),
+        Box::new(addr(&key.payer)),
+        Box::new(word(&key.nonce)),
+    ])
+}
+
+/// Runs `sql` with `args` on `pool` and returns how many rows it changed.
+async fn execute(pool: &Db, sql: String, args: Args) -> Result<usize, StoreError> {
+    pool.run(move |c| {
+        c.prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(args.iter().map(|a| &**a)))
+    })
+    .await
+    .map_err(db)
+}
+
+/// Runs query `sql` with `args` on `pool` and reads its first row, if any, with `read`.
+async fn query_one<T: Send + 'static>(
+    pool: &Db,
+    sql: String,
+    args: Args,
+    read: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    pool.run(move |c| {
+        c.prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(args.iter().map(|a| &**a)), |r| {
+                Ok(read(r))
+            })
+            .optional()
+    })
+    .await
+    .map_err(db)?
+    .transpose()
+}
+
 impl SqlitePayStore {
     /// The settlement under `key` on disk.
     async fn stored_settlement(
@@ -382,11 +392,7 @@ impl SqlitePayStore {
         key: &AuthorizationKey,
     ) -> Result<Option<SettlementRecord>, StoreError> {
         let sql = format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE {KEY_WHERE}");
-        let row = bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.as_ref().map(settlement_of).transpose()
+        query_one(&self.pool, sql, key_args(key)?, settlement_of).await
     }
 
     /// Waits for change `seq` to be durable when settlements must be durable on their own.
@@ -468,12 +474,8 @@ impl Ledger for SqlitePayStore {
             None => {
                 let sql =
                     format!("SELECT {SETTLEMENT_COLUMNS} FROM pay_settlements WHERE reference = ?");
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(reference)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-                row.as_ref().map(settlement_of).transpose()?
+                let args: Args = vec![Box::new(reference.to_owned())];
+                query_one(&self.pool, sql, args, settlement_of).await?
             }
         };
         let Some(rec) = rec else {
@@ -490,38 +492,32 @@ impl Ledger for SqlitePayStore {
 
 const KEY_WHERE: &str = "chain_id = ? AND asset = ? AND payer = ? AND nonce = ?";
 
-fn bind_key<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
-    key: &AuthorizationKey,
-) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>, StoreError> {
-    Ok(q.bind(chain(key.chain_id)?)
-        .bind(addr(&key.asset))
-        .bind(addr(&key.payer))
-        .bind(word(&key.nonce)))
+/// What the take-over of a claim found: `(state, settlement_json)` of the row it updated.
+fn taken_over(r: &Row<'_>) -> Result<(String, Option<String>), StoreError> {
+    Ok((col(r, "state")?, col(r, "settlement_json")?))
 }
 
 #[async_trait]
 impl NonceStore for SqlitePayStore {
     async fn claim(&self, c: &NonceClaim) -> Result<ClaimOutcome, StoreError> {
-        let inserted = bind_key(
-            sqlx::query(
-                "INSERT INTO pay_claims (chain_id, asset, payer, nonce, digest, request_id, state, payment_json,
-                                         requirements_json, lease_until, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)
-                 ON CONFLICT (chain_id, asset, payer, nonce) DO NOTHING",
-            ),
-            &c.key,
-        )?
-        .bind(word(&c.digest))
-        .bind(&c.request_id)
-        .bind(&c.payment_json)
-        .bind(&c.requirements_json)
-        .bind(secs(c.lease_until))
-        .bind(secs(c.now))
-        .execute(&self.claims)
-        .await
-        .map_err(db)?;
-        if inserted.rows_affected() == 1 {
+        let mut args = key_args(&c.key)?;
+        args.push(Box::new(word(&c.digest)));
+        args.push(Box::new(c.request_id.clone()));
+        args.push(Box::new(c.payment_json.clone()));
+        args.push(Box::new(c.requirements_json.clone()));
+        args.push(Box::new(secs(c.lease_until)));
+        args.push(Box::new(secs(c.now)));
+        let inserted = execute(
+            &self.claims,
+            "INSERT INTO pay_claims (chain_id, asset, payer, nonce, digest, request_id, state, payment_json,
+                                     requirements_json, lease_until, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)
+             ON CONFLICT (chain_id, asset, payer, nonce) DO NOTHING"
+                .to_owned(),
+            args,
+        )
+        .await?;
+        if inserted == 1 {
             return Ok(ClaimOutcome::Won);
         }
         // Take-over, guarded in one statement: only the same authorization, and only if its
@@ -534,40 +530,40 @@ impl NonceStore for SqlitePayStore {
                AND (state = 'unserved' OR (state IN ('held', 'resumed') AND lease_until < ?))
              RETURNING state, settlement_json"
         );
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&c.request_id)
-            .bind(secs(c.lease_until))
-            .bind(secs(c.now));
-        let row = bind_key(q, &c.key)?
-            .bind(word(&c.digest))
-            .bind(secs(c.now))
-            .fetch_optional(&self.claims)
-            .await
-            .map_err(db)?;
-        Ok(match row {
-            None => ClaimOutcome::Taken,
-            Some(r) if col::<String>(&r, "state")? == "resumed" => ClaimOutcome::Resumed {
-                settlement_json: col::<Option<String>>(&r, "settlement_json")?.unwrap_or_default(),
+        let mut args: Args = vec![
+            Box::new(c.request_id.clone()),
+            Box::new(secs(c.lease_until)),
+            Box::new(secs(c.now)),
+        ];
+        args.extend(key_args(&c.key)?);
+        args.push(Box::new(word(&c.digest)));
+        args.push(Box::new(secs(c.now)));
+        Ok(
+            match query_one(&self.claims, sql, args, taken_over).await? {
+                None => ClaimOutcome::Taken,
+                Some((state, settlement_json)) if state == "resumed" => ClaimOutcome::Resumed {
+                    settlement_json: settlement_json.unwrap_or_default(),
+                },
+                Some(_) => ClaimOutcome::Won,
             },
-            Some(_) => ClaimOutcome::Won,
-        })
+        )
     }
 
     async fn release(&self, key: &AuthorizationKey, request_id: &str) -> Result<(), StoreError> {
-        let sql = format!(
-            "DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'held'"
-        );
-        bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
-            .bind(request_id)
-            .execute(&self.claims)
-            .await
-            .map_err(db)?;
-        let sql = format!(
-            "UPDATE pay_claims SET state = 'unserved' WHERE {KEY_WHERE} AND request_id = ? AND state = 'resumed'"
-        );
-        bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?
-            .bind(request_id)
-            .execute(&self.claims)
+        let mut args = key_args(key)?;
+        args.push(Box::new(request_id.to_owned()));
+        self.claims
+            .run(move |c| {
+                let args = rusqlite::params_from_iter(args.iter().map(|a| &**a));
+                c.prepare_cached(&format!(
+                    "DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'held'"
+                ))?
+                .execute(args.clone())?;
+                c.prepare_cached(&format!(
+                    "UPDATE pay_claims SET state = 'unserved' WHERE {KEY_WHERE} AND request_id = ? AND state = 'resumed'"
+                ))?
+                .execute(args)
+            })
             .await
             .map_err(db)?;
         Ok(())
@@ -582,13 +578,10 @@ impl NonceStore for SqlitePayStore {
         let sql = format!(
             "UPDATE pay_claims SET state = 'settling', updated_at = ? WHERE {KEY_WHERE} AND request_id = ? AND state = 'held'"
         );
-        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(secs(now));
-        let done = bind_key(q, key)?
-            .bind(request_id)
-            .execute(&self.claims)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        let mut args: Args = vec![Box::new(secs(now))];
+        args.extend(key_args(key)?);
+        args.push(Box::new(request_id.to_owned()));
+        Ok(execute(&self.claims, sql, args).await? == 1)
     }
 
     async fn finish(
@@ -599,26 +592,30 @@ impl NonceStore for SqlitePayStore {
         settlement_json: &str,
         now: u64,
     ) -> Result<(), StoreError> {
-        let done = match end {
-            ClaimEnd::Failed => {
-                let sql = format!("DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'settling'");
-                bind_key(sqlx::query(sqlx::AssertSqlSafe(sql)), key)?.bind(request_id).execute(&self.claims).await
-            }
+        let (sql, mut args): (String, Args) = match end {
+            ClaimEnd::Failed => (
+                format!(
+                    "DELETE FROM pay_claims WHERE {KEY_WHERE} AND request_id = ? AND state = 'settling'"
+                ),
+                Vec::new(),
+            ),
             ClaimEnd::Served | ClaimEnd::Unserved => {
                 let (to, from) = match end {
                     ClaimEnd::Served => ("served", "('settling', 'resumed')"),
                     _ => ("unserved", "('settling')"),
                 };
-                let sql = format!(
-                    "UPDATE pay_claims SET state = '{to}', settlement_json = ?, updated_at = ?
-                     WHERE {KEY_WHERE} AND request_id = ? AND state IN {from}"
-                );
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(settlement_json).bind(secs(now));
-                bind_key(q, key)?.bind(request_id).execute(&self.claims).await
+                (
+                    format!(
+                        "UPDATE pay_claims SET state = '{to}', settlement_json = ?, updated_at = ?
+                         WHERE {KEY_WHERE} AND request_id = ? AND state IN {from}"
+                    ),
+                    vec![Box::new(settlement_json.to_owned()), Box::new(secs(now))],
+                )
             }
-        }
-        .map_err(db)?;
-        if done.rows_affected() != 1 {
+        };
+        args.extend(key_args(key)?);
+        args.push(Box::new(request_id.to_owned()));
+        if execute(&self.claims, sql, args).await? != 1 {
             tracing::warn!(
                 request_id,
                 ?end,
@@ -629,26 +626,30 @@ impl NonceStore for SqlitePayStore {
     }
 
     async fn pending(&self, older_than: u64, limit: u32) -> Result<Vec<PendingClaim>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT chain_id, asset, payer, nonce, request_id, payment_json, requirements_json, updated_at
-             FROM pay_claims WHERE state = 'settling' AND updated_at < ? ORDER BY updated_at LIMIT ?",
-        )
-        .bind(secs(older_than))
-        .bind(i64::from(limit))
-        .fetch_all(&self.claims)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| {
-                let s = |c: &str| col::<String>(r, c);
-                Ok(PendingClaim {
-                    key: key_of(r)?,
-                    request_id: s("request_id")?,
-                    payment_json: s("payment_json")?,
-                    requirements_json: s("requirements_json")?,
-                    since: u64::try_from(col::<i64>(r, "updated_at")?).unwrap_or(0),
-                })
+        let (older_than, limit) = (secs(older_than), i64::from(limit));
+        self.claims
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT chain_id, asset, payer, nonce, request_id, payment_json, requirements_json, updated_at
+                     FROM pay_claims WHERE state = 'settling' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+                )?
+                .query_map([older_than, limit], |r| {
+                    Ok((|| {
+                        let s = |c: &str| col::<String>(r, c);
+                        Ok(PendingClaim {
+                            key: key_of(r)?,
+                            request_id: s("request_id")?,
+                            payment_json: s("payment_json")?,
+                            requirements_json: s("requirements_json")?,
+                            since: u64::try_from(col::<i64>(r, "updated_at")?).unwrap_or(0),
+                        })
+                    })())
+                })?
+                .collect::<rusqlite::Result<Vec<Result<PendingClaim, StoreError>>>>()
             })
+            .await
+            .map_err(db)?
+            .into_iter()
             .collect()
     }
 }
@@ -656,9 +657,6 @@ impl NonceStore for SqlitePayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-    };
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::Duration;
@@ -696,16 +694,13 @@ mod tests {
     }
 
     /// A pool on the main database file `path` (the ledger and claims sit beside it).
-    async fn main_pool(path: &Path) -> SqlitePool {
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(opts)
+    async fn main_pool(path: &Path) -> Db {
+        Db::pool(path, Synchronous::Full, 8)
+    }
+
+    /// The integers `sql` reads from `db`.
+    async fn ints(db: &Db, sql: &'static str) -> Vec<i64> {
+        db.run(move |c| c.prepare(sql)?.query_map([], |r| r.get(0))?.collect())
             .await
             .unwrap()
     }
@@ -893,18 +888,14 @@ mod tests {
         s.sync().await.unwrap();
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(340u64));
         assert_eq!(s.balance(&payee()).await.unwrap(), U256::from(660u64));
-        let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM pay_entries ORDER BY seq")
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+        let seqs: Vec<i64> = ints(&s.pool, "SELECT seq FROM pay_entries ORDER BY seq").await;
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
         assert_eq!(seqs.len(), 1 + 2 * 2 + 2 * 64);
-        let debits: i64 = sqlx::query_scalar(
+        let debits: i64 = ints(
+            &s.pool,
             "SELECT COUNT(*) FROM pay_entries WHERE kind = 'settle' AND delta LIKE '-%'",
         )
-        .fetch_one(&s.pool)
-        .await
-        .unwrap();
+        .await[0];
         assert_eq!(debits, 66);
     }
 
@@ -960,15 +951,7 @@ mod tests {
         let claims_file = db.0.join("pay.db-pay-claims");
         let mut stores = vec![Arc::new(first.clone())];
         for _ in 1..4 {
-            let claims = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(
-                    SqliteConnectOptions::from_str(&format!("sqlite://{}", claims_file.display()))
-                        .unwrap()
-                        .busy_timeout(Duration::from_secs(10)),
-                )
-                .await
-                .unwrap();
+            let claims = Db::pool(&claims_file, Synchronous::Normal, 1);
             stores.push(Arc::new(SqlitePayStore {
                 claims,
                 ..first.clone()
@@ -1118,8 +1101,6 @@ mod tests {
                 s.claim(&claim(9, 0x99, "a", 100)).await.unwrap(),
                 ClaimOutcome::Won
             );
-            s.pool.close().await;
-            s.claims.close().await;
         }
         let s = db.open().await; // migrations run again: must be a no-op
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(30u64));
@@ -1154,12 +1135,8 @@ mod tests {
                 assert!(matches!(t.await.unwrap(), SettleOutcome::Settled(_)));
             }
             // Synced means committed: another connection sees all eight.
-            let on_disk: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pay_settlements")
-                .fetch_one(&s.pool)
-                .await
-                .unwrap();
+            let on_disk: i64 = ints(&s.pool, "SELECT COUNT(*) FROM pay_settlements").await[0];
             assert_eq!(on_disk, 8);
-            s.pool.close().await;
         }
         let s = db.open().await;
         assert_eq!(s.balance(&payer()).await.unwrap(), U256::from(10u64));
@@ -1170,24 +1147,17 @@ mod tests {
     async fn a_ledger_kept_in_the_main_database_is_moved_to_its_own_file_once() {
         let db = TempDb::new("legacy");
         let path = db.0.join("pay.db");
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .unwrap()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
-        let main = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+        let main = Db::pool(&path, Synchronous::Full, 8);
         // The old layout: the pay tables in the main file, with a credit and a settlement.
         migrate(&main).await.unwrap();
         for sql in [
             "INSERT INTO pay_balances VALUES (84532, '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0x0101010101010101010101010101010101010101', '70', 1)",
             "INSERT INTO pay_entries VALUES (1, 1, 84532, '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0x0101010101010101010101010101010101010101', '+100', 'credit', NULL, 'x')",
         ] {
-            sqlx::query(sql).execute(&main).await.unwrap();
+            main.run(move |c| c.execute(sql, [])).await.unwrap();
         }
-        sqlx::query("INSERT INTO pay_settlements VALUES (84532, '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0x0101010101010101010101010101010101010101', ?, ?, '0x0202020202020202020202020202020202020202', '30', 'vouch-ledger:old', 1, NULL, NULL)")
-            .bind(word(&B256::repeat_byte(5)))
-            .bind(word(&B256::repeat_byte(6)))
-            .execute(&main)
+        main.run(|c| c.execute("INSERT INTO pay_settlements VALUES (84532, '0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '0x0101010101010101010101010101010101010101', ?, ?, '0x0202020202020202020202020202020202020202', '30', 'vouch-ledger:old', 1, NULL, NULL)",
+            [word(&B256::repeat_byte(5)), word(&B256::repeat_byte(6))]))
             .await
             .unwrap();
         let s = SqlitePayStore::new(main.clone()).await.unwrap();
@@ -1286,8 +1256,8 @@ mod tests {
             .await
             .unwrap();
         // Break the file under the writer: its next batch cannot be written.
-        sqlx::query("DROP TABLE pay_entries")
-            .execute(&s.pool)
+        s.pool
+            .run(|c| c.execute("DROP TABLE pay_entries", []))
             .await
             .unwrap();
         let e = s.settle(&record(4, 0x44, 10)).await.unwrap_err();
