@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
+use rusqlite::{Connection, Row};
 
 /// How long a statement waits for another connection's write lock before failing with
 /// "database is locked".
@@ -145,4 +145,13 @@ impl Db {
     {
         self.call(move |c| f(c).map_err(DbError::from)).await
     }
+}
+
+/// A row as the tuple of its columns, in order: rusqlite's own `TryFrom<&Row>` for tuples, as a
+/// function to hand to `query_row`/`query_map`.
+pub(crate) fn columns<T>(r: &Row<'_>) -> rusqlite::Result<T>
+where
+    T: for<'a> TryFrom<&'a Row<'a>, Error = rusqlite::Error>,
+{
+    T::try_from(r)
 }

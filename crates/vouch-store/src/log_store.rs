@@ -231,10 +231,6 @@ const CHECKPOINT_COLUMNS: &str = "size, root, note, created_ms";
 /// A `log_checkpoint` row as stored.
 type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);
 
-fn raw_checkpoint(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCheckpoint> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
-
 fn checkpoint_row(
     (size, root, note, created_ms): RawCheckpoint,
 ) -> Result<StoredCheckpoint, StoreError> {
@@ -363,7 +359,7 @@ impl LogStore for SqliteLogStore {
                 c.prepare_cached(&format!(
                     "SELECT {CHECKPOINT_COLUMNS} FROM log_checkpoint ORDER BY size DESC LIMIT 1"
                 ))?
-                .query_row([], raw_checkpoint)
+                .query_row([], crate::db::columns::<RawCheckpoint>)
                 .optional()
             })
             .await
@@ -379,7 +375,7 @@ impl LogStore for SqliteLogStore {
                 c.prepare_cached(&format!(
                     "SELECT {CHECKPOINT_COLUMNS} FROM log_checkpoint WHERE size = ?"
                 ))?
-                .query_row([size], raw_checkpoint)
+                .query_row([size], crate::db::columns::<RawCheckpoint>)
                 .optional()
             })
             .await
@@ -747,7 +743,7 @@ mod tests {
                     c.prepare(
                         "SELECT size, root, note, created_ms FROM log_checkpoint ORDER BY size",
                     )?
-                    .query_map([], raw_checkpoint)?
+                    .query_map([], crate::db::columns::<RawCheckpoint>)?
                     .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .await

@@ -2,10 +2,11 @@
 //! their changes, an outbox the transparency log drains (as for policies): a change is written
 //! with its history row in one transaction, so a crash never loses an entry, only delays it.
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use vouch_core::{Digest, ModelDigest};
 
+use crate::db::columns;
 use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// A model's configuration now in force.
@@ -44,17 +45,6 @@ const CHANGE_COLUMNS: &str = "seq, model, config, config_digest, changed_at, log
 
 /// A `config_changes` row as stored.
 type RawChange = (i64, String, String, String, String, Option<i64>);
-
-fn raw_change(r: &Row<'_>) -> rusqlite::Result<RawChange> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
 
 fn change((seq, model, config, digest, changed_at, log_index): RawChange) -> Result<ConfigChange> {
     Ok(ConfigChange {
@@ -106,7 +96,7 @@ impl Store {
                          RETURNING {CHANGE_COLUMNS}"
                     ),
                     params![model, canonical, digest, now],
-                    raw_change,
+                    columns::<RawChange>,
                 )?;
                 tx.commit()?;
                 Ok(Some(row))
@@ -147,7 +137,7 @@ impl Store {
                     "SELECT {CHANGE_COLUMNS} FROM config_changes
                      WHERE log_index IS NULL ORDER BY seq LIMIT ?"
                 ))?
-                .query_map([i64::from(limit)], raw_change)?
+                .query_map([i64::from(limit)], columns::<RawChange>)?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?

@@ -4,10 +4,11 @@
 //! Log hook: [`Store::unlogged_policy_changes`] lists changes not yet in the log, and
 //! [`Store::mark_logged`] records the leaf index once appended.
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use vouch_core::Tier;
 
+use crate::db::columns;
 use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// A subject's current policy.
@@ -52,17 +53,6 @@ type RawChange = (
     String,
     Option<i64>,
 );
-
-fn raw_change(r: &Row<'_>) -> rusqlite::Result<RawChange> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
 
 fn change(
     (seq, subject, min_tier, previous, changed_at, log_index): RawChange,
@@ -128,7 +118,7 @@ impl Store {
                         previous.map(Tier::as_str),
                         now
                     ],
-                    raw_change,
+                    columns::<RawChange>,
                 )?;
                 tx.commit()?;
                 Ok(SetPolicy::Changed(row))
@@ -197,7 +187,7 @@ impl Store {
                 c.prepare_cached(&format!(
                     "SELECT {CHANGE_COLUMNS} FROM policy_changes {tail}"
                 ))?
-                .query_map(rusqlite::params_from_iter(args), raw_change)?
+                .query_map(rusqlite::params_from_iter(args), columns::<RawChange>)?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?

@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 use vouch_core::{Digest, ModelDigest};
 
+use crate::db::columns;
 use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// Applies the zk migrations (other owners' versions are left alone).
@@ -81,17 +82,6 @@ type RawZkModel = (
     Option<String>,
     String,
 );
-
-fn raw_zk_model(r: &Row<'_>) -> rusqlite::Result<RawZkModel> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
 
 fn zk_model(
     (digest, status, reason, vk_digest, info, updated_at): RawZkModel,
@@ -175,7 +165,7 @@ impl Store {
                 c.prepare_cached(
                     "SELECT digest, status, reason, vk_digest, info, updated_at FROM zk_models",
                 )?
-                .query_map([], raw_zk_model)?
+                .query_map([], columns::<RawZkModel>)?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?

@@ -1,9 +1,10 @@
 //! The model registry: content-addressed models and the name@version pointers to them.
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use vouch_core::{ModelDigest, ModelSignature};
 
+use crate::db::columns;
 use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// What registration stores about a model.
@@ -62,10 +63,6 @@ type RawPointer = (String, String, String, String);
 
 const POINTER_COLUMNS: &str = "name, version, digest, updated_at";
 
-fn raw_pointer(r: &Row<'_>) -> rusqlite::Result<RawPointer> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-}
-
 fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointer> {
     Ok(NamePointer {
         name,
@@ -79,10 +76,6 @@ fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointe
 type RawModel = (String, i64, String, String, String);
 
 const MODEL_COLUMNS: &str = "digest, size_bytes, engine, signature, created_at";
-
-fn raw_model(r: &Row<'_>) -> rusqlite::Result<RawModel> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-}
 
 fn record((digest, size, engine, sig, created_at): RawModel) -> Result<ModelRecord> {
     Ok(ModelRecord {
@@ -100,7 +93,7 @@ fn names_of(c: &rusqlite::Connection, digest: &str) -> rusqlite::Result<Vec<RawP
     c.prepare_cached(&format!(
         "SELECT {POINTER_COLUMNS} FROM model_names WHERE digest = ? ORDER BY name, seq"
     ))?
-    .query_map([digest], raw_pointer)?
+    .query_map([digest], columns::<RawPointer>)?
     .collect()
 }
 
@@ -256,13 +249,13 @@ impl Store {
                     .prepare_cached(&format!(
                         "SELECT {POINTER_COLUMNS} FROM model_names WHERE name = ? AND version = ?"
                     ))?
-                    .query_row(params![name, v], raw_pointer)
+                    .query_row(params![name, v], columns::<RawPointer>)
                     .optional(),
                 None => c
                     .prepare_cached(&format!(
                         "SELECT {POINTER_COLUMNS} FROM model_names WHERE name = ? ORDER BY seq DESC LIMIT 1"
                     ))?
-                    .query_row([name], raw_pointer)
+                    .query_row([name], columns::<RawPointer>)
                     .optional(),
             })
             .await?;
@@ -278,7 +271,7 @@ impl Store {
                     .prepare_cached(&format!(
                         "SELECT {MODEL_COLUMNS} FROM models WHERE digest = ?"
                     ))?
-                    .query_row([&digest], raw_model)
+                    .query_row([&digest], columns::<RawModel>)
                     .optional()?
                 else {
                     return Ok(None);
@@ -298,7 +291,7 @@ impl Store {
                     .prepare_cached(&format!(
                         "SELECT {MODEL_COLUMNS} FROM models ORDER BY created_at DESC, digest LIMIT ? OFFSET ?"
                     ))?
-                    .query_map([i64::from(limit), i64::from(offset)], raw_model)?
+                    .query_map([i64::from(limit), i64::from(offset)], columns::<RawModel>)?
                     .collect::<rusqlite::Result<_>>()?;
                 models
                     .into_iter()
