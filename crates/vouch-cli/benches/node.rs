@@ -345,7 +345,7 @@ impl Running {
         };
         if running.vouch {
             let token = std::fs::read_to_string(dir.join("data/admin.token"))?;
-            let r = reqwest::blocking::Client::new()
+            let r = blocking_client()
                 .post(format!("{}/v1/models?name=mlp", running.url))
                 .bearer_auth(token.trim())
                 .body(std::fs::read(model)?)
@@ -362,7 +362,7 @@ impl Running {
     /// One request answered correctly: the reference outputs, and from the node a signed
     /// receipt with its log entry.
     fn check(&self, body: &str, expected: &Value) -> Result<()> {
-        let r = reqwest::blocking::Client::new()
+        let r = blocking_client()
             .post(format!("{}/v1/infer", self.url))
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -542,4 +542,10 @@ mod baseline {
             Ok(())
         })
     }
+}
+
+/// A blocking HTTP client, after installing the TLS provider reqwest needs (vouch-pay's `http`).
+fn blocking_client() -> reqwest::blocking::Client {
+    vouch_pay::http::install_tls_provider();
+    reqwest::blocking::Client::new()
 }

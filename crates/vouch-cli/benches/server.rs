@@ -137,7 +137,9 @@ async fn main() {
         .expect("token")
         .trim()
         .to_string();
-    let http = reqwest::Client::new();
+    let http = vouch_pay::http::client_builder()
+        .build()
+        .expect("http client");
     for m in ["mlp", "cnn"] {
         register(
             &http,

@@ -36,6 +36,7 @@ impl Api {
                 .ok()
                 .map(|t| t.trim().to_string()),
         };
+        vouch_pay::http::install_tls_provider();
         let http = Client::builder()
             .timeout(std::time::Duration::from_secs(300))
             .build()?;

@@ -387,7 +387,7 @@ fn sigkill_under_concurrent_load_loses_no_acknowledged_receipt() {
         .map(|_| {
             let (url, acked, stop, body) = (url.clone(), acked.clone(), stop.clone(), body.clone());
             std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::new();
+                let http = common::http_client();
                 // Bounded: the server is killed long before this many requests.
                 for _ in 0..5_000 {
                     if stop.load(Ordering::Relaxed) {

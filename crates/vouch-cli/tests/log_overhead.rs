@@ -48,7 +48,7 @@ fn log_step_latency_and_throughput_through_the_server() {
         .map(|_| {
             let (url, body) = (url.clone(), body.clone());
             std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::new();
+                let http = common::http_client();
                 let mut lat = Vec::with_capacity(per_client);
                 for _ in 0..per_client {
                     let t = Instant::now();

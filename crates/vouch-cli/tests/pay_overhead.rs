@@ -47,7 +47,7 @@ fn paid_over_unpaid_latency_and_throughput_through_the_server() {
         &json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed"]}),
     )
     .unwrap();
-    let client = reqwest::blocking::Client::new();
+    let client = common::http_client();
     let urls = [
         format!("{}/v1/infer", free.url),
         format!("{}/v1/infer", paid.url),

@@ -181,6 +181,7 @@ fn the_node_answers_throughout_and_its_memory_stays_flat() {
             let (node, stop, done, last_ok) =
                 (node.clone(), stop.clone(), done.clone(), last_ok.clone());
             std::thread::spawn(move || {
+                vouch_pay::http::install_tls_provider();
                 let http = reqwest::blocking::Client::builder()
                     .timeout(Duration::from_secs(30))
                     .build()

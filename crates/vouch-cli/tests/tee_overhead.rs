@@ -22,7 +22,7 @@ fn tee_over_signed_p50_ratio_through_the_server() {
         .unwrap_or(2000);
     let node = Node::start(&["--tee", "simulated"]);
     node.register("mlp");
-    let client = reqwest::blocking::Client::new();
+    let client = common::http_client();
     let url = format!("{}/v1/infer", node.url);
     let bodies = [
         serde_json::to_vec(

@@ -206,7 +206,7 @@ async fn checkpoint_timer(
     period: Duration,
     witnesses: Arc<Vec<(WitnessKey, String)>>,
 ) {
-    let client = reqwest::Client::builder()
+    let client = vouch_pay::http::client_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .ok();

@@ -15,6 +15,7 @@ pub mod amount;
 pub mod config;
 pub mod facilitator;
 pub mod gate;
+pub mod http;
 pub mod local;
 pub mod memory_claims;
 pub mod network;

@@ -25,7 +25,7 @@ impl RemoteFacilitator {
     /// A client for the facilitator at `base_url` (e.g. `https://facilitator.example/`); each call
     /// gives up after `timeout`.
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self, FacilitatorError> {
-        let client = reqwest::Client::builder()
+        let client = crate::http::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("vouch-pay/", env!("CARGO_PKG_VERSION")))

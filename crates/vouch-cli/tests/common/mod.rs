@@ -136,7 +136,7 @@ impl Node {
     }
 
     pub fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::new()
+        http_client()
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -276,4 +276,10 @@ pub fn input_json(name: &str) -> Value {
         &std::fs::read_to_string(models().join(format!("{name}.input.json"))).unwrap(),
     )
     .unwrap()
+}
+
+/// A blocking HTTP client, after installing the TLS provider reqwest needs (vouch-pay's `http`).
+pub fn http_client() -> reqwest::blocking::Client {
+    vouch_pay::http::install_tls_provider();
+    reqwest::blocking::Client::new()
 }
