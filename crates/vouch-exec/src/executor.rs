@@ -14,6 +14,13 @@
 //! away) stops it — dropped from the queue if it has not started, stopped mid-run if it has —
 //! and a watchdog thread stops runs that pass their deadline. An engine panic fails its run
 //! and leaves the worker alive.
+//!
+//! Microsecond models run inline: when a model's recent runs took under [`INLINE_MAX_RUN`],
+//! the queue is empty and the model has a free slot, a small request runs on the submitting
+//! thread instead of a worker. Handing it to a worker and back cost two thread wake-ups, more
+//! CPU than the run itself (BENCHMARKS.md, "Node layer"); an empty queue means there was
+//! nothing to batch it with. Larger or slower work, and anything arriving while work is
+//! queued, takes the queue as before.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -33,6 +40,14 @@ use crate::batch;
 use crate::engine::{EngineKind, ExecError, LoadedModel, RunOutput};
 use crate::run_control::{DEFAULT_RUN_MEMORY, RunControl, StopReason};
 
+/// Runs whose moving average is below this may run on the submitting thread (an async
+/// runtime's worker can afford it: well under the ~100 µs tokio suggests between yields).
+pub const INLINE_MAX_RUN: Duration = Duration::from_micros(50);
+
+/// Most input elements an inline run may take, so that a large input to a fast model (which
+/// could run long) never runs on the submitting thread.
+const INLINE_MAX_ELEMENTS: usize = 16 * 1024;
+
 #[derive(Clone, Debug)]
 pub struct ExecutorConfig {
     pub workers: usize,
@@ -46,6 +61,8 @@ pub struct ExecutorConfig {
     pub run_timeout: Option<Duration>,
     /// Most bytes one run's tensors may take (see [`RunControl`]).
     pub run_memory: usize,
+    /// Let microsecond models run on the submitting thread (see the module docs).
+    pub inline_fast_runs: bool,
 }
 
 impl Default for ExecutorConfig {
@@ -57,6 +74,7 @@ impl Default for ExecutorConfig {
             max_wait: Duration::ZERO,
             run_timeout: Some(Duration::from_secs(60)),
             run_memory: DEFAULT_RUN_MEMORY,
+            inline_fast_runs: true,
         }
     }
 }
@@ -91,6 +109,9 @@ struct State {
     watched: Vec<(u64, Arc<RunControl>, Vec<Arc<RunControl>>)>,
     next_run: u64,
     shutdown: bool,
+    /// Moving average of each model's run time in nanoseconds (1/8 weight to the newest run),
+    /// which decides whether it may run inline.
+    run_ns: HashMap<ModelDigest, u64>,
 }
 
 impl State {
@@ -110,6 +131,49 @@ impl State {
         }
         self.queue = kept;
         before - self.queue.len()
+    }
+
+    /// Counts a run against its model's slots; taken before a batch is gathered, since
+    /// gathering may wait and another worker must not take the slot meanwhile.
+    fn claim_slot(&mut self, key: ModelDigest) {
+        *self.running.entry(key).or_insert(0) += 1;
+    }
+
+    /// Starts watching a run for its deadline and its callers leaving.
+    fn watch(&mut self, control: Arc<RunControl>, members: Vec<Arc<RunControl>>) -> u64 {
+        let id = self.next_run;
+        self.next_run += 1;
+        self.watched.push((id, control, members));
+        id
+    }
+
+    /// Ends what [`State::claim_slot`] and [`State::watch`] began and records how long the run took; true when jobs
+    /// are queued (the freed slot may serve one of them).
+    fn end_run(&mut self, key: ModelDigest, run_id: u64, took: Duration) -> bool {
+        self.watched.retain(|(id, _, _)| *id != run_id);
+        if let Some(n) = self.running.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(&key);
+            }
+        }
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.run_ns
+            .entry(key)
+            .and_modify(|avg| *avg = (*avg * 7 + ns) / 8)
+            .or_insert(ns);
+        !self.queue.is_empty()
+    }
+
+    /// Whether a job may skip the queue and run on the submitting thread.
+    fn may_run_inline(&self, key: &ModelDigest, concurrency: usize, inputs: &TensorMap) -> bool {
+        self.queue.is_empty()
+            && self.running.get(key).copied().unwrap_or(0) < concurrency
+            && self
+                .run_ns
+                .get(key)
+                .is_some_and(|&ns| ns < INLINE_MAX_RUN.as_nanos() as u64)
+            && inputs.total_elements() <= INLINE_MAX_ELEMENTS
     }
 }
 
@@ -133,6 +197,8 @@ pub struct ExecutorStats {
     pub stopped: AtomicU64,
     /// Runs in which an engine panicked (the worker survived).
     pub panics: AtomicU64,
+    /// Requests run on the submitting thread (see the module docs).
+    pub inline: AtomicU64,
 }
 
 /// A submitted job's answer. Dropping it before the answer arrives stops the job: the caller
@@ -182,6 +248,7 @@ impl Executor {
                 watched: Vec::new(),
                 next_run: 0,
                 shutdown: false,
+                run_ns: HashMap::new(),
             }),
             cv: Condvar::new(),
             watchdog_cv: Condvar::new(),
@@ -256,6 +323,34 @@ impl Executor {
             let mut st = self.shared.state.lock();
             if st.shutdown {
                 return Err(ExecError::Stopped);
+            }
+            if config.inline_fast_runs && st.may_run_inline(&key, concurrency, &inputs) {
+                st.claim_slot(key);
+                let run_id = st.watch(control.clone(), vec![control.clone()]);
+                drop(st);
+                let job = Job {
+                    key,
+                    model,
+                    inputs,
+                    rows,
+                    compat,
+                    concurrency,
+                    enqueued: Instant::now(),
+                    control: control.clone(),
+                    reply: tx,
+                };
+                self.shared.stats.inline.fetch_add(1, Ordering::Relaxed);
+                let started = Instant::now();
+                execute(&self.shared, vec![job], &control);
+                if self
+                    .shared
+                    .state
+                    .lock()
+                    .end_run(key, run_id, started.elapsed())
+                {
+                    self.shared.cv.notify_all();
+                }
+                return Ok(RunHandle { rx, control });
             }
             let cap = config.queue_capacity;
             if st.queue.len() >= cap {
@@ -348,7 +443,7 @@ fn worker(shared: Arc<Shared>) {
                         first.drop_stopped(reason);
                         continue;
                     }
-                    *st.running.entry(first.key).or_insert(0) += 1;
+                    st.claim_slot(first.key);
                     let batch = gather(&shared, &mut st, first);
                     let control = match batch.as_slice() {
                         [one] => one.control.clone(),
@@ -358,28 +453,17 @@ fn worker(shared: Arc<Shared>) {
                             shared.config.run_memory,
                         )),
                     };
-                    let id = st.next_run;
-                    st.next_run += 1;
                     let members = batch.iter().map(|j| j.control.clone()).collect();
-                    st.watched.push((id, control.clone(), members));
+                    let id = st.watch(control.clone(), members);
                     break (batch, id, control);
                 }
                 shared.cv.wait(&mut st);
             }
         };
         let key = batch[0].key;
+        let started = Instant::now();
         execute(&shared, batch, &control);
-        let waiting = {
-            let mut st = shared.state.lock();
-            st.watched.retain(|(id, _, _)| *id != run_id);
-            if let Some(n) = st.running.get_mut(&key) {
-                *n -= 1;
-                if *n == 0 {
-                    st.running.remove(&key);
-                }
-            }
-            !st.queue.is_empty()
-        };
+        let waiting = shared.state.lock().end_run(key, run_id, started.elapsed());
         // A finished run frees a slot of its model: only queued jobs can use it. With an empty
         // queue, waking the other workers was a futex wake and a context switch per request.
         if waiting {
@@ -654,5 +738,89 @@ mod tests {
     #[test]
     fn a_model_that_takes_one_run_at_a_time_never_overlaps() {
         assert_eq!(most_overlap(1), 1);
+    }
+
+    /// Echoes its input and records the name of the thread each run ran on.
+    struct Echo {
+        probe: Probe,
+        threads: Mutex<Vec<String>>,
+    }
+
+    impl LoadedModel for Echo {
+        fn engine(&self) -> crate::EngineKind {
+            crate::EngineKind::OnnxRuntime
+        }
+        fn signature(&self) -> &ModelSignature {
+            &self.probe.signature
+        }
+        fn row_independence(&self) -> &Result<(), String> {
+            &self.probe.batching
+        }
+        fn run_controlled(
+            &self,
+            inputs: &TensorMap,
+            _: &RunControl,
+        ) -> Result<TensorMap, ExecError> {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            self.threads.lock().push(name);
+            Ok(inputs.clone())
+        }
+        fn profile(&self) -> ExecProfile {
+            self.probe.profile()
+        }
+        fn max_concurrency(&self) -> usize {
+            1
+        }
+        fn memory_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    fn ran_on(inline_fast_runs: bool, inputs: &[TensorMap]) -> (Vec<bool>, u64) {
+        let exec = Executor::new(ExecutorConfig {
+            inline_fast_runs,
+            ..Default::default()
+        });
+        let echo = Arc::new(Echo {
+            probe: Probe::new(1),
+            threads: Mutex::new(Vec::new()),
+        });
+        let model: Arc<dyn LoadedModel> = echo.clone();
+        let key = ModelDigest::of_model_bytes(b"echo");
+        for x in inputs {
+            let out = exec.run_blocking(key, model.clone(), x.clone()).unwrap();
+            assert_eq!(&out.outputs, x);
+        }
+        let on_worker = echo
+            .threads
+            .lock()
+            .iter()
+            .map(|t| t.starts_with("vouch-exec-"))
+            .collect();
+        (on_worker, exec.stats().inline.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_fast_model_runs_inline_once_its_speed_is_known() {
+        let (on_worker, inline) = ran_on(true, &[input(1.0), input(2.0), input(3.0)]);
+        // The first run has no estimate yet and goes to a worker; the next ones run here.
+        assert_eq!(on_worker, [true, false, false]);
+        assert_eq!(inline, 2);
+    }
+
+    #[test]
+    fn a_large_input_or_inline_off_takes_the_queue() {
+        let mut big = TensorMap::new();
+        let n = INLINE_MAX_ELEMENTS + 1;
+        big.insert(
+            "x",
+            Tensor::new(vec![n as u64, 1], TensorData::Float32(vec![0.5; n])).unwrap(),
+        );
+        let (on_worker, inline) = ran_on(true, &[input(1.0), big.clone(), input(2.0)]);
+        assert_eq!(on_worker, [true, true, false]);
+        assert_eq!(inline, 1);
+        let (on_worker, inline) = ran_on(false, &[input(1.0), input(2.0)]);
+        assert_eq!(on_worker, [true, true]);
+        assert_eq!(inline, 0);
     }
 }
