@@ -136,6 +136,7 @@ impl Node {
                 config.limits.request_timeout_secs.max(1),
             )),
             run_memory: config.exec.run_memory_bytes(),
+            inline_fast_runs: true,
         };
         let engines = Arc::new(engines);
         Ok(Arc::new(Node {
