@@ -86,6 +86,7 @@ impl Node {
                     size_bytes: bytes.len() as u64,
                     engine: admission.engine.as_str().into(),
                     signature: admission.model.signature().clone(),
+                    llm_facts: None,
                 })
                 .await?;
             self.catalog.cache.insert(digest, admission.model).await;

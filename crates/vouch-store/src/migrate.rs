@@ -37,6 +37,7 @@ pub(crate) const CORE: &[Migration] = migrations!("core":
     "0002_policy.sql",
     "0003_model_config.sql",
     "0004_pointer_changes.sql",
+    "0005_llm_facts.sql",
 );
 pub(crate) const LOG: &[Migration] = migrations!("log": "0100_log.sql");
 pub(crate) const PAY: &[Migration] = migrations!("pay": "0200_pay_ledger.sql");

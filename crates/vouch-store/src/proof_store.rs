@@ -385,6 +385,7 @@ mod tests {
                     inputs: vec![],
                     outputs: vec![],
                 },
+                llm_facts: None,
             })
             .await
             .unwrap();

@@ -13,6 +13,8 @@ pub struct NewModel {
     pub size_bytes: u64,
     pub engine: String,
     pub signature: ModelSignature,
+    /// An LLM's facts read at registration, as JSON the node owns (`None` for ONNX).
+    pub llm_facts: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -29,6 +31,8 @@ pub struct ModelRecord {
     pub size_bytes: u64,
     pub engine: String,
     pub signature: ModelSignature,
+    /// See [`NewModel::llm_facts`].
+    pub llm_facts: Option<String>,
     pub created_at: String,
     /// Every name@version currently pointing here.
     pub names: Vec<NamePointer>,
@@ -72,17 +76,18 @@ fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointe
     })
 }
 
-/// Columns `digest, size_bytes, engine, signature, created_at`, unparsed.
-type RawModel = (String, i64, String, String, String);
+/// Columns `digest, size_bytes, engine, signature, llm_facts, created_at`, unparsed.
+type RawModel = (String, i64, String, String, Option<String>, String);
 
-const MODEL_COLUMNS: &str = "digest, size_bytes, engine, signature, created_at";
+const MODEL_COLUMNS: &str = "digest, size_bytes, engine, signature, llm_facts, created_at";
 
-fn record((digest, size, engine, sig, created_at): RawModel) -> Result<ModelRecord> {
+fn record((digest, size, engine, sig, llm_facts, created_at): RawModel) -> Result<ModelRecord> {
     Ok(ModelRecord {
         digest: parse_digest(&digest)?,
         size_bytes: size as u64,
         engine,
         signature: serde_json::from_str(&sig).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        llm_facts,
         created_at,
         names: Vec::new(),
     })
@@ -114,14 +119,15 @@ impl Store {
         let sig =
             serde_json::to_string(&m.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (digest, size, engine) = (m.digest.to_string(), m.size_bytes as i64, m.engine.clone());
+        let llm_facts = m.llm_facts.clone();
         let inserted = self
             .pool
             .run(move |c| {
                 c.prepare_cached(
-                    "INSERT INTO models (digest, size_bytes, engine, signature, created_at) VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT(digest) DO NOTHING",
+                    "INSERT INTO models (digest, size_bytes, engine, signature, llm_facts, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(digest) DO NOTHING",
                 )?
-                .execute(params![digest, size, engine, sig, now_rfc3339()])
+                .execute(params![digest, size, engine, sig, llm_facts, now_rfc3339()])
             })
             .await?;
         Ok(inserted == 1)
@@ -337,6 +343,7 @@ mod tests {
             size_bytes: 1,
             engine: "tract".into(),
             signature: sig(),
+            llm_facts: None,
         }
     }
 

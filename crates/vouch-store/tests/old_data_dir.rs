@@ -47,14 +47,16 @@ async fn a_data_dir_migrated_by_sqlx_opens_and_reads_back() {
     vouch_store::proof_store::migrate(&store).await.unwrap();
     let log = SqliteLogStore::new(store.pool().clone()).await.unwrap();
     let pay = SqlitePayStore::new(store.pool().clone()).await.unwrap();
-    // Core 1-4, log 100 and zk 300, as sqlx recorded them: nothing applied a second time.
-    assert_eq!(history_rows(&store).await, 6);
+    // Core 1-4, log 100 and zk 300, as sqlx recorded them (nothing applied a second time),
+    // plus core 5, added since (the models' `llm_facts` column).
+    assert_eq!(history_rows(&store).await, 7);
 
     let mlp: ModelDigest = MLP.parse().unwrap();
     let p = store.resolve_name("mlp", Some("1")).await.unwrap().unwrap();
     assert_eq!(p.digest, mlp);
     let rec = store.model(&mlp).await.unwrap().unwrap();
     assert_eq!(rec.signature.inputs[0].name, "x");
+    assert_eq!(rec.llm_facts, None);
     assert_eq!(rec.names.len(), 1);
     assert_eq!(store.blobs.get_model(&mlp).await.unwrap().len(), 7426);
     let policies = store.policies_for(&["mlp".into()]).await.unwrap();
