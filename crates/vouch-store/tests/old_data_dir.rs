@@ -95,7 +95,7 @@ async fn a_data_dir_migrated_by_sqlx_opens_and_reads_back() {
     assert_eq!(c.previous, Some(Tier::Signed));
     drop((log, pay, store));
     let store = Store::open(&dir).await.unwrap();
-    assert_eq!(history_rows(&store).await, 6);
+    assert_eq!(history_rows(&store).await, 7);
     assert_eq!(
         store.policies_for(&["mlp".into()]).await.unwrap()[0].min_tier,
         Tier::Tee
