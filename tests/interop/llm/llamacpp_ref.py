@@ -9,7 +9,7 @@ embedded server bound to 127.0.0.1 only), and writes one JSON answer on stdout:
     answer:  {"tokenize": [[ids], ...],
               "complete": [{"tokens": [ids], "probs": [[{"id", "logprob"}...]...]}, ...]}
 
-Greedy (temperature 0, top_k 1), one thread, no prompt cache: the same work vouch-llm's
+Greedy (temperature 0, top_k 1), one thread, no prompt cache, f32 KV cache, no flash attention: the same work vouch-llm's
 deterministic profile does, on another implementation of the kernels.
 """
 
@@ -37,6 +37,11 @@ def main():
     params.cpuparams.n_threads = 1
     params.cpuparams_batch.n_threads = 1
     params.warmup = False
+    # f32 KV cache and no flash attention, as candle runs: llama.cpp's defaults (f16 cache,
+    # flash attention where it chooses) round keys and values to f16.
+    params.cache_type_k = xlc.ggml_type.GGML_TYPE_F32
+    params.cache_type_v = xlc.ggml_type.GGML_TYPE_F32
+    params.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
     params.hostnames = ["127.0.0.1"]
     server = xlc.Server(params)
     base = server.listening_address
