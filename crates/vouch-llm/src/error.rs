@@ -38,6 +38,8 @@ pub enum GgufError {
     MissingTensor { name: String },
     #[error("architecture `{0}` is not supported (supported: llama, qwen2, qwen3, phi3, gemma3)")]
     UnsupportedArchitecture(String),
+    #[error("a tensor or metadata key is named twice")]
+    Duplicate,
     #[error("candle could not read the GGUF: {0}")]
     Candle(String),
 }

@@ -116,7 +116,7 @@ impl GgufFile {
     pub fn parse<R: Read + Seek>(reader: &mut R) -> Result<Self, GgufError> {
         let file_size = reader.seek(SeekFrom::End(0)).map_err(io_truncated)?;
         reader.seek(SeekFrom::Start(0)).map_err(io_truncated)?;
-        let version = {
+        let declared = {
             let mut bounded = std::io::BufReader::new(&mut *reader);
             prescan(&mut bounded, file_size)?
         };
@@ -125,7 +125,14 @@ impl GgufFile {
             let mut buffered = std::io::BufReader::new(&mut *reader);
             Content::read(&mut buffered).map_err(|e| GgufError::Candle(e.to_string()))?
         };
-        let facts = check(&content, version, file_size)?;
+        // candle keeps the last of two entries with one name: a file that names a tensor or a
+        // key twice means two things at once, and is refused.
+        if content.tensor_infos.len() as u64 != declared.tensor_count
+            || content.metadata.len() as u64 != declared.kv_count
+        {
+            return Err(GgufError::Duplicate);
+        }
+        let facts = check(&content, declared.version, file_size)?;
         Ok(Self { facts, content })
     }
 }
@@ -249,10 +256,17 @@ fn scalar_size(value_type: u32) -> Option<u64> {
 const TYPE_STRING: u32 = 8;
 const TYPE_ARRAY: u32 = 9;
 
-/// Walks the whole header with bounded reads; returns the GGUF version. After it succeeds,
+/// What the header declares, as walked.
+struct Declared {
+    version: u32,
+    tensor_count: u64,
+    kv_count: u64,
+}
+
+/// Walks the whole header with bounded reads. After it succeeds,
 /// candle's reader allocates nothing larger than the file (arrays: at most [`MAX_ARRAY_LEN`]
 /// elements), and the alignment it divides by is a nonzero power of two.
-fn prescan<R: Read>(reader: &mut R, file_size: u64) -> Result<u32, GgufError> {
+fn prescan<R: Read>(reader: &mut R, file_size: u64) -> Result<Declared, GgufError> {
     let mut r = Bounded {
         inner: reader,
         pos: 0,
@@ -312,7 +326,11 @@ fn prescan<R: Read>(reader: &mut R, file_size: u64) -> Result<u32, GgufError> {
         r.skip(8 * u64::from(n_dims), "tensor dimensions")?;
         r.skip(4 + 8, "tensor type and offset")?;
     }
-    Ok(version)
+    Ok(Declared {
+        version,
+        tensor_count,
+        kv_count,
+    })
 }
 
 fn skip_value<R: Read>(
@@ -491,7 +509,7 @@ fn tensor_bytes(name: &str, info: &TensorInfo) -> Result<(u64, u64), GgufError> 
     let block = info.ggml_dtype.block_size() as u64;
     // ggml quantizes along rows: the innermost dimension must be whole blocks.
     let row = dims.last().copied().unwrap_or(1) as u64;
-    if block == 0 || row % block != 0 {
+    if block == 0 || !row.is_multiple_of(block) {
         return Err(GgufError::BadTensor {
             name: name.to_string(),
             why: format!(
@@ -600,7 +618,7 @@ fn check(content: &Content, gguf_version: u32, file_size: u64) -> Result<GgufFac
             });
         }
     }
-    if head_count % head_count_kv != 0 {
+    if !head_count.is_multiple_of(head_count_kv) {
         return Err(GgufError::BadValue {
             key: key("attention.head_count_kv"),
             value: head_count_kv.to_string(),
@@ -617,7 +635,7 @@ fn check(content: &Content, gguf_version: u32, file_size: u64) -> Result<GgufFac
             });
         }
         None => {
-            if embedding_length % head_count != 0 {
+            if !embedding_length.is_multiple_of(head_count) {
                 return Err(GgufError::BadValue {
                     key: key("embedding_length"),
                     value: embedding_length.to_string(),
