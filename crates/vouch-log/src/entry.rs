@@ -287,6 +287,20 @@ pub fn receipt_entry_bytes(receipt: &Receipt) -> Vec<u8> {
     receipt_entry_from_canonical(&receipt.canonical_bytes())
 }
 
+/// The leaf bytes of a chat receipt: `"vouch-log/v1 chat-receipt\n" ‖ ChatReceipt::canonical_bytes()`.
+/// Its own header, so a chat receipt's leaf is never an ONNX receipt's (`docs/receipt.md`).
+pub fn chat_receipt_entry_bytes(receipt: &vouch_core::ChatReceipt) -> Vec<u8> {
+    let canonical = receipt.canonical_bytes();
+    let mut out = Vec::with_capacity(MAGIC.len() + 13 + canonical.len());
+    out.extend_from_slice(MAGIC.as_bytes());
+    out.extend_from_slice(CHAT_RECEIPT_HEADER.as_bytes());
+    out.extend_from_slice(&canonical);
+    out
+}
+
+/// The header line (after the magic) of a chat receipt's leaf.
+const CHAT_RECEIPT_HEADER: &str = "chat-receipt\n";
+
 /// The receipt entry for already-computed `Receipt::canonical_bytes()`.
 pub fn receipt_entry_from_canonical(canonical: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(MAGIC.len() + 8 + canonical.len());
