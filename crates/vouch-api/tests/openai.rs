@@ -233,3 +233,16 @@ fn legacy_completions_models_embeddings_and_errors() {
                          "type": "invalid_request_error", "param": "temperature", "code": null}})
     );
 }
+
+#[test]
+fn a_whole_error_message_reads_well() {
+    let e = serde_json::from_str::<ChatCompletionRequest>(
+        r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "messages: unknown variant `wizard`, expected one of `system`, `developer`, `user`, \
+         `assistant`, `tool` at line 1 column 41"
+    );
+}

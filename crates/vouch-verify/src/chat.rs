@@ -306,7 +306,7 @@ impl StreamVerifier {
         });
         report
             .not_proven
-            .retain(|n| !n.starts_with(STREAM_NOT_CHECKED));
+            .retain(|n| !n.starts_with(STREAM_NOT_CHECKED) && !n.starts_with(ANSWER_NOT_CHECKED));
         let text = Digest(self.text.finalize().into());
         check_field(
             ResponseField::Completion,
@@ -333,7 +333,10 @@ impl StreamVerifier {
     }
 }
 
+/// How the report's "not proven" lines about the answer start, so `finish` can drop them once
+/// the chunks proved it.
 const STREAM_NOT_CHECKED: &str = "the streamed chunks:";
+const ANSWER_NOT_CHECKED: &str = "that the answer you hold is the one committed:";
 
 /// The bundle in a completion object's (or the final stream event's) `vouch` field.
 pub fn bundle_in_response(response: &serde_json::Value) -> Result<ChatBundle, VerifyError> {
@@ -534,9 +537,9 @@ pub fn verify_chat_bundle(
     if let Some(resp) = response {
         check_response(resp, bundle, &mut proven)?;
     } else {
-        not_proven.push(
-            "that the answer you hold is the one committed: pass --response (the completion object), or check a stream with StreamVerifier".into(),
-        );
+        not_proven.push(format!(
+            "{ANSWER_NOT_CHECKED} pass --response (the completion object), or check a stream with StreamVerifier"
+        ));
     }
     if let Some(s) = r.stream {
         not_proven.push(format!(

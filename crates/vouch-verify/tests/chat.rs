@@ -654,3 +654,51 @@ fn a_stream_whose_content_differs_from_the_receipt_is_named() {
         FailureCode::CompletionMismatch
     );
 }
+
+#[test]
+fn tee_evidence_binds_the_chat_receipts_signer() {
+    use vouch_attest::tee::EvidenceProducer;
+    use vouch_attest::tee::simulated::SimulatedProducer;
+    let producer = SimulatedProducer::with_measurement([3u8; 48]);
+    let mut r = receipt1();
+    r.tiers = vec![Tier::Signed, Tier::Tee];
+    let mut b = bundle_of(r);
+    let env = producer.attest(&signer().public_key(), None).unwrap();
+    b.evidence.insert("tee".into(), env.to_json());
+    let ev = Evidence {
+        allow_simulated: true,
+        at_time: Some(std::time::SystemTime::now()),
+        ..Default::default()
+    };
+    let report = verify_chat_bundle(&b, None, None, &ev).unwrap();
+    assert!(
+        report.summary.starts_with("tee: simulated"),
+        "{}",
+        report.summary
+    );
+    assert!(
+        report
+            .tiers
+            .iter()
+            .any(|t| t.tier == Tier::Tee && t.simulated)
+    );
+    // Evidence for another key does not vouch for this signer.
+    let other = producer
+        .attest(&NodeSigner::from_seed([1u8; 32]).public_key(), None)
+        .unwrap();
+    b.evidence.insert("tee".into(), other.to_json());
+    assert_eq!(
+        code(verify_chat_bundle(&b, None, None, &ev)),
+        FailureCode::TeeKeyMismatch
+    );
+    // Simulated evidence is refused unless allowed.
+    let strict = Evidence {
+        at_time: Some(std::time::SystemTime::now()),
+        ..Default::default()
+    };
+    b.evidence.insert("tee".into(), env.to_json());
+    assert_eq!(
+        code(verify_chat_bundle(&b, None, None, &strict)),
+        FailureCode::TeeSimulatedNotAllowed
+    );
+}
