@@ -14,6 +14,7 @@ pub mod infer;
 pub mod log;
 pub mod models;
 pub mod node;
+pub mod openai;
 pub mod pay;
 pub mod policy;
 pub mod proofs;

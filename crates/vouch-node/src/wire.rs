@@ -216,6 +216,7 @@ pub fn entry_kind(k: vouch_log::EntryKind) -> api::EntryKind {
     use vouch_log::EntryKind as K;
     match k {
         K::Receipt => api::EntryKind::Receipt,
+        K::ChatReceipt => api::EntryKind::ChatReceipt,
         K::ModelRegistered => api::EntryKind::ModelRegistered,
         K::PointerMoved => api::EntryKind::PointerMoved,
         K::PolicyChanged => api::EntryKind::PolicyChanged,
