@@ -29,7 +29,7 @@ pub use log::{
     InclusionProof, LogEntry, LogEvidence, LogInfo, NameHistory, PointerChange, ProofParams,
 };
 pub use models::{
-    ListParams, ListedModel, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
+    ListParams, ListedModel, LlmFacts, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
     NameResult, PassedOver, RegisterParams, RegisterResponse,
 };
 pub use node::{

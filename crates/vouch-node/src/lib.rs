@@ -6,10 +6,12 @@
 pub mod analytics;
 pub mod attestation;
 pub mod catalog;
+pub mod chat;
 pub mod config;
 pub mod configs;
 pub mod error;
 pub mod infer;
+pub mod llm;
 pub mod models;
 pub mod node;
 pub mod payments;
@@ -22,5 +24,6 @@ pub mod wire;
 
 pub use config::NodeConfig;
 pub use error::{NodeError, ProtocolAnswer};
+pub use chat::{ChatAnswer, ChatCall};
 pub use infer::{InferCall, Inferred};
 pub use node::{BootError, Node};

@@ -42,6 +42,7 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::models::by_name,
         routes::models::by_digest,
         routes::infer::infer,
+        routes::chat::chat_completions,
         routes::proofs::get,
         routes::proofs::cancel,
         routes::attestation::attestation,
@@ -71,6 +72,8 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         vouch_api::ErrorBody,
         vouch_api::ZkJobRef,
         vouch_api::LogEvidence,
+        vouch_api::openai::ChatCompletionChunk,
+        vouch_api::openai::ChatReceiptEvent,
         vouch_api::facilitator::FacilitatorRequest,
         vouch_api::facilitator::VerifyResponse,
         vouch_api::facilitator::SettleResponse,
@@ -118,6 +121,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/attestation/{digest}",
             get(routes::attestation::by_digest),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(routes::chat::chat_completions),
         )
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
