@@ -22,6 +22,7 @@ declare -A TINY_SHA256=(
   [phi3]=1f9d6881347b2451a1cbdda9202de108e30b9bbac44877c6f42d4c33d7be4a6f
   [gemma3]=fc740c84df540d175019d58162b23919d17fe68bd2a8e831734393b51f7eb893
 )
+# numpy (the tiny GGUFs' random weights and Q8_0 rounding) is pinned by scripts/setup-ort.sh (2.4.6).
 GGUF_PY=0.19.0
 XLLAMACPP=2026.10.11549
 

@@ -13,6 +13,12 @@
 //! each carry `vouch: {index, prev}`, their link in the stream's hash chain, and the stream
 //! ends with one more `data:` event, `{"object": "vouch.receipt", "vouch": <bundle>}`, before
 //! `data: [DONE]`. Formats: `docs/receipt.md`, "Chat receipts".
+//!
+//! One path is shared: `GET /v1/models` is already Vouch's registry list ([`crate::ModelList`],
+//! `{models, total, limit, offset}`). OpenAI's list is `{object: "list", data}` — no field in
+//! common — so one answer can carry both sets of fields and serve both readers; the same holds
+//! for `GET /v1/models/{id}` ([`OpenAiModel`] beside [`crate::ModelView`]). Which the server
+//! does (merge, or mount the OpenAI routes under their own prefix) is the server's decision.
 
 use std::collections::BTreeMap;
 use std::fmt;

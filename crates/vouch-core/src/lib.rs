@@ -18,8 +18,8 @@ pub mod tensor;
 
 pub use bundle::{BUNDLE_FORMAT, Bundle, BundleSignature};
 pub use chat::{
-    CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatReceipt, ChunkLink, FinishReason,
-    FiniteF64, Sampling, Seed, StreamChain, StreamCommitment, Usage,
+    CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatKind, ChatReceipt, ChunkLink,
+    FinishReason, FiniteF64, Sampling, Seed, StreamChain, StreamCommitment, Usage,
 };
 pub use digest::{Digest, DigestParseError, ModelDigest};
 pub use error::ErrorCode;

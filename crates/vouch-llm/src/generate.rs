@@ -206,6 +206,7 @@ pub fn generate(
     let mut sent = 0usize;
     let mut utf8 = Utf8Stream::default();
     let mut finish = FinishReason::Length;
+    let mut cut_at_stop_string = false;
     let mut prefill_ms = 0.0;
     let decode_start;
 
@@ -237,6 +238,7 @@ pub fn generate(
                 on_token(TokenEvent { id, text: delta });
                 sent = text.len();
                 finish = FinishReason::Stop;
+                cut_at_stop_string = true;
                 break;
             }
             let ready = text.len() - held_back(&text, &request.stop);
@@ -253,7 +255,9 @@ pub fn generate(
             logits = session.feed(&[id])?;
         }
     }
-    if finish != FinishReason::Stop {
+    // Bytes of a character the generation never finished: kept (as U+FFFD) unless the text
+    // was cut at a stop string before them.
+    if !cut_at_stop_string {
         utf8.finish(&mut text);
     }
     let decode_ms = decode_start.elapsed().as_secs_f64() * 1e3;

@@ -96,10 +96,10 @@ pub struct GgufFacts {
 }
 
 /// A GGUF whose header passed every check: its facts and candle's parsed header, ready for a
-/// model constructor.
+/// model constructor (candle's types stay inside this crate).
 pub struct GgufFile {
     pub facts: GgufFacts,
-    pub content: Content,
+    pub(crate) content: Content,
 }
 
 impl std::fmt::Debug for GgufFile {

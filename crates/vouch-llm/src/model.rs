@@ -364,3 +364,17 @@ impl Session {
         Ok(logits)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node shares one loaded model between threads and moves sessions between them.
+    #[test]
+    fn a_loaded_model_is_shareable_and_a_session_movable() {
+        fn shareable<T: Send + Sync>() {}
+        fn movable<T: Send>() {}
+        shareable::<LoadedLlm>();
+        movable::<Session>();
+    }
+}

@@ -122,7 +122,9 @@ fn gpt2_char_to_byte() -> HashMap<char, u8> {
 
 impl Tokenizer {
     /// Builds the tokenizer from a checked GGUF's metadata.
-    pub fn from_gguf_metadata(metadata: &HashMap<String, Value>) -> Result<Self, TokenizerError> {
+    pub(crate) fn from_gguf_metadata(
+        metadata: &HashMap<String, Value>,
+    ) -> Result<Self, TokenizerError> {
         let meta = Meta(metadata);
         let bad = |e: crate::error::GgufError| TokenizerError::Inconsistent(e.to_string());
         let model = meta
@@ -366,11 +368,6 @@ impl Tokenizer {
             .flat_map(|&id| self.token_bytes(id).iter().copied())
             .collect();
         String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// The `tokenizers` crate's own decoding, for cross-checks.
-    pub fn inner(&self) -> &tokenizers::Tokenizer {
-        &self.inner
     }
 }
 

@@ -29,6 +29,10 @@ fn loaded() -> Option<Arc<LoadedLlm>> {
     })))
 }
 
+/// Held by the tests that load a second copy of the model and by the one that measures RSS,
+/// so the measurement does not see another test's load.
+static RSS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn chat() -> Vec<Message> {
     vec![
         Message::new(Role::System, "You are a concise assistant."),
@@ -214,6 +218,7 @@ fn sampled_generation_replays_bit_for_bit_across_runs_and_loads() {
     assert_eq!(first.text, second.text);
     assert_eq!((first.profile, first.threads), (Profile::Deterministic, 1));
     // A fresh load of the same file.
+    let _rss = RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let fresh = Arc::new(LoadedLlm::load(&common::smollm2().unwrap()).unwrap());
     let third = run(&fresh, Profile::Deterministic, 24, sampling);
     assert_eq!(first.completion_tokens, third.completion_tokens);
@@ -345,6 +350,7 @@ fn max_tokens_gives_length_and_a_stop_string_gives_stop() {
 #[test]
 fn sessions_share_the_weights_and_report_their_kv_cache() {
     let Some(model) = loaded() else { return };
+    let _rss = RSS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let before = common::rss_bytes();
     let mut sessions: Vec<_> = (0..8)
         .map(|_| model.session(Profile::Deterministic).unwrap())

@@ -122,6 +122,43 @@ fn tokenizers_and_greedy_tokens_match_llama_cpp() {
     }
 }
 
+/// llama.cpp refuses the tiny phi3 file, so phi3 is checked against an independent numpy
+/// forward pass over `gguf`'s reader (tests/interop/llm/numpy_phi3_ref.py): the first
+/// logits agree to within the Q8_0 activation rounding candle does and numpy does not, and
+/// the 16 greedy tokens are equal.
+#[test]
+fn phi3_matches_a_numpy_reference() {
+    let Some((path, model)) = tiny("phi3") else {
+        return;
+    };
+    let (_, prompt) = model.chat_prompt(&messages(), true).unwrap();
+    let ours = greedy(&model, prompt.clone(), 16);
+    let mut session = model.session(Profile::Deterministic).unwrap();
+    let logits = session.feed(&prompt).unwrap();
+    let Some(reference) = common::python_reference(
+        "numpy_phi3_ref.py",
+        &json!({"model": path, "prompt_ids": prompt, "n_predict": 16}),
+    ) else {
+        return;
+    };
+    let theirs: Vec<f64> = serde_json::from_value(reference["first_logits"].clone()).unwrap();
+    assert_eq!(theirs.len(), logits.len());
+    let worst = logits
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    let spread = theirs.iter().cloned().fold(f64::MIN, f64::max)
+        - theirs.iter().cloned().fold(f64::MAX, f64::min);
+    eprintln!("phi3: first logits within {worst:.2e} of numpy's (spread {spread:.1})");
+    assert!(
+        worst < 0.02 * spread,
+        "phi3 logits differ from numpy's by up to {worst}"
+    );
+    let tokens: Vec<u32> = serde_json::from_value(reference["tokens"].clone()).unwrap();
+    assert_eq!(ours, tokens, "phi3 greedy tokens, ours vs numpy");
+}
+
 #[test]
 fn sampled_generation_replays_on_every_architecture() {
     let sampling = SamplingParams {

@@ -184,8 +184,9 @@ impl StreamVerifier {
         }
     }
 
-    /// For a caller that knows the request digest and id before the first chunk (the id is in
-    /// the node's response header): a chunk 0 from another request fails at once.
+    /// For a caller that knows the request digest and id before checking chunk 0 (the id is in
+    /// every chunk's `id`, `chatcmpl-<request_id>`): a chunk 0 from another request fails at
+    /// once instead of at `finish`.
     pub fn for_request(request_digest: &Digest, request_id: &str) -> Self {
         StreamVerifier {
             expected_start: Some(stream_start(request_digest, request_id)),

@@ -332,6 +332,41 @@ mod tests {
     }
 
     #[test]
+    fn chat_codes_are_serialised_as_documented() {
+        let doc = include_str!("../../../docs/verify.md");
+        use FailureCode as C;
+        for c in [
+            C::NotAChatBundle,
+            C::ChatReceiptInvalid,
+            C::RequestInvalid,
+            C::RequestMismatch,
+            C::ResponseInvalid,
+            C::CompletionMismatch,
+            C::FinishReasonMismatch,
+            C::UsageMismatch,
+            C::ResponseModelMismatch,
+            C::TokensMismatch,
+            C::StreamChunkMalformed,
+            C::StreamChunkMissing,
+            C::StreamChunkOutOfOrder,
+            C::StreamChainBroken,
+            C::StreamStartMismatch,
+            C::StreamTruncated,
+            C::StreamTooLong,
+            C::StreamNotCommitted,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::Value::String(c.as_str().into()))
+            );
+            assert!(
+                doc.contains(&format!("| `{c}` |")),
+                "{c} is not in docs/verify.md"
+            );
+        }
+    }
+
+    #[test]
     fn tee_codes_are_vouch_attests_names() {
         use vouch_attest::tee::Platform;
         let p = Platform::AwsNitro;
