@@ -152,7 +152,7 @@ fn held_back(text: &str, stops: &[String]) -> usize {
 }
 
 impl GenerateRequest {
-    fn validate(&self, context_length: usize) -> Result<(), LlmError> {
+    pub fn validate(&self, context_length: usize) -> Result<(), LlmError> {
         if self.prompt_tokens.is_empty() {
             return Err(LlmError::EmptyPrompt);
         }

@@ -23,8 +23,8 @@ use vouch_api::openai::{
     WireFinishReason,
 };
 use vouch_core::chat::{
-    CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatKind, ChatReceipt, FiniteF64,
-    FinishReason, Sampling, Seed, StreamChain, StreamCommitment, Usage, completion_digest,
+    CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatKind, ChatReceipt, FinishReason,
+    FiniteF64, Sampling, Seed, StreamChain, StreamCommitment, Usage, completion_digest,
     request_digest, tokens_digest,
 };
 use vouch_core::{EngineInfo, ErrorCode, ExecProfile, ModelDigest, ModelRef, Tier};
@@ -66,7 +66,6 @@ struct Prepared {
     request_digest: vouch_core::Digest,
     include_usage: bool,
     created: u64,
-    slot: ChatSlot,
 }
 
 /// Sets the flag when dropped unless disarmed: a caller that stops waiting stops generation.
@@ -88,18 +87,25 @@ fn bad(message: impl Into<String>) -> NodeError {
 /// honoured in full when a part of it had no effect.
 fn check_supported(r: &ChatCompletionRequest) -> Result<(), NodeError> {
     if r.n.is_some_and(|n| n != 1) {
-        return Err(bad("n: a chat receipt covers one choice; ask for n = 1").with_reason("unsupported"));
+        return Err(
+            bad("n: a chat receipt covers one choice; ask for n = 1").with_reason("unsupported")
+        );
     }
     if r.logprobs == Some(true) || r.top_logprobs.is_some_and(|n| n > 0) {
         return Err(bad("logprobs are not returned by this node").with_reason("unsupported"));
     }
     let nonzero = |p: Option<f64>| p.is_some_and(|x| x != 0.0);
-    if nonzero(r.frequency_penalty.map(|p| p.get())) || nonzero(r.presence_penalty.map(|p| p.get())) {
-        return Err(bad("frequency_penalty / presence_penalty are not implemented by this node's sampler")
-            .with_reason("unsupported"));
+    if nonzero(r.frequency_penalty.map(|p| p.get())) || nonzero(r.presence_penalty.map(|p| p.get()))
+    {
+        return Err(bad(
+            "frequency_penalty / presence_penalty are not implemented by this node's sampler",
+        )
+        .with_reason("unsupported"));
     }
     if r.logit_bias.as_ref().is_some_and(|b| !b.is_empty()) {
-        return Err(bad("logit_bias is not implemented by this node's sampler").with_reason("unsupported"));
+        return Err(
+            bad("logit_bias is not implemented by this node's sampler").with_reason("unsupported")
+        );
     }
     Ok(())
 }
@@ -165,13 +171,13 @@ impl Node {
     /// Answers a chat completion request, whole or streamed (`stream: true`).
     pub async fn chat(self: &Arc<Self>, call: ChatCall) -> Result<ChatAnswer, NodeError> {
         let stream = call.request.is_stream();
-        let prepared = self.prepare_chat(call).await?;
+        let (prepared, slot) = self.prepare_chat(call).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         if stream {
             let (tx, rx) = mpsc::channel(64);
             let node = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = node.run_chat(prepared, cancel, Some(tx)).await {
+                if let Err(e) = node.run_chat(prepared, slot, cancel, Some(tx)).await {
                     tracing::warn!("chat stream ended with an error: {}", e.message);
                 }
             });
@@ -183,7 +189,7 @@ impl Node {
         let node = self.clone();
         let flag = cancel.clone();
         tokio::spawn(async move {
-            let _ = done_tx.send(node.run_chat(prepared, flag, None).await);
+            let _ = done_tx.send(node.run_chat(prepared, slot, flag, None).await);
         });
         let mut guard = CancelOnDrop(cancel, true);
         let answer = done_rx
@@ -192,11 +198,13 @@ impl Node {
         guard.1 = false;
         match answer? {
             Some(c) => Ok(ChatAnswer::Complete(Box::new(c))),
-            None => Err(NodeError::internal("a chat that is not streamed returned no completion")),
+            None => Err(NodeError::internal(
+                "a chat that is not streamed returned no completion",
+            )),
         }
     }
 
-    async fn prepare_chat(&self, call: ChatCall) -> Result<Prepared, NodeError> {
+    async fn prepare_chat(&self, call: ChatCall) -> Result<(Prepared, ChatSlot), NodeError> {
         let ChatCall {
             body,
             request,
@@ -218,7 +226,10 @@ impl Node {
         }
         let (model_ref, digest) = self.catalog.resolve_str(&request.model).await?;
         let rec = self.store.model(&digest).await?.ok_or_else(|| {
-            NodeError::new(ErrorCode::ModelNotFound, format!("no model with digest {digest}"))
+            NodeError::new(
+                ErrorCode::ModelNotFound,
+                format!("no model with digest {digest}"),
+            )
         })?;
         if rec.engine != LLM_ENGINE {
             return Err(bad(format!(
@@ -236,7 +247,12 @@ impl Node {
         let settings = &self.llms.settings;
         let max_tokens = request
             .max_tokens()
-            .or_else(|| config.get("max_tokens").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()))
+            .or_else(|| {
+                config
+                    .get("max_tokens")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+            })
             .unwrap_or(settings.default_max_tokens);
         if max_tokens == 0 || max_tokens > settings.max_tokens_limit {
             return Err(bad(format!(
@@ -269,7 +285,11 @@ impl Node {
             None => config
                 .get("stop")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         let conversation = messages(&config, &request.messages)?;
@@ -281,36 +301,38 @@ impl Node {
             sampling,
             stop,
         };
-        generate
-            .validate(llm.context_length())
-            .map_err(llm_error)?;
-        let positions = (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
+        generate.validate(llm.context_length()).map_err(llm_error)?;
+        let positions =
+            (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
         let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
-        let request_digest = request_digest(&body).map_err(|e| bad(format!("request body: {e}")))?;
-        Ok(Prepared {
-            digest,
-            // What the answer's `model` says: the receipt's `model_ref`, else the digest.
-            model_name: match &model_ref {
-                ModelRef::Digest(d) => d.to_string(),
-                named => named.to_string(),
+        let request_digest =
+            request_digest(&body).map_err(|e| bad(format!("request body: {e}")))?;
+        Ok((
+            Prepared {
+                digest,
+                // What the answer's `model` says: the receipt's `model_ref`, else the digest.
+                model_name: match &model_ref {
+                    ModelRef::Digest(d) => d.to_string(),
+                    named => named.to_string(),
+                },
+                model_ref: match &model_ref {
+                    ModelRef::Digest(_) => None,
+                    named => Some(named.to_string()),
+                },
+                config_digest,
+                tiers: decision.tiers,
+                llm,
+                generate,
+                request_id: uuid::Uuid::now_v7().to_string(),
+                request_digest,
+                include_usage: request
+                    .stream_options
+                    .as_ref()
+                    .is_some_and(|o| o.include_usage == Some(true)),
+                created: unix_now(),
             },
-            model_ref: match &model_ref {
-                ModelRef::Digest(_) => None,
-                named => Some(named.to_string()),
-            },
-            config_digest,
-            tiers: decision.tiers,
-            llm,
-            generate,
-            request_id: uuid::Uuid::now_v7().to_string(),
-            request_digest,
-            include_usage: request
-                .stream_options
-                .as_ref()
-                .is_some_and(|o| o.include_usage == Some(true)),
-            created: unix_now(),
             slot,
-        })
+        ))
     }
 
     /// Generates, streams (when `out` is given), receipts and logs. Returns the whole answer
@@ -318,6 +340,7 @@ impl Node {
     async fn run_chat(
         &self,
         p: Prepared,
+        slot: ChatSlot,
         cancel: Arc<AtomicBool>,
         out: Option<mpsc::Sender<Bytes>>,
     ) -> Result<Option<ChatCompletion>, NodeError> {
@@ -327,7 +350,6 @@ impl Node {
         let request = p.generate.clone();
         let profile = self.llms.settings.profile;
         let flag = cancel.clone();
-        let slot = p.slot;
         let generation = tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut session = llm.session(profile)?;
@@ -366,7 +388,11 @@ impl Node {
                     finish_reason: finish,
                 }],
             },
-            usage: if p.include_usage { Some(usage.flatten()) } else { None },
+            usage: if p.include_usage {
+                Some(usage.flatten())
+            } else {
+                None
+            },
             system_fingerprint: None,
             vouch: chain.next(),
         };
@@ -489,7 +515,9 @@ impl Node {
                 stop: p.generate.stop.clone(),
                 seed: Some(Seed(g.sampling.seed)),
             },
-            prompt_tokens_digest: Some(tokens_digest(&g.prompt_tokens).map_err(NodeError::internal)?),
+            prompt_tokens_digest: Some(
+                tokens_digest(&g.prompt_tokens).map_err(NodeError::internal)?,
+            ),
             completion_tokens_digest: Some(
                 tokens_digest(&g.completion_tokens).map_err(NodeError::internal)?,
             ),
@@ -524,7 +552,8 @@ impl Node {
                 .ok_or_else(|| NodeError::internal("tee tier granted without a producer"))?;
             evidence.insert("tee".to_string(), tee.boot_json.clone());
         }
-        let signature = crate::policy::signs(&p.tiers).then(|| self.signer.sign_chat_receipt(&receipt));
+        let signature =
+            crate::policy::signs(&p.tiers).then(|| self.signer.sign_chat_receipt(&receipt));
         let logged = crate::transparency::log_chat_receipt(&self.log, &receipt).await?;
         evidence.insert(
             vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),

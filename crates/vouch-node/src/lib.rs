@@ -22,8 +22,8 @@ pub mod supervise;
 pub mod transparency;
 pub mod wire;
 
+pub use chat::{ChatAnswer, ChatCall};
 pub use config::NodeConfig;
 pub use error::{NodeError, ProtocolAnswer};
-pub use chat::{ChatAnswer, ChatCall};
 pub use infer::{InferCall, Inferred};
 pub use node::{BootError, Node};

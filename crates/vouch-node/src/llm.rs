@@ -57,9 +57,8 @@ impl Default for LlmSettings {
 pub fn llm_error(e: LlmError) -> NodeError {
     match &e {
         _ if e.is_invalid_model() => NodeError::new(ErrorCode::InvalidModel, e.to_string()),
-        LlmError::PromptTooLong { .. } => {
-            NodeError::new(ErrorCode::BadRequest, e.to_string()).with_reason("context_length_exceeded")
-        }
+        LlmError::PromptTooLong { .. } => NodeError::new(ErrorCode::BadRequest, e.to_string())
+            .with_reason("context_length_exceeded"),
         LlmError::EmptyPrompt | LlmError::BadParameter { .. } | LlmError::Template(_) => {
             NodeError::new(ErrorCode::BadRequest, e.to_string())
         }

@@ -122,10 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/attestation/{digest}",
             get(routes::attestation::by_digest),
         )
-        .route(
-            "/v1/chat/completions",
-            post(routes::chat::chat_completions),
-        )
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route(
