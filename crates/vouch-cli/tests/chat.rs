@@ -210,8 +210,11 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
     let mut receipt: Option<ChatBundle> = None;
     let mut text_seen = String::new();
     let mut done = false;
+    let mut transcript = String::new();
     for line in BufReader::new(r).lines() {
         let line = line.unwrap();
+        transcript.push_str(&line);
+        transcript.push('\n');
         let Some(data) = line.strip_prefix("data: ") else {
             continue;
         };
@@ -238,6 +241,52 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
     verifier
         .finish(&bundle, Some(&sent), &evidence(key, &weights))
         .unwrap();
+
+    // The same stream saved to a file, checked by `vouch verify` as a user would.
+    let dir = tempfile::tempdir().unwrap();
+    let (stream_file, request_file) = (
+        dir.path().join("stream.txt"),
+        dir.path().join("request.json"),
+    );
+    std::fs::write(&stream_file, &transcript).unwrap();
+    std::fs::write(&request_file, &sent).unwrap();
+    let key = key.to_string();
+    let verify = |file: &std::path::Path| {
+        node.cli(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--request",
+            request_file.to_str().unwrap(),
+            "--trust-key",
+            &key,
+            "--model",
+            gguf.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = verify(&stream_file);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("\"ok\": true"), "{}", text(&out));
+    // One altered chunk: the verifier names it.
+    let mut lines: Vec<String> = transcript.lines().map(String::from).collect();
+    let third = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("data: {"))
+        .nth(2)
+        .map(|(i, _)| i)
+        .unwrap();
+    lines[third] = lines[third].replacen("\"content\":\"", "\"content\":\"X", 1);
+    let tampered = dir.path().join("tampered.txt");
+    std::fs::write(&tampered, lines.join("\n")).unwrap();
+    let out = verify(&tampered);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    assert!(
+        report["message"].as_str().unwrap().contains('2'),
+        "{report}"
+    );
 }
 
 #[test]
@@ -419,4 +468,54 @@ fn bad_chat_requests_get_a_stable_code_and_a_message() {
     assert_eq!(answer["error"]["code"], "invalid_model", "{answer}");
     let (status, _) = node.get("/v1/models/broken@1");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_client_that_leaves_stops_generation_and_what_was_generated_is_logged_as_cancelled() {
+    let Some(gguf) = smollm2() else { return };
+    let node = node_with_smollm2(&gguf);
+    let size = || node.get("/v1/log").1["size"].as_u64().unwrap();
+    let before = size();
+    let body = json!({
+        "model": "smollm2@1",
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon who learns to sail."}],
+        "max_tokens": 2000, "temperature": 0, "stream": true
+    });
+    let r = node
+        .http()
+        .post(format!("{}/v1/chat/completions", node.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r).lines();
+    let mut chunks = 0;
+    while chunks < 3 {
+        if lines.next().unwrap().unwrap().starts_with("data: ") {
+            chunks += 1;
+        }
+    }
+    drop(lines); // the client leaves mid-stream
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while size() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt was logged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, entry) = node.get(&format!("/v1/log/entries/{before}"));
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["kind"], "chat-receipt", "{entry}");
+    let text = entry["entry"].as_str().unwrap();
+    assert!(text.contains("\"finish_reason\":\"cancelled\""), "{text}");
+    // Stopped early: far fewer tokens than the 2000 asked for.
+    let start = text.find("\"completion_tokens\":").unwrap() + "\"completion_tokens\":".len();
+    let n: u32 = text[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n < 500, "{n} tokens generated after the client left");
 }

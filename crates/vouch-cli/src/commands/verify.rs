@@ -5,14 +5,27 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
+use vouch_core::chat::{CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_EVENT_OBJECT, ChatBundle};
 use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
-use vouch_verify::{Evidence, FailureCode, verify_bundle};
+use vouch_verify::{
+    Evidence, FailureCode, StreamVerifier, VerifyError, bundle_in_response, verify_bundle,
+    verify_chat_bundle,
+};
 
 use crate::files::read_json;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// What to check: a receipt bundle (`vouch.bundle.v1`), a chat bundle
+    /// (`vouch.chat-bundle.v1`), a chat completion holding one in its `vouch` field, or a saved
+    /// chat stream (the server-sent events as received: `data:` lines, the receipt event last).
     bundle: PathBuf,
+    /// For a chat: the request body you sent (checked against the receipt's request digest).
+    #[arg(long, value_name = "FILE")]
+    request: Option<PathBuf>,
+    /// For a chat: the completion you hold, when the bundle was saved apart from it.
+    #[arg(long, value_name = "FILE")]
+    response: Option<PathBuf>,
     /// The model file, to check it is the one the receipt names.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -64,9 +77,84 @@ pub struct Args {
     json: bool,
 }
 
+/// What the file given to `vouch verify` holds.
+enum Subject {
+    Onnx(Box<Bundle>),
+    /// A chat bundle, with the completion it came in when the file was that completion.
+    Chat {
+        bundle: Box<ChatBundle>,
+        response: Option<serde_json::Value>,
+    },
+    /// A saved stream: the chunks' `data:` payloads in order, then the receipt event's bundle.
+    Stream {
+        chunks: Vec<String>,
+        bundle: Box<ChatBundle>,
+    },
+}
+
+/// Reads the subject file, telling the kinds apart by their content.
+fn read_subject(path: &std::path::Path) -> anyhow::Result<Subject> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        String::from_utf8(raw).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+    if text.trim_start().starts_with("data:") {
+        let mut chunks = Vec::new();
+        let mut bundle = None;
+        for line in text.lines() {
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let data = data.strip_prefix(' ').unwrap_or(data);
+            if data == "[DONE]" {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_str(data).with_context(|| {
+                format!("{}: event {} is not JSON", path.display(), chunks.len())
+            })?;
+            if v.get("object").and_then(|o| o.as_str()) == Some(CHAT_RECEIPT_EVENT_OBJECT) {
+                bundle = Some(bundle_in_response(&v)?);
+            } else {
+                chunks.push(data.to_string());
+            }
+        }
+        let bundle = bundle.with_context(|| {
+            format!(
+                "{}: the stream has no receipt event: it was cut short, and nothing vouches for it",
+                path.display()
+            )
+        })?;
+        return Ok(Subject::Stream {
+            chunks,
+            bundle: Box::new(bundle),
+        });
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    if v.get("format").and_then(|f| f.as_str()) == Some(CHAT_BUNDLE_FORMAT) {
+        let bundle: ChatBundle = serde_json::from_value(v)
+            .with_context(|| format!("{}: chat bundle", path.display()))?;
+        return Ok(Subject::Chat {
+            bundle: Box::new(bundle),
+            response: None,
+        });
+    }
+    if v.get("vouch").is_some() && v.get("choices").is_some() {
+        let bundle = bundle_in_response(&v)?;
+        return Ok(Subject::Chat {
+            bundle: Box::new(bundle),
+            response: Some(v),
+        });
+    }
+    let bundle: Bundle =
+        serde_json::from_value(v).with_context(|| format!("{}: receipt bundle", path.display()))?;
+    Ok(Subject::Onnx(Box::new(bundle)))
+}
+
 /// Everything the verifier was given, read and parsed.
 struct Given {
-    bundle: Bundle,
+    subject: Subject,
+    request: Option<Vec<u8>>,
+    response: Option<serde_json::Value>,
     model: Option<Vec<u8>>,
     inputs: Option<TensorMap>,
     outputs: Option<TensorMap>,
@@ -80,7 +168,17 @@ struct Given {
 }
 
 fn read_given(a: &Args) -> anyhow::Result<Given> {
-    let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
+    let subject = read_subject(&a.bundle)?;
+    let request = a
+        .request
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    let response: Option<serde_json::Value> = a
+        .response
+        .as_ref()
+        .map(|p| read_json(p, "chat completion"))
+        .transpose()?;
     let model = a
         .model
         .as_ref()
@@ -150,7 +248,9 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--zk-vk-digest: {e}"))?;
     Ok(Given {
-        bundle,
+        subject,
+        request,
+        response,
         model,
         inputs,
         outputs,
@@ -199,7 +299,24 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         log_trust: g.log_trust,
         config: g.config.as_ref(),
     };
-    match verify_bundle(&g.bundle, &ev) {
+    let request = g.request.as_deref();
+    let result = match g.subject {
+        Subject::Onnx(bundle) => verify_bundle(&bundle, &ev),
+        Subject::Chat { bundle, response } => verify_chat_bundle(
+            &bundle,
+            request,
+            g.response.as_ref().or(response.as_ref()),
+            &ev,
+        ),
+        Subject::Stream { chunks, bundle } => {
+            let mut verifier = StreamVerifier::new();
+            chunks
+                .iter()
+                .try_for_each(|c| verifier.push(c.as_bytes()).map_err(VerifyError::from))
+                .and_then(|()| verifier.finish(&bundle, request, &ev))
+        }
+    };
+    match result {
         Ok(report) => {
             if a.json {
                 let mut out = serde_json::to_value(&report)?;
