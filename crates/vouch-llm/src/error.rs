@@ -113,6 +113,6 @@ impl LlmError {
 
 impl From<candle_core::Error> for LlmError {
     fn from(e: candle_core::Error) -> Self {
-        LlmError::Engine(e.to_string())
+        LlmError::Engine(crate::gguf::candle_reason(&e))
     }
 }

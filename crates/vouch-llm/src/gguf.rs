@@ -123,7 +123,7 @@ impl GgufFile {
         reader.seek(SeekFrom::Start(0)).map_err(io_truncated)?;
         let content = {
             let mut buffered = std::io::BufReader::new(&mut *reader);
-            Content::read(&mut buffered).map_err(|e| GgufError::Candle(e.to_string()))?
+            Content::read(&mut buffered).map_err(|e| GgufError::Candle(candle_reason(&e)))?
         };
         // candle keeps the last of two entries with one name: a file that names a tensor or a
         // key twice means two things at once, and is refused.
@@ -253,7 +253,12 @@ fn scalar_size(value_type: u32) -> Option<u64> {
     }
 }
 
+const TYPE_BOOL: u32 = 7;
 const TYPE_STRING: u32 = 8;
+/// The ggml tensor types candle 0.10.2 reads (`GgmlDType::from_u32`): F32, F16, Q4_0, Q4_1,
+/// Q5_0, Q5_1, Q8_0, Q8_1, Q2_K…Q8_K, BF16. Checked here so candle's reader never fails on one
+/// (its errors capture a backtrace when `RUST_BACKTRACE` is set: costly on hostile input).
+const CANDLE_TENSOR_TYPES: [u32; 15] = [0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];
 const TYPE_ARRAY: u32 = 9;
 
 /// What the header declares, as walked.
@@ -324,7 +329,14 @@ fn prescan<R: Read>(reader: &mut R, file_size: u64) -> Result<Declared, GgufErro
             });
         }
         r.skip(8 * u64::from(n_dims), "tensor dimensions")?;
-        r.skip(4 + 8, "tensor type and offset")?;
+        let dtype = r.u32("tensor type")?;
+        if !CANDLE_TENSOR_TYPES.contains(&dtype) {
+            return Err(GgufError::BadTensor {
+                name,
+                why: format!("has tensor type {dtype}, which candle does not support"),
+            });
+        }
+        r.skip(8, "tensor offset")?;
     }
     Ok(Declared {
         version,
@@ -338,6 +350,9 @@ fn skip_value<R: Read>(
     key: &str,
     value_type: u32,
 ) -> Result<(), GgufError> {
+    if value_type == TYPE_BOOL {
+        return check_bool(r, key);
+    }
     if let Some(size) = scalar_size(value_type) {
         return r.skip(size, "metadata value");
     }
@@ -352,6 +367,13 @@ fn skip_value<R: Read>(
                     declared: len,
                     limit: MAX_ARRAY_LEN,
                 });
+            }
+            if element_type == TYPE_BOOL {
+                r.need(len, "metadata bool array")?;
+                for _ in 0..len {
+                    check_bool(r, key)?;
+                }
+                return Ok(());
             }
             if let Some(size) = scalar_size(element_type) {
                 // len ≤ 2^22 and size ≤ 8: no overflow.
@@ -381,6 +403,24 @@ fn skip_value<R: Read>(
             value_type: other,
         }),
     }
+}
+
+/// A GGUF bool is one byte, 0 or 1 (candle refuses anything else).
+fn check_bool<R: Read>(r: &mut Bounded<'_, R>, key: &str) -> Result<(), GgufError> {
+    let [b] = r.bytes::<1>("metadata bool")?;
+    if b > 1 {
+        return Err(GgufError::BadValue {
+            key: key.to_string(),
+            value: b.to_string(),
+            why: "not a bool (0 or 1)",
+        });
+    }
+    Ok(())
+}
+
+/// candle's error text, without the backtrace it appends when `RUST_BACKTRACE` is set.
+pub(crate) fn candle_reason(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
 }
 
 /// Metadata accessors that name the key in their errors.

@@ -120,8 +120,11 @@ impl LoadedLlm {
         let device = Device::Cpu;
         // A constructor's error here is a file fault the checks did not name (a tensor it needs
         // is missing, a key it reads has the wrong type): the file is refused, not the engine.
-        let refuse =
-            |e: candle_core::Error| LlmError::Gguf(crate::error::GgufError::Candle(e.to_string()));
+        let refuse = |e: candle_core::Error| {
+            LlmError::Gguf(crate::error::GgufError::Candle(crate::gguf::candle_reason(
+                &e,
+            )))
+        };
         let weights = match facts.architecture {
             Architecture::Llama => Weights::Llama(
                 quantized_llama::ModelWeights::from_gguf(content, reader, &device)

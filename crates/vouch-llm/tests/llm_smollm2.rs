@@ -87,6 +87,40 @@ fn facts_are_extracted_and_the_digest_is_the_files_sha256() {
     assert_eq!(json["architecture"], "llama");
 }
 
+/// The chat template rendered by minijinja and tokenized here gives the same prompt ids as
+/// llama.cpp's own Jinja engine (`/apply-template`) and tokenizer, on the template in the file.
+#[test]
+fn chat_prompts_match_llama_cpp() {
+    let Some(model) = loaded() else { return };
+    let chats = [
+        chat(),
+        // No system message: SmolLM2's template writes its own.
+        vec![Message::new(Role::User, "Hi!")],
+        vec![
+            Message::new(Role::System, "Answer in French."),
+            Message::new(Role::User, "Hello"),
+            Message::new(Role::Assistant, "Bonjour !"),
+            Message::new(Role::User, "How are you?"),
+        ],
+    ];
+    let Some(reference) = common::python_reference(
+        "llamacpp_ref.py",
+        &json!({"model": common::smollm2().unwrap(), "chat": chats}),
+    ) else {
+        return;
+    };
+    for (i, messages) in chats.iter().enumerate() {
+        let (text, ids) = model.chat_prompt(messages, true).unwrap();
+        assert_eq!(
+            text,
+            reference["chat"][i]["prompt"].as_str().unwrap(),
+            "chat {i}: text"
+        );
+        let theirs: Vec<u32> = serde_json::from_value(reference["chat"][i]["ids"].clone()).unwrap();
+        assert_eq!(ids, theirs, "chat {i}: ids");
+    }
+}
+
 #[test]
 fn tokenizer_matches_llama_cpp() {
     let Some(model) = loaded() else { return };

@@ -93,6 +93,7 @@ fn tokenizers_and_greedy_tokens_match_llama_cpp() {
             "model": path,
             "tokenize": texts,
             "complete": [{"prompt_ids": prompt, "n_predict": 16}],
+            "chat": [messages()],
         });
         if name == "phi3" {
             // llama.cpp (xllamacpp 2026.10.11549) refuses this file while loading its

@@ -5,8 +5,10 @@ embedded server bound to 127.0.0.1 only), and writes one JSON answer on stdout:
 
     request: {"model": path, "n_ctx": 512,
               "tokenize": ["text", ...],                  # llama.cpp's tokenizer, no BOS added
-              "complete": [{"prompt_ids": [..], "n_predict": 8, "n_probs": 3}, ...]}
+              "complete": [{"prompt_ids": [..], "n_predict": 8, "n_probs": 3}, ...],
+              "chat": [[{"role", "content"}, ...], ...]}  # the GGUF's template, llama.cpp's Jinja
     answer:  {"tokenize": [[ids], ...],
+              "chat": [{"prompt": text, "ids": [ids, BOS added as the file says]}, ...],
               "complete": [{"tokens": [ids], "probs": [[{"id", "logprob"}...]...]}, ...]}
 
 Greedy (temperature 0, top_k 1), one thread, no prompt cache, f32 KV cache, no flash attention: the same work vouch-llm's
@@ -43,11 +45,16 @@ def main():
     params.cache_type_v = xlc.ggml_type.GGML_TYPE_F32
     params.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
     params.hostnames = ["127.0.0.1"]
+    params.use_jinja = True
     server = xlc.Server(params)
     base = server.listening_address
     if not base.startswith("http://127.0.0.1:"):
         raise SystemExit(f"llama.cpp server not on loopback: {base}")
-    answer = {"tokenize": [], "complete": []}
+    answer = {"tokenize": [], "complete": [], "chat": []}
+    for messages in request.get("chat", []):
+        prompt = post(base, "/apply-template", {"messages": messages})["prompt"]
+        ids = post(base, "/tokenize", {"content": prompt, "add_special": True, "parse_special": True})["tokens"]
+        answer["chat"].append({"prompt": prompt, "ids": ids})
     for text in request.get("tokenize", []):
         got = post(base, "/tokenize", {"content": text, "add_special": False, "parse_special": True})
         answer["tokenize"].append(got["tokens"])
