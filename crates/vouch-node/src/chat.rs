@@ -531,7 +531,10 @@ impl Node {
             stream,
             engine: EngineInfo {
                 name: id.name.clone(),
-                version: format!("{}+vouch-llm.{}", id.version, id.vouch_llm_version),
+                // A replay must match all of it: candle's version, vouch-llm's (sampler,
+                // tokenizer and template rules), the compiled kernels and the CPU features the
+                // f32 matmul picked (`docs/llm.md`).
+                version: id.describe(),
                 profile: ExecProfile {
                     threads: u32::try_from(g.threads).unwrap_or(u32::MAX),
                     deterministic: profile == vouch_llm::Profile::Deterministic,
