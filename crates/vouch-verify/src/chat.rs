@@ -29,7 +29,7 @@ pub(crate) const COMPLETION_TOKENS: &str = "completion token ids";
 /// A field of the completion object the receipt commits to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResponseField {
-    /// `choices[0].message.content` (or the streamed deltas joined).
+    /// `choices[0].message.content` (legacy: `choices[0].text`; streamed: the deltas joined).
     Completion,
     /// `choices[0].finish_reason`.
     FinishReason,
@@ -148,6 +148,9 @@ struct ChunkView {
 
 #[derive(serde::Deserialize)]
 struct ChoiceView {
+    /// Legacy completions' content.
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     index: u32,
     #[serde(default)]
@@ -207,7 +210,8 @@ impl StreamVerifier {
             serde_json::from_slice(data).map_err(|e| malformed(e.to_string()))?;
         // The object first, so the receipt event pushed by mistake is named as such.
         let object = value.get("object").and_then(|o| o.as_str()).unwrap_or("");
-        if object != "chat.completion.chunk" {
+        // Legacy `/v1/completions` streams send `text_completion` objects with `text`.
+        if object != "chat.completion.chunk" && object != "text_completion" {
             return Err(malformed(format!(
                 "object is {:?}{}",
                 object.chars().take(40).collect::<String>(),
@@ -247,7 +251,12 @@ impl StreamVerifier {
             .ok_or_else(|| malformed("more than 2^32 - 1 chunks".into()))?;
         self.link = chain_link(&link.prev, data);
         for choice in chunk.choices.iter().filter(|c| c.index == 0) {
-            if let Some(content) = choice.delta.as_ref().and_then(|d| d.content.as_deref()) {
+            let content = choice
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .or(choice.text.as_deref());
+            if let Some(content) = content {
                 self.text.update(content.as_bytes());
             }
             if let Some(f) = &choice.finish_reason {
@@ -670,23 +679,32 @@ fn check_response(
 ) -> Result<(), VerifyError> {
     let r = &bundle.receipt;
     let invalid = |what: &str| VerifyError::ResponseInvalid(format!("it has no {what}"));
-    if resp.get("object").and_then(|o| o.as_str()) != Some("chat.completion") {
-        return Err(VerifyError::ResponseInvalid(
-            "its object is not \"chat.completion\" (a stream is checked with StreamVerifier)"
-                .into(),
-        ));
-    }
+    let legacy = match resp.get("object").and_then(|o| o.as_str()) {
+        Some("chat.completion") => false,
+        Some("text_completion") => true,
+        _ => {
+            return Err(VerifyError::ResponseInvalid(
+                "its object is neither \"chat.completion\" nor \"text_completion\" (a stream is checked with StreamVerifier)"
+                    .into(),
+            ));
+        }
+    };
     let choice = resp
         .get("choices")
         .and_then(|c| c.as_array())
         .and_then(|c| c.first())
         .ok_or_else(|| invalid("choices[0]"))?;
-    let content = match choice.get("message").and_then(|m| m.get("content")) {
+    let content = if legacy {
+        choice.get("text")
+    } else {
+        choice.get("message").and_then(|m| m.get("content"))
+    };
+    let content = match content {
         Some(serde_json::Value::String(s)) => s.as_str(),
         Some(serde_json::Value::Null) | None => "",
         Some(_) => {
             return Err(VerifyError::ResponseInvalid(
-                "choices[0].message.content is not a string".into(),
+                "choices[0].message.content (choices[0].text) is not a string".into(),
             ));
         }
     };

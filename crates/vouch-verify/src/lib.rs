@@ -8,6 +8,10 @@
 //! is deliberately elsewhere, because it needs an engine. It has no clock either: checking
 //! `tee` evidence needs the caller to pass the verification time.
 //!
+//! Chat bundles (`vouch.chat-bundle.v1`) have their own entry points in `chat.rs`:
+//! [`verify_chat_bundle`] for an answer held whole, [`StreamVerifier`] for a streamed one,
+//! checked chunk by chunk as it arrives.
+//!
 //! Each tier a receipt claims is checked and reported separately ([`TierReport`]): what it
 //! proved and under which trust assumption; a tier this verifier cannot check fails the whole
 //! bundle rather than being reported as verified.
@@ -121,7 +125,8 @@ pub enum VerifyError {
         ids: usize,
         usage: u32,
     },
-    #[error("stream: {0}")]
+    /// A streamed answer's chunks are not the chain the receipt commits to (names the chunk).
+    #[error("{0}")]
     Chain(#[from] ChainError),
     #[error("receipt version {0} is not supported by this verifier (it knows version 1)")]
     ReceiptVersion(u32),

@@ -702,3 +702,41 @@ fn tee_evidence_binds_the_chat_receipts_signer() {
         FailureCode::TeeSimulatedNotAllowed
     );
 }
+
+#[test]
+fn legacy_completions_answers_verify_too() {
+    // `/v1/completions`: the same receipt kind, content in `choices[0].text`.
+    let b = bundle_of(receipt1());
+    let mut resp: serde_json::Value = serde_json::from_str(&response1(&b)).unwrap();
+    resp["object"] = "text_completion".into();
+    resp["choices"][0] = serde_json::json!({"text": "Hello!", "index": 0, "logprobs": null, "finish_reason": "stop"});
+    verify_chat_bundle(&b, None, Some(&resp), &Evidence::default()).unwrap();
+    resp["choices"][0]["text"] = "Hello?".into();
+    assert_eq!(
+        code(verify_chat_bundle(
+            &b,
+            None,
+            Some(&resp),
+            &Evidence::default()
+        )),
+        FailureCode::CompletionMismatch
+    );
+    // Streamed legacy events chain and hash the same way.
+    let (_, r) = stream2();
+    let mut chain = StreamChain::new(&r.request_digest, &r.request_id);
+    let mut chunks = Vec::new();
+    for (text, finish) in [("Hello", "null"), ("!", "\"stop\"")] {
+        let link = chain.next();
+        let data = format!(
+            r#"{{"id":"cmpl-1","object":"text_completion","created":1,"model":"tiny-llama@1","choices":[{{"text":"{text}","index":0,"logprobs":null,"finish_reason":{finish}}}],"vouch":{{"index":{},"prev":"{}"}}}}"#,
+            link.index, link.prev
+        );
+        chain.append(data.as_bytes()).unwrap();
+        chunks.push(data.into_bytes());
+    }
+    let mut r = r;
+    r.stream = chain.commitment();
+    let b = bundle_of(r);
+    let report = run(&chunks, &b).unwrap();
+    assert!(report.proven.iter().any(|f| f.check == "stream"));
+}

@@ -1,14 +1,18 @@
 //! `vouch verify`: offline, no network, no trust in the node beyond what is printed.
+//!
+//! The file is an ONNX receipt bundle, a chat bundle, a chat completion answer holding one in
+//! `vouch`, or a streamed answer's raw SSE body (its chunks are checked against the hash chain
+//! the receipt commits to).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
-use vouch_core::chat::{CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_EVENT_OBJECT, ChatBundle};
-use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
+use vouch_core::chat::CHAT_RECEIPT_EVENT_OBJECT;
+use vouch_core::{Bundle, CHAT_BUNDLE_FORMAT, ChatBundle, Digest, NodeKey, TensorMap, Tier};
 use vouch_verify::{
-    Evidence, FailureCode, StreamVerifier, VerifyError, bundle_in_response, verify_bundle,
+    Evidence, FailureCode, Report, StreamVerifier, VerifyError, bundle_in_response, verify_bundle,
     verify_chat_bundle,
 };
 
@@ -16,16 +20,12 @@ use crate::files::read_json;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// What to check: a receipt bundle (`vouch.bundle.v1`), a chat bundle
-    /// (`vouch.chat-bundle.v1`), a chat completion holding one in its `vouch` field, or a saved
-    /// chat stream (the server-sent events as received: `data:` lines, the receipt event last).
+    /// A receipt bundle, a chat bundle, a chat completion answer (its bundle is in `vouch`), or
+    /// a streamed answer's raw SSE body.
     bundle: PathBuf,
-    /// For a chat: the request body you sent (checked against the receipt's request digest).
+    /// Chat: the request body you sent, to check it is the one the receipt commits to.
     #[arg(long, value_name = "FILE")]
     request: Option<PathBuf>,
-    /// For a chat: the completion you hold, when the bundle was saved apart from it.
-    #[arg(long, value_name = "FILE")]
-    response: Option<PathBuf>,
     /// The model file, to check it is the one the receipt names.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -77,84 +77,94 @@ pub struct Args {
     json: bool,
 }
 
-/// What the file given to `vouch verify` holds.
+/// What the file given is.
 enum Subject {
-    Onnx(Box<Bundle>),
-    /// A chat bundle, with the completion it came in when the file was that completion.
+    Bundle(Box<Bundle>),
     Chat {
         bundle: Box<ChatBundle>,
+        /// The answer the bundle came in, when the file was one.
         response: Option<serde_json::Value>,
     },
-    /// A saved stream: the chunks' `data:` payloads in order, then the receipt event's bundle.
+    /// A streamed answer: each chunk's data bytes, then the receipt event's bundle (`None`
+    /// when the stream ended without one).
     Stream {
-        chunks: Vec<String>,
-        bundle: Box<ChatBundle>,
+        chunks: Vec<Vec<u8>>,
+        bundle: Option<Box<ChatBundle>>,
     },
 }
 
-/// Reads the subject file, telling the kinds apart by their content.
+/// Tells the file's kind by its content: SSE text starts with a field name, a chat bundle has
+/// its format, an answer its `object`; anything else is read as an ONNX bundle.
 fn read_subject(path: &std::path::Path) -> anyhow::Result<Subject> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text =
-        String::from_utf8(raw).with_context(|| format!("{}: not UTF-8 text", path.display()))?;
-    if text.trim_start().starts_with("data:") {
-        let mut chunks = Vec::new();
-        let mut bundle = None;
-        for line in text.lines() {
-            let Some(data) = line.strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.strip_prefix(' ').unwrap_or(data);
-            if data == "[DONE]" {
-                break;
-            }
-            let v: serde_json::Value = serde_json::from_str(data).with_context(|| {
-                format!("{}: event {} is not JSON", path.display(), chunks.len())
-            })?;
-            if v.get("object").and_then(|o| o.as_str()) == Some(CHAT_RECEIPT_EVENT_OBJECT) {
-                bundle = Some(bundle_in_response(&v)?);
-            } else {
-                chunks.push(data.to_string());
-            }
-        }
-        let bundle = bundle.with_context(|| {
-            format!(
-                "{}: the stream has no receipt event: it was cut short, and nothing vouches for it",
-                path.display()
-            )
-        })?;
-        return Ok(Subject::Stream {
-            chunks,
-            bundle: Box::new(bundle),
-        });
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read bundle {}", path.display()))?;
+    let invalid = |what: &str| format!("{} is not a valid {what}", path.display());
+    if bytes.trim_ascii_start().starts_with(b"data:") {
+        return read_stream(&bytes).with_context(|| invalid("server-sent event stream"));
     }
     let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| invalid("receipt bundle"))?;
     if v.get("format").and_then(|f| f.as_str()) == Some(CHAT_BUNDLE_FORMAT) {
-        let bundle: ChatBundle = serde_json::from_value(v)
-            .with_context(|| format!("{}: chat bundle", path.display()))?;
+        let bundle = serde_json::from_value(v).with_context(|| invalid("chat bundle"))?;
         return Ok(Subject::Chat {
             bundle: Box::new(bundle),
             response: None,
         });
     }
-    if v.get("vouch").is_some() && v.get("choices").is_some() {
-        let bundle = bundle_in_response(&v)?;
+    if matches!(
+        v.get("object").and_then(|o| o.as_str()),
+        Some("chat.completion" | "text_completion")
+    ) {
+        let bundle = bundle_in_response(&v).with_context(|| invalid("chat completion"))?;
         return Ok(Subject::Chat {
             bundle: Box::new(bundle),
             response: Some(v),
         });
     }
-    let bundle: Bundle =
-        serde_json::from_value(v).with_context(|| format!("{}: receipt bundle", path.display()))?;
-    Ok(Subject::Onnx(Box::new(bundle)))
+    let bundle = serde_json::from_value(v).with_context(|| invalid("receipt bundle"))?;
+    Ok(Subject::Bundle(Box::new(bundle)))
+}
+
+/// The data of each event (`data:` lines joined by newlines, one leading space dropped, as the
+/// SSE standard reads them) up to `[DONE]`; the `vouch.receipt` event gives the bundle.
+fn read_stream(bytes: &[u8]) -> anyhow::Result<Subject> {
+    let text = std::str::from_utf8(bytes).context("not UTF-8")?;
+    let text = text.replace("\r\n", "\n");
+    let mut chunks = Vec::new();
+    let mut bundle = None;
+    for event in text.split("\n\n") {
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        let data = data.join("\n");
+        if data == "[DONE]" {
+            break;
+        }
+        if bundle.is_some() {
+            bail!("an event follows the vouch.receipt event");
+        }
+        let is_receipt = serde_json::from_str::<serde_json::Value>(&data)
+            .ok()
+            .filter(|v| {
+                v.get("object").and_then(|o| o.as_str()) == Some(CHAT_RECEIPT_EVENT_OBJECT)
+            });
+        match is_receipt {
+            Some(v) => bundle = Some(Box::new(bundle_in_response(&v)?)),
+            None => chunks.push(data.into_bytes()),
+        }
+    }
+    Ok(Subject::Stream { chunks, bundle })
 }
 
 /// Everything the verifier was given, read and parsed.
 struct Given {
     subject: Subject,
     request: Option<Vec<u8>>,
-    response: Option<serde_json::Value>,
     model: Option<Vec<u8>>,
     inputs: Option<TensorMap>,
     outputs: Option<TensorMap>,
@@ -174,11 +184,9 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
         .as_ref()
         .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
         .transpose()?;
-    let response: Option<serde_json::Value> = a
-        .response
-        .as_ref()
-        .map(|p| read_json(p, "chat completion"))
-        .transpose()?;
+    if request.is_some() && matches!(subject, Subject::Bundle(_)) {
+        bail!("--request applies to chat bundles; this is an ONNX receipt bundle");
+    }
     let model = a
         .model
         .as_ref()
@@ -250,7 +258,6 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
     Ok(Given {
         subject,
         request,
-        response,
         model,
         inputs,
         outputs,
@@ -262,6 +269,25 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
         require,
         zk_vk_digest,
     })
+}
+
+/// Pushes every chunk through the chain check, then finishes with the receipt event's bundle.
+fn verify_stream(
+    chunks: &[Vec<u8>],
+    bundle: Option<&ChatBundle>,
+    request: Option<&[u8]>,
+    ev: &Evidence<'_>,
+) -> Result<Report, VerifyError> {
+    let mut v = StreamVerifier::new();
+    for c in chunks {
+        v.push(c)?;
+    }
+    let bundle = bundle.ok_or_else(|| {
+        VerifyError::ResponseInvalid(
+            "the stream ends without its vouch.receipt event: nothing vouches for it".into(),
+        )
+    })?;
+    v.finish(bundle, request, ev)
 }
 
 /// `--json` on failure: `{"ok": false, "code", "message", "below_policy"}` (docs/verify.md).
@@ -299,24 +325,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         log_trust: g.log_trust,
         config: g.config.as_ref(),
     };
-    let request = g.request.as_deref();
-    let result = match g.subject {
-        Subject::Onnx(bundle) => verify_bundle(&bundle, &ev),
-        Subject::Chat { bundle, response } => verify_chat_bundle(
-            &bundle,
-            request,
-            g.response.as_ref().or(response.as_ref()),
-            &ev,
-        ),
+    let verdict = match &g.subject {
+        Subject::Bundle(b) => verify_bundle(b, &ev),
+        Subject::Chat { bundle, response } => {
+            verify_chat_bundle(bundle, g.request.as_deref(), response.as_ref(), &ev)
+        }
         Subject::Stream { chunks, bundle } => {
-            let mut verifier = StreamVerifier::new();
-            chunks
-                .iter()
-                .try_for_each(|c| verifier.push(c.as_bytes()).map_err(VerifyError::from))
-                .and_then(|()| verifier.finish(&bundle, request, &ev))
+            verify_stream(chunks, bundle.as_deref(), g.request.as_deref(), &ev)
         }
     };
-    match result {
+    match verdict {
         Ok(report) => {
             if a.json {
                 let mut out = serde_json::to_value(&report)?;
