@@ -52,7 +52,7 @@ fn python() -> String {
 }
 
 /// A node with SmolLM2 registered as `smollm2@1` through the CLI; the CLI's own report checked.
-fn node_with_smollm2(gguf: &PathBuf) -> Node {
+fn node_with_smollm2(gguf: &std::path::Path) -> Node {
     let node = Node::start(&[]);
     let out = node.cli(&[
         "models",

@@ -265,7 +265,7 @@ mod tests {
                 }
             }
         }
-        // The routes `router` serves, both listeners of `/v1/models…` included.
-        assert_eq!(operations, 29, "{ids:?}");
+        // The routes `router` serves, both listeners of `/v1/models…` and the chat route included.
+        assert_eq!(operations, 30, "{ids:?}");
     }
 }
