@@ -16,5 +16,7 @@ for s in tests/setup/*.sh; do
   bash "$s"
 done
 export VOUCH_REQUIRE_INTEROP=1
+# The LLM engine's models and llama.cpp (tests/setup/llm.sh): required likewise.
+export VOUCH_REQUIRE_LLM=1
 
 cargo test --workspace --no-fail-fast

@@ -14,6 +14,7 @@ pub mod infer;
 pub mod log;
 pub mod models;
 pub mod node;
+pub mod openai;
 pub mod pay;
 pub mod policy;
 pub mod proofs;
@@ -28,7 +29,7 @@ pub use log::{
     InclusionProof, LogEntry, LogEvidence, LogInfo, NameHistory, PointerChange, ProofParams,
 };
 pub use models::{
-    ListParams, ListedModel, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
+    ListParams, ListedModel, LlmFacts, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
     NameResult, PassedOver, RegisterParams, RegisterResponse,
 };
 pub use node::{

@@ -22,6 +22,7 @@ pub struct LogInfo {
 #[serde(rename_all = "kebab-case")]
 pub enum EntryKind {
     Receipt,
+    ChatReceipt,
     ModelRegistered,
     PointerMoved,
     PolicyChanged,

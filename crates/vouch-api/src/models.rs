@@ -56,9 +56,33 @@ pub struct ModelRecord {
     /// The engine chosen at registration: `onnxruntime` or `tract`.
     pub engine: String,
     pub signature: ModelSignature,
+    /// An LLM's facts, read from its GGUF at registration (absent for ONNX models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmFacts>,
     pub created_at: String,
     /// Every name@version currently pointing here.
     pub names: Vec<NamePointer>,
+}
+
+/// What registration read from a GGUF and checked against its tensors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LlmFacts {
+    /// `llama`, `qwen2`, `qwen3`, `phi3` or `gemma3`.
+    pub architecture: String,
+    /// `general.name`, when the file has one.
+    pub name: Option<String>,
+    /// The file type, e.g. `Q4_1`.
+    pub quantization: String,
+    pub context_length: u64,
+    pub vocab_size: u64,
+    pub embedding_length: u64,
+    pub block_count: u64,
+    pub parameter_count: u64,
+    pub tensor_count: u64,
+    /// `gpt2` (byte-level BPE) or `llama` (SentencePiece).
+    pub tokenizer_model: String,
+    /// The Jinja chat template from the file (`null`: none, ChatML is used).
+    pub chat_template: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -118,6 +142,12 @@ pub struct ListedModel {
 /// `GET /v1/models`: newest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ModelList {
+    /// Always `list`: with `data`, OpenAI's shape of `GET /models`, so the official SDKs list
+    /// the same models (`client.models.list()`) from the same route.
+    pub object: String,
+    /// This page's models as OpenAI names them: one entry per `name@version` (and one by
+    /// digest for a model without a name).
+    pub data: Vec<crate::openai::OpenAiModel>,
     pub models: Vec<ListedModel>,
     pub total: u64,
     pub limit: u32,

@@ -37,6 +37,17 @@ use utoipa::OpenApi;
     vouch_api::facilitator::VerifyResponse,
     vouch_api::facilitator::SettleResponse,
     vouch_api::facilitator::SupportedResponse,
+    vouch_api::openai::ChatCompletionRequest,
+    vouch_api::openai::ChatCompletion,
+    vouch_api::openai::ChatCompletionChunk,
+    vouch_api::openai::ChatReceiptEvent,
+    vouch_api::openai::CompletionRequest,
+    vouch_api::openai::Completion,
+    vouch_api::openai::OpenAiModelList,
+    vouch_api::openai::EmbeddingRequest,
+    vouch_api::openai::EmbeddingResponse,
+    vouch_api::openai::OpenAiError,
+    vouch_core::ChatBundle,
 )))]
 struct All;
 

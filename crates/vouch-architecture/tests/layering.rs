@@ -33,6 +33,8 @@ const RULES: &[(&str, May)] = &[
     // Wire types of the HTTP API.
     ("vouch-api", May::Only(&["vouch-core"])),
     ("vouch-exec", May::Only(&["vouch-core"])),
+    // The LLM engine layer (candle): like vouch-exec for ONNX.
+    ("vouch-llm", May::Only(&["vouch-core"])),
     ("vouch-log", May::Only(&["vouch-core"])),
     ("vouch-pay", May::Only(&["vouch-core"])),
     ("vouch-attest", May::Only(&["vouch-core"])),

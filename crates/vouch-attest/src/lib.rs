@@ -17,4 +17,6 @@ pub mod verify;
 
 #[cfg(feature = "producer")]
 pub use signer::{NodeSigner, SignerError};
-pub use verify::{SignatureError, verify_receipt_signature};
+pub use verify::{
+    SignatureError, verify_chat_receipt_signature, verify_receipt_signature, verify_signed_message,
+};

@@ -110,6 +110,16 @@ impl NodeSigner {
         }
     }
 
+    /// A chat receipt's signature: Ed25519 over its own domain-separated hash
+    /// (`"vouch.chat-receipt.v1\0" ‖ hash`, `docs/receipt.md`).
+    pub fn sign_chat_receipt(&self, receipt: &vouch_core::ChatReceipt) -> BundleSignature {
+        let sig = self.sign_raw(&receipt.signing_message());
+        BundleSignature {
+            alg: "ed25519".into(),
+            sig: B64.encode(sig),
+        }
+    }
+
     /// Raw Ed25519 over arbitrary bytes, for other formats that carry their own framing
     /// (signed notes of the transparency log).
     pub fn sign_raw(&self, msg: &[u8]) -> [u8; 64] {

@@ -3,7 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signature, VerifyingKey};
-use vouch_core::{BundleSignature, NodeKey, Receipt};
+use vouch_core::{BundleSignature, ChatReceipt, NodeKey, Receipt};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignatureError {
@@ -28,6 +28,26 @@ pub fn verify_receipt_signature(
     sig: &BundleSignature,
     trusted: Option<&NodeKey>,
 ) -> Result<(), SignatureError> {
+    verify_signed_message(&receipt.signing_message(), &receipt.node_key, sig, trusted)
+}
+
+/// As [`verify_receipt_signature`] for a chat receipt (its own signing domain).
+pub fn verify_chat_receipt_signature(
+    receipt: &ChatReceipt,
+    sig: &BundleSignature,
+    trusted: Option<&NodeKey>,
+) -> Result<(), SignatureError> {
+    verify_signed_message(&receipt.signing_message(), &receipt.node_key, sig, trusted)
+}
+
+/// The one Ed25519 check behind both receipt kinds: `sig` over `message` by `node_key`, which
+/// must be `trusted` when given. `message` is a receipt kind's domain-separated signing message.
+pub fn verify_signed_message(
+    message: &[u8],
+    node_key: &NodeKey,
+    sig: &BundleSignature,
+    trusted: Option<&NodeKey>,
+) -> Result<(), SignatureError> {
     if sig.alg != "ed25519" {
         return Err(SignatureError::UnsupportedAlg(
             sig.alg.chars().take(32).collect(),
@@ -37,16 +57,16 @@ pub fn verify_receipt_signature(
         .decode(&sig.sig)
         .map_err(|_| SignatureError::Malformed)?;
     let raw: [u8; 64] = raw.try_into().map_err(|_| SignatureError::Malformed)?;
-    let key = VerifyingKey::from_bytes(&receipt.node_key.0)
-        .map_err(|_| SignatureError::BadKey(receipt.node_key))?;
-    key.verify_strict(&receipt.signing_message(), &Signature::from_bytes(&raw))
-        .map_err(|_| SignatureError::Mismatch(receipt.node_key))?;
+    let key =
+        VerifyingKey::from_bytes(&node_key.0).map_err(|_| SignatureError::BadKey(*node_key))?;
+    key.verify_strict(message, &Signature::from_bytes(&raw))
+        .map_err(|_| SignatureError::Mismatch(*node_key))?;
     if let Some(expected) = trusted
-        && *expected != receipt.node_key
+        && expected != node_key
     {
         return Err(SignatureError::Untrusted {
             expected: *expected,
-            actual: receipt.node_key,
+            actual: *node_key,
         });
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! stays small and pure (only `serde`, `sha2` and friends).
 
 pub mod bundle;
+pub mod chat;
 pub mod digest;
 pub mod error;
 pub mod model;
@@ -16,6 +17,10 @@ mod schema;
 pub mod tensor;
 
 pub use bundle::{BUNDLE_FORMAT, Bundle, BundleSignature};
+pub use chat::{
+    CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatKind, ChatReceipt, ChunkLink,
+    FinishReason, FiniteF64, Sampling, Seed, StreamChain, StreamCommitment, Usage,
+};
 pub use digest::{Digest, DigestParseError, ModelDigest};
 pub use error::ErrorCode;
 pub use model::{Dim, ModelRef, ModelSignature, TensorSpec};

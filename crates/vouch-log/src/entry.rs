@@ -13,7 +13,7 @@
 //! so every entry has exactly one encoding. Byte layouts and test vectors: `docs/log.md`.
 
 use serde::{Deserialize, Serialize};
-use vouch_core::{Digest, ModelDigest, Receipt};
+use vouch_core::{ChatReceipt, Digest, ModelDigest, Receipt};
 
 use crate::merkle::{Hash, leaf_hash};
 
@@ -28,6 +28,8 @@ const MAGIC: &str = "vouch-log/v1 ";
 pub enum EntryKind {
     /// An inference receipt.
     Receipt,
+    /// A chat completion's receipt (`kind: "chat"`, `docs/receipt.md`).
+    ChatReceipt,
     /// A model's bytes entered the registry.
     ModelRegistered,
     /// A `name` or `name@version` pointer moved to another model (or was created/removed).
@@ -39,8 +41,9 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 5] = [
+    pub const ALL: [EntryKind; 6] = [
         EntryKind::Receipt,
+        EntryKind::ChatReceipt,
         EntryKind::ModelRegistered,
         EntryKind::PointerMoved,
         EntryKind::PolicyChanged,
@@ -50,6 +53,7 @@ impl EntryKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Receipt => "receipt",
+            EntryKind::ChatReceipt => "chat-receipt",
             EntryKind::ModelRegistered => "model-registered",
             EntryKind::PointerMoved => "pointer-moved",
             EntryKind::PolicyChanged => "policy-changed",
@@ -124,6 +128,7 @@ pub struct ConfigChanged {
 #[derive(Clone, Debug, PartialEq)]
 pub enum LogEntry {
     Receipt(Box<Receipt>),
+    ChatReceipt(Box<ChatReceipt>),
     ModelRegistered(ModelRegistered),
     PointerMoved(PointerMoved),
     PolicyChanged(PolicyChanged),
@@ -154,6 +159,7 @@ impl LogEntry {
     pub fn kind(&self) -> EntryKind {
         match self {
             LogEntry::Receipt(_) => EntryKind::Receipt,
+            LogEntry::ChatReceipt(_) => EntryKind::ChatReceipt,
             LogEntry::ModelRegistered(_) => EntryKind::ModelRegistered,
             LogEntry::PointerMoved(_) => EntryKind::PointerMoved,
             LogEntry::PolicyChanged(_) => EntryKind::PolicyChanged,
@@ -173,6 +179,7 @@ impl LogEntry {
     pub fn time(&self) -> &str {
         match self {
             LogEntry::Receipt(r) => &r.issued_at,
+            LogEntry::ChatReceipt(r) => &r.issued_at,
             LogEntry::ModelRegistered(e) => &e.at,
             LogEntry::PointerMoved(e) => &e.at,
             LogEntry::PolicyChanged(e) => &e.at,
@@ -187,6 +194,7 @@ impl LogEntry {
         let kind = self.kind();
         let payload = match self {
             LogEntry::Receipt(r) => Ok(r.canonical_bytes()),
+            LogEntry::ChatReceipt(r) => Ok(r.canonical_bytes()),
             LogEntry::ModelRegistered(e) => serde_jcs::to_vec(e),
             LogEntry::PointerMoved(e) => serde_jcs::to_vec(e),
             LogEntry::PolicyChanged(e) => serde_jcs::to_vec(e),
@@ -230,6 +238,9 @@ impl LogEntry {
         let entry = match kind {
             EntryKind::Receipt => {
                 LogEntry::Receipt(Box::new(serde_json::from_slice(payload).map_err(bad)?))
+            }
+            EntryKind::ChatReceipt => {
+                LogEntry::ChatReceipt(Box::new(serde_json::from_slice(payload).map_err(bad)?))
             }
             EntryKind::ModelRegistered => {
                 LogEntry::ModelRegistered(serde_json::from_slice(payload).map_err(bad)?)
@@ -285,6 +296,19 @@ impl LogEntry {
 /// The receipt's leaf bytes without cloning it into a `LogEntry`.
 pub fn receipt_entry_bytes(receipt: &Receipt) -> Vec<u8> {
     receipt_entry_from_canonical(&receipt.canonical_bytes())
+}
+
+/// The leaf bytes of a chat receipt: `"vouch-log/v1 chat-receipt\n" ‖ ChatReceipt::canonical_bytes()`.
+/// Its own header, so a chat receipt's leaf is never an ONNX receipt's (`docs/receipt.md`).
+pub fn chat_receipt_entry_bytes(receipt: &ChatReceipt) -> Vec<u8> {
+    let canonical = receipt.canonical_bytes();
+    let kind = EntryKind::ChatReceipt.as_str();
+    let mut out = Vec::with_capacity(MAGIC.len() + kind.len() + 1 + canonical.len());
+    out.extend_from_slice(MAGIC.as_bytes());
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&canonical);
+    out
 }
 
 /// The receipt entry for already-computed `Receipt::canonical_bytes()`.

@@ -21,11 +21,11 @@
 //! the proof can only ever vouch for that exact receipt.
 
 use serde::{Deserialize, Serialize};
-use vouch_core::{Bundle, Receipt};
+use vouch_core::{Bundle, ChatBundle, Receipt};
 
 use crate::checkpoint::{LogKey, NoteError, verify_checkpoint};
 use crate::cosign::{CosignError, WitnessKey, WitnessedBy, verify_cosignatures};
-use crate::entry::receipt_entry_bytes;
+use crate::entry::{chat_receipt_entry_bytes, receipt_entry_bytes};
 use crate::merkle::{Hash, ProofError, leaf_hash, verify_inclusion};
 use crate::proof::{TlogProof, TlogProofError};
 
@@ -207,11 +207,34 @@ pub fn verify_bundle_log(
     bundle: &Bundle,
     policy: &TrustPolicy,
 ) -> Result<InclusionVerified, OfflineError> {
-    let v = bundle
-        .evidence
-        .get(BUNDLE_EVIDENCE_KEY)
-        .ok_or(OfflineError::Missing)?;
-    let ev = LogEvidence::from_json(v)?;
+    verify_log_evidence(
+        bundle.evidence.get(BUNDLE_EVIDENCE_KEY),
+        &receipt_entry_bytes(&bundle.receipt),
+        policy,
+    )
+}
+
+/// The same step for a chat bundle: its `evidence.log` proves the chat receipt's leaf
+/// ([`crate::entry::chat_receipt_entry_bytes`]).
+pub fn verify_chat_bundle_log(
+    bundle: &ChatBundle,
+    policy: &TrustPolicy,
+) -> Result<InclusionVerified, OfflineError> {
+    verify_log_evidence(
+        bundle.evidence.get(BUNDLE_EVIDENCE_KEY),
+        &chat_receipt_entry_bytes(&bundle.receipt),
+        policy,
+    )
+}
+
+/// A bundle's `evidence.log` value (absent: `Missing`) proves `entry`, the leaf recomputed from
+/// the bundle's receipt.
+pub fn verify_log_evidence(
+    evidence: Option<&serde_json::Value>,
+    entry: &[u8],
+    policy: &TrustPolicy,
+) -> Result<InclusionVerified, OfflineError> {
+    let ev = LogEvidence::from_json(evidence.ok_or(OfflineError::Missing)?)?;
     let text = ev
         .proof
         .as_ref()
@@ -223,7 +246,7 @@ pub fn verify_bundle_log(
             proof: proof.index,
         });
     }
-    verify_receipt_inclusion(&bundle.receipt, &proof, policy)
+    verify_inclusion_offline(&proof, entry, policy)
 }
 
 /// Same check for a receipt and a standalone `.tlog-proof` file.

@@ -35,7 +35,8 @@ pub use checkpoint::{Checkpoint, LogKey, LogSigner, RawSigner};
 pub use cosign::{Cosignature, Cosigner, WitnessKey};
 pub use entry::{EntryKind, LogEntry};
 pub use evidence::{
-    InclusionVerified, LogEvidence, TrustPolicy, verify_bundle_log, verify_inclusion_offline,
+    InclusionVerified, LogEvidence, TrustPolicy, verify_bundle_log, verify_chat_bundle_log,
+    verify_inclusion_offline, verify_log_evidence,
 };
 #[cfg(feature = "writer")]
 pub use log::{Appended, CheckpointView, Committer, Log, LogConfig, LogError};

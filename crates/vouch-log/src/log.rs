@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
-use vouch_core::Receipt;
+use vouch_core::{ChatReceipt, Receipt};
 
 use crate::checkpoint::{LogSigner, NoteSignature, verify_checkpoint};
 use crate::cosign::{CosignError, WitnessKey, WitnessedBy};
@@ -331,6 +331,21 @@ impl<S: LogStore> Log<S> {
         }
         self.append_row(EntryRow {
             kind: EntryKind::Receipt,
+            name: None,
+            data,
+        })
+        .await
+    }
+
+    /// Appends a chat receipt's entry (`chat-receipt`).
+    pub async fn append_chat_receipt(&self, receipt: &ChatReceipt) -> Result<Appended, LogError> {
+        crate::entry::check_time(&receipt.issued_at)?;
+        let data = crate::entry::chat_receipt_entry_bytes(receipt);
+        if data.len() > crate::entry::MAX_ENTRY_BYTES {
+            return Err(EntryError::TooLarge { len: data.len() }.into());
+        }
+        self.append_row(EntryRow {
+            kind: EntryKind::ChatReceipt,
             name: None,
             data,
         })

@@ -245,3 +245,29 @@ fn malformed_entries_are_refused_with_reasons() {
         assert!(vouch_log::entry::check_time(t).is_err(), "{t}");
     }
 }
+
+#[test]
+fn a_chat_receipt_is_an_entry_of_its_own_kind() {
+    use vouch_log::entry::chat_receipt_entry_bytes;
+    // The published chat vector (docs/receipt.md).
+    let canonical =
+        include_str!("../../vouch-verify/tests/vectors/chat1.canonical.json").trim_end();
+    let r: vouch_core::ChatReceipt = serde_json::from_str(canonical).unwrap();
+    let entry = LogEntry::ChatReceipt(Box::new(r.clone()));
+    let bytes = entry.encode().unwrap();
+    assert_eq!(
+        bytes,
+        format!("vouch-log/v1 chat-receipt\n{canonical}").into_bytes()
+    );
+    assert_eq!(bytes, chat_receipt_entry_bytes(&r));
+    assert_eq!(LogEntry::decode(&bytes).unwrap(), entry);
+    assert_eq!(entry.kind().as_str(), "chat-receipt");
+    // Neither kind's payload passes as the other's.
+    let as_receipt = format!("vouch-log/v1 receipt\n{canonical}");
+    assert!(LogEntry::decode(as_receipt.as_bytes()).is_err());
+    let onnx = examples()[0].encode().unwrap();
+    let onnx_payload = &onnx[b"vouch-log/v1 receipt\n".len()..];
+    let mut as_chat = b"vouch-log/v1 chat-receipt\n".to_vec();
+    as_chat.extend_from_slice(onnx_payload);
+    assert!(LogEntry::decode(&as_chat).is_err());
+}

@@ -623,3 +623,45 @@ async fn a_committer_that_panicked_serves_again_from_the_stored_tree() {
         verify_inclusion(vouch_log::merkle::leaf_hash(&entry), i, 6, &proof, cp.root).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_receipts_are_logged_and_provable_offline() {
+    use vouch_core::{CHAT_BUNDLE_FORMAT, ChatBundle, ChatReceipt};
+    use vouch_log::evidence::verify_chat_bundle_log;
+    let store = Arc::new(MemoryStore::new());
+    let log = open(store, LogConfig::default()).await;
+    // The published chat vector (docs/receipt.md).
+    let chat: ChatReceipt = serde_json::from_str(include_str!(
+        "../../vouch-verify/tests/vectors/chat1.canonical.json"
+    ))
+    .unwrap();
+    log.append_receipt(&receipt(0)).await.unwrap();
+    let a = log.append_chat_receipt(&chat).await.unwrap();
+    assert_eq!(
+        LogEntry::decode(&log.entry(a.index).await.unwrap()).unwrap(),
+        LogEntry::ChatReceipt(Box::new(chat.clone()))
+    );
+    log.publish_checkpoint().await.unwrap().unwrap();
+    let policy = TrustPolicy {
+        log: signer(1).key().clone(),
+        witnesses: vec![],
+        threshold: 0,
+    };
+    let chat_bundle = |r: ChatReceipt, ev: serde_json::Value| ChatBundle {
+        format: CHAT_BUNDLE_FORMAT.into(),
+        receipt: r,
+        signature: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        evidence: BTreeMap::from([("log".to_string(), ev)]),
+    };
+    let ev = log.evidence(a.index).await.unwrap().to_json();
+    let v = verify_chat_bundle_log(&chat_bundle(chat.clone(), ev.clone()), &policy).unwrap();
+    assert_eq!((v.index, v.tree_size), (1, 2));
+    let mut altered = chat.clone();
+    altered.usage.completion_tokens += 1;
+    assert!(verify_chat_bundle_log(&chat_bundle(altered, ev), &policy).is_err());
+    // The ONNX receipt's proof does not vouch for a chat receipt, nor the reverse.
+    let ev0 = log.evidence(0).await.unwrap().to_json();
+    assert!(verify_chat_bundle_log(&chat_bundle(chat, ev0), &policy).is_err());
+}

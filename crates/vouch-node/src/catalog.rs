@@ -117,6 +117,13 @@ impl Catalog {
                 format!("no model with digest {digest}"),
             )
         })?;
+        if rec.engine == crate::llm::LLM_ENGINE {
+            return Err(NodeError::new(
+                ErrorCode::BadRequest,
+                format!("model {digest} is an LLM (GGUF): use POST /v1/chat/completions"),
+            )
+            .with_reason("not_onnx"));
+        }
         let engine = EngineKind::parse(&rec.engine).ok_or_else(|| {
             NodeError::internal(format!("registry names unknown engine {:?}", rec.engine))
         })?;

@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub log: crate::transparency::LogSettings,
     /// The zk tier's prover pool and limits (`[zk]`).
     pub zk: crate::proofs::ZkSettings,
+    /// LLM chat: token limits, concurrent chats, KV-cache budget, profile (`[llm]`).
+    pub llm: crate::llm::LlmSettings,
 }
 
 impl Default for NodeConfig {
@@ -38,6 +40,7 @@ impl Default for NodeConfig {
             pay: vouch_pay::PayConfig::default(),
             log: Default::default(),
             zk: Default::default(),
+            llm: Default::default(),
         }
     }
 }

@@ -6,10 +6,12 @@
 pub mod analytics;
 pub mod attestation;
 pub mod catalog;
+pub mod chat;
 pub mod config;
 pub mod configs;
 pub mod error;
 pub mod infer;
+pub mod llm;
 pub mod models;
 pub mod node;
 pub mod payments;
@@ -20,6 +22,7 @@ pub mod supervise;
 pub mod transparency;
 pub mod wire;
 
+pub use chat::{ChatAnswer, ChatCall};
 pub use config::NodeConfig;
 pub use error::{NodeError, ProtocolAnswer};
 pub use infer::{InferCall, Inferred};

@@ -28,6 +28,32 @@ pub struct Registered {
     pub view: api::RegisterResponse,
 }
 
+/// A model as OpenAI's model list shows it: one entry per name pointing at it, or its digest.
+fn openai_entries(m: &ModelRecord) -> Vec<api::openai::OpenAiModel> {
+    let created = unix_seconds(&m.created_at);
+    let entry = |id: String| api::openai::OpenAiModel {
+        id,
+        object: "model".into(),
+        created,
+        owned_by: "vouch".into(),
+    };
+    if m.names.is_empty() {
+        return vec![entry(m.digest.to_string())];
+    }
+    m.names
+        .iter()
+        .map(|n| entry(format!("{}@{}", n.name, n.version)))
+        .collect()
+}
+
+/// Unix seconds of an RFC 3339 time as the store writes it; 0 if it does not parse.
+fn unix_seconds(t: &str) -> u64 {
+    humantime::parse_rfc3339(t)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
 impl Node {
     /// Registers a model's bytes. Idempotent: the same bytes give the same digest and
     /// `created = false`.
@@ -55,8 +81,32 @@ impl Node {
         }
         let digest = ModelDigest::of_model_bytes(&bytes);
         let mut passed_over = Vec::new();
+        let is_llm = crate::llm::is_gguf(&bytes);
         let created = if self.store.model(&digest).await?.is_some() {
             false
+        } else if is_llm {
+            // An LLM's weights: checked by the LLM engine layer, nothing stored unless they pass.
+            let facts = crate::llm::inspect(bytes.clone()).await?;
+            let facts = serde_json::to_string(&facts).map_err(NodeError::internal)?;
+            self.store.blobs.put_model(&digest, bytes.clone()).await?;
+            let created = self
+                .store
+                .insert_model(&NewModel {
+                    digest,
+                    size_bytes: bytes.len() as u64,
+                    engine: crate::llm::LLM_ENGINE.into(),
+                    signature: vouch_core::ModelSignature {
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                    },
+                    llm_facts: Some(facts),
+                })
+                .await?;
+            if created {
+                crate::transparency::append_registered(&self.log, digest, bytes.len() as u64)
+                    .await?;
+            }
+            created
         } else {
             let engines = self.catalog.engines.clone();
             let b = bytes.clone();
@@ -96,7 +146,15 @@ impl Node {
             }
             created
         };
-        let zk = self.zk.on_registered(digest, bytes.clone()).await;
+        // No proof system here covers LLM generation: such a model is never analysed.
+        let zk = if is_llm {
+            api::ModelZk::Unavailable {
+                reason: "zk: unavailable: no proof system here covers LLM generation".into(),
+                circuit_estimate: None,
+            }
+        } else {
+            self.zk.on_registered(digest, bytes.clone()).await
+        };
         let mut change = None;
         if let Some(name) = &to.name {
             let version = match &to.version {
@@ -156,6 +214,7 @@ impl Node {
     pub async fn models(&self, limit: u32, offset: u32) -> Result<api::ModelList, NodeError> {
         let limit = limit.clamp(1, 1000);
         let models: Vec<ModelRecord> = self.store.list_models(limit, offset).await?;
+        let data = models.iter().flat_map(openai_entries).collect();
         let models = models
             .into_iter()
             .map(|m| api::ListedModel {
@@ -165,6 +224,8 @@ impl Node {
             .collect();
         let total = self.store.count_models().await?;
         Ok(api::ModelList {
+            object: "list".into(),
+            data,
             models,
             total,
             limit,

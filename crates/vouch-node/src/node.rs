@@ -48,6 +48,8 @@ pub struct Node {
     pub pay: Option<Arc<crate::payments::PayState>>,
     /// The zk tier: model analyses, proof jobs and the prover threads.
     pub zk: Arc<crate::proofs::ZkState>,
+    /// Loaded LLMs and chat admission (sequences, KV-cache budget).
+    pub llms: crate::llm::Llms,
     /// The step a test made fail (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: std::sync::Mutex<Option<crate::infer::Step>>,
@@ -147,6 +149,7 @@ impl Node {
             ),
             executor: Arc::new(Executor::new(exec_cfg)),
             policy: Policy::new(store.clone()),
+            llms: crate::llm::Llms::new(store.clone(), config.llm.clone()),
             store,
             signer,
             tee,

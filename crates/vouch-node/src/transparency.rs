@@ -315,6 +315,15 @@ pub async fn log_receipt(
     }))
 }
 
+/// Appends a chat receipt; the answer waits for this durable entry (proof fetched later).
+pub async fn log_chat_receipt(
+    st: &LogState,
+    receipt: &vouch_core::chat::ChatReceipt,
+) -> Result<LogEvidence, crate::error::NodeError> {
+    let a = st.log.append_chat_receipt(receipt).await?;
+    Ok(LogEvidence::pending(a.index))
+}
+
 /// The inclusion proof for `index`, waiting (bounded) for a checkpoint that covers it.
 pub async fn wait_evidence(st: &LogState, index: u64) -> Result<LogEvidence, LogError> {
     match tokio::time::timeout(st.max_wait, st.log.evidence(index)).await {

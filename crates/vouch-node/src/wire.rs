@@ -10,12 +10,34 @@ pub fn amount(a: vouch_pay::Amount) -> Result<api::Amount, NodeError> {
     a.to_string().parse().map_err(NodeError::internal)
 }
 
+/// The stored facts of an LLM, as shown (`None` if the row does not parse: it was written by
+/// this node from `GgufFacts`, so that would be a bug, logged).
+fn llm_facts(json: &str) -> Option<api::LlmFacts> {
+    let f: vouch_llm::GgufFacts = serde_json::from_str(json)
+        .inspect_err(|e| tracing::error!("stored LLM facts do not parse: {e}"))
+        .ok()?;
+    Some(api::LlmFacts {
+        architecture: f.architecture.name().into(),
+        name: f.name,
+        quantization: f.quantization,
+        context_length: f.context_length,
+        vocab_size: f.vocab_size,
+        embedding_length: f.embedding_length,
+        block_count: f.block_count,
+        parameter_count: f.parameter_count,
+        tensor_count: f.tensor_count,
+        tokenizer_model: f.tokenizer_model,
+        chat_template: f.chat_template,
+    })
+}
+
 pub fn model_record(r: vouch_store::ModelRecord) -> api::ModelRecord {
     api::ModelRecord {
         digest: r.digest,
         size_bytes: r.size_bytes,
         engine: r.engine,
         signature: r.signature,
+        llm: r.llm_facts.as_deref().and_then(llm_facts),
         created_at: r.created_at,
         names: r
             .names
@@ -216,6 +238,7 @@ pub fn entry_kind(k: vouch_log::EntryKind) -> api::EntryKind {
     use vouch_log::EntryKind as K;
     match k {
         K::Receipt => api::EntryKind::Receipt,
+        K::ChatReceipt => api::EntryKind::ChatReceipt,
         K::ModelRegistered => api::EntryKind::ModelRegistered,
         K::PointerMoved => api::EntryKind::PointerMoved,
         K::PolicyChanged => api::EntryKind::PolicyChanged,

@@ -42,6 +42,7 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::models::by_name,
         routes::models::by_digest,
         routes::infer::infer,
+        routes::chat::chat_completions,
         routes::proofs::get,
         routes::proofs::cancel,
         routes::attestation::attestation,
@@ -71,6 +72,8 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         vouch_api::ErrorBody,
         vouch_api::ZkJobRef,
         vouch_api::LogEvidence,
+        vouch_api::openai::ChatCompletionChunk,
+        vouch_api::openai::ChatReceiptEvent,
         vouch_api::facilitator::FacilitatorRequest,
         vouch_api::facilitator::VerifyResponse,
         vouch_api::facilitator::SettleResponse,
@@ -119,6 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/attestation/{digest}",
             get(routes::attestation::by_digest),
         )
+        .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route(
@@ -261,7 +265,7 @@ mod tests {
                 }
             }
         }
-        // The routes `router` serves, both listeners of `/v1/models…` included.
-        assert_eq!(operations, 29, "{ids:?}");
+        // The routes `router` serves, both listeners of `/v1/models…` and the chat route included.
+        assert_eq!(operations, 30, "{ids:?}");
     }
 }

@@ -7,7 +7,7 @@ use vouch_attest::SignatureError;
 use vouch_attest::tee::TeeError;
 use vouch_log::evidence::OfflineError;
 
-use crate::VerifyError;
+use crate::{ChainError, ResponseField, VerifyError};
 
 /// Why a bundle failed. Serialised as the snake_case name (`tee_not_authentic`).
 ///
@@ -87,6 +87,43 @@ pub enum FailureCode {
     TeeNonceMismatch,
     TeeBinding,
     TeeReceipt,
+    /// The file is not a Vouch chat bundle (its `format` is not `vouch.chat-bundle.v1`).
+    NotAChatBundle,
+    /// The chat receipt's fields contradict each other (usage sums, tiers, token commitments,
+    /// `executed_by`), or the bundle carries token ids the receipt does not commit to.
+    ChatReceiptInvalid,
+    /// The request file has no request digest: not JSON, or an integer beyond ±(2^53 − 1).
+    RequestInvalid,
+    /// The request file is not the request the receipt commits to.
+    RequestMismatch,
+    /// The response is not a chat completion object (or has no bundle in `vouch`).
+    ResponseInvalid,
+    /// The completion text (or the streamed deltas joined) is not the one the receipt commits to.
+    CompletionMismatch,
+    /// The response's finish reason is not the receipt's.
+    FinishReasonMismatch,
+    /// The response's usage is not the receipt's.
+    UsageMismatch,
+    /// The response's `model` is not the receipt's `model_ref` (or digest).
+    ResponseModelMismatch,
+    /// The bundle's token ids are not the ones the receipt commits to, or not as many as its usage counts.
+    TokensMismatch,
+    /// A streamed chunk is not a `chat.completion.chunk` with a `vouch` link.
+    StreamChunkMalformed,
+    /// A streamed chunk is missing (dropped, or a later one came first).
+    StreamChunkMissing,
+    /// A streamed chunk came again, or after a later one.
+    StreamChunkOutOfOrder,
+    /// A streamed chunk was altered: the chain breaks after it, or the head is not the receipt's.
+    StreamChainBroken,
+    /// The first chunk does not start the chain of the receipt's request.
+    StreamStartMismatch,
+    /// Fewer chunks arrived than the receipt commits to.
+    StreamTruncated,
+    /// More chunks arrived than the receipt commits to.
+    StreamTooLong,
+    /// Chunks were checked against a receipt that commits to no stream.
+    StreamNotCommitted,
     /// The verifier's own inputs: a file that cannot be read or parsed, a malformed option
     /// (front ends such as `vouch verify` report these; `verify_bundle` never does).
     InvalidArgument,
@@ -139,6 +176,24 @@ impl FailureCode {
             C::TeeNonceMismatch => "tee_nonce_mismatch",
             C::TeeBinding => "tee_binding",
             C::TeeReceipt => "tee_receipt",
+            C::NotAChatBundle => "not_a_chat_bundle",
+            C::ChatReceiptInvalid => "chat_receipt_invalid",
+            C::RequestInvalid => "request_invalid",
+            C::RequestMismatch => "request_mismatch",
+            C::ResponseInvalid => "response_invalid",
+            C::CompletionMismatch => "completion_mismatch",
+            C::FinishReasonMismatch => "finish_reason_mismatch",
+            C::UsageMismatch => "usage_mismatch",
+            C::ResponseModelMismatch => "response_model_mismatch",
+            C::TokensMismatch => "tokens_mismatch",
+            C::StreamChunkMalformed => "stream_chunk_malformed",
+            C::StreamChunkMissing => "stream_chunk_missing",
+            C::StreamChunkOutOfOrder => "stream_chunk_out_of_order",
+            C::StreamChainBroken => "stream_chain_broken",
+            C::StreamStartMismatch => "stream_start_mismatch",
+            C::StreamTruncated => "stream_truncated",
+            C::StreamTooLong => "stream_too_long",
+            C::StreamNotCommitted => "stream_not_committed",
             C::InvalidArgument => "invalid_argument",
             C::Internal => "internal",
         }
@@ -198,6 +253,28 @@ impl VerifyError {
         use FailureCode as C;
         match self {
             VerifyError::Format(_) => C::NotABundle,
+            VerifyError::ChatFormat(_) => C::NotAChatBundle,
+            VerifyError::ChatReceiptInvalid(_) => C::ChatReceiptInvalid,
+            VerifyError::NotForChat(_) => C::InvalidArgument,
+            VerifyError::RequestInvalid(_) => C::RequestInvalid,
+            VerifyError::ResponseInvalid(_) => C::ResponseInvalid,
+            VerifyError::ResponseMismatch { field, .. } => match field {
+                ResponseField::Completion => C::CompletionMismatch,
+                ResponseField::FinishReason => C::FinishReasonMismatch,
+                ResponseField::Usage => C::UsageMismatch,
+                ResponseField::Model => C::ResponseModelMismatch,
+            },
+            VerifyError::TokenCount { .. } => C::TokensMismatch,
+            VerifyError::Chain(e) => match e {
+                ChainError::Malformed { .. } => C::StreamChunkMalformed,
+                ChainError::Gap { .. } => C::StreamChunkMissing,
+                ChainError::Behind { .. } => C::StreamChunkOutOfOrder,
+                ChainError::Broken { .. } | ChainError::HeadMismatch { .. } => C::StreamChainBroken,
+                ChainError::StartMismatch => C::StreamStartMismatch,
+                ChainError::Truncated { .. } => C::StreamTruncated,
+                ChainError::TooLong { .. } => C::StreamTooLong,
+                ChainError::NotStreamed => C::StreamNotCommitted,
+            },
             VerifyError::ReceiptVersion(_) => C::UnsupportedReceiptVersion,
             VerifyError::MissingSignature => C::SignatureMissing,
             VerifyError::Signature(s) => match s {
@@ -226,6 +303,8 @@ impl VerifyError {
                 crate::MODEL_FILE => C::ModelMismatch,
                 crate::INPUT_FILE => C::InputsMismatch,
                 crate::CONFIGURATION => C::ConfigMismatch,
+                crate::chat::REQUEST_FILE => C::RequestMismatch,
+                crate::chat::PROMPT_TOKENS | crate::chat::COMPLETION_TOKENS => C::TokensMismatch,
                 _ => C::OutputsMismatch,
             },
         }
@@ -248,6 +327,41 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(c).ok(),
                 Some(serde_json::Value::String(c.as_str().into()))
+            );
+        }
+    }
+
+    #[test]
+    fn chat_codes_are_serialised_as_documented() {
+        let doc = include_str!("../../../docs/verify.md");
+        use FailureCode as C;
+        for c in [
+            C::NotAChatBundle,
+            C::ChatReceiptInvalid,
+            C::RequestInvalid,
+            C::RequestMismatch,
+            C::ResponseInvalid,
+            C::CompletionMismatch,
+            C::FinishReasonMismatch,
+            C::UsageMismatch,
+            C::ResponseModelMismatch,
+            C::TokensMismatch,
+            C::StreamChunkMalformed,
+            C::StreamChunkMissing,
+            C::StreamChunkOutOfOrder,
+            C::StreamChainBroken,
+            C::StreamStartMismatch,
+            C::StreamTruncated,
+            C::StreamTooLong,
+            C::StreamNotCommitted,
+        ] {
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::Value::String(c.as_str().into()))
+            );
+            assert!(
+                doc.contains(&format!("| `{c}` |")),
+                "{c} is not in docs/verify.md"
             );
         }
     }

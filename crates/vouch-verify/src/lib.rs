@@ -8,6 +8,10 @@
 //! is deliberately elsewhere, because it needs an engine. It has no clock either: checking
 //! `tee` evidence needs the caller to pass the verification time.
 //!
+//! Chat bundles (`vouch.chat-bundle.v1`) have their own entry points in `chat.rs`:
+//! [`verify_chat_bundle`] for an answer held whole, [`StreamVerifier`] for a streamed one,
+//! checked chunk by chunk as it arrives.
+//!
 //! Each tier a receipt claims is checked and reported separately ([`TierReport`]): what it
 //! proved and under which trust assumption; a tier this verifier cannot check fails the whole
 //! bundle rather than being reported as verified.
@@ -19,9 +23,11 @@ use vouch_attest::tee::{TeeError, TeeEvidence, TeeOptions, TeePolicy, verify_bun
 use vouch_attest::{SignatureError, verify_receipt_signature};
 use vouch_core::{BUNDLE_FORMAT, Bundle, Digest, NodeKey, RECEIPT_VERSION, TensorMap, Tier};
 
+mod chat;
 mod code;
 mod zk;
 
+pub use chat::{ChainError, ResponseField, StreamVerifier, bundle_in_response, verify_chat_bundle};
 pub use code::FailureCode;
 
 /// The names `DigestMismatch::what` takes for the caller's files (their codes differ).
@@ -95,6 +101,33 @@ pub struct Report {
 pub enum VerifyError {
     #[error("not a Vouch bundle: format is {0:?}, expected \"vouch.bundle.v1\"")]
     Format(String),
+    #[error("not a Vouch chat bundle: format is {0:?}, expected \"vouch.chat-bundle.v1\"")]
+    ChatFormat(String),
+    #[error("the chat receipt contradicts itself: {0}")]
+    ChatReceiptInvalid(String),
+    #[error("{0} does not apply to a chat bundle")]
+    NotForChat(&'static str),
+    #[error("the request file has no request digest: {0}")]
+    RequestInvalid(String),
+    #[error("the response is not a chat completion this verifier can read: {0}")]
+    ResponseInvalid(String),
+    #[error(
+        "the response's {field} does not match the receipt: receipt says {receipt}, response has {response}"
+    )]
+    ResponseMismatch {
+        field: ResponseField,
+        receipt: String,
+        response: String,
+    },
+    #[error("the bundle carries {ids} {what} but the receipt's usage counts {usage}")]
+    TokenCount {
+        what: &'static str,
+        ids: usize,
+        usage: u32,
+    },
+    /// A streamed answer's chunks are not the chain the receipt commits to (names the chunk).
+    #[error("{0}")]
+    Chain(#[from] ChainError),
     #[error("receipt version {0} is not supported by this verifier (it knows version 1)")]
     ReceiptVersion(u32),
     #[error("the receipt lists the signed tier but the bundle carries no signature")]
@@ -192,28 +225,9 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
             expected_nonce: None,
         };
         let verdict = verify_bundle_tee(bundle, ev.tee_supplied, &ev.tee_policy, &options)?;
-        proven.push(Finding {
-            check: "tee",
-            detail: format!(
-                "{} evidence binds node key {} to measured code",
-                verdict.platform, verdict.node_key
-            ),
-        });
-        tiers.push(TierReport {
-            tier: Tier::Tee,
-            proven: format!(
-                "code measured as {} holds node key {}, which signed this receipt",
-                verdict
-                    .measurements
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                verdict.node_key
-            ),
-            trust_assumption: verdict.trust_assumption.clone(),
-            simulated: verdict.is_simulated(),
-        });
+        let (finding, tier) = tee_findings(&verdict, "receipt");
+        proven.push(finding);
+        tiers.push(tier);
         tee_summary = Some(verdict.summary());
     }
 
@@ -362,6 +376,40 @@ fn log_check(
         return Ok(());
     };
     let v = vouch_log::verify_bundle_log(bundle, policy)?;
+    proven.push(log_finding(&v));
+    Ok(())
+}
+
+/// What verified `tee` evidence establishes, for either receipt kind (`what` names it).
+fn tee_findings(verdict: &vouch_attest::tee::TeeVerdict, what: &str) -> (Finding, TierReport) {
+    (
+        Finding {
+            check: "tee",
+            detail: format!(
+                "{} evidence binds node key {} to measured code",
+                verdict.platform, verdict.node_key
+            ),
+        },
+        TierReport {
+            tier: Tier::Tee,
+            proven: format!(
+                "code measured as {} holds node key {}, which signed this {what}",
+                verdict
+                    .measurements
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                verdict.node_key
+            ),
+            trust_assumption: verdict.trust_assumption.clone(),
+            simulated: verdict.is_simulated(),
+        },
+    )
+}
+
+/// What a verified inclusion proof establishes.
+fn log_finding(v: &vouch_log::InclusionVerified) -> Finding {
     let witnessed = if v.witnesses.is_empty() {
         String::new()
     } else {
@@ -374,13 +422,12 @@ fn log_check(
                 .join(", ")
         )
     };
-    proven.push(Finding {
+    Finding {
         check: "log",
         detail: format!(
             "the receipt is entry {} of log {} under its signed checkpoint of size {}{witnessed}: \
              anyone auditing that log sees it",
             v.index, v.origin, v.tree_size
         ),
-    });
-    Ok(())
+    }
 }

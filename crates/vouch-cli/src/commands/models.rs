@@ -105,7 +105,10 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     change_word(n.change)
                 );
             }
-            print_signature(&m.signature);
+            match &m.llm {
+                Some(f) => print_llm(f),
+                None => print_signature(&m.signature),
+            }
             print_zk(&resp.zk);
             for p in &resp.passed_over {
                 println!("  note: {} could not serve it: {}", p.engine, p.reason);
@@ -142,7 +145,10 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                         names.join(", ")
                     }
                 );
-                print_signature(&m.signature);
+                match &m.llm {
+                    Some(f) => print_llm(f),
+                    None => print_signature(&m.signature),
+                }
                 print_zk(&listed.zk);
             }
         }
@@ -363,4 +369,21 @@ fn print_signature(sig: &vouch_core::ModelSignature) {
     };
     println!("  inputs:  {}", line(&sig.inputs));
     println!("  outputs: {}", line(&sig.outputs));
+}
+
+/// An LLM's facts, as registration read them from its GGUF.
+fn print_llm(f: &vouch_api::LlmFacts) {
+    println!(
+        "  llm:    {} {} ({} parameters), context {} tokens, vocabulary {} ({})",
+        f.architecture,
+        f.quantization,
+        f.parameter_count,
+        f.context_length,
+        f.vocab_size,
+        f.tokenizer_model
+    );
+    match &f.chat_template {
+        Some(t) => println!("  chat template: from the file ({} bytes)", t.len()),
+        None => println!("  chat template: none in the file (ChatML is used)"),
+    }
 }

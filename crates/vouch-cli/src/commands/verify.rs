@@ -1,18 +1,31 @@
 //! `vouch verify`: offline, no network, no trust in the node beyond what is printed.
+//!
+//! The file is an ONNX receipt bundle, a chat bundle, a chat completion answer holding one in
+//! `vouch`, or a streamed answer's raw SSE body (its chunks are checked against the hash chain
+//! the receipt commits to).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use vouch_attest::tee::{TeeEvidence, TeePolicy};
-use vouch_core::{Bundle, Digest, NodeKey, TensorMap, Tier};
-use vouch_verify::{Evidence, FailureCode, verify_bundle};
+use vouch_core::chat::CHAT_RECEIPT_EVENT_OBJECT;
+use vouch_core::{Bundle, CHAT_BUNDLE_FORMAT, ChatBundle, Digest, NodeKey, TensorMap, Tier};
+use vouch_verify::{
+    Evidence, FailureCode, Report, StreamVerifier, VerifyError, bundle_in_response, verify_bundle,
+    verify_chat_bundle,
+};
 
 use crate::files::read_json;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A receipt bundle, a chat bundle, a chat completion answer (its bundle is in `vouch`), or
+    /// a streamed answer's raw SSE body.
     bundle: PathBuf,
+    /// Chat: the request body you sent, to check it is the one the receipt commits to.
+    #[arg(long, value_name = "FILE")]
+    request: Option<PathBuf>,
     /// The model file, to check it is the one the receipt names.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -64,9 +77,94 @@ pub struct Args {
     json: bool,
 }
 
+/// What the file given is.
+enum Subject {
+    Bundle(Box<Bundle>),
+    Chat {
+        bundle: Box<ChatBundle>,
+        /// The answer the bundle came in, when the file was one.
+        response: Option<serde_json::Value>,
+    },
+    /// A streamed answer: each chunk's data bytes, then the receipt event's bundle (`None`
+    /// when the stream ended without one).
+    Stream {
+        chunks: Vec<Vec<u8>>,
+        bundle: Option<Box<ChatBundle>>,
+    },
+}
+
+/// Tells the file's kind by its content: SSE text starts with a field name, a chat bundle has
+/// its format, an answer its `object`; anything else is read as an ONNX bundle.
+fn read_subject(path: &std::path::Path) -> anyhow::Result<Subject> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read bundle {}", path.display()))?;
+    let invalid = |what: &str| format!("{} is not a valid {what}", path.display());
+    if bytes.trim_ascii_start().starts_with(b"data:") {
+        return read_stream(&bytes).with_context(|| invalid("server-sent event stream"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| invalid("receipt bundle"))?;
+    if v.get("format").and_then(|f| f.as_str()) == Some(CHAT_BUNDLE_FORMAT) {
+        let bundle = serde_json::from_value(v).with_context(|| invalid("chat bundle"))?;
+        return Ok(Subject::Chat {
+            bundle: Box::new(bundle),
+            response: None,
+        });
+    }
+    if matches!(
+        v.get("object").and_then(|o| o.as_str()),
+        Some("chat.completion" | "text_completion")
+    ) {
+        let bundle = bundle_in_response(&v).with_context(|| invalid("chat completion"))?;
+        return Ok(Subject::Chat {
+            bundle: Box::new(bundle),
+            response: Some(v),
+        });
+    }
+    let bundle = serde_json::from_value(v).with_context(|| invalid("receipt bundle"))?;
+    Ok(Subject::Bundle(Box::new(bundle)))
+}
+
+/// The data of each event (`data:` lines joined by newlines, one leading space dropped, as the
+/// SSE standard reads them) up to `[DONE]`; the `vouch.receipt` event gives the bundle.
+fn read_stream(bytes: &[u8]) -> anyhow::Result<Subject> {
+    let text = std::str::from_utf8(bytes).context("not UTF-8")?;
+    let text = text.replace("\r\n", "\n");
+    let mut chunks = Vec::new();
+    let mut bundle = None;
+    for event in text.split("\n\n") {
+        let data: Vec<&str> = event
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect();
+        if data.is_empty() {
+            continue;
+        }
+        let data = data.join("\n");
+        if data == "[DONE]" {
+            break;
+        }
+        if bundle.is_some() {
+            bail!("an event follows the vouch.receipt event");
+        }
+        let is_receipt = serde_json::from_str::<serde_json::Value>(&data)
+            .ok()
+            .filter(|v| {
+                v.get("object").and_then(|o| o.as_str()) == Some(CHAT_RECEIPT_EVENT_OBJECT)
+            });
+        match is_receipt {
+            Some(v) => bundle = Some(Box::new(bundle_in_response(&v)?)),
+            None => chunks.push(data.into_bytes()),
+        }
+    }
+    Ok(Subject::Stream { chunks, bundle })
+}
+
 /// Everything the verifier was given, read and parsed.
 struct Given {
-    bundle: Bundle,
+    subject: Subject,
+    request: Option<Vec<u8>>,
     model: Option<Vec<u8>>,
     inputs: Option<TensorMap>,
     outputs: Option<TensorMap>,
@@ -80,7 +178,15 @@ struct Given {
 }
 
 fn read_given(a: &Args) -> anyhow::Result<Given> {
-    let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
+    let subject = read_subject(&a.bundle)?;
+    let request = a
+        .request
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("cannot read {}", p.display())))
+        .transpose()?;
+    if request.is_some() && matches!(subject, Subject::Bundle(_)) {
+        bail!("--request applies to chat bundles; this is an ONNX receipt bundle");
+    }
     let model = a
         .model
         .as_ref()
@@ -150,7 +256,8 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--zk-vk-digest: {e}"))?;
     Ok(Given {
-        bundle,
+        subject,
+        request,
         model,
         inputs,
         outputs,
@@ -162,6 +269,25 @@ fn read_given(a: &Args) -> anyhow::Result<Given> {
         require,
         zk_vk_digest,
     })
+}
+
+/// Pushes every chunk through the chain check, then finishes with the receipt event's bundle.
+fn verify_stream(
+    chunks: &[Vec<u8>],
+    bundle: Option<&ChatBundle>,
+    request: Option<&[u8]>,
+    ev: &Evidence<'_>,
+) -> Result<Report, VerifyError> {
+    let mut v = StreamVerifier::new();
+    for c in chunks {
+        v.push(c)?;
+    }
+    let bundle = bundle.ok_or_else(|| {
+        VerifyError::ResponseInvalid(
+            "the stream ends without its vouch.receipt event: nothing vouches for it".into(),
+        )
+    })?;
+    v.finish(bundle, request, ev)
 }
 
 /// `--json` on failure: `{"ok": false, "code", "message", "below_policy"}` (docs/verify.md).
@@ -199,7 +325,16 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         log_trust: g.log_trust,
         config: g.config.as_ref(),
     };
-    match verify_bundle(&g.bundle, &ev) {
+    let verdict = match &g.subject {
+        Subject::Bundle(b) => verify_bundle(b, &ev),
+        Subject::Chat { bundle, response } => {
+            verify_chat_bundle(bundle, g.request.as_deref(), response.as_ref(), &ev)
+        }
+        Subject::Stream { chunks, bundle } => {
+            verify_stream(chunks, bundle.as_deref(), g.request.as_deref(), &ev)
+        }
+    };
+    match verdict {
         Ok(report) => {
             if a.json {
                 let mut out = serde_json::to_value(&report)?;

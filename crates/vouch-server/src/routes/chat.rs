@@ -1,0 +1,104 @@
+//! `POST /v1/chat/completions`: OpenAI's chat API, answered with a chat receipt — in the
+//! answer's `vouch` field, or, streamed, as the last server-sent event before `[DONE]`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+use vouch_api::openai::ChatCompletionRequest;
+use vouch_core::{ErrorCode, Tier};
+use vouch_node::infer::parse_tiers;
+use vouch_node::{ChatAnswer, ChatCall};
+
+use crate::error::ApiError;
+use crate::routes::body_or_error;
+use crate::state::AppState;
+
+/// Tiers from the body's `tiers` (the SDKs send it with `extra_body`); `["signed"]` when absent,
+/// as for `/v1/infer`.
+fn tiers_of(body: &Value) -> Result<Vec<Tier>, ApiError> {
+    match body.get("tiers") {
+        None => Ok(vec![Tier::Signed]),
+        Some(v) => {
+            let raw: Vec<String> = serde_json::from_value(v.clone()).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    "tiers: an array of tier names (signed, tee, zk)",
+                )
+            })?;
+            Ok(parse_tiers(&raw)?)
+        }
+    }
+}
+
+/// A chat completion with a receipt: the whole request as received, the model's digest and
+/// configuration, the sampling and seed used, the tokens and the text. `stream: true` answers
+/// with server-sent events: `chat.completion.chunk` objects, each carrying its link of the
+/// stream's hash chain (`vouch.index`, `vouch.prev`), then one `vouch.receipt` event whose
+/// receipt commits to the chain's head, then `[DONE]`.
+#[utoipa::path(post, path = "/v1/chat/completions", operation_id = "chat_completions", tag = "chat",
+    request_body = ChatCompletionRequest,
+    responses((status = 200, description = "the completion with its receipt bundle in `vouch` (or, with `stream: true`, an event stream)", body = vouch_api::openai::ChatCompletion),
+        (status = 400, description = "bad request: unsupported option, prompt longer than the context (reason context_length_exceeded), max_tokens over the node's limit", body = vouch_api::ErrorBody),
+        (status = 404, description = "no such model", body = vouch_api::ErrorBody),
+        (status = 422, description = "tier unavailable (zk on an LLM), or below the model's minimum tier", body = vouch_api::ErrorBody),
+        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
+pub async fn chat_completions(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let limits = &st.node.config.limits;
+    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
+    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
+    let request: ChatCompletionRequest = serde_json::from_value(value.clone())
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("chat request: {e}")))?;
+    let tiers = tiers_of(&value)?;
+    let answer = st
+        .node
+        .chat(ChatCall {
+            body: value,
+            request,
+            tiers,
+        })
+        .await?;
+    Ok(match answer {
+        ChatAnswer::Complete(c) => Json(*c).into_response(),
+        ChatAnswer::Stream(rx) => Sse::new(ChatEvents { rx, done: false }).into_response(),
+    })
+}
+
+/// The node's `data:` payloads as server-sent events, then `[DONE]`. Dropped when the client
+/// leaves, which drops the node's receiver: its next send fails and generation stops.
+struct ChatEvents {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    done: bool,
+}
+
+impl futures_core::Stream for ChatEvents {
+    type Item = Result<Event, Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match self.rx.poll_recv(cx) {
+            // The node built these bytes with serde_json: valid UTF-8 on one line.
+            Poll::Ready(Some(bytes)) => Poll::Ready(Some(Ok(
+                Event::default().data(String::from_utf8_lossy(&bytes))
+            ))),
+            Poll::Ready(None) if !self.done => {
+                self.done = true;
+                Poll::Ready(Some(Ok(Event::default().data("[DONE]"))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,1 @@
+buwBOKRw6D35TAf+LjkVZQat4lPVg+OcjGpmWTE9r7SHVMtyBpo3rgbPOmon8exKih/Li6acWTZq2Vc14yuVDA==

@@ -1,0 +1,1 @@
+g7uJ1e3vDRb7CcTnCbNsfoY1oTpxwFzh70k6sMEC6dmUpzu3yvUztN0rOH71n/AqHGayCJOa+EuJhxlpNq+sBQ==
