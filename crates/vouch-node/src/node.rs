@@ -139,6 +139,7 @@ impl Node {
             )),
             run_memory: config.exec.run_memory_bytes(),
             inline_fast_runs: true,
+            inline_max_run: vouch_exec::executor::INLINE_MAX_RUN,
         };
         let engines = Arc::new(engines);
         Ok(Arc::new(Node {
