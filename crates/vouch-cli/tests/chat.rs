@@ -153,6 +153,29 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
     .unwrap();
     assert!(!report.proven.is_empty());
 
+    // Anyone holding the weights regenerates the answer bit for bit, greedy or sampled.
+    let dir = tempfile::tempdir().unwrap();
+    let mut sampled = request.clone();
+    sampled["temperature"] = json!(0.9);
+    sampled["seed"] = json!(11);
+    let (status, sampled_answer) = post_raw(&node, &serde_json::to_vec(&sampled).unwrap());
+    assert_eq!(status, 200);
+    for (name, answer_bytes) in [
+        ("greedy.json", serde_json::to_vec(&answer).unwrap()),
+        ("sampled.json", sampled_answer),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, &answer_bytes).unwrap();
+        let out = node.cli(&[
+            "replay",
+            file.to_str().unwrap(),
+            "--model",
+            gguf.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert!(text(&out).contains("OK: bit-exact"), "{name}: {}", text(&out));
+    }
+
     // Any change to what was sent, what came back or the weights is caught.
     let mut other = request.clone();
     other["user"] = json!("mallory");

@@ -5,6 +5,7 @@ pub mod models;
 pub mod pay;
 pub mod proofs;
 pub mod replay;
+pub mod replay_chat;
 pub mod serve;
 pub mod verify;
 pub mod witness;

@@ -15,11 +15,14 @@ use crate::files::read_json;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A receipt bundle, or a chat bundle / chat completion (its bundle in `vouch`).
     bundle: PathBuf,
+    /// The model file: ONNX, or the GGUF of a chat.
     #[arg(long)]
     model: PathBuf,
-    #[arg(long)]
-    inputs: PathBuf,
+    /// The inputs you sent (ONNX bundles).
+    #[arg(long, required = false)]
+    inputs: Option<PathBuf>,
     /// Allowed |local - vouched| per element, plus `rtol` × |vouched|, when bit-exactness is not promised.
     #[arg(long, default_value_t = 1e-4)]
     atol: f64,
@@ -31,11 +34,26 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let bundle: Bundle = read_json(&a.bundle, "receipt bundle")?;
+    let raw: serde_json::Value = read_json(&a.bundle, "receipt bundle")?;
+    let chat = match raw.get("vouch") {
+        Some(inner) if raw.get("choices").is_some() => Some(inner.clone()),
+        _ => (raw.get("format").and_then(|f| f.as_str())
+            == Some(vouch_core::chat::CHAT_BUNDLE_FORMAT))
+        .then(|| raw.clone()),
+    };
+    if let Some(chat) = chat {
+        let bundle: vouch_core::chat::ChatBundle =
+            serde_json::from_value(chat).context("chat bundle")?;
+        return super::replay_chat::run(&bundle, &a.model);
+    }
+    let Some(inputs_path) = &a.inputs else {
+        bail!("--inputs is needed to replay an ONNX receipt: the inputs you sent");
+    };
+    let bundle: Bundle = serde_json::from_value(raw).context("receipt bundle")?;
     let r = &bundle.receipt;
     let model =
         std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
-    let inputs: TensorMap = read_json(&a.inputs, "inputs file")?;
+    let inputs: TensorMap = read_json(inputs_path, "inputs file")?;
     let fail = |msg: String| -> anyhow::Result<ExitCode> {
         eprintln!("FAILED: {msg}");
         Ok(ExitCode::from(2))
@@ -50,7 +68,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if inputs.digest() != r.input_digest {
         return fail(format!(
             "{} are not the inputs the receipt names ({})",
-            a.inputs.display(),
+            inputs_path.display(),
             r.input_digest
         ));
     }
