@@ -173,7 +173,11 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
             gguf.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{name}: {}", text(&out));
-        assert!(text(&out).contains("OK: bit-exact"), "{name}: {}", text(&out));
+        assert!(
+            text(&out).contains("OK: bit-exact"),
+            "{name}: {}",
+            text(&out)
+        );
     }
 
     // Any change to what was sent, what came back or the weights is caught.

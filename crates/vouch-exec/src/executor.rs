@@ -328,28 +328,28 @@ impl Executor {
         let concurrency = model.max_concurrency().max(1);
         let control = Arc::new(RunControl::new(config.run_timeout, config.run_memory));
         let (tx, rx) = oneshot::channel();
+        let job = Job {
+            key,
+            model,
+            inputs,
+            rows,
+            compat,
+            concurrency,
+            enqueued: Instant::now(),
+            control: control.clone(),
+            reply: tx,
+        };
         {
             let mut st = self.shared.state.lock();
             if st.shutdown {
                 return Err(ExecError::Stopped);
             }
             if config.inline_fast_runs
-                && st.may_run_inline(&key, concurrency, &inputs, config.inline_max_run)
+                && st.may_run_inline(&key, concurrency, &job.inputs, config.inline_max_run)
             {
                 st.claim_slot(key);
                 let run_id = st.watch(control.clone(), vec![control.clone()]);
                 drop(st);
-                let job = Job {
-                    key,
-                    model,
-                    inputs,
-                    rows,
-                    compat,
-                    concurrency,
-                    enqueued: Instant::now(),
-                    control: control.clone(),
-                    reply: tx,
-                };
                 self.shared.stats.inline.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 execute(&self.shared, vec![job], &control);
@@ -375,17 +375,7 @@ impl Executor {
                 self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(ExecError::Overloaded { capacity: cap });
             }
-            st.queue.push_back(Job {
-                key,
-                model,
-                inputs,
-                rows,
-                compat,
-                concurrency,
-                enqueued: Instant::now(),
-                control: control.clone(),
-                reply: tx,
-            });
+            st.queue.push_back(job);
         }
         // Without a batching wait every sleeper on `cv` is an idle worker, and any of them can
         // start any job, so one wake-up suffices (waking all cost a futex wake and a context

@@ -84,14 +84,11 @@ impl Node {
         let is_llm = crate::llm::is_gguf(&bytes);
         let created = if self.store.model(&digest).await?.is_some() {
             false
-        } else if is_llm {
-            // An LLM's weights: checked by the LLM engine layer, nothing stored unless they pass.
-            let facts = crate::llm::inspect(bytes.clone()).await?;
-            let facts = serde_json::to_string(&facts).map_err(NodeError::internal)?;
-            self.store.blobs.put_model(&digest, bytes.clone()).await?;
-            let created = self
-                .store
-                .insert_model(&NewModel {
+        } else {
+            // Checked by its engine layer first: nothing is stored unless the model passes.
+            let (row, compiled) = if is_llm {
+                let facts = crate::llm::inspect(bytes.clone()).await?;
+                let row = NewModel {
                     digest,
                     size_bytes: bytes.len() as u64,
                     engine: crate::llm::LLM_ENGINE.into(),
@@ -99,47 +96,44 @@ impl Node {
                         inputs: Vec::new(),
                         outputs: Vec::new(),
                     },
-                    llm_facts: Some(facts),
-                })
-                .await?;
-            if created {
-                crate::transparency::append_registered(&self.log, digest, bytes.len() as u64)
-                    .await?;
-            }
-            created
-        } else {
-            let engines = self.catalog.engines.clone();
-            let b = bytes.clone();
-            let admission = tokio::task::spawn_blocking(move || engines.admit(&b))
-                .await
-                .map_err(NodeError::internal)?
-                .map_err(|e| {
-                    NodeError::new(
-                        ErrorCode::InvalidModel,
-                        format!("not a model this node can serve: {e}"),
-                    )
-                })?;
-            passed_over = admission
-                .passed_over
-                .iter()
-                .map(|(k, r)| api::PassedOver {
-                    engine: k.as_str().into(),
-                    reason: r.to_string(),
-                })
-                .collect();
-            // Bytes first, row second: a crash in between leaves only an unreferenced blob.
-            self.store.blobs.put_model(&digest, bytes.clone()).await?;
-            let created = self
-                .store
-                .insert_model(&NewModel {
+                    llm_facts: Some(serde_json::to_string(&facts).map_err(NodeError::internal)?),
+                };
+                (row, None)
+            } else {
+                let engines = self.catalog.engines.clone();
+                let b = bytes.clone();
+                let admission = tokio::task::spawn_blocking(move || engines.admit(&b))
+                    .await
+                    .map_err(NodeError::internal)?
+                    .map_err(|e| {
+                        NodeError::new(
+                            ErrorCode::InvalidModel,
+                            format!("not a model this node can serve: {e}"),
+                        )
+                    })?;
+                passed_over = admission
+                    .passed_over
+                    .iter()
+                    .map(|(k, r)| api::PassedOver {
+                        engine: k.as_str().into(),
+                        reason: r.to_string(),
+                    })
+                    .collect();
+                let row = NewModel {
                     digest,
                     size_bytes: bytes.len() as u64,
                     engine: admission.engine.as_str().into(),
                     signature: admission.model.signature().clone(),
                     llm_facts: None,
-                })
-                .await?;
-            self.catalog.cache.insert(digest, admission.model).await;
+                };
+                (row, Some(admission.model))
+            };
+            // Bytes first, row second: a crash in between leaves only an unreferenced blob.
+            self.store.blobs.put_model(&digest, bytes.clone()).await?;
+            let created = self.store.insert_model(&row).await?;
+            if let Some(model) = compiled {
+                self.catalog.cache.insert(digest, model).await;
+            }
             if created {
                 crate::transparency::append_registered(&self.log, digest, bytes.len() as u64)
                     .await?;
