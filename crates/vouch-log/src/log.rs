@@ -326,9 +326,6 @@ impl<S: LogStore> Log<S> {
     pub async fn append_receipt(&self, receipt: &Receipt) -> Result<Appended, LogError> {
         crate::entry::check_time(&receipt.issued_at)?;
         let data = receipt_entry_bytes(receipt);
-        if data.len() > crate::entry::MAX_ENTRY_BYTES {
-            return Err(EntryError::TooLarge { len: data.len() }.into());
-        }
         self.append_row(EntryRow {
             kind: EntryKind::Receipt,
             name: None,
@@ -341,9 +338,6 @@ impl<S: LogStore> Log<S> {
     pub async fn append_chat_receipt(&self, receipt: &ChatReceipt) -> Result<Appended, LogError> {
         crate::entry::check_time(&receipt.issued_at)?;
         let data = crate::entry::chat_receipt_entry_bytes(receipt);
-        if data.len() > crate::entry::MAX_ENTRY_BYTES {
-            return Err(EntryError::TooLarge { len: data.len() }.into());
-        }
         self.append_row(EntryRow {
             kind: EntryKind::ChatReceipt,
             name: None,
@@ -358,9 +352,6 @@ impl<S: LogStore> Log<S> {
     /// report as malformed.
     pub async fn append_receipt_canonical(&self, canonical: &[u8]) -> Result<Appended, LogError> {
         let data = crate::entry::receipt_entry_from_canonical(canonical);
-        if data.len() > crate::entry::MAX_ENTRY_BYTES {
-            return Err(EntryError::TooLarge { len: data.len() }.into());
-        }
         self.append_row(EntryRow {
             kind: EntryKind::Receipt,
             name: None,
@@ -369,7 +360,14 @@ impl<S: LogStore> Log<S> {
         .await
     }
 
+    /// Every append ends here, so the entry size bound is checked once for all kinds.
     async fn append_row(&self, row: EntryRow) -> Result<Appended, LogError> {
+        if row.data.len() > crate::entry::MAX_ENTRY_BYTES {
+            return Err(EntryError::TooLarge {
+                len: row.data.len(),
+            }
+            .into());
+        }
         // Hash here, on the caller's task, so hashing runs in parallel across requests.
         let leaf = leaf_hash(&row.data);
         let (reply, rx) = oneshot::channel();

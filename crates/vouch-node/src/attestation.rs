@@ -46,6 +46,15 @@ impl RateLimiter {
 }
 
 impl Node {
+    /// The evidence a `tee` receipt carries: the boot evidence binding the node key. Policy
+    /// grants `tee` only with a producer, so its absence here is a bug, not the caller's error.
+    pub(crate) fn tee_evidence(&self) -> Result<serde_json::Value, NodeError> {
+        self.tee
+            .as_ref()
+            .map(|t| t.boot_json.clone())
+            .ok_or_else(|| NodeError::internal("tee tier granted without a producer"))
+    }
+
     fn tee_state(&self) -> Result<&TeeState, NodeError> {
         self.tee.as_ref().ok_or_else(|| {
             NodeError::new(

@@ -549,11 +549,7 @@ impl Node {
         receipt.check_consistency().map_err(NodeError::internal)?;
         let mut evidence = BTreeMap::new();
         if p.tiers.contains(&Tier::Tee) {
-            let tee = self
-                .tee
-                .as_ref()
-                .ok_or_else(|| NodeError::internal("tee tier granted without a producer"))?;
-            evidence.insert("tee".to_string(), tee.boot_json.clone());
+            evidence.insert("tee".to_string(), self.tee_evidence()?);
         }
         let signature =
             crate::policy::signs(&p.tiers).then(|| self.signer.sign_chat_receipt(&receipt));

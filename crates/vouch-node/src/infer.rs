@@ -225,11 +225,7 @@ impl Node {
         let mut evidence = BTreeMap::new();
         if tiers.contains(&Tier::Tee) {
             self.fault(Step::Evidence).await?;
-            let tee = self
-                .tee
-                .as_ref()
-                .ok_or_else(|| NodeError::internal("tee tier granted without a producer"))?;
-            evidence.insert("tee".to_string(), tee.boot_json.clone());
+            evidence.insert("tee".to_string(), self.tee_evidence()?);
         }
         // The answer waits for the durable log entry: an acknowledged receipt is always in the
         // log. A settlement in the built-in ledger is made durable by a sync running at the same

@@ -10,6 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::Value;
 use vouch_api::openai::ChatCompletionRequest;
 use vouch_core::{ErrorCode, Tier};
@@ -56,7 +57,8 @@ pub async fn chat_completions(
     let limits = &st.node.config.limits;
     let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
     let value: Value = crate::json::parse(&body, "invalid request JSON")?;
-    let request: ChatCompletionRequest = serde_json::from_value(value.clone())
+    // Read from the parsed tree in place: the tree itself is what the receipt commits to.
+    let request = ChatCompletionRequest::deserialize(&value)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("chat request: {e}")))?;
     let tiers = tiers_of(&value)?;
     let answer = st
