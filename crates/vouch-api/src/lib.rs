@@ -30,7 +30,7 @@ pub use log::{
 };
 pub use models::{
     ListParams, ListedModel, LlmFacts, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
-    NameResult, PassedOver, RegisterParams, RegisterResponse,
+    NameResult, PassedOver, RegisterParams, RegisterResponse, UpstreamFacts,
 };
 pub use node::{
     CacheUsage, EngineVersion, Health, HealthStatus, Limits, LogSummary, NodeInfo, QueueUsage,

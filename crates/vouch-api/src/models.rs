@@ -53,15 +53,32 @@ impl Default for ListParams {
 pub struct ModelRecord {
     pub digest: ModelDigest,
     pub size_bytes: u64,
-    /// The engine chosen at registration: `onnxruntime` or `tract`.
+    /// The engine chosen at registration: `onnxruntime` or `tract` (ONNX), `candle` (GGUF),
+    /// `upstream` (gateway mode).
     pub engine: String,
     pub signature: ModelSignature,
     /// An LLM's facts, read from its GGUF at registration (absent for ONNX models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmFacts>,
+    /// Gateway mode: the endpoint chats are forwarded to. Its answers are receipted with
+    /// `executed_by`; nothing proves which model the endpoint ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamFacts>,
     pub created_at: String,
     /// Every name@version currently pointing here.
     pub names: Vec<NamePointer>,
+}
+
+/// A gateway model's descriptor, as registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpstreamFacts {
+    /// The OpenAI-compatible base URL.
+    pub url: String,
+    /// The model asked for upstream.
+    pub model: String,
+    /// The name of the node's configured bearer key, if any (never the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 /// What registration read from a GGUF and checked against its tensors.

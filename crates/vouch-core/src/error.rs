@@ -44,6 +44,8 @@ pub enum ErrorCode {
     PaymentRequired,
     /// The payment facilitator could not be reached; nothing was charged, retry later.
     PaymentUnavailable,
+    /// Gateway mode: the upstream endpoint failed or answered what a receipt cannot state.
+    UpstreamFailed,
 }
 
 impl ErrorCode {
@@ -67,6 +69,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::PaymentRequired => "payment_required",
             ErrorCode::PaymentUnavailable => "payment_unavailable",
+            ErrorCode::UpstreamFailed => "upstream_failed",
         }
     }
 }

@@ -117,10 +117,17 @@ impl Catalog {
                 format!("no model with digest {digest}"),
             )
         })?;
-        if rec.engine == crate::llm::LLM_ENGINE {
+        if crate::llm::is_chat_engine(&rec.engine) {
             return Err(NodeError::new(
                 ErrorCode::BadRequest,
-                format!("model {digest} is an LLM (GGUF): use POST /v1/chat/completions"),
+                format!(
+                    "model {digest} is an LLM ({}): use POST /v1/chat/completions",
+                    if rec.engine == crate::llm::LLM_ENGINE {
+                        "GGUF"
+                    } else {
+                        "upstream endpoint"
+                    }
+                ),
             )
             .with_reason("not_onnx"));
         }

@@ -32,6 +32,7 @@ use vouch_llm::{GenerateRequest, Generation, LoadedLlm, Message, Role, SamplingP
 
 use crate::Node;
 use crate::error::NodeError;
+use crate::gateway::{Forward, ForwardSampling, UpstreamAnswer, UpstreamFinish};
 use crate::llm::{ChatSlot, LLM_ENGINE, llm_error};
 
 /// A chat request, as the transport hands it over.
@@ -53,6 +54,21 @@ pub enum ChatAnswer {
     Stream(mpsc::Receiver<Bytes>),
 }
 
+/// Where the answer comes from.
+enum Source {
+    /// The node runs the committed weights.
+    Local {
+        llm: Arc<LoadedLlm>,
+        generate: GenerateRequest,
+    },
+    /// Gateway mode: the request is forwarded; the upstream has answered with a success
+    /// status (its body, taken once, is read while the answer goes out).
+    Upstream {
+        forward: Box<Forward>,
+        response: Option<reqwest::Response>,
+    },
+}
+
 /// Everything decided before generation starts.
 struct Prepared {
     digest: ModelDigest,
@@ -60,12 +76,96 @@ struct Prepared {
     model_ref: Option<String>,
     config_digest: Option<vouch_core::Digest>,
     tiers: Vec<Tier>,
-    llm: Arc<LoadedLlm>,
-    generate: GenerateRequest,
+    source: Source,
+    max_tokens: u32,
+    stop: Vec<String>,
     request_id: String,
     request_digest: vouch_core::Digest,
     include_usage: bool,
     created: u64,
+}
+
+/// What a run produced, on this node or upstream.
+struct Produced {
+    text: String,
+    /// How many bytes of `text` already went out as deltas.
+    streamed_bytes: usize,
+    finish: FinishReason,
+    wire: WireFinishReason,
+    usage: Usage,
+    /// Prompt and completion token ids; unknown in gateway mode.
+    tokens: Option<(Vec<u32>, Vec<u32>)>,
+    temperature: f64,
+    top_p: f64,
+    seed: Option<u64>,
+    engine: EngineInfo,
+}
+
+impl Produced {
+    fn local(g: Generation, profile: vouch_llm::Profile) -> Self {
+        let (finish, wire) = wire_finish(g.finish_reason);
+        let id = vouch_llm::EngineId::current();
+        Produced {
+            streamed_bytes: g.streamed_bytes,
+            finish,
+            wire,
+            usage: Usage {
+                prompt_tokens: g.usage.prompt_tokens,
+                completion_tokens: g.usage.completion_tokens,
+                total_tokens: g.usage.total_tokens,
+            },
+            temperature: g.sampling.temperature,
+            top_p: g.sampling.top_p,
+            seed: Some(g.sampling.seed),
+            engine: EngineInfo {
+                name: id.name.clone(),
+                // A replay must match all of it: candle's version, vouch-llm's (sampler,
+                // tokenizer and template rules), the compiled kernels and the CPU features the
+                // f32 matmul picked (`docs/llm.md`).
+                version: id.describe(),
+                profile: ExecProfile {
+                    threads: u32::try_from(g.threads).unwrap_or(u32::MAX),
+                    deterministic: profile == vouch_llm::Profile::Deterministic,
+                    batch: 1,
+                },
+            },
+            tokens: Some((g.prompt_tokens, g.completion_tokens)),
+            text: g.text,
+        }
+    }
+
+    fn upstream(a: UpstreamAnswer, streamed: bool, f: &Forward) -> Self {
+        let (finish, wire) = match a.finish {
+            UpstreamFinish::Stop => (FinishReason::Stop, WireFinishReason::Stop),
+            UpstreamFinish::Length => (FinishReason::Length, WireFinishReason::Length),
+        };
+        let num = |k: &str| f.body.get(k).and_then(Value::as_f64).unwrap_or(1.0);
+        Produced {
+            streamed_bytes: if streamed { a.text.len() } else { 0 },
+            finish,
+            wire,
+            usage: a.usage,
+            tokens: None,
+            temperature: num("temperature"),
+            top_p: num("top_p"),
+            seed: f.body.get("seed").and_then(Value::as_u64),
+            engine: EngineInfo {
+                name: crate::gateway::UPSTREAM_ENGINE.into(),
+                // What the upstream says it ran: its word, like everything in gateway mode.
+                version: if a.model.is_empty() {
+                    f.descriptor.model.clone()
+                } else {
+                    a.model.chars().take(256).collect()
+                },
+                profile: ExecProfile {
+                    threads: 0,
+                    deterministic: false,
+                    batch: 1,
+                },
+            },
+            text: a.text,
+        }
+    }
 }
 
 /// Sets the flag when dropped unless disarmed: a caller that stops waiting stops generation.
@@ -231,7 +331,7 @@ impl Node {
                 format!("no model with digest {digest}"),
             )
         })?;
-        if rec.engine != LLM_ENGINE {
+        if !crate::llm::is_chat_engine(&rec.engine) {
             return Err(bad(format!(
                 "model {} is an ONNX model: use POST /v1/infer; chat needs a GGUF model",
                 request.model
@@ -261,10 +361,9 @@ impl Node {
             ))
             .with_reason("max_tokens"));
         }
-        let seed = match request.seed {
-            Some(s) => u64::try_from(s).map_err(|_| bad("seed: must be 0 or more"))?,
-            // Any value will do, and the receipt records it: replay needs no more.
-            None => rand_seed(),
+        let requested_seed = match request.seed {
+            Some(s) => Some(u64::try_from(s).map_err(|_| bad("seed: must be 0 or more"))?),
+            None => None,
         };
         let sampling = SamplingParams {
             temperature: request
@@ -278,7 +377,8 @@ impl Node {
                 .or_else(|| config_f64(&config, "top_p"))
                 .unwrap_or(1.0),
             top_k: 0,
-            seed,
+            // Any value will do, and the receipt records it: replay needs no more.
+            seed: requested_seed.unwrap_or_else(rand_seed),
         };
         let stop = match &request.stop {
             Some(s) => s.to_vec(),
@@ -292,21 +392,61 @@ impl Node {
                 })
                 .unwrap_or_default(),
         };
-        let conversation = messages(&config, &request.messages)?;
-        let llm = self.llms.get(digest).await?;
-        let (_, prompt_tokens) = llm.chat_prompt(&conversation, true).map_err(llm_error)?;
-        let generate = GenerateRequest {
-            prompt_tokens,
-            max_tokens,
-            sampling,
-            stop,
-        };
-        generate.validate(llm.context_length()).map_err(llm_error)?;
-        let positions =
-            (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
-        let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
         let request_digest =
             request_digest(&body).map_err(|e| bad(format!("request body: {e}")))?;
+        let (source, slot) = if rec.engine == LLM_ENGINE {
+            let conversation = messages(&config, &request.messages)?;
+            let llm = self.llms.get(digest).await?;
+            let (_, prompt_tokens) = llm.chat_prompt(&conversation, true).map_err(llm_error)?;
+            let generate = GenerateRequest {
+                prompt_tokens,
+                max_tokens,
+                sampling,
+                stop: stop.clone(),
+            };
+            generate.validate(llm.context_length()).map_err(llm_error)?;
+            let positions =
+                (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
+            let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
+            (Source::Local { llm, generate }, slot)
+        } else {
+            // Every message must be one the node could template, as for local models.
+            messages(&config, &request.messages)?;
+            let bytes = self.store.blobs.get_model(&digest).await.map_err(|e| {
+                NodeError::internal(format!("reading upstream descriptor {digest}: {e}"))
+            })?;
+            let descriptor = crate::gateway::parse_descriptor(&bytes, self.llms.gateway.keys())?;
+            let body = crate::gateway::forward_body(
+                &body,
+                &descriptor,
+                config.get("system_prompt").and_then(Value::as_str),
+                &ForwardSampling {
+                    temperature: sampling.temperature,
+                    top_p: sampling.top_p,
+                    max_tokens,
+                    stop: &stop,
+                    seed: requested_seed,
+                },
+                request.is_stream(),
+            )?;
+            // A slot bounds concurrent forwards; there is no KV cache here to reserve.
+            let slot = self.llms.admit(0).await?;
+            let forward = Forward {
+                descriptor,
+                body,
+                stream: request.is_stream(),
+            };
+            // Connected and answered with a success status before the caller is answered, so
+            // a failing upstream is a 502, not a stream that stops.
+            let response = self.llms.gateway.open(&forward).await?;
+            (
+                Source::Upstream {
+                    forward: Box::new(forward),
+                    response: Some(response),
+                },
+                slot,
+            )
+        };
         Ok((
             Prepared {
                 digest,
@@ -321,8 +461,9 @@ impl Node {
                 },
                 config_digest,
                 tiers: decision.tiers,
-                llm,
-                generate,
+                source,
+                max_tokens,
+                stop,
                 request_id: uuid::Uuid::now_v7().to_string(),
                 request_digest,
                 include_usage: request
@@ -335,38 +476,18 @@ impl Node {
         ))
     }
 
-    /// Generates, streams (when `out` is given), receipts and logs. Returns the whole answer
-    /// when not streaming.
+    /// Generates (or forwards), streams (when `out` is given), receipts and logs. Returns the
+    /// whole answer when not streaming.
     async fn run_chat(
         &self,
-        p: Prepared,
+        mut p: Prepared,
         slot: ChatSlot,
         cancel: Arc<AtomicBool>,
         out: Option<mpsc::Sender<Bytes>>,
     ) -> Result<Option<ChatCompletion>, NodeError> {
         let streaming = out.is_some();
         let (deltas_tx, mut deltas) = mpsc::channel::<String>(256);
-        let llm = p.llm.clone();
-        let request = p.generate.clone();
-        let profile = self.llms.settings.profile;
-        let flag = cancel.clone();
-        let generation = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let mut session = llm.session(profile)?;
-            vouch_llm::generate(
-                &mut session,
-                &request,
-                &|| flag.load(Ordering::Relaxed),
-                &mut |ev| {
-                    if streaming
-                        && !ev.text.is_empty()
-                        && deltas_tx.blocking_send(ev.text.to_owned()).is_err()
-                    {
-                        flag.store(true, Ordering::Relaxed);
-                    }
-                },
-            )
-        });
+        let produce = self.produce(&mut p.source, slot, &cancel, streaming, deltas_tx);
         let id = format!("chatcmpl-{}", p.request_id);
         let mut chain = StreamChain::new(&p.request_digest, &p.request_id);
         let mut sink = Sink {
@@ -396,36 +517,37 @@ impl Node {
             system_fingerprint: None,
             vouch: chain.next(),
         };
-        if sink.is_streaming() {
-            let first = chunk(
-                &chain,
-                ChunkDelta {
-                    role: Some("assistant".into()),
-                    content: Some(String::new()),
-                    ..Default::default()
-                },
-                None,
-                None,
-            );
-            sink.send_chunk(&mut chain, &first).await?;
-            while let Some(text) = deltas.recv().await {
-                let c = chunk(
+        let relay = async {
+            if sink.is_streaming() {
+                let first = chunk(
                     &chain,
                     ChunkDelta {
-                        content: Some(text),
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
                         ..Default::default()
                     },
                     None,
                     None,
                 );
-                sink.send_chunk(&mut chain, &c).await?;
+                sink.send_chunk(&mut chain, &first).await?;
+                while let Some(text) = deltas.recv().await {
+                    let c = chunk(
+                        &chain,
+                        ChunkDelta {
+                            content: Some(text),
+                            ..Default::default()
+                        },
+                        None,
+                        None,
+                    );
+                    sink.send_chunk(&mut chain, &c).await?;
+                }
             }
-        }
-        let g: Generation = generation
-            .await
-            .map_err(NodeError::internal)?
-            .map_err(llm_error)?;
-        let (finish, wire) = wire_finish(g.finish_reason);
+            Ok::<_, NodeError>(())
+        };
+        let (relayed, produced) = tokio::join!(relay, produce);
+        relayed?;
+        let g = produced?;
         let usage = CompletionUsage {
             prompt_tokens: g.usage.prompt_tokens,
             completion_tokens: g.usage.completion_tokens,
@@ -445,7 +567,7 @@ impl Node {
                 );
                 sink.send_chunk(&mut chain, &c).await?;
             }
-            let last = chunk(&chain, ChunkDelta::default(), Some(wire), None);
+            let last = chunk(&chain, ChunkDelta::default(), Some(g.wire), None);
             sink.send_chunk(&mut chain, &last).await?;
             if p.include_usage {
                 let u = chunk(&chain, ChunkDelta::default(), None, Some(Some(usage)));
@@ -457,7 +579,7 @@ impl Node {
         } else {
             None
         };
-        let bundle = self.chat_bundle(&p, &g, finish, stream, profile).await?;
+        let bundle = self.chat_bundle(&p, &g, stream).await?;
         if sink.is_streaming() {
             let event = ChatReceiptEvent::new(bundle);
             let bytes = serde_json::to_vec(&event).map_err(NodeError::internal)?;
@@ -478,7 +600,7 @@ impl Node {
                     tool_calls: None,
                 },
                 logprobs: None,
-                finish_reason: wire,
+                finish_reason: g.wire,
             }],
             usage,
             system_fingerprint: None,
@@ -486,19 +608,76 @@ impl Node {
         }))
     }
 
+    /// Runs the model (on a blocking thread) or reads the upstream's answer; text goes to
+    /// `deltas` as it becomes final when streaming. The slot is held until the run ends.
+    async fn produce(
+        &self,
+        source: &mut Source,
+        slot: ChatSlot,
+        cancel: &Arc<AtomicBool>,
+        streaming: bool,
+        deltas: mpsc::Sender<String>,
+    ) -> Result<Produced, NodeError> {
+        match source {
+            Source::Local { llm, generate } => {
+                let llm = llm.clone();
+                let request = generate.clone();
+                let profile = self.llms.settings.profile;
+                let flag = cancel.clone();
+                let g = tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
+                    let mut session = llm.session(profile)?;
+                    vouch_llm::generate(
+                        &mut session,
+                        &request,
+                        &|| flag.load(Ordering::Relaxed),
+                        &mut |ev| {
+                            if streaming
+                                && !ev.text.is_empty()
+                                && deltas.blocking_send(ev.text.to_owned()).is_err()
+                            {
+                                flag.store(true, Ordering::Relaxed);
+                            }
+                        },
+                    )
+                })
+                .await
+                .map_err(NodeError::internal)?
+                .map_err(llm_error)?;
+                Ok(Produced::local(g, profile))
+            }
+            Source::Upstream { forward, response } => {
+                let _slot = slot;
+                let response = response
+                    .take()
+                    .ok_or_else(|| NodeError::internal("the upstream's answer was read twice"))?;
+                let answer = self
+                    .llms
+                    .gateway
+                    .read(response, forward.stream, streaming.then_some(deltas))
+                    .await?;
+                Ok(Produced::upstream(answer, streaming, forward))
+            }
+        }
+    }
+
     /// The receipt for a finished generation, signed, with its evidence and durable log entry.
     async fn chat_bundle(
         &self,
         p: &Prepared,
-        g: &Generation,
-        finish: FinishReason,
+        g: &Produced,
         stream: Option<StreamCommitment>,
-        profile: vouch_llm::Profile,
     ) -> Result<ChatBundle, NodeError> {
         let finite = |x: f64, what: &str| {
             FiniteF64::new(x).ok_or_else(|| NodeError::internal(format!("{what} is not finite")))
         };
-        let id = vouch_llm::EngineId::current();
+        let (prompt_tokens_digest, completion_tokens_digest) = match &g.tokens {
+            Some((prompt, completion)) => (
+                Some(tokens_digest(prompt).map_err(NodeError::internal)?),
+                Some(tokens_digest(completion).map_err(NodeError::internal)?),
+            ),
+            None => (None, None),
+        };
         let receipt = ChatReceipt {
             kind: ChatKind,
             version: CHAT_RECEIPT_VERSION,
@@ -507,40 +686,24 @@ impl Node {
             model: p.digest,
             model_ref: p.model_ref.clone(),
             config_digest: p.config_digest,
-            executed_by: None,
+            executed_by: match &p.source {
+                Source::Local { .. } => None,
+                Source::Upstream { forward, .. } => Some(forward.descriptor.executed_by()),
+            },
             sampling: Sampling {
-                temperature: finite(g.sampling.temperature, "temperature")?,
-                top_p: finite(g.sampling.top_p, "top_p")?,
-                max_tokens: p.generate.max_tokens,
-                stop: p.generate.stop.clone(),
-                seed: Some(Seed(g.sampling.seed)),
+                temperature: finite(g.temperature, "temperature")?,
+                top_p: finite(g.top_p, "top_p")?,
+                max_tokens: p.max_tokens,
+                stop: p.stop.clone(),
+                seed: g.seed.map(Seed),
             },
-            prompt_tokens_digest: Some(
-                tokens_digest(&g.prompt_tokens).map_err(NodeError::internal)?,
-            ),
-            completion_tokens_digest: Some(
-                tokens_digest(&g.completion_tokens).map_err(NodeError::internal)?,
-            ),
+            prompt_tokens_digest,
+            completion_tokens_digest,
             completion_digest: completion_digest(&g.text),
-            finish_reason: finish,
-            usage: Usage {
-                prompt_tokens: g.usage.prompt_tokens,
-                completion_tokens: g.usage.completion_tokens,
-                total_tokens: g.usage.total_tokens,
-            },
+            finish_reason: g.finish,
+            usage: g.usage,
             stream,
-            engine: EngineInfo {
-                name: id.name.clone(),
-                // A replay must match all of it: candle's version, vouch-llm's (sampler,
-                // tokenizer and template rules), the compiled kernels and the CPU features the
-                // f32 matmul picked (`docs/llm.md`).
-                version: id.describe(),
-                profile: ExecProfile {
-                    threads: u32::try_from(g.threads).unwrap_or(u32::MAX),
-                    deterministic: profile == vouch_llm::Profile::Deterministic,
-                    batch: 1,
-                },
-            },
+            engine: g.engine.clone(),
             tiers: p.tiers.clone(),
             node_key: self.signer.public_key(),
             issued_at: vouch_store::now_rfc3339(),
@@ -558,12 +721,16 @@ impl Node {
             vouch_log::evidence::BUNDLE_EVIDENCE_KEY.to_string(),
             logged.to_json(),
         );
+        let (prompt_tokens, completion_tokens) = match &g.tokens {
+            Some((p, c)) => (Some(p.clone()), Some(c.clone())),
+            None => (None, None),
+        };
         Ok(ChatBundle {
             format: CHAT_BUNDLE_FORMAT.into(),
             receipt,
             signature,
-            prompt_tokens: Some(g.prompt_tokens.clone()),
-            completion_tokens: Some(g.completion_tokens.clone()),
+            prompt_tokens,
+            completion_tokens,
             evidence,
         })
     }

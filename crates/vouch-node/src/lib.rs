@@ -10,6 +10,7 @@ pub mod chat;
 pub mod config;
 pub mod configs;
 pub mod error;
+pub mod gateway;
 pub mod infer;
 pub mod llm;
 pub mod models;

@@ -17,6 +17,12 @@ use crate::error::NodeError;
 /// The registry's `engine` for GGUF models.
 pub const LLM_ENGINE: &str = "candle";
 
+/// Whether a registry engine serves chat (GGUF weights, or an upstream endpoint) rather than
+/// `/v1/infer`.
+pub fn is_chat_engine(engine: &str) -> bool {
+    engine == LLM_ENGINE || engine == crate::gateway::UPSTREAM_ENGINE
+}
+
 /// `[llm]`: what chats may take from this node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -36,6 +42,13 @@ pub struct LlmSettings {
     pub profile: vouch_llm::Profile,
     /// How long a chat waits for a free slot before 503.
     pub queue_wait_ms: u64,
+    /// Gateway mode: bearer keys for upstream endpoints, by the name a descriptor's `api_key`
+    /// gives. Never served or printed.
+    pub upstream_keys: crate::gateway::UpstreamKeys,
+    /// Gateway mode: longest an upstream chat may take, in milliseconds.
+    pub upstream_timeout_ms: u64,
+    /// Gateway mode: largest upstream answer read (whole body, or a stream's bytes).
+    pub upstream_max_response_bytes: usize,
 }
 
 impl Default for LlmSettings {
@@ -48,6 +61,9 @@ impl Default for LlmSettings {
             max_loaded: 2,
             profile: vouch_llm::Profile::Deterministic,
             queue_wait_ms: 2000,
+            upstream_keys: Default::default(),
+            upstream_timeout_ms: 300_000,
+            upstream_max_response_bytes: 16 << 20,
         }
     }
 }
@@ -97,6 +113,8 @@ pub struct ChatSlot {
 pub struct Llms {
     store: Store,
     pub settings: LlmSettings,
+    /// Gateway mode's HTTP client.
+    pub gateway: crate::gateway::Gateway,
     /// digest → the model, loaded once however many chats wait for it.
     loaded: std::sync::Mutex<HashMap<ModelDigest, Arc<tokio::sync::OnceCell<Arc<LoadedLlm>>>>>,
     /// Use order, most recent last, for eviction.
@@ -107,16 +125,22 @@ pub struct Llms {
 }
 
 impl Llms {
-    pub fn new(store: Store, settings: LlmSettings) -> Self {
+    pub fn new(store: Store, settings: LlmSettings) -> Result<Self, NodeError> {
         let kv = usize::try_from(settings.kv_budget_mib.max(1)).unwrap_or(usize::MAX >> 4);
-        Llms {
+        let gateway = crate::gateway::Gateway::new(
+            settings.upstream_keys.clone(),
+            std::time::Duration::from_millis(settings.upstream_timeout_ms),
+            settings.upstream_max_response_bytes,
+        )?;
+        Ok(Llms {
             store,
+            gateway,
             sequences: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
             kv_mib: Arc::new(Semaphore::new(kv.min(Semaphore::MAX_PERMITS))),
             settings,
             loaded: Default::default(),
             recency: Default::default(),
-        }
+        })
     }
 
     /// The loaded model, loading it from the blob folder on first use (concurrent callers

@@ -81,12 +81,26 @@ impl Node {
         }
         let digest = ModelDigest::of_model_bytes(&bytes);
         let mut passed_over = Vec::new();
-        let is_llm = crate::llm::is_gguf(&bytes);
+        let is_upstream = crate::gateway::is_descriptor(&bytes);
+        let is_llm = is_upstream || crate::llm::is_gguf(&bytes);
         let created = if self.store.model(&digest).await?.is_some() {
             false
         } else {
             // Checked by its engine layer first: nothing is stored unless the model passes.
-            let (row, compiled) = if is_llm {
+            let (row, compiled) = if is_upstream {
+                let d = crate::gateway::parse_descriptor(&bytes, self.llms.gateway.keys())?;
+                let row = NewModel {
+                    digest,
+                    size_bytes: bytes.len() as u64,
+                    engine: crate::gateway::UPSTREAM_ENGINE.into(),
+                    signature: vouch_core::ModelSignature {
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                    },
+                    llm_facts: Some(serde_json::to_string(&d).map_err(NodeError::internal)?),
+                };
+                (row, None)
+            } else if is_llm {
                 let facts = crate::llm::inspect(bytes.clone()).await?;
                 let row = NewModel {
                     digest,

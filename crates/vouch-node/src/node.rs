@@ -150,7 +150,8 @@ impl Node {
             ),
             executor: Arc::new(Executor::new(exec_cfg)),
             policy: Policy::new(store.clone()),
-            llms: crate::llm::Llms::new(store.clone(), config.llm.clone()),
+            llms: crate::llm::Llms::new(store.clone(), config.llm.clone())
+                .map_err(|e| BootError::Engine(format!("llm: {}", e.message)))?,
             store,
             signer,
             tee,

@@ -31,13 +31,28 @@ fn llm_facts(json: &str) -> Option<api::LlmFacts> {
     })
 }
 
+/// A gateway model's stored descriptor, as shown.
+fn upstream_facts(json: &str) -> Option<api::UpstreamFacts> {
+    let d: crate::gateway::UpstreamDescriptor = serde_json::from_str(json)
+        .inspect_err(|e| tracing::error!("a stored upstream descriptor does not parse: {e}"))
+        .ok()?;
+    Some(api::UpstreamFacts {
+        url: d.url,
+        model: d.model,
+        api_key: d.api_key,
+    })
+}
+
 pub fn model_record(r: vouch_store::ModelRecord) -> api::ModelRecord {
+    let upstream = r.engine == crate::gateway::UPSTREAM_ENGINE;
+    let facts = r.llm_facts.as_deref();
     api::ModelRecord {
         digest: r.digest,
         size_bytes: r.size_bytes,
+        llm: facts.filter(|_| !upstream).and_then(llm_facts),
+        upstream: facts.filter(|_| upstream).and_then(upstream_facts),
         engine: r.engine,
         signature: r.signature,
-        llm: r.llm_facts.as_deref().and_then(llm_facts),
         created_at: r.created_at,
         names: r
             .names

@@ -42,6 +42,7 @@ impl ApiError {
             ErrorCode::ExecutionFailed | ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::PaymentRequired => StatusCode::PAYMENT_REQUIRED,
             ErrorCode::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamFailed => StatusCode::BAD_GATEWAY,
         }
     }
 }

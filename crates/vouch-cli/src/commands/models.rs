@@ -17,9 +17,23 @@ use crate::client::Api;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Register an ONNX file (needs the admin token).
+    /// Register an ONNX or GGUF file, or (with --upstream) an OpenAI-compatible endpoint in
+    /// gateway mode (needs the admin token).
     Add {
-        file: PathBuf,
+        /// The model file; omit it with --upstream.
+        #[arg(required_unless_present = "upstream", conflicts_with = "upstream")]
+        file: Option<PathBuf>,
+        /// Gateway mode: the upstream's OpenAI-compatible base URL (e.g.
+        /// http://127.0.0.1:8081/v1). Receipts then say `executed_by: upstream <url>`, and
+        /// verifiers say the model's identity is not proven.
+        #[arg(long, requires = "upstream_model")]
+        upstream: Option<String>,
+        /// Gateway mode: the model name to ask the upstream for.
+        #[arg(long, requires = "upstream")]
+        upstream_model: Option<String>,
+        /// Gateway mode: the name of the node's bearer key in `[llm.upstream_keys]`.
+        #[arg(long, requires = "upstream")]
+        upstream_key: Option<String>,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
@@ -77,12 +91,25 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Add {
             file,
+            upstream,
+            upstream_model,
+            upstream_key,
             name,
             version,
             replace,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes = match (file, upstream, upstream_model) {
+                (Some(file), _, _) => std::fs::read(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                (None, Some(url), Some(model)) => vouch_node::gateway::UpstreamDescriptor {
+                    format: vouch_node::gateway::UPSTREAM_FORMAT.into(),
+                    url,
+                    model,
+                    api_key: upstream_key,
+                }
+                .to_bytes(),
+                _ => anyhow::bail!("give a model file, or --upstream URL --upstream-model NAME"),
+            };
             let query = RegisterParams {
                 name,
                 version,
@@ -105,9 +132,10 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                     change_word(n.change)
                 );
             }
-            match &m.llm {
-                Some(f) => print_llm(f),
-                None => print_signature(&m.signature),
+            match (&m.llm, &m.upstream) {
+                (Some(f), _) => print_llm(f),
+                (None, Some(u)) => print_upstream(u),
+                (None, None) => print_signature(&m.signature),
             }
             print_zk(&resp.zk);
             for p in &resp.passed_over {
@@ -145,9 +173,10 @@ pub fn run(cmd: Command, remote: &Remote) -> anyhow::Result<ExitCode> {
                         names.join(", ")
                     }
                 );
-                match &m.llm {
-                    Some(f) => print_llm(f),
-                    None => print_signature(&m.signature),
+                match (&m.llm, &m.upstream) {
+                    (Some(f), _) => print_llm(f),
+                    (None, Some(u)) => print_upstream(u),
+                    (None, None) => print_signature(&m.signature),
                 }
                 print_zk(&listed.zk);
             }
@@ -372,6 +401,18 @@ fn print_signature(sig: &vouch_core::ModelSignature) {
 }
 
 /// An LLM's facts, as registration read them from its GGUF.
+fn print_upstream(u: &vouch_api::UpstreamFacts) {
+    println!(
+        "  upstream: {} (model {:?}{}) — gateway mode: receipts say the endpoint answered; nothing proves which model it ran",
+        u.url,
+        u.model,
+        match &u.api_key {
+            Some(k) => format!(", key {k}"),
+            None => String::new(),
+        }
+    );
+}
+
 fn print_llm(f: &vouch_api::LlmFacts) {
     println!(
         "  llm:    {} {} ({} parameters), context {} tokens, vocabulary {} ({})",
