@@ -58,6 +58,9 @@ enum Command {
     },
     /// Run a model on a node and save the receipt bundle.
     Infer(commands::infer::Args),
+    /// Chat with an LLM on a node: tokens printed as they stream, each chunk checked against
+    /// the receipt's hash chain, the receipt verified at the end.
+    Chat(commands::chat::Args),
     /// Follow zk proof jobs: wait with a progress bar and complete the bundle, show, cancel.
     Proofs {
         #[command(subcommand)]
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Models { command, remote } => commands::models::run(command, &remote),
         Command::Infer(a) => commands::infer::run(a),
+        Command::Chat(a) => commands::chat::run(a),
         Command::Proofs { command, remote } => commands::proofs::run(command, &remote),
         Command::Verify(a) => commands::verify::run(a),
         Command::Replay(a) => commands::replay::run(a),

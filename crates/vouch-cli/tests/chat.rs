@@ -819,3 +819,97 @@ fn gateway_mode_forwards_to_a_real_upstream_and_says_the_model_is_not_proven() {
     );
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&raw));
 }
+
+#[test]
+fn vouch_chat_prints_the_stream_and_verifies_it_turn_by_turn() {
+    let Some(gguf) = smollm2() else { return };
+    let node = node_with_smollm2(&gguf);
+    let key = node_key(&node).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let save = dir.path().to_str().unwrap();
+    let gguf_path = gguf.to_str().unwrap();
+    let common = [
+        "--max-tokens",
+        "12",
+        "--temperature",
+        "0",
+        "--trust-key",
+        &key,
+        "--model-file",
+        gguf_path,
+        "--server",
+        &node.url,
+        "--save",
+        save,
+    ];
+
+    // One question on the command line: the text on stdout, the verdict on stderr.
+    let mut args = vec!["chat", "smollm2@1", "What is the capital of France?"];
+    args.extend(common);
+    let out = node.cli(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("[verified:"), "{stderr}");
+    // The same greedy request, asked whole, gives the text `vouch chat` printed.
+    let request: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("request-1.json")).unwrap()).unwrap();
+    let mut whole = request.clone();
+    whole.as_object_mut().unwrap().remove("stream");
+    whole.as_object_mut().unwrap().remove("stream_options");
+    let (status, answer) = post_raw(&node, &serde_json::to_vec(&whole).unwrap());
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        stdout.trim_end(),
+        answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .trim_end()
+    );
+    // What it saved verifies on its own.
+    let out = node.cli(&[
+        "verify",
+        &format!("{save}/stream-1.txt"),
+        "--request",
+        &format!("{save}/request-1.json"),
+        "--trust-key",
+        &key,
+        "--model",
+        gguf_path,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Turn by turn on stdin: the second request carries the first exchange.
+    let mut args = vec!["chat", "smollm2@1", "--report"];
+    args.extend(common);
+    let mut child = Command::new(common::VOUCH)
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"Name a colour.\nAnd another one?\n",
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("OK: ").count(), 2, "{stderr}");
+    assert!(stderr.contains("proven:"), "{stderr}");
+    let second: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("request-2.json")).unwrap()).unwrap();
+    let roles: Vec<&str> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+}

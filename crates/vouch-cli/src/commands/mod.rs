@@ -1,3 +1,4 @@
+pub mod chat;
 pub mod facilitator;
 pub mod infer;
 pub mod log;

@@ -290,6 +290,25 @@ fn verify_stream(
     v.finish(bundle, request, ev)
 }
 
+/// A passing report for people: what was proven, under which trust, and what was not.
+pub fn print_report(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "OK: {}", report.summary)?;
+    for t in &report.tiers {
+        writeln!(out, "  tier {}: {}", t.tier, t.proven)?;
+        writeln!(out, "    trusting: {}", t.trust_assumption)?;
+        if t.simulated {
+            writeln!(out, "    WARNING: simulated TEE evidence, development only")?;
+        }
+    }
+    for f in &report.proven {
+        writeln!(out, "  proven:     {}", f.detail)?;
+    }
+    for n in &report.not_proven {
+        writeln!(out, "  not proven: {n}")?;
+    }
+    Ok(())
+}
+
 /// `--json` on failure: `{"ok": false, "code", "message", "below_policy"}` (docs/verify.md).
 fn print_failure(code: FailureCode, message: &str) -> anyhow::Result<()> {
     let out = serde_json::json!({
@@ -343,20 +362,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 }
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                println!("OK: {}", report.summary);
-                for t in &report.tiers {
-                    println!("  tier {}: {}", t.tier, t.proven);
-                    println!("    trusting: {}", t.trust_assumption);
-                    if t.simulated {
-                        println!("    WARNING: simulated TEE evidence, development only");
-                    }
-                }
-                for f in &report.proven {
-                    println!("  proven:     {}", f.detail);
-                }
-                for n in &report.not_proven {
-                    println!("  not proven: {n}");
-                }
+                print_report(&report, &mut std::io::stdout())?;
             }
             Ok(ExitCode::SUCCESS)
         }
