@@ -953,3 +953,129 @@ fn vouch_chat_prints_the_stream_and_verifies_it_turn_by_turn() {
         .collect();
     assert_eq!(roles, ["user", "assistant", "user"]);
 }
+
+#[test]
+fn legacy_completions_share_the_receipt_and_verify_whole_and_streamed() {
+    let Some(gguf) = smollm2() else { return };
+    let weights = std::fs::read(&gguf).unwrap();
+    let node = node_with_smollm2(&gguf);
+    let key = node_key(&node);
+    let post = |path: &str, body: &Value| {
+        let r = node
+            .http()
+            .post(format!("{}{path}", node.url))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(body).unwrap())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    };
+
+    // Whole: the prompt as given, no template; the same receipt kind, verified offline.
+    let request = json!({
+        "model": "smollm2@1", "prompt": "The capital of France is",
+        "max_tokens": 8, "temperature": 0, "seed": 5
+    });
+    let (status, raw) = post("/v1/completions", &request);
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "text_completion");
+    assert!(answer["id"].as_str().unwrap().starts_with("cmpl-"));
+    let text_out = answer["choices"][0]["text"].as_str().unwrap().to_owned();
+    assert!(!text_out.is_empty(), "{answer}");
+    let bundle = bundle_in_response(&answer).unwrap();
+    // No template: the prompt tokens are BOS (if the file asks) plus the text's own tokens.
+    assert!(bundle.prompt_tokens.as_ref().unwrap().len() < 10);
+    let sent = serde_json::to_vec(&request).unwrap();
+    verify_chat_bundle(
+        &bundle,
+        Some(&sent),
+        Some(&answer),
+        &evidence(key, &weights),
+    )
+    .unwrap();
+    let mut altered = answer.clone();
+    altered["choices"][0]["text"] = json!("Berlin");
+    assert!(
+        verify_chat_bundle(
+            &bundle,
+            Some(&sent),
+            Some(&altered),
+            &evidence(key, &weights)
+        )
+        .is_err()
+    );
+    // Token ids are a prompt too, and give the same answer as the text they encode.
+    let mut by_ids = request.clone();
+    by_ids["prompt"] = json!(bundle.prompt_tokens.clone().unwrap());
+    let (status, raw) = post("/v1/completions", &by_ids);
+    let again: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["choices"][0]["text"], answer["choices"][0]["text"]);
+    // Anyone with the weights regenerates it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("completion.json");
+    std::fs::write(&file, &raw).unwrap();
+    let out = node.cli(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--model",
+        gguf.to_str().unwrap(),
+    ]);
+    assert!(text(&out).contains("OK: bit-exact"), "{}", text(&out));
+
+    // Streamed: text_completion events, each with its chain link, then the receipt event.
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (status, raw) = post("/v1/completions", &streamed);
+    assert_eq!(status, 200);
+    let body = String::from_utf8(raw).unwrap();
+    let payloads: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(payloads.last(), Some(&"[DONE]"));
+    let receipt_event: Value = serde_json::from_str(payloads[payloads.len() - 2]).unwrap();
+    let stream_bundle = bundle_in_response(&receipt_event).unwrap();
+    let mut verifier = StreamVerifier::new();
+    let mut seen = String::new();
+    for p in &payloads[..payloads.len() - 2] {
+        let v: Value = serde_json::from_str(p).unwrap();
+        assert_eq!(v["object"], "text_completion", "{v}");
+        if let Some(t) = v["choices"][0]["text"].as_str() {
+            seen.push_str(t);
+        }
+        verifier.push(p.as_bytes()).unwrap();
+    }
+    assert_eq!(seen, text_out);
+    let sent = serde_json::to_vec(&streamed).unwrap();
+    verifier
+        .finish(&stream_bundle, Some(&sent), &evidence(key, &weights))
+        .unwrap();
+
+    // What one receipt cannot cover, or this node does not do, is refused with a reason.
+    for (body, reason) in [
+        (
+            json!({"model": "smollm2@1", "prompt": ["a", "b"]}),
+            "unsupported",
+        ),
+        (
+            json!({"model": "smollm2@1", "prompt": "a", "echo": true}),
+            "unsupported",
+        ),
+        (
+            json!({"model": "smollm2@1", "prompt": "a", "suffix": "z"}),
+            "unsupported",
+        ),
+        (json!({"model": "smollm2@1", "prompt": [99999999]}), ""),
+    ] {
+        let (status, raw) = post("/v1/completions", &body);
+        let err: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(status, 400, "{body}: {err}");
+        assert_eq!(err["error"]["code"], "bad_request", "{err}");
+        if !reason.is_empty() {
+            assert_eq!(err["error"]["reason"], reason, "{err}");
+        }
+    }
+}

@@ -19,8 +19,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use vouch_api::openai::{
     AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
-    ChatMessage, ChatReceiptEvent, ChunkChoice, ChunkDelta, CompletionUsage, MessageContent,
-    WireFinishReason,
+    ChatMessage, ChatReceiptEvent, ChunkChoice, ChunkDelta, Completion, CompletionChoice,
+    CompletionRequest, CompletionUsage, CompletionVouch, MessageContent, Prompt, WireFinishReason,
 };
 use vouch_core::chat::{
     CHAT_BUNDLE_FORMAT, CHAT_RECEIPT_VERSION, ChatBundle, ChatKind, ChatReceipt, FinishReason,
@@ -45,13 +45,141 @@ pub struct ChatCall {
     pub tiers: Vec<Tier>,
 }
 
+/// A legacy text completion request (`POST /v1/completions`): the same pipeline and receipt
+/// kind, the prompt taken as given (no chat template, no system prompt).
+pub struct CompletionCall {
+    /// The body as received, parsed once (what the receipt's request digest covers).
+    pub body: Value,
+    pub request: CompletionRequest,
+    pub tiers: Vec<Tier>,
+}
+
 /// A chat's answer.
 pub enum ChatAnswer {
     Complete(Box<ChatCompletion>),
+    /// A legacy `text_completion`, whole.
+    Text(Box<Completion>),
     /// The `data:` payloads of a server-sent-event stream, in order: the chunks, then the
     /// receipt event. The transport adds the final `[DONE]`. Dropping the receiver stops
     /// generation (the caller left).
     Stream(mpsc::Receiver<Bytes>),
+}
+
+/// The OpenAI object family an answer is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// `chat.completion` / `chat.completion.chunk`.
+    Chat,
+    /// The legacy `text_completion`.
+    Text,
+}
+
+/// What the prompt is, before the model's tokenizer sees it.
+enum PromptInput {
+    Messages(Vec<ChatMessage>),
+    Text(String),
+    Tokens(Vec<u32>),
+}
+
+/// Either endpoint's request, normalised for the one pipeline.
+struct Ask {
+    body: Value,
+    model: String,
+    tiers: Vec<Tier>,
+    shape: Shape,
+    prompt: PromptInput,
+    max_tokens: Option<u32>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    seed: Option<i64>,
+    stop: Option<Vec<String>>,
+    stream: bool,
+    include_usage: bool,
+}
+
+impl Ask {
+    fn chat(call: ChatCall) -> Result<Ask, NodeError> {
+        let ChatCall {
+            body,
+            request: r,
+            tiers,
+        } = call;
+        check_supported(&r)?;
+        Ok(Ask {
+            max_tokens: r.max_tokens(),
+            stream: r.is_stream(),
+            include_usage: r
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage == Some(true)),
+            temperature: r.temperature.map(|t| t.get()),
+            top_p: r.top_p.map(|p| p.get()),
+            seed: r.seed,
+            stop: r.stop.as_ref().map(|s| s.to_vec()),
+            body,
+            model: r.model,
+            tiers,
+            shape: Shape::Chat,
+            prompt: PromptInput::Messages(r.messages),
+        })
+    }
+
+    fn text(call: CompletionCall) -> Result<Ask, NodeError> {
+        let CompletionCall {
+            body,
+            request: r,
+            tiers,
+        } = call;
+        let unsupported = |m: &str| Err(bad(m.to_string()).with_reason("unsupported"));
+        if r.n.is_some_and(|n| n != 1) || r.best_of.is_some_and(|n| n != 1) {
+            return unsupported("n / best_of: a receipt covers one choice; ask for 1");
+        }
+        if r.logprobs.is_some_and(|n| n > 0) {
+            return unsupported("logprobs are not returned by this node");
+        }
+        if r.echo == Some(true) {
+            return unsupported("echo: the prompt is not repeated in the answer by this node");
+        }
+        if r.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+            return unsupported("suffix (insertion) is not supported by this node");
+        }
+        let nonzero = |p: Option<f64>| p.is_some_and(|x| x != 0.0);
+        if nonzero(r.frequency_penalty.map(|p| p.get()))
+            || nonzero(r.presence_penalty.map(|p| p.get()))
+        {
+            return unsupported(
+                "frequency_penalty / presence_penalty are not implemented by this node's sampler",
+            );
+        }
+        if r.logit_bias.as_ref().is_some_and(|b| !b.is_empty()) {
+            return unsupported("logit_bias is not implemented by this node's sampler");
+        }
+        let prompt = match r.prompt {
+            Prompt::Text(t) => PromptInput::Text(t),
+            Prompt::Tokens(ids) => PromptInput::Tokens(ids),
+            Prompt::Texts(mut t) if t.len() == 1 => PromptInput::Text(t.remove(0)),
+            Prompt::TokenLists(mut t) if t.len() == 1 => PromptInput::Tokens(t.remove(0)),
+            _ => return unsupported("prompt: one prompt per request (a receipt covers one)"),
+        };
+        Ok(Ask {
+            // OpenAI's default for this endpoint.
+            max_tokens: Some(r.max_tokens.unwrap_or(16)),
+            stream: r.stream == Some(true),
+            include_usage: r
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage == Some(true)),
+            temperature: r.temperature.map(|t| t.get()),
+            top_p: r.top_p.map(|p| p.get()),
+            seed: r.seed,
+            stop: r.stop.as_ref().map(|s| s.to_vec()),
+            body,
+            model: r.model,
+            tiers,
+            shape: Shape::Text,
+            prompt,
+        })
+    }
 }
 
 /// Where the answer comes from.
@@ -79,6 +207,7 @@ struct Prepared {
     source: Source,
     max_tokens: u32,
     stop: Vec<String>,
+    shape: Shape,
     request_id: String,
     request_digest: vouch_core::Digest,
     include_usage: bool,
@@ -248,6 +377,20 @@ fn messages(config: &Value, request: &[ChatMessage]) -> Result<Vec<Message>, Nod
     Ok(out)
 }
 
+/// A legacy prompt's tokens: the text as given, BOS first when the file asks for it (as
+/// llama.cpp's completion endpoint does).
+fn text_prompt(llm: &LoadedLlm, text: &str) -> Result<Vec<u32>, NodeError> {
+    let tok = llm.tokenizer();
+    let mut ids = tok.encode(text).map_err(|e| bad(format!("prompt: {e}")))?;
+    if tok.add_bos
+        && let Some(bos) = tok.bos_token_id
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+    }
+    Ok(ids)
+}
+
 fn config_f64(config: &Value, key: &str) -> Option<f64> {
     config.get(key).and_then(Value::as_f64)
 }
@@ -270,8 +413,17 @@ fn wire_finish(f: vouch_llm::FinishReason) -> (FinishReason, WireFinishReason) {
 impl Node {
     /// Answers a chat completion request, whole or streamed (`stream: true`).
     pub async fn chat(self: &Arc<Self>, call: ChatCall) -> Result<ChatAnswer, NodeError> {
-        let stream = call.request.is_stream();
-        let (prepared, slot) = self.prepare_chat(call).await?;
+        self.answer(Ask::chat(call)?).await
+    }
+
+    /// Answers a legacy text completion request, whole or streamed.
+    pub async fn complete(self: &Arc<Self>, call: CompletionCall) -> Result<ChatAnswer, NodeError> {
+        self.answer(Ask::text(call)?).await
+    }
+
+    async fn answer(self: &Arc<Self>, ask: Ask) -> Result<ChatAnswer, NodeError> {
+        let stream = ask.stream;
+        let (prepared, slot) = self.prepare_chat(ask).await?;
         let cancel = Arc::new(AtomicBool::new(false));
         if stream {
             let (tx, rx) = mpsc::channel(64);
@@ -296,21 +448,24 @@ impl Node {
             .await
             .map_err(|_| NodeError::internal("the chat task ended without an answer"))?;
         guard.1 = false;
-        match answer? {
-            Some(c) => Ok(ChatAnswer::Complete(Box::new(c))),
-            None => Err(NodeError::internal(
-                "a chat that is not streamed returned no completion",
-            )),
-        }
+        answer?.ok_or_else(|| NodeError::internal("a chat that is not streamed returned no answer"))
     }
 
-    async fn prepare_chat(&self, call: ChatCall) -> Result<(Prepared, ChatSlot), NodeError> {
-        let ChatCall {
+    async fn prepare_chat(&self, ask: Ask) -> Result<(Prepared, ChatSlot), NodeError> {
+        let Ask {
             body,
-            request,
+            model,
             tiers,
-        } = call;
-        check_supported(&request)?;
+            shape,
+            prompt,
+            max_tokens: asked_max_tokens,
+            temperature,
+            top_p,
+            seed,
+            stop: asked_stop,
+            stream,
+            include_usage,
+        } = ask;
         if self.pay.is_some() {
             return Err(NodeError::new(
                 ErrorCode::PaymentUnavailable,
@@ -324,7 +479,7 @@ impl Node {
             )
             .with_reason("zk_llm"));
         }
-        let (model_ref, digest) = self.catalog.resolve_str(&request.model).await?;
+        let (model_ref, digest) = self.catalog.resolve_str(&model).await?;
         let rec = self.store.model(&digest).await?.ok_or_else(|| {
             NodeError::new(
                 ErrorCode::ModelNotFound,
@@ -333,8 +488,7 @@ impl Node {
         })?;
         if !crate::llm::is_chat_engine(&rec.engine) {
             return Err(bad(format!(
-                "model {} is an ONNX model: use POST /v1/infer; chat needs a GGUF model",
-                request.model
+                "model {model} is an ONNX model: use POST /v1/infer; chat needs a GGUF model"
             ))
             .with_reason("not_an_llm"));
         }
@@ -345,8 +499,7 @@ impl Node {
             None => (None, Value::Null),
         };
         let settings = &self.llms.settings;
-        let max_tokens = request
-            .max_tokens()
+        let max_tokens = asked_max_tokens
             .or_else(|| {
                 config
                     .get("max_tokens")
@@ -361,27 +514,23 @@ impl Node {
             ))
             .with_reason("max_tokens"));
         }
-        let requested_seed = match request.seed {
+        let requested_seed = match seed {
             Some(s) => Some(u64::try_from(s).map_err(|_| bad("seed: must be 0 or more"))?),
             None => None,
         };
         let sampling = SamplingParams {
-            temperature: request
-                .temperature
-                .map(|t| t.get())
+            temperature: temperature
                 .or_else(|| config_f64(&config, "temperature"))
                 .unwrap_or(1.0),
-            top_p: request
-                .top_p
-                .map(|p| p.get())
+            top_p: top_p
                 .or_else(|| config_f64(&config, "top_p"))
                 .unwrap_or(1.0),
             top_k: 0,
             // Any value will do, and the receipt records it: replay needs no more.
             seed: requested_seed.unwrap_or_else(rand_seed),
         };
-        let stop = match &request.stop {
-            Some(s) => s.to_vec(),
+        let stop = match asked_stop {
+            Some(s) => s,
             None => config
                 .get("stop")
                 .and_then(Value::as_array)
@@ -395,9 +544,23 @@ impl Node {
         let request_digest =
             request_digest(&body).map_err(|e| bad(format!("request body: {e}")))?;
         let (source, slot) = if rec.engine == LLM_ENGINE {
-            let conversation = messages(&config, &request.messages)?;
             let llm = self.llms.get(digest).await?;
-            let (_, prompt_tokens) = llm.chat_prompt(&conversation, true).map_err(llm_error)?;
+            let prompt_tokens = match &prompt {
+                PromptInput::Messages(m) => {
+                    let conversation = messages(&config, m)?;
+                    llm.chat_prompt(&conversation, true).map_err(llm_error)?.1
+                }
+                PromptInput::Text(t) => text_prompt(&llm, t)?,
+                PromptInput::Tokens(ids) => {
+                    let vocab = llm.tokenizer().vocab_size();
+                    if let Some(bad_id) = ids.iter().find(|&&i| i as usize >= vocab) {
+                        return Err(bad(format!(
+                            "prompt: token id {bad_id} is outside this model's vocabulary of {vocab}"
+                        )));
+                    }
+                    ids.clone()
+                }
+            };
             let generate = GenerateRequest {
                 prompt_tokens,
                 max_tokens,
@@ -410,8 +573,14 @@ impl Node {
             let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
             (Source::Local { llm, generate }, slot)
         } else {
+            let PromptInput::Messages(m) = &prompt else {
+                return Err(bad(format!(
+                    "model {model} is an upstream endpoint (gateway mode), which serves chat only: use POST /v1/chat/completions"
+                ))
+                .with_reason("unsupported"));
+            };
             // Every message must be one the node could template, as for local models.
-            messages(&config, &request.messages)?;
+            messages(&config, m)?;
             let bytes = self.store.blobs.get_model(&digest).await.map_err(|e| {
                 NodeError::internal(format!("reading upstream descriptor {digest}: {e}"))
             })?;
@@ -427,14 +596,14 @@ impl Node {
                     stop: &stop,
                     seed: requested_seed,
                 },
-                request.is_stream(),
+                stream,
             )?;
             // A slot bounds concurrent forwards; there is no KV cache here to reserve.
             let slot = self.llms.admit(0).await?;
             let forward = Forward {
                 descriptor,
                 body,
-                stream: request.is_stream(),
+                stream,
             };
             // Connected and answered with a success status before the caller is answered, so
             // a failing upstream is a 502, not a stream that stops.
@@ -464,12 +633,10 @@ impl Node {
                 source,
                 max_tokens,
                 stop,
+                shape,
                 request_id: uuid::Uuid::now_v7().to_string(),
                 request_digest,
-                include_usage: request
-                    .stream_options
-                    .as_ref()
-                    .is_some_and(|o| o.include_usage == Some(true)),
+                include_usage,
                 created: unix_now(),
             },
             slot,
@@ -484,63 +651,38 @@ impl Node {
         slot: ChatSlot,
         cancel: Arc<AtomicBool>,
         out: Option<mpsc::Sender<Bytes>>,
-    ) -> Result<Option<ChatCompletion>, NodeError> {
+    ) -> Result<Option<ChatAnswer>, NodeError> {
         let streaming = out.is_some();
         let (deltas_tx, mut deltas) = mpsc::channel::<String>(256);
         let produce = self.produce(&mut p.source, slot, &cancel, streaming, deltas_tx);
-        let id = format!("chatcmpl-{}", p.request_id);
+        let id = match p.shape {
+            Shape::Chat => format!("chatcmpl-{}", p.request_id),
+            Shape::Text => format!("cmpl-{}", p.request_id),
+        };
         let mut chain = StreamChain::new(&p.request_digest, &p.request_id);
         let mut sink = Sink {
             streaming,
             out,
             cancel: &cancel,
         };
-        let chunk = |chain: &StreamChain, delta: ChunkDelta, finish, usage| ChatCompletionChunk {
-            id: id.clone(),
-            object: ChatCompletionChunk::OBJECT.into(),
+        let head = ChunkHead {
+            id: &id,
+            model: &p.model_name,
             created: p.created,
-            model: p.model_name.clone(),
-            choices: match usage {
-                Some(Some(_)) => Vec::new(),
-                _ => vec![ChunkChoice {
-                    index: 0,
-                    delta,
-                    logprobs: None,
-                    finish_reason: finish,
-                }],
-            },
-            usage: if p.include_usage {
-                Some(usage.flatten())
-            } else {
-                None
-            },
-            system_fingerprint: None,
-            vouch: chain.next(),
+            shape: p.shape,
+            include_usage: p.include_usage,
         };
+        let chunk = |chain: &StreamChain, part: Part| head.chunk(chain, part);
         let relay = async {
             if sink.is_streaming() {
-                let first = chunk(
-                    &chain,
-                    ChunkDelta {
-                        role: Some("assistant".into()),
-                        content: Some(String::new()),
-                        ..Default::default()
-                    },
-                    None,
-                    None,
-                );
-                sink.send_chunk(&mut chain, &first).await?;
+                // Chat streams open with the role; legacy completion streams have none.
+                if p.shape == Shape::Chat {
+                    let first = chunk(&chain, Part::Role)?;
+                    sink.send_chunk(&mut chain, first).await?;
+                }
                 while let Some(text) = deltas.recv().await {
-                    let c = chunk(
-                        &chain,
-                        ChunkDelta {
-                            content: Some(text),
-                            ..Default::default()
-                        },
-                        None,
-                        None,
-                    );
-                    sink.send_chunk(&mut chain, &c).await?;
+                    let c = chunk(&chain, Part::Text(text))?;
+                    sink.send_chunk(&mut chain, c).await?;
                 }
             }
             Ok::<_, NodeError>(())
@@ -556,22 +698,14 @@ impl Node {
         if sink.is_streaming() {
             let rest = g.text.get(g.streamed_bytes..).unwrap_or("");
             if !rest.is_empty() {
-                let c = chunk(
-                    &chain,
-                    ChunkDelta {
-                        content: Some(rest.to_owned()),
-                        ..Default::default()
-                    },
-                    None,
-                    None,
-                );
-                sink.send_chunk(&mut chain, &c).await?;
+                let c = chunk(&chain, Part::Text(rest.to_owned()))?;
+                sink.send_chunk(&mut chain, c).await?;
             }
-            let last = chunk(&chain, ChunkDelta::default(), Some(g.wire), None);
-            sink.send_chunk(&mut chain, &last).await?;
+            let last = chunk(&chain, Part::Finish(g.wire))?;
+            sink.send_chunk(&mut chain, last).await?;
             if p.include_usage {
-                let u = chunk(&chain, ChunkDelta::default(), None, Some(Some(usage)));
-                sink.send_chunk(&mut chain, &u).await?;
+                let u = chunk(&chain, Part::Usage(usage))?;
+                sink.send_chunk(&mut chain, u).await?;
             }
         }
         let stream = if sink.is_streaming() {
@@ -586,25 +720,42 @@ impl Node {
             sink.send(Bytes::from(bytes)).await;
             return Ok(None);
         }
-        Ok(Some(ChatCompletion {
-            id,
-            object: ChatCompletion::OBJECT.into(),
-            created: p.created,
-            model: p.model_name.clone(),
-            choices: vec![ChatChoice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant".into(),
-                    content: Some(g.text.clone()),
-                    refusal: None,
-                    tool_calls: None,
-                },
-                logprobs: None,
-                finish_reason: g.wire,
-            }],
-            usage,
-            system_fingerprint: None,
-            vouch: Some(bundle),
+        Ok(Some(match p.shape {
+            Shape::Chat => ChatAnswer::Complete(Box::new(ChatCompletion {
+                id,
+                object: ChatCompletion::OBJECT.into(),
+                created: p.created,
+                model: p.model_name.clone(),
+                choices: vec![ChatChoice {
+                    index: 0,
+                    message: AssistantMessage {
+                        role: "assistant".into(),
+                        content: Some(g.text.clone()),
+                        refusal: None,
+                        tool_calls: None,
+                    },
+                    logprobs: None,
+                    finish_reason: g.wire,
+                }],
+                usage,
+                system_fingerprint: None,
+                vouch: Some(bundle),
+            })),
+            Shape::Text => ChatAnswer::Text(Box::new(Completion {
+                id,
+                object: TEXT_COMPLETION.into(),
+                created: p.created,
+                model: p.model_name.clone(),
+                choices: vec![CompletionChoice {
+                    text: g.text.clone(),
+                    index: 0,
+                    logprobs: None,
+                    finish_reason: Some(g.wire),
+                }],
+                usage: Some(usage),
+                system_fingerprint: None,
+                vouch: Some(CompletionVouch::Bundle(Box::new(bundle))),
+            })),
         }))
     }
 
@@ -736,6 +887,88 @@ impl Node {
     }
 }
 
+/// The legacy completion object's `object`.
+const TEXT_COMPLETION: &str = "text_completion";
+
+/// What one stream chunk carries.
+enum Part {
+    /// The opening chunk of a chat stream: the assistant's role, empty content.
+    Role,
+    Text(String),
+    Finish(WireFinishReason),
+    /// The usage-only chunk (`stream_options.include_usage`): no choices.
+    Usage(CompletionUsage),
+}
+
+/// What every chunk of one answer repeats.
+struct ChunkHead<'a> {
+    id: &'a str,
+    model: &'a str,
+    created: u64,
+    shape: Shape,
+    include_usage: bool,
+}
+
+impl ChunkHead<'_> {
+    /// One chunk's exact bytes in the answer's shape, with its link of the chain.
+    fn chunk(&self, chain: &StreamChain, part: Part) -> Result<Vec<u8>, NodeError> {
+        let (usage, finish, text, role) = match part {
+            Part::Role => (None, None, Some(String::new()), true),
+            Part::Text(t) => (None, None, Some(t), false),
+            Part::Finish(f) => (None, Some(f), None, false),
+            Part::Usage(u) => (Some(u), None, None, false),
+        };
+        let only_usage = usage.is_some();
+        let bytes = match self.shape {
+            Shape::Chat => serde_json::to_vec(&ChatCompletionChunk {
+                id: self.id.to_owned(),
+                object: ChatCompletionChunk::OBJECT.into(),
+                created: self.created,
+                model: self.model.to_owned(),
+                choices: if only_usage {
+                    Vec::new()
+                } else {
+                    vec![ChunkChoice {
+                        index: 0,
+                        delta: ChunkDelta {
+                            role: role.then(|| "assistant".into()),
+                            content: text,
+                            ..Default::default()
+                        },
+                        logprobs: None,
+                        finish_reason: finish,
+                    }]
+                },
+                // With `include_usage`, every chunk has `usage`: null until the usage chunk,
+                // as OpenAI streams do.
+                usage: self.include_usage.then_some(usage),
+                system_fingerprint: None,
+                vouch: chain.next(),
+            }),
+            Shape::Text => serde_json::to_vec(&Completion {
+                id: self.id.to_owned(),
+                object: TEXT_COMPLETION.into(),
+                created: self.created,
+                model: self.model.to_owned(),
+                choices: if only_usage {
+                    Vec::new()
+                } else {
+                    vec![CompletionChoice {
+                        text: text.unwrap_or_default(),
+                        index: 0,
+                        logprobs: None,
+                        finish_reason: finish,
+                    }]
+                },
+                usage,
+                system_fingerprint: None,
+                vouch: Some(CompletionVouch::Link(chain.next())),
+            }),
+        };
+        bytes.map_err(NodeError::internal)
+    }
+}
+
 /// Where a streamed chat's chunks go; a send that fails means the caller left.
 struct Sink<'a> {
     streaming: bool,
@@ -748,14 +981,13 @@ impl Sink<'_> {
         self.streaming
     }
 
-    /// Serialises the chunk, sends exactly those bytes and extends the chain with them. The
+    /// Sends exactly these chunk bytes and extends the chain with them. The
     /// chain grows even when the caller has left, so the receipt covers what was generated.
     async fn send_chunk(
         &mut self,
         chain: &mut StreamChain,
-        chunk: &ChatCompletionChunk,
+        bytes: Vec<u8>,
     ) -> Result<(), NodeError> {
-        let bytes = serde_json::to_vec(chunk).map_err(NodeError::internal)?;
         chain.append(&bytes).map_err(NodeError::internal)?;
         self.send(Bytes::from(bytes)).await;
         Ok(())

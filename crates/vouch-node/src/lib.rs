@@ -23,7 +23,7 @@ pub mod supervise;
 pub mod transparency;
 pub mod wire;
 
-pub use chat::{ChatAnswer, ChatCall};
+pub use chat::{ChatAnswer, ChatCall, CompletionCall};
 pub use config::NodeConfig;
 pub use error::{NodeError, ProtocolAnswer};
 pub use infer::{InferCall, Inferred};

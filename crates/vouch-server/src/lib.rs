@@ -43,6 +43,7 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::models::by_digest,
         routes::infer::infer,
         routes::chat::chat_completions,
+        routes::chat::completions,
         routes::proofs::get,
         routes::proofs::cancel,
         routes::attestation::attestation,
@@ -123,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(routes::attestation::by_digest),
         )
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
+        .route("/v1/completions", post(routes::chat::completions))
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route(
@@ -265,7 +267,7 @@ mod tests {
                 }
             }
         }
-        // The routes `router` serves, both listeners of `/v1/models…` and the chat route included.
-        assert_eq!(operations, 30, "{ids:?}");
+        // The routes `router` serves, both listeners of `/v1/models…` and the two chat routes included.
+        assert_eq!(operations, 31, "{ids:?}");
     }
 }

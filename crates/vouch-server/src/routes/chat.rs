@@ -1,5 +1,6 @@
-//! `POST /v1/chat/completions`: OpenAI's chat API, answered with a chat receipt — in the
-//! answer's `vouch` field, or, streamed, as the last server-sent event before `[DONE]`.
+//! `POST /v1/chat/completions` and the legacy `POST /v1/completions`: OpenAI's APIs, answered
+//! with a chat receipt — in the answer's `vouch` field, or, streamed, as the last server-sent
+//! event before `[DONE]`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
-use vouch_api::openai::ChatCompletionRequest;
+use vouch_api::openai::{ChatCompletionRequest, CompletionRequest};
 use vouch_core::{ErrorCode, Tier};
 use vouch_node::infer::parse_tiers;
-use vouch_node::{ChatAnswer, ChatCall};
+use vouch_node::{ChatAnswer, ChatCall, CompletionCall};
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -69,10 +70,46 @@ pub async fn chat_completions(
             tiers,
         })
         .await?;
-    Ok(match answer {
+    Ok(respond(answer))
+}
+
+/// A legacy text completion with the same receipt kind: the prompt as given (no chat template,
+/// no configured system prompt), one prompt per request. Streamed, the events are
+/// `text_completion` objects carrying their chain links in `vouch`.
+#[utoipa::path(post, path = "/v1/completions", operation_id = "completions", tag = "chat",
+    request_body = CompletionRequest,
+    responses((status = 200, description = "the completion with its receipt bundle in `vouch` (or, with `stream: true`, an event stream)", body = vouch_api::openai::Completion),
+        (status = 400, description = "bad request: unsupported option (echo, suffix, several prompts), prompt longer than the context, max_tokens over the node's limit", body = vouch_api::ErrorBody),
+        (status = 404, description = "no such model", body = vouch_api::ErrorBody),
+        (status = 422, description = "tier unavailable (zk on an LLM), or below the model's minimum tier", body = vouch_api::ErrorBody),
+        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
+pub async fn completions(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let limits = &st.node.config.limits;
+    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
+    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
+    let request = CompletionRequest::deserialize(&value)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("completion request: {e}")))?;
+    let tiers = tiers_of(&value)?;
+    let answer = st
+        .node
+        .complete(CompletionCall {
+            body: value,
+            request,
+            tiers,
+        })
+        .await?;
+    Ok(respond(answer))
+}
+
+fn respond(answer: ChatAnswer) -> Response {
+    match answer {
         ChatAnswer::Complete(c) => Json(*c).into_response(),
+        ChatAnswer::Text(c) => Json(*c).into_response(),
         ChatAnswer::Stream(rx) => Sse::new(ChatEvents { rx, done: false }).into_response(),
-    })
+    }
 }
 
 /// The node's `data:` payloads as server-sent events, then `[DONE]`. Dropped when the client
