@@ -10,7 +10,7 @@ CACHE="${VOUCH_CACHE:-$HOME/.cache/vouch}"
 VENV="${VOUCH_VENV:-$CACHE/venv}"
 OUT="$CACHE/models/minilm.onnx"
 # Deterministic export: the same bytes every time (see models/README.md).
-SHA256=545170614cff50ce76c199084f94d727a1c128f9afdd3d3ebe5317b24d06da69
+SHA256=8ceec39ba2187187f8559ff574533d273720bbb1f28bd45868bb68618ae68fab
 
 if [[ -f "$OUT" && "$(sha256sum "$OUT" | cut -d' ' -f1)" == "$SHA256" && -f "$CACHE/models/minilm.input.json" ]]; then
   echo "$OUT"

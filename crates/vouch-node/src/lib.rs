@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod chat;
 pub mod config;
 pub mod configs;
+pub mod embeddings;
 pub mod error;
 pub mod gateway;
 pub mod infer;

@@ -50,6 +50,8 @@ pub struct Node {
     pub zk: Arc<crate::proofs::ZkState>,
     /// Loaded LLMs and chat admission (sequences, KV-cache budget).
     pub llms: crate::llm::Llms,
+    /// Embedding models' tokenizers, built once per model (`POST /v1/embeddings`).
+    pub embedders: crate::embeddings::Embedders,
     /// The step a test made fail (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     pub(crate) faults: std::sync::Mutex<Option<crate::infer::Step>>,
@@ -152,6 +154,7 @@ impl Node {
             policy: Policy::new(store.clone()),
             llms: crate::llm::Llms::new(store.clone(), config.llm.clone())
                 .map_err(|e| BootError::Engine(format!("llm: {}", e.message)))?,
+            embedders: Default::default(),
             store,
             signer,
             tee,

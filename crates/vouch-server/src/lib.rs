@@ -44,6 +44,7 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::infer::infer,
         routes::chat::chat_completions,
         routes::chat::completions,
+        routes::embeddings::embeddings,
         routes::proofs::get,
         routes::proofs::cancel,
         routes::attestation::attestation,
@@ -125,6 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/chat/completions", post(routes::chat::chat_completions))
         .route("/v1/completions", post(routes::chat::completions))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
         .route(
@@ -267,7 +269,7 @@ mod tests {
                 }
             }
         }
-        // The routes `router` serves, both listeners of `/v1/models…` and the two chat routes included.
-        assert_eq!(operations, 31, "{ids:?}");
+        // The routes `router` serves, both listeners of `/v1/models…`, the two chat routes and embeddings included.
+        assert_eq!(operations, 32, "{ids:?}");
     }
 }

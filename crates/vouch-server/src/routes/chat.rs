@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 /// Tiers from the body's `tiers` (the SDKs send it with `extra_body`); `["signed"]` when absent,
 /// as for `/v1/infer`.
-fn tiers_of(body: &Value) -> Result<Vec<Tier>, ApiError> {
+pub(crate) fn tiers_of(body: &Value) -> Result<Vec<Tier>, ApiError> {
     match body.get("tiers") {
         None => Ok(vec![Tier::Signed]),
         Some(v) => {

@@ -109,7 +109,7 @@ pub async fn infer(
 }
 
 /// What an answer says beside its bundle: log index, price, upgrade, zk cancel token, x402.
-fn response_headers(done: &Inferred) -> HeaderMap {
+pub(crate) fn response_headers(done: &Inferred) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("vouch-log-index", HeaderValue::from(done.log_index));
     for (name, value) in &done.payment_headers {

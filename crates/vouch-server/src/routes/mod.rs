@@ -3,6 +3,7 @@
 pub mod attestation;
 pub mod chat;
 pub mod config;
+pub mod embeddings;
 pub mod infer;
 pub mod log;
 pub mod models;
