@@ -1079,3 +1079,53 @@ fn legacy_completions_share_the_receipt_and_verify_whole_and_streamed() {
         }
     }
 }
+
+#[test]
+fn a_tee_chat_is_signed_by_the_attested_key_and_simulated_evidence_is_refused_unless_allowed() {
+    let Some(gguf) = smollm2() else { return };
+    let weights = std::fs::read(&gguf).unwrap();
+    let node = Node::start(&["--tee", "simulated"]);
+    let out = node.cli(&["models", "add", gguf.to_str().unwrap(), "--name", "smollm2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let key = node_key(&node);
+    let request = json!({
+        "model": "smollm2", "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 4, "temperature": 0, "tiers": ["tee"]
+    });
+    let sent = serde_json::to_vec(&request).unwrap();
+    let (status, raw) = post_raw(&node, &sent);
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let bundle = bundle_in_response(&answer).unwrap();
+    assert!(bundle.receipt.tiers.contains(&vouch_core::Tier::Tee));
+    assert!(
+        bundle.signature.is_some(),
+        "a tee receipt is signed by the attested key"
+    );
+    assert!(
+        bundle.evidence.contains_key("tee"),
+        "{:?}",
+        bundle.evidence.keys()
+    );
+    // Development evidence proves nothing about hardware: refused unless asked for.
+    let strict = Evidence {
+        at_time: Some(std::time::SystemTime::now()),
+        ..evidence(key, &weights)
+    };
+    let refused = verify_chat_bundle(&bundle, Some(&sent), Some(&answer), &strict).unwrap_err();
+    assert_eq!(
+        refused.code(),
+        vouch_verify::FailureCode::TeeSimulatedNotAllowed,
+        "{refused}"
+    );
+    let dev = Evidence {
+        allow_simulated: true,
+        at_time: Some(std::time::SystemTime::now()),
+        ..evidence(key, &weights)
+    };
+    let report = verify_chat_bundle(&bundle, Some(&sent), Some(&answer), &dev).unwrap();
+    assert!(
+        report.tiers.iter().any(|t| t.simulated),
+        "the report says the TEE was simulated"
+    );
+}
