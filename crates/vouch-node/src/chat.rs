@@ -33,6 +33,7 @@ use vouch_llm::{GenerateRequest, Generation, LoadedLlm, Message, Role, SamplingP
 use crate::Node;
 use crate::error::NodeError;
 use crate::llm::{ChatSlot, LLM_ENGINE, llm_error};
+use crate::payments::{Admitted, PaymentHeaders, Settled};
 
 /// A chat request, as the transport hands it over.
 pub struct ChatCall {
@@ -42,13 +43,19 @@ pub struct ChatCall {
     pub request: ChatCompletionRequest,
     /// Tiers asked for (the body's `tiers`, an extension the SDKs send as `extra_body`).
     pub tiers: Vec<Tier>,
+    /// The x402 payment headers, when payments are on (`docs/payments.md`, "Chat").
+    pub payment: PaymentHeaders,
 }
+
+/// x402 response headers of a paid answer (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`).
+pub type PaymentResponseHeaders = Vec<(&'static str, String)>;
 
 /// A chat's answer.
 pub enum ChatAnswer {
-    Complete(Box<ChatCompletion>),
+    /// The completion, and the x402 settlement headers when it was paid.
+    Complete(Box<ChatCompletion>, PaymentResponseHeaders),
     /// The `data:` payloads of a server-sent-event stream, in order: the chunks, then the
-    /// receipt event. The transport adds the final `[DONE]`. Dropping the receiver stops
+    /// receipt event (a paid stream's settlement is in the receipt: headers are sent before it). The transport adds the final `[DONE]`. Dropping the receiver stops
     /// generation (the caller left).
     Stream(mpsc::Receiver<Bytes>),
 }
@@ -66,6 +73,15 @@ struct Prepared {
     request_digest: vouch_core::Digest,
     include_usage: bool,
     created: u64,
+    /// The admitted payment and the quote it pays, when payments are on.
+    payment: Option<ChatPayment>,
+}
+
+/// A chat's admitted payment, settled for the tokens used once generation is done; dropped
+/// (generation failed) it is abandoned and nothing is charged.
+struct ChatPayment {
+    admitted: Admitted,
+    quote: vouch_pay::ChatQuote,
 }
 
 /// Sets the flag when dropped unless disarmed: a caller that stops waiting stops generation.
@@ -197,7 +213,7 @@ impl Node {
             .map_err(|_| NodeError::internal("the chat task ended without an answer"))?;
         guard.1 = false;
         match answer? {
-            Some(c) => Ok(ChatAnswer::Complete(Box::new(c))),
+            Some((c, headers)) => Ok(ChatAnswer::Complete(Box::new(c), headers)),
             None => Err(NodeError::internal(
                 "a chat that is not streamed returned no completion",
             )),
@@ -209,14 +225,9 @@ impl Node {
             body,
             request,
             tiers,
+            payment,
         } = call;
         check_supported(&request)?;
-        if self.pay.is_some() {
-            return Err(NodeError::new(
-                ErrorCode::PaymentUnavailable,
-                "this node takes x402 payments, and chat has no per-token price yet: it is not served rather than served free",
-            ));
-        }
         if tiers.contains(&Tier::Zk) {
             return Err(NodeError::new(
                 ErrorCode::TierUnavailable,
@@ -302,6 +313,11 @@ impl Node {
             stop,
         };
         generate.validate(llm.context_length()).map_err(llm_error)?;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        // Paid before a slot is taken or anything generated: a 402 costs the node nothing more.
+        let payment = self
+            .admit_chat_payment(&payment, &digest, &decision.tiers, &generate, &request_id)
+            .await?;
         let positions =
             (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
         let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
@@ -323,27 +339,83 @@ impl Node {
                 tiers: decision.tiers,
                 llm,
                 generate,
-                request_id: uuid::Uuid::now_v7().to_string(),
+                request_id,
                 request_digest,
                 include_usage: request
                     .stream_options
                     .as_ref()
                     .is_some_and(|o| o.include_usage == Some(true)),
                 created: unix_now(),
+                payment,
             },
             slot,
         ))
+    }
+
+    /// With payments on: the chat's maximum price (tiers, prompt, `max_tokens`) and the
+    /// admitted payment for it; a model without token prices is refused, never served free.
+    async fn admit_chat_payment(
+        &self,
+        headers: &PaymentHeaders,
+        digest: &ModelDigest,
+        tiers: &[Tier],
+        generate: &GenerateRequest,
+        request_id: &str,
+    ) -> Result<Option<ChatPayment>, NodeError> {
+        let Some(pay) = &self.pay else {
+            return Ok(None);
+        };
+        let quote = self
+            .prices
+            .chat_quote(
+                self,
+                digest,
+                tiers,
+                generate.prompt_tokens.len() as u64,
+                u64::from(generate.max_tokens),
+            )
+            .await?;
+        let admitted = pay
+            .admit_chat(
+                headers,
+                self.config.listen,
+                digest,
+                tiers,
+                &quote,
+                request_id,
+            )
+            .await?;
+        Ok(Some(ChatPayment { admitted, quote }))
+    }
+
+    /// Settles a chat's payment for the tokens it used (prompt and completion, a cancelled
+    /// generation's included), before its receipt is made so the receipt names the amount.
+    async fn settle_chat_payment(
+        &self,
+        payment: Option<ChatPayment>,
+        g: &Generation,
+    ) -> Result<Settled, NodeError> {
+        let Some(ChatPayment { admitted, quote }) = payment else {
+            return Ok(Settled::free());
+        };
+        let used = quote
+            .charge(
+                u64::from(g.usage.prompt_tokens),
+                u64::from(g.usage.completion_tokens),
+            )
+            .map_err(NodeError::internal)?;
+        admitted.settle_used(used.0).await
     }
 
     /// Generates, streams (when `out` is given), receipts and logs. Returns the whole answer
     /// when not streaming.
     async fn run_chat(
         &self,
-        p: Prepared,
+        mut p: Prepared,
         slot: ChatSlot,
         cancel: Arc<AtomicBool>,
         out: Option<mpsc::Sender<Bytes>>,
-    ) -> Result<Option<ChatCompletion>, NodeError> {
+    ) -> Result<Option<(ChatCompletion, PaymentResponseHeaders)>, NodeError> {
         let streaming = out.is_some();
         let (deltas_tx, mut deltas) = mpsc::channel::<String>(256);
         let llm = p.llm.clone();
@@ -457,14 +529,21 @@ impl Node {
         } else {
             None
         };
-        let bundle = self.chat_bundle(&p, &g, finish, stream, profile).await?;
+        let settled = self.settle_chat_payment(p.payment.take(), &g).await?;
+        let bundle = self
+            .chat_bundle(&p, &g, finish, stream, profile, settled.payment().cloned())
+            .await?;
+        settled.make_durable().await?;
+        // Receipted and logged: the payment is kept even if the caller has left (a cancelled
+        // generation pays for the tokens it made).
+        let headers = settled.delivered();
         if sink.is_streaming() {
             let event = ChatReceiptEvent::new(bundle);
             let bytes = serde_json::to_vec(&event).map_err(NodeError::internal)?;
             sink.send(Bytes::from(bytes)).await;
             return Ok(None);
         }
-        Ok(Some(ChatCompletion {
+        let completion = ChatCompletion {
             id,
             object: ChatCompletion::OBJECT.into(),
             created: p.created,
@@ -483,7 +562,8 @@ impl Node {
             usage,
             system_fingerprint: None,
             vouch: Some(bundle),
-        }))
+        };
+        Ok(Some((completion, headers)))
     }
 
     /// The receipt for a finished generation, signed, with its evidence and durable log entry.
@@ -494,6 +574,7 @@ impl Node {
         finish: FinishReason,
         stream: Option<StreamCommitment>,
         profile: vouch_llm::Profile,
+        payment: Option<vouch_core::PaymentRef>,
     ) -> Result<ChatBundle, NodeError> {
         let finite = |x: f64, what: &str| {
             FiniteF64::new(x).ok_or_else(|| NodeError::internal(format!("{what} is not finite")))
@@ -544,7 +625,7 @@ impl Node {
             tiers: p.tiers.clone(),
             node_key: self.signer.public_key(),
             issued_at: vouch_store::now_rfc3339(),
-            payment: None,
+            payment,
         };
         receipt.check_consistency().map_err(NodeError::internal)?;
         let mut evidence = BTreeMap::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -15,7 +16,9 @@ use serde_json::Value;
 use vouch_api::openai::ChatCompletionRequest;
 use vouch_core::{ErrorCode, Tier};
 use vouch_node::infer::parse_tiers;
+use vouch_node::payments::PaymentHeaders;
 use vouch_node::{ChatAnswer, ChatCall};
+use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, X_PAYMENT_HEADER};
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -43,15 +46,21 @@ fn tiers_of(body: &Value) -> Result<Vec<Tier>, ApiError> {
 /// with server-sent events: `chat.completion.chunk` objects, each carrying its link of the
 /// stream's hash chain (`vouch.index`, `vouch.prev`), then one `vouch.receipt` event whose
 /// receipt commits to the chain's head, then `[DONE]`.
+/// With payments on, send an x402 payment (`upto` the quoted maximum, settled for the tokens
+/// used, or `exact` the maximum) in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a whole
+/// answer carries `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`, a stream's settlement is in its
+/// receipt's `payment`.
 #[utoipa::path(post, path = "/v1/chat/completions", operation_id = "chat_completions", tag = "chat",
     request_body = ChatCompletionRequest,
     responses((status = 200, description = "the completion with its receipt bundle in `vouch` (or, with `stream: true`, an event stream)", body = vouch_api::openai::ChatCompletion),
         (status = 400, description = "bad request: unsupported option, prompt longer than the context (reason context_length_exceeded), max_tokens over the node's limit", body = vouch_api::ErrorBody),
+        (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2, offering upto and exact) and the v1 JSON body, `error` = reason code"),
         (status = 404, description = "no such model", body = vouch_api::ErrorBody),
         (status = 422, description = "tier unavailable (zk on an LLM), or below the model's minimum tier", body = vouch_api::ErrorBody),
-        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
+        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay; or, with payments on, the model has no per-token price (reason token_price_unknown)", body = vouch_api::ErrorBody)))]
 pub async fn chat_completions(
     State(st): State<Arc<AppState>>,
+    request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let limits = &st.node.config.limits;
@@ -61,16 +70,38 @@ pub async fn chat_completions(
     let request = ChatCompletionRequest::deserialize(&value)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("chat request: {e}")))?;
     let tiers = tiers_of(&value)?;
+    let header = |name: &str| {
+        request_headers
+            .get(name)
+            // A header that is not visible ASCII cannot be base64: let the decoder say so.
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+    };
     let answer = st
         .node
         .chat(ChatCall {
             body: value,
             request,
             tiers,
+            payment: PaymentHeaders {
+                signature: header(PAYMENT_SIGNATURE_HEADER),
+                x_payment: header(X_PAYMENT_HEADER),
+                host: header(axum::http::header::HOST.as_str()),
+            },
         })
         .await?;
     Ok(match answer {
-        ChatAnswer::Complete(c) => Json(*c).into_response(),
+        ChatAnswer::Complete(c, paid) => {
+            let mut headers = HeaderMap::new();
+            for (name, value) in &paid {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    headers.insert(n, v);
+                }
+            }
+            (headers, Json(*c)).into_response()
+        }
         ChatAnswer::Stream(rx) => Sse::new(ChatEvents { rx, done: false }).into_response(),
     })
 }
