@@ -134,7 +134,11 @@ fn payment_required(a: &Answer) -> PaymentRequiredV2 {
 }
 
 fn upto_of(pr: &PaymentRequiredV2) -> PaymentRequirementsV2 {
-    pr.accepts.iter().find(|r| r.scheme == "upto").unwrap().clone()
+    pr.accepts
+        .iter()
+        .find(|r| r.scheme == "upto")
+        .unwrap()
+        .clone()
 }
 
 /// A fresh payer key from `vouch pay keygen`, credited with `amount` through the CLI.
@@ -183,7 +187,13 @@ fn skip(why: &str) -> Option<Value> {
 }
 
 /// Runs the official client `program script URL 2` with its upto scheme, the request on stdin.
-fn sdk_pays_upto(program: &str, script: &str, url: &str, key: &Path, body: &Value) -> Option<Value> {
+fn sdk_pays_upto(
+    program: &str,
+    script: &str,
+    url: &str,
+    key: &Path,
+    body: &Value,
+) -> Option<Value> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/x402");
     let key_text = std::fs::read_to_string(key).unwrap();
     let mut child = match Command::new(program)
@@ -232,7 +242,11 @@ fn check_paid_chat(
         assert_eq!(s["amount"], json!(charged.to_string()), "{s}");
     }
     let bundle = bundle_in_response(answer).unwrap();
-    let p = bundle.receipt.payment.as_ref().expect("the receipt names the payment");
+    let p = bundle
+        .receipt
+        .payment
+        .as_ref()
+        .expect("the receipt names the payment");
     assert_eq!(p.scheme, "upto");
     assert_eq!(p.amount, charged.to_string());
     assert_eq!(p.payer, payer.to_string());
@@ -276,7 +290,11 @@ fn official_clients_pay_upto(program: &str, script: &str) {
     assert_eq!(pr.accepts[1].scheme, "exact");
     assert_eq!(pr.accepts[0].amount, pr.accepts[1].amount);
     assert!(
-        pr.resource.as_ref().unwrap().url.contains("/v1/chat/completions?model=sha256:"),
+        pr.resource
+            .as_ref()
+            .unwrap()
+            .url
+            .contains("/v1/chat/completions?model=sha256:"),
         "{pr:?}"
     );
     let offered: u64 = pr.accepts[0].amount.parse().unwrap();
@@ -291,7 +309,14 @@ fn official_clients_pay_upto(program: &str, script: &str) {
     let answer = &r["body"];
     let (_, maximum) = price_of(&answer["usage"]);
     assert_eq!(offered, maximum, "the 402 offered the maximum: {r}");
-    let charged = check_paid_chat(&node, &gguf, answer, Some(&r["settlement"]), address, 100_000);
+    let charged = check_paid_chat(
+        &node,
+        &gguf,
+        answer,
+        Some(&r["settlement"]),
+        address,
+        100_000,
+    );
     assert!(charged < maximum || answer["usage"]["completion_tokens"] == json!(MAX_TOKENS));
 }
 
@@ -306,7 +331,11 @@ fn the_official_js_client_pays_for_a_chat_with_upto() {
 }
 
 /// A permit for the chat's 402 signed by `key` after `tamper` edits it.
-fn signed_upto(key: &Path, pr: &PaymentRequiredV2, tamper: impl FnOnce(&mut PermitWitnessTransferFrom)) -> String {
+fn signed_upto(
+    key: &Path,
+    pr: &PaymentRequiredV2,
+    tamper: impl FnOnce(&mut PermitWitnessTransferFrom),
+) -> String {
     let signer = vouch_pay::payer::load_key(key).unwrap();
     let accepted = upto_of(pr);
     let now = vouch_pay::local::system_now();
@@ -332,11 +361,26 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     let now = vouch_pay::local::system_now();
     type Tamper = Box<dyn FnOnce(&mut PermitWitnessTransferFrom)>;
     let cases: Vec<(&str, Tamper)> = vec![
-        ("permit2_amount_mismatch", Box::new(|p| p.permitted.amount = p.permitted.amount * U256::from(2u64))),
-        ("invalid_permit2_spender", Box::new(move |p| p.spender = stranger)),
-        ("invalid_permit2_recipient_mismatch", Box::new(move |p| p.witness.to = stranger)),
-        ("upto_facilitator_mismatch", Box::new(move |p| p.witness.facilitator = stranger)),
-        ("permit2_deadline_expired", Box::new(move |p| p.deadline = U256::from(now - 1))),
+        (
+            "permit2_amount_mismatch",
+            Box::new(|p| p.permitted.amount *= U256::from(2u64)),
+        ),
+        (
+            "invalid_permit2_spender",
+            Box::new(move |p| p.spender = stranger),
+        ),
+        (
+            "invalid_permit2_recipient_mismatch",
+            Box::new(move |p| p.witness.to = stranger),
+        ),
+        (
+            "upto_facilitator_mismatch",
+            Box::new(move |p| p.witness.facilitator = stranger),
+        ),
+        (
+            "permit2_deadline_expired",
+            Box::new(move |p| p.deadline = U256::from(now - 1)),
+        ),
     ];
     let log_size = || node.get("/v1/log").1["size"].as_u64().unwrap();
     let logged = log_size();
@@ -353,13 +397,21 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     let (chain_id, permit) = upto_permit(&PaymentRequirements::V2(accepted.clone()), now).unwrap();
     let forged = sign_permit(&other_signer, chain_id, &permit).unwrap();
     let payload = serde_json::to_value(upto_wire(payer, &permit, forged)).unwrap();
-    let a = post(&node, &request, Some(&v2_payment(&pr, &accepted, payload).encode_header()));
+    let a = post(
+        &node,
+        &request,
+        Some(&v2_payment(&pr, &accepted, payload).encode_header()),
+    );
     assert_eq!(a.body["error"], "invalid_permit2_signature", "{}", a.body);
     // A payment made for another request's maximum (here: more max_tokens) is not this one's.
     let mut longer = request.clone();
     longer["max_tokens"] = json!(MAX_TOKENS + 1);
     let a = post(&node, &longer, Some(&signed_upto(&key, &pr, |_| {})));
-    assert_eq!(a.body["error"], "invalid_payment_requirements", "{}", a.body);
+    assert_eq!(
+        a.body["error"], "invalid_payment_requirements",
+        "{}",
+        a.body
+    );
     assert_eq!(balance(&node, payer), funded);
     assert_eq!(log_size(), logged, "a refused payment ran nothing");
 
@@ -373,7 +425,11 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     funded -= check_paid_chat(&node, &gguf, &a.body, Some(&settlement), payer, funded);
     let replay = post(&node, &request, Some(&header));
     assert_eq!(replay.status, 402);
-    assert_eq!(replay.body["error"], "invalid_upto_evm_nonce_already_used", "{}", replay.body);
+    assert_eq!(
+        replay.body["error"], "invalid_upto_evm_nonce_already_used",
+        "{}",
+        replay.body
+    );
     assert_eq!(balance(&node, payer), funded);
 
     // Streamed: admitted before the first chunk, settled before the receipt event, which names
@@ -381,8 +437,9 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     let streamed = chat_request(true);
     let pr_stream = payment_required(&post(&node, &streamed, None));
     let signer = vouch_pay::payer::load_key(&key).unwrap();
-    let payment =
-        sign_upto_payment(&signer, &pr_stream, &upto_of(&pr_stream), now).unwrap().encode_header();
+    let payment = sign_upto_payment(&signer, &pr_stream, &upto_of(&pr_stream), now)
+        .unwrap()
+        .encode_header();
     let r = node
         .http()
         .post(format!("{}/v1/chat/completions", node.url))
@@ -394,7 +451,9 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     let mut receipt: Option<ChatBundle> = None;
     for line in BufReader::new(r).lines() {
         let line = line.unwrap();
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             break;
         }
@@ -410,7 +469,10 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     });
     let (charged, _) = price_of(&usage);
     let p = bundle.receipt.payment.as_ref().unwrap();
-    assert_eq!((p.scheme.as_str(), p.amount.clone()), ("upto", charged.to_string()));
+    assert_eq!(
+        (p.scheme.as_str(), p.amount.clone()),
+        ("upto", charged.to_string())
+    );
     funded -= charged;
     assert_eq!(balance(&node, payer), funded);
 
@@ -428,7 +490,10 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
     let (_, maximum) = price_of(&a.body["usage"]);
     let b = bundle_in_response(&a.body).unwrap();
     let p = b.receipt.payment.as_ref().unwrap();
-    assert_eq!((p.scheme.as_str(), p.amount.clone()), ("exact", maximum.to_string()));
+    assert_eq!(
+        (p.scheme.as_str(), p.amount.clone()),
+        ("exact", maximum.to_string())
+    );
     assert_eq!(balance(&node, payer), funded - maximum);
 }
 
@@ -438,8 +503,69 @@ fn a_chat_on_a_model_without_token_prices_is_refused_not_served_free() {
     let (node, _cfg) = paid_node(&gguf, false);
     let a = post(&node, &chat_request(false), None);
     assert_eq!(a.status, 503, "{}", a.body);
-    assert_eq!(a.body["error"]["reason"], "token_price_unknown", "{}", a.body);
+    assert_eq!(
+        a.body["error"]["reason"], "token_price_unknown",
+        "{}",
+        a.body
+    );
     let (s, pricing) = node.get("/v1/pricing?model=smollm2@1");
     assert_eq!(s, 200);
     assert!(pricing["quote"].get("tokens").is_none(), "{pricing}");
+}
+
+#[test]
+fn a_paid_stream_the_client_leaves_settles_the_tokens_generated() {
+    let Some(gguf) = smollm2() else { return };
+    let (node, _cfg) = paid_node(&gguf, true);
+    let (key, payer) = funded_payer(&node, "leaver", 100_000);
+    let body = json!({
+        "model": "smollm2@1",
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon who learns to sail."}],
+        "max_tokens": 2000, "temperature": 0, "stream": true
+    });
+    let pr = payment_required(&post(&node, &body, None));
+    let maximum: u64 = upto_of(&pr).amount.parse().unwrap();
+    let size = || node.get("/v1/log").1["size"].as_u64().unwrap();
+    let before = size();
+    let signer = vouch_pay::payer::load_key(&key).unwrap();
+    let now = vouch_pay::local::system_now();
+    let payment = sign_upto_payment(&signer, &pr, &upto_of(&pr), now)
+        .unwrap()
+        .encode_header();
+    let r = node
+        .http()
+        .post(format!("{}/v1/chat/completions", node.url))
+        .header("PAYMENT-SIGNATURE", payment)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut lines = BufReader::new(r).lines();
+    let mut chunks = 0;
+    while chunks < 3 {
+        if lines.next().unwrap().unwrap().starts_with("data: ") {
+            chunks += 1;
+        }
+    }
+    drop(lines); // the client leaves mid-stream
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while size() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt was logged"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, entry) = node.get(&format!("/v1/log/entries/{before}"));
+    assert_eq!(status, 200, "{entry}");
+    // The entry: a header line naming its kind, then the receipt's canonical JSON.
+    let (head, json_text) = entry["entry"].as_str().unwrap().split_once('\n').unwrap();
+    assert!(head.ends_with("chat-receipt"), "{head}");
+    let receipt: Value = serde_json::from_str(json_text).unwrap();
+    assert_eq!(receipt["finish_reason"], "cancelled", "{receipt}");
+    let (charged, _) = price_of(&receipt["usage"]);
+    assert!(charged < maximum, "{charged} ≥ {maximum}");
+    assert_eq!(receipt["payment"]["scheme"], "upto", "{receipt}");
+    assert_eq!(receipt["payment"]["amount"], json!(charged.to_string()));
+    assert_eq!(balance(&node, payer), 100_000 - charged);
 }

@@ -55,8 +55,9 @@ pub enum ChatAnswer {
     /// The completion, and the x402 settlement headers when it was paid.
     Complete(Box<ChatCompletion>, PaymentResponseHeaders),
     /// The `data:` payloads of a server-sent-event stream, in order: the chunks, then the
-    /// receipt event (a paid stream's settlement is in the receipt: headers are sent before it). The transport adds the final `[DONE]`. Dropping the receiver stops
-    /// generation (the caller left).
+    /// receipt event (a paid stream's settlement is in the receipt: its headers went out
+    /// before the amount was known). The transport adds the final `[DONE]`. Dropping the
+    /// receiver stops generation (the caller left).
     Stream(mpsc::Receiver<Bytes>),
 }
 
@@ -389,7 +390,9 @@ impl Node {
     }
 
     /// Settles a chat's payment for the tokens it used (prompt and completion, a cancelled
-    /// generation's included), before its receipt is made so the receipt names the amount.
+    /// generation's included), before its receipt is made so the receipt names the amount. A
+    /// caller that left before the first completion token got nothing and pays nothing: the
+    /// payment is abandoned.
     async fn settle_chat_payment(
         &self,
         payment: Option<ChatPayment>,
@@ -398,6 +401,10 @@ impl Node {
         let Some(ChatPayment { admitted, quote }) = payment else {
             return Ok(Settled::free());
         };
+        if g.finish_reason == vouch_llm::FinishReason::Cancelled && g.usage.completion_tokens == 0 {
+            drop(admitted);
+            return Ok(Settled::free());
+        }
         let used = quote
             .charge(
                 u64::from(g.usage.prompt_tokens),

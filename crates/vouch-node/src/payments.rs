@@ -278,7 +278,9 @@ impl PayState {
                 mime_type: Some("application/json".into()),
             },
         );
-        self.admit_offer(headers, &offer, request_id).await.map(Some)
+        self.admit_offer(headers, &offer, request_id)
+            .await
+            .map(Some)
     }
 
     async fn admit_offer(
