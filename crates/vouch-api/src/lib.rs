@@ -38,7 +38,7 @@ pub use node::{
 };
 pub use pay::{
     Amount, Balance, CreditRequest, CreditResponse, ModelPrices, Pricing, PricingConfig,
-    PricingQuery, Quote, QuoteLine, TierPrices,
+    PricingQuery, Quote, QuoteLine, TierPrices, TokenPrices,
 };
 pub use policy::{
     Assurance, EffectivePolicy, Measured, ModelPolicy, PolicyChange, PolicyRequest, PolicyUpdate,

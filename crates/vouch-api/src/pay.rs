@@ -69,6 +69,12 @@ pub struct TierPrices {
     pub zk_base: Amount,
     pub zk_per_step: Amount,
     pub zk_step_units: u64,
+    /// Chat: the price of one prompt token (absent: chats are not sold by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Amount>,
+    /// Chat: the price of one completion token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Amount>,
 }
 
 /// A model's overrides; absent fields fall back to the default prices.
@@ -84,6 +90,10 @@ pub struct ModelPrices {
     pub zk_per_step: Option<Amount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zk_step_units: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Amount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Amount>,
 }
 
 /// `[pay.prices]`: the default prices and per-model overrides (by digest, `name@version` or
@@ -129,6 +139,18 @@ pub struct Quote {
     pub display: Option<String>,
     /// The model's proving cost, in circuit size units, when known.
     pub proving_cost: Option<u64>,
+    /// Chat (LLMs): the per-token prices that apply to this model, when it has them. A chat
+    /// costs at most `total + prompt tokens × prompt + max_tokens × completion` and is charged
+    /// for the tokens used (`upto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenPrices>,
+}
+
+/// A model's per-token chat prices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenPrices {
+    pub prompt: Amount,
+    pub completion: Amount,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

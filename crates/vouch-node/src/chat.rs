@@ -34,6 +34,7 @@ use crate::Node;
 use crate::error::NodeError;
 use crate::gateway::{Forward, ForwardSampling, UpstreamAnswer, UpstreamFinish};
 use crate::llm::{ChatSlot, LLM_ENGINE, llm_error};
+use crate::payments::{Admitted, PaymentHeaders, Settled};
 
 /// A chat request, as the transport hands it over.
 pub struct ChatCall {
@@ -43,7 +44,12 @@ pub struct ChatCall {
     pub request: ChatCompletionRequest,
     /// Tiers asked for (the body's `tiers`, an extension the SDKs send as `extra_body`).
     pub tiers: Vec<Tier>,
+    /// The x402 payment headers, when payments are on (`docs/payments.md`, "Chat").
+    pub payment: PaymentHeaders,
 }
+
+/// x402 response headers of a paid answer (`PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`).
+pub type PaymentResponseHeaders = Vec<(&'static str, String)>;
 
 /// A legacy text completion request (`POST /v1/completions`): the same pipeline and receipt
 /// kind, the prompt taken as given (no chat template, no system prompt).
@@ -52,16 +58,19 @@ pub struct CompletionCall {
     pub body: Value,
     pub request: CompletionRequest,
     pub tiers: Vec<Tier>,
+    pub payment: PaymentHeaders,
 }
 
 /// A chat's answer.
 pub enum ChatAnswer {
-    Complete(Box<ChatCompletion>),
-    /// A legacy `text_completion`, whole.
-    Text(Box<Completion>),
+    /// The completion, and the x402 settlement headers when it was paid.
+    Complete(Box<ChatCompletion>, PaymentResponseHeaders),
+    /// A legacy `text_completion`, whole, with its settlement headers.
+    Text(Box<Completion>, PaymentResponseHeaders),
     /// The `data:` payloads of a server-sent-event stream, in order: the chunks, then the
-    /// receipt event. The transport adds the final `[DONE]`. Dropping the receiver stops
-    /// generation (the caller left).
+    /// receipt event (a paid stream's settlement is in the receipt: its headers went out
+    /// before the amount was known). The transport adds the final `[DONE]`. Dropping the
+    /// receiver stops generation (the caller left).
     Stream(mpsc::Receiver<Bytes>),
 }
 
@@ -95,6 +104,7 @@ struct Ask {
     stop: Option<Vec<String>>,
     stream: bool,
     include_usage: bool,
+    payment: PaymentHeaders,
 }
 
 impl Ask {
@@ -103,6 +113,7 @@ impl Ask {
             body,
             request: r,
             tiers,
+            payment,
         } = call;
         check_supported(&r)?;
         Ok(Ask {
@@ -121,6 +132,7 @@ impl Ask {
             tiers,
             shape: Shape::Chat,
             prompt: PromptInput::Messages(r.messages),
+            payment,
         })
     }
 
@@ -129,6 +141,7 @@ impl Ask {
             body,
             request: r,
             tiers,
+            payment,
         } = call;
         let unsupported = |m: &str| Err(bad(m.to_string()).with_reason("unsupported"));
         if r.n.is_some_and(|n| n != 1) || r.best_of.is_some_and(|n| n != 1) {
@@ -178,6 +191,7 @@ impl Ask {
             tiers,
             shape: Shape::Text,
             prompt,
+            payment,
         })
     }
 }
@@ -212,6 +226,15 @@ struct Prepared {
     request_digest: vouch_core::Digest,
     include_usage: bool,
     created: u64,
+    /// The admitted payment and the quote it pays, when payments are on.
+    payment: Option<ChatPayment>,
+}
+
+/// A chat's admitted payment, settled for the tokens used once generation is done; dropped
+/// (generation failed) it is abandoned and nothing is charged.
+struct ChatPayment {
+    admitted: Admitted,
+    quote: vouch_pay::ChatQuote,
 }
 
 /// What a run produced, on this node or upstream.
@@ -465,13 +488,8 @@ impl Node {
             stop: asked_stop,
             stream,
             include_usage,
+            payment,
         } = ask;
-        if self.pay.is_some() {
-            return Err(NodeError::new(
-                ErrorCode::PaymentUnavailable,
-                "this node takes x402 payments, and chat has no per-token price yet: it is not served rather than served free",
-            ));
-        }
         if tiers.contains(&Tier::Zk) {
             return Err(NodeError::new(
                 ErrorCode::TierUnavailable,
@@ -543,7 +561,8 @@ impl Node {
         };
         let request_digest =
             request_digest(&body).map_err(|e| bad(format!("request body: {e}")))?;
-        let (source, slot) = if rec.engine == LLM_ENGINE {
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let (source, slot, payment) = if rec.engine == LLM_ENGINE {
             let llm = self.llms.get(digest).await?;
             let prompt_tokens = match &prompt {
                 PromptInput::Messages(m) => {
@@ -568,11 +587,23 @@ impl Node {
                 stop: stop.clone(),
             };
             generate.validate(llm.context_length()).map_err(llm_error)?;
+            // Paid before a slot is taken or anything generated: a 402 costs the node nothing
+            // more.
+            let payment = self
+                .admit_chat_payment(&payment, &digest, &decision.tiers, &generate, &request_id)
+                .await?;
             let positions =
                 (generate.prompt_tokens.len() + max_tokens as usize).min(llm.context_length());
             let slot = self.llms.admit(llm.kv_bytes_for(positions)).await?;
-            (Source::Local { llm, generate }, slot)
+            (Source::Local { llm, generate }, slot, payment)
         } else {
+            if self.pay.is_some() {
+                return Err(NodeError::new(
+                    ErrorCode::PaymentUnavailable,
+                    "gateway models are not served with payments on: a chat's price needs its prompt's token count, which only the upstream knows",
+                )
+                .with_reason("gateway_unpriced"));
+            }
             let PromptInput::Messages(m) = &prompt else {
                 return Err(bad(format!(
                     "model {model} is an upstream endpoint (gateway mode), which serves chat only: use POST /v1/chat/completions"
@@ -614,6 +645,7 @@ impl Node {
                     response: Some(response),
                 },
                 slot,
+                None,
             )
         };
         Ok((
@@ -634,13 +666,75 @@ impl Node {
                 max_tokens,
                 stop,
                 shape,
-                request_id: uuid::Uuid::now_v7().to_string(),
+                request_id,
                 request_digest,
                 include_usage,
                 created: unix_now(),
+                payment,
             },
             slot,
         ))
+    }
+
+    /// With payments on: the chat's maximum price (tiers, prompt, `max_tokens`) and the
+    /// admitted payment for it; a model without token prices is refused, never served free.
+    async fn admit_chat_payment(
+        &self,
+        headers: &PaymentHeaders,
+        digest: &ModelDigest,
+        tiers: &[Tier],
+        generate: &GenerateRequest,
+        request_id: &str,
+    ) -> Result<Option<ChatPayment>, NodeError> {
+        let Some(pay) = &self.pay else {
+            return Ok(None);
+        };
+        let quote = self
+            .prices
+            .chat_quote(
+                self,
+                digest,
+                tiers,
+                generate.prompt_tokens.len() as u64,
+                u64::from(generate.max_tokens),
+            )
+            .await?;
+        let admitted = pay
+            .admit_chat(
+                headers,
+                self.config.listen,
+                digest,
+                tiers,
+                &quote,
+                request_id,
+            )
+            .await?;
+        Ok(Some(ChatPayment { admitted, quote }))
+    }
+
+    /// Settles a chat's payment for the tokens it used (prompt and completion, a cancelled
+    /// generation's included), before its receipt is made so the receipt names the amount. A
+    /// caller that left before the first completion token got nothing and pays nothing: the
+    /// payment is abandoned.
+    async fn settle_chat_payment(
+        &self,
+        payment: Option<ChatPayment>,
+        g: &Produced,
+    ) -> Result<Settled, NodeError> {
+        let Some(ChatPayment { admitted, quote }) = payment else {
+            return Ok(Settled::free());
+        };
+        if g.finish == FinishReason::Cancelled && g.usage.completion_tokens == 0 {
+            drop(admitted);
+            return Ok(Settled::free());
+        }
+        let used = quote
+            .charge(
+                u64::from(g.usage.prompt_tokens),
+                u64::from(g.usage.completion_tokens),
+            )
+            .map_err(NodeError::internal)?;
+        admitted.settle_used(used.0).await
     }
 
     /// Generates (or forwards), streams (when `out` is given), receipts and logs. Returns the
@@ -713,7 +807,14 @@ impl Node {
         } else {
             None
         };
-        let bundle = self.chat_bundle(&p, &g, stream).await?;
+        let settled = self.settle_chat_payment(p.payment.take(), &g).await?;
+        let bundle = self
+            .chat_bundle(&p, &g, stream, settled.payment().cloned())
+            .await?;
+        settled.make_durable().await?;
+        // Receipted and logged: the payment is kept even if the caller has left (a cancelled
+        // generation pays for the tokens it made).
+        let paid = settled.delivered();
         if sink.is_streaming() {
             let event = ChatReceiptEvent::new(bundle);
             let bytes = serde_json::to_vec(&event).map_err(NodeError::internal)?;
@@ -721,41 +822,47 @@ impl Node {
             return Ok(None);
         }
         Ok(Some(match p.shape {
-            Shape::Chat => ChatAnswer::Complete(Box::new(ChatCompletion {
-                id,
-                object: ChatCompletion::OBJECT.into(),
-                created: p.created,
-                model: p.model_name.clone(),
-                choices: vec![ChatChoice {
-                    index: 0,
-                    message: AssistantMessage {
-                        role: "assistant".into(),
-                        content: Some(g.text.clone()),
-                        refusal: None,
-                        tool_calls: None,
-                    },
-                    logprobs: None,
-                    finish_reason: g.wire,
-                }],
-                usage,
-                system_fingerprint: None,
-                vouch: Some(bundle),
-            })),
-            Shape::Text => ChatAnswer::Text(Box::new(Completion {
-                id,
-                object: TEXT_COMPLETION.into(),
-                created: p.created,
-                model: p.model_name.clone(),
-                choices: vec![CompletionChoice {
-                    text: g.text.clone(),
-                    index: 0,
-                    logprobs: None,
-                    finish_reason: Some(g.wire),
-                }],
-                usage: Some(usage),
-                system_fingerprint: None,
-                vouch: Some(CompletionVouch::Bundle(Box::new(bundle))),
-            })),
+            Shape::Chat => ChatAnswer::Complete(
+                Box::new(ChatCompletion {
+                    id,
+                    object: ChatCompletion::OBJECT.into(),
+                    created: p.created,
+                    model: p.model_name.clone(),
+                    choices: vec![ChatChoice {
+                        index: 0,
+                        message: AssistantMessage {
+                            role: "assistant".into(),
+                            content: Some(g.text.clone()),
+                            refusal: None,
+                            tool_calls: None,
+                        },
+                        logprobs: None,
+                        finish_reason: g.wire,
+                    }],
+                    usage,
+                    system_fingerprint: None,
+                    vouch: Some(bundle),
+                }),
+                paid,
+            ),
+            Shape::Text => ChatAnswer::Text(
+                Box::new(Completion {
+                    id,
+                    object: TEXT_COMPLETION.into(),
+                    created: p.created,
+                    model: p.model_name.clone(),
+                    choices: vec![CompletionChoice {
+                        text: g.text.clone(),
+                        index: 0,
+                        logprobs: None,
+                        finish_reason: Some(g.wire),
+                    }],
+                    usage: Some(usage),
+                    system_fingerprint: None,
+                    vouch: Some(CompletionVouch::Bundle(Box::new(bundle))),
+                }),
+                paid,
+            ),
         }))
     }
 
@@ -818,6 +925,7 @@ impl Node {
         p: &Prepared,
         g: &Produced,
         stream: Option<StreamCommitment>,
+        payment: Option<vouch_core::PaymentRef>,
     ) -> Result<ChatBundle, NodeError> {
         let finite = |x: f64, what: &str| {
             FiniteF64::new(x).ok_or_else(|| NodeError::internal(format!("{what} is not finite")))
@@ -858,7 +966,7 @@ impl Node {
             tiers: p.tiers.clone(),
             node_key: self.signer.public_key(),
             issued_at: vouch_store::now_rfc3339(),
-            payment: None,
+            payment,
         };
         receipt.check_consistency().map_err(NodeError::internal)?;
         let mut evidence = BTreeMap::new();

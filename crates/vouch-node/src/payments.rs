@@ -31,6 +31,16 @@ pub struct PayState {
     pub facilitator: String,
 }
 
+/// The built-in ledger facilitator for these terms, settling `upto` payments that name this
+/// deployment's facilitator address.
+fn builtin_facilitator(ledger: Arc<SqlitePayStore>, terms: &PayTerms) -> LocalFacilitator {
+    let local = LocalFacilitator::new(ledger, vec![terms.chain_id]);
+    match terms.upto_facilitator {
+        Some(address) => local.with_upto_facilitator(address),
+        None => local,
+    }
+}
+
 impl PayState {
     /// Checks `[pay]` and opens the payment stack; `None` when payments are off.
     pub async fn boot(cfg: &PayConfig, store: &Store) -> Result<Option<PayState>, BootError> {
@@ -56,10 +66,7 @@ impl PayState {
             Arc<dyn NonceStore>,
         ) = match cfg.facilitator_choice() {
             Ok(FacilitatorChoice::Builtin) => (
-                Arc::new(LocalFacilitator::new(
-                    pay_store.clone(),
-                    vec![terms.chain_id],
-                )),
+                Arc::new(builtin_facilitator(pay_store.clone(), &terms)),
                 Some(pay_store.clone()),
                 Arc::new(MemoryNonceStore::new()),
             ),
@@ -206,6 +213,27 @@ pub fn resource_url(
     digest: &ModelDigest,
     tiers: &[Tier],
 ) -> String {
+    bound_url(host, listen, "/v1/infer", digest, tiers)
+}
+
+/// The URL a chat payment is bound to: the chat endpoint, one model digest and tier set. The
+/// price (prompt and `max_tokens`) is bound by the requirement's amount, which v2 echoes too.
+pub fn chat_resource_url(
+    host: Option<&str>,
+    listen: std::net::SocketAddr,
+    digest: &ModelDigest,
+    tiers: &[Tier],
+) -> String {
+    bound_url(host, listen, "/v1/chat/completions", digest, tiers)
+}
+
+fn bound_url(
+    host: Option<&str>,
+    listen: std::net::SocketAddr,
+    path: &str,
+    digest: &ModelDigest,
+    tiers: &[Tier],
+) -> String {
     let host = host
         .filter(|h| {
             !h.is_empty()
@@ -217,7 +245,7 @@ pub fn resource_url(
         .unwrap_or_else(|| listen.to_string());
     let tiers: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
     format!(
-        "http://{host}/v1/infer?model={digest}&tiers={}",
+        "http://{host}{path}?model={digest}&tiers={}",
         tiers.join(",")
     )
 }
@@ -250,20 +278,57 @@ impl PayState {
                 mime_type: Some("application/json".into()),
             },
         );
+        self.admit_offer(headers, &offer, request_id)
+            .await
+            .map(Some)
+    }
+
+    async fn admit_offer(
+        self: &Arc<Self>,
+        headers: &PaymentHeaders,
+        offer: &vouch_pay::Offer,
+        request_id: &str,
+    ) -> Result<Admitted, NodeError> {
         let ticket = self
             .gate
             .admit(
                 headers.signature.as_deref(),
                 headers.x_payment.as_deref(),
-                &offer,
+                offer,
                 request_id,
             )
             .await
             .map_err(refusal)?;
-        Ok(Some(Admitted {
+        Ok(Admitted {
             pay: self.clone(),
             ticket: Some(ticket),
-        }))
+        })
+    }
+
+    /// Checks a chat's payment before generation: offered as `upto` the quote's maximum (settled
+    /// for the tokens used) and as `exact` the maximum (which charges the maximum). Even a
+    /// zero maximum goes through the gate, so every paid chat is bound to a payment.
+    pub async fn admit_chat(
+        self: &Arc<Self>,
+        headers: &PaymentHeaders,
+        listen: std::net::SocketAddr,
+        digest: &ModelDigest,
+        tiers: &[Tier],
+        quote: &vouch_pay::ChatQuote,
+        request_id: &str,
+    ) -> Result<Admitted, NodeError> {
+        let offer = self.terms.offer_metered(
+            quote.maximum.0,
+            ResourceInfo {
+                url: chat_resource_url(headers.host.as_deref(), listen, digest, tiers),
+                description: Some(format!(
+                    "Vouch chat on {digest}: at most {} prompt and {} completion tokens",
+                    quote.prompt_tokens, quote.max_tokens
+                )),
+                mime_type: Some("application/json".into()),
+            },
+        );
+        self.admit_offer(headers, &offer, request_id).await
     }
 
     /// Makes the settlement a receipt names durable: the built-in ledger answers a settlement
@@ -290,6 +355,33 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// The scheme the payer chose (`exact` or `upto`).
+    pub fn scheme(&self) -> Option<vouch_pay::Scheme> {
+        self.ticket.as_ref().map(Ticket::scheme)
+    }
+
+    /// Takes `used` of an `upto` payment (at most its maximum), or an `exact` payment's whole
+    /// price: what a metered request (a chat) charges once it knows what it used.
+    pub async fn settle_used(mut self, used: vouch_pay::U256) -> Result<Settled, NodeError> {
+        let Some(ticket) = self.ticket.take() else {
+            return Err(NodeError::internal("a payment was settled twice"));
+        };
+        let amount = match ticket.scheme() {
+            vouch_pay::Scheme::Upto => used.min(ticket.amount()),
+            vouch_pay::Scheme::Exact => ticket.amount(),
+        };
+        let settled = self
+            .pay
+            .gate
+            .settle_amount(ticket, amount)
+            .await
+            .map_err(refusal)?;
+        Ok(Settled {
+            held: Some((self.pay.clone(), settled.payment.clone())),
+            headers: settled.headers(),
+        })
+    }
+
     /// Takes the money. A refused settlement is a 402 and nothing is served. The answer is a
     /// [`Settled`] guard: from here on, every way the request can still fail refunds it.
     pub async fn settle(mut self) -> Result<Settled, NodeError> {

@@ -140,6 +140,35 @@ impl Prices {
             .map_err(price_error)
     }
 
+    /// The maximum price of a chat on `digest` (its tiers, the prompt, `max_tokens` completion
+    /// tokens); refused with `token_price_unknown` when the model has no token prices.
+    pub async fn chat_quote(
+        &self,
+        node: &Node,
+        digest: &ModelDigest,
+        tiers: &[Tier],
+        prompt_tokens: u64,
+        max_tokens: u64,
+    ) -> Result<vouch_pay::ChatQuote, NodeError> {
+        let names = self.names_of(node, digest).await?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.config
+            .chat_quote(&refs, tiers, prompt_tokens, max_tokens)
+            .map_err(price_error)
+    }
+
+    /// A model's per-token prices `(prompt, completion)`, if it has both.
+    pub async fn token_prices(
+        &self,
+        node: &Node,
+        digest: &ModelDigest,
+    ) -> Result<Option<(Amount, Amount)>, NodeError> {
+        let names = self.names_of(node, digest).await?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (prices, _) = self.config.prices_for(&refs);
+        Ok(prices.prompt.zip(prices.completion))
+    }
+
     /// One tier's price for `digest`, or why it has none (`zk` before its circuit is built).
     pub async fn tier_price(
         &self,
@@ -170,6 +199,8 @@ fn price_error(e: PriceError) -> NodeError {
         )
         .with_reason("zk_price_unknown"),
         PriceError::NoTiers => NodeError::new(ErrorCode::BadRequest, e.to_string()),
+        PriceError::NoTokenPrices => NodeError::new(ErrorCode::PaymentUnavailable, e.to_string())
+            .with_reason("token_price_unknown"),
         PriceError::Overflow | PriceError::ZeroStep(_) => NodeError::internal(e),
     }
 }

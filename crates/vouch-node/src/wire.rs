@@ -96,6 +96,8 @@ pub fn pricing_config(c: &vouch_pay::PricingConfig) -> Result<api::PricingConfig
             zk_base: amount(d.zk_base)?,
             zk_per_step: amount(d.zk_per_step)?,
             zk_step_units: d.zk_step_units,
+            prompt: opt(d.prompt)?,
+            completion: opt(d.completion)?,
         },
         models: c
             .models
@@ -109,6 +111,8 @@ pub fn pricing_config(c: &vouch_pay::PricingConfig) -> Result<api::PricingConfig
                         zk_base: opt(p.zk_base)?,
                         zk_per_step: opt(p.zk_per_step)?,
                         zk_step_units: p.zk_step_units,
+                        prompt: opt(p.prompt)?,
+                        completion: opt(p.completion)?,
                     },
                 ))
             })

@@ -12,7 +12,7 @@ use crate::reason::Reason;
 use crate::verify::parse_address;
 use crate::wire::{
     PaymentPayload, PaymentRequiredV1, PaymentRequiredV2, PaymentRequirements,
-    PaymentRequirementsV1, PaymentRequirementsV2, ResourceInfo, SCHEME_EXACT,
+    PaymentRequirementsV1, PaymentRequirementsV2, ResourceInfo, SCHEME_EXACT, SCHEME_UPTO,
 };
 
 /// Base Sepolia USDC, the default asset: the official clients' spend controls allow it without
@@ -46,6 +46,10 @@ pub struct PayConfig {
     pub accept_v1: bool,
     /// How long a request may hold a claimed payment before another may take it over.
     pub lease_seconds: u64,
+    /// The facilitator address `upto` payers bind in their Permit2 witness (only it may settle).
+    /// Default with the built-in ledger: `pay_to` (the payee settles its own ledger). With a
+    /// remote facilitator `upto` is not offered (see `docs/payments.md`).
+    pub facilitator_address: Option<String>,
     pub prices: PricingConfig,
 }
 
@@ -65,6 +69,7 @@ impl Default for PayConfig {
             max_timeout_seconds: 300,
             accept_v1: true,
             lease_seconds: 600,
+            facilitator_address: None,
             prices: PricingConfig::default(),
         }
     }
@@ -86,6 +91,8 @@ pub enum ConfigError {
     Timeout(u64),
     #[error("pay.facilitator {0:?} must be \"builtin\" or an http(s) URL")]
     Facilitator(String),
+    #[error("pay.facilitator_address {0:?} is not an EVM address (0x and 40 hex digits)")]
+    FacilitatorAddress(String),
     #[error("pay.prices: {0}")]
     Prices(String),
 }
@@ -112,6 +119,8 @@ pub struct PayTerms {
     pub asset_symbol: String,
     pub pay_to: Address,
     pub max_timeout_seconds: u64,
+    /// The facilitator `upto` payers must name; `None`: `upto` is not offered.
+    pub upto_facilitator: Option<Address>,
 }
 
 impl PayConfig {
@@ -136,7 +145,16 @@ impl PayConfig {
         self.prices
             .validate()
             .map_err(|e| ConfigError::Prices(e.to_string()))?;
-        self.facilitator_choice()?;
+        let choice = self.facilitator_choice()?;
+        let upto_facilitator = match (&choice, &self.facilitator_address) {
+            (FacilitatorChoice::Builtin, Some(a)) => {
+                Some(parse_address(a).ok_or_else(|| ConfigError::FacilitatorAddress(a.clone()))?)
+            }
+            (FacilitatorChoice::Builtin, None) => Some(pay_to),
+            // A remote facilitator's upto settlement cannot be reconciled after a timeout
+            // without the amount used (the durable claim records the maximum): not offered.
+            (FacilitatorChoice::Remote(_), _) => None,
+        };
         Ok(PayTerms {
             chain_id,
             network: network::caip2(chain_id),
@@ -152,6 +170,7 @@ impl PayConfig {
             asset_symbol: self.asset_symbol.clone(),
             pay_to,
             max_timeout_seconds: self.max_timeout_seconds,
+            upto_facilitator,
         })
     }
 
@@ -212,6 +231,36 @@ impl PayTerms {
             asset: self.asset.to_string(),
             extra: Some(Value::Object(self.extra())),
         })
+    }
+
+    /// The v2 `upto` requirement for at most `maximum`, if `upto` is offered: Permit2, with the
+    /// facilitator the witness must name (the official clients refuse an upto requirement
+    /// without `extra.facilitatorAddress`).
+    pub fn requirements_upto_v2(&self, maximum: U256) -> Option<PaymentRequirementsV2> {
+        let facilitator = self.upto_facilitator?;
+        let mut extra = self.extra();
+        extra.insert("assetTransferMethod".into(), Value::from("permit2"));
+        extra.insert(
+            crate::upto::FACILITATOR_ADDRESS_KEY.into(),
+            Value::from(facilitator.to_string()),
+        );
+        Some(PaymentRequirementsV2 {
+            scheme: SCHEME_UPTO.into(),
+            amount: maximum.to_string(),
+            extra,
+            ..self.requirements_v2(maximum)
+        })
+    }
+
+    /// A 402 for a metered `resource` costing at most `maximum`: `upto` for the maximum (settled
+    /// for what is used) first, then `exact` at the maximum (which charges the maximum), and v1
+    /// `exact` at the maximum when v1 is offered (upto is v2 only).
+    pub fn offer_metered(&self, maximum: U256, resource: ResourceInfo) -> Offer {
+        let mut offer = self.offer(maximum, resource);
+        if let Some(upto) = self.requirements_upto_v2(maximum) {
+            offer.v2.insert(0, upto);
+        }
+        offer
     }
 
     /// Everything a 402 for `resource` at price `amount` offers.

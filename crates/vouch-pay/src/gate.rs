@@ -33,10 +33,10 @@ use crate::reason::Reason;
 use crate::store::{
     AuthorizationKey, ClaimEnd, ClaimOutcome, NonceClaim, NonceStore, RefundOutcome, StoreError,
 };
-use crate::verify::{Verified, verify_exact};
+use crate::verify::{Scheme, Verified, verify_payment};
 use crate::wire::{
     DecodeError, PAYMENT_REQUIRED_HEADER, PaymentPayload, PaymentRequiredV1, PaymentRequiredV2,
-    PaymentRequirements, SCHEME_EXACT, SettleResponse, encode_header,
+    PaymentRequirements, SCHEME_UPTO, SettleResponse, encode_header,
 };
 
 /// Lets browser clients read the x402 headers (the reference servers send the same).
@@ -122,8 +122,12 @@ impl Ticket {
     pub fn payer(&self) -> Address {
         self.verified.payer
     }
+    /// The price (`exact`) or the maximum authorised (`upto`).
     pub fn amount(&self) -> U256 {
         self.verified.amount
+    }
+    pub fn scheme(&self) -> Scheme {
+        self.verified.scheme
     }
     pub fn version(&self) -> u32 {
         self.payment.version()
@@ -257,7 +261,7 @@ impl PaymentGate {
             .select(&payment)
             .map_err(|(r, m)| reject(offer, r.as_str(), m, None))?;
         let now = (self.clock)();
-        let verified = verify_exact(&payment, &requirements, Some(now))
+        let verified = verify_payment(&payment, &requirements, Some(now))
             .map_err(|f| reject(offer, f.reason.as_str(), f.message, f.payer))?;
         let payer = Some(verified.payer.to_string());
 
@@ -279,7 +283,7 @@ impl PaymentGate {
             ClaimOutcome::Taken => {
                 return Err(reject(
                     offer,
-                    Reason::NonceAlreadyUsed.as_str(),
+                    verified.scheme.nonce_used().as_str(),
                     "this payment was already used",
                     payer,
                 ));
@@ -350,9 +354,34 @@ impl PaymentGate {
         self.release(&ticket).await;
     }
 
-    /// The inference succeeded: take the money. On `Err` answer the rejection and no output.
+    /// The inference succeeded: take the money (the price; an `upto` payment its maximum). On
+    /// `Err` answer the rejection and no output.
     pub async fn settle(&self, ticket: Ticket) -> Result<Settled, Rejection> {
+        let amount = ticket.verified.amount;
+        self.settle_amount(ticket, amount).await
+    }
+
+    /// Takes `amount`: for `upto` the amount used, at most the maximum authorised; for `exact`
+    /// it must be the price. On `Err` answer the rejection and no output.
+    pub async fn settle_amount(&self, ticket: Ticket, amount: U256) -> Result<Settled, Rejection> {
         let offer = &ticket.offer;
+        if amount > ticket.verified.amount
+            || (ticket.verified.scheme == Scheme::Exact && amount != ticket.verified.amount)
+        {
+            let why = format!(
+                "cannot settle {amount} of a {} payment of {}",
+                ticket.verified.scheme.as_str(),
+                ticket.verified.amount
+            );
+            self.release(&ticket).await;
+            return Err(internal(offer, why));
+        }
+        // `upto` settles through the requirements naming the amount used, as x402's `/settle`.
+        let requirements = if ticket.requirements.scheme() == SCHEME_UPTO {
+            ticket.requirements.with_amount(&amount.to_string())
+        } else {
+            ticket.requirements.clone()
+        };
         let key = ticket.verified.key();
         let header_name = ticket.payment.response_header_name();
         let now = (self.clock)();
@@ -361,7 +390,7 @@ impl PaymentGate {
                 .finish(&key, &ticket.request_id, ClaimEnd::Served, &json(resp), now)
                 .await
                 .map_err(|e| internal(offer, e))?;
-            return Ok(self.settled(&ticket, resp.clone()));
+            return Ok(self.settled(&ticket, resp.clone(), amount));
         }
         if !self
             .nonces
@@ -379,7 +408,7 @@ impl PaymentGate {
         }
         match self
             .facilitator
-            .settle_prechecked(&ticket.payment, &ticket.requirements, &ticket.verified)
+            .settle_prechecked(&ticket.payment, &requirements, &ticket.verified)
             .await
         {
             Ok(resp) if resp.success => {
@@ -393,7 +422,7 @@ impl PaymentGate {
                     )
                     .await
                     .map_err(|e| internal(offer, e))?;
-                Ok(self.settled(&ticket, resp))
+                Ok(self.settled(&ticket, resp, amount))
             }
             Ok(resp) => {
                 if let Err(e) = self
@@ -450,13 +479,20 @@ impl PaymentGate {
         }
     }
 
-    fn settled(&self, t: &Ticket, response: SettleResponse) -> Settled {
+    /// What the receipt records: the scheme, and the amount the facilitator reports settled
+    /// (for `upto` the amount used), else the amount asked.
+    fn settled(&self, t: &Ticket, response: SettleResponse, asked: U256) -> Settled {
         let v = &t.verified;
+        let amount = response
+            .amount
+            .as_deref()
+            .and_then(|a| crate::amount::parse_amount(a).ok())
+            .unwrap_or(asked);
         let payment = PaymentRef {
-            scheme: SCHEME_EXACT.into(),
+            scheme: v.scheme.as_str().into(),
             network: network::caip2(v.chain_id),
             asset: v.asset.to_string(),
-            amount: v.amount.to_string(),
+            amount: amount.to_string(),
             payer: v.payer.to_string(),
             settlement: response.transaction.clone(),
         };
@@ -500,6 +536,20 @@ impl PaymentGate {
                         pay,
                     ))
                 });
+            if parsed
+                .as_ref()
+                .is_some_and(|(req, _)| req.scheme() == SCHEME_UPTO)
+            {
+                // The claim records the offered maximum, not the amount used: re-settling it
+                // could overcharge. Left for the operator (`upto` is offered with the built-in
+                // ledger only, whose settlement cannot time out).
+                tracing::error!(request_id = %p.request_id, payer = %p.key.payer, "an upto settlement's outcome is unknown; not re-settling it at its maximum — check the facilitator");
+                self.nonces
+                    .finish(&p.key, &p.request_id, ClaimEnd::Failed, "{}", now)
+                    .await?;
+                report.failed += 1;
+                continue;
+            }
             let Some((req, pay)) = parsed else {
                 tracing::error!(request_id = %p.request_id, "pending payment record unreadable; dropping the claim");
                 self.nonces

@@ -1,6 +1,7 @@
 //! Vouch's payment layer: the x402 protocol (v1 and v2 wire types and header codecs), payment
 //! requirements built from a price, verification of EIP-3009 `transferWithAuthorization`
-//! payments in the reference order with the reference error codes, facilitators behind one trait
+//! (`exact`) and Permit2 `permitWitnessTransferFrom` (`upto`: a maximum authorised, the amount
+//! used settled) payments in the reference order with the reference error codes, facilitators behind one trait
 //! (the built-in ledger facilitator and a client for remote ones), the [`PaymentGate`] a server
 //! puts around a paid request (verify → claim nonce → run → settle or release), pricing by model
 //! and tier, and the CLI-side payer that signs a payment from a local key.
@@ -24,6 +25,7 @@ pub mod pricing;
 pub mod reason;
 pub mod remote;
 pub mod store;
+pub mod upto;
 pub mod verify;
 pub mod wire;
 
@@ -34,10 +36,10 @@ pub use facilitator::{Facilitator, FacilitatorError};
 pub use gate::{GateConfig, PaymentGate, ReconcileReport, Rejection, Settled, Ticket};
 pub use local::LocalFacilitator;
 pub use memory_claims::MemoryNonceStore;
-pub use pricing::{PriceError, PricingConfig, Quote, QuoteLine, TierPrices};
+pub use pricing::{ChatQuote, PriceError, PricingConfig, Quote, QuoteLine, TierPrices};
 pub use reason::Reason;
 pub use remote::RemoteFacilitator;
-pub use verify::{Verified, VerifyFailure, verify_exact};
+pub use verify::{Scheme, Verified, VerifyFailure, verify_exact, verify_payment};
 pub use wire::{
     PaymentPayload, PaymentRequired, PaymentRequirements, SettleResponse, VerifyResponse,
 };

@@ -11,11 +11,15 @@ use crate::facilitator::{Facilitator, FacilitatorError};
 use crate::network;
 use crate::reason::Reason;
 use crate::store::{Account, Ledger, RefundOutcome, SettleOutcome, SettlementRecord};
-use crate::verify::{VALID_BEFORE_MARGIN_SECS, Verified, VerifyFailure, verify_exact};
+use crate::upto::{FACILITATOR_ADDRESS_KEY, check_settle_amount, verify_upto_settlement};
+use crate::verify::{
+    Scheme, VALID_BEFORE_MARGIN_SECS, Verified, VerifyFailure, verify_exact, verify_payment,
+};
 use crate::wire::{
-    PaymentPayload, PaymentRequirements, SCHEME_EXACT, SettleResponse, SupportedKind,
+    PaymentPayload, PaymentRequirements, SCHEME_EXACT, SCHEME_UPTO, SettleResponse, SupportedKind,
     SupportedResponse, VerifyResponse,
 };
+use alloy_primitives::{Address, U256};
 
 /// Prefix of built-in settlement references, so a receipt shows the money moved in a ledger,
 /// not on chain.
@@ -32,6 +36,8 @@ pub fn system_now() -> u64 {
 pub struct LocalFacilitator {
     ledger: Arc<dyn Ledger>,
     chain_ids: Vec<u64>,
+    /// The addresses an `upto` witness may name as its facilitator; empty: no `upto`.
+    upto_facilitators: Vec<Address>,
     clock: fn() -> u64,
 }
 
@@ -41,8 +47,19 @@ impl LocalFacilitator {
         LocalFacilitator {
             ledger,
             chain_ids,
+            upto_facilitators: Vec::new(),
             clock: system_now,
         }
+    }
+
+    /// Also settles `upto` payments whose witness names `address` as their facilitator (a
+    /// ledger has no on-chain signer; the address is the identity payers bind to, published in
+    /// the requirement's `extra.facilitatorAddress` and in `/supported`).
+    pub fn with_upto_facilitator(mut self, address: Address) -> Self {
+        if !self.upto_facilitators.contains(&address) {
+            self.upto_facilitators.push(address);
+        }
+        self
     }
 
     /// Replaces the clock (tests of time windows).
@@ -55,16 +72,33 @@ impl LocalFacilitator {
         &self.ledger
     }
 
+    /// The chain, and for `upto` that the witness names this facilitator.
     fn check_network(&self, v: &Verified) -> Result<(), VerifyFailure> {
-        if self.chain_ids.contains(&v.chain_id) {
-            Ok(())
-        } else {
-            Err(VerifyFailure {
+        if !self.chain_ids.contains(&v.chain_id) {
+            return Err(VerifyFailure {
                 reason: Reason::InvalidNetwork,
                 message: format!("this facilitator does not settle on chain {}", v.chain_id),
                 payer: Some(v.payer.to_string()),
-            })
+            });
         }
+        if v.scheme == Scheme::Upto
+            && !v
+                .upto_facilitator
+                .is_some_and(|f| self.upto_facilitators.contains(&f))
+        {
+            return Err(VerifyFailure {
+                reason: Reason::UptoFacilitatorMismatch,
+                message: format!(
+                    "the payment names facilitator {}, not one of this facilitator's {:?}",
+                    v.upto_facilitator
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                    self.upto_facilitators
+                ),
+                payer: Some(v.payer.to_string()),
+            });
+        }
+        Ok(())
     }
 
     /// Nonce freshness and balance, after the stateless checks (reference order).
@@ -76,14 +110,15 @@ impl LocalFacilitator {
         let (used, balance) = self.ledger.standing(&v.key(), &payer_account(v)).await?;
         if used {
             return Ok(verify_failure(VerifyFailure {
-                reason: Reason::NonceAlreadyUsed,
+                reason: v.scheme.nonce_used(),
                 message: "this authorization's nonce was already used".into(),
                 payer,
             }));
         }
+        // `upto`: the balance must cover the maximum, as the reference checks.
         if balance < v.amount {
             return Ok(verify_failure(VerifyFailure {
-                reason: Reason::InsufficientBalance,
+                reason: v.scheme.insufficient_balance(),
                 message: format!("balance {balance} < amount {}", v.amount),
                 payer,
             }));
@@ -96,18 +131,23 @@ impl LocalFacilitator {
         })
     }
 
-    /// Settles a payment whose signature and terms are already checked (not its time window).
+    /// Settles `amount` of a payment whose signature and terms are already checked (not its
+    /// time window): the price for `exact`, at most the maximum for `upto`.
     async fn settle_state(
         &self,
         v: &Verified,
+        amount: U256,
         network: &str,
     ) -> Result<SettleResponse, FacilitatorError> {
         if let Err(f) = self.check_network(v) {
             return Ok(settle_failure(f, network));
         }
+        if let Err(f) = check_settle_amount(v, amount) {
+            return Ok(settle_failure(f, network));
+        }
         let payer = Some(v.payer.to_string());
         let nonce_used = || VerifyFailure {
-            reason: Reason::NonceAlreadyUsed,
+            reason: v.scheme.nonce_used(),
             message: "this authorization's nonce was already used".into(),
             payer: payer.clone(),
         };
@@ -141,7 +181,8 @@ impl LocalFacilitator {
             key: v.key(),
             digest: v.digest,
             pay_to: v.pay_to,
-            amount: v.amount,
+            // `upto` settled for 0 is recorded too: its nonce is spent like any other.
+            amount,
             reference: format!("{LEDGER_REFERENCE_PREFIX}{}", v.digest),
             settled_at: now,
             refund: None,
@@ -153,8 +194,8 @@ impl LocalFacilitator {
             SettleOutcome::NonceUsed => settle_failure(nonce_used(), network),
             SettleOutcome::InsufficientBalance { balance } => settle_failure(
                 VerifyFailure {
-                    reason: Reason::InsufficientBalance,
-                    message: format!("balance {balance} < amount {}", v.amount),
+                    reason: v.scheme.insufficient_balance(),
+                    message: format!("balance {balance} < amount {amount}"),
                     payer,
                 },
                 network,
@@ -211,7 +252,7 @@ impl Facilitator for LocalFacilitator {
         payment: &PaymentPayload,
         req: &PaymentRequirements,
     ) -> Result<VerifyResponse, FacilitatorError> {
-        match verify_exact(payment, req, Some((self.clock)())) {
+        match verify_payment(payment, req, Some((self.clock)())) {
             Ok(v) => self.verify_state(&v).await,
             Err(f) => Ok(verify_failure(f)),
         }
@@ -231,8 +272,17 @@ impl Facilitator for LocalFacilitator {
         payment: &PaymentPayload,
         req: &PaymentRequirements,
     ) -> Result<SettleResponse, FacilitatorError> {
-        match verify_exact(payment, req, None) {
-            Ok(v) => self.settle_state(&v, req.network()).await,
+        // `upto`: the requirements name the amount to settle; the payload the maximum.
+        let checked = if req.scheme() == SCHEME_UPTO {
+            verify_upto_settlement(payment, req)
+        } else {
+            verify_exact(payment, req, None).map(|v| {
+                let amount = v.amount;
+                (v, amount)
+            })
+        };
+        match checked {
+            Ok((v, amount)) => self.settle_state(&v, amount, req.network()).await,
             Err(f) => Ok(settle_failure(f, req.network())),
         }
     }
@@ -243,7 +293,23 @@ impl Facilitator for LocalFacilitator {
         req: &PaymentRequirements,
         verified: &Verified,
     ) -> Result<SettleResponse, FacilitatorError> {
-        self.settle_state(verified, req.network()).await
+        let amount = match verified.scheme {
+            Scheme::Exact => verified.amount,
+            Scheme::Upto => match crate::amount::parse_amount(req.amount()) {
+                Ok(a) => a,
+                Err(e) => {
+                    return Ok(settle_failure(
+                        VerifyFailure {
+                            reason: Reason::InvalidPaymentRequirements,
+                            message: format!("settlement amount: {e}"),
+                            payer: Some(verified.payer.to_string()),
+                        },
+                        req.network(),
+                    ));
+                }
+            },
+        };
+        self.settle_state(verified, amount, req.network()).await
     }
 
     async fn supported(&self) -> Result<SupportedResponse, FacilitatorError> {
@@ -255,6 +321,16 @@ impl Facilitator for LocalFacilitator {
                 network: network::caip2(id),
                 extra: None,
             });
+            for f in &self.upto_facilitators {
+                let mut extra = serde_json::Map::new();
+                extra.insert(FACILITATOR_ADDRESS_KEY.into(), f.to_string().into());
+                kinds.push(SupportedKind {
+                    x402_version: 2,
+                    scheme: SCHEME_UPTO.into(),
+                    network: network::caip2(id),
+                    extra: Some(serde_json::Value::Object(extra)),
+                });
+            }
             if let Some(name) = network::v1_name(id) {
                 kinds.push(SupportedKind {
                     x402_version: 1,

@@ -138,6 +138,116 @@ pub fn wire_of(a: &TransferWithAuthorization) -> AuthorizationWire {
     }
 }
 
+/// An `upto` permit for requirement `r` (its `amount` is the maximum): spender the
+/// upto proxy, the facilitator named in `extra.facilitatorAddress`, valid from 0 to
+/// `now + maxTimeoutSeconds`, a random nonce — what the official clients sign.
+pub fn upto_permit(
+    r: &PaymentRequirements,
+    now: u64,
+) -> Result<(u64, crate::upto::PermitWitnessTransferFrom), PayerError> {
+    use crate::upto::{
+        FACILITATOR_ADDRESS_KEY, PermitWitnessTransferFrom, TokenPermissions, UPTO_PERMIT2_PROXY,
+        Witness,
+    };
+    let nothing = |m: &str| PayerError::NothingPayable(m.to_owned());
+    let chain_id = network::chain_id(r.network()).ok_or_else(|| nothing("network"))?;
+    let facilitator = r
+        .extra_str(FACILITATOR_ADDRESS_KEY)
+        .and_then(|a| parse_address(&a))
+        .ok_or_else(|| nothing("upto requirement without extra.facilitatorAddress"))?;
+    Ok((
+        chain_id,
+        PermitWitnessTransferFrom {
+            permitted: TokenPermissions {
+                token: parse_address(r.asset()).ok_or_else(|| nothing("asset"))?,
+                amount: parse_amount(r.amount())
+                    .map_err(|e| PayerError::NothingPayable(e.to_string()))?,
+            },
+            spender: UPTO_PERMIT2_PROXY,
+            nonce: U256::from_be_bytes(B256::random().0),
+            deadline: U256::from(now.saturating_add(r.max_timeout_seconds())),
+            witness: Witness {
+                to: parse_address(r.pay_to()).ok_or_else(|| nothing("payTo"))?,
+                facilitator,
+                validAfter: U256::ZERO,
+            },
+        },
+    ))
+}
+
+/// Signs a permit under Permit2's domain on `chain_id` (65 bytes, `v` 27/28).
+pub fn sign_permit(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+    permit: &crate::upto::PermitWitnessTransferFrom,
+) -> Result<String, PayerError> {
+    let digest = crate::upto::permit_digest(chain_id, permit);
+    let sig = signer
+        .sign_hash_sync(&digest)
+        .map_err(|e| PayerError::Signing(e.to_string()))?;
+    Ok(format!("0x{}", hex::encode(sig.as_bytes())))
+}
+
+/// The wire form of a signed permit (`payload` of an upto payment); the nonce in decimal, as
+/// the official clients send it.
+pub fn upto_wire(
+    from: alloy_primitives::Address,
+    permit: &crate::upto::PermitWitnessTransferFrom,
+    signature: String,
+) -> crate::wire::UptoEvmPayload {
+    use crate::wire::{
+        Permit2AuthorizationWire, Permit2TokenWire, UptoEvmPayload, UptoWitnessWire,
+    };
+    UptoEvmPayload {
+        signature,
+        permit2_authorization: Permit2AuthorizationWire {
+            from: from.to_string(),
+            permitted: Permit2TokenWire {
+                token: permit.permitted.token.to_string(),
+                amount: permit.permitted.amount.to_string(),
+            },
+            spender: permit.spender.to_string(),
+            nonce: permit.nonce.to_string(),
+            deadline: permit.deadline.to_string(),
+            witness: UptoWitnessWire {
+                to: permit.witness.to.to_string(),
+                facilitator: permit.witness.facilitator.to_string(),
+                valid_after: permit.witness.validAfter.to_string(),
+            },
+        },
+    }
+}
+
+/// A v2 payment carrying `payload` for the offered requirement `accepted` of `required`.
+pub fn v2_payment(
+    required: &crate::wire::PaymentRequiredV2,
+    accepted: &crate::wire::PaymentRequirementsV2,
+    payload: serde_json::Value,
+) -> PaymentPayload {
+    PaymentPayload::V2(PaymentPayloadV2 {
+        x402_version: 2,
+        payload,
+        accepted: accepted.clone(),
+        resource: required.resource.clone(),
+        extensions: None,
+    })
+}
+
+/// Pays an `upto` requirement of a v2 402 in full: signs its maximum.
+pub fn sign_upto_payment(
+    signer: &PrivateKeySigner,
+    required: &crate::wire::PaymentRequiredV2,
+    choice: &crate::wire::PaymentRequirementsV2,
+    now: u64,
+) -> Result<PaymentPayload, PayerError> {
+    let r = PaymentRequirements::V2(choice.clone());
+    let (chain_id, permit) = upto_permit(&r, now)?;
+    let signature = sign_permit(signer, chain_id, &permit)?;
+    let payload = serde_json::to_value(upto_wire(signer.address(), &permit, signature))
+        .map_err(|e| PayerError::Signing(e.to_string()))?;
+    Ok(v2_payment(required, choice, payload))
+}
+
 /// Pays one requirement: the full payment (v1 or v2, following the requirement).
 pub fn sign_payment(
     signer: &PrivateKeySigner,

@@ -20,6 +20,13 @@ pub struct TierPrices {
     pub zk_base: Amount,
     pub zk_per_step: Amount,
     pub zk_step_units: u64,
+    /// Chat (LLMs): the price of one prompt token. No default: a model without token prices is
+    /// not served for payment rather than served free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Amount>,
+    /// Chat (LLMs): the price of one completion token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Amount>,
 }
 
 impl Default for TierPrices {
@@ -32,6 +39,8 @@ impl Default for TierPrices {
             zk_base: Amount::from_u64(5_000),
             zk_per_step: Amount::from_u64(100),
             zk_step_units: 1_000_000,
+            prompt: None,
+            completion: None,
         }
     }
 }
@@ -50,6 +59,10 @@ pub struct ModelPrices {
     pub zk_per_step: Option<Amount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zk_step_units: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Amount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Amount>,
 }
 
 /// `[pay.prices]`: `default` plus `models."<name>"` (or `models."sha256:…"`) overrides.
@@ -72,6 +85,61 @@ pub enum PriceError {
     ZeroStep(String),
     #[error("no tier asked for")]
     NoTiers,
+    #[error(
+        "this model has no per-token prices (set prompt and completion in [pay.prices]); with payments on, chat is not served free"
+    )]
+    NoTokenPrices,
+}
+
+/// The price of one chat: the tiers' per-request prices plus tokens. Quoted before generation
+/// at its maximum (the prompt and `max_tokens` completion tokens); charged for the tokens used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatQuote {
+    pub source: QuoteSource,
+    /// The tiers' per-request prices (as for `/v1/infer`; none for an unsigned receipt).
+    pub tiers: Vec<QuoteLine>,
+    pub tiers_total: Amount,
+    pub prompt_token: Amount,
+    pub completion_token: Amount,
+    pub prompt_tokens: u64,
+    pub max_tokens: u64,
+    /// `tiers_total + prompt_tokens × prompt_token + max_tokens × completion_token`.
+    pub maximum: Amount,
+}
+
+impl ChatQuote {
+    /// What `prompt_tokens` and `completion_tokens` actually cost, never above the maximum.
+    pub fn charge(&self, prompt_tokens: u64, completion_tokens: u64) -> Result<Amount, PriceError> {
+        let cost = token_cost(
+            self.tiers_total,
+            self.prompt_token,
+            prompt_tokens,
+            self.completion_token,
+            completion_tokens,
+        )?;
+        Ok(cost.min(self.maximum))
+    }
+}
+
+fn token_cost(
+    base: Amount,
+    prompt_price: Amount,
+    prompt_tokens: u64,
+    completion_price: Amount,
+    completion_tokens: u64,
+) -> Result<Amount, PriceError> {
+    let times = |price: Amount, n: u64| {
+        price
+            .0
+            .checked_mul(alloy_primitives::U256::from(n))
+            .map(Amount)
+            .ok_or(PriceError::Overflow)
+    };
+    let prompt = times(prompt_price, prompt_tokens)?;
+    let completion = times(completion_price, completion_tokens)?;
+    base.checked_add(prompt)
+        .and_then(|a| a.checked_add(completion))
+        .map_err(|_| PriceError::Overflow)
 }
 
 /// Where a quote's prices came from.
@@ -108,6 +176,8 @@ impl ModelPrices {
             zk_base: self.zk_base.unwrap_or(d.zk_base),
             zk_per_step: self.zk_per_step.unwrap_or(d.zk_per_step),
             zk_step_units: self.zk_step_units.unwrap_or(d.zk_step_units),
+            prompt: self.prompt.or(d.prompt),
+            completion: self.completion.or(d.completion),
         }
     }
 }
@@ -180,6 +250,49 @@ impl PricingConfig {
             }
         }
         (self.default.clone(), QuoteSource::Default)
+    }
+
+    /// The maximum price of a chat on the model known by `names`: its `tiers` (summed; none
+    /// for an unsigned receipt), `prompt_tokens` prompt tokens and `max_tokens` completion
+    /// tokens. Refused with [`PriceError::NoTokenPrices`] when the model has no token prices.
+    pub fn chat_quote(
+        &self,
+        names: &[&str],
+        tiers: &[Tier],
+        prompt_tokens: u64,
+        max_tokens: u64,
+    ) -> Result<ChatQuote, PriceError> {
+        let (prices, source) = self.prices_for(names);
+        let (Some(prompt_token), Some(completion_token)) = (prices.prompt, prices.completion)
+        else {
+            return Err(PriceError::NoTokenPrices);
+        };
+        let mut tiers_total = Amount::ZERO;
+        let mut lines = Vec::new();
+        for t in Tier::canonical_set(tiers) {
+            let line = prices.tier_price(t, None)?;
+            tiers_total = tiers_total
+                .checked_add(line.amount)
+                .map_err(|_| PriceError::Overflow)?;
+            lines.push(line);
+        }
+        let maximum = token_cost(
+            tiers_total,
+            prompt_token,
+            prompt_tokens,
+            completion_token,
+            max_tokens,
+        )?;
+        Ok(ChatQuote {
+            source,
+            tiers: lines,
+            tiers_total,
+            prompt_token,
+            completion_token,
+            prompt_tokens,
+            max_tokens,
+            maximum,
+        })
     }
 
     /// The price of running the model known by `names` with `tiers` (summed; duplicates count
@@ -283,6 +396,40 @@ mod tests {
                 .total,
             Amount::from_u64(22_000)
         );
+    }
+
+    #[test]
+    fn chats_are_priced_per_token_on_top_of_their_tiers() {
+        let c: PricingConfig = serde_json::from_value(serde_json::json!({
+            "default": {"signed": "100", "tee": "200"},
+            "models": {"smollm2": {"prompt": "2", "completion": 5}, "cheap": {"prompt": "1", "completion": "1", "signed": "0"}}
+        }))
+        .unwrap();
+        let q = c
+            .chat_quote(&["smollm2@1", "smollm2"], &[Tier::Signed], 30, 64)
+            .unwrap();
+        assert_eq!(q.source, QuoteSource::Model("smollm2".into()));
+        assert_eq!(q.maximum, Amount::from_u64(100 + 30 * 2 + 64 * 5));
+        // Charged for what was used; never above the maximum.
+        assert_eq!(q.charge(30, 10).unwrap(), Amount::from_u64(100 + 60 + 50));
+        assert_eq!(q.charge(30, 0).unwrap(), Amount::from_u64(160));
+        assert_eq!(q.charge(30, 1000).unwrap(), q.maximum);
+        // Unsigned: tokens only.
+        let q = c.chat_quote(&["smollm2"], &[], 3, 4).unwrap();
+        assert_eq!(q.maximum, Amount::from_u64(3 * 2 + 4 * 5));
+        assert_eq!(
+            c.chat_quote(&["other"], &[Tier::Signed], 3, 4),
+            Err(PriceError::NoTokenPrices)
+        );
+        // zk has no price for a chat (no proving cost): refused, not priced at zero.
+        assert_eq!(
+            c.chat_quote(&["smollm2"], &[Tier::Zk], 3, 4),
+            Err(PriceError::ZkCostUnknown)
+        );
+        let mut big = c.clone();
+        big.default.prompt = Some(Amount(alloy_primitives::U256::MAX));
+        big.default.completion = Some(Amount::from_u64(1));
+        assert_eq!(big.chat_quote(&["x"], &[], 2, 1), Err(PriceError::Overflow));
     }
 
     #[test]

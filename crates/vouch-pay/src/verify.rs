@@ -57,9 +57,60 @@ pub fn authorization_digest(domain: &Eip712Domain, auth: &TransferWithAuthorizat
     auth.eip712_signing_hash(domain)
 }
 
+/// The x402 schemes Vouch verifies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// EIP-3009, exactly the price.
+    Exact,
+    /// Permit2, up to a maximum; settled for the amount used.
+    Upto,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Exact => SCHEME_EXACT,
+            Scheme::Upto => crate::wire::SCHEME_UPTO,
+        }
+    }
+
+    /// The reason a used nonce is refused with, in the scheme's naming.
+    pub fn nonce_used(self) -> Reason {
+        match self {
+            Scheme::Exact => Reason::NonceAlreadyUsed,
+            Scheme::Upto => Reason::UptoNonceAlreadyUsed,
+        }
+    }
+
+    /// The reason a short balance is refused with, in the scheme's naming.
+    pub fn insufficient_balance(self) -> Reason {
+        match self {
+            Scheme::Exact => Reason::InsufficientBalance,
+            Scheme::Upto => Reason::Permit2InsufficientBalance,
+        }
+    }
+}
+
+/// Verifies a payment of either scheme against `requirements` (the scheme is the
+/// requirements'): [`verify_exact`] or [`crate::upto::verify_upto`].
+pub fn verify_payment(
+    payment: &PaymentPayload,
+    requirements: &PaymentRequirements,
+    now: Option<u64>,
+) -> Result<Verified, VerifyFailure> {
+    if requirements.scheme() == crate::wire::SCHEME_UPTO {
+        crate::upto::verify_upto(payment, requirements, now)
+    } else {
+        verify_exact(payment, requirements, now)
+    }
+}
+
 /// A payment that passed every stateless check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
+    pub scheme: Scheme,
+    /// `upto`: the facilitator the payer's witness names (only it may settle).
+    pub upto_facilitator: Option<Address>,
     pub version: u32,
     /// The network string as written in the requirements (`eip155:84532` or `base-sepolia`).
     pub network: String,
@@ -67,8 +118,9 @@ pub struct Verified {
     pub asset: Address,
     pub payer: Address,
     pub pay_to: Address,
+    /// `exact`: the price. `upto`: the maximum authorised; the amount settled is chosen later.
     pub amount: U256,
-    /// Unix seconds (saturated to `u64`).
+    /// Unix seconds (saturated to `u64`; `upto`: `witness.validAfter` and `deadline`).
     pub valid_after: u64,
     pub valid_before: u64,
     pub nonce: B256,
@@ -97,7 +149,7 @@ pub struct VerifyFailure {
 }
 
 impl VerifyFailure {
-    fn new(reason: Reason, message: impl Into<String>, payer: Option<&str>) -> Self {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>, payer: Option<&str>) -> Self {
         VerifyFailure {
             reason,
             message: message.into(),
@@ -113,7 +165,7 @@ impl std::fmt::Display for VerifyFailure {
 }
 
 /// `0x` followed by exactly `2 * N` hex digits.
-fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+pub(crate) fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
     let mut out = [0u8; N];
     hex::decode_to_slice(h, &mut out).ok()?;
@@ -274,6 +326,8 @@ pub fn verify_exact(
     }
 
     Ok(Verified {
+        scheme: Scheme::Exact,
+        upto_facilitator: None,
         version: payment.version(),
         network: net.to_owned(),
         chain_id,
@@ -288,7 +342,7 @@ pub fn verify_exact(
     })
 }
 
-fn saturate(v: U256) -> u64 {
+pub(crate) fn saturate(v: U256) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
 }
 

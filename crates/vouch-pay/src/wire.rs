@@ -22,8 +22,10 @@ pub const PAYMENT_RESPONSE_HEADER: &str = "PAYMENT-RESPONSE";
 pub const X_PAYMENT_HEADER: &str = "X-PAYMENT";
 /// Header a v1 server reports settlement in.
 pub const X_PAYMENT_RESPONSE_HEADER: &str = "X-PAYMENT-RESPONSE";
-/// The only scheme Vouch speaks: pay exactly the stated amount.
+/// Pay exactly the stated amount (EIP-3009 `transferWithAuthorization`).
 pub const SCHEME_EXACT: &str = "exact";
+/// Authorise a maximum, settle what was used (Permit2 `permitWitnessTransferFrom`; v2 only).
+pub const SCHEME_UPTO: &str = "upto";
 /// A payment header larger than this is refused before decoding (a real one is ~1.3 KiB).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
@@ -128,6 +130,47 @@ pub struct PaymentPayloadV1 {
 pub struct ExactEvmPayload {
     pub signature: String,
     pub authorization: AuthorizationWire,
+}
+
+/// The `upto` EVM payload: a Permit2 `PermitWitnessTransferFrom` and its 65-byte signature
+/// (coinbase/x402 `specs/schemes/upto/scheme_upto_evm.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UptoEvmPayload {
+    pub signature: String,
+    pub permit2_authorization: Permit2AuthorizationWire,
+}
+
+/// Permit2 authorization fields as sent (strings; parsed by [`crate::upto`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permit2AuthorizationWire {
+    pub from: String,
+    pub permitted: Permit2TokenWire,
+    pub spender: String,
+    /// A uint256: decimal (what the official clients send) or `0x` hex.
+    #[serde(deserialize_with = "string_or_number")]
+    pub nonce: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub deadline: String,
+    pub witness: UptoWitnessWire,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permit2TokenWire {
+    pub token: String,
+    /// The maximum the payer authorises.
+    #[serde(deserialize_with = "string_or_number")]
+    pub amount: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UptoWitnessWire {
+    pub to: String,
+    pub facilitator: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub valid_after: String,
 }
 
 /// EIP-3009 `TransferWithAuthorization` fields as sent (strings; parsed by [`crate::verify`]).
@@ -429,7 +472,23 @@ impl PaymentRequirements {
         }
     }
 
-    /// The exact amount to pay (`amount` in v2, `maxAmountRequired` in v1).
+    /// The same requirements asking for `amount`: an `upto` settlement names the amount used
+    /// this way (the x402 `/settle` call carries it in `amount`).
+    pub fn with_amount(&self, amount: &str) -> Self {
+        match self {
+            PaymentRequirements::V1(r) => PaymentRequirements::V1(PaymentRequirementsV1 {
+                max_amount_required: amount.to_owned(),
+                ..r.clone()
+            }),
+            PaymentRequirements::V2(r) => PaymentRequirements::V2(PaymentRequirementsV2 {
+                amount: amount.to_owned(),
+                ..r.clone()
+            }),
+        }
+    }
+
+    /// The amount to pay (`amount` in v2, `maxAmountRequired` in v1): exact, or for `upto` the
+    /// maximum when offered and the amount used when settled.
     pub fn amount(&self) -> &str {
         match self {
             PaymentRequirements::V1(r) => &r.max_amount_required,

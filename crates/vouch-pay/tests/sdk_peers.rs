@@ -35,8 +35,19 @@ fn interop_dir() -> PathBuf {
 
 /// Runs an SDK peer on a 402; `None` (after saying why) when the SDK is not installed.
 fn sdk_pay(program: &str, script: &str, request: &serde_json::Value) -> Option<serde_json::Value> {
+    sdk_pay_scheme(program, script, request, "exact")
+}
+
+/// [`sdk_pay`] with the SDK's `scheme` client registered (`exact` or `upto`).
+fn sdk_pay_scheme(
+    program: &str,
+    script: &str,
+    request: &serde_json::Value,
+    scheme: &str,
+) -> Option<serde_json::Value> {
     let mut child = match Command::new(program)
         .arg(interop_dir().join(script))
+        .env("VOUCH_X402_SCHEME", scheme)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -134,4 +145,70 @@ async fn payments_signed_by_the_python_sdk_verify_and_settle() {
 #[tokio::test]
 async fn payments_signed_by_the_js_sdk_verify_and_settle() {
     peer_payments_verify_and_settle("node", "sign_payment.mjs").await;
+}
+
+/// Has `program script` pay a metered 402 with its `upto` scheme (Permit2, the offered maximum);
+/// Vouch verifies it, settles less than the maximum, moves exactly that, and refuses the replay.
+async fn peer_upto_payments_settle_the_amount_used(program: &str, script: &str) {
+    let node = Node::new("peer-upto").await;
+    let maximum = 4000u64;
+    let offer = node.terms.offer_metered(
+        U256::from(maximum),
+        vouch_pay::wire::ResourceInfo {
+            url: "http://127.0.0.1:8080/v1/chat/completions?model=sha256:ab&tiers=signed".into(),
+            description: Some("chat".into()),
+            mime_type: Some("application/json".into()),
+        },
+    );
+    let required = node.gate.payment_required(&offer);
+    let (_, pr_header) = required
+        .headers()
+        .into_iter()
+        .find(|(n, _)| *n == "PAYMENT-REQUIRED")
+        .unwrap();
+    let Some(answer) = sdk_pay_scheme(
+        program,
+        script,
+        &serde_json::json!({"header": pr_header}),
+        "upto",
+    ) else {
+        return;
+    };
+    assert_eq!(answer["version"], 2, "{script}");
+    let address: vouch_pay::Address = answer["address"].as_str().unwrap().parse().unwrap();
+    node.fund(address, 10_000).await;
+    let header = answer["header"].as_str().unwrap();
+    let payment = vouch_pay::PaymentPayload::decode_header(header).unwrap();
+    assert_eq!(payment.scheme(), "upto", "{script}");
+    let ticket = node
+        .gate
+        .admit(Some(header), None, &offer, "peer-upto-1")
+        .await
+        .unwrap_or_else(|r| panic!("{script} upto: {r}"));
+    assert_eq!(ticket.scheme(), vouch_pay::Scheme::Upto);
+    assert_eq!(ticket.amount(), U256::from(maximum));
+    let settled = node
+        .gate
+        .settle_amount(ticket, U256::from(1717u64))
+        .await
+        .unwrap();
+    assert_eq!(settled.payment.scheme, "upto");
+    assert_eq!(settled.payment.amount, "1717");
+    assert_eq!(node.balance(address).await, U256::from(10_000 - 1717u64));
+    let r = node
+        .gate
+        .admit(Some(header), None, &offer, "peer-upto-2")
+        .await
+        .unwrap_err();
+    assert_eq!(r.reason, Reason::UptoNonceAlreadyUsed.as_str());
+}
+
+#[tokio::test]
+async fn upto_payments_signed_by_the_python_sdk_settle_the_amount_used() {
+    peer_upto_payments_settle_the_amount_used(&python(), "sign_payment.py").await;
+}
+
+#[tokio::test]
+async fn upto_payments_signed_by_the_js_sdk_settle_the_amount_used() {
+    peer_upto_payments_settle_the_amount_used("node", "sign_payment.mjs").await;
 }

@@ -183,7 +183,16 @@ impl FacilitatorServer {
                 asset,
                 admin_token,
             });
-        let f: Shared = Arc::new(LocalFacilitator::new(ledger, vec![chain_id]));
+        // `upto`: the address payers bind in their witness, `pay.facilitator_address`, else
+        // `pay.pay_to` (as a node with the built-in ledger offers it); neither set: no upto.
+        let mut local = LocalFacilitator::new(ledger, vec![chain_id]);
+        if let Some(a) = pay.facilitator_address.as_ref().or(pay.pay_to.as_ref()) {
+            let a = vouch_pay::verify::parse_address(a).ok_or_else(|| {
+                BootError::Pay(format!("{a:?} is not an address (pay.facilitator_address)"))
+            })?;
+            local = local.with_upto_facilitator(a);
+        }
+        let f: Shared = Arc::new(local);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| BootError::Pay(format!("cannot listen on {listen}: {e}")))?;

@@ -6,12 +6,15 @@
 // signs with the key in VOUCH_PAYER_KEY and retries. VERSION 2 uses the server's answer as sent
 // (PAYMENT-REQUIRED header); VERSION 1 hides that header from the client, as a v1-only server
 // would answer, so it pays from the v1 JSON body.
+// With VOUCH_X402_SCHEME=upto the client's upto scheme (@x402/evm/upto/client: a Permit2
+// PermitWitnessTransferFrom for the offered maximum, v2 only) is registered instead of exact.
 // Prints {"status", "body", "settlement", "settlement_header"}; exits 3 if the packages are missing.
 
-let fetchPkg, evm, accounts;
+let fetchPkg, evm, upto, accounts;
 try {
   fetchPkg = await import("@x402/fetch");
   evm = await import("@x402/evm/exact/client");
+  upto = await import("@x402/evm/upto/client");
   accounts = await import("viem/accounts");
 } catch (e) {
   console.error(`x402 JS client not installed (${e.message}); run tests/setup/pay.sh`);
@@ -25,7 +28,11 @@ const request = Buffer.concat(chunks).toString("utf8");
 
 const account = accounts.privateKeyToAccount(process.env.VOUCH_PAYER_KEY.trim());
 const client = new fetchPkg.x402Client();
-evm.registerExactEvmScheme(client, { signer: account });
+if ((process.env.VOUCH_X402_SCHEME ?? "exact") === "upto") {
+  client.register("eip155:*", new upto.UptoEvmScheme(account));
+} else {
+  evm.registerExactEvmScheme(client, { signer: account });
+}
 
 // v1: the transport under the client drops PAYMENT-REQUIRED so only the v1 body is offered.
 const transport =

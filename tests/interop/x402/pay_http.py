@@ -7,6 +7,9 @@ Posts the JSON request to URL through a requests.Session wrapped by the SDK
 signs an EIP-3009 authorization with the key in VOUCH_PAYER_KEY (0x + 64 hex) and retries.
 VERSION 2 uses the server's answer as sent (PAYMENT-REQUIRED header); VERSION 1 hides that
 header from the SDK, as a v1-only server would answer, so the SDK pays from the v1 JSON body.
+With VOUCH_X402_SCHEME=upto the SDK's upto scheme is registered instead of exact
+(UptoEvmClientScheme: a Permit2 PermitWitnessTransferFrom for the offered maximum, v2 only), so
+it pays a metered resource (a chat) the way the official client does.
 Prints {"status", "body", "settlement", "settlement_header"}; exit 3 if the SDK is missing.
 """
 
@@ -22,6 +25,7 @@ try:
     from x402.http.utils import decode_payment_response_header
     from x402.mechanisms.evm.exact import register_exact_evm_client
     from x402.mechanisms.evm.signers import EthAccountSigner
+    from x402.mechanisms.evm.upto import UptoEvmClientScheme
 except ImportError as e:  # pragma: no cover - environment check
     print(f"x402 SDK not installed ({e}); run tests/setup/pay.sh", file=sys.stderr)
     sys.exit(3)
@@ -41,7 +45,10 @@ def main() -> None:
     request = json.load(sys.stdin)
     account = Account.from_key(os.environ["VOUCH_PAYER_KEY"].strip())
     client = x402ClientSync()
-    register_exact_evm_client(client, EthAccountSigner(account))
+    if os.environ.get("VOUCH_X402_SCHEME", "exact") == "upto":
+        client.register("eip155:*", UptoEvmClientScheme(EthAccountSigner(account)))
+    else:
+        register_exact_evm_client(client, EthAccountSigner(account))
     session = wrapRequestsWithPayment(requests.Session(), client)
     if version == "1":
         # Put the v2-hiding transport under the SDK's own payment adapter.
@@ -49,7 +56,7 @@ def main() -> None:
         cls = type("V1Only", (type(sdk_adapter), HideV2Header), {})
         adapter = cls(client)
         session.mount("http://", adapter)
-    response = session.post(url, json=request, timeout=60)
+    response = session.post(url, json=request, timeout=300)
     settlement, name = None, None
     for h in ("PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE"):
         if response.headers.get(h):

@@ -4,17 +4,19 @@
 // Reads a 402 answer from stdin as JSON, {"header": <PAYMENT-REQUIRED value or null>,
 // "body": <402 JSON body or null>}, lets the SDK's own client choose a requirement and sign it
 // with a viem account, and prints {"header_name", "header", "address", "version"}.
-// A fresh key is generated unless VOUCH_PAYER_KEY (0x + 64 hex) is set; the client's default
+// With VOUCH_X402_SCHEME=upto the client's upto scheme (@x402/evm/upto/client, Permit2) is
+// registered instead of exact. A fresh key is generated unless VOUCH_PAYER_KEY (0x + 64 hex) is set; the client's default
 // spend controls stay on.
 //
 // Needs the packages of package.json beside this file (npm ci --prefix tests/interop/x402);
 // exits 3 with a message when they are missing.
 
-let core, http, evm, accounts;
+let core, http, evm, upto, accounts;
 try {
   core = await import("@x402/core/client");
   http = await import("@x402/core/http");
   evm = await import("@x402/evm/exact/client");
+  upto = await import("@x402/evm/upto/client");
   accounts = await import("viem/accounts");
 } catch (e) {
   console.error(`x402 JS SDK not installed (${e.message}); run: npm ci --prefix tests/interop/x402`);
@@ -31,7 +33,11 @@ const paymentRequired = request.header
 const key = process.env.VOUCH_PAYER_KEY || accounts.generatePrivateKey();
 const account = accounts.privateKeyToAccount(key);
 const client = new core.x402Client();
-evm.registerExactEvmScheme(client, { signer: account });
+if ((process.env.VOUCH_X402_SCHEME ?? "exact") === "upto") {
+  client.register("eip155:*", new upto.UptoEvmScheme(account));
+} else {
+  evm.registerExactEvmScheme(client, { signer: account });
+}
 
 const payload = await client.createPaymentPayload(paymentRequired);
 const version = payload.x402Version;

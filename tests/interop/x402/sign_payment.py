@@ -6,7 +6,8 @@ Reads a 402 answer from stdin as JSON, {"header": <PAYMENT-REQUIRED value or nul
 scheme and an eth_account key) choose a requirement and sign it, and prints
 {"header_name", "header", "address", "version"} for the Rust test to verify.
 
-A fresh key is generated unless VOUCH_PAYER_KEY (0x + 64 hex) is set. The SDK's default spend
+With VOUCH_X402_SCHEME=upto the SDK's upto scheme (UptoEvmClientScheme, Permit2) is
+registered instead of exact. A fresh key is generated unless VOUCH_PAYER_KEY (0x + 64 hex) is set. The SDK's default spend
 controls stay on: Vouch's default asset (Base Sepolia USDC) must pass them as offered.
 
 Needs: pip install "x402[evm]"  (exit code 3 with a message when it is missing).
@@ -22,6 +23,7 @@ try:
     from x402.http.utils import decode_payment_required_header, encode_payment_signature_header
     from x402.mechanisms.evm.exact import register_exact_evm_client
     from x402.mechanisms.evm.signers import EthAccountSigner
+    from x402.mechanisms.evm.upto import UptoEvmClientScheme
     from x402.schemas.v1 import PaymentRequiredV1
 except ImportError as e:  # pragma: no cover - environment check
     print(f"x402 SDK not installed ({e}); run: pip install 'x402[evm]'", file=sys.stderr)
@@ -38,7 +40,10 @@ def main() -> None:
     key = os.environ.get("VOUCH_PAYER_KEY")
     account = Account.from_key(key) if key else Account.create()
     client = x402ClientSync()
-    register_exact_evm_client(client, EthAccountSigner(account))
+    if os.environ.get("VOUCH_X402_SCHEME", "exact") == "upto":
+        client.register("eip155:*", UptoEvmClientScheme(EthAccountSigner(account)))
+    else:
+        register_exact_evm_client(client, EthAccountSigner(account))
 
     payload = client.create_payment_payload(payment_required)
     version = payload.x402_version

@@ -85,7 +85,12 @@ impl Node {
     /// (Re)opens the node on an existing data dir — a restart.
     pub async fn open(dir: TempDir) -> Node {
         let store = open_store(&dir.0).await;
-        let facilitator = Arc::new(LocalFacilitator::new(store.clone(), vec![CHAIN]));
+        let terms = terms();
+        let mut local = LocalFacilitator::new(store.clone(), vec![CHAIN]);
+        if let Some(f) = terms.upto_facilitator {
+            local = local.with_upto_facilitator(f);
+        }
+        let facilitator = Arc::new(local);
         let gate = Arc::new(PaymentGate::new(
             facilitator.clone(),
             store.clone(),
@@ -96,7 +101,7 @@ impl Node {
             store,
             facilitator,
             gate,
-            terms: terms(),
+            terms,
         }
     }
 

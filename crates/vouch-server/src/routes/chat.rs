@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -44,15 +45,21 @@ pub(crate) fn tiers_of(body: &Value) -> Result<Vec<Tier>, ApiError> {
 /// with server-sent events: `chat.completion.chunk` objects, each carrying its link of the
 /// stream's hash chain (`vouch.index`, `vouch.prev`), then one `vouch.receipt` event whose
 /// receipt commits to the chain's head, then `[DONE]`.
+/// With payments on, send an x402 payment (`upto` the quoted maximum, settled for the tokens
+/// used, or `exact` the maximum) in `PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1); a whole
+/// answer carries `PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`, a stream's settlement is in its
+/// receipt's `payment`.
 #[utoipa::path(post, path = "/v1/chat/completions", operation_id = "chat_completions", tag = "chat",
     request_body = ChatCompletionRequest,
     responses((status = 200, description = "the completion with its receipt bundle in `vouch` (or, with `stream: true`, an event stream)", body = vouch_api::openai::ChatCompletion),
         (status = 400, description = "bad request: unsupported option, prompt longer than the context (reason context_length_exceeded), max_tokens over the node's limit", body = vouch_api::ErrorBody),
+        (status = 402, description = "payment required or refused (x402, when [pay] enabled): PAYMENT-REQUIRED header (v2, offering upto and exact) and the v1 JSON body, `error` = reason code"),
         (status = 404, description = "no such model", body = vouch_api::ErrorBody),
         (status = 422, description = "tier unavailable (zk on an LLM), or below the model's minimum tier", body = vouch_api::ErrorBody),
-        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
+        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay; or, with payments on, the model has no per-token price (reason token_price_unknown)", body = vouch_api::ErrorBody)))]
 pub async fn chat_completions(
     State(st): State<Arc<AppState>>,
+    request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let limits = &st.node.config.limits;
@@ -68,6 +75,7 @@ pub async fn chat_completions(
             body: value,
             request,
             tiers,
+            payment: crate::routes::payment_headers(&request_headers),
         })
         .await?;
     Ok(respond(answer))
@@ -82,9 +90,11 @@ pub async fn chat_completions(
         (status = 400, description = "bad request: unsupported option (echo, suffix, several prompts), prompt longer than the context, max_tokens over the node's limit", body = vouch_api::ErrorBody),
         (status = 404, description = "no such model", body = vouch_api::ErrorBody),
         (status = 422, description = "tier unavailable (zk on an LLM), or below the model's minimum tier", body = vouch_api::ErrorBody),
-        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay", body = vouch_api::ErrorBody)))]
+        (status = 402, description = "payment required or refused (x402, when [pay] enabled), as for chat"),
+        (status = 503, description = "every chat slot is busy; retry after the Retry-After delay; or, with payments on, the model has no per-token price (reason token_price_unknown)", body = vouch_api::ErrorBody)))]
 pub async fn completions(
     State(st): State<Arc<AppState>>,
+    request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let limits = &st.node.config.limits;
@@ -99,15 +109,30 @@ pub async fn completions(
             body: value,
             request,
             tiers,
+            payment: crate::routes::payment_headers(&request_headers),
         })
         .await?;
     Ok(respond(answer))
 }
 
+/// Settlement headers of a paid answer.
+fn paid_headers(paid: &[(&'static str, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in paid {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    headers
+}
+
 fn respond(answer: ChatAnswer) -> Response {
     match answer {
-        ChatAnswer::Complete(c) => Json(*c).into_response(),
-        ChatAnswer::Text(c) => Json(*c).into_response(),
+        ChatAnswer::Complete(c, paid) => (paid_headers(&paid), Json(*c)).into_response(),
+        ChatAnswer::Text(c, paid) => (paid_headers(&paid), Json(*c)).into_response(),
         ChatAnswer::Stream(rx) => Sse::new(ChatEvents { rx, done: false }).into_response(),
     }
 }

@@ -13,8 +13,6 @@ use serde_json::Value;
 use vouch_api::openai::{EmbeddingRequest, EmbeddingResponse};
 use vouch_core::ErrorCode;
 use vouch_node::embeddings::EmbeddingCall;
-use vouch_node::payments::PaymentHeaders;
-use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, X_PAYMENT_HEADER};
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -42,21 +40,12 @@ pub async fn embeddings(
     let request = EmbeddingRequest::deserialize(&value)
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("embeddings request: {e}")))?;
     let tiers = crate::routes::chat::tiers_of(&value)?;
-    let header = |name: &str| {
-        request_headers
-            .get(name)
-            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
-    };
     let done = st
         .node
         .embed(EmbeddingCall {
             request,
             tiers,
-            payment: PaymentHeaders {
-                signature: header(PAYMENT_SIGNATURE_HEADER),
-                x_payment: header(X_PAYMENT_HEADER),
-                host: header(axum::http::header::HOST.as_str()),
-            },
+            payment: crate::routes::payment_headers(&request_headers),
         })
         .await?;
     Ok((

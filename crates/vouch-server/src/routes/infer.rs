@@ -10,9 +10,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use vouch_core::{Bundle, ErrorCode, ModelRef, TensorMap};
 use vouch_node::infer::parse_tiers;
-use vouch_node::payments::PaymentHeaders;
 use vouch_node::{InferCall, Inferred};
-use vouch_pay::wire::{PAYMENT_SIGNATURE_HEADER, X_PAYMENT_HEADER};
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -84,12 +82,6 @@ pub async fn infer(
     // Parsed straight from the raw text into tensors: no intermediate JSON tree.
     let inputs: TensorMap = serde_json::from_str(req.inputs.get())
         .map_err(|e| ApiError::new(ErrorCode::BadInput, format!("invalid inputs: {e}")))?;
-    let header = |name: &str| {
-        request_headers
-            .get(name)
-            // A header that is not visible ASCII cannot be base64: let the decoder say so.
-            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
-    };
     let done = st
         .node
         .infer(InferCall {
@@ -98,11 +90,7 @@ pub async fn infer(
             tiers,
             allow_upgrade: req.allow_upgrade,
             log_proof: req.log_proof,
-            payment: PaymentHeaders {
-                signature: header(PAYMENT_SIGNATURE_HEADER),
-                x_payment: header(X_PAYMENT_HEADER),
-                host: header(axum::http::header::HOST.as_str()),
-            },
+            payment: crate::routes::payment_headers(&request_headers),
         })
         .await?;
     Ok((response_headers(&done), Json(done.bundle)))

@@ -40,3 +40,20 @@ pub fn body_or_error(
         }
     })
 }
+
+/// The x402 headers of a request, as the node reads them.
+pub(crate) fn payment_headers(
+    request_headers: &axum::http::HeaderMap,
+) -> vouch_node::payments::PaymentHeaders {
+    let header = |name: &str| {
+        request_headers
+            .get(name)
+            // A header that is not visible ASCII cannot be base64: let the decoder say so.
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned())
+    };
+    vouch_node::payments::PaymentHeaders {
+        signature: header(vouch_pay::wire::PAYMENT_SIGNATURE_HEADER),
+        x_payment: header(vouch_pay::wire::X_PAYMENT_HEADER),
+        host: header(axum::http::header::HOST.as_str()),
+    }
+}

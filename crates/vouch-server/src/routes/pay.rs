@@ -33,7 +33,7 @@ fn terms(st: &AppState) -> Result<vouch_api::Pricing, ApiError> {
         pay_to: st.node.pay.as_ref().map(|p| p.terms.pay_to.to_string()),
         x402_versions: if p.accept_v1 { vec![2, 1] } else { vec![2] },
         prices: vouch_node::wire::pricing_config(st.node.prices.config())?,
-        rule: "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step".into(),
+        rule: "a request pays the sum of its tiers' prices; zk = zk_base + ceil(proving_cost / zk_step_units) * zk_per_step; a chat also pays per token: at most prompt_tokens * prompt + max_tokens * completion, charged for the tokens used (x402 upto)".into(),
         quote: None,
     })
 }
@@ -96,7 +96,15 @@ pub async fn pricing(
             }
         }
     }
+    let tokens = match st.node.prices.token_prices(&st.node, &digest).await? {
+        Some((prompt, completion)) => Some(vouch_api::TokenPrices {
+            prompt: api_amount(prompt)?,
+            completion: api_amount(completion)?,
+        }),
+        None => None,
+    };
     out.quote = Some(vouch_api::Quote {
+        tokens,
         proving_cost: st.node.prices.cost_of(&st.node, &digest),
         display: total.map(|a| st.node.prices.display(a)),
         total: total.map(api_amount).transpose()?,
