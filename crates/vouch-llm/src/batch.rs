@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use crate::error::LlmError;
 use crate::sampler::{Sampler, SamplingParams};
 use crate::transformer::{KvCache, Step, Transformer};
@@ -217,13 +219,20 @@ fn run(
                 .collect();
             pool.install(|| weights.forward(&mut steps))
         };
-        let mut keep = Vec::with_capacity(active.len());
-        for (mut seq, logits) in active.drain(..).zip(&logits) {
-            if advance(&mut seq, logits, end_of_generation) {
-                keep.push(seq);
-            }
-        }
-        active = keep;
+        // Each sequence samples from its own logits with its own sampler: in parallel, and
+        // the same as in any order.
+        let going: Vec<bool> = pool.install(|| {
+            active
+                .par_iter_mut()
+                .zip(logits.par_iter())
+                .map(|(seq, logits)| advance(seq, logits, end_of_generation))
+                .collect()
+        });
+        active = active
+            .into_iter()
+            .zip(going)
+            .filter_map(|(seq, going)| going.then_some(seq))
+            .collect();
     }
 }
 

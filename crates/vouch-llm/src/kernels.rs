@@ -93,7 +93,7 @@ pub fn quantize_q8(x: &[f32], with_sum: bool) -> Activations<'static> {
         let inv = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (k, v) in chunk.iter().enumerate() {
-            let qv = (v * inv).round_ties_even() as i8;
+            let qv = round_ties_even_small(v * inv) as i8;
             q[b * BLOCK + k] = qv;
             sum += i32::from(qv);
         }
@@ -103,6 +103,13 @@ pub fn quantize_q8(x: &[f32], with_sum: bool) -> Activations<'static> {
         }
     }
     Activations::Q8 { q, d, s }
+}
+
+/// `x.round_ties_even()` for |x| ≤ 2²², without a libm call: adding and subtracting 1.5 × 2²³
+/// leaves no fraction bits, and IEEE addition rounds ties to even. NaN stays NaN.
+fn round_ties_even_small(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (x + MAGIC) - MAGIC
 }
 
 impl WeightData {
@@ -170,6 +177,36 @@ impl WeightData {
             _ => f32::NAN,
         }
     }
+
+    /// `W[r] · x[b + k]` for k in 0..4: the weight row's blocks unpacked once for four
+    /// activation rows, each value computed exactly as [`WeightData::dot`] does.
+    fn dot4(&self, r: usize, cols: usize, act: &Activations<'_>, b: usize) -> [f32; 4] {
+        let nb = cols / BLOCK;
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            let qs = |k: usize| (b + k) * cols..(b + k + 1) * cols;
+            let bs = |k: usize| (b + k) * nb..(b + k + 1) * nb;
+            match (self, act) {
+                (WeightData::Q4_1(w), Activations::Q8 { q, d, s }) => {
+                    let row = &w[r * nb * Q4_1_BYTES..(r + 1) * nb * Q4_1_BYTES];
+                    let ys = [0, 1, 2, 3].map(|k| &q[qs(k)]);
+                    let ds = [0, 1, 2, 3].map(|k| &d[bs(k)]);
+                    let ss = [0, 1, 2, 3].map(|k| &s[bs(k)]);
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
+                    return unsafe { avx2::dot_q4_1_q8_1_x4(row, ys, ds, ss) };
+                }
+                (WeightData::Q8_0(w), Activations::Q8 { q, d, .. }) => {
+                    let row = &w[r * nb * Q8_0_BYTES..(r + 1) * nb * Q8_0_BYTES];
+                    let ys = [0, 1, 2, 3].map(|k| &q[qs(k)]);
+                    let ds = [0, 1, 2, 3].map(|k| &d[bs(k)]);
+                    // SAFETY: as above.
+                    return unsafe { avx2::dot_q8_0_q8_0_x4(row, ys, ds) };
+                }
+                _ => {}
+            }
+        }
+        [0, 1, 2, 3].map(|k| self.dot(r, cols, act, b + k))
+    }
 }
 
 /// Output rows per task: a task reads its weight rows once for every activation row.
@@ -194,8 +231,18 @@ pub fn matmul(
             let r0 = t * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
             let mut part = vec![0f32; (r1 - r0) * batch];
-            for r in r0..r1 {
-                for b in 0..batch {
+            // Four activation rows at a time over the task's weight rows (which stay in
+            // cache), then the rest one by one.
+            let mut b = 0;
+            while b + 4 <= batch {
+                for r in r0..r1 {
+                    let v = w.dot4(r, cols, &act, b);
+                    part[(r - r0) * batch + b..(r - r0) * batch + b + 4].copy_from_slice(&v);
+                }
+                b += 4;
+            }
+            for b in b..batch {
+                for r in r0..r1 {
                     part[(r - r0) * batch + b] = w.dot(r, cols, &act, b);
                 }
             }
@@ -385,6 +432,76 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q4_1_q8_1_x4(
+        w: &[u8],
+        q: [&[i8]; 4],
+        d: [&[f32]; 4],
+        s: [&[f32]; 4],
+    ) -> [f32; 4] {
+        let mut nb = w.len() / Q4_1_BYTES;
+        for k in 0..4 {
+            nb = nb.min(q[k].len() / BLOCK).min(d[k].len()).min(s[k].len());
+        }
+        let mask = _mm256_set1_epi8(0x0F);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut summs = [0f32; 4];
+        for i in 0..nb {
+            // SAFETY: i < nb keeps every read inside the slices.
+            unsafe {
+                let blk = w.as_ptr().add(i * Q4_1_BYTES);
+                let (dw, mw) = (f16(blk), f16(blk.add(2)));
+                let packed = _mm_loadu_si128(blk.add(4) as *const __m128i);
+                let nibbles =
+                    _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), mask);
+                for k in 0..4 {
+                    let y = _mm256_loadu_si256(q[k].as_ptr().add(i * BLOCK) as *const __m256i);
+                    let lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, y), ones);
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(dw * *d[k].get_unchecked(i)),
+                        _mm256_cvtepi32_ps(lanes),
+                        acc[k],
+                    );
+                    summs[k] += mw * *s[k].get_unchecked(i);
+                }
+            }
+        }
+        // SAFETY: AVX2 is present (this function's precondition).
+        [0, 1, 2, 3].map(|k| unsafe { hsum(acc[k]) } + summs[k])
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_q8_0_q8_0_x4(w: &[u8], q: [&[i8]; 4], d: [&[f32]; 4]) -> [f32; 4] {
+        let mut nb = w.len() / Q8_0_BYTES;
+        for k in 0..4 {
+            nb = nb.min(q[k].len() / BLOCK).min(d[k].len());
+        }
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for i in 0..nb {
+            // SAFETY: i < nb keeps every read inside the slices.
+            unsafe {
+                let blk = w.as_ptr().add(i * Q8_0_BYTES);
+                let dw = f16(blk);
+                let x = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                let ax = _mm256_sign_epi8(x, x);
+                for k in 0..4 {
+                    let y = _mm256_loadu_si256(q[k].as_ptr().add(i * BLOCK) as *const __m256i);
+                    let lanes =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+                    acc[k] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(dw * *d[k].get_unchecked(i)),
+                        _mm256_cvtepi32_ps(lanes),
+                        acc[k],
+                    );
+                }
+            }
+        }
+        // SAFETY: AVX2 is present (this function's precondition).
+        [0, 1, 2, 3].map(|k| unsafe { hsum(acc[k]) })
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
         let n = w.len().min(x.len());
         let full = n / 8 * 8;
@@ -522,35 +639,42 @@ mod tests {
     fn a_batched_matmul_equals_its_rows_one_at_a_time_on_any_pool() {
         let mut next = stream(3);
         let (rows, cols, batch) = (150, 64, 5);
-        let w = WeightData::Q4_1(
+        let q4 = WeightData::Q4_1(
             (0..rows)
                 .flat_map(|_| q4_1_row(&mut next, cols / BLOCK))
                 .collect(),
         );
+        let q8 = WeightData::Q8_0(
+            (0..rows)
+                .flat_map(|_| q8_0_row(&mut next, cols / BLOCK))
+                .collect(),
+        );
         let x: Vec<f32> = (0..batch * cols).map(|_| next()).collect();
-        let mut all = vec![0f32; batch * rows];
-        let pool = |n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .unwrap()
-        };
-        pool(2).install(|| matmul(&w, rows, cols, None, &x, batch, &mut all));
-        for b in 0..batch {
-            let mut one = vec![0f32; rows];
-            pool(1).install(|| {
-                matmul(
-                    &w,
-                    rows,
-                    cols,
-                    None,
-                    &x[b * cols..(b + 1) * cols],
-                    1,
-                    &mut one,
-                )
-            });
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&all[b * rows..(b + 1) * rows]), bits(&one), "row {b}");
+        for w in [q4, q8] {
+            let mut all = vec![0f32; batch * rows];
+            let pool = |n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            };
+            pool(2).install(|| matmul(&w, rows, cols, None, &x, batch, &mut all));
+            for b in 0..batch {
+                let mut one = vec![0f32; rows];
+                pool(1).install(|| {
+                    matmul(
+                        &w,
+                        rows,
+                        cols,
+                        None,
+                        &x[b * cols..(b + 1) * cols],
+                        1,
+                        &mut one,
+                    )
+                });
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&all[b * rows..(b + 1) * rows]), bits(&one), "row {b}");
+            }
         }
     }
 }
