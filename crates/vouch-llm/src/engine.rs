@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The candle version this crate is built against. `candle-core` is pinned with `=` in
-/// Cargo.toml; a unit test checks this constant against Cargo.lock.
-pub const CANDLE_VERSION: &str = "0.10.2";
+/// The candle version this crate is built against (it reads the GGUF and dequantizes the types
+/// without a kernel here). `candle-core` is pinned with `=` in Cargo.toml; a unit test checks
+/// this constant against Cargo.lock.
+pub const CANDLE_VERSION: &str = "0.11.1";
 
 /// Name and versions of the engine that ran a generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,12 +17,13 @@ pub struct EngineId {
     pub version: String,
     /// This crate's version (generation loop, sampler, tokenizer and template rules).
     pub vouch_llm_version: String,
-    /// Which quantized kernels candle was compiled with: `avx2`, `neon` or `scalar`. candle
-    /// chooses them at compile time (`target_feature`), and each sums in its own order.
+    /// The matrix kernels: `vouch avx2` or `vouch scalar`, chosen at run time
+    /// (`crate::kernels`). Both compute every value by the same float operations, so they
+    /// give the same bits; the field says which ran.
     pub quantized_kernels: String,
-    /// CPU features the f32 matmul (`gemm`) may pick at run time (x86_64: `avx2`, `fma`,
-    /// `avx512f` when present): a replay expects the same tokens on the same build and the
-    /// same features.
+    /// CPU features present (x86_64: `avx2`, `fma`, `avx512f`): the elementwise functions
+    /// (`exp`, `cos`, …) come from the platform's libm, so a replay expects the same tokens on
+    /// the same build and platform.
     pub cpu_features: Vec<String>,
 }
 
@@ -31,19 +33,9 @@ impl EngineId {
             name: "candle".into(),
             version: CANDLE_VERSION.into(),
             vouch_llm_version: env!("CARGO_PKG_VERSION").into(),
-            quantized_kernels: quantized_kernels().into(),
+            quantized_kernels: format!("vouch {}", crate::kernels::simd()),
             cpu_features: cpu_features(),
         }
-    }
-}
-
-fn quantized_kernels() -> &'static str {
-    if cfg!(target_feature = "avx2") {
-        "avx2"
-    } else if cfg!(target_feature = "neon") {
-        "neon"
-    } else {
-        "scalar"
     }
 }
 
@@ -68,7 +60,7 @@ fn cpu_features() -> Vec<String> {
 }
 
 impl EngineId {
-    /// One line for logs and receipts: `candle 0.10.2 (vouch-llm 0.1.0, kernels scalar, cpu avx2+fma)`.
+    /// One line for logs and receipts: `candle 0.11.1 (vouch-llm 0.1.0, kernels vouch avx2, cpu avx2+fma)`.
     pub fn describe(&self) -> String {
         format!(
             "{} {} (vouch-llm {}, kernels {}, cpu {})",
@@ -97,7 +89,7 @@ mod tests {
             ("candle", CANDLE_VERSION)
         );
         assert!(
-            id.describe().starts_with("candle 0.10.2 (vouch-llm "),
+            id.describe().starts_with("candle 0.11.1 (vouch-llm "),
             "{}",
             id.describe()
         );

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LlmError;
-use crate::model::Session;
+use crate::model::{LoadedLlm, Session};
 use crate::profile::Profile;
 use crate::sampler::{Sampler, SamplingParams};
 
@@ -196,11 +196,80 @@ pub fn generate(
     let model = std::sync::Arc::clone(session.model());
     let context_length = model.context_length();
     request.validate(context_length.saturating_sub(session.position()))?;
-    let tokenizer = model.tokenizer();
     let mut sampler = Sampler::new(request.sampling)?;
     let budget = (request.max_tokens as usize)
         .min(context_length - session.position() - request.prompt_tokens.len());
+    let (profile, threads) = (session.profile(), session.threads());
+    let mut next = |previous: Option<u32>| -> Result<u32, LlmError> {
+        let logits = match previous {
+            None => session.feed(&request.prompt_tokens)?,
+            Some(id) => session.feed(&[id])?,
+        };
+        Ok(sampler.sample(&logits))
+    };
+    drive(
+        &model,
+        request,
+        budget,
+        (profile, threads),
+        cancelled,
+        on_token,
+        &mut next,
+    )
+}
 
+/// Runs one generation through the model's batcher for `profile` ([`crate::batch`]): its
+/// decode steps share the weights' pass with the other sequences running on the model, and
+/// its tokens are the ones [`generate`] would give alone. Blocks the calling thread.
+pub fn generate_batched(
+    model: &std::sync::Arc<LoadedLlm>,
+    profile: Profile,
+    request: &GenerateRequest,
+    cancelled: &dyn Fn() -> bool,
+    on_token: &mut dyn FnMut(TokenEvent<'_>),
+) -> Result<Generation, LlmError> {
+    let context_length = model.context_length();
+    request.validate(context_length)?;
+    model.check_tokens(&request.prompt_tokens)?;
+    let budget = (request.max_tokens as usize).min(context_length - request.prompt_tokens.len());
+    let batcher = model.batcher(profile)?;
+    let threads = batcher.threads();
+    let mut submitted = None;
+    let mut next = |_previous: Option<u32>| -> Result<u32, LlmError> {
+        if submitted.is_none() {
+            submitted =
+                Some(batcher.submit(request.prompt_tokens.clone(), budget, request.sampling)?);
+        }
+        let Some(s) = submitted.as_ref() else {
+            return Err(LlmError::Engine("sequence not submitted".into()));
+        };
+        s.tokens
+            .recv()
+            .map_err(|_| LlmError::Engine("the batcher ended the sequence early".into()))?
+    };
+    drive(
+        model,
+        request,
+        budget,
+        (profile, threads),
+        cancelled,
+        on_token,
+        &mut next,
+    )
+}
+
+/// The generation loop over a token source: `next(None)` runs the prompt and gives the first
+/// token, `next(Some(previous))` each following one.
+fn drive(
+    model: &LoadedLlm,
+    request: &GenerateRequest,
+    budget: usize,
+    (profile, threads): (Profile, usize),
+    cancelled: &dyn Fn() -> bool,
+    on_token: &mut dyn FnMut(TokenEvent<'_>),
+    next: &mut dyn FnMut(Option<u32>) -> Result<u32, LlmError>,
+) -> Result<Generation, LlmError> {
+    let tokenizer = model.tokenizer();
     let mut completion: Vec<u32> = Vec::new();
     let mut text = String::new();
     let mut sent = 0usize;
@@ -215,11 +284,10 @@ pub fn generate(
         decode_start = Instant::now();
     } else {
         let start = Instant::now();
-        let mut logits = session.feed(&request.prompt_tokens)?;
+        let mut id = next(None)?;
         prefill_ms = start.elapsed().as_secs_f64() * 1e3;
         decode_start = Instant::now();
         loop {
-            let id = sampler.sample(&logits);
             completion.push(id);
             if tokenizer.end_of_generation.contains(&id) {
                 on_token(TokenEvent { id, text: "" });
@@ -252,7 +320,7 @@ pub fn generate(
                 finish = FinishReason::Cancelled;
                 break;
             }
-            logits = session.feed(&[id])?;
+            id = next(Some(id))?;
         }
     }
     // Bytes of a character the generation never finished: kept (as U+FFFD) unless the text
@@ -275,8 +343,8 @@ pub fn generate(
         finish_reason: finish,
         usage,
         sampling: request.sampling,
-        profile: session.profile(),
-        threads: session.threads(),
+        profile,
+        threads,
         timings: Timings {
             prefill_ms,
             decode_ms,

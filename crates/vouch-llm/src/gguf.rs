@@ -255,7 +255,7 @@ fn scalar_size(value_type: u32) -> Option<u64> {
 
 const TYPE_BOOL: u32 = 7;
 const TYPE_STRING: u32 = 8;
-/// The ggml tensor types candle 0.10.2 reads (`GgmlDType::from_u32`): F32, F16, Q4_0, Q4_1,
+/// The ggml tensor types candle 0.11.1 reads (`GgmlDType::from_u32`): F32, F16, Q4_0, Q4_1,
 /// Q5_0, Q5_1, Q8_0, Q8_1, Q2_K…Q8_K, BF16. Checked here so candle's reader never fails on one
 /// (its errors capture a backtrace when `RUST_BACKTRACE` is set: costly on hostile input).
 const CANDLE_TENSOR_TYPES: [u32; 15] = [0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 30];

@@ -10,19 +10,25 @@
 //!
 //! No HTTP, no SQL, no receipts: the node wraps these calls (docs/llm.md).
 
+pub mod batch;
 pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod profile;
 pub mod sampler;
 pub mod template;
 pub mod tokenizer;
+mod transformer;
 
+pub use batch::Batcher;
 pub use engine::EngineId;
 pub use error::{GgufError, LlmError, TemplateError, TokenizerError};
-pub use generate::{FinishReason, GenerateRequest, Generation, TokenEvent, Usage, generate};
+pub use generate::{
+    FinishReason, GenerateRequest, Generation, TokenEvent, Usage, generate, generate_batched,
+};
 pub use gguf::{Architecture, GgufFacts, GgufFile};
 pub use model::{Inspected, LoadedLlm, Session, inspect};
 pub use profile::Profile;

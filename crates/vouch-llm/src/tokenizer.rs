@@ -293,7 +293,9 @@ impl Tokenizer {
                     normalizers.push(Prepend::new("▁".into()).into());
                 }
                 normalizers.push(replace.into());
-                inner.with_normalizer(Some(NormalizerSequence::new(normalizers)));
+                inner
+                    .with_normalizer(Some(NormalizerSequence::new(normalizers)))
+                    .map_err(|e| TokenizerError::Failed(e.to_string()))?;
                 let token_bytes = tokens
                     .iter()
                     .zip(&types)
@@ -316,7 +318,9 @@ impl Tokenizer {
             .filter(|(_, ty)| matches!(**ty, TYPE_CONTROL | TYPE_USER_DEFINED))
             .map(|(t, ty)| AddedToken::from(t.to_string(), *ty == TYPE_CONTROL).normalized(false))
             .collect();
-        inner.add_special_tokens(&added);
+        inner
+            .add_special_tokens(added)
+            .map_err(|e| TokenizerError::Failed(e.to_string()))?;
 
         Ok(Self {
             inner,

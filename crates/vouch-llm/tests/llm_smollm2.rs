@@ -81,8 +81,8 @@ fn facts_are_extracted_and_the_digest_is_the_files_sha256() {
         f.parameter_count
     );
     assert_eq!(model.digest().0.hex(), common::SMOLLM2_SHA256);
-    // candle-transformers' llama precomputes rotary tables for 4096 positions.
-    assert_eq!(model.context_length(), 4096);
+    // The file's context, whole.
+    assert_eq!(model.context_length(), 8192);
     let json = serde_json::to_value(f).unwrap();
     assert_eq!(json["architecture"], "llama");
 }
@@ -163,6 +163,13 @@ fn greedy_generation_matches_llama_cpp() {
             )],
             64,
         ),
+        (
+            vec![Message::new(
+                Role::User,
+                "Explain in two sentences why the sky is blue.",
+            )],
+            48,
+        ),
     ];
     let mut ours = Vec::new();
     for (messages, n) in &chats {
@@ -197,12 +204,16 @@ fn greedy_generation_matches_llama_cpp() {
     ) else {
         return;
     };
-    // Two implementations of the Q4_1 kernels do not round alike (logprobs differ by a few
-    // hundredths of a nat), so a greedy path may fork where llama.cpp's own top two are nearly
-    // tied. What is asserted: the first chat matches to its end token; the second matches for
-    // at least 16 tokens, and where it forks, our token is llama.cpp's runner-up by less than
+    // The matrix products are llama.cpp's AVX2 arithmetic, but the rest (rotary tables,
+    // softmax and SiLU exponentials, attention sums) rounds differently in the last bits, and
+    // the 8-bit activation quantization after each norm turns those bits into logprob
+    // differences of a few hundredths of a nat. A greedy path may so fork where the model's top
+    // two are nearly tied: the poem's first token is one (an f64 forward pass without
+    // quantization, tests/interop/llm, puts its top two 0.012 nats apart; llama.cpp 0.071).
+    // What is asserted: the first and third chats match for at least 24 tokens (the first to
+    // its end token); wherever a chat forks, our token is llama.cpp's runner-up by less than
     // 0.25 nats — a near-tie, not a different model.
-    let must_agree = [usize::MAX, 16];
+    let must_agree = [usize::MAX, 0, 24];
     for (i, out) in ours.iter().enumerate() {
         let theirs: Vec<u32> =
             serde_json::from_value(reference["complete"][i]["tokens"].clone()).unwrap();
@@ -270,8 +281,10 @@ fn sampled_generation_replays_bit_for_bit_across_runs_and_loads() {
     eprintln!("seed 1234: {:?}\nseed 99: {:?}", first.text, other.text);
 }
 
+/// The kernels split work by output rows and compute each value in one order, so the fast
+/// profile (all cores) generates exactly what the one-thread profile does.
 #[test]
-fn the_fast_profile_reports_its_threads() {
+fn the_fast_profile_reports_its_threads_and_generates_the_same_tokens() {
     let Some(model) = loaded() else { return };
     let fast = run(&model, Profile::Fast, 8, SamplingParams::greedy());
     let one = run(&model, Profile::Deterministic, 8, SamplingParams::greedy());
@@ -282,6 +295,17 @@ fn the_fast_profile_reports_its_threads() {
         fast.timings.decode_tokens_per_second,
         one.timings.decode_tokens_per_second,
         fast.completion_tokens == one.completion_tokens
+    );
+    assert_eq!(fast.completion_tokens, one.completion_tokens);
+    let sampling = SamplingParams {
+        temperature: 0.9,
+        top_p: 0.95,
+        top_k: 0,
+        seed: 77,
+    };
+    assert_eq!(
+        run(&model, Profile::Fast, 16, sampling).completion_tokens,
+        run(&model, Profile::Deterministic, 16, sampling).completion_tokens
     );
 }
 
@@ -300,11 +324,11 @@ fn rayon_threads() -> usize {
 #[test]
 fn a_prompt_longer_than_the_context_is_refused_naming_the_limit() {
     let Some(model) = loaded() else { return };
-    let long = "word ".repeat(5000);
+    let long = "word ".repeat(9000);
     let (_, prompt_tokens) = model
         .chat_prompt(&[Message::new(Role::User, long)], true)
         .unwrap();
-    assert!(prompt_tokens.len() > 4096);
+    assert!(prompt_tokens.len() > 8192);
     let mut session = model.session(Profile::Deterministic).unwrap();
     let request = GenerateRequest {
         prompt_tokens,
@@ -317,13 +341,13 @@ fn a_prompt_longer_than_the_context_is_refused_naming_the_limit() {
         matches!(
             err,
             LlmError::PromptTooLong {
-                context_length: 4096,
+                context_length: 8192,
                 ..
             }
         ),
         "{err}"
     );
-    assert!(err.to_string().contains("4096"), "{err}");
+    assert!(err.to_string().contains("8192"), "{err}");
     assert_eq!(session.kv_cache_bytes(), 0, "nothing was run");
 }
 

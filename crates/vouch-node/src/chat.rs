@@ -884,9 +884,12 @@ impl Node {
                 let flag = cancel.clone();
                 let g = tokio::task::spawn_blocking(move || {
                     let _slot = slot;
-                    let mut session = llm.session(profile)?;
-                    vouch_llm::generate(
-                        &mut session,
+                    // Through the model's batcher: this chat's decode steps share one pass over
+                    // the weights with the other chats on the model, and give the tokens it
+                    // would alone.
+                    vouch_llm::generate_batched(
+                        &llm,
+                        profile,
                         &request,
                         &|| flag.load(Ordering::Relaxed),
                         &mut |ev| {

@@ -38,7 +38,8 @@ pub struct LlmSettings {
     pub kv_budget_mib: u64,
     /// Models kept loaded (least recently used dropped first).
     pub max_loaded: usize,
-    /// `deterministic` (one-thread kernels: replayable bit for bit) or `fast` (all cores).
+    /// `deterministic` (one kernel thread per model) or `fast` (all cores). Both replay bit
+    /// for bit: the kernels compute every value in one order whatever the threads or the batch.
     pub profile: vouch_llm::Profile,
     /// How long a chat waits for a free slot before 503.
     pub queue_wait_ms: u64,
