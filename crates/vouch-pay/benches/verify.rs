@@ -44,6 +44,26 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_stateless", |b| {
         b.iter(|| verify_exact(black_box(&payment), &req, Some(system_now())).expect("valid"))
     });
+    // upto: Permit2 typed data (nested structs) + recovery, for a metered offer.
+    let metered = terms.offer_metered(
+        U256::from(5000u64),
+        ResourceInfo {
+            url: "http://127.0.0.1:8080/v1/chat/completions".into(),
+            description: None,
+            mime_type: None,
+        },
+    );
+    let pr = metered.payment_required_v2(None);
+    let upto_payment =
+        vouch_pay::payer::sign_upto_payment(&signer, &pr, &metered.v2[0], system_now())
+            .expect("sign upto");
+    let upto_req = metered.select(&upto_payment).expect("select upto");
+    g.bench_function("verify_upto_stateless", |b| {
+        b.iter(|| {
+            vouch_pay::upto::verify_upto(black_box(&upto_payment), &upto_req, Some(system_now()))
+                .expect("valid")
+        })
+    });
     g.bench_function("decode_select_verify", |b| {
         b.iter(|| {
             let p = PaymentPayload::decode_header(black_box(&h)).expect("decode");

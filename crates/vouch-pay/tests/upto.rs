@@ -291,3 +291,47 @@ async fn upto_refusals_carry_the_reference_codes_and_charge_nothing() {
     assert_eq!(node.balance(who.address()).await, U256::from(20_000u64));
     assert_eq!(node.balance(node.terms.pay_to).await, U256::ZERO);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upto_settles_over_the_standard_facilitator_api() {
+    // `vouch facilitator`'s wire: `/verify` with the maximum, `/settle` with the amount used in
+    // the requirements' `amount`, through the remote client over real sockets.
+    let facilitator_node = Node::new("upto-fac").await;
+    let who = payer();
+    facilitator_node.fund(who.address(), 9000).await;
+    let endpoint = serve_facilitator(facilitator_node.facilitator.clone()).await;
+    let remote =
+        vouch_pay::RemoteFacilitator::new(&endpoint.url, std::time::Duration::from_secs(5))
+            .unwrap();
+    let supported = remote.supported().await.unwrap();
+    assert!(supported.kinds.iter().any(|k| k.scheme == "upto"));
+    let offer = metered_offer(&facilitator_node);
+    let header = upto_header(&who, &offer, |_| {});
+    let payment = vouch_pay::PaymentPayload::decode_header(&header).unwrap();
+    let maximum = PaymentRequirements::V2(upto_requirement(&offer));
+    let v = remote.verify(&payment, &maximum).await.unwrap();
+    assert!(v.is_valid, "{v:?}");
+    let over = remote
+        .settle(&payment, &maximum.with_amount("5001"))
+        .await
+        .unwrap();
+    assert_eq!(
+        over.error_reason.as_deref(),
+        Some("invalid_upto_evm_payload_settlement_exceeds_amount")
+    );
+    let used = remote
+        .settle(&payment, &maximum.with_amount("321"))
+        .await
+        .unwrap();
+    assert!(used.success, "{used:?}");
+    assert_eq!(used.amount.as_deref(), Some("321"));
+    assert_eq!(
+        facilitator_node.balance(who.address()).await,
+        U256::from(9000 - 321u64)
+    );
+    let again = remote.verify(&payment, &maximum).await.unwrap();
+    assert_eq!(
+        again.invalid_reason.as_deref(),
+        Some("invalid_upto_evm_nonce_already_used")
+    );
+}
