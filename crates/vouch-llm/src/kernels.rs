@@ -179,34 +179,61 @@ impl WeightData {
     }
 
     /// `W[r] · x[b + k]` for k in 0..4: the weight row's blocks unpacked once for four
-    /// activation rows, each value computed exactly as [`WeightData::dot`] does.
-    fn dot4(&self, r: usize, cols: usize, act: &Activations<'_>, b: usize) -> [f32; 4] {
+    /// activation rows, each value computed exactly as [`WeightData::dot`] does. `d4`/`s4`
+    /// are the four rows' block scales (and sums) interleaved: `[block][k]`.
+    fn dot4(
+        &self,
+        r: usize,
+        cols: usize,
+        act: &Activations<'_>,
+        b: usize,
+        (d4, s4): (&[f32], &[f32]),
+    ) -> [f32; 4] {
         let nb = cols / BLOCK;
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             let qs = |k: usize| (b + k) * cols..(b + k + 1) * cols;
-            let bs = |k: usize| (b + k) * nb..(b + k + 1) * nb;
             match (self, act) {
-                (WeightData::Q4_1(w), Activations::Q8 { q, d, s }) => {
+                (WeightData::Q4_1(w), Activations::Q8 { q, .. }) => {
                     let row = &w[r * nb * Q4_1_BYTES..(r + 1) * nb * Q4_1_BYTES];
                     let ys = [0, 1, 2, 3].map(|k| &q[qs(k)]);
-                    let ds = [0, 1, 2, 3].map(|k| &d[bs(k)]);
-                    let ss = [0, 1, 2, 3].map(|k| &s[bs(k)]);
                     // SAFETY: the CPU has AVX2, FMA and F16C (checked above).
-                    return unsafe { avx2::dot_q4_1_q8_1_x4(row, ys, ds, ss) };
+                    return unsafe { avx2::dot_q4_1_q8_1_x4(row, ys, d4, s4) };
                 }
-                (WeightData::Q8_0(w), Activations::Q8 { q, d, .. }) => {
+                (WeightData::Q8_0(w), Activations::Q8 { q, .. }) => {
                     let row = &w[r * nb * Q8_0_BYTES..(r + 1) * nb * Q8_0_BYTES];
                     let ys = [0, 1, 2, 3].map(|k| &q[qs(k)]);
-                    let ds = [0, 1, 2, 3].map(|k| &d[bs(k)]);
                     // SAFETY: as above.
-                    return unsafe { avx2::dot_q8_0_q8_0_x4(row, ys, ds) };
+                    return unsafe { avx2::dot_q8_0_q8_0_x4(row, ys, d4) };
                 }
                 _ => {}
             }
         }
+        let _ = (d4, s4);
         [0, 1, 2, 3].map(|k| self.dot(r, cols, act, b + k))
     }
+}
+
+/// Group `g`'s slice of an [`interleave4`] array (empty if the array is).
+fn group4(v: &[f32], g: usize, nb: usize) -> &[f32] {
+    v.get(g * nb * 4..(g + 1) * nb * 4).unwrap_or(&[])
+}
+
+/// Per-block values of rows `4g..4g+4` side by side (`[g][block][k]`), for the four-row
+/// kernels' vector loads. Empty in, empty out.
+fn interleave4(v: &[f32], nb: usize, batch: usize) -> Vec<f32> {
+    if v.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(batch / 4 * nb * 4);
+    for g in 0..batch / 4 {
+        for i in 0..nb {
+            for k in 0..4 {
+                out.push(v[(4 * g + k) * nb + i]);
+            }
+        }
+    }
+    out
 }
 
 /// Output rows per task: a task reads its weight rows once for every activation row.
@@ -224,6 +251,13 @@ pub fn matmul(
     out: &mut [f32],
 ) {
     let act = w.prepare(x);
+    let nb = cols / BLOCK;
+    let (d4, s4) = match &act {
+        Activations::Q8 { d, s, .. } if batch >= 4 => {
+            (interleave4(d, nb, batch), interleave4(s, nb, batch))
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     let tasks = rows.div_ceil(ROWS_PER_TASK);
     let parts: Vec<Vec<f32>> = (0..tasks)
         .into_par_iter()
@@ -235,8 +269,9 @@ pub fn matmul(
             // cache), then the rest one by one.
             let mut b = 0;
             while b + 4 <= batch {
+                let scales = (group4(&d4, b / 4, nb), group4(&s4, b / 4, nb));
                 for r in r0..r1 {
-                    let v = w.dot4(r, cols, &act, b);
+                    let v = w.dot4(r, cols, &act, b, scales);
                     part[(r - r0) * batch + b..(r - r0) * batch + b + 4].copy_from_slice(&v);
                 }
                 b += 4;
@@ -432,25 +467,31 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q4_1_q8_1_x4(
-        w: &[u8],
-        q: [&[i8]; 4],
-        d: [&[f32]; 4],
-        s: [&[f32]; 4],
-    ) -> [f32; 4] {
-        let mut nb = w.len() / Q4_1_BYTES;
-        for k in 0..4 {
-            nb = nb.min(q[k].len() / BLOCK).min(d[k].len()).min(s[k].len());
+    pub unsafe fn dot_q4_1_q8_1_x4(w: &[u8], q: [&[i8]; 4], d4: &[f32], s4: &[f32]) -> [f32; 4] {
+        let mut nb = (w.len() / Q4_1_BYTES).min(d4.len() / 4).min(s4.len() / 4);
+        for y in q {
+            nb = nb.min(y.len() / BLOCK);
         }
         let mask = _mm256_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); 4];
-        let mut summs = [0f32; 4];
+        let mut summs = _mm_setzero_ps();
+        let mut scale = [0f32; 4];
         for i in 0..nb {
             // SAFETY: i < nb keeps every read inside the slices.
             unsafe {
                 let blk = w.as_ptr().add(i * Q4_1_BYTES);
                 let (dw, mw) = (f16(blk), f16(blk.add(2)));
+                // dw × d_k for the four rows at once (the same products as one by one), and
+                // summs_k + mw × s_k, a multiply then an add, as the scalar code rounds them.
+                _mm_storeu_ps(
+                    scale.as_mut_ptr(),
+                    _mm_mul_ps(_mm_set1_ps(dw), _mm_loadu_ps(d4.as_ptr().add(4 * i))),
+                );
+                summs = _mm_add_ps(
+                    summs,
+                    _mm_mul_ps(_mm_set1_ps(mw), _mm_loadu_ps(s4.as_ptr().add(4 * i))),
+                );
                 let packed = _mm_loadu_si128(blk.add(4) as *const __m128i);
                 let nibbles =
                     _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), mask);
@@ -458,31 +499,37 @@ mod avx2 {
                     let y = _mm256_loadu_si256(q[k].as_ptr().add(i * BLOCK) as *const __m256i);
                     let lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, y), ones);
                     acc[k] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(dw * *d[k].get_unchecked(i)),
+                        _mm256_broadcast_ss(&scale[k]),
                         _mm256_cvtepi32_ps(lanes),
                         acc[k],
                     );
-                    summs[k] += mw * *s[k].get_unchecked(i);
                 }
             }
         }
+        let mut m = [0f32; 4];
+        // SAFETY: `m` holds four floats.
+        unsafe { _mm_storeu_ps(m.as_mut_ptr(), summs) };
         // SAFETY: AVX2 is present (this function's precondition).
-        [0, 1, 2, 3].map(|k| unsafe { hsum(acc[k]) } + summs[k])
+        [0, 1, 2, 3].map(|k| unsafe { hsum(acc[k]) } + m[k])
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot_q8_0_q8_0_x4(w: &[u8], q: [&[i8]; 4], d: [&[f32]; 4]) -> [f32; 4] {
-        let mut nb = w.len() / Q8_0_BYTES;
-        for k in 0..4 {
-            nb = nb.min(q[k].len() / BLOCK).min(d[k].len());
+    pub unsafe fn dot_q8_0_q8_0_x4(w: &[u8], q: [&[i8]; 4], d4: &[f32]) -> [f32; 4] {
+        let mut nb = (w.len() / Q8_0_BYTES).min(d4.len() / 4);
+        for y in q {
+            nb = nb.min(y.len() / BLOCK);
         }
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); 4];
+        let mut scale = [0f32; 4];
         for i in 0..nb {
             // SAFETY: i < nb keeps every read inside the slices.
             unsafe {
                 let blk = w.as_ptr().add(i * Q8_0_BYTES);
-                let dw = f16(blk);
+                _mm_storeu_ps(
+                    scale.as_mut_ptr(),
+                    _mm_mul_ps(_mm_set1_ps(f16(blk)), _mm_loadu_ps(d4.as_ptr().add(4 * i))),
+                );
                 let x = _mm256_loadu_si256(blk.add(2) as *const __m256i);
                 let ax = _mm256_sign_epi8(x, x);
                 for k in 0..4 {
@@ -490,7 +537,7 @@ mod avx2 {
                     let lanes =
                         _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
                     acc[k] = _mm256_fmadd_ps(
-                        _mm256_set1_ps(dw * *d[k].get_unchecked(i)),
+                        _mm256_broadcast_ss(&scale[k]),
                         _mm256_cvtepi32_ps(lanes),
                         acc[k],
                     );

@@ -113,7 +113,7 @@ impl Sampler {
             keys.select_nth_unstable(k - 1);
             keys.truncate(k);
         }
-        keys.sort_unstable();
+        radix_sort(&mut keys);
         let order: Vec<u32> = keys.iter().map(|key| *key as u32).collect();
         let t = self.params.temperature;
         let max = f64::from(logits[order[0] as usize]) / t;
@@ -150,6 +150,34 @@ impl Sampler {
             }
         }
         order[kept - 1]
+    }
+}
+
+/// Sorts ascending: least-significant-byte-first counting passes, skipping a byte all keys
+/// share (a vocabulary's ids use two or three of the eight). The keys are distinct (each ends
+/// with its token id), so this is the one sorted order, whatever the algorithm.
+fn radix_sort(keys: &mut Vec<u64>) {
+    let mut other = vec![0u64; keys.len()];
+    for shift in (0..64).step_by(8) {
+        let mut counts = [0usize; 256];
+        for k in keys.iter() {
+            counts[((k >> shift) & 0xFF) as usize] += 1;
+        }
+        if counts.contains(&keys.len()) {
+            continue;
+        }
+        let mut start = [0usize; 256];
+        let mut at = 0;
+        for (s, c) in start.iter_mut().zip(counts) {
+            *s = at;
+            at += c;
+        }
+        for k in keys.iter() {
+            let digit = ((k >> shift) & 0xFF) as usize;
+            other[start[digit]] = *k;
+            start[digit] += 1;
+        }
+        std::mem::swap(keys, &mut other);
     }
 }
 
@@ -259,9 +287,32 @@ mod tests {
             .enumerate()
             .map(|(i, l)| (u64::from(!ordered_bits(*l)) << 32) | i as u64)
             .collect();
-        keys.sort_unstable();
+        radix_sort(&mut keys);
         let ours: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
         assert_eq!(ours, spec);
+        // And on a vocabulary-sized stream with repeated values.
+        let mut state = 12345u64;
+        let many: Vec<f32> = (0..50_000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) % 2000) as f32 / 100.0 - 10.0
+            })
+            .collect();
+        let mut spec: Vec<u32> = (0..many.len() as u32).collect();
+        spec.sort_by(|&a, &b| {
+            many[b as usize]
+                .total_cmp(&many[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut keys: Vec<u64> = many
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (u64::from(!ordered_bits(*l)) << 32) | i as u64)
+            .collect();
+        radix_sort(&mut keys);
+        assert!(keys.iter().map(|k| *k as u32).eq(spec));
     }
 
     #[test]

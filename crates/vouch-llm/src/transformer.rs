@@ -14,7 +14,7 @@
 //! gemma3's scaled embedding, post-attention and post-FFN norms, GELU, and sliding-window
 //! layers with their own rotary base.
 
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 
 use candle_core::quantized::{GgmlDType, gguf_file};
 use candle_core::{Device, Error, Result};
@@ -57,18 +57,9 @@ impl Linear {
             return Err((a, b));
         }
         let w = match (a.w, b.w) {
-            (WeightData::Q4_1(mut x), WeightData::Q4_1(y)) => {
-                x.extend_from_slice(&y);
-                WeightData::Q4_1(x)
-            }
-            (WeightData::Q8_0(mut x), WeightData::Q8_0(y)) => {
-                x.extend_from_slice(&y);
-                WeightData::Q8_0(x)
-            }
-            (WeightData::F32(mut x), WeightData::F32(y)) => {
-                x.extend_from_slice(&y);
-                WeightData::F32(x)
-            }
+            (WeightData::Q4_1(x), WeightData::Q4_1(y)) => WeightData::Q4_1([x, y].concat()),
+            (WeightData::Q8_0(x), WeightData::Q8_0(y)) => WeightData::Q8_0([x, y].concat()),
+            (WeightData::F32(x), WeightData::F32(y)) => WeightData::F32([x, y].concat()),
             (x, y) => {
                 return Err((Linear { w: x, ..a }, Linear { w: y, ..b }));
             }
@@ -259,18 +250,41 @@ impl<R: Read + Seek> Loader<'_, R> {
     /// A matrix `[rows, cols]`: Q4_1 and Q8_0 kept as the file's blocks, F32 as is, anything
     /// else dequantized to f32 (no kernel here for it; batch-invariant all the same).
     fn matrix(&mut self, name: &str) -> Result<(WeightData, usize, usize)> {
-        let t = self.ct.tensor(self.reader, name, &Device::Cpu)?;
-        let (rows, cols) = t.shape().dims2()?;
-        let w = match t.dtype() {
-            GgmlDType::Q4_1 => WeightData::Q4_1(t.data()?.into_owned()),
-            GgmlDType::Q8_0 => WeightData::Q8_0(t.data()?.into_owned()),
-            _ => WeightData::F32(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?),
+        let info = self
+            .ct
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| Error::Msg(format!("tensor {name} is missing")))?;
+        let (rows, cols) = info.shape.dims2()?;
+        let block_bytes = match info.ggml_dtype {
+            GgmlDType::Q4_1 => Some(kernels::Q4_1_BYTES),
+            GgmlDType::Q8_0 => Some(kernels::Q8_0_BYTES),
+            _ => None,
         };
-        if cols % kernels::BLOCK != 0 && !matches!(w, WeightData::F32(_)) {
+        let Some(block_bytes) = block_bytes else {
+            let t = self.ct.tensor(self.reader, name, &Device::Cpu)?;
+            let w = t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+            return Ok((WeightData::F32(w), rows, cols));
+        };
+        if cols % kernels::BLOCK != 0 {
             return Err(Error::Msg(format!(
                 "{name}: {cols} columns is not whole blocks"
             )));
         }
+        // Read straight from the file into a buffer of the exact size (the GGUF gate checked
+        // the range): no intermediate copy to free, so loading leaves no heap holes behind.
+        let bytes = (rows * (cols / kernels::BLOCK))
+            .checked_mul(block_bytes)
+            .ok_or_else(|| Error::Msg(format!("{name} is too large")))?;
+        let mut data = vec![0u8; bytes];
+        self.reader
+            .seek(SeekFrom::Start(self.ct.tensor_data_offset + info.offset))?;
+        self.reader.read_exact(&mut data)?;
+        let w = if block_bytes == kernels::Q4_1_BYTES {
+            WeightData::Q4_1(data)
+        } else {
+            WeightData::Q8_0(data)
+        };
         Ok((w, rows, cols))
     }
 

@@ -209,7 +209,8 @@ fn greedy_generation_matches_llama_cpp() {
     // the 8-bit activation quantization after each norm turns those bits into logprob
     // differences of a few hundredths of a nat. A greedy path may so fork where the model's top
     // two are nearly tied: the poem's first token is one (an f64 forward pass without
-    // quantization, tests/interop/llm, puts its top two 0.012 nats apart; llama.cpp 0.071).
+    // quantization, tests/interop/llm/numpy_llama_ref.py, puts its top two 0.012 nats apart;
+    // llama.cpp 0.071).
     // What is asserted: the first and third chats match for at least 24 tokens (the first to
     // its end token); wherever a chat forks, our token is llama.cpp's runner-up by less than
     // 0.25 nats — a near-tie, not a different model.
