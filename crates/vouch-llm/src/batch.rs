@@ -36,6 +36,7 @@ struct Job {
     sampling: SamplingParams,
     stop: Arc<AtomicBool>,
     tokens: Sender<TokenResult>,
+    batch: Arc<AtomicUsize>,
 }
 
 struct Active {
@@ -46,6 +47,8 @@ struct Active {
     budget: usize,
     stop: Arc<AtomicBool>,
     tokens: Sender<TokenResult>,
+    /// The most sequences any step of this one carried (itself included).
+    batch: Arc<AtomicUsize>,
 }
 
 /// The scheduler of one model (see the module doc). Dropping it ends the thread once its
@@ -68,6 +71,14 @@ impl std::fmt::Debug for Batcher {
 pub struct Submitted {
     pub(crate) tokens: Receiver<TokenResult>,
     stop: Arc<AtomicBool>,
+    batch: Arc<AtomicUsize>,
+}
+
+impl Submitted {
+    /// The most sequences one step of this sequence carried so far (1: it ran alone).
+    pub fn largest_batch(&self) -> usize {
+        self.batch.load(Ordering::Relaxed).max(1)
+    }
 }
 
 impl Drop for Submitted {
@@ -123,19 +134,25 @@ impl Batcher {
         // Unbounded (at most `budget` tokens): the scheduler never waits on a slow reader.
         let (tokens, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let batch = Arc::new(AtomicUsize::new(0));
         let job = Job {
             prompt,
             budget,
             sampling,
             stop: Arc::clone(&stop),
             tokens,
+            batch: Arc::clone(&batch),
         };
         let queue = self
             .queue
             .lock()
             .map_err(|_| LlmError::Engine("batcher queue poisoned".into()))?;
         match queue.as_ref().map(|q| q.try_send(job)) {
-            Some(Ok(())) => Ok(Submitted { tokens: rx, stop }),
+            Some(Ok(())) => Ok(Submitted {
+                tokens: rx,
+                stop,
+                batch,
+            }),
             Some(Err(TrySendError::Full(_))) => Err(LlmError::Busy),
             Some(Err(TrySendError::Disconnected(_))) | None => {
                 Err(LlmError::Engine("the batcher thread has stopped".into()))
@@ -188,7 +205,9 @@ fn run(
                 budget: job.budget,
                 stop: job.stop,
                 tokens: job.tokens,
+                batch: job.batch,
             };
+            seq.batch.fetch_max(1, Ordering::Relaxed);
             // Prefill: a step of its own.
             let logits = pool.install(|| {
                 weights.forward(&mut [Step {
@@ -207,6 +226,9 @@ fn run(
             continue;
         }
         largest.fetch_max(active.len(), Ordering::Relaxed);
+        for seq in &active {
+            seq.batch.fetch_max(active.len(), Ordering::Relaxed);
+        }
         let lasts: Vec<[u32; 1]> = active.iter().map(|s| [s.last]).collect();
         let logits = {
             let mut steps: Vec<Step<'_>> = active

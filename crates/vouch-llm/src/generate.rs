@@ -77,6 +77,9 @@ pub struct Generation {
     pub sampling: SamplingParams,
     pub profile: Profile,
     pub threads: usize,
+    /// The most sequences one engine step of this generation carried (1: it ran alone). With
+    /// batch-invariant kernels it changes no token; the receipt states it all the same.
+    pub batch: usize,
     pub timings: Timings,
 }
 
@@ -247,7 +250,7 @@ pub fn generate_batched(
             .recv()
             .map_err(|_| LlmError::Engine("the batcher ended the sequence early".into()))?
     };
-    drive(
+    let mut g = drive(
         model,
         request,
         budget,
@@ -255,7 +258,9 @@ pub fn generate_batched(
         cancelled,
         on_token,
         &mut next,
-    )
+    )?;
+    g.batch = submitted.as_ref().map_or(1, |s| s.largest_batch());
+    Ok(g)
 }
 
 /// The generation loop over a token source: `next(None)` runs the prompt and gives the first
@@ -345,6 +350,7 @@ fn drive(
         sampling: request.sampling,
         profile,
         threads,
+        batch: 1,
         timings: Timings {
             prefill_ms,
             decode_ms,

@@ -119,6 +119,14 @@ fn three_sequences_in_one_batch_generate_what_each_generates_alone() {
             batcher.largest_batch() >= 2,
             "the sequences never shared a step"
         );
+        // What each generation reports (the receipt's `engine.profile.batch`): a sequence that
+        // shared a step says so, and none claims more than the batcher ever carried.
+        assert!(
+            batched.iter().any(|g| g.batch >= 2),
+            "no sequence says it shared a step"
+        );
+        assert!(batched.iter().all(|g| g.batch <= batcher.largest_batch()));
+        assert!(solo.iter().all(|g| g.batch == 1));
     }
 }
 

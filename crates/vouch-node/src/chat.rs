@@ -278,7 +278,7 @@ impl Produced {
                 profile: ExecProfile {
                     threads: u32::try_from(g.threads).unwrap_or(u32::MAX),
                     deterministic: profile == vouch_llm::Profile::Deterministic,
-                    batch: 1,
+                    batch: u32::try_from(g.batch).unwrap_or(u32::MAX),
                 },
             },
             tokens: Some((g.prompt_tokens, g.completion_tokens)),
