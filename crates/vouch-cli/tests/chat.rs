@@ -14,43 +14,12 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Node, text};
+use common::{Node, python, smollm2, text};
 use serde_json::{Value, json};
 use vouch_core::NodeKey;
 use vouch_core::chat::ChatBundle;
 use vouch_verify::Evidence;
 use vouch_verify::{StreamVerifier, bundle_in_response, verify_chat_bundle};
-
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("VOUCH_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/vouch"),
-    }
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let path = cache_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    let why = format!("{} is missing: run tests/setup/llm.sh", path.display());
-    if std::env::var("VOUCH_REQUIRE_LLM").as_deref() == Ok("1") {
-        panic!("VOUCH_REQUIRE_LLM=1: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
-fn python() -> String {
-    std::env::var("VOUCH_PYTHON").unwrap_or_else(|_| {
-        let venv = cache_dir().join("venv/bin/python");
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".into()
-        }
-    })
-}
 
 /// A node with SmolLM2 registered as `smollm2@1` through the CLI; the CLI's own report checked.
 fn node_with_smollm2(gguf: &std::path::Path) -> Node {

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Node, text};
+use common::{Node, python, smollm2, text};
 use serde_json::{Value, json};
 use vouch_core::NodeKey;
 use vouch_core::chat::ChatBundle;
@@ -35,37 +35,6 @@ const SIGNED: u64 = 100;
 const PROMPT: u64 = 2;
 const COMPLETION: u64 = 5;
 const MAX_TOKENS: u64 = 12;
-
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("VOUCH_CACHE") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/vouch"),
-    }
-}
-
-fn smollm2() -> Option<PathBuf> {
-    let path = cache_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    let why = format!("{} is missing: run tests/setup/llm.sh", path.display());
-    if std::env::var("VOUCH_REQUIRE_LLM").as_deref() == Ok("1") {
-        panic!("VOUCH_REQUIRE_LLM=1: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
-fn python() -> String {
-    std::env::var("VOUCH_PYTHON").unwrap_or_else(|_| {
-        let venv = cache_dir().join("venv/bin/python");
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".into()
-        }
-    })
-}
 
 /// A paid node (built-in ledger) with SmolLM2 registered as `smollm2@1`; `token_prices` adds
 /// its per-token prices to `[pay.prices]`.

@@ -20,10 +20,7 @@ const SENTENCE: &str = "Vouch proves which model produced this answer.";
 fn minilm() -> Option<PathBuf> {
     let path = std::env::var("VOUCH_MINILM")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/vouch/models/minilm.onnx")
-        });
+        .unwrap_or_else(|_| common::cache_dir().join("models/minilm.onnx"));
     if path.exists() {
         return Some(path);
     }
@@ -159,12 +156,7 @@ fn text_is_embedded_by_the_model_with_its_own_tokenizer_and_receipted() {
     assert_eq!(err["error"]["reason"], "not_embedding", "{err}");
 
     // The official Python SDK, base URL changed only (it asks for base64 and decodes it).
-    let python = std::env::var("VOUCH_PYTHON").unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default())
-            .join(".cache/vouch/venv/bin/python")
-            .display()
-            .to_string()
-    });
+    let python = common::python();
     let script = r#"
 import json, sys, openai
 c = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="not-needed", max_retries=0)

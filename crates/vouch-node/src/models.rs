@@ -87,30 +87,25 @@ impl Node {
             false
         } else {
             // Checked by its engine layer first: nothing is stored unless the model passes.
-            let (row, compiled) = if is_upstream {
-                let d = crate::gateway::parse_descriptor(&bytes, self.llms.gateway.keys())?;
-                let row = NewModel {
-                    digest,
-                    size_bytes: bytes.len() as u64,
-                    engine: crate::gateway::UPSTREAM_ENGINE.into(),
-                    signature: vouch_core::ModelSignature {
-                        inputs: Vec::new(),
-                        outputs: Vec::new(),
-                    },
-                    llm_facts: Some(serde_json::to_string(&d).map_err(NodeError::internal)?),
+            let (row, compiled) = if is_llm {
+                // An LLM's row: no tensor signature; its facts (the GGUF's, or the upstream
+                // descriptor) as JSON.
+                let (engine, facts) = if is_upstream {
+                    let d = crate::gateway::parse_descriptor(&bytes, self.llms.gateway.keys())?;
+                    (crate::gateway::UPSTREAM_ENGINE, serde_json::to_string(&d))
+                } else {
+                    let facts = crate::llm::inspect(bytes.clone()).await?;
+                    (crate::llm::LLM_ENGINE, serde_json::to_string(&facts))
                 };
-                (row, None)
-            } else if is_llm {
-                let facts = crate::llm::inspect(bytes.clone()).await?;
                 let row = NewModel {
                     digest,
                     size_bytes: bytes.len() as u64,
-                    engine: crate::llm::LLM_ENGINE.into(),
+                    engine: engine.into(),
                     signature: vouch_core::ModelSignature {
                         inputs: Vec::new(),
                         outputs: Vec::new(),
                     },
-                    llm_facts: Some(serde_json::to_string(&facts).map_err(NodeError::internal)?),
+                    llm_facts: Some(facts.map_err(NodeError::internal)?),
                 };
                 (row, None)
             } else {

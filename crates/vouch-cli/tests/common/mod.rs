@@ -283,3 +283,38 @@ pub fn http_client() -> reqwest::blocking::Client {
     vouch_pay::http::install_tls_provider();
     reqwest::blocking::Client::new()
 }
+
+/// `$VOUCH_CACHE`, else `~/.cache/vouch`: where the setup scripts put models and the venv.
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("VOUCH_CACHE") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/vouch"),
+    }
+}
+
+/// The SmolLM2 GGUF `tests/setup/llm.sh` extracts; missing, the test says why and passes,
+/// unless `VOUCH_REQUIRE_LLM=1` (scripts/test.sh).
+pub fn smollm2() -> Option<PathBuf> {
+    let path = cache_dir().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    let why = format!("{} is missing: run tests/setup/llm.sh", path.display());
+    if std::env::var("VOUCH_REQUIRE_LLM").as_deref() == Ok("1") {
+        panic!("VOUCH_REQUIRE_LLM=1: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// The Python with the interop packages: `$VOUCH_PYTHON`, else the cache's venv.
+pub fn python() -> String {
+    std::env::var("VOUCH_PYTHON").unwrap_or_else(|_| {
+        let venv = cache_dir().join("venv/bin/python");
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    })
+}

@@ -62,13 +62,7 @@ pub async fn chat_completions(
     request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let limits = &st.node.config.limits;
-    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
-    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
-    // Read from the parsed tree in place: the tree itself is what the receipt commits to.
-    let request = ChatCompletionRequest::deserialize(&value)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("chat request: {e}")))?;
-    let tiers = tiers_of(&value)?;
+    let (value, request, tiers) = read_request(&st, body, "chat request")?;
     let answer = st
         .node
         .chat(ChatCall {
@@ -97,12 +91,7 @@ pub async fn completions(
     request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let limits = &st.node.config.limits;
-    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
-    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
-    let request = CompletionRequest::deserialize(&value)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("completion request: {e}")))?;
-    let tiers = tiers_of(&value)?;
+    let (value, request, tiers) = read_request(&st, body, "completion request")?;
     let answer = st
         .node
         .complete(CompletionCall {
@@ -113,6 +102,22 @@ pub async fn completions(
         })
         .await?;
     Ok(respond(answer))
+}
+
+/// The body parsed once, the typed request read from the tree in place (the tree itself is
+/// what the receipt commits to), and the tiers it asks for.
+pub(crate) fn read_request<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<(Value, T, Vec<Tier>), ApiError> {
+    let limits = &st.node.config.limits;
+    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
+    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
+    let request = T::deserialize(&value)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{what}: {e}")))?;
+    let tiers = tiers_of(&value)?;
+    Ok((value, request, tiers))
 }
 
 /// Settlement headers of a paid answer.

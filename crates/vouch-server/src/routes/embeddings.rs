@@ -8,14 +8,10 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::Value;
 use vouch_api::openai::{EmbeddingRequest, EmbeddingResponse};
-use vouch_core::ErrorCode;
 use vouch_node::embeddings::EmbeddingCall;
 
 use crate::error::ApiError;
-use crate::routes::body_or_error;
 use crate::state::AppState;
 
 /// Embeds text (with the tokenizer the model's file carries) or token ids in one ONNX run.
@@ -34,12 +30,8 @@ pub async fn embeddings(
     request_headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(HeaderMap, Json<EmbeddingResponse>), ApiError> {
-    let limits = &st.node.config.limits;
-    let body = body_or_error(body, limits.max_body_bytes, ErrorCode::PayloadTooLarge)?;
-    let value: Value = crate::json::parse(&body, "invalid request JSON")?;
-    let request = EmbeddingRequest::deserialize(&value)
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("embeddings request: {e}")))?;
-    let tiers = crate::routes::chat::tiers_of(&value)?;
+    let (_, request, tiers): (_, EmbeddingRequest, _) =
+        crate::routes::chat::read_request(&st, body, "embeddings request")?;
     let done = st
         .node
         .embed(EmbeddingCall {
