@@ -414,6 +414,23 @@ fn check_sdk_answers(peer: &str, got: &Value, key: NodeKey, weights: &[u8]) {
     }
     let failure = failure.expect("a gap is caught");
     assert_eq!(failure.index(), Some(2), "{peer}: {failure}");
+
+    // Legacy completions through the SDK, verified against the body the SDK sent.
+    let legacy = &got["legacy"];
+    assert_eq!(legacy["response"]["object"], "text_completion", "{peer}");
+    assert_eq!(
+        legacy["sdk_text"], legacy["response"]["choices"][0]["text"],
+        "{peer}"
+    );
+    let sent = serde_json::to_vec(&legacy["request"]).unwrap();
+    let bundle = bundle_in_response(&legacy["response"]).unwrap();
+    verify_chat_bundle(
+        &bundle,
+        Some(&sent),
+        Some(&legacy["response"]),
+        &evidence(key, weights),
+    )
+    .unwrap_or_else(|e| panic!("{peer}: legacy: {e}"));
 }
 
 #[test]
@@ -468,6 +485,14 @@ fn bad_chat_requests_get_a_stable_code_and_a_message() {
         );
     }
     // A prompt longer than the context names the limit.
+    // Invalid UTF-8 in the body: 400, not a panic or a lossy reading.
+    let (status, raw) = post_raw(
+        &node,
+        b"{\"model\": \"smollm2@1\", \"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}",
+    );
+    let answer: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
     let context = node.get("/v1/models/smollm2@1").1["model"]["llm"]["context_length"]
         .as_u64()
         .unwrap();

@@ -188,4 +188,34 @@ print(json.dumps({"vectors": [d.embedding for d in r.data], "usage": r.usage.pro
     for (i, want) in e.iter().enumerate() {
         assert_eq!(&floats(&sdk["vectors"][i]), want, "vector {i}");
     }
+
+    // The official JS SDK, likewise (tests/setup/openai.sh installs it).
+    let js = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/llm/js");
+    if !js.join("node_modules/openai/package.json").exists() {
+        assert!(
+            std::env::var("VOUCH_REQUIRE_INTEROP").as_deref() != Ok("1"),
+            "the npm openai SDK is required: run tests/setup/openai.sh"
+        );
+        eprintln!("SKIPPED: the npm openai SDK is missing");
+        return;
+    }
+    let script = r#"
+import OpenAI from "openai";
+const [base, input] = process.argv.slice(1);
+const c = new OpenAI({ baseURL: base + "/v1", apiKey: "not-needed", maxRetries: 0 });
+const r = await c.embeddings.create({ model: "minilm@1", input: JSON.parse(input) });
+console.log(JSON.stringify({ vectors: r.data.map((d) => d.embedding), has_vouch: typeof r.vouch === "object" }));
+"#;
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", script, &node.url])
+        .arg(serde_json::to_string(&texts).unwrap())
+        .current_dir(&js)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sdk["has_vouch"], true);
+    for (i, want) in e.iter().enumerate() {
+        assert_eq!(&floats(&sdk["vectors"][i]), want, "npm vector {i}");
+    }
 }

@@ -60,4 +60,13 @@ with client.chat.completions.with_streaming_response.create(**stream_body) as re
     request = json.loads(resp.http_request.content)
     payloads = [line[len("data: "):] for line in resp.iter_lines() if line.startswith("data: ")]
 out["stream_raw"] = {"request": request, "payloads": payloads}
+# Legacy completions through the SDK: the same receipt kind, in `vouch`.
+legacy = dict(model=model, prompt="The capital of France is", max_tokens=8, temperature=0, seed=5)
+raw = client.completions.with_raw_response.create(**legacy)
+parsed = raw.parse()
+out["legacy"] = {
+    "request": json.loads(raw.http_request.content),
+    "response": json.loads(raw.http_response.text),
+    "sdk_text": parsed.choices[0].text,
+}
 print(json.dumps(out))

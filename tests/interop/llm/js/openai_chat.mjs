@@ -66,4 +66,8 @@ const payloads = text
   .filter((l) => l.startsWith("data: "))
   .map((l) => l.slice("data: ".length));
 out.stream_raw = { request: JSON.parse(sentBody), payloads };
+// Legacy completions through the SDK: the same receipt kind, in `vouch`.
+const legacy = { model, prompt: "The capital of France is", max_tokens: 8, temperature: 0, seed: 5 };
+const parsed = await recording.completions.create(legacy);
+out.legacy = { request: JSON.parse(sentBody), response: JSON.parse(rawAnswer), sdk_text: parsed.choices[0].text };
 console.log(JSON.stringify(out));
