@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::Value;
 use vouch_api::openai::{ChatCompletionRequest, CompletionRequest};
 use vouch_core::{ErrorCode, Tier};
