@@ -67,6 +67,50 @@ fn post_raw(node: &Node, body: &[u8]) -> (u16, Vec<u8>) {
     (r.status().as_u16(), r.bytes().unwrap().to_vec())
 }
 
+/// A streamed answer as a client reads it: every chunk through the verifier as it arrives.
+struct Streamed {
+    verifier: StreamVerifier,
+    receipt: Option<ChatBundle>,
+    /// The content deltas joined.
+    text: String,
+    /// The raw SSE body, for `vouch verify`.
+    transcript: String,
+    /// Whether it ended with `[DONE]`.
+    done: bool,
+}
+
+fn read_stream(r: reqwest::blocking::Response) -> Streamed {
+    let mut out = Streamed {
+        verifier: StreamVerifier::new(),
+        receipt: None,
+        text: String::new(),
+        transcript: String::new(),
+        done: false,
+    };
+    for line in BufReader::new(r).lines() {
+        let line = line.unwrap();
+        out.transcript.push_str(&line);
+        out.transcript.push('\n');
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        if data == "[DONE]" {
+            out.done = true;
+            break;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        if v["object"] == "vouch.receipt" {
+            out.receipt = Some(bundle_in_response(&v).unwrap());
+            continue;
+        }
+        out.verifier.push(data.as_bytes()).unwrap();
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            out.text.push_str(t);
+        }
+    }
+    out
+}
+
 #[test]
 fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
     let Some(gguf) = smollm2() else { return };
@@ -203,32 +247,13 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let mut verifier = StreamVerifier::new();
-    let mut receipt: Option<ChatBundle> = None;
-    let mut text_seen = String::new();
-    let mut done = false;
-    let mut transcript = String::new();
-    for line in BufReader::new(r).lines() {
-        let line = line.unwrap();
-        transcript.push_str(&line);
-        transcript.push('\n');
-        let Some(data) = line.strip_prefix("data: ") else {
-            continue;
-        };
-        if data == "[DONE]" {
-            done = true;
-            break;
-        }
-        let v: Value = serde_json::from_str(data).unwrap();
-        if v["object"] == "vouch.receipt" {
-            receipt = Some(bundle_in_response(&v).unwrap());
-            continue;
-        }
-        verifier.push(data.as_bytes()).unwrap();
-        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
-            text_seen.push_str(t);
-        }
-    }
+    let Streamed {
+        verifier,
+        receipt,
+        text: text_seen,
+        transcript,
+        done,
+    } = read_stream(r);
     assert!(done, "the stream ends with [DONE]");
     let bundle = receipt.expect("a receipt event");
     // Greedy with the same prompt: the same text as the whole answer.
@@ -535,8 +560,7 @@ fn bad_chat_requests_get_a_stable_code_and_a_message() {
 fn a_client_that_leaves_stops_generation_and_what_was_generated_is_logged_as_cancelled() {
     let Some(gguf) = smollm2() else { return };
     let node = node_with_smollm2(&gguf);
-    let size = || node.get("/v1/log").1["size"].as_u64().unwrap();
-    let before = size();
+    let before = node.log_size();
     let body = json!({
         "model": "smollm2@1",
         "messages": [{"role": "user", "content": "Write a very long story about a dragon who learns to sail."}],
@@ -549,22 +573,8 @@ fn a_client_that_leaves_stops_generation_and_what_was_generated_is_logged_as_can
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let mut lines = BufReader::new(r).lines();
-    let mut chunks = 0;
-    while chunks < 3 {
-        if lines.next().unwrap().unwrap().starts_with("data: ") {
-            chunks += 1;
-        }
-    }
-    drop(lines); // the client leaves mid-stream
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while size() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no receipt was logged"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::leave_stream_after(r, 3); // the client leaves mid-stream
+    node.wait_log_past(before, std::time::Duration::from_secs(60));
     let (status, entry) = node.get(&format!("/v1/log/entries/{before}"));
     assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["kind"], "chat-receipt", "{entry}");
@@ -784,30 +794,14 @@ fn gateway_mode_forwards_to_a_real_upstream_and_says_the_model_is_not_proven() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let mut verifier = StreamVerifier::new();
-    let mut receipt = None;
-    let mut text_seen = String::new();
-    let mut transcript = String::new();
-    for line in BufReader::new(r).lines() {
-        let line = line.unwrap();
-        transcript.push_str(&line);
-        transcript.push('\n');
-        let Some(data) = line.strip_prefix("data: ") else {
-            continue;
-        };
-        if data == "[DONE]" {
-            break;
-        }
-        let v: Value = serde_json::from_str(data).unwrap();
-        if v["object"] == "vouch.receipt" {
-            receipt = Some(bundle_in_response(&v).unwrap());
-            continue;
-        }
-        verifier.push(data.as_bytes()).unwrap();
-        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
-            text_seen.push_str(t);
-        }
-    }
+    let Streamed {
+        verifier,
+        receipt,
+        text: text_seen,
+        transcript,
+        done,
+    } = read_stream(r);
+    assert!(done, "the stream ends with [DONE]");
     let bundle = receipt.expect("a receipt event");
     assert_eq!(text_seen, content);
     verifier.finish(&bundle, Some(&sent), &trusted).unwrap();

@@ -351,8 +351,7 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
             Box::new(move |p| p.deadline = U256::from(now - 1)),
         ),
     ];
-    let log_size = || node.get("/v1/log").1["size"].as_u64().unwrap();
-    let logged = log_size();
+    let logged = node.log_size();
     for (reason, tamper) in cases {
         let a = post(&node, &request, Some(&signed_upto(&key, &pr, tamper)));
         assert_eq!(a.status, 402, "{reason}: {}", a.body);
@@ -382,7 +381,7 @@ fn paid_chats_stream_settle_exact_at_the_maximum_and_refuse_bad_payments() {
         a.body
     );
     assert_eq!(balance(&node, payer), funded);
-    assert_eq!(log_size(), logged, "a refused payment ran nothing");
+    assert_eq!(node.log_size(), logged, "a refused payment ran nothing");
 
     // Paid (upto, signed here), whole: PAYMENT-RESPONSE names the amount; then its replay.
     let header = signed_upto(&key, &pr, |_| {});
@@ -494,8 +493,7 @@ fn a_paid_stream_the_client_leaves_settles_the_tokens_generated() {
     });
     let pr = payment_required(&post(&node, &body, None));
     let maximum: u64 = upto_of(&pr).amount.parse().unwrap();
-    let size = || node.get("/v1/log").1["size"].as_u64().unwrap();
-    let before = size();
+    let before = node.log_size();
     let signer = vouch_pay::payer::load_key(&key).unwrap();
     let now = vouch_pay::local::system_now();
     let payment = sign_upto_payment(&signer, &pr, &upto_of(&pr), now)
@@ -509,22 +507,8 @@ fn a_paid_stream_the_client_leaves_settles_the_tokens_generated() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let mut lines = BufReader::new(r).lines();
-    let mut chunks = 0;
-    while chunks < 3 {
-        if lines.next().unwrap().unwrap().starts_with("data: ") {
-            chunks += 1;
-        }
-    }
-    drop(lines); // the client leaves mid-stream
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while size() == before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no receipt was logged"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::leave_stream_after(r, 3); // the client leaves mid-stream
+    node.wait_log_past(before, std::time::Duration::from_secs(120));
     let (status, entry) = node.get(&format!("/v1/log/entries/{before}"));
     assert_eq!(status, 200, "{entry}");
     // The entry: a header line naming its kind, then the receipt's canonical JSON.

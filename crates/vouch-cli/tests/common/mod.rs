@@ -318,3 +318,34 @@ pub fn python() -> String {
         }
     })
 }
+
+/// Reads a streamed answer until `chunks` data events arrived, then leaves (drops the
+/// connection), as a client that stops reading mid-stream.
+pub fn leave_stream_after(r: reqwest::blocking::Response, chunks: usize) {
+    let mut lines = BufReader::new(r).lines();
+    let mut seen = 0;
+    while seen < chunks {
+        if lines.next().unwrap().unwrap().starts_with("data: ") {
+            seen += 1;
+        }
+    }
+}
+
+impl Node {
+    /// The transparency log's size.
+    pub fn log_size(&self) -> u64 {
+        self.get("/v1/log").1["size"].as_u64().unwrap()
+    }
+
+    /// Waits up to `within` for the log to grow past `before`.
+    pub fn wait_log_past(&self, before: u64, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.log_size() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no receipt was logged"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
