@@ -18,5 +18,11 @@ done
 export VOUCH_REQUIRE_INTEROP=1
 # The LLM engine's models and llama.cpp (tests/setup/llm.sh): required likewise.
 export VOUCH_REQUIRE_LLM=1
+# The services a cluster of nodes shares, real and local: PostgreSQL (tests/services), stopped
+# when the run ends; the store's conformance suite and the cluster tests require it.
+services="$(tests/services/postgres.sh start)"
+eval "$services"
+export VOUCH_TEST_POSTGRES VOUCH_REQUIRE_POSTGRES=1
+trap 'tests/services/postgres.sh stop "$VOUCH_TEST_POSTGRES_DIR"' EXIT
 
 cargo test --workspace --no-fail-fast

@@ -53,9 +53,19 @@ impl PayState {
         let terms = cfg.terms().map_err(|e| BootError::Pay(e.to_string()))?;
         let pay_store = Arc::new(
             // Settlements are synced by `make_durable`, beside the receipt's log commit.
-            SqlitePayStore::open(store.pool().clone(), SettleDurability::Deferred)
-                .await
-                .map_err(|e| BootError::Pay(e.to_string()))?,
+            SqlitePayStore::open(
+                store
+                    .pool()
+                    .ok_or_else(|| {
+                        BootError::Pay(
+                            "the ledger is not on PostgreSQL yet; use the SQLite default".into(),
+                        )
+                    })?
+                    .clone(),
+                SettleDurability::Deferred,
+            )
+            .await
+            .map_err(|e| BootError::Pay(e.to_string()))?,
         );
         // Claims: in memory with the built-in ledger (its settlement row is the durable
         // single-use record; see `vouch_pay::memory_claims`), durable with a remote facilitator

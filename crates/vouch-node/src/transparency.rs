@@ -92,6 +92,8 @@ pub enum LogBootError {
     Store(#[from] vouch_log::store::StoreError),
     #[error("log witness key {key:?}: {reason}")]
     Witness { key: String, reason: String },
+    #[error("the transparency log is not on PostgreSQL yet; use the SQLite default")]
+    NotOnPostgres,
 }
 
 /// Opens the log in the node's database, spawns its committer and timers, and appends any change
@@ -126,7 +128,8 @@ pub async fn boot(
     };
     let vkey = signer.key().to_vkey();
     let origin = signer.key().origin().to_string();
-    let log_store = SqliteLogStore::new(store.pool().clone()).await?;
+    let db = store.pool().ok_or(LogBootError::NotOnPostgres)?;
+    let log_store = SqliteLogStore::new(db.clone()).await?;
     let (log, committer) = Log::open(log_store, signer, config).await?;
     // Supervised: after a panic the committer serves again, re-reading the tree from the store.
     let committer = Arc::new(tokio::sync::Mutex::new(committer));

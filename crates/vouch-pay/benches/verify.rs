@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     let gate = rt.block_on(async {
         let store = vouch_store::Store::open(&dir).await.expect("store");
         let pay = Arc::new(
-            SqlitePayStore::new(store.pool().clone())
+            SqlitePayStore::new(store.pool().expect("sqlite").clone())
                 .await
                 .expect("pay store"),
         );
@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("store");
         Arc::new(
-            SqlitePayStore::new(store.pool().clone())
+            SqlitePayStore::new(store.pool().expect("sqlite").clone())
                 .await
                 .expect("pay store"),
         )

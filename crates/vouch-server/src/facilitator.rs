@@ -165,9 +165,15 @@ impl FacilitatorServer {
             })?;
         let store = Store::open(data_dir).await?;
         let ledger = Arc::new(
-            SqlitePayStore::new(store.pool().clone())
-                .await
-                .map_err(|e| BootError::Pay(e.to_string()))?,
+            // `Store::open` is the SQLite default: its pool is always there.
+            SqlitePayStore::new(
+                store
+                    .pool()
+                    .cloned()
+                    .ok_or_else(|| BootError::Pay("no SQLite ledger".into()))?,
+            )
+            .await
+            .map_err(|e| BootError::Pay(e.to_string()))?,
         );
         let asset = vouch_pay::verify::parse_address(&pay.asset).ok_or_else(|| {
             BootError::Pay(format!("pay.asset {:?} is not an address", pay.asset))

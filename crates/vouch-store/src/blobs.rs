@@ -31,6 +31,16 @@ impl BlobStore {
         })
     }
 
+    /// The configured blob store: `<data_dir>/blobs` when `url` is `None`.
+    pub async fn open(data_dir: &Path, url: Option<&str>) -> Result<Self> {
+        match url {
+            None => BlobStore::local(&data_dir.join("blobs")),
+            Some(url) => Err(StoreError::Config(format!(
+                "[store] blobs = {url:?}: only the local folder is supported yet"
+            ))),
+        }
+    }
+
     /// Stores `bytes` under their digest (written to a temporary file and renamed, so a crash
     /// never leaves a partial model under a valid name).
     pub async fn put_model(&self, digest: &ModelDigest, bytes: Bytes) -> Result<()> {

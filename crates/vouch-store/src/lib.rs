@@ -9,13 +9,15 @@ pub mod blobs;
 pub mod db;
 mod migrate;
 pub mod model_config;
+pub mod pg;
 pub mod policy;
 pub mod registry;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use blobs::BlobStore;
 pub use db::{Db, DbError, Synchronous};
+pub use pg::{Pg, PgError};
 pub use registry::{ModelRecord, NameChange, NamePointer, NewModel, PointerChangeRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,16 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] PgError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Pg(e.into())
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -45,10 +57,93 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Where a node keeps its state (`[store] database`): the embedded default, or the PostgreSQL
+/// database a cluster of nodes shares.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Database {
+    /// `<data_dir>/vouch.db` and its sidecar files: one node, no other service.
+    #[default]
+    Sqlite,
+    /// `postgres://…` (or `postgresql://…`): every stateful part in one shared database.
+    Postgres(String),
+}
+
+impl Database {
+    /// `sqlite` (or empty) for the embedded default, or a PostgreSQL URL.
+    pub fn parse(s: &str) -> Result<Database> {
+        let s = s.trim();
+        if s.is_empty() || s == "sqlite" {
+            return Ok(Database::Sqlite);
+        }
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Database::Postgres(s.to_owned()));
+        }
+        Err(StoreError::Config(format!(
+            "[store] database must be \"sqlite\" or a postgres:// URL, not {:?}",
+            redact_url(s)
+        )))
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite => f.write_str("sqlite"),
+            Database::Postgres(url) => write!(f, "{}", redact_url(url)),
+        }
+    }
+}
+
+/// What [`Store::open_with`] opens.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The node's own files (key, token; SQLite databases and the local blob folder by default).
+    pub data_dir: PathBuf,
+    pub database: Database,
+    /// Connections in the PostgreSQL pool of this process.
+    pub pg_connections: u32,
+    /// Where model bytes live: `None` is `<data_dir>/blobs`; otherwise an `object_store` URL
+    /// (`s3://bucket/prefix`, endpoint and credentials from the environment).
+    pub blobs: Option<String>,
+}
+
+impl StoreConfig {
+    /// The embedded default on `data_dir`.
+    pub fn local(data_dir: &Path) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.to_owned(),
+            database: Database::Sqlite,
+            pg_connections: 16,
+            blobs: None,
+        }
+    }
+}
+
+/// The database a store runs on.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite(Db),
+    Postgres(Pg),
+}
+
 /// The database and the blob store, opened together because every model lives in both.
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: Db,
+    pub(crate) backend: Backend,
     pub blobs: BlobStore,
 }
 
@@ -57,23 +152,59 @@ impl Store {
     /// A data dir created here is readable by this user only (0700) and so are the database
     /// files (0600); an existing dir or file keeps its mode.
     pub async fn open(data_dir: &Path) -> Result<Store> {
-        create_private_dir(data_dir)
-            .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
-        let db_path = data_dir.join("vouch.db");
-        let _lock = lock_beside(&db_path).await.map_err(DbError::from)?;
-        create_private_file(&db_path).map_err(DbError::from)?;
-        // FULL: a commit the server acknowledged survives power loss, not only a crash.
-        let pool = Db::pool(&db_path, Synchronous::Full, 8);
-        // Each owner's versions in their own range (core 1-99, log 100-199, pay 200-299), in
-        // one history table; the log and zk layers apply theirs when they start.
-        pool.call(|c| migrate::run(c, migrate::CORE)).await?;
-        let blobs = BlobStore::local(&data_dir.join("blobs"))?;
-        Ok(Store { pool, blobs })
+        Store::open_with(&StoreConfig::local(data_dir)).await
     }
 
-    /// The main database, for sibling modules (log, pay) that keep their own tables.
-    pub fn pool(&self) -> &Db {
-        &self.pool
+    /// Opens the configured database and blob store, and migrates the catalog's tables.
+    pub async fn open_with(config: &StoreConfig) -> Result<Store> {
+        let data_dir = &config.data_dir;
+        create_private_dir(data_dir)
+            .map_err(|e| StoreError::Blob(format!("{}: {e}", data_dir.display())))?;
+        let backend = match &config.database {
+            Database::Sqlite => {
+                let db_path = data_dir.join("vouch.db");
+                let _lock = lock_beside(&db_path).await.map_err(DbError::from)?;
+                create_private_file(&db_path).map_err(DbError::from)?;
+                // FULL: a commit the server acknowledged survives power loss, not only a crash.
+                let pool = Db::pool(&db_path, Synchronous::Full, 8);
+                // Each owner's versions in their own range (core 1-99, log 100-199, pay
+                // 200-299), in one history table; the log and zk layers apply theirs when they
+                // start.
+                pool.call(|c| migrate::run(c, migrate::CORE)).await?;
+                Backend::Sqlite(pool)
+            }
+            Database::Postgres(url) => {
+                let pg = Pg::connect(url, config.pg_connections).await?;
+                pg.migrate(pg::CORE).await?;
+                Backend::Postgres(pg)
+            }
+        };
+        let blobs = BlobStore::open(data_dir, config.blobs.as_deref()).await?;
+        Ok(Store { backend, blobs })
+    }
+
+    /// The database this store runs on, for sibling layers (log, pay, zk) that keep their own
+    /// tables in it.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The SQLite database of a part not yet on PostgreSQL (`what`), or a clear refusal.
+    pub(crate) fn sqlite_db(&self, what: &str) -> Result<&Db> {
+        self.pool().ok_or_else(|| {
+            StoreError::Config(format!(
+                "{what} are not on PostgreSQL yet; use the SQLite default"
+            ))
+        })
+    }
+
+    /// The SQLite database, for sibling modules (log, pay) that keep their own tables in it;
+    /// `None` on PostgreSQL.
+    pub fn pool(&self) -> Option<&Db> {
+        match &self.backend {
+            Backend::Sqlite(db) => Some(db),
+            Backend::Postgres(_) => None,
+        }
     }
 }
 
@@ -108,9 +239,20 @@ impl Store {
             "UPDATE {} SET log_index = ? WHERE seq = ? AND log_index IS NULL",
             outbox.table()
         );
-        self.pool
-            .run(move |c| c.execute(&sql, rusqlite::params![log_index, seq]))
-            .await?;
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                db.run(move |c| c.execute(&sql, rusqlite::params![log_index, seq]))
+                    .await?;
+            }
+            Backend::Postgres(pg) => {
+                let sql = sql.replacen("= ?", "= $1", 1).replacen("= ?", "= $2", 1);
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(log_index)
+                    .bind(seq)
+                    .execute(pg.pool())
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
@@ -199,7 +341,7 @@ mod tests {
         let d = vouch_core::Digest::of(b"cfg");
         let m = vouch_core::ModelDigest(vouch_core::Digest::of(b"model"));
         store.set_model_config(&m, "{}", &d).await.unwrap();
-        let _ledger = pay_store::SqlitePayStore::new(store.pool().clone())
+        let _ledger = pay_store::SqlitePayStore::new(store.pool().unwrap().clone())
             .await
             .unwrap();
         assert_eq!(mode(&dir), 0o700);

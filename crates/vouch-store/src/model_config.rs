@@ -7,7 +7,7 @@ use serde::Serialize;
 use vouch_core::{Digest, ModelDigest};
 
 use crate::db::columns;
-use crate::{Result, Store, StoreError, now_rfc3339};
+use crate::{Backend, Result, Store, StoreError, now_rfc3339, pg};
 
 /// A model's configuration now in force.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -29,7 +29,7 @@ pub struct ConfigChange {
     pub log_index: Option<i64>,
 }
 
-fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T>
+pub(crate) fn parse<T: std::str::FromStr>(s: &str, what: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -37,16 +37,18 @@ where
         .map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
 }
 
-fn json(s: &str) -> Result<serde_json::Value> {
+pub(crate) fn json(s: &str) -> Result<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored config: {e}")))
 }
 
-const CHANGE_COLUMNS: &str = "seq, model, config, config_digest, changed_at, log_index";
+pub(crate) const CHANGE_COLUMNS: &str = "seq, model, config, config_digest, changed_at, log_index";
 
 /// A `config_changes` row as stored.
-type RawChange = (i64, String, String, String, String, Option<i64>);
+pub(crate) type RawChange = (i64, String, String, String, String, Option<i64>);
 
-fn change((seq, model, config, digest, changed_at, log_index): RawChange) -> Result<ConfigChange> {
+pub(crate) fn change(
+    (seq, model, config, digest, changed_at, log_index): RawChange,
+) -> Result<ConfigChange> {
     Ok(ConfigChange {
         seq,
         model: parse(&model, "model digest")?,
@@ -66,10 +68,15 @@ impl Store {
         canonical: &str,
         digest: &Digest,
     ) -> Result<Option<ConfigChange>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => {
+                return pg::model_config::set_model_config(pg, model, canonical, digest).await;
+            }
+        };
         let (model, canonical, digest) =
             (model.to_string(), canonical.to_owned(), digest.to_string());
-        let row = self
-            .pool
+        let row = db
             .run(move |c| {
                 // IMMEDIATE: read-then-write under concurrent log commits (see `set_name`).
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -107,9 +114,12 @@ impl Store {
 
     /// The configuration in force for `model`, if any.
     pub async fn model_config(&self, model: &ModelDigest) -> Result<Option<ModelConfig>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::model_config::model_config(pg, model).await,
+        };
         let key = model.to_string();
-        let row: Option<(String, String, String)> = self
-            .pool
+        let row: Option<(String, String, String)> = db
             .run(move |c| {
                 c.prepare_cached(
                     "SELECT config, config_digest, updated_at FROM model_configs WHERE model = ?",
@@ -131,59 +141,23 @@ impl Store {
 
     /// Changes not yet in the transparency log, oldest first.
     pub async fn unlogged_config_changes(&self, limit: u32) -> Result<Vec<ConfigChange>> {
-        self.pool
-            .run(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {CHANGE_COLUMNS} FROM config_changes
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => {
+                return pg::model_config::unlogged_config_changes(pg, limit).await;
+            }
+        };
+        db.run(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM config_changes
                      WHERE log_index IS NULL ORDER BY seq LIMIT ?"
-                ))?
-                .query_map([i64::from(limit)], columns::<RawChange>)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?
-            .into_iter()
-            .map(change)
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[tokio::test]
-    async fn a_change_is_recorded_once_and_drained_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let m = ModelDigest(Digest::of(b"model"));
-        let cfg = r#"{"system_prompt":"be brief"}"#;
-        let d = Digest::of(cfg.as_bytes());
-        let c = store.set_model_config(&m, cfg, &d).await.unwrap().unwrap();
-        assert_eq!(c.config_digest, d);
-        assert!(store.set_model_config(&m, cfg, &d).await.unwrap().is_none());
-        assert_eq!(
-            store.model_config(&m).await.unwrap().unwrap().config_digest,
-            d
-        );
-        let unlogged = store.unlogged_config_changes(10).await.unwrap();
-        assert_eq!(unlogged.len(), 1);
-        store
-            .mark_logged(crate::LogOutbox::Config, c.seq, 7)
-            .await
-            .unwrap();
-        assert!(store.unlogged_config_changes(10).await.unwrap().is_empty());
-        let cfg2 = r#"{"system_prompt":"be verbose"}"#;
-        let d2 = Digest::of(cfg2.as_bytes());
-        store
-            .set_model_config(&m, cfg2, &d2)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            store.model_config(&m).await.unwrap().unwrap().config_digest,
-            d2
-        );
-        assert_eq!(store.unlogged_config_changes(10).await.unwrap().len(), 1);
+            ))?
+            .query_map([i64::from(limit)], columns::<RawChange>)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(change)
+        .collect()
     }
 }

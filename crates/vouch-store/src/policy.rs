@@ -8,8 +8,8 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use vouch_core::Tier;
 
-use crate::db::columns;
-use crate::{Result, Store, StoreError, now_rfc3339};
+use crate::db::{Db, columns};
+use crate::{Backend, Result, Store, StoreError, now_rfc3339, pg};
 
 /// A subject's current policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -34,7 +34,7 @@ pub struct PolicyChange {
     pub log_index: Option<i64>,
 }
 
-fn tier(s: Option<String>) -> Result<Option<Tier>> {
+pub(crate) fn tier(s: Option<String>) -> Result<Option<Tier>> {
     s.map(|s| {
         s.parse::<Tier>()
             .map_err(|e| StoreError::Corrupt(format!("policy tier: {e}")))
@@ -42,10 +42,10 @@ fn tier(s: Option<String>) -> Result<Option<Tier>> {
     .transpose()
 }
 
-const CHANGE_COLUMNS: &str = "seq, subject, min_tier, previous, changed_at, log_index";
+pub(crate) const CHANGE_COLUMNS: &str = "seq, subject, min_tier, previous, changed_at, log_index";
 
 /// A `policy_changes` row as stored.
-type RawChange = (
+pub(crate) type RawChange = (
     i64,
     String,
     Option<String>,
@@ -54,7 +54,7 @@ type RawChange = (
     Option<i64>,
 );
 
-fn change(
+pub(crate) fn change(
     (seq, subject, min_tier, previous, changed_at, log_index): RawChange,
 ) -> Result<PolicyChange> {
     Ok(PolicyChange {
@@ -81,9 +81,12 @@ impl Store {
         subject: &str,
         min_tier: Option<Tier>,
     ) -> Result<Option<PolicyChange>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::set_policy(pg, subject, min_tier).await,
+        };
         let subject = subject.to_owned();
-        let outcome = self
-            .pool
+        let outcome = db
             .call(move |c| {
                 // IMMEDIATE, as in `set_name`: read-then-write under concurrent log commits.
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -132,9 +135,12 @@ impl Store {
 
     /// The policies of these subjects that exist.
     pub async fn policies_for(&self, subjects: &[String]) -> Result<Vec<ModelPolicy>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::policies_for(pg, subjects).await,
+        };
         let subjects = subjects.to_vec();
-        let rows: Vec<(String, String, String)> = self
-            .pool
+        let rows: Vec<(String, String, String)> = db
             .run(move |c| {
                 let mut q = c.prepare_cached(
                     "SELECT subject, min_tier, updated_at FROM model_policies WHERE subject = ?",
@@ -165,7 +171,12 @@ impl Store {
 
     /// History entries after `after_seq`, oldest first.
     pub async fn policy_changes(&self, after_seq: i64, limit: u32) -> Result<Vec<PolicyChange>> {
-        self.changes(
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::policy_changes(pg, after_seq, limit).await,
+        };
+        changes(
+            db,
             "WHERE seq > ? ORDER BY seq LIMIT ?",
             vec![after_seq, i64::from(limit)],
         )
@@ -174,102 +185,31 @@ impl Store {
 
     /// Changes the transparency log has not recorded yet, oldest first.
     pub async fn unlogged_policy_changes(&self, limit: u32) -> Result<Vec<PolicyChange>> {
-        self.changes(
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::unlogged_policy_changes(pg, limit).await,
+        };
+        changes(
+            db,
             "WHERE log_index IS NULL ORDER BY seq LIMIT ?",
             vec![i64::from(limit)],
         )
         .await
     }
-
-    async fn changes(&self, tail: &'static str, args: Vec<i64>) -> Result<Vec<PolicyChange>> {
-        self.pool
-            .run(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {CHANGE_COLUMNS} FROM policy_changes {tail}"
-                ))?
-                .query_map(rusqlite::params_from_iter(args), columns::<RawChange>)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await?
-            .into_iter()
-            .map(change)
-            .collect()
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn changes_are_recorded_once_each_and_survive_reopen() {
-        let dir = tempfile_dir();
-        let store = Store::open(&dir).await.unwrap();
-        let c = store
-            .set_policy("mlp", Some(Tier::Tee))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.min_tier, c.previous), (Some(Tier::Tee), None));
-        assert!(
-            store
-                .set_policy("mlp", Some(Tier::Tee))
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let c = store
-            .set_policy("mlp", Some(Tier::Zk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((c.min_tier, c.previous), (Some(Tier::Zk), Some(Tier::Tee)));
-        let p = store
-            .policies_for(&["mlp".into(), "other".into()])
-            .await
-            .unwrap();
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].min_tier, Tier::Zk);
-        let c = store.set_policy("mlp", None).await.unwrap().unwrap();
-        assert_eq!((c.min_tier, c.previous), (None, Some(Tier::Zk)));
-        assert!(
-            store
-                .policies_for(&["mlp".into()])
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        drop(store);
-
-        let store = Store::open(&dir).await.unwrap();
-        let all = store.policy_changes(0, 100).await.unwrap();
-        assert_eq!(all.len(), 3);
-        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
-        let unlogged = store.unlogged_policy_changes(100).await.unwrap();
-        assert_eq!(unlogged.len(), 3);
-        store
-            .mark_logged(crate::LogOutbox::Policy, all[0].seq, 41)
-            .await
-            .unwrap();
-        let unlogged = store.unlogged_policy_changes(100).await.unwrap();
-        assert_eq!(unlogged.len(), 2);
-        assert_eq!(
-            store.policy_changes(0, 1).await.unwrap()[0].log_index,
-            Some(41)
-        );
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    fn tempfile_dir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "vouch-policy-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+async fn changes(db: &Db, tail: &'static str, args: Vec<i64>) -> Result<Vec<PolicyChange>> {
+    {
+        db.run(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM policy_changes {tail}"
+            ))?
+            .query_map(rusqlite::params_from_iter(args), columns::<RawChange>)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(change)
+        .collect()
     }
 }

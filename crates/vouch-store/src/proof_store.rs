@@ -11,7 +11,7 @@ use crate::{Result, Store, StoreError, now_rfc3339};
 
 /// Applies the zk migrations (other owners' versions are left alone).
 pub async fn migrate(store: &Store) -> Result<()> {
-    crate::migrate_locked(&store.pool, crate::migrate::ZK).await?;
+    crate::migrate_locked(store.sqlite_db("zk proof jobs")?, crate::migrate::ZK).await?;
     Ok(())
 }
 
@@ -144,7 +144,7 @@ impl Store {
             vk_digest.map(str::to_owned),
             info.map(str::to_owned),
         );
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "INSERT INTO zk_models (digest, status, reason, vk_digest, info, updated_at)
@@ -160,7 +160,7 @@ impl Store {
 
     /// Every model's zk row (the server keeps them in memory).
     pub async fn zk_models(&self) -> Result<Vec<ZkModelRow>> {
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .run(|c| {
                 c.prepare_cached(
                     "SELECT digest, status, reason, vk_digest, info, updated_at FROM zk_models",
@@ -177,7 +177,7 @@ impl Store {
     /// Registered models that have no zk row yet (registered before the zk tier was wired).
     pub async fn models_without_zk(&self) -> Result<Vec<ModelDigest>> {
         let rows: Vec<String> = self
-            .pool
+            .sqlite_db("zk proof jobs")?
             .run(|c| {
                 c.prepare_cached(
                     "SELECT digest FROM models WHERE digest NOT IN (SELECT digest FROM zk_models)",
@@ -199,7 +199,7 @@ impl Store {
             j.cancel_hash.to_string(),
             i64::try_from(j.estimate_ms).unwrap_or(i64::MAX),
         );
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "INSERT INTO zk_jobs (id, model, receipt_hash, receipt, inputs, cancel_hash, status,
@@ -223,7 +223,7 @@ impl Store {
 
     pub async fn zk_job(&self, id: &str) -> Result<Option<ZkJobRow>> {
         let id = id.to_owned();
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .call(move |c| {
                 c.prepare_cached(concat!(
                     "SELECT ",
@@ -240,7 +240,7 @@ impl Store {
     /// Jobs a restart must pick up again, oldest first: queued ones and those that were running
     /// when the node stopped (set back to queued).
     pub async fn requeue_open_zk_jobs(&self) -> Result<Vec<ZkJobRow>> {
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .call(|c| {
                 c.execute(
                     "UPDATE zk_jobs SET status = 'queued', stage = 'queued', progress = 0, started_at = NULL
@@ -263,7 +263,7 @@ impl Store {
     pub async fn start_zk_job(&self, id: &str) -> Result<bool> {
         let id = id.to_owned();
         let n = self
-            .pool
+            .sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "UPDATE zk_jobs SET status = 'running', stage = 'starting', started_at = ?
@@ -277,7 +277,7 @@ impl Store {
 
     pub async fn zk_job_progress(&self, id: &str, stage: &str, progress: f64) -> Result<()> {
         let (id, stage) = (id.to_owned(), stage.to_owned());
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "UPDATE zk_jobs SET stage = ?, progress = ? WHERE id = ? AND status = 'running'",
@@ -293,7 +293,7 @@ impl Store {
         let (id, evidence) = (id.to_owned(), evidence.to_owned());
         let prove_ms = i64::try_from(prove_ms).unwrap_or(i64::MAX);
         let n = self
-            .pool
+            .sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "UPDATE zk_jobs SET status = 'done', stage = 'done', progress = 1, evidence = ?,
@@ -320,7 +320,7 @@ impl Store {
             id.to_owned(),
         );
         let n = self
-            .pool
+            .sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.prepare_cached(
                     "UPDATE zk_jobs SET status = ?, error_code = ?, error = ?, finished_at = ?
@@ -337,7 +337,7 @@ impl Store {
     pub async fn purge_ended_zk_jobs(&self, cutoff: std::time::SystemTime) -> Result<u64> {
         let cutoff = humantime::format_rfc3339_millis(cutoff).to_string();
         let n = self
-            .pool
+            .sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.execute(
                     "DELETE FROM zk_jobs WHERE status IN ('done', 'failed', 'cancelled')
@@ -352,7 +352,7 @@ impl Store {
     /// Adds a note (e.g. the refund of the request's payment) to an ended job's error text.
     pub async fn note_zk_job(&self, id: &str, note: &str) -> Result<()> {
         let (id, note) = (id.to_owned(), note.to_owned());
-        self.pool
+        self.sqlite_db("zk proof jobs")?
             .run(move |c| {
                 c.execute(
                     "UPDATE zk_jobs SET error = COALESCE(error, '') || ? WHERE id = ? AND status IN ('failed', 'cancelled')",
@@ -468,10 +468,10 @@ mod tests {
                     tokio::spawn(async move {
                         let store = Store::open(&dir).await?;
                         migrate(&store).await?;
-                        crate::log_store::migrate(store.pool())
+                        crate::log_store::migrate(store.pool().unwrap())
                             .await
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        crate::pay_store::SqlitePayStore::new(store.pool().clone())
+                        crate::pay_store::SqlitePayStore::new(store.pool().unwrap().clone())
                             .await
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                         Ok::<_, StoreError>(())

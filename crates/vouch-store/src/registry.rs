@@ -5,7 +5,7 @@ use serde::Serialize;
 use vouch_core::{ModelDigest, ModelSignature};
 
 use crate::db::columns;
-use crate::{Result, Store, StoreError, now_rfc3339};
+use crate::{Backend, Result, Store, StoreError, now_rfc3339, pg};
 
 /// What registration stores about a model.
 pub struct NewModel {
@@ -57,17 +57,17 @@ pub struct PointerChangeRow {
     pub changed_at: String,
 }
 
-fn parse_digest(s: &str) -> Result<ModelDigest> {
+pub(crate) fn parse_digest(s: &str) -> Result<ModelDigest> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
 }
 
 /// Columns `name, version, digest, updated_at`, digest unparsed (rusqlite's row closures
 /// return its own error only).
-type RawPointer = (String, String, String, String);
+pub(crate) type RawPointer = (String, String, String, String);
 
-const POINTER_COLUMNS: &str = "name, version, digest, updated_at";
+pub(crate) const POINTER_COLUMNS: &str = "name, version, digest, updated_at";
 
-fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointer> {
+pub(crate) fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointer> {
     Ok(NamePointer {
         name,
         version,
@@ -77,11 +77,14 @@ fn pointer((name, version, digest, updated_at): RawPointer) -> Result<NamePointe
 }
 
 /// Columns `digest, size_bytes, engine, signature, llm_facts, created_at`, unparsed.
-type RawModel = (String, i64, String, String, Option<String>, String);
+pub(crate) type RawModel = (String, i64, String, String, Option<String>, String);
 
-const MODEL_COLUMNS: &str = "digest, size_bytes, engine, signature, llm_facts, created_at";
+pub(crate) const MODEL_COLUMNS: &str =
+    "digest, size_bytes, engine, signature, llm_facts, created_at";
 
-fn record((digest, size, engine, sig, llm_facts, created_at): RawModel) -> Result<ModelRecord> {
+pub(crate) fn record(
+    (digest, size, engine, sig, llm_facts, created_at): RawModel,
+) -> Result<ModelRecord> {
     Ok(ModelRecord {
         digest: parse_digest(&digest)?,
         size_bytes: size as u64,
@@ -94,7 +97,10 @@ fn record((digest, size, engine, sig, llm_facts, created_at): RawModel) -> Resul
 }
 
 /// Every name@version pointing at `digest`.
-fn names_of(c: &rusqlite::Connection, digest: &str) -> rusqlite::Result<Vec<RawPointer>> {
+pub(crate) fn names_of(
+    c: &rusqlite::Connection,
+    digest: &str,
+) -> rusqlite::Result<Vec<RawPointer>> {
     c.prepare_cached(&format!(
         "SELECT {POINTER_COLUMNS} FROM model_names WHERE digest = ? ORDER BY name, seq"
     ))?
@@ -103,7 +109,7 @@ fn names_of(c: &rusqlite::Connection, digest: &str) -> rusqlite::Result<Vec<RawP
 }
 
 /// Models with their names, as read in one call.
-fn records(rows: Vec<(RawModel, Vec<RawPointer>)>) -> Result<Vec<ModelRecord>> {
+pub(crate) fn records(rows: Vec<(RawModel, Vec<RawPointer>)>) -> Result<Vec<ModelRecord>> {
     rows.into_iter()
         .map(|(m, names)| {
             let mut rec = record(m)?;
@@ -116,12 +122,15 @@ fn records(rows: Vec<(RawModel, Vec<RawPointer>)>) -> Result<Vec<ModelRecord>> {
 impl Store {
     /// Inserts a model row; returns false when the digest was already registered (idempotent).
     pub async fn insert_model(&self, m: &NewModel) -> Result<bool> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::registry::insert_model(pg, m).await,
+        };
         let sig =
             serde_json::to_string(&m.signature).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (digest, size, engine) = (m.digest.to_string(), m.size_bytes as i64, m.engine.clone());
         let llm_facts = m.llm_facts.clone();
-        let inserted = self
-            .pool
+        let inserted = db
             .run(move |c| {
                 c.prepare_cached(
                     "INSERT INTO models (digest, size_bytes, engine, signature, llm_facts, created_at)
@@ -142,8 +151,14 @@ impl Store {
         digest: &ModelDigest,
         replace: bool,
     ) -> Result<NameChange> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => {
+                return pg::registry::set_name(pg, name, version, digest, replace).await;
+            }
+        };
         let (name, version, to) = (name.to_owned(), version.to_owned(), digest.to_string());
-        self.pool
+        db
             .call(move |c| {
                 // IMMEDIATE: a read-then-write transaction that starts deferred fails at once
                 // with SQLITE_BUSY when another writer (the log committer) commits in between.
@@ -213,9 +228,14 @@ impl Store {
 
     /// Pointer moves not yet in the transparency log, oldest first.
     pub async fn unlogged_pointer_changes(&self, limit: u32) -> Result<Vec<PointerChangeRow>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => {
+                return pg::registry::unlogged_pointer_changes(pg, limit).await;
+            }
+        };
         type Raw = (i64, String, Option<String>, Option<String>, String, String);
-        let rows: Vec<Raw> = self
-            .pool
+        let rows: Vec<Raw> = db
             .run(move |c| {
                 c.prepare_cached(
                     "SELECT seq, name, version, from_digest, to_digest, changed_at FROM pointer_changes
@@ -247,9 +267,12 @@ impl Store {
         name: &str,
         version: Option<&str>,
     ) -> Result<Option<NamePointer>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::registry::resolve_name(pg, name, version).await,
+        };
         let (name, version) = (name.to_owned(), version.map(str::to_owned));
-        let row = self
-            .pool
+        let row = db
             .run(move |c| match version {
                 Some(v) => c
                     .prepare_cached(&format!(
@@ -269,9 +292,12 @@ impl Store {
     }
 
     pub async fn model(&self, digest: &ModelDigest) -> Result<Option<ModelRecord>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::registry::model(pg, digest).await,
+        };
         let digest = digest.to_string();
-        let row = self
-            .pool
+        let row = db
             .run(move |c| {
                 let Some(m) = c
                     .prepare_cached(&format!(
@@ -290,8 +316,11 @@ impl Store {
 
     /// Models newest first, with their names, paginated.
     pub async fn list_models(&self, limit: u32, offset: u32) -> Result<Vec<ModelRecord>> {
-        let rows = self
-            .pool
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::registry::list_models(pg, limit, offset).await,
+        };
+        let rows = db
             .run(move |c| {
                 let models: Vec<RawModel> = c
                     .prepare_cached(&format!(
@@ -312,154 +341,13 @@ impl Store {
     }
 
     pub async fn count_models(&self) -> Result<u64> {
-        let n: i64 = self
-            .pool
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::registry::count_models(pg).await,
+        };
+        let n: i64 = db
             .run(|c| c.query_row("SELECT COUNT(*) FROM models", [], |r| r.get(0)))
             .await?;
         Ok(n as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vouch_core::{DType, Dim, TensorSpec};
-
-    fn sig() -> ModelSignature {
-        let spec = |n: &str| TensorSpec {
-            name: n.into(),
-            dtype: DType::Float32,
-            shape: vec![Dim::Free(None), Dim::Fixed(4)],
-        };
-        ModelSignature {
-            inputs: vec![spec("x")],
-            outputs: vec![spec("y")],
-        }
-    }
-
-    fn new_model(digest: ModelDigest) -> NewModel {
-        NewModel {
-            digest,
-            size_bytes: 1,
-            engine: "tract".into(),
-            signature: sig(),
-            llm_facts: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn every_pointer_move_is_stored_with_the_move_for_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let a = ModelDigest::of_model_bytes(b"a");
-        let b = ModelDigest::of_model_bytes(b"b");
-        for d in [a, b] {
-            store.insert_model(&new_model(d)).await.unwrap();
-        }
-        store.set_name("m", "1", &a, false).await.unwrap();
-        store.set_name("m", "1", &a, false).await.unwrap(); // unchanged: nothing stored
-        store.set_name("m", "2", &b, false).await.unwrap();
-        store.set_name("m", "1", &b, true).await.unwrap(); // moved; latest stays b
-        let moves: Vec<_> = store
-            .unlogged_pointer_changes(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.version, c.from, c.to))
-            .collect();
-        assert_eq!(
-            moves,
-            vec![
-                (Some("1".into()), None, a),
-                (None, None, a),
-                (Some("2".into()), None, b),
-                (None, Some(a), b),
-                (Some("1".into()), Some(a), b),
-            ]
-        );
-        let first = store.unlogged_pointer_changes(1).await.unwrap();
-        store
-            .mark_logged(crate::LogOutbox::Pointer, first[0].seq, 0)
-            .await
-            .unwrap();
-        assert_eq!(store.unlogged_pointer_changes(100).await.unwrap().len(), 4);
-    }
-
-    #[tokio::test]
-    async fn registry_round_trip_idempotence_and_conflicts() {
-        let dir = std::env::temp_dir().join(format!("vouch-store-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = Store::open(&dir).await.unwrap();
-        let a = ModelDigest::of_model_bytes(b"a");
-        let b = ModelDigest::of_model_bytes(b"b");
-        for d in [a, b] {
-            let m = new_model(d);
-            assert!(store.insert_model(&m).await.unwrap());
-            assert!(
-                !store.insert_model(&m).await.unwrap(),
-                "re-insert is idempotent"
-            );
-        }
-        assert_eq!(
-            store.set_name("m", "1", &a, false).await.unwrap(),
-            NameChange::Created
-        );
-        assert_eq!(
-            store.set_name("m", "1", &a, false).await.unwrap(),
-            NameChange::Unchanged
-        );
-        assert!(matches!(
-            store.set_name("m", "1", &b, false).await,
-            Err(StoreError::VersionConflict { .. })
-        ));
-        assert_eq!(
-            store.set_name("m", "2", &b, false).await.unwrap(),
-            NameChange::Created
-        );
-        assert_eq!(
-            store.resolve_name("m", None).await.unwrap().unwrap().digest,
-            b
-        );
-        assert_eq!(
-            store
-                .resolve_name("m", Some("1"))
-                .await
-                .unwrap()
-                .unwrap()
-                .digest,
-            a
-        );
-        assert_eq!(
-            store.set_name("m", "1", &b, true).await.unwrap(),
-            NameChange::Moved { from: a }
-        );
-        assert_eq!(
-            store
-                .resolve_name("m", None)
-                .await
-                .unwrap()
-                .unwrap()
-                .version,
-            "1",
-            "latest follows the last change"
-        );
-        let rec = store.model(&b).await.unwrap().unwrap();
-        assert_eq!(rec.names.len(), 2);
-        assert_eq!(rec.signature, sig());
-        assert_eq!(store.count_models().await.unwrap(), 2);
-        assert!(store.resolve_name("nope", None).await.unwrap().is_none());
-
-        store
-            .blobs
-            .put_model(&a, bytes::Bytes::from_static(b"a"))
-            .await
-            .unwrap();
-        assert_eq!(&store.blobs.get_model(&a).await.unwrap()[..], b"a");
-        std::fs::write(dir.join("blobs/models").join(a.0.hex()), b"tampered").unwrap();
-        assert!(matches!(
-            store.blobs.get_model(&a).await,
-            Err(StoreError::Corrupt(_))
-        ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

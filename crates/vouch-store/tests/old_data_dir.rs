@@ -31,6 +31,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn history_rows(store: &Store) -> i64 {
     store
         .pool()
+        .unwrap()
         .run(|c| c.query_row("SELECT COUNT(*) FROM _sqlx_migrations", [], |r| r.get(0)))
         .await
         .unwrap()
@@ -45,8 +46,12 @@ async fn a_data_dir_migrated_by_sqlx_opens_and_reads_back() {
 
     let store = Store::open(&dir).await.unwrap();
     vouch_store::proof_store::migrate(&store).await.unwrap();
-    let log = SqliteLogStore::new(store.pool().clone()).await.unwrap();
-    let pay = SqlitePayStore::new(store.pool().clone()).await.unwrap();
+    let log = SqliteLogStore::new(store.pool().unwrap().clone())
+        .await
+        .unwrap();
+    let pay = SqlitePayStore::new(store.pool().unwrap().clone())
+        .await
+        .unwrap();
     // Core 1-4, log 100 and zk 300, as sqlx recorded them (nothing applied a second time),
     // plus core 5, added since (the models' `llm_facts` column).
     assert_eq!(history_rows(&store).await, 7);

@@ -70,7 +70,7 @@ pub fn terms() -> PayTerms {
 pub async fn open_store(dir: &std::path::Path) -> Arc<SqlitePayStore> {
     let store = vouch_store::Store::open(dir).await.expect("open store");
     Arc::new(
-        SqlitePayStore::new(store.pool().clone())
+        SqlitePayStore::new(store.pool().expect("sqlite").clone())
             .await
             .expect("pay store"),
     )
