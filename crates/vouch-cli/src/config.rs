@@ -1,5 +1,5 @@
 //! `vouch.toml` plus `VOUCH_*` overrides (`VOUCH_LISTEN`, `VOUCH_DATA_DIR`,
-//! `VOUCH_EXEC__ENGINE`, `VOUCH_LIMITS__MAX_BODY_BYTES`, `VOUCH_PAY__ENABLED`, `VOUCH_LLM__MAX_CONCURRENT`: a double underscore descends a table).
+//! `VOUCH_EXEC__ENGINE`, `VOUCH_LIMITS__MAX_BODY_BYTES`, `VOUCH_PAY__ENABLED`, `VOUCH_LLM__MAX_CONCURRENT`, `VOUCH_STORE__DATABASE`: a double underscore descends a table).
 
 use std::path::Path;
 
@@ -21,6 +21,7 @@ pub fn load(path: &Path) -> anyhow::Result<ServerConfig> {
             // VOUCH_ZK_CANCEL_TOKEN the client's.
             [
                 "listen", "data_dir", "limits", "exec", "tee", "pay", "log__", "zk__", "llm__",
+                "store__",
             ]
             .iter()
             .any(|p| k.as_str().to_ascii_lowercase().starts_with(p))

@@ -49,11 +49,15 @@ pub struct Catalog {
     names: moka::sync::Cache<(String, String), ModelDigest>,
     /// digest → the `config_digest` its receipts carry (`None`: no configuration set).
     configs: moka::sync::Cache<ModelDigest, ConfigFacts>,
+    /// The store is shared with other nodes (PostgreSQL): names are resolved in the database
+    /// on every request, so a receipt never names a pointer another node had already moved.
+    shared: bool,
 }
 
 impl Catalog {
     pub fn new(store: Store, engines: Arc<Engines>, cache: ModelCache) -> Self {
         Catalog {
+            shared: matches!(store.backend(), vouch_store::Backend::Postgres(_)),
             store,
             engines,
             cache,
@@ -82,7 +86,9 @@ impl Catalog {
             ModelRef::Digest(d) => Ok(*d),
             ModelRef::Name { name, version } => {
                 let key = (name.clone(), version.clone().unwrap_or_default());
-                if let Some(d) = self.names.get(&key) {
+                if !self.shared
+                    && let Some(d) = self.names.get(&key)
+                {
                     return Ok(d);
                 }
                 let p = self
@@ -95,7 +101,9 @@ impl Catalog {
                             format!("no model is registered as {r}"),
                         )
                     })?;
-                self.names.insert(key, p.digest);
+                if !self.shared {
+                    self.names.insert(key, p.digest);
+                }
                 Ok(p.digest)
             }
         }
@@ -104,6 +112,12 @@ impl Catalog {
     /// A name moved or was created: forget resolved names.
     pub fn names_changed(&self) {
         self.names.invalidate_all();
+    }
+
+    /// Another node changed the catalog: forget names and configurations.
+    pub fn catalog_changed(&self) {
+        self.names.invalidate_all();
+        self.configs.invalidate_all();
     }
 
     /// Registry facts about a model (engine, signature), cached: they never change for a digest.

@@ -27,6 +27,50 @@ pub struct NodeConfig {
     pub zk: crate::proofs::ZkSettings,
     /// LLM chat: token limits, concurrent chats, KV-cache budget, profile (`[llm]`).
     pub llm: crate::llm::LlmSettings,
+    /// Where state and model bytes live (`[store]`): SQLite and a local folder in `data_dir` by
+    /// default; PostgreSQL and S3 for a cluster of nodes (docs/scale.md).
+    pub store: StoreSettings,
+}
+
+/// `[store]`: the database and the blob store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `"sqlite"` (the embedded default, in `data_dir`) or `"postgres://user@host/db"`: every
+    /// node given the same URL shares one registry, log, ledger and proof-job queue.
+    pub database: vouch_store::Database,
+    /// Model bytes: `None` for `data_dir/blobs`, or `"s3://bucket/prefix"` (endpoint and
+    /// credentials from the `AWS_*` environment).
+    pub blobs: Option<String>,
+    /// Connections this node keeps open to PostgreSQL.
+    pub pg_connections: u32,
+    /// On PostgreSQL, the longest a catalog change made on another node (a policy or a
+    /// configuration) goes unnoticed here when its notification is lost, in milliseconds.
+    /// Names are never cached on PostgreSQL: each request resolves them in the database.
+    pub catalog_poll_ms: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            database: vouch_store::Database::Sqlite,
+            blobs: None,
+            pg_connections: 16,
+            catalog_poll_ms: 1000,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// What `vouch_store::Store::open_with` takes, for a node on `data_dir`.
+    pub fn store_config(&self, data_dir: &std::path::Path) -> vouch_store::StoreConfig {
+        vouch_store::StoreConfig {
+            data_dir: data_dir.to_owned(),
+            database: self.database.clone(),
+            pg_connections: self.pg_connections.max(1),
+            blobs: self.blobs.clone(),
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -41,6 +85,7 @@ impl Default for NodeConfig {
             log: Default::default(),
             zk: Default::default(),
             llm: Default::default(),
+            store: Default::default(),
         }
     }
 }

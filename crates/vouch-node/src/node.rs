@@ -109,7 +109,7 @@ impl Node {
         // must reach this recorder, not the no-op one before it.
         let prometheus = crate::analytics::prometheus();
         let dir = config.data_dir.clone();
-        let store = Store::open(&dir).await?;
+        let store = Store::open_with(&config.store.store_config(&dir)).await?;
         let producer = select_producer(&config.tee).map_err(|e| BootError::Tee(e.to_string()))?;
         // With a TEE the key is born inside it and never touches disk: a key loaded from a file
         // may have copies elsewhere, and the attestation would prove nothing about who holds it.
@@ -144,7 +144,7 @@ impl Node {
             inline_max_run: vouch_exec::executor::INLINE_MAX_RUN,
         };
         let engines = Arc::new(engines);
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             catalog: Catalog::new(
                 store.clone(),
                 engines,
@@ -175,8 +175,44 @@ impl Node {
                 key_ephemeral: config.tee.producer != vouch_attest::tee::ProducerKind::None,
             },
             config,
-        }))
+        });
+        watch_catalog(&node);
+        Ok(node)
     }
+}
+
+/// On PostgreSQL, drops this node's catalog caches (configurations, policies) whenever any
+/// node changes the catalog (`vouch_store::pg::Pg::watch_catalog`); supervised, so a lost
+/// connection is re-established. Holds the node weakly: it ends with the node.
+fn watch_catalog(node: &Arc<Node>) {
+    let vouch_store::Backend::Postgres(pg) = node.store.backend() else {
+        return;
+    };
+    let (pg, weak) = (pg.clone(), Arc::downgrade(node));
+    let poll = Duration::from_millis(node.config.store.catalog_poll_ms.max(10));
+    crate::supervise::spawn("catalog-watch", move || {
+        let (pg, weak) = (pg.clone(), weak.clone());
+        async move {
+            let changed = || {
+                if let Some(node) = weak.upgrade() {
+                    node.catalog.catalog_changed();
+                    node.policy.changed();
+                }
+            };
+            while weak.strong_count() > 0 {
+                match pg
+                    .watch_catalog(poll, || weak.strong_count() > 0, changed)
+                    .await
+                {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "catalog watch failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Makes the boot evidence for the node key and checks it the way a verifier will, so a node

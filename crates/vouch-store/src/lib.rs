@@ -108,6 +108,20 @@ impl std::fmt::Debug for Database {
     }
 }
 
+impl serde::Serialize for Database {
+    /// Redacted: a configuration printed or served never shows the password.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{self:?}"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Database {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Database::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// What [`Store::open_with`] opens.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {

@@ -25,6 +25,14 @@ pub struct Args {
     /// Override the data dir.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where state lives: `sqlite` (the default, in the data dir) or a `postgres://` URL that
+    /// every node of a cluster shares (`[store] database`).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Where model bytes live: an `s3://bucket/prefix` URL (`[store] blobs`); the data dir's
+    /// `blobs/` folder by default.
+    #[arg(long, value_name = "URL")]
+    blobs: Option<String>,
     /// Override the engine: auto, onnxruntime or tract.
     #[arg(long)]
     engine: Option<String>,
@@ -41,6 +49,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(d) = a.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(d) = a.database {
+        cfg.store.database =
+            vouch_store::Database::parse(&d).map_err(|e| anyhow::anyhow!("--database: {e}"))?;
+    }
+    if let Some(b) = a.blobs {
+        cfg.store.blobs = Some(b);
     }
     if let Some(e) = a.engine {
         cfg.exec.engine = e;
@@ -97,6 +112,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if st.boot.token_created { "  (new)" } else { "" }
         );
         out!("  data dir:    {}", st.config.data_dir.display());
+        out!(
+            "  database:    {:?}{}",
+            st.config.store.database,
+            match st.config.store.database {
+                vouch_store::Database::Sqlite => "  (in the data dir)",
+                vouch_store::Database::Postgres(_) => "  (shared by every node given this URL)",
+            }
+        );
+        out!(
+            "  blobs:       {}",
+            st.config.store.blobs.clone().unwrap_or_else(|| st
+                .config
+                .data_dir
+                .join("blobs")
+                .display()
+                .to_string())
+        );
         out!("  log key:     {}", st.log.vkey);
         out!(
             "  engines:     {} (ONNX Runtime: {})",

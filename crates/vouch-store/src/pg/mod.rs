@@ -20,6 +20,9 @@ use sqlx::{PgPool, SqlStr};
 pub(crate) mod model_config;
 pub(crate) mod policy;
 pub(crate) mod registry;
+mod watch;
+
+pub use watch::CATALOG_CHANNEL;
 
 /// A pool of connections to the cluster's database. Cloning shares the pool.
 #[derive(Clone, Debug)]
