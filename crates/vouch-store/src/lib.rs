@@ -203,15 +203,6 @@ impl Store {
         &self.backend
     }
 
-    /// The SQLite database of a part not yet on PostgreSQL (`what`), or a clear refusal.
-    pub(crate) fn sqlite_db(&self, what: &str) -> Result<&Db> {
-        self.pool().ok_or_else(|| {
-            StoreError::Config(format!(
-                "{what} are not on PostgreSQL yet; use the SQLite default"
-            ))
-        })
-    }
-
     /// The SQLite database, for sibling modules (log, pay) that keep their own tables in it;
     /// `None` on PostgreSQL.
     pub fn pool(&self) -> Option<&Db> {

@@ -42,7 +42,7 @@ pub(crate) const CORE: &[Migration] = migrations!("core":
 pub(crate) const LOG: &[Migration] = migrations!("log": "0100_log.sql");
 pub(crate) const PAY: &[Migration] = migrations!("pay": "0200_pay_ledger.sql");
 pub(crate) const PAY_CLAIMS: &[Migration] = migrations!("pay/claims": "0001_pay_claims.sql");
-pub(crate) const ZK: &[Migration] = migrations!("zk": "0300_zk.sql");
+pub(crate) const ZK: &[Migration] = migrations!("zk": "0300_zk.sql", "0301_zk_leases.sql");
 
 impl Migration {
     /// Version and description from the file name, as sqlx derived them (`_` → space).

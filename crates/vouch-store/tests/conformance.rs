@@ -333,3 +333,193 @@ async fn a_blob_reads_back_and_a_tampered_one_is_refused() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+async fn zk_store(b: &common::Backend) -> vouch_store::Store {
+    let store = b.open().await;
+    vouch_store::proof_store::migrate(&store).await.unwrap();
+    store
+}
+
+fn job(id: &str, model: ModelDigest) -> vouch_store::proof_store::NewZkJob<'_> {
+    vouch_store::proof_store::NewZkJob {
+        id,
+        model,
+        receipt_hash: Digest::of(b"receipt"),
+        receipt: "{}",
+        inputs: "{}",
+        cancel_hash: Digest::of(b"t"),
+        estimate_ms: 5,
+    }
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proof_jobs_move_through_their_states_and_are_purged_once_ended() {
+    for b in common::backends("zk_jobs").await {
+        let store = zk_store(&b).await;
+        let d = ModelDigest::of_model_bytes(b"m");
+        store.insert_model(&new_model(d)).await.unwrap();
+        assert_eq!(store.models_without_zk().await.unwrap(), vec![d]);
+        store
+            .put_zk_model(&d, "unavailable", Some("operator Softmax"), None, None)
+            .await
+            .unwrap();
+        assert!(store.models_without_zk().await.unwrap().is_empty());
+        assert_eq!(store.zk_models().await.unwrap()[0].status, "unavailable");
+        for id in ["a", "b", "c"] {
+            store.insert_zk_job(&job(id, d)).await.unwrap();
+        }
+        // Claimed oldest first, each once.
+        let a = store.claim_zk_job("w1", LEASE, 3).await.unwrap().unwrap();
+        let bj = store.claim_zk_job("w1", LEASE, 3).await.unwrap().unwrap();
+        assert_eq!((a.id.as_str(), bj.id.as_str()), ("a", "b"), "{}", b.name);
+        assert_eq!(a.status, "running");
+        assert!(
+            store
+                .renew_zk_job("a", "w1", "prove", 0.5, LEASE)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .renew_zk_job("a", "w2", "prove", 0.5, LEASE)
+                .await
+                .unwrap(),
+            "not w2's"
+        );
+        assert!(
+            !store.finish_zk_job("b", "w2", "{}", 1).await.unwrap(),
+            "not w2's"
+        );
+        assert!(
+            store
+                .finish_zk_job("b", "w1", "{\"p\":1}", 7)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .end_zk_job("c", "cancelled", "cancelled", "by admin", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .end_zk_job("b", "failed", "x", "y", None)
+                .await
+                .unwrap(),
+            "done stays done"
+        );
+        let done = store.zk_job("b").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                done.status.as_str(),
+                done.evidence.as_deref(),
+                done.prove_ms
+            ),
+            ("done", Some("{\"p\":1}"), Some(7))
+        );
+        let a_now = store.zk_job("a").await.unwrap().unwrap();
+        assert_eq!((a_now.stage.as_str(), a_now.progress), ("prove", 0.5));
+        assert!(
+            store.claim_zk_job("w1", LEASE, 3).await.unwrap().is_none(),
+            "nothing left"
+        );
+        assert!(store.zk_job("nope").await.unwrap().is_none());
+        // Retention: ended jobs (b done, c cancelled) go, the open one stays.
+        let hour = std::time::Duration::from_secs(3600);
+        let past = std::time::SystemTime::now() - hour;
+        assert_eq!(store.purge_ended_zk_jobs(past).await.unwrap(), 0);
+        let future = std::time::SystemTime::now() + hour;
+        assert_eq!(
+            store.purge_ended_zk_jobs(future).await.unwrap(),
+            2,
+            "{}",
+            b.name
+        );
+        assert!(store.zk_job("c").await.unwrap().is_none());
+        assert_eq!(store.zk_job("a").await.unwrap().unwrap().status, "running");
+    }
+}
+
+/// Provers on several handles (nodes and workers): each job goes to one prover; a prover that
+/// stops renewing loses its job to another, which is told; after `max_attempts` lost provers
+/// the job fails; a job that ended without a proof is handed to exactly one taker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_jobs_survive_lost_provers_and_every_failure_is_handed_over_once() {
+    for b in common::backends("zk_leases").await {
+        let (one, two) = (zk_store(&b).await, zk_store(&b).await);
+        let d = ModelDigest::of_model_bytes(b"m");
+        one.insert_model(&new_model(d)).await.unwrap();
+        let ids: Vec<String> = (0..12).map(|i| format!("job-{i:02}")).collect();
+        for id in &ids {
+            one.insert_zk_job(&job(id, d)).await.unwrap();
+        }
+        // Twelve claims at once from two handles: twelve different jobs.
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let s = if i % 2 == 0 { one.clone() } else { two.clone() };
+            tasks.push(tokio::spawn(async move {
+                let w = format!("w{i}");
+                let id = s.claim_zk_job(&w, LEASE, 2).await.unwrap().unwrap().id;
+                (id, w)
+            }));
+        }
+        let mut claims = Vec::new();
+        for t in tasks {
+            claims.push(t.await.unwrap());
+        }
+        claims.sort();
+        let holder_of_00 = claims[0].1.clone();
+        let got: Vec<String> = claims.into_iter().map(|c| c.0).collect();
+        assert_eq!(got, ids, "{}", b.name);
+
+        // A prover that dies: a short lease runs out and another claims the job.
+        one.insert_zk_job(&job("lost", d)).await.unwrap();
+        let short = std::time::Duration::from_millis(1);
+        let first = one.claim_zk_job("dead", short, 2).await.unwrap().unwrap();
+        assert_eq!(first.id, "lost");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let again = two.claim_zk_job("alive", short, 2).await.unwrap().unwrap();
+        assert_eq!(again.id, "lost", "{}: taken over", b.name);
+        assert!(
+            !one.renew_zk_job("lost", "dead", "x", 0.1, LEASE)
+                .await
+                .unwrap()
+        );
+        assert!(!one.finish_zk_job("lost", "dead", "{}", 1).await.unwrap());
+        // The second prover dies too: two attempts made, so the job fails instead.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(two.claim_zk_job("third", LEASE, 2).await.unwrap().is_none());
+        assert_eq!(two.fail_exhausted_zk_jobs(2).await.unwrap(), 1);
+        let lost = one.zk_job("lost").await.unwrap().unwrap();
+        assert_eq!(lost.status, "failed", "{}", b.name);
+
+        // A prover failing a job it no longer holds changes nothing.
+        assert!(
+            !one.end_zk_job("job-00", "failed", "x", "y", Some("w-other"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            one.end_zk_job("job-00", "failed", "x", "y", Some(&holder_of_00))
+                .await
+                .unwrap()
+        );
+        // Failures are handed over once: two takers at once, each row to one of them.
+        let (x, y) = tokio::join!(
+            one.take_zk_failures(None, 100),
+            two.take_zk_failures(None, 100)
+        );
+        let mut taken: Vec<String> = x
+            .unwrap()
+            .into_iter()
+            .chain(y.unwrap())
+            .map(|r| r.id)
+            .collect();
+        taken.sort();
+        assert_eq!(taken, ["job-00", "lost"], "{}", b.name);
+        assert!(one.take_zk_failures(None, 100).await.unwrap().is_empty());
+    }
+}

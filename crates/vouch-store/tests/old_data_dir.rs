@@ -53,8 +53,8 @@ async fn a_data_dir_migrated_by_sqlx_opens_and_reads_back() {
         .await
         .unwrap();
     // Core 1-4, log 100 and zk 300, as sqlx recorded them (nothing applied a second time),
-    // plus core 5, added since (the models' `llm_facts` column).
-    assert_eq!(history_rows(&store).await, 7);
+    // plus core 5 and zk 301, added since (the models' `llm_facts` column, proof-job leases).
+    assert_eq!(history_rows(&store).await, 8);
 
     let mlp: ModelDigest = MLP.parse().unwrap();
     let p = store.resolve_name("mlp", Some("1")).await.unwrap().unwrap();
@@ -100,7 +100,7 @@ async fn a_data_dir_migrated_by_sqlx_opens_and_reads_back() {
     assert_eq!(c.previous, Some(Tier::Signed));
     drop((log, pay, store));
     let store = Store::open(&dir).await.unwrap();
-    assert_eq!(history_rows(&store).await, 7);
+    assert_eq!(history_rows(&store).await, 8);
     assert_eq!(
         store.policies_for(&["mlp".into()]).await.unwrap()[0].min_tier,
         Tier::Tee

@@ -110,6 +110,8 @@ pub struct ZkState {
     analyses: Arc<slots::AnalysisSlots>,
     /// Where jobs that end without a proof are reported (set once at boot, by payments).
     pub failures: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(ZkJobRow, String)>>,
+    /// This process's name on the jobs it claims (`<host>-<pid>-<random>`).
+    pub worker_id: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,6 +140,7 @@ impl ZkState {
             changed: tokio::sync::Notify::new(),
             analyses: slots::AnalysisSlots::new(settings.analysis_slots),
             failures: std::sync::OnceLock::new(),
+            worker_id: worker_id(),
         });
         if !settings.enabled {
             return Ok(zk);
@@ -210,7 +213,31 @@ impl ZkState {
         }
         worker::spawn(&zk, settings.workers);
         spawn_retention(store.clone(), settings.retain_days);
+        spawn_sweeper(&zk);
         Ok(zk)
+    }
+
+    /// A prover's lease on a job it claimed.
+    fn lease(&self) -> Duration {
+        Duration::from_millis(self.settings.lease_ms.max(1000))
+    }
+
+    /// Hands jobs that ended without a proof to the failure hook (`id`: that one only), each
+    /// exactly once across every node; a process without the hook (`vouch worker`, which takes
+    /// no payments) leaves them to a node that has one.
+    async fn hand_over_failures(&self, id: Option<&str>) {
+        if self.failures.get().is_none() {
+            return;
+        }
+        match self.store.take_zk_failures(id, 100).await {
+            Ok(rows) => {
+                for row in rows {
+                    let reason = row.error.clone().unwrap_or_else(|| row.status.clone());
+                    on_job_failed(self, &row, &reason);
+                }
+            }
+            Err(e) => tracing::warn!("zk: cannot read jobs that ended without a proof: {e}"),
+        }
     }
 
     pub fn model(&self, digest: &ModelDigest) -> Option<ModelZk> {
@@ -449,6 +476,11 @@ impl ZkState {
         }
         // A model being (re-)analysed — at boot after a circuit change — is waited for: its
         // queued jobs run once the analysis is recorded.
+        // On a shared database the model may have been analysed by another node after this
+        // process loaded the table: read its row once before giving up.
+        if self.model(digest).is_none() {
+            self.refresh_model(digest);
+        }
         let info = loop {
             match self.model(digest) {
                 Some(ModelZk::Available(i)) => break i,
@@ -479,6 +511,27 @@ impl ZkState {
         let keys = Arc::new(keys);
         self.cache_keys(*digest, keys.clone());
         Ok(keys)
+    }
+
+    /// Loads `digest`'s analysis from the store if it is recorded as available there.
+    fn refresh_model(&self, digest: &ModelDigest) {
+        let rows = match self.rt.block_on(self.store.zk_models()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("zk: cannot read the analyses: {e}");
+                return;
+            }
+        };
+        let Some(info) = rows
+            .into_iter()
+            .find(|r| r.digest == *digest && r.status == "available")
+            .and_then(|r| r.info)
+            .and_then(|i| serde_json::from_str::<ZkModelInfo>(&i).ok())
+            .filter(|i| i.circuit_version == vouch_zk::CIRCUIT_VERSION)
+        else {
+            return;
+        };
+        self.set_model(*digest, ModelZk::Available(Arc::new(info)));
     }
 
     /// Admission, before any work: the model is provable here, the inputs fit a zk proof, the
@@ -649,6 +702,7 @@ impl ZkState {
                 "cancelled",
                 "cancelled",
                 &format!("cancelled by {by}"),
+                None,
             )
             .await?;
         if ended {
@@ -663,7 +717,7 @@ impl ZkState {
                     l.estimate_ms = 0;
                 }
             }
-            on_job_failed(self, row, &format!("cancelled by {by}"));
+            self.hand_over_failures(Some(&row.id)).await;
             self.changed.notify_waiters();
         }
         Ok(ended)
@@ -832,6 +886,44 @@ pub(crate) fn on_job_failed(zk: &ZkState, job: &ZkJobRow, reason: &str) {
     if let Some(tx) = zk.failures.get() {
         let _ = tx.send((job.clone(), reason.to_string()));
     }
+}
+
+/// `<host>-<pid>-<random>`: unique per process, readable in the jobs table.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &tag[..8])
+}
+
+/// Every few seconds: fails jobs every prover of which died (`[zk] max_attempts`), and hands
+/// jobs that ended without a proof elsewhere (on a `vouch worker`, or on a node that died
+/// before refunding) to the failure hook. Holds the state weakly: it ends with it.
+fn spawn_sweeper(zk: &Arc<ZkState>) {
+    let weak = Arc::downgrade(zk);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            every.tick().await;
+            let Some(zk) = weak.upgrade() else { return };
+            match zk
+                .store
+                .fail_exhausted_zk_jobs(zk.settings.max_attempts.max(1))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::warn!(
+                        "zk: {n} proof jobs failed: every prover that took them was lost"
+                    );
+                    zk.changed.notify_waiters();
+                }
+                Err(e) => tracing::warn!("zk: cannot check for lost provers: {e}"),
+            }
+            zk.hand_over_failures(None).await;
+        }
+    });
 }
 
 /// Deletes ended jobs older than `retain_days` (0: never), at boot and then hourly, so proofs

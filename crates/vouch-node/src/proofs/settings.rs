@@ -45,6 +45,16 @@ pub struct ZkSettings {
     /// `GET /v1/proofs/{id}`; then it is deleted. 0 keeps jobs forever. The proof lives on in
     /// the bundles clients completed; the node is not their archive.
     pub retain_days: u64,
+    /// A prover holds a running job under a lease this long, renewed by each progress report
+    /// (ms); a prover that stops reporting (its node or `vouch worker` died) loses the job to
+    /// another after it runs out.
+    pub lease_ms: u64,
+    /// Claims of one job before a lost prover fails it instead of handing it on (its payment
+    /// is refunded), so every job ends.
+    pub max_attempts: u32,
+    /// How often an idle prover looks for jobs submitted on other nodes (ms). Jobs submitted on
+    /// its own node wake it at once.
+    pub poll_ms: u64,
 }
 
 impl Default for ZkSettings {
@@ -65,6 +75,9 @@ impl Default for ZkSettings {
             analysis_slots: 2,
             keys_cached: 4,
             retain_days: 30,
+            lease_ms: 30_000,
+            max_attempts: 3,
+            poll_ms: 500,
         }
     }
 }

@@ -19,6 +19,7 @@ use sqlx::{PgPool, SqlStr};
 
 pub(crate) mod model_config;
 pub(crate) mod policy;
+pub(crate) mod proofs;
 pub(crate) mod registry;
 mod watch;
 
@@ -116,3 +117,6 @@ macro_rules! pg_migrations {
 
 /// The catalog: models, names and their moves, policies, configurations (versions 1–99).
 pub(crate) const CORE: &[PgMigration] = pg_migrations!("core": (1, "catalog", "0001_catalog.sql"));
+
+/// The zk tier: analyses and the shared, leased proof-job queue (versions 300–399).
+pub(crate) const ZK: &[PgMigration] = pg_migrations!("zk": (300, "zk", "0300_zk.sql"));
