@@ -81,6 +81,9 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Prove zk jobs for a cluster of nodes sharing a PostgreSQL database (`vouch worker
+    /// --database postgres://…`).
+    Worker(commands::worker::Args),
     /// Serve the built-in x402 facilitator on its own (/verify, /settle, /supported).
     Facilitator(commands::facilitator::Args),
     /// Payments: make a payer key, credit or show balances in the built-in ledger.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(a) => commands::serve::run(a),
+        Command::Worker(a) => commands::worker::run(a),
         Command::Models { command, remote } => commands::models::run(command, &remote),
         Command::Infer(a) => commands::infer::run(a),
         Command::Chat(a) => commands::chat::run(a),

@@ -10,3 +10,4 @@ pub mod replay_chat;
 pub mod serve;
 pub mod verify;
 pub mod witness;
+pub mod worker;

@@ -118,6 +118,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What a process's zk state is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Node,
+    Worker,
+}
+
 /// Statuses a job can end in.
 pub fn is_terminal(status: &str) -> bool {
     matches!(status, "done" | "failed" | "cancelled")
@@ -128,6 +135,24 @@ impl ZkState {
     /// running when the node stopped starts over) and starts the prover threads. Models never
     /// analysed (registered before, or interrupted) are analysed in the background.
     pub async fn boot(store: &Store, settings: ZkSettings) -> Result<Arc<ZkState>, StoreError> {
+        ZkState::start(store, settings, Role::Node).await
+    }
+
+    /// A `vouch worker`: prover threads over the shared job queue, nothing else — no analysis
+    /// (nodes analyse at registration), no re-queueing (leases hand on the jobs of dead
+    /// provers), no payments (a node refunds what a worker fails).
+    pub async fn boot_worker(
+        store: &Store,
+        settings: ZkSettings,
+    ) -> Result<Arc<ZkState>, StoreError> {
+        ZkState::start(store, settings, Role::Worker).await
+    }
+
+    async fn start(
+        store: &Store,
+        settings: ZkSettings,
+        role: Role,
+    ) -> Result<Arc<ZkState>, StoreError> {
         proof_store::migrate(store).await?;
         let zk = Arc::new(ZkState {
             settings: settings.clone(),
@@ -143,6 +168,11 @@ impl ZkState {
             worker_id: worker_id(),
         });
         if !settings.enabled {
+            return Ok(zk);
+        }
+        if role == Role::Worker {
+            worker::spawn(&zk, settings.workers);
+            spawn_sweeper(&zk);
             return Ok(zk);
         }
         let mut todo = store.models_without_zk().await?;
@@ -721,6 +751,11 @@ impl ZkState {
             self.changed.notify_waiters();
         }
         Ok(ended)
+    }
+
+    /// Jobs this process is proving now.
+    pub fn running(&self) -> usize {
+        lock(&self.jobs).running
     }
 
     /// Open jobs (queued, running) and the queue's capacity, for `/v1/node`.
