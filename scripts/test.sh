@@ -24,5 +24,10 @@ services="$(tests/services/postgres.sh start)"
 eval "$services"
 export VOUCH_TEST_POSTGRES VOUCH_REQUIRE_POSTGRES=1
 trap 'tests/services/postgres.sh stop "$VOUCH_TEST_POSTGRES_DIR"' EXIT
+# And an S3-compatible server (moto) for the blob store's S3 half; both stop when the run ends.
+services="$(tests/services/s3.sh start)"
+eval "$services"
+export VOUCH_TEST_S3_ENDPOINT VOUCH_REQUIRE_S3=1
+trap 'tests/services/s3.sh stop "$VOUCH_TEST_S3_DIR"; tests/services/postgres.sh stop "$VOUCH_TEST_POSTGRES_DIR"' EXIT
 
 cargo test --workspace --no-fail-fast

@@ -37,6 +37,12 @@ pub enum StoreError {
     },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Refused before its bytes were downloaded: a blob over the reader's limit.
+    #[error(
+        "blob {key} is {size} bytes, over the limit of {limit} bytes (max_model_bytes): raise \
+         the limit or remove the object"
+    )]
+    BlobTooLarge { key: String, size: u64, limit: u64 },
     #[error("PostgreSQL: {0}")]
     Pg(#[from] PgError),
     #[error("{0}")]
