@@ -109,7 +109,12 @@ impl Node {
         // must reach this recorder, not the no-op one before it.
         let prometheus = crate::analytics::prometheus();
         let dir = config.data_dir.clone();
-        let store = Store::open_with(&config.store.store_config(&dir)).await?;
+        let mut store = Store::open_with(&config.store.store_config(&dir)).await?;
+        // Every model entered through the upload limit: a blob over it was not written by a
+        // node of this configuration, and is refused before it is downloaded.
+        store.blobs = store
+            .blobs
+            .with_max_model_bytes(config.limits.max_model_bytes as u64);
         let producer = select_producer(&config.tee).map_err(|e| BootError::Tee(e.to_string()))?;
         // With a TEE the key is born inside it and never touches disk: a key loaded from a file
         // may have copies elsewhere, and the attestation would prove nothing about who holds it.
