@@ -202,6 +202,8 @@ fn watch_catalog(node: &Arc<Node>) {
                 if let Some(node) = weak.upgrade() {
                     node.catalog.catalog_changed();
                     node.policy.changed();
+                    // Models registered and analysed on other nodes.
+                    tokio::spawn(async move { node.zk.refresh_from_store().await });
                 }
             };
             while weak.strong_count() > 0 {

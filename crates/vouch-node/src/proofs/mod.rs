@@ -543,6 +543,46 @@ impl ZkState {
         Ok(keys)
     }
 
+    /// Takes in the analyses other nodes recorded (a shared database): models this node has
+    /// no outcome for, or whose recorded outcome changed. Models being analysed here are left
+    /// to that analysis.
+    pub async fn refresh_from_store(&self) {
+        if !self.settings.enabled {
+            return;
+        }
+        let rows = match self.store.zk_models().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!("zk: cannot read the analyses: {e}");
+                return;
+            }
+        };
+        for row in rows {
+            if matches!(self.model(&row.digest), Some(ModelZk::Analysing)) {
+                continue;
+            }
+            let state = match (row.status.as_str(), &row.info) {
+                ("available", Some(info)) => match serde_json::from_str::<ZkModelInfo>(info) {
+                    Ok(i) if i.circuit_version == vouch_zk::CIRCUIT_VERSION => {
+                        ModelZk::Available(Arc::new(i))
+                    }
+                    _ => continue,
+                },
+                ("unavailable", info) => ModelZk::Unavailable(Arc::new(
+                    info.as_deref()
+                        .and_then(|i| serde_json::from_str::<Unavailable>(i).ok())
+                        .unwrap_or(Unavailable {
+                            reason: row.reason.clone().unwrap_or_default(),
+                            limits: None,
+                            estimate: None,
+                        }),
+                )),
+                _ => continue,
+            };
+            self.set_model(row.digest, state);
+        }
+    }
+
     /// Loads `digest`'s analysis from the store if it is recorded as available there.
     fn refresh_model(&self, digest: &ModelDigest) {
         let rows = match self.rt.block_on(self.store.zk_models()) {

@@ -51,6 +51,7 @@ pub(crate) async fn put_zk_model(
     vk_digest: Option<&str>,
     info: Option<&str>,
 ) -> Result<()> {
+    let mut tx = pg.pool().begin().await?;
     sqlx::query(
         "INSERT INTO zk_models (digest, status, reason, vk_digest, info, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -63,8 +64,11 @@ pub(crate) async fn put_zk_model(
     .bind(vk_digest)
     .bind(info)
     .bind(now_rfc3339())
-    .execute(pg.pool())
+    .execute(&mut *tx)
     .await?;
+    // Other nodes learn the model's zk status through the catalog watch.
+    super::registry::bump_catalog(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
 }
 
