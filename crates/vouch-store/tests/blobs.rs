@@ -184,6 +184,34 @@ async fn a_second_put_of_the_same_digest_succeeds_without_rewriting() {
 }
 
 #[tokio::test]
+async fn puts_of_the_same_model_at_once_all_succeed() {
+    // Nodes sharing a bucket register the same model together: one write wins, the others
+    // hear "exists" and check the winner's bytes.
+    for p in places("racing-puts").await {
+        let (digest, bytes) = model(b"registered by every node at once");
+        let put = |s: BlobStore| {
+            let bytes = bytes.clone();
+            async move { s.put_model(&digest, bytes).await }
+        };
+        let (a, b, c, d) = tokio::join!(
+            put(p.store.clone()),
+            put(p.store.clone()),
+            put(p.store.clone()),
+            put(p.store.clone())
+        );
+        for r in [a, b, c, d] {
+            r.unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        }
+        assert_eq!(
+            p.store.get_model(&digest).await.unwrap(),
+            bytes,
+            "{}",
+            p.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_put_over_a_corrupt_object_reports_it_and_replaces_nothing() {
     for p in places("put-corrupt").await {
         let (digest, bytes) = model(b"the real model");
