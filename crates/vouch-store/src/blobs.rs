@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, PutMode, PutPayload};
+use object_store::{ClientConfigKey, GetOptions, ObjectStore, PutMode, PutPayload};
 use std::path::Path;
 use std::sync::Arc;
 use vouch_core::ModelDigest;
@@ -82,6 +82,18 @@ impl BlobStore {
                 .map_err(|_| StoreError::Config(format!("unknown S3 option {key:?}")))?;
             builder = builder.with_config(parsed, value);
         }
+        // reqwest refuses a plain-HTTP endpoint without allow_http, but only when a request is
+        // made, with "builder error": say what to set when the store opens.
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        let allow_http = builder
+            .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+            .is_some_and(|v| v == "true");
+        if let Some(endpoint) = endpoint.filter(|e| e.starts_with("http://") && !allow_http) {
+            return Err(StoreError::Config(format!(
+                "[store] blobs = {url:?}: the endpoint {endpoint} is plain HTTP; set \
+                 AWS_ALLOW_HTTP=true to use it (a local test server), or give an https:// one"
+            )));
+        }
         // Create-only writes need conditional PUT (`If-None-Match: *`), which AWS S3, MinIO, R2
         // and moto answer; set last so that `AWS_CONDITIONAL_PUT=disabled` cannot turn it off
         // (object_store's other choice, `disabled`, would make every write fail).
@@ -128,51 +140,73 @@ impl BlobStore {
         }
         let key = self.key(digest);
         let size = bytes.len() as u64;
-        match self
-            .inner
-            .put_opts(&key, PutPayload::from_bytes(bytes), PutMode::Create.into())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                // The same name means the same bytes, unless the stored object went bad: check.
-                match self.read_checked(digest, &key, size).await {
-                    Ok(_) => Ok(()),
-                    Err(StoreError::BlobTooLarge { .. }) => Err(StoreError::Corrupt(format!(
-                        "{key} in {} already exists and is larger than the model {digest}",
+        // Twice at most: a create that lost a race to another node's create of the same model
+        // can hear "exists" (S3 answers 409 to conditional writes in flight together) before
+        // that object is readable; the second try then finds it, or writes it.
+        for _ in 0..2 {
+            match self
+                .inner
+                .put_opts(
+                    &key,
+                    PutPayload::from(bytes.clone()),
+                    PutMode::Create.into(),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => {
+                    return Err(StoreError::Blob(format!(
+                        "writing {key} to {}: {e}",
                         self.location
-                    ))),
-                    Err(e) => Err(e),
+                    )));
                 }
             }
-            Err(e) => Err(StoreError::Blob(format!(
-                "writing {key} to {}: {e}",
-                self.location
-            ))),
+            // The same name means the same bytes, unless the stored object went bad: check,
+            // holding it to the model's own size.
+            match self.fetch(digest, &key, size).await {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => continue,
+                Err(StoreError::BlobTooLarge { .. }) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{key} in {} already exists and is larger than the model {digest}",
+                        self.location
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Err(StoreError::Blob(format!(
+            "writing {key} to {}: the store says it exists but it cannot be read; try again",
+            self.location
+        )))
     }
 
     /// Reads a model and checks that the bytes still hash to their name. A blob over the
     /// store's limit ([`BlobStore::with_max_model_bytes`]) is refused before it is downloaded.
     pub async fn get_model(&self, digest: &ModelDigest) -> Result<Bytes> {
-        self.read_checked(digest, &self.key(digest), self.max_model_bytes)
-            .await
+        let key = self.key(digest);
+        self.fetch(digest, &key, self.max_model_bytes)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Blob(format!(
+                    "no blob for model {digest}: {key} is missing from {}",
+                    self.location
+                ))
+            })
     }
 
-    async fn read_checked(
+    /// The verified bytes under `key`, `None` if there is no such object, `BlobTooLarge` over
+    /// `limit`, `Corrupt` if they do not hash to `digest`.
+    async fn fetch(
         &self,
         digest: &ModelDigest,
         key: &ObjectPath,
         limit: u64,
-    ) -> Result<Bytes> {
+    ) -> Result<Option<Bytes>> {
         let got = match self.inner.get_opts(key, GetOptions::default()).await {
             Ok(got) => got,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(StoreError::Blob(format!(
-                    "no blob for model {digest}: {key} is missing from {}",
-                    self.location
-                )));
-            }
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => {
                 return Err(StoreError::Blob(format!(
                     "reading {key} from {}: {e}",
@@ -190,8 +224,10 @@ impl BlobStore {
         if got.meta.size > limit {
             return Err(too_large(got.meta.size));
         }
-        let expected = got.meta.size;
-        let mut buf = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
+        // Room for the announced size, but never more than 1 GiB up front on the server's word
+        // (the default limit is none).
+        let capacity = usize::try_from(got.meta.size.min(1 << 30)).unwrap_or(0);
+        let mut buf = BytesMut::with_capacity(capacity);
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
@@ -211,7 +247,7 @@ impl BlobStore {
                 self.location
             )));
         }
-        Ok(bytes)
+        Ok(Some(bytes))
     }
 }
 

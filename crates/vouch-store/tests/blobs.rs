@@ -184,6 +184,34 @@ async fn a_second_put_of_the_same_digest_succeeds_without_rewriting() {
 }
 
 #[tokio::test]
+async fn puts_of_the_same_model_at_once_all_succeed() {
+    // Nodes sharing a bucket register the same model together: one write wins, the others
+    // hear "exists" and check the winner's bytes.
+    for p in places("racing-puts").await {
+        let (digest, bytes) = model(b"registered by every node at once");
+        let put = |s: BlobStore| {
+            let bytes = bytes.clone();
+            async move { s.put_model(&digest, bytes).await }
+        };
+        let (a, b, c, d) = tokio::join!(
+            put(p.store.clone()),
+            put(p.store.clone()),
+            put(p.store.clone()),
+            put(p.store.clone())
+        );
+        for r in [a, b, c, d] {
+            r.unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        }
+        assert_eq!(
+            p.store.get_model(&digest).await.unwrap(),
+            bytes,
+            "{}",
+            p.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_put_over_a_corrupt_object_reports_it_and_replaces_nothing() {
     for p in places("put-corrupt").await {
         let (digest, bytes) = model(b"the real model");
@@ -279,6 +307,23 @@ async fn bytes_that_do_not_hash_to_the_digest_are_not_stored() {
 }
 
 #[tokio::test]
+async fn a_plain_http_endpoint_needs_allow_http() {
+    let options = [
+        ("aws_endpoint", "http://127.0.0.1:9"),
+        ("aws_allow_http", "false"),
+    ];
+    match BlobStore::s3("s3://bucket/models", options) {
+        Err(StoreError::Config(m)) => assert!(m.contains("AWS_ALLOW_HTTP=true"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let options = [
+        ("aws_endpoint", "http://127.0.0.1:9"),
+        ("aws_allow_http", "true"),
+    ];
+    BlobStore::s3("s3://bucket/models", options).unwrap();
+}
+
+#[tokio::test]
 async fn an_unsupported_blobs_url_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     for url in [
@@ -300,4 +345,81 @@ async fn an_unsupported_blobs_url_is_refused_at_open() {
             Ok(store) => panic!("{url}: opened {store:?}"),
         }
     }
+}
+
+/// What the child process stores, and where (under the bucket the parent made).
+const CHILD_MODEL: &[u8] = b"stored by a node configured from its environment";
+
+#[tokio::test]
+async fn open_reads_the_endpoint_and_credentials_from_the_environment() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = fresh_bucket(&endpoint, "from-env").await;
+    // A process of its own, because the environment is the configuration under test (and this
+    // process's environment is shared by every test in it).
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["--exact", "open_from_the_environment_child", "--ignored"])
+        .env("VOUCH_BLOBS_CHILD_URL", format!("s3://{bucket}/from-env"))
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "vouch-test")
+        .env("AWS_SECRET_ACCESS_KEY", "vouch-test")
+        .env("AWS_REGION", "us-east-1");
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("AWS_")) {
+        if !matches!(
+            name.as_str(),
+            "AWS_ENDPOINT_URL"
+                | "AWS_ALLOW_HTTP"
+                | "AWS_ACCESS_KEY_ID"
+                | "AWS_SECRET_ACCESS_KEY"
+                | "AWS_REGION"
+        ) {
+            child.env_remove(name);
+        }
+    }
+    let out = child.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The child's write landed where the URL said, on the server the environment named.
+    let mut raw = AmazonS3Builder::new()
+        .with_bucket_name(&bucket)
+        .with_endpoint(&endpoint);
+    for (k, v) in S3_OPTIONS {
+        raw = raw.with_config(k.parse().unwrap(), v);
+    }
+    let digest = ModelDigest::of_model_bytes(CHILD_MODEL);
+    let key = format!("from-env/models/{}", digest.0.hex());
+    let stored = raw
+        .build()
+        .unwrap()
+        .get(&key.as_str().into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&stored[..], CHILD_MODEL);
+}
+
+/// The child of the test above: opens `[store] blobs` the way a node does, from the
+/// environment it was given. On its own (no `VOUCH_BLOBS_CHILD_URL`) it does nothing; the
+/// parent checks the object it stores.
+#[tokio::test]
+#[ignore = "run in a child process by open_reads_the_endpoint_and_credentials_from_the_environment"]
+async fn open_from_the_environment_child() {
+    let Ok(url) = std::env::var("VOUCH_BLOBS_CHILD_URL") else {
+        eprintln!("nothing to do: run by its parent test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(dir.path(), Some(&url)).await.unwrap();
+    let (digest, bytes) = model(CHILD_MODEL);
+    store.put_model(&digest, bytes.clone()).await.unwrap();
+    assert_eq!(store.get_model(&digest).await.unwrap(), bytes);
 }
