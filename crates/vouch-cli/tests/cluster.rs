@@ -1,0 +1,349 @@
+//! A cluster of real `vouch` processes on loopback: three nodes and two zk workers over one
+//! PostgreSQL database (`tests/services/postgres.sh`) and one S3 bucket (moto,
+//! `tests/services/s3.sh`). Skipped when those servers are not running, unless
+//! `VOUCH_REQUIRE_POSTGRES=1` (as `scripts/test.sh` sets), which fails instead.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Node, VOUCH, input_json, text};
+use serde_json::{Value, json};
+use vouch_core::Bundle;
+
+/// The shared services, or `None` (the test is skipped) when they are not running.
+fn services() -> Option<(String, String)> {
+    match (
+        std::env::var("VOUCH_TEST_POSTGRES"),
+        std::env::var("VOUCH_TEST_S3_ENDPOINT"),
+    ) {
+        (Ok(pg), Ok(s3)) => Some((pg, s3)),
+        _ => {
+            assert!(
+                std::env::var("VOUCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "VOUCH_REQUIRE_POSTGRES=1 but the test PostgreSQL or S3 server is not running"
+            );
+            eprintln!("skipping the cluster test: no test PostgreSQL and S3 servers");
+            None
+        }
+    }
+}
+
+/// A new database on the test server, named for this test.
+fn fresh_database(admin: &str, tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "cluster_{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let out = Command::new("psql")
+        .args([admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// A new bucket on the test S3 server (moto accepts an unsigned `PUT /<bucket>`).
+fn fresh_bucket(endpoint: &str, tag: &str) -> String {
+    let bucket = format!("cluster-{tag}-{}", std::process::id());
+    let r = common::http_client()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{r:?}");
+    bucket
+}
+
+/// What every process of one cluster is given: the database, the bucket, the shared log key.
+struct Cluster {
+    database: String,
+    blobs: String,
+    env: Vec<(String, String)>,
+    shared: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(tag: &str) -> Option<Cluster> {
+        let (pg, s3) = services()?;
+        let database = fresh_database(&pg, tag);
+        let bucket = fresh_bucket(&s3, tag);
+        let shared = tempfile::tempdir().unwrap();
+        let key = shared.path().join("log.key");
+        let env = vec![
+            ("AWS_ENDPOINT_URL".into(), s3.clone()),
+            ("AWS_ALLOW_HTTP".into(), "true".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            // One log, so one log key: every node is given the same file.
+            ("VOUCH_LOG__KEY_FILE".into(), key.display().to_string()),
+            ("VOUCH_LOG__CHECKPOINT_EVERY_MS".into(), "200".into()),
+            // Short leases, so a dead prover's job passes on within the test.
+            ("VOUCH_ZK__LEASE_MS".into(), "3000".into()),
+            ("VOUCH_STORE__CATALOG_POLL_MS".into(), "500".into()),
+        ];
+        Some(Cluster {
+            database,
+            blobs: format!("s3://{bucket}/vouch"),
+            env,
+            shared,
+        })
+    }
+
+    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    /// A node of this cluster, with extra environment (e.g. `VOUCH_ZK__WORKERS=0`).
+    fn node(&self, extra: &[(&str, &str)]) -> Node {
+        let env = self.env(extra);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Node::start_with_env(
+            &["--database", &self.database, "--blobs", &self.blobs],
+            &env,
+        )
+    }
+
+    /// A `vouch worker` of this cluster, once it says it is proving.
+    fn worker(&self) -> Worker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(VOUCH)
+            .args([
+                "worker",
+                "--database",
+                &self.database,
+                "--blobs",
+                &self.blobs,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .envs(self.env(&[]))
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("worker exited").unwrap();
+            if line == "proving" {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Worker { child, _dir: dir }
+    }
+
+    fn log_key_file(&self) -> PathBuf {
+        self.shared.path().join("log.key")
+    }
+}
+
+struct Worker {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The log's verifier key, as a node shows it.
+fn log_vkey(node: &Node) -> String {
+    let (s, v) = node.get("/v1/log");
+    assert_eq!(s, 200, "{v}");
+    v["key"].as_str().unwrap().to_string()
+}
+
+fn infer(node: &Node, body: &Value) -> (u16, Value) {
+    node.post_json("/v1/infer", body)
+}
+
+/// Waits until `f` holds, up to `within`.
+fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {within:?}");
+}
+
+/// Every acknowledged receipt is in the log at its acknowledged index, byte for byte, as
+/// `node` serves it.
+fn all_logged(node: &Node, acked: &[Bundle]) {
+    for b in acked {
+        let index = b.evidence["log"]["index"].as_u64().unwrap();
+        let (s, e) = node.get(&format!("/v1/log/entries/{index}"));
+        assert_eq!(s, 200, "entry {index} missing on {}: {e}", node.url);
+        let expected = format!(
+            "vouch-log/v1 receipt\n{}",
+            String::from_utf8(b.receipt.canonical_bytes()).unwrap()
+        );
+        assert_eq!(e["entry"].as_str().unwrap(), expected, "entry {index}");
+    }
+}
+
+/// `vouch log audit` against `node`, keeping the monitor's state in `state`: the second and
+/// later audits (against any node) check the new checkpoint is consistent with the last.
+fn audit(node: &Node, key: &str, state: &std::path::Path) {
+    let out = node.cli(&[
+        "log",
+        "audit",
+        "--log-key",
+        key,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "audit of {}: {}",
+        node.url,
+        text(&out)
+    );
+}
+
+/// Load through every node at once: `per_node` requests each, from two threads per node.
+fn load(nodes: &[&Node], body: &Value, per_node: usize) -> Vec<Bundle> {
+    let acked: Arc<Mutex<Vec<Bundle>>> = Arc::default();
+    let threads: Vec<_> = nodes
+        .iter()
+        .flat_map(|n| [n.url.clone(), n.url.clone()])
+        .map(|url| {
+            let (acked, body) = (acked.clone(), body.clone());
+            std::thread::spawn(move || {
+                let http = common::http_client();
+                for _ in 0..per_node / 2 {
+                    let r = http
+                        .post(format!("{url}/v1/infer"))
+                        .json(&body)
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap());
+                    acked.lock().unwrap().push(r.json().unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+/// Three nodes share one catalog, one log and one proof queue: a model registered on one is
+/// served by all, a policy set on one is honoured by the others within the stated bound, every
+/// node serves the same checkpoints, and a zk job submitted on one is proven by a worker and
+/// followed from another.
+#[test]
+fn three_nodes_share_one_catalog_one_log_and_one_proof_queue() {
+    let Some(cluster) = Cluster::new("shared") else {
+        return;
+    };
+    let a = cluster.node(&[]);
+    assert!(
+        cluster.log_key_file().exists(),
+        "the first node made the log key"
+    );
+    let b = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    let c = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    assert!(
+        a.banner
+            .iter()
+            .any(|l| l.contains("database:") && l.contains("shared")),
+        "{:?}",
+        a.banner
+    );
+    let key = log_vkey(&a);
+    assert_eq!(log_vkey(&b), key);
+    assert_eq!(log_vkey(&c), key);
+
+    // Registered on A, served by name on B and C: one registry, blobs from S3.
+    let digest = a.register("mlp_small");
+    let body = json!({"model": "mlp_small", "inputs": input_json("mlp_small")});
+    for n in [&b, &c] {
+        let (s, v) = infer(n, &body);
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["receipt"]["model"]["digest"], json!(digest));
+    }
+
+    // Load through all three; every receipt is in the one log, as every node serves it.
+    let acked = load(&[&a, &b, &c], &body, 40);
+    assert_eq!(acked.len(), 120);
+    let mut indexes: Vec<u64> = acked
+        .iter()
+        .map(|b| b.evidence["log"]["index"].as_u64().unwrap())
+        .collect();
+    indexes.sort_unstable();
+    indexes.dedup();
+    assert_eq!(indexes.len(), 120, "two receipts were given one index");
+    let state = cluster.shared.path().join("audit.json");
+    for n in [&a, &b, &c] {
+        all_logged(n, &acked);
+        audit(n, &key, &state);
+    }
+    // The same checkpoint from every node once the log is quiet.
+    eventually(Duration::from_secs(10), "one checkpoint everywhere", || {
+        let cps: Vec<String> = [&a, &b, &c]
+            .iter()
+            .map(|n| n.get_text("/log/checkpoint").1)
+            .collect();
+        cps.windows(2).all(|w| w[0] == w[1])
+    });
+
+    // A policy set on A is honoured on C within the catalog poll bound.
+    let out = a.cli(&["models", "policy", "mlp_small", "--min", "zk"]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(Duration::from_secs(3), "C honours A's policy", || {
+        let (s, v) = infer(&c, &body);
+        s == 409 || v["error"]["reason"] == "below_minimum_assurance"
+    });
+    let (s, v) = infer(&c, &body);
+    assert_eq!(v["error"]["reason"], "below_minimum_assurance", "{s} {v}");
+
+    // A zk request on C (which proves nothing itself) is proven by a worker and followed on B.
+    assert_eq!(a.zk_analysed("mlp_small")["status"], "available");
+    let worker = cluster.worker();
+    let zk_body =
+        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
+    let mut job = Value::Null;
+    eventually(Duration::from_secs(5), "C admits zk", || {
+        let (s, v) = infer(&c, &zk_body);
+        job = v;
+        s == 202 || s == 200
+    });
+    let id = job["evidence"]["zk_job"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let done = finished(&b, &id);
+    assert_eq!(done["status"], "done", "{done}");
+    drop(worker);
+}
+
+/// Waits for a job through any node's long poll and returns the finished job.
+fn finished(node: &Node, id: &str) -> Value {
+    for _ in 0..60 {
+        let (s, job) = node.get(&format!("/v1/proofs/{id}?wait=10s"));
+        assert_eq!(s, 200, "{job}");
+        if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
+            return job;
+        }
+    }
+    panic!("job {id} did not finish");
+}
