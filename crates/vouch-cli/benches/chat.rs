@@ -14,6 +14,9 @@
 //! `vouch` serves as an upper bound of the receipt's cost: the engine's crates are optimised in
 //! every profile (Cargo.toml), the node's own code (signing, hashing, logging) is not.
 
+mod support;
+use support::{loadavg, median};
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -85,21 +88,6 @@ fn start(bin: &PathBuf, dir: &std::path::Path) -> Result<Node> {
         .recv_timeout(Duration::from_secs(120))
         .context("the node did not start")?;
     Ok(Node { child, url })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 fn request(tokens: u32, tiers: &[&str], stream: bool) -> Vec<u8> {
