@@ -17,6 +17,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, SqlStr};
 
+pub mod log;
 pub(crate) mod model_config;
 pub(crate) mod policy;
 pub(crate) mod registry;
@@ -62,6 +63,11 @@ impl Pg {
             .connect_with(options.application_name("vouch"))
             .await?;
         Ok(Pg { pool })
+    }
+
+    /// Wraps a pool made elsewhere (tests name each node's connections to tell them apart).
+    pub fn from_pool(pool: PgPool) -> Pg {
+        Pg { pool }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -113,3 +119,6 @@ macro_rules! pg_migrations {
 
 /// The catalog: models, names and their moves, policies, configurations (versions 1–99).
 pub(crate) const CORE: &[PgMigration] = pg_migrations!("core": (1, "catalog", "0001_catalog.sql"));
+
+/// The transparency log: entries, hashes, checkpoints, cosignatures, head (versions 100–199).
+pub(crate) const LOG: &[PgMigration] = pg_migrations!("log": (100, "log", "0100_log.sql"));
