@@ -18,7 +18,9 @@ use vouch_log::checkpoint::{LogSigner, verify_checkpoint};
 use vouch_log::entry::{LogEntry, PointerMoved, receipt_entry_bytes};
 use vouch_log::log::{Log, LogConfig, LogError};
 use vouch_log::merkle::{Frontier, Hash, leaf_hash, verify_consistency, verify_inclusion};
-use vouch_log::store::{BoxFuture, CommitBatch, EntryRow, LogStore, StoreError, StoredCheckpoint};
+use vouch_log::store::{
+    BoxFuture, CommitBatch, EntryRow, LockedLog, LogStore, StoreError, StoredCheckpoint,
+};
 use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
 use vouch_store::log_store::SqliteLogStore;
 use vouch_store::pg::log::PgLogStore;
@@ -537,6 +539,28 @@ async fn a_dead_writer_is_replaced_and_loses_nothing() {
     assert_eq!(appended.index, 1);
     drop(held);
 
+    // a's sequencer hangs holding the lock (no kill): PostgreSQL ends its session once it has
+    // sat idle in its transaction for WRITER_IDLE_TIMEOUT, and b's append goes through.
+    let held = a.store().lock_writer().await.unwrap();
+    let hung = Instant::now();
+    let appended = tokio::time::timeout(Duration::from_secs(60), b.append_receipt(&receipt(3)))
+        .await
+        .expect("the hung writer's lock was never released")
+        .unwrap();
+    eprintln!(
+        "fail-over: the waiting node appended {:?} after the writer hung (idle timeout {})",
+        hung.elapsed(),
+        vouch_store::pg::log::WRITER_IDLE_TIMEOUT
+    );
+    assert_eq!(appended.index, 2);
+    assert!(
+        Box::new(held)
+            .commit(&batch(2, &mut Frontier::new(), &[b"late"]))
+            .await
+            .is_err(),
+        "the hung writer's transaction was ended"
+    );
+
     // Mid-load: three nodes append, node "c0"'s connections are killed five times.
     let nodes = [
         node(&url, "c0", LogConfig::default()).await,
@@ -603,9 +627,9 @@ async fn a_dead_writer_is_replaced_and_loses_nothing() {
         .iter()
         .filter(|&&i| at.contains_key(&receipt_entry_bytes(&receipt(i))))
         .count();
-    // 2 entries before the load, one after; every other entry is an acknowledged append or a
+    // 3 entries before the load, one after; every other entry is an acknowledged append or a
     // failed one whose commit reached the database before its answer was lost.
-    assert_eq!(size as usize, 3 + ok.len() + failed_in_log);
+    assert_eq!(size as usize, 4 + ok.len() + failed_in_log);
     let unique: HashSet<u64> = ok.iter().map(|&(index, _)| index).collect();
     assert_eq!(unique.len(), ok.len());
     eprintln!(
