@@ -27,7 +27,7 @@ use crate::merkle::{
     Frontier, Hash, ProofError, consistency_plan, inclusion_plan, leaf_hash, stored_hash_index,
 };
 use crate::proof::TlogProof;
-use crate::store::{CommitBatch, EntryRow, LogStore, StoreError, StoredCheckpoint};
+use crate::store::{CommitBatch, EntryRow, LockedLog, LogStore, StoreError, StoredCheckpoint};
 use crate::tiles::{Tile, TileError, TileKind, encode_entry_bundle, encode_hash_tile};
 use crate::witness::AddCheckpoint;
 
@@ -151,6 +151,10 @@ impl<S> Shared<S> {
 
     fn publish(&self, view: CheckpointView) {
         let mut st = self.cp();
+        // On a shared log another node's checkpoint can be adopted late; never go back.
+        if st.latest.as_ref().is_some_and(|l| l.size > view.size) {
+            return;
+        }
         let mut keep = Vec::new();
         for (need, tx) in st.waiters.drain(..) {
             if need <= view.size {
@@ -197,6 +201,19 @@ fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Publishes a checkpoint another node signed and stored, with its cosignatures so far.
+async fn adopt<S: LogStore>(shared: &Shared<S>, cp: StoredCheckpoint) -> Result<(), LogError> {
+    let cosignatures = shared.store.cosignatures(cp.size).await?;
+    shared.publish(CheckpointView {
+        size: cp.size,
+        root: cp.root,
+        note: Arc::new(cp.note),
+        cosignatures,
+        created_ms: cp.created_ms,
+    });
+    Ok(())
 }
 
 async fn load_frontier<S: LogStore>(store: &S, size: u64) -> Result<Frontier, LogError> {
@@ -389,6 +406,20 @@ impl<S: LogStore> Log<S> {
 
     pub fn latest_checkpoint(&self) -> Option<CheckpointView> {
         self.shared.cp().latest.clone()
+    }
+
+    /// Catches up with what other nodes committed to a shared store: the size and the latest
+    /// checkpoint (waking its waiters). A node calls it when the store signals a commit (and on
+    /// a timer as a fallback); on a store with one writer it finds nothing new.
+    pub async fn refresh(&self) -> Result<Option<CheckpointView>, LogError> {
+        let size = self.shared.store.size().await?;
+        self.shared.committed.fetch_max(size, Ordering::AcqRel);
+        if let Some(cp) = self.shared.store.latest_checkpoint().await?
+            && self.latest_checkpoint().is_none_or(|l| l.size < cp.size)
+        {
+            adopt(&self.shared, cp).await?;
+        }
+        Ok(self.latest_checkpoint())
     }
 
     /// Waits until a checkpoint covering entry `index` is published (the caller bounds the wait
@@ -591,6 +622,21 @@ impl<S: LogStore> Log<S> {
     }
 }
 
+/// Answers every request of a batch that could not be committed with `e`.
+fn fail_all(batch: Vec<Request>, e: &LogError) {
+    let msg = e.to_string();
+    for r in batch {
+        match r {
+            Request::Append { reply, .. } => {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone()).into()));
+            }
+            Request::Publish { reply } => {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone()).into()));
+            }
+        }
+    }
+}
+
 impl<S: LogStore> Committer<S> {
     /// Runs until every `Log` handle is dropped.
     pub async fn run(mut self) {
@@ -640,27 +686,48 @@ impl<S: LogStore> Committer<S> {
         let size = store.size().await?;
         self.frontier = load_frontier(store, size).await?;
         self.last_cp_size = store.latest_checkpoint().await?.map_or(0, |c| c.size);
-        self.shared.committed.store(size, Ordering::Release);
+        self.shared.committed.fetch_max(size, Ordering::AcqRel);
         self.needs_resync = false;
         Ok(())
     }
 
+    /// Takes the shared store's writer lock and brings the frontier and the checkpoint count up
+    /// to what is stored under it: other nodes may have appended since this one last held it.
+    async fn lock_shared(&mut self) -> Result<Option<Box<dyn LockedLog>>, LogError> {
+        let shared = self.shared.clone();
+        let Some(writer) = shared.store.shared_writer() else {
+            return Ok(None);
+        };
+        let mut locked = writer.lock().await?;
+        let size = locked.size();
+        if size < self.frontier.size() && !self.needs_resync {
+            return Err(LogError::Inconsistent(format!(
+                "the shared log has {size} entries, this node committed {}",
+                self.frontier.size()
+            )));
+        }
+        if size != self.frontier.size() || self.needs_resync {
+            let idx = Frontier::stored_indexes(size);
+            let roots = locked.read_hashes(&idx).await?;
+            self.frontier = Frontier::from_subtree_roots(size, roots)
+                .map_err(|e| LogError::Store(StoreError::Corrupt(e.to_string())))?;
+            self.shared.committed.fetch_max(size, Ordering::AcqRel);
+        }
+        self.last_cp_size = locked.checkpoint_size();
+        self.needs_resync = false;
+        Ok(Some(locked))
+    }
+
     async fn process(&mut self, batch: Vec<Request>) {
-        if self.needs_resync
+        let locked = match self.lock_shared().await {
+            Ok(l) => l,
+            Err(e) => return fail_all(batch, &e),
+        };
+        if locked.is_none()
+            && self.needs_resync
             && let Err(e) = self.resync().await
         {
-            let msg = e.to_string();
-            for r in batch {
-                match r {
-                    Request::Append { reply, .. } => {
-                        let _ = reply.send(Err(StoreError::Backend(msg.clone()).into()));
-                    }
-                    Request::Publish { reply } => {
-                        let _ = reply.send(Err(StoreError::Backend(msg.clone()).into()));
-                    }
-                }
-            }
-            return;
+            return fail_all(batch, &e);
         }
         let mut frontier = self.frontier.clone();
         let first_index = frontier.size();
@@ -698,7 +765,17 @@ impl<S: LogStore> Committer<S> {
                 created_ms: now_ms(),
             }
         });
-        let result = if entries.is_empty() {
+        let stored_cp_size = self.last_cp_size;
+        let result = if let Some(locked) = locked {
+            let b = CommitBatch {
+                first_index,
+                entries,
+                first_hash_index: stored_hash_index(0, first_index),
+                hashes,
+                checkpoint: checkpoint.clone(),
+            };
+            locked.commit(&b).await
+        } else if entries.is_empty() {
             match &checkpoint {
                 Some(cp) => self.shared.store.put_checkpoint(cp).await,
                 None => Ok(()),
@@ -716,7 +793,19 @@ impl<S: LogStore> Committer<S> {
         match result {
             Ok(()) => {
                 self.frontier = frontier;
-                self.shared.committed.store(size, Ordering::Release);
+                self.shared.committed.fetch_max(size, Ordering::AcqRel);
+                // Another node published a checkpoint this one has not served yet.
+                if checkpoint.is_none()
+                    && self
+                        .shared
+                        .cp()
+                        .latest
+                        .as_ref()
+                        .is_none_or(|l| l.size < stored_cp_size)
+                    && let Ok(Some(cp)) = self.shared.store.checkpoint_at(stored_cp_size).await
+                {
+                    let _ = adopt(&self.shared, cp).await;
+                }
                 if let Some(cp) = checkpoint {
                     self.last_cp_size = cp.size;
                     self.shared.publish(CheckpointView {

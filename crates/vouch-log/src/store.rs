@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
+/// The boxed future [`SharedWriter`] and [`LockedLog`] return (object-safe async).
+pub use futures_util::future::BoxFuture;
+
 use crate::entry::EntryKind;
 use crate::merkle::Hash;
 
@@ -116,6 +119,38 @@ pub trait LogStore: Send + Sync + 'static {
         name: &str,
         limit: u64,
     ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send;
+
+    /// A store that several nodes write at once (PostgreSQL) returns its writer lock here; the
+    /// committer then assigns indexes and signs checkpoints only while holding it. A store with
+    /// one writer (SQLite, memory) keeps the default `None`.
+    fn shared_writer(&self) -> Option<&dyn SharedWriter> {
+        None
+    }
+}
+
+/// The writer lock of a log shared by several nodes: whoever holds it is the log's one
+/// sequencer for one transaction (see `docs/log.md`, "One log across nodes").
+pub trait SharedWriter: Send + Sync {
+    /// Begins a transaction holding the lock, waiting for it while another node holds it.
+    fn lock(&self) -> BoxFuture<'_, Result<Box<dyn LockedLog>, StoreError>>;
+}
+
+/// An open transaction holding the shared log's writer lock. Dropping it without
+/// [`commit`](LockedLog::commit) rolls back and releases the lock.
+pub trait LockedLog: Send {
+    /// Entries stored when the lock was taken (no other writer can change it while held).
+    fn size(&self) -> u64;
+    /// Size of the latest stored checkpoint when the lock was taken.
+    fn checkpoint_size(&self) -> u64;
+    /// Hashes at the given stored-hash indexes, read inside the transaction.
+    fn read_hashes<'a>(
+        &'a mut self,
+        indexes: &'a [u64],
+    ) -> BoxFuture<'a, Result<Vec<Hash>, StoreError>>;
+    /// Writes the batch (no entries: the checkpoint alone) and commits, releasing the lock.
+    /// Fails with `Conflict` if `first_index` is not [`size`](LockedLog::size).
+    fn commit<'a>(self: Box<Self>, batch: &'a CommitBatch)
+    -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 #[derive(Default)]
@@ -326,5 +361,8 @@ impl<T: LogStore> LogStore for std::sync::Arc<T> {
         limit: u64,
     ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send {
         (**self).entries_by_name(name, limit)
+    }
+    fn shared_writer(&self) -> Option<&dyn SharedWriter> {
+        (**self).shared_writer()
     }
 }

@@ -453,10 +453,9 @@ mod tests {
         Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
     };
     use vouch_log::checkpoint::LogSigner;
-    use vouch_log::entry::{LogEntry, PointerMoved, receipt_entry_bytes};
-    use vouch_log::log::{Log, LogConfig, LogError};
-    use vouch_log::merkle::{Frontier, leaf_hash, verify_consistency, verify_inclusion};
-    use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
+    use vouch_log::entry::receipt_entry_bytes;
+    use vouch_log::log::{Log, LogConfig};
+    use vouch_log::merkle::{Frontier, leaf_hash, verify_consistency};
 
     const ORIGIN: &str = "vouch.test/log";
 
@@ -516,95 +515,8 @@ mod tests {
         assert!(pow2_chunks::<u32>(&[], 512).is_empty());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_log_appends_proves_serves_tiles_and_survives_reopen() {
-        let path = temp_db("basic");
-        let log = open_log(
-            &path,
-            LogConfig {
-                checkpoint_every_entries: 500,
-                ..Default::default()
-            },
-        )
-        .await;
-        let mut tasks = Vec::new();
-        for i in 0..1500u64 {
-            let log = log.clone();
-            tasks.push(tokio::spawn(async move {
-                (i, log.append_receipt(&receipt(i)).await.unwrap())
-            }));
-        }
-        let mut by_index = vec![0u64; 1500];
-        for t in tasks {
-            let (i, a) = t.await.unwrap();
-            by_index[a.index as usize] = i;
-        }
-        log.append(&LogEntry::PointerMoved(PointerMoved {
-            name: "mnist-cnn".into(),
-            version: Some("1".into()),
-            from: None,
-            to: Some(ModelDigest(Digest::of(b"model"))),
-            at: "2026-11-25T12:00:00.000Z".into(),
-        }))
-        .await
-        .unwrap();
-        let cp = log.publish_checkpoint().await.unwrap().unwrap();
-        assert_eq!(cp.size, 1501);
-        for idx in [0u64, 700, 1499] {
-            let p = log.inclusion_proof(idx, cp.size).await.unwrap();
-            let leaf = leaf_hash(&receipt_entry_bytes(&receipt(by_index[idx as usize])));
-            verify_inclusion(leaf, idx, cp.size, &p, cp.root).unwrap();
-        }
-        // Tiles agree with the entries they cover.
-        let bundle = decode_entry_bundle(&log.tile(Tile::entries(1, 256)).await.unwrap()).unwrap();
-        let tile0 =
-            decode_hash_tile(&log.tile(Tile::hashes(0, 1, 256)).await.unwrap(), 256).unwrap();
-        assert!(bundle.iter().zip(&tile0).all(|(e, h)| leaf_hash(e) == *h));
-        let tile1 = log.tile(Tile::hashes(1, 0, 5)).await.unwrap();
-        assert_eq!(tile1.len(), 5 * 32);
-        assert_eq!(log.history("mnist-cnn").await.unwrap().len(), 1);
-        drop(log);
-
-        // Reopen from the file: same tree, and new checkpoints extend the old one.
-        let log = open_log(&path, LogConfig::default()).await;
-        assert_eq!(log.size(), 1501);
-        assert_eq!(log.latest_checkpoint().unwrap().root, cp.root);
-        log.append_receipt(&receipt(9999)).await.unwrap();
-        let cp2 = log.publish_checkpoint().await.unwrap().unwrap();
-        let proof = log.consistency_proof(cp.size, cp2.size).await.unwrap();
-        verify_consistency(cp.size, cp2.size, cp.root, cp2.root, &proof).unwrap();
-        // Size-triggered checkpoints were published along the way (every >= 500 entries).
-        let n = log
-            .store()
-            .pool()
-            .run(|c| count(c, "SELECT COUNT(*) FROM log_checkpoint"))
-            .await
-            .unwrap();
-        assert!(n >= 4, "only {n} checkpoints stored");
-        assert!(log.store().checkpoint_at(cp.size).await.unwrap().is_some());
-
-        // A second writer on the same database cannot fork it: its commit conflicts.
-        let (other, committer) = Log::open(
-            SqliteLogStore::open(&path).await.unwrap(),
-            signer(),
-            LogConfig::default(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(committer.run());
-        log.append_receipt(&receipt(10_000)).await.unwrap();
-        let err = other.append_receipt(&receipt(10_001)).await.unwrap_err();
-        assert!(
-            matches!(err, LogError::Store(StoreError::Conflict(_))),
-            "{err}"
-        );
-        // After the conflict it re-reads the store and appends after the other writer.
-        assert_eq!(
-            other.append_receipt(&receipt(10_002)).await.unwrap().index,
-            1503
-        );
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
-    }
+    // The store-level append / proof / tile / reopen test runs on SQLite and PostgreSQL in
+    // `tests/log_conformance.rs`.
 
     /// Child half of the crash test: appends concurrently and prints `ack <index> <i>` for each
     /// acknowledged append. Only runs when the parent sets VOUCH_LOG_CRASH_DB.

@@ -17,6 +17,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, SqlStr};
 
+pub mod log;
 pub(crate) mod model_config;
 pub(crate) mod policy;
 pub(crate) mod proofs;
@@ -66,6 +67,11 @@ impl Pg {
             .connect_with(options.application_name("vouch"))
             .await?;
         Ok(Pg { pool })
+    }
+
+    /// Wraps a pool made elsewhere (tests name each node's connections to tell them apart).
+    pub fn from_pool(pool: PgPool) -> Pg {
+        Pg { pool }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -120,3 +126,6 @@ pub(crate) const CORE: &[PgMigration] = pg_migrations!("core": (1, "catalog", "0
 
 /// The zk tier: analyses and the shared, leased proof-job queue (versions 300–399).
 pub(crate) const ZK: &[PgMigration] = pg_migrations!("zk": (300, "zk", "0300_zk.sql"));
+
+/// The transparency log: entries, hashes, checkpoints, cosignatures, head (versions 100–199).
+pub(crate) const LOG: &[PgMigration] = pg_migrations!("log": (100, "log", "0100_log.sql"));
