@@ -16,11 +16,11 @@ use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
 use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
 use vouch_log::{Appended, Log, LogConfig, LogEntry, LogError, LogEvidence, LogSigner, WitnessKey};
-use vouch_store::log_store::SqliteLogStore;
+use vouch_store::log_backend::LogBackend;
 use vouch_store::{LogOutbox, Store};
 
 /// The log as the server runs it.
-pub type NodeLog = Log<SqliteLogStore>;
+pub type NodeLog = Log<LogBackend>;
 
 /// `[log]` in `vouch.toml`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,8 +92,6 @@ pub enum LogBootError {
     Store(#[from] vouch_log::store::StoreError),
     #[error("log witness key {key:?}: {reason}")]
     Witness { key: String, reason: String },
-    #[error("the transparency log is not on PostgreSQL yet; use the SQLite default")]
-    NotOnPostgres,
 }
 
 /// Opens the log in the node's database, spawns its committer and timers, and appends any change
@@ -128,9 +126,12 @@ pub async fn boot(
     };
     let vkey = signer.key().to_vkey();
     let origin = signer.key().origin().to_string();
-    let db = store.pool().ok_or(LogBootError::NotOnPostgres)?;
-    let log_store = SqliteLogStore::new(db.clone()).await?;
+    let log_store = LogBackend::open(store).await?;
+    let shared = matches!(log_store, LogBackend::Postgres(_));
     let (log, committer) = Log::open(log_store, signer, config).await?;
+    if shared {
+        spawn_follower(log.clone());
+    }
     // Supervised: after a panic the committer serves again, re-reading the tree from the store.
     let committer = Arc::new(tokio::sync::Mutex::new(committer));
     crate::supervise::spawn("log-committer", move || {
@@ -158,6 +159,40 @@ pub async fn boot(
         .await
         .map_err(|e| LogBootError::Log(LogError::Inconsistent(e)))?;
     Ok(state)
+}
+
+/// On a log shared by a cluster: follows the other nodes' commits (`NOTIFY vouch_log`, and a
+/// re-read every second in case a notification was lost), so this node's size and latest
+/// checkpoint — what it serves and what proofs wait for — keep up with the whole log.
+fn spawn_follower(log: NodeLog) {
+    crate::supervise::spawn("log-follower", move || {
+        let log = log.clone();
+        async move {
+            let LogBackend::Postgres(pg) = log.store() else {
+                return;
+            };
+            loop {
+                let mut listener = match pg.listen().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!("log follower: cannot listen: {e}; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                loop {
+                    let woke = tokio::time::timeout(Duration::from_secs(1), listener.try_recv());
+                    let lost = matches!(woke.await, Ok(Err(_)));
+                    if let Err(e) = log.refresh().await {
+                        tracing::warn!("log follower: cannot refresh: {e}");
+                    }
+                    if lost {
+                        break;
+                    }
+                }
+            }
+        }
+    });
 }
 
 fn load_or_create_key(path: &Path, origin: &str) -> Result<LogSigner, LogBootError> {
@@ -360,6 +395,14 @@ pub async fn append_registered(
 /// a model was told is public.
 pub async fn drain_outboxes(st: &LogState, store: &Store) -> Result<u64, String> {
     let _one = st.drain.lock().await;
+    // And one node of a cluster at a time: two nodes draining at once would log a change twice.
+    let cluster = store.lock_outboxes().await.map_err(|e| e.to_string())?;
+    let drained = drain_locked(st, store).await;
+    cluster.release().await;
+    drained
+}
+
+async fn drain_locked(st: &LogState, store: &Store) -> Result<u64, String> {
     let mut logged = 0;
     for outbox in LogOutbox::ALL {
         loop {

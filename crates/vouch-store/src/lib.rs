@@ -243,6 +243,14 @@ impl LogOutbox {
 }
 
 impl Store {
+    /// Taken around draining the outboxes into the log: one node of a cluster at a time.
+    pub async fn lock_outboxes(&self) -> Result<pg::OutboxLock> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(pg::OutboxLock::none()),
+            Backend::Postgres(pg) => Ok(pg::OutboxLock::acquire(pg).await?),
+        }
+    }
+
     /// Records that outbox row `seq` is leaf `log_index` of the transparency log (once: a row
     /// already marked keeps its index).
     pub async fn mark_logged(&self, outbox: LogOutbox, seq: i64, log_index: i64) -> Result<()> {
@@ -328,6 +336,7 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+pub mod log_backend;
 pub mod log_store;
 pub mod pay_store;
 pub mod proof_store;

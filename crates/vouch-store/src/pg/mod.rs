@@ -24,7 +24,7 @@ pub(crate) mod proofs;
 pub(crate) mod registry;
 mod watch;
 
-pub use watch::CATALOG_CHANNEL;
+pub use watch::{CATALOG_CHANNEL, OutboxLock};
 
 /// A pool of connections to the cluster's database. Cloning shares the pool.
 #[derive(Clone, Debug)]

@@ -61,3 +61,42 @@ impl Pg {
         }
     }
 }
+
+/// Held while a node appends the catalog's outboxes (pointer, policy and configuration changes)
+/// to the log: on PostgreSQL one node of the cluster at a time (a session advisory lock), so
+/// two nodes never log one change twice. Release it with [`OutboxLock::release`]; dropped
+/// unreleased (a panic, a cancelled drain), its connection is closed, which frees the lock.
+pub struct OutboxLock(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
+
+const OUTBOX_LOCK: &str = "SELECT pg_advisory_lock(hashtextextended('vouch.outboxes', 0))";
+const OUTBOX_UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('vouch.outboxes', 0))";
+
+impl OutboxLock {
+    /// No lock: a database with one writer (SQLite).
+    pub fn none() -> OutboxLock {
+        OutboxLock(None)
+    }
+
+    /// Waits for the cluster's outbox lock.
+    pub async fn acquire(pg: &Pg) -> Result<OutboxLock, sqlx::Error> {
+        let mut c = pg.pool().acquire().await?;
+        sqlx::query(OUTBOX_LOCK).execute(&mut *c).await?;
+        Ok(OutboxLock(Some(c)))
+    }
+
+    pub async fn release(mut self) {
+        if let Some(mut c) = self.0.take()
+            && sqlx::query(OUTBOX_UNLOCK).execute(&mut *c).await.is_err()
+        {
+            drop(c.detach());
+        }
+    }
+}
+
+impl Drop for OutboxLock {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            drop(c.detach());
+        }
+    }
+}
