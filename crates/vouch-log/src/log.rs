@@ -233,9 +233,11 @@ impl<S: LogStore> Log<S> {
         signer: LogSigner,
         config: LogConfig,
     ) -> Result<(Log<S>, Committer<S>), LogError> {
+        // The checkpoint first: on a shared store other nodes may commit meanwhile, and a size
+        // read after it is never smaller than it.
+        let mut latest = store.latest_checkpoint().await?;
         let size = store.size().await?;
         let frontier = load_frontier(&store, size).await?;
-        let mut latest = store.latest_checkpoint().await?;
         if let Some(cp) = &latest {
             if cp.size > size {
                 return Err(LogError::Inconsistent(format!(

@@ -22,8 +22,7 @@ use vouch_log::store::{
     BoxFuture, CommitBatch, EntryRow, LockedLog, LogStore, StoreError, StoredCheckpoint,
 };
 use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
-use vouch_store::log_store::SqliteLogStore;
-use vouch_store::pg::log::PgLogStore;
+use vouch_store::pg::log::{LogBackend, PgLogStore};
 use vouch_store::{Pg, Store};
 
 const ORIGIN: &str = "vouch.test/log";
@@ -185,22 +184,13 @@ async fn appends_proves_serves_tiles_and_survives_reopen<S: LogStore>(
 async fn log_appends_proves_serves_tiles_and_survives_reopen() {
     for b in common::backends("log_basic").await {
         let store = b.open().await;
-        match store.backend().clone() {
-            vouch_store::Backend::Sqlite(db) => {
-                appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
-                    let db = db.clone();
-                    Box::pin(async move { SqliteLogStore::new(db).await.unwrap() })
-                })
-                .await
-            }
-            vouch_store::Backend::Postgres(pg) => {
-                appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
-                    let pg = pg.clone();
-                    Box::pin(async move { PgLogStore::new(pg).await.unwrap() })
-                })
-                .await
-            }
-        }
+        // The node's one store type, opened on whichever database the store runs.
+        let shared = Arc::new(store.clone());
+        appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
+            let store = shared.clone();
+            Box::pin(async move { LogBackend::open(&store).await.unwrap() })
+        })
+        .await;
     }
 }
 
