@@ -413,13 +413,26 @@ impl<S: LogStore> Log<S> {
     /// Catches up with what other nodes committed to a shared store: the size and the latest
     /// checkpoint (waking its waiters). A node calls it when the store signals a commit (and on
     /// a timer as a fallback); on a store with one writer it finds nothing new.
+    /// Cosignatures another node stored for the latest checkpoint are taken up too (in the
+    /// store's order), so every node serves the same checkpoint bytes.
     pub async fn refresh(&self) -> Result<Option<CheckpointView>, LogError> {
         let size = self.shared.store.size().await?;
         self.shared.committed.fetch_max(size, Ordering::AcqRel);
-        if let Some(cp) = self.shared.store.latest_checkpoint().await?
-            && self.latest_checkpoint().is_none_or(|l| l.size < cp.size)
-        {
-            adopt(&self.shared, cp).await?;
+        let Some(cp) = self.shared.store.latest_checkpoint().await? else {
+            return Ok(self.latest_checkpoint());
+        };
+        match self.latest_checkpoint() {
+            Some(l) if l.size == cp.size => {
+                let cosignatures = self.shared.store.cosignatures(cp.size).await?;
+                let mut st = self.shared.cp();
+                if let Some(latest) = &mut st.latest
+                    && latest.size == cp.size
+                {
+                    latest.cosignatures = cosignatures;
+                }
+            }
+            Some(l) if l.size > cp.size => {}
+            _ => adopt(&self.shared, cp).await?,
         }
         Ok(self.latest_checkpoint())
     }

@@ -15,6 +15,7 @@ use vouch_core::{
     Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
 };
 use vouch_log::checkpoint::{LogSigner, verify_checkpoint};
+use vouch_log::cosign::Cosigner;
 use vouch_log::entry::{LogEntry, PointerMoved, receipt_entry_bytes};
 use vouch_log::log::{Log, LogConfig, LogError};
 use vouch_log::merkle::{Frontier, Hash, leaf_hash, verify_consistency, verify_inclusion};
@@ -22,10 +23,17 @@ use vouch_log::store::{
     BoxFuture, CommitBatch, EntryRow, LockedLog, LogStore, StoreError, StoredCheckpoint,
 };
 use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
+use vouch_log::witness::{Witness, parse_add_checkpoint_response};
 use vouch_store::pg::log::{LogBackend, PgLogStore};
 use vouch_store::{Pg, Store};
 
 const ORIGIN: &str = "vouch.test/log";
+
+fn witness(name: &str, seed: u8) -> Witness {
+    let c = Cosigner::from_signing_key(name, ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+        .unwrap();
+    Witness::new(c, vec![signer().key().clone()])
+}
 
 fn receipt(i: u64) -> Receipt {
     Receipt {
@@ -399,8 +407,11 @@ async fn three_nodes_append_through_one_postgres_log() {
     let Some(url) = common::fresh_postgres("log_cluster").await else {
         return;
     };
+    let w1 = witness("w1.test/witness", 11);
+    let w2 = witness("w2.test/witness", 12);
     let config = LogConfig {
         checkpoint_every_entries: 200,
+        witnesses: vec![w1.key().clone(), w2.key().clone()],
         ..Default::default()
     };
     let mut nodes = Vec::new();
@@ -443,6 +454,35 @@ async fn three_nodes_append_through_one_postgres_log() {
             (cp.size, cp.root, &cp.note)
         );
         assert_eq!(log.size(), size);
+    }
+    // Two witnesses cosign it, each through another node: every node serves both cosignatures,
+    // in the same order, so the same checkpoint bytes.
+    for (w, via) in [(w1, 0), (w2, 2)] {
+        let mut w = w;
+        let req = nodes[via].witness_request(0).await.unwrap();
+        let resp = w.add_checkpoint(&req.to_body(), 1_700_000_000).unwrap();
+        let cosig = parse_add_checkpoint_response(w.key(), &req.checkpoint, 200, &resp).unwrap();
+        nodes[via]
+            .add_cosignature(cp.size, &cosig.to_line())
+            .await
+            .unwrap();
+    }
+    let lines = nodes[1].store().cosignatures(size).await.unwrap();
+    assert_eq!(lines.len(), 2);
+    let mut served = cp.note.as_ref().clone();
+    for l in &lines {
+        served.extend_from_slice(l.as_bytes());
+    }
+    for log in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while log.latest_checkpoint().unwrap().signed_note() != served {
+            assert!(
+                Instant::now() < deadline,
+                "a node never took up the cosignatures"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.latest_checkpoint().unwrap().cosignatures.len(), 2);
     }
     // The same tiles from every node.
     let tile = Tile::hashes(0, 2, 256);

@@ -24,7 +24,8 @@ use vouch_log::store::{
 
 use super::{LOG, Pg};
 
-/// Channel a commit notifies (payload: the new size) so other nodes refresh at once.
+/// Channel a commit or a new cosignature notifies (payload: the stored size) so other nodes
+/// refresh at once.
 pub const LOG_CHANNEL: &str = "vouch_log";
 
 /// How long a writer may sit idle inside its transaction before PostgreSQL ends its session and
@@ -404,8 +405,11 @@ impl LogStore for PgLogStore {
         line: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO log_cosignature (size, witness, key_id, line) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line",
+            "WITH c AS (
+                 INSERT INTO log_cosignature (size, witness, key_id, line) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line
+             )
+             SELECT pg_notify('vouch_log', size::text) FROM log_head WHERE id = 1",
         )
         .bind(to_i64(size)?)
         .bind(witness)
