@@ -8,6 +8,11 @@
 //! in the batch get its answer, so an acknowledged entry is durable. Many appends share one
 //! fsync, which is what makes tens of thousands of durable appends per second possible.
 //!
+//! On a store several nodes share ([`crate::store::SharedWriter`]) each batch is assigned its
+//! indexes, and any due checkpoint signed, only inside a transaction holding the store's writer
+//! lock, after catching up with what other nodes committed; [`Log::refresh`] follows their
+//! commits between batches.
+//!
 //! Nothing here depends on a particular async runtime: channels are `futures` channels, and
 //! time-based checkpoints are driven by the caller calling [`Log::publish_checkpoint`] on a timer.
 
