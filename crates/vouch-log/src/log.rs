@@ -8,6 +8,11 @@
 //! in the batch get its answer, so an acknowledged entry is durable. Many appends share one
 //! fsync, which is what makes tens of thousands of durable appends per second possible.
 //!
+//! On a store several nodes share ([`crate::store::SharedWriter`]) each batch is assigned its
+//! indexes, and any due checkpoint signed, only inside a transaction holding the store's writer
+//! lock, after catching up with what other nodes committed; [`Log::refresh`] follows their
+//! commits between batches.
+//!
 //! Nothing here depends on a particular async runtime: channels are `futures` channels, and
 //! time-based checkpoints are driven by the caller calling [`Log::publish_checkpoint`] on a timer.
 
@@ -233,9 +238,11 @@ impl<S: LogStore> Log<S> {
         signer: LogSigner,
         config: LogConfig,
     ) -> Result<(Log<S>, Committer<S>), LogError> {
+        // The checkpoint first: on a shared store other nodes may commit meanwhile, and a size
+        // read after it is never smaller than it.
+        let mut latest = store.latest_checkpoint().await?;
         let size = store.size().await?;
         let frontier = load_frontier(&store, size).await?;
-        let mut latest = store.latest_checkpoint().await?;
         if let Some(cp) = &latest {
             if cp.size > size {
                 return Err(LogError::Inconsistent(format!(
@@ -411,13 +418,26 @@ impl<S: LogStore> Log<S> {
     /// Catches up with what other nodes committed to a shared store: the size and the latest
     /// checkpoint (waking its waiters). A node calls it when the store signals a commit (and on
     /// a timer as a fallback); on a store with one writer it finds nothing new.
+    /// Cosignatures another node stored for the latest checkpoint are taken up too (in the
+    /// store's order), so every node serves the same checkpoint bytes.
     pub async fn refresh(&self) -> Result<Option<CheckpointView>, LogError> {
         let size = self.shared.store.size().await?;
         self.shared.committed.fetch_max(size, Ordering::AcqRel);
-        if let Some(cp) = self.shared.store.latest_checkpoint().await?
-            && self.latest_checkpoint().is_none_or(|l| l.size < cp.size)
-        {
-            adopt(&self.shared, cp).await?;
+        let Some(cp) = self.shared.store.latest_checkpoint().await? else {
+            return Ok(self.latest_checkpoint());
+        };
+        match self.latest_checkpoint() {
+            Some(l) if l.size == cp.size => {
+                let cosignatures = self.shared.store.cosignatures(cp.size).await?;
+                let mut st = self.shared.cp();
+                if let Some(latest) = &mut st.latest
+                    && latest.size == cp.size
+                {
+                    latest.cosignatures = cosignatures;
+                }
+            }
+            Some(l) if l.size > cp.size => {}
+            _ => adopt(&self.shared, cp).await?,
         }
         Ok(self.latest_checkpoint())
     }

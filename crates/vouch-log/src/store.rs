@@ -1,7 +1,7 @@
 //! The storage the log needs, as a trait, and an in-memory implementation for tests.
 //!
-//! The durable implementation (SQLite, later PostgreSQL) lives in `vouch-store`; this crate
-//! knows no SQL. Futures are `Send` so a multi-threaded runtime can drive them; the log never
+//! The durable implementations (SQLite, and PostgreSQL shared by a cluster's nodes through the
+//! [`SharedWriter`] capability) live in `vouch-store`; this crate knows no SQL. Futures are `Send` so a multi-threaded runtime can drive them; the log never
 //! spawns anything itself.
 
 use std::collections::BTreeMap;

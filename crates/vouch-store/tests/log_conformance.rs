@@ -15,6 +15,7 @@ use vouch_core::{
     Digest, EngineInfo, ExecProfile, ModelDigest, NodeKey, RECEIPT_VERSION, Receipt, Tier,
 };
 use vouch_log::checkpoint::{LogSigner, verify_checkpoint};
+use vouch_log::cosign::Cosigner;
 use vouch_log::entry::{LogEntry, PointerMoved, receipt_entry_bytes};
 use vouch_log::log::{Log, LogConfig, LogError};
 use vouch_log::merkle::{Frontier, Hash, leaf_hash, verify_consistency, verify_inclusion};
@@ -22,11 +23,17 @@ use vouch_log::store::{
     BoxFuture, CommitBatch, EntryRow, LockedLog, LogStore, StoreError, StoredCheckpoint,
 };
 use vouch_log::tiles::{Tile, decode_entry_bundle, decode_hash_tile};
-use vouch_store::log_store::SqliteLogStore;
-use vouch_store::pg::log::PgLogStore;
+use vouch_log::witness::{Witness, parse_add_checkpoint_response};
+use vouch_store::pg::log::{LogBackend, PgLogStore};
 use vouch_store::{Pg, Store};
 
 const ORIGIN: &str = "vouch.test/log";
+
+fn witness(name: &str, seed: u8) -> Witness {
+    let c = Cosigner::from_signing_key(name, ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+        .unwrap();
+    Witness::new(c, vec![signer().key().clone()])
+}
 
 fn receipt(i: u64) -> Receipt {
     Receipt {
@@ -185,22 +192,13 @@ async fn appends_proves_serves_tiles_and_survives_reopen<S: LogStore>(
 async fn log_appends_proves_serves_tiles_and_survives_reopen() {
     for b in common::backends("log_basic").await {
         let store = b.open().await;
-        match store.backend().clone() {
-            vouch_store::Backend::Sqlite(db) => {
-                appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
-                    let db = db.clone();
-                    Box::pin(async move { SqliteLogStore::new(db).await.unwrap() })
-                })
-                .await
-            }
-            vouch_store::Backend::Postgres(pg) => {
-                appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
-                    let pg = pg.clone();
-                    Box::pin(async move { PgLogStore::new(pg).await.unwrap() })
-                })
-                .await
-            }
-        }
+        // The node's one store type, opened on whichever database the store runs.
+        let shared = Arc::new(store.clone());
+        appends_proves_serves_tiles_and_survives_reopen(b.name, &store, move || {
+            let store = shared.clone();
+            Box::pin(async move { LogBackend::open(&store).await.unwrap() })
+        })
+        .await;
     }
 }
 
@@ -409,8 +407,11 @@ async fn three_nodes_append_through_one_postgres_log() {
     let Some(url) = common::fresh_postgres("log_cluster").await else {
         return;
     };
+    let w1 = witness("w1.test/witness", 11);
+    let w2 = witness("w2.test/witness", 12);
     let config = LogConfig {
         checkpoint_every_entries: 200,
+        witnesses: vec![w1.key().clone(), w2.key().clone()],
         ..Default::default()
     };
     let mut nodes = Vec::new();
@@ -453,6 +454,35 @@ async fn three_nodes_append_through_one_postgres_log() {
             (cp.size, cp.root, &cp.note)
         );
         assert_eq!(log.size(), size);
+    }
+    // Two witnesses cosign it, each through another node: every node serves both cosignatures,
+    // in the same order, so the same checkpoint bytes.
+    for (w, via) in [(w1, 0), (w2, 2)] {
+        let mut w = w;
+        let req = nodes[via].witness_request(0).await.unwrap();
+        let resp = w.add_checkpoint(&req.to_body(), 1_700_000_000).unwrap();
+        let cosig = parse_add_checkpoint_response(w.key(), &req.checkpoint, 200, &resp).unwrap();
+        nodes[via]
+            .add_cosignature(cp.size, &cosig.to_line())
+            .await
+            .unwrap();
+    }
+    let lines = nodes[1].store().cosignatures(size).await.unwrap();
+    assert_eq!(lines.len(), 2);
+    let mut served = cp.note.as_ref().clone();
+    for l in &lines {
+        served.extend_from_slice(l.as_bytes());
+    }
+    for log in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while log.latest_checkpoint().unwrap().signed_note() != served {
+            assert!(
+                Instant::now() < deadline,
+                "a node never took up the cosignatures"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.latest_checkpoint().unwrap().cosignatures.len(), 2);
     }
     // The same tiles from every node.
     let tile = Tile::hashes(0, 2, 256);
@@ -638,4 +668,157 @@ async fn a_dead_writer_is_replaced_and_loses_nothing() {
         ok.len(),
         failed.len()
     );
+}
+
+/// Child half of the kill -9 test: a node appending from 32 clients, printing
+/// `ack <index> <i>` for each acknowledged append. Runs only when the parent sets the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of a_node_killed_by_sigkill_loses_no_acknowledged_entry"]
+async fn pg_node_child() {
+    let Ok(url) = std::env::var("VOUCH_LOG_PG_CHILD_URL") else {
+        return;
+    };
+    let log = node(
+        &url,
+        "child",
+        LogConfig {
+            checkpoint_every_entries: 300,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, u64)>();
+    for w in 0..32u64 {
+        let (log, tx) = (log.clone(), tx.clone());
+        tokio::spawn(async move {
+            for k in 0.. {
+                let i = 50_000_000 + w * 1_000_000 + k;
+                let a = log.append_receipt(&receipt(i)).await.unwrap();
+                let _ = tx.send((a.index, i));
+            }
+        });
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    while let Some((index, i)) = rx.recv().await {
+        writeln!(out, "ack {index} {i}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// kill -9 of a node (another process) while it and this process's node append through one
+/// database: this node keeps appending with no stall beyond a commit or two, every entry either
+/// node acknowledged is in the log at its index exactly once, and the checkpoints both signed
+/// are consistent with each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_by_sigkill_loses_no_acknowledged_entry() {
+    use std::io::{BufRead, BufReader};
+    let Some(url) = common::fresh_postgres("log_sigkill").await else {
+        return;
+    };
+    let config = LogConfig {
+        checkpoint_every_entries: 300,
+        ..Default::default()
+    };
+    let here = node(&url, "here", config).await;
+    here.append_receipt(&receipt(0)).await.unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "pg_node_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("VOUCH_LOG_PG_CHILD_URL", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // This node appends throughout, recording when each append was acknowledged.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..16u64 {
+        let (log, stop) = (here.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            let mut k = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let i = 1 + w * 1_000_000 + k;
+                k += 1;
+                let a = log.append_receipt(&receipt(i)).await.unwrap();
+                acks.push((a.index, i, Instant::now()));
+            }
+            acks
+        }));
+    }
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut acks = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut parts = line.split(' ');
+            if parts.next() == Some("ack") {
+                let index: u64 = parts.next().unwrap().parse().unwrap();
+                let i: u64 = parts.next().unwrap().parse().unwrap();
+                acks.push((index, i));
+            }
+            if acks.len() >= 3000 {
+                break;
+            }
+        }
+        (acks, child)
+    });
+    let (child_acks, mut child) = reader.await.unwrap();
+    // SIGKILL mid-flight: the child's committer is likely inside a transaction holding the lock.
+    child.kill().unwrap();
+    let killed = Instant::now();
+    child.wait().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut here_acks = Vec::new();
+    for t in tasks {
+        here_acks.extend(t.await.unwrap());
+    }
+    assert!(
+        child_acks.len() >= 100,
+        "child acknowledged {}",
+        child_acks.len()
+    );
+    let after: Vec<Instant> = here_acks
+        .iter()
+        .map(|a| a.2)
+        .filter(|t| *t > killed)
+        .collect();
+    let first_after = after.iter().min().expect("no append after the kill");
+    eprintln!(
+        "sigkill: {} acknowledged by the killed node, {} by this one; this node's first append \
+         after the kill {:?} later, {} in the 500 ms after",
+        child_acks.len(),
+        here_acks.len(),
+        first_after.duration_since(killed),
+        after.len()
+    );
+    let (size, at, roots) = audit(&here).await;
+    for (index, i) in child_acks
+        .iter()
+        .copied()
+        .chain(here_acks.iter().map(|a| (a.0, a.1)))
+    {
+        assert_eq!(
+            at.get(&receipt_entry_bytes(&receipt(i))),
+            Some(&index),
+            "acknowledged entry {i} lost or moved"
+        );
+    }
+    assert!(size as usize >= 1 + child_acks.len() + here_acks.len());
+    let cp = here.publish_checkpoint().await.unwrap().unwrap();
+    let cps = stored_checkpoints(&Store::open_with(&pg_config(&url)).await.unwrap()).await;
+    assert!(cps.len() >= 3, "{} checkpoints", cps.len());
+    for old in cps.iter().filter(|c| c.size > 0) {
+        verify_checkpoint(&old.note, signer().key()).unwrap();
+        assert_eq!(roots[old.size as usize], old.root);
+        let p = here.consistency_proof(old.size, cp.size).await.unwrap();
+        verify_consistency(old.size, cp.size, old.root, cp.root, &p).unwrap();
+    }
 }

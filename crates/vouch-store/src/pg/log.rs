@@ -24,7 +24,8 @@ use vouch_log::store::{
 
 use super::{LOG, Pg};
 
-/// Channel a commit notifies (payload: the new size) so other nodes refresh at once.
+/// Channel a commit or a new cosignature notifies (payload: the stored size) so other nodes
+/// refresh at once.
 pub const LOG_CHANNEL: &str = "vouch_log";
 
 /// How long a writer may sit idle inside its transaction before PostgreSQL ends its session and
@@ -404,8 +405,11 @@ impl LogStore for PgLogStore {
         line: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO log_cosignature (size, witness, key_id, line) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line",
+            "WITH c AS (
+                 INSERT INTO log_cosignature (size, witness, key_id, line) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (size, witness, key_id) DO UPDATE SET line = excluded.line
+             )
+             SELECT pg_notify('vouch_log', size::text) FROM log_head WHERE id = 1",
         )
         .bind(to_i64(size)?)
         .bind(witness)
@@ -446,5 +450,90 @@ impl LogStore for PgLogStore {
 
     fn shared_writer(&self) -> Option<&dyn SharedWriter> {
         Some(self)
+    }
+}
+
+/// The log's store on whichever database the node's [`crate::Store`] runs: one concrete type
+/// for the node (`Log<LogBackend>`), each call going to SQLite or PostgreSQL.
+#[derive(Clone)]
+pub enum LogBackend {
+    Sqlite(crate::log_store::SqliteLogStore),
+    Postgres(PgLogStore),
+}
+
+impl LogBackend {
+    /// The log's tables in `store`'s database, migrated.
+    pub async fn open(store: &crate::Store) -> Result<Self, StoreError> {
+        Ok(match store.backend() {
+            crate::Backend::Sqlite(db) => {
+                LogBackend::Sqlite(crate::log_store::SqliteLogStore::new(db.clone()).await?)
+            }
+            crate::Backend::Postgres(pg) => {
+                LogBackend::Postgres(PgLogStore::new(pg.clone()).await?)
+            }
+        })
+    }
+
+    /// Commits by other nodes, on PostgreSQL (`None` on SQLite: this node is the only writer).
+    pub async fn listen(&self) -> Result<Option<PgListener>, StoreError> {
+        match self {
+            LogBackend::Sqlite(_) => Ok(None),
+            LogBackend::Postgres(p) => p.listen().await.map(Some),
+        }
+    }
+}
+
+macro_rules! both {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            LogBackend::Sqlite($s) => $e,
+            LogBackend::Postgres($s) => $e,
+        }
+    };
+}
+
+impl LogStore for LogBackend {
+    async fn size(&self) -> Result<u64, StoreError> {
+        both!(self, s => s.size().await)
+    }
+    async fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
+        both!(self, s => s.read_hashes(indexes).await)
+    }
+    async fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        both!(self, s => s.read_entries(start, end).await)
+    }
+    async fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        both!(self, s => s.commit(batch).await)
+    }
+    async fn put_checkpoint(&self, cp: &StoredCheckpoint) -> Result<(), StoreError> {
+        both!(self, s => s.put_checkpoint(cp).await)
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        both!(self, s => s.latest_checkpoint().await)
+    }
+    async fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        both!(self, s => s.checkpoint_at(size).await)
+    }
+    async fn put_cosignature(
+        &self,
+        size: u64,
+        witness: &str,
+        key_id: u32,
+        line: &str,
+    ) -> Result<(), StoreError> {
+        both!(self, s => s.put_cosignature(size, witness, key_id, line).await)
+    }
+    async fn cosignatures(&self, size: u64) -> Result<Vec<String>, StoreError> {
+        both!(self, s => s.cosignatures(size).await)
+    }
+    async fn entries_by_name(
+        &self,
+        name: &str,
+        limit: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        both!(self, s => s.entries_by_name(name, limit).await)
+    }
+    fn shared_writer(&self) -> Option<&dyn SharedWriter> {
+        both!(self, s => s.shared_writer())
     }
 }
