@@ -16,7 +16,7 @@ use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
 use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
 use vouch_log::{Appended, Log, LogConfig, LogEntry, LogError, LogEvidence, LogSigner, WitnessKey};
-use vouch_store::log_backend::LogBackend;
+use vouch_store::pg::log::LogBackend;
 use vouch_store::{LogOutbox, Store};
 
 /// The log as the server runs it.
@@ -168,12 +168,10 @@ fn spawn_follower(log: NodeLog) {
     crate::supervise::spawn("log-follower", move || {
         let log = log.clone();
         async move {
-            let LogBackend::Postgres(pg) = log.store() else {
-                return;
-            };
             loop {
-                let mut listener = match pg.listen().await {
-                    Ok(l) => l,
+                let mut listener = match log.store().listen().await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return,
                     Err(e) => {
                         tracing::warn!("log follower: cannot listen: {e}; retrying in 1 s");
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -336,7 +336,6 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-pub mod log_backend;
 pub mod log_store;
 pub mod pay_store;
 pub mod proof_store;
