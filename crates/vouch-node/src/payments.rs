@@ -15,7 +15,8 @@ use vouch_pay::{
     PayTerms, PaymentGate, Quote, Rejection, RemoteFacilitator, Ticket,
 };
 use vouch_store::Store;
-use vouch_store::pay_store::{SettleDurability, SqlitePayStore};
+use vouch_store::pay_store::SettleDurability;
+use vouch_store::pg::pay::PayBackend;
 
 use crate::error::{NodeError, ProtocolAnswer};
 use crate::node::BootError;
@@ -26,14 +27,14 @@ pub struct PayState {
     pub gate: Arc<PaymentGate>,
     pub terms: PayTerms,
     /// The built-in ledger, when `facilitator = "builtin"`: credits, balances, refunds.
-    pub ledger: Option<Arc<SqlitePayStore>>,
+    pub ledger: Option<Arc<PayBackend>>,
     /// `builtin` or the remote facilitator's URL.
     pub facilitator: String,
 }
 
 /// The built-in ledger facilitator for these terms, settling `upto` payments that name this
 /// deployment's facilitator address.
-fn builtin_facilitator(ledger: Arc<SqlitePayStore>, terms: &PayTerms) -> LocalFacilitator {
+fn builtin_facilitator(ledger: Arc<PayBackend>, terms: &PayTerms) -> LocalFacilitator {
     let local = LocalFacilitator::new(ledger, vec![terms.chain_id]);
     match terms.upto_facilitator {
         Some(address) => local.with_upto_facilitator(address),
@@ -51,25 +52,19 @@ impl PayState {
             return Ok(None);
         }
         let terms = cfg.terms().map_err(|e| BootError::Pay(e.to_string()))?;
+        // Settlements are synced by `make_durable`, beside the receipt's log commit (on
+        // PostgreSQL every commit is durable already).
         let pay_store = Arc::new(
-            // Settlements are synced by `make_durable`, beside the receipt's log commit.
-            SqlitePayStore::open(
-                store
-                    .pool()
-                    .ok_or_else(|| {
-                        BootError::Pay(
-                            "the ledger is not on PostgreSQL yet; use the SQLite default".into(),
-                        )
-                    })?
-                    .clone(),
-                SettleDurability::Deferred,
-            )
-            .await
-            .map_err(|e| BootError::Pay(e.to_string()))?,
+            PayBackend::open(store, SettleDurability::Deferred)
+                .await
+                .map_err(|e| BootError::Pay(e.to_string()))?,
         );
-        // Claims: in memory with the built-in ledger (its settlement row is the durable
-        // single-use record; see `vouch_pay::memory_claims`), durable with a remote facilitator
-        // (a settlement that times out must be found again after a restart).
+        let shared = matches!(*pay_store, PayBackend::Postgres(_));
+        // Claims: in memory with the built-in ledger of one node (its settlement row is the
+        // durable single-use record; see `vouch_pay::memory_claims`); durable with a remote
+        // facilitator (a settlement that times out must be found again after a restart) and in
+        // a cluster (one authorization presented to two nodes at once is served by one: the
+        // other node's claim is refused, not answered from the first one's settlement).
         let (facilitator, ledger, claims): (
             Arc<dyn vouch_pay::Facilitator>,
             _,
@@ -78,7 +73,11 @@ impl PayState {
             Ok(FacilitatorChoice::Builtin) => (
                 Arc::new(builtin_facilitator(pay_store.clone(), &terms)),
                 Some(pay_store.clone()),
-                Arc::new(MemoryNonceStore::new()),
+                if shared {
+                    pay_store.clone()
+                } else {
+                    Arc::new(MemoryNonceStore::new())
+                },
             ),
             Ok(FacilitatorChoice::Remote(url)) => (
                 Arc::new(

@@ -19,6 +19,7 @@ use sqlx::{PgPool, SqlStr};
 
 pub mod log;
 pub(crate) mod model_config;
+pub mod pay;
 pub(crate) mod policy;
 pub(crate) mod proofs;
 pub(crate) mod registry;
@@ -129,3 +130,6 @@ pub(crate) const ZK: &[PgMigration] = pg_migrations!("zk": (300, "zk", "0300_zk.
 
 /// The transparency log: entries, hashes, checkpoints, cosignatures, head (versions 100–199).
 pub(crate) const LOG: &[PgMigration] = pg_migrations!("log": (100, "log", "0100_log.sql"));
+
+/// Payments: the ledger and the payment claims (versions 200–299).
+pub(crate) const PAY: &[PgMigration] = pg_migrations!("pay": (200, "pay", "0200_pay.sql"));
