@@ -336,6 +336,230 @@ fn three_nodes_share_one_catalog_one_log_and_one_proof_queue() {
     drop(worker);
 }
 
+/// Nodes killed with SIGKILL mid-load, and a prover killed mid-proof, lose nothing: every
+/// receipt a node acknowledged is in the log as the surviving nodes serve it, the monitor finds
+/// the checkpoints after the kill consistent with those before, and the proof job passes to
+/// another worker when its lease runs out and ends done.
+#[test]
+fn a_node_and_a_worker_killed_mid_load_lose_nothing() {
+    let Some(cluster) = Cluster::new("kill") else {
+        return;
+    };
+    let a = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    let b = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    let c = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    let key = log_vkey(&a);
+    a.register("mlp_small");
+    assert_eq!(a.zk_analysed("mlp_small")["status"], "available");
+    let body = json!({"model": "mlp_small", "inputs": input_json("mlp_small")});
+    let state = cluster.shared.path().join("audit.json");
+
+    // A proof job, claimed by the first worker; the load runs meanwhile.
+    let first = cluster.worker();
+    let zk_body =
+        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<Bundle>>> = Arc::default();
+    let clients: Vec<_> = [&a, &b, &c]
+        .iter()
+        .flat_map(|n| [n.url.clone(), n.url.clone()])
+        .map(|url| {
+            let (stop, acked, body) = (stop.clone(), acked.clone(), body.clone());
+            std::thread::spawn(move || {
+                let http = common::http_client();
+                while !stop.load(Ordering::Relaxed) {
+                    // A killed node refuses connections: its clients stop.
+                    let Ok(r) = http.post(format!("{url}/v1/infer")).json(&body).send() else {
+                        return;
+                    };
+                    if r.status().as_u16() == 200
+                        && let Ok(b) = r.json::<Bundle>()
+                    {
+                        acked.lock().unwrap().push(b);
+                    }
+                }
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(30), "load under way", || {
+        acked.lock().unwrap().len() >= 60
+    });
+    audit(&b, &key, &state);
+
+    // The worker dies mid-proof; another takes the job over when the lease runs out.
+    // A job seen running on the first worker (a small proof can end before it is seen: then
+    // another job is asked for).
+    let mut running = None;
+    for _ in 0..5 {
+        let (s, job) = infer(&b, &zk_body);
+        assert!(s == 202 || s == 200, "{s} {job}");
+        let id = job["evidence"]["zk_job"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let until = Instant::now() + Duration::from_secs(30);
+        let mut seen = Value::Null;
+        while Instant::now() < until {
+            seen = b.get(&format!("/v1/proofs/{id}")).1;
+            if seen["status"] != "queued" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match seen["status"].as_str() {
+            Some("running") => {
+                running = Some(id);
+                break;
+            }
+            Some("done") => continue,
+            _ => panic!("{seen}"),
+        }
+    }
+    let id = running.expect("no job was seen running in five tries");
+    drop(first);
+    let second = cluster.worker();
+
+    // A node dies mid-load (kill -9): it may have been committing a batch of the one log.
+    let _a_dir = a.crash();
+    let at_kill = acked.lock().unwrap().len();
+    eventually(Duration::from_secs(30), "load goes on", || {
+        acked.lock().unwrap().len() >= at_kill + 60
+    });
+    stop.store(true, Ordering::Relaxed);
+    for t in clients {
+        t.join().unwrap();
+    }
+    let acked = Arc::try_unwrap(acked).unwrap().into_inner().unwrap();
+    for n in [&b, &c] {
+        all_logged(n, &acked);
+        audit(n, &key, &state);
+    }
+    let done = finished(&c, &id);
+    assert_eq!(done["status"], "done", "{done}");
+    drop(second);
+}
+
+/// Paid requests through every node: one authorization presented to all three at once is
+/// served once and settled once, and many payments spread over the nodes move exactly their
+/// price each, through one ledger.
+#[test]
+fn one_ledger_across_nodes_settles_each_authorization_once() {
+    let Some(cluster) = Cluster::new("pay") else {
+        return;
+    };
+    let pay = [
+        ("VOUCH_PAY__ENABLED", "true"),
+        (
+            "VOUCH_PAY__PAY_TO",
+            "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+        ),
+    ];
+    let a = cluster.node(&pay);
+    let b = cluster.node(&pay);
+    let c = cluster.node(&pay);
+    a.register("mlp");
+    let body = json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed"]});
+    // A payer, funded through A's admin route.
+    let keyfile = a.dir.path().join("payer.key");
+    let out = a.cli(&["pay", "keygen", "--out", keyfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let payer = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("address: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = a.cli(&["pay", "credit", &payer, "100000"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let balance = |n: &Node| -> u64 {
+        let (s, v) = n.get(&format!("/v1/pay/balance/{payer}"));
+        assert_eq!(s, 200, "{v}");
+        v["balance"].as_str().unwrap().parse().unwrap()
+    };
+    assert_eq!(balance(&c), 100_000, "one ledger");
+
+    // The nodes sit behind one public name (a load balancer's): a payment names that host's
+    // resource, so it is good on every node.
+    const HOST: &str = "vouch.cluster.test";
+    // The 402 and a signer for it.
+    let r = c
+        .http()
+        .post(format!("{}/v1/infer", c.url))
+        .header("host", HOST)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 402);
+    let required = vouch_pay::PaymentRequired::from_response(
+        Some(r.headers()["PAYMENT-REQUIRED"].to_str().unwrap()),
+        b"",
+    )
+    .unwrap();
+    let signer = vouch_pay::payer::load_key(&keyfile).unwrap();
+    let sign = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        vouch_pay::payer::pay(&signer, &required, None, now).unwrap()
+    };
+    let send = |url: &str, (name, value): &(&'static str, String)| {
+        let r = common::http_client()
+            .post(format!("{url}/v1/infer"))
+            .header("host", HOST)
+            .header(*name, value)
+            .json(&body)
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<Value>().unwrap_or(Value::Null),
+        )
+    };
+
+    // One authorization to all three nodes at once: served once, paid once.
+    let payment = sign();
+    let price = {
+        let before = balance(&a);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+            let ts: Vec<_> = [&a.url, &b.url, &c.url]
+                .into_iter()
+                .map(|u| s.spawn(|| send(u, &payment)))
+                .collect();
+            ts.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let served: Vec<&(u16, Value)> = answers.iter().filter(|a| a.0 == 200).collect();
+        assert_eq!(served.len(), 1, "{answers:?}");
+        assert!(
+            answers.iter().all(|a| a.0 == 200 || a.0 == 402),
+            "{answers:?}"
+        );
+        let paid = served[0].1["receipt"]["payment"]["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert_eq!(balance(&b), before - paid);
+        paid
+    };
+
+    // Twelve payments spread over the nodes: each moves exactly its price.
+    let before = balance(&a);
+    let payments: Vec<_> = (0..12).map(|_| sign()).collect();
+    std::thread::scope(|s| {
+        for (i, p) in payments.iter().enumerate() {
+            let url = [&a.url, &b.url, &c.url][i % 3];
+            let send = &send;
+            s.spawn(move || {
+                let (st, v) = send(url, p);
+                assert_eq!(st, 200, "{v}");
+            });
+        }
+    });
+    assert_eq!(balance(&c), before - 12 * price);
+}
+
 /// Waits for a job through any node's long poll and returns the finished job.
 fn finished(node: &Node, id: &str) -> Value {
     for _ in 0..60 {
