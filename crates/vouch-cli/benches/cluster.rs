@@ -147,12 +147,13 @@ fn main() -> Result<()> {
             .collect();
         let node_cpu = median(ws.iter().map(|w| w.node_cpu.iter().sum::<f64>()).collect());
         println!(
-            "| {} | {rps:.0} | {:.2} | {} | {:.0} | {:.0} |",
+            "| {} | {rps:.0} | {:.2} | {} | {:.0} | {:.0} | {:.0} |",
             config.name(),
             rps / anchor,
             each.join(" / "),
             median(ws.iter().map(|w| w.pg_cpu * 100.0).collect()),
-            rps / node_cpu.max(1e-9)
+            rps / node_cpu.max(1e-9),
+            median(ws.iter().map(|w| w.wal_per_request).collect())
         );
     }
     Ok(())
@@ -165,11 +166,40 @@ struct Window {
     node_cpu: Vec<f64>,
     /// The PostgreSQL server's (every backend alive at both ends), in cores.
     pg_cpu: f64,
+    /// Write-ahead log PostgreSQL wrote per request, in bytes (0 on the embedded node).
+    wal_per_request: f64,
+}
+
+/// The server's current WAL position, or `None` without a server.
+fn wal_lsn(pg: &str) -> Option<String> {
+    let out = Command::new("psql")
+        .args([pg, "-Atc", "SELECT pg_current_wal_lsn()"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Bytes of WAL written since `from`.
+fn wal_since(pg: &str, from: &str) -> f64 {
+    Command::new("psql")
+        .args([
+            pg,
+            "-Atc",
+            &format!("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{from}')"),
+        ])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The nodes of one configuration, killed when dropped.
 struct Running {
     nodes: Vec<(Child, String)>,
+    /// The configuration's database, when it has one.
+    pg: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -249,7 +279,11 @@ impl Running {
             }
             nodes.push((child, url));
         }
-        Ok(Running { nodes, _dir: dir })
+        Ok(Running {
+            nodes,
+            pg: shared.map(|(db, _)| db),
+            _dir: dir,
+        })
     }
 
     /// One request through each node answers with a signed, logged receipt.
@@ -295,13 +329,19 @@ impl Running {
         let cpu = |nodes: &[(Child, String)]| -> Result<Vec<f64>> {
             nodes.iter().map(|(c, _)| cpu_seconds(c.id())).collect()
         };
+        let lsn0 = self.pg.as_deref().and_then(wal_lsn);
         let (n0, p0, t0) = (cpu(&self.nodes)?, postgres_cpu(pg_dir), Instant::now());
         let rps = self.load(script, connections, secs)?;
         let (n1, p1, wall) = (cpu(&self.nodes)?, postgres_cpu(pg_dir), t0.elapsed());
         let wall = wall.as_secs_f64();
+        let wal = match (&self.pg, &lsn0) {
+            (Some(pg), Some(l)) => wal_since(pg, l),
+            _ => 0.0,
+        };
         Ok(Window {
             rps,
             node_cpu: n0.iter().zip(&n1).map(|(a, b)| (b - a) / wall).collect(),
+            wal_per_request: wal / (rps * wall).max(1.0),
             pg_cpu: p1
                 .iter()
                 .filter_map(|(pid, t1)| p0.iter().find(|(p, _)| p == pid).map(|(_, t0)| t1 - t0))
