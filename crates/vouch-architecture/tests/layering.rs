@@ -394,3 +394,34 @@ fn the_node_layer_knows_no_http_server() {
         "vouch-node declares HTTP server crates {http:?}: transport belongs in vouch-server"
     );
 }
+
+/// Database drivers a crate would need to speak SQL.
+const SQL_DRIVERS: &[&str] = &[
+    "sqlx",
+    "rusqlite",
+    "r2d2_sqlite",
+    "tokio-postgres",
+    "postgres",
+];
+
+/// ARCHITECTURE.md: `vouch-store` is the only crate that knows SQL — on SQLite and on
+/// PostgreSQL alike; every other layer reaches its tables through storage traits or `Store`.
+#[test]
+fn only_the_store_speaks_sql() {
+    let meta = metadata();
+    let mut offenders = Vec::new();
+    for p in meta.workspace_packages() {
+        if p.name.as_str() == "vouch-store" {
+            continue;
+        }
+        for d in &p.dependencies {
+            if d.kind != DependencyKind::Development && SQL_DRIVERS.contains(&d.name.as_str()) {
+                offenders.push(format!("{} → {}", p.name, d.name));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "SQL drivers outside vouch-store: {offenders:?}"
+    );
+}
