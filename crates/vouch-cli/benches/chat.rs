@@ -73,20 +73,7 @@ fn start(bin: &PathBuf, dir: &std::path::Path) -> Result<Node> {
         .stderr(std::fs::File::create(dir.join("stderr.log"))?)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if !sent && let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.trim().to_string());
-                sent = true;
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(120))
-        .context("the node did not start")?;
+    let url = support::listening_url(&mut child, "the node")?;
     Ok(Node { child, url })
 }
 

@@ -10,16 +10,15 @@
 //! `cargo bench -p vouch --bench cluster -- [--secs 10] [--rounds 2]`. Needs wrk and ONNX
 //! Runtime (`ORT_DYLIB_PATH`).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use clap::Parser;
 
 mod support;
-use support::{blocking_client, cpu_seconds, loadavg, median, wrk};
+use support::{blocking_client, cpu_seconds, listening_url, loadavg, median, wrk};
 
 #[derive(Parser)]
 struct Opts {
@@ -254,20 +253,7 @@ impl Running {
                     .env("AWS_REGION", "us-east-1");
             }
             let mut child = cmd.spawn()?;
-            let stdout = child.stdout.take().context("stdout")?;
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut sent = false;
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if !sent && let Some(url) = line.strip_prefix("listening on ") {
-                        let _ = tx.send(url.trim().to_string());
-                        sent = true;
-                    }
-                }
-            });
-            let url = rx
-                .recv_timeout(Duration::from_secs(120))
-                .with_context(|| format!("{} node {i} did not start", config.name()))?;
+            let url = listening_url(&mut child, &format!("{} node {i}", config.name()))?;
             if i == 0 {
                 let token = std::fs::read_to_string(data.join("admin.token"))?;
                 let r = blocking_client()

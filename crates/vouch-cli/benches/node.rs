@@ -16,7 +16,6 @@
 //! `scripts/bench-node.sh A B`. Needs wrk (Debian's `wrk`) and ONNX Runtime (`ORT_DYLIB_PATH`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -270,21 +269,7 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("stderr.log"))?);
         let mut child = cmd.spawn().with_context(|| target.describe())?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                    sent = true;
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(120))
-            .with_context(|| format!("{} did not start", target.describe()))?;
+        let url = support::listening_url(&mut child, &target.describe())?;
         let running = Running {
             child,
             url,

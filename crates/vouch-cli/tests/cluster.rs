@@ -331,7 +331,7 @@ fn three_nodes_share_one_catalog_one_log_and_one_proof_queue() {
         .as_str()
         .unwrap()
         .to_string();
-    let done = finished(&b, &id);
+    let done = b.finished_job(&id);
     assert_eq!(done["status"], "done", "{done}");
     drop(worker);
 }
@@ -435,7 +435,7 @@ fn a_node_and_a_worker_killed_mid_load_lose_nothing() {
         all_logged(n, &acked);
         audit(n, &key, &state);
     }
-    let done = finished(&c, &id);
+    let done = c.finished_job(&id);
     assert_eq!(done["status"], "done", "{done}");
     drop(second);
 }
@@ -558,16 +558,4 @@ fn one_ledger_across_nodes_settles_each_authorization_once() {
         }
     });
     assert_eq!(balance(&c), before - 12 * price);
-}
-
-/// Waits for a job through any node's long poll and returns the finished job.
-fn finished(node: &Node, id: &str) -> Value {
-    for _ in 0..60 {
-        let (s, job) = node.get(&format!("/v1/proofs/{id}?wait=10s"));
-        assert_eq!(s, 200, "{job}");
-        if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
-            return job;
-        }
-    }
-    panic!("job {id} did not finish");
 }

@@ -84,18 +84,6 @@ fn verify_against_files(node: &Node, bundle: &Value) -> (i32, String) {
     )
 }
 
-/// Waits for a job through the HTTP long poll and returns the finished job.
-fn finished(node: &Node, id: &str) -> Value {
-    for _ in 0..60 {
-        let (s, job) = node.get(&format!("/v1/proofs/{id}?wait=10s"));
-        assert_eq!(s, 200, "{job}");
-        if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
-            return job;
-        }
-    }
-    panic!("job {id} did not finish");
-}
-
 /// Another input of the right shape: the sample with every value halved.
 fn other_input() -> Value {
     let mut v = input_json("mlp_small");
@@ -276,7 +264,7 @@ fn a_zk_request_is_proven_asynchronously_and_the_completed_bundle_verifies_offli
     let (s, pending_b, _) = infer(&node, &zk_request(other_input(), json!(["zk"])));
     assert_eq!(s, 200, "{pending_b}");
     let id_b = pending_b["evidence"]["zk_job"]["id"].as_str().unwrap();
-    let job_b = finished(&node, id_b);
+    let job_b = node.finished_job(id_b);
     assert_eq!(job_b["status"], json!("done"), "{job_b}");
     let mut b = pending_b.clone();
     b["evidence"]["zk"] = job_b["evidence"]["zk"].clone();
@@ -493,7 +481,7 @@ fn jobs_are_durable_cancellable_and_bounded() {
         json!("cancelled"),
         "cancelled jobs stay cancelled: {b}"
     );
-    assert_eq!(finished(&node, &id_c)["status"], json!("cancelled"));
+    assert_eq!(node.finished_job(&id_c)["status"], json!("cancelled"));
 
     // A node that cannot afford the proof refuses it up front, naming the limit.
     let tight = conf.path().join("tight.toml");

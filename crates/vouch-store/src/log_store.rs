@@ -122,17 +122,18 @@ fn backend(e: DbError) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn to_i64(v: u64) -> Result<i64, StoreError> {
+/// Shared with the PostgreSQL log (`pg/log.rs`): the same columns, the same checks.
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v)
         .map_err(|_| StoreError::Backend(format!("{v} does not fit a database integer")))
 }
 
-fn to_u64(v: i64) -> Result<u64, StoreError> {
+pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
     u64::try_from(v)
-        .map_err(|_| StoreError::Corrupt(format!("negative index {v} in the log tables")))
+        .map_err(|_| StoreError::Corrupt(format!("negative number {v} in the log tables")))
 }
 
-fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
+pub(crate) fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
     Hash::from_slice(b)
         .ok_or_else(|| StoreError::Corrupt(format!("stored hash of {} bytes", b.len())))
 }

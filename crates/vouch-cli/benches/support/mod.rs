@@ -1,8 +1,10 @@
 //! What the process benchmarks share: wrk runs, a process's CPU time, medians, load averages.
 #![allow(dead_code)] // each bench uses its own part
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -91,4 +93,22 @@ pub fn clock_ticks() -> Result<f64> {
 pub fn blocking_client() -> reqwest::blocking::Client {
     vouch_pay::http::install_tls_provider();
     reqwest::blocking::Client::new()
+}
+
+/// Reads a started server's stdout until its `listening on URL` line (draining the rest so it
+/// never blocks on a full pipe); the URL, or an error naming `what` after two minutes.
+pub fn listening_url(child: &mut Child, what: &str) -> Result<String> {
+    let stdout = child.stdout.take().context("stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .with_context(|| format!("{what} did not start"))
 }

@@ -248,6 +248,18 @@ impl Drop for Process {
 }
 
 impl Node {
+    /// Waits for proof job `id` through this node's long poll and returns the ended job.
+    pub fn finished_job(&self, id: &str) -> Value {
+        for _ in 0..60 {
+            let (s, job) = self.get(&format!("/v1/proofs/{id}?wait=10s"));
+            assert_eq!(s, 200, "{job}");
+            if ["done", "failed", "cancelled"].contains(&job["status"].as_str().unwrap()) {
+                return job;
+            }
+        }
+        panic!("job {id} did not finish");
+    }
+
     /// Waits until the zk analysis of model `reference` has an outcome (registration answers
     /// `analysing` when it takes longer than `[zk] analyze_wait_ms`), and returns its zk view.
     pub fn zk_analysed(&self, reference: &str) -> Value {

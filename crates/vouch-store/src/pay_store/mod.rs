@@ -259,27 +259,28 @@ fn db(e: impl Into<DbError>) -> StoreError {
     StoreError(e.into().to_string())
 }
 
-fn addr(a: &Address) -> String {
+// The column encodings, shared with the PostgreSQL ledger (`pg/pay.rs`).
+pub(crate) fn addr(a: &Address) -> String {
     format!("0x{}", hex::encode(a.as_slice()))
 }
 
-fn word(b: &B256) -> String {
+pub(crate) fn word(b: &B256) -> String {
     format!("0x{}", hex::encode(b.as_slice()))
 }
 
-fn chain(id: u64) -> Result<i64, StoreError> {
+pub(crate) fn chain(id: u64) -> Result<i64, StoreError> {
     i64::try_from(id).map_err(|_| StoreError(format!("chain id {id} out of range")))
 }
 
-fn secs(t: u64) -> i64 {
+pub(crate) fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
 
-fn corrupt(what: &str, v: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str, v: &str) -> StoreError {
     StoreError(format!("stored {what} {v:?} is corrupt"))
 }
 
-fn parse_u256(s: &str) -> Result<U256, StoreError> {
+pub(crate) fn parse_u256(s: &str) -> Result<U256, StoreError> {
     vouch_pay::parse_amount(s).map_err(|_| corrupt("amount", s))
 }
 

@@ -23,6 +23,7 @@ use vouch_log::store::{
 };
 
 use super::{LOG, Pg};
+use crate::log_store::{hash_of, to_i64, to_u64};
 
 /// Channel a commit or a new cosignature notifies (payload: the stored size) so other nodes
 /// refresh at once.
@@ -46,21 +47,6 @@ fn backend(e: sqlx::Error) -> StoreError {
         return StoreError::Conflict(d.message().to_owned());
     }
     StoreError::Backend(e.to_string())
-}
-
-fn to_i64(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v)
-        .map_err(|_| StoreError::Backend(format!("{v} does not fit a database integer")))
-}
-
-fn to_u64(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v)
-        .map_err(|_| StoreError::Corrupt(format!("negative number {v} in the log tables")))
-}
-
-fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
-    Hash::from_slice(b)
-        .ok_or_else(|| StoreError::Corrupt(format!("stored hash of {} bytes", b.len())))
 }
 
 type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);

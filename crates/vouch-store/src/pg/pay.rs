@@ -17,13 +17,14 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
+use vouch_pay::U256;
 use vouch_pay::store::{
     Account, AuthorizationKey, ClaimEnd, ClaimOutcome, Ledger, NonceClaim, NonceStore,
     PendingClaim, RefundOutcome, RefundRecord, SettleOutcome, SettlementRecord, StoreError,
 };
-use vouch_pay::{Address, B256, U256};
 
 use super::Pg;
+use crate::pay_store::{addr, chain, corrupt, parse_u256, secs, word};
 
 /// The ledger's and claims' tables in the cluster's database. Cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -33,30 +34,6 @@ pub struct PgPayStore {
 
 fn sql(e: sqlx::Error) -> StoreError {
     StoreError(e.to_string())
-}
-
-fn addr(a: &Address) -> String {
-    format!("0x{}", hex::encode(a.as_slice()))
-}
-
-fn word(b: &B256) -> String {
-    format!("0x{}", hex::encode(b.as_slice()))
-}
-
-fn chain(id: u64) -> Result<i64, StoreError> {
-    i64::try_from(id).map_err(|_| StoreError(format!("chain id {id} out of range")))
-}
-
-fn secs(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn corrupt(what: &str, v: &str) -> StoreError {
-    StoreError(format!("stored {what} {v:?} is corrupt"))
-}
-
-fn amount(s: &str) -> Result<U256, StoreError> {
-    vouch_pay::parse_amount(s).map_err(|_| corrupt("amount", s))
 }
 
 fn parsed<T: std::str::FromStr>(r: &PgRow, c: &str) -> Result<T, StoreError> {
@@ -87,7 +64,7 @@ fn settlement_of(r: &PgRow) -> Result<SettlementRecord, StoreError> {
         key: key_of(r)?,
         digest: parsed(r, "digest")?,
         pay_to: parsed(r, "pay_to")?,
-        amount: amount(&r.try_get::<String, _>("amount").map_err(sql)?)?,
+        amount: parse_u256(&r.try_get::<String, _>("amount").map_err(sql)?)?,
         reference: r.try_get("reference").map_err(sql)?,
         settled_at: u64::try_from(settled_at).unwrap_or(0),
         refund: refunded_at.map(|at| RefundRecord {
@@ -152,7 +129,7 @@ async fn lock_balances(
         .fetch_one(&mut **tx)
         .await
         .map_err(sql)?;
-        balances.push((**a, amount(&b)?));
+        balances.push((**a, parse_u256(&b)?));
     }
     accounts
         .iter()
@@ -279,7 +256,7 @@ impl Ledger for PgPayStore {
         .fetch_optional(self.pg.pool())
         .await
         .map_err(sql)?;
-        b.map_or(Ok(U256::ZERO), |b| amount(&b))
+        b.map_or(Ok(U256::ZERO), |b| parse_u256(&b))
     }
 
     async fn credit(&self, a: &Account, add: U256, memo: &str) -> Result<U256, StoreError> {
