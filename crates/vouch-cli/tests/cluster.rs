@@ -306,6 +306,29 @@ fn three_nodes_share_one_catalog_one_log_and_one_proof_queue() {
         cps.windows(2).all(|w| w[0] == w[1])
     });
 
+    // A name moved on A is followed by B and C at once: names are resolved in the database on
+    // every request, so no receipt names a pointer already moved.
+    let file = |m: &str| std::fs::read(common::models().join(format!("{m}.onnx"))).unwrap();
+    let token = a.token();
+    let (s, v) = a.upload(file("mlp"), "?name=moving&version=1", Some(&token));
+    assert!(s == 200 || s == 201, "{v}");
+    let first = v["model"]["digest"].clone();
+    let moving = json!({"model": "moving", "inputs": input_json("mlp")});
+    assert_eq!(infer(&b, &moving).1["receipt"]["model"], first);
+    let (s, v) = a.upload(
+        file("mlp_small"),
+        "?name=moving&version=1&replace=true",
+        Some(&token),
+    );
+    assert!(s == 200 || s == 201, "{v}");
+    let moved = json!({"model": "moving", "inputs": input_json("mlp_small")});
+    for n in [&b, &c] {
+        let (s, v) = infer(n, &moved);
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["receipt"]["model"], json!(digest), "{}", n.url);
+        assert_eq!(v["receipt"]["model_ref"], json!("moving"));
+    }
+
     // A policy set on A is honoured on C within the catalog poll bound.
     let out = a.cli(&["models", "policy", "mlp_small", "--min", "zk"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -316,11 +339,43 @@ fn three_nodes_share_one_catalog_one_log_and_one_proof_queue() {
     let (s, v) = infer(&c, &body);
     assert_eq!(v["error"]["reason"], "below_minimum_assurance", "{s} {v}");
 
-    // A zk request on C (which proves nothing itself) is proven by a worker and followed on B.
+    // A zk request on C (which proves nothing itself) is proven by a worker and followed on B;
+    // one cancelled on A before any worker ran never starts.
     assert_eq!(a.zk_analysed("mlp_small")["status"], "available");
-    let worker = cluster.worker();
     let zk_body =
         json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
+    let mut queued = None;
+    eventually(Duration::from_secs(5), "C admits zk", || {
+        let r = c
+            .http()
+            .post(format!("{}/v1/infer", c.url))
+            .json(&zk_body)
+            .send()
+            .unwrap();
+        let token = r
+            .headers()
+            .get("vouch-zk-cancel-token")
+            .map(|t| t.to_str().unwrap().to_string());
+        let ok = r.status().as_u16() == 202 || r.status().as_u16() == 200;
+        let v: Value = r.json().unwrap();
+        if ok {
+            queued = Some((
+                v["evidence"]["zk_job"]["id"].as_str().unwrap().to_string(),
+                token,
+            ));
+        }
+        ok
+    });
+    let (cancelled, cancel_token) = queued.unwrap();
+    let r = a
+        .http()
+        .delete(format!("{}/v1/proofs/{cancelled}", a.url))
+        .bearer_auth(cancel_token.expect("a cancel token"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text());
+    assert_eq!(b.finished_job(&cancelled)["status"], "cancelled");
+    let worker = cluster.worker();
     let mut job = Value::Null;
     eventually(Duration::from_secs(5), "C admits zk", || {
         let (s, v) = infer(&c, &zk_body);
