@@ -331,3 +331,79 @@ async fn concurrent_settlements_and_refunds_conserve_money_and_keep_the_journal_
         assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "{}", b.name);
     }
 }
+
+/// A database whose default isolation is SERIALIZABLE answers as at READ COMMITTED: the node's
+/// sessions pin their own level, so racing settlements and claims never fail with
+/// serialization errors (the guards rely on READ COMMITTED's re-check of a waited-for row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_defaulting_to_serializable_gives_the_same_answers() {
+    let Some(url) = common::fresh_postgres("pay_serializable").await else {
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let db = url.rsplit_once('/').unwrap().1.to_owned();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {db} SET default_transaction_isolation = 'serializable'"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = vouch_store::StoreConfig::local(dir.path());
+    config.database = vouch_store::Database::Postgres(url);
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        let store = vouch_store::Store::open_with(&config).await.unwrap();
+        nodes.push(
+            PayBackend::open(&store, SettleDurability::Own)
+                .await
+                .unwrap(),
+        );
+    }
+    nodes[0]
+        .credit(&account(1), U256::from(55u64), "top-up")
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..24u8)
+        .map(|i| {
+            let n = nodes[usize::from(i) % nodes.len()].clone();
+            // Eight copies of one authorization, then sixteen others against what is left.
+            let s = if i < 8 {
+                settlement(1, 0, 7, 10)
+            } else {
+                settlement(1, i, 7, 10)
+            };
+            tokio::spawn(async move { n.settle(&s).await.unwrap() })
+        })
+        .collect();
+    let mut settled = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            SettleOutcome::Settled(_) => settled += 1,
+            SettleOutcome::AlreadySettled(_) | SettleOutcome::InsufficientBalance { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // 55 pays for five settlements of 10, whichever won.
+    assert_eq!(settled, 5);
+    assert_eq!(
+        nodes[3].balance(&account(1)).await.unwrap(),
+        U256::from(5u64)
+    );
+    let tasks: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let n = n.clone();
+            tokio::spawn(async move { n.claim(&claim(&format!("r{i}"), 7, 100)).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap() == ClaimOutcome::Won {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}

@@ -65,7 +65,15 @@ impl Pg {
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.application_name("vouch"))
+            // READ COMMITTED whatever the server's or database's default: the guards in this
+            // module (a statement that waited for a row re-checks its condition against the
+            // committed row; `ON CONFLICT` waits for the other writer) rely on it, and under a
+            // stricter level they would fail with serialization errors instead.
+            .connect_with(
+                options
+                    .application_name("vouch")
+                    .options([("default_transaction_isolation", "read committed")]),
+            )
             .await?;
         Ok(Pg { pool })
     }
