@@ -2,9 +2,12 @@
 //!
 //! A claim only guards requests in flight: the single-use rule itself is enforced by the ledger,
 //! whose settlement row for an authorization is written once and refuses every later settlement
-//! and verification of that nonce — across restarts and across nodes sharing the ledger. The
-//! durable claim table exists for remote facilitators, whose settlement can time out with its
-//! outcome unknown and must be found again after a restart; the built-in ledger settles in one
+//! and verification of that nonce across restarts. Not across nodes: a second node presented
+//! the same authorization at the same moment would find the first one's settlement as
+//! `AlreadySettled` and serve the request again, so a cluster sharing one ledger uses the
+//! durable claims in that database instead (vouch-node's `payments.rs`). The durable claim
+//! table also exists for remote facilitators, whose settlement can time out with its outcome
+//! unknown and must be found again after a restart; one node's built-in ledger settles in one
 //! local transaction, so its claims need no disk write at all. Measured (BENCHMARKS.md, issue 4):
 //! the three durable claim writes per paid request, serialised on one connection, were the
 //! largest part of the paid path under concurrency.
