@@ -130,9 +130,9 @@ fn main() -> Result<()> {
     }
     let anchor = median(results[0].1.iter().map(|w| w.rps).collect());
     println!(
-        "\n| configuration | req/s (median) | ÷ embedded | node CPU % each | PostgreSQL CPU % | req per node-CPU-second |"
+        "\n| configuration | req/s (median) | ÷ embedded | node CPU % each | PostgreSQL CPU % | req per node-CPU-second | WAL bytes/req |"
     );
-    println!("|---|---:|---:|---|---:|---:|");
+    println!("|---|---:|---:|---|---:|---:|---:|");
     for (config, ws) in &results {
         let rps = median(ws.iter().map(|w| w.rps).collect());
         let n = ws.first().map_or(0, |w| w.node_cpu.len());
