@@ -400,23 +400,41 @@ fn a_node_and_a_worker_killed_mid_load_lose_nothing() {
     let Some(cluster) = Cluster::new("kill") else {
         return;
     };
-    let a = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
-    let b = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
-    let c = cluster.node(&[("VOUCH_ZK__WORKERS", "0")]);
+    let pay = [
+        ("VOUCH_ZK__WORKERS", "0"),
+        ("VOUCH_PAY__ENABLED", "true"),
+        (
+            "VOUCH_PAY__PAY_TO",
+            "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+        ),
+    ];
+    let a = cluster.node(&pay);
+    let b = cluster.node(&pay);
+    let c = cluster.node(&pay);
     let key = log_vkey(&a);
     a.register("mlp_small");
     assert_eq!(a.zk_analysed("mlp_small")["status"], "available");
-    let body = json!({"model": "mlp_small", "inputs": input_json("mlp_small")});
     let state = cluster.shared.path().join("audit.json");
+    // Free requests (no tier costs nothing), paid ones (`signed`) and paid zk ones, through
+    // every node behind one public name.
+    let body = json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": []});
+    let signed_body =
+        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed"]});
+    let zk_body =
+        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
+    const FUNDS: u64 = 100_000_000;
+    let (keyfile, _) = funded_payer(&b, FUNDS);
+    let signed_pay = Arc::new(Payer::new(&b, &signed_body, &keyfile));
+    let zk_pay = Payer::new(&b, &zk_body, &keyfile);
 
     // A proof job, claimed by the first worker; the load runs meanwhile.
     let first = cluster.worker();
-    let zk_body =
-        json!({"model": "mlp_small", "inputs": input_json("mlp_small"), "tiers": ["signed", "zk"]});
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<Bundle>>> = Arc::default();
-    let clients: Vec<_> = [&a, &b, &c]
+    let paid_acked: Arc<Mutex<Vec<Bundle>>> = Arc::default();
+    let paid_sent = Arc::new(AtomicU32::new(0));
+    let mut clients: Vec<_> = [&a, &b, &c]
         .iter()
         .flat_map(|n| [n.url.clone(), n.url.clone()])
         .map(|url| {
@@ -437,17 +455,40 @@ fn a_node_and_a_worker_killed_mid_load_lose_nothing() {
             })
         })
         .collect();
+    clients.extend([&a, &b, &c].iter().map(|n| {
+        let (url, stop, acked, paid, sent, pay) = (
+            n.url.clone(),
+            stop.clone(),
+            acked.clone(),
+            paid_acked.clone(),
+            paid_sent.clone(),
+            signed_pay.clone(),
+        );
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                let Some((status, v)) = pay.send(&url) else {
+                    return;
+                };
+                if status == 200
+                    && let Ok(b) = serde_json::from_value::<Bundle>(v)
+                {
+                    acked.lock().unwrap().push(b.clone());
+                    paid.lock().unwrap().push(b);
+                }
+            }
+        })
+    }));
     eventually(Duration::from_secs(30), "load under way", || {
-        acked.lock().unwrap().len() >= 60
+        acked.lock().unwrap().len() >= 60 && paid_acked.lock().unwrap().len() >= 6
     });
     audit(&b, &key, &state);
 
-    // The worker dies mid-proof; another takes the job over when the lease runs out.
     // A job seen running on the first worker (a small proof can end before it is seen: then
     // another job is asked for).
     let mut running = None;
     for _ in 0..5 {
-        let (s, job) = infer(&b, &zk_body);
+        let (s, job) = zk_pay.send(&b.url).unwrap();
         assert!(s == 202 || s == 200, "{s} {job}");
         let id = job["evidence"]["zk_job"]["id"]
             .as_str()
@@ -493,6 +534,134 @@ fn a_node_and_a_worker_killed_mid_load_lose_nothing() {
     let done = c.finished_job(&id);
     assert_eq!(done["status"], "done", "{done}");
     drop(second);
+
+    // The ledger after the kill: every paid answer names a settlement of its own, no
+    // authorization settled twice, money conserved, the journal numbered without a gap.
+    let paid = paid_acked.lock().unwrap().clone();
+    let mut references: Vec<String> = paid
+        .iter()
+        .map(|b| {
+            b.receipt
+                .payment
+                .as_ref()
+                .expect("a paid receipt")
+                .settlement
+                .clone()
+        })
+        .collect();
+    references.sort();
+    references.dedup();
+    assert_eq!(references.len(), paid.len(), "a settlement served twice");
+    let sql = |q: &str| -> String {
+        let out = Command::new("psql")
+            .args([cluster.database.as_str(), "-Atc", q])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let settled: u64 = sql("SELECT COUNT(*) FROM pay_settlements").parse().unwrap();
+    let sent = u64::from(paid_sent.load(Ordering::Relaxed)) + 5;
+    assert!(
+        (paid.len() as u64..=sent).contains(&settled),
+        "{settled} settlements for {} paid answers and {sent} payments sent",
+        paid.len()
+    );
+    assert_eq!(
+        sql("SELECT SUM(balance)::text FROM pay_balances"),
+        FUNDS.to_string()
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) || ' ' || COALESCE(MAX(seq), 0) FROM pay_entries"),
+        {
+            let n = sql("SELECT COUNT(*) FROM pay_entries");
+            format!("{n} {n}")
+        },
+        "the journal has a gap"
+    );
+}
+
+/// Pays for one kind of request (its 402 read once through `node`) with fresh
+/// authorizations, sent under the cluster's public name.
+struct Payer {
+    required: vouch_pay::PaymentRequired,
+    keyfile: PathBuf,
+    body: Value,
+}
+
+/// The cluster's public name: a payment names the resource at it, good on every node.
+const HOST: &str = "vouch.cluster.test";
+
+impl Payer {
+    fn new(node: &Node, body: &Value, keyfile: &std::path::Path) -> Payer {
+        let r = node
+            .http()
+            .post(format!("{}/v1/infer", node.url))
+            .header("host", HOST)
+            .json(body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 402);
+        let required = vouch_pay::PaymentRequired::from_response(
+            Some(r.headers()["PAYMENT-REQUIRED"].to_str().unwrap()),
+            b"",
+        )
+        .unwrap();
+        Payer {
+            required,
+            keyfile: keyfile.to_owned(),
+            body: body.clone(),
+        }
+    }
+
+    /// A fresh authorization: the payment header's name and value.
+    fn sign(&self) -> (&'static str, String) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signer = vouch_pay::payer::load_key(&self.keyfile).unwrap();
+        vouch_pay::payer::pay(&signer, &self.required, None, now).unwrap()
+    }
+
+    /// The request paid with `payment`, to `url`: its status and body, or `None` if the node
+    /// is gone.
+    fn send_signed(
+        &self,
+        url: &str,
+        (name, value): &(&'static str, String),
+    ) -> Option<(u16, Value)> {
+        let r = common::http_client()
+            .post(format!("{url}/v1/infer"))
+            .header("host", HOST)
+            .header(*name, value)
+            .json(&self.body)
+            .send()
+            .ok()?;
+        Some((r.status().as_u16(), r.json().unwrap_or(Value::Null)))
+    }
+
+    /// One request paid with a fresh authorization.
+    fn send(&self, url: &str) -> Option<(u16, Value)> {
+        self.send_signed(url, &self.sign())
+    }
+}
+
+/// A payer key made with `vouch pay keygen` in `node`'s directory and credited `amount` through
+/// its admin route: the key file and the address.
+fn funded_payer(node: &Node, amount: u64) -> (PathBuf, String) {
+    let keyfile = node.dir.path().join("payer.key");
+    let out = node.cli(&["pay", "keygen", "--out", keyfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let address = text(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("address: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = node.cli(&["pay", "credit", &address, &amount.to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    (keyfile, address)
 }
 
 /// Paid requests through every node: one authorization presented to all three at once is
@@ -515,66 +684,19 @@ fn one_ledger_across_nodes_settles_each_authorization_once() {
     let c = cluster.node(&pay);
     a.register("mlp");
     let body = json!({"model": "mlp", "inputs": input_json("mlp"), "tiers": ["signed"]});
-    // A payer, funded through A's admin route.
-    let keyfile = a.dir.path().join("payer.key");
-    let out = a.cli(&["pay", "keygen", "--out", keyfile.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let payer = text(&out)
-        .lines()
-        .find_map(|l| l.strip_prefix("address: "))
-        .unwrap()
-        .trim()
-        .to_string();
-    let out = a.cli(&["pay", "credit", &payer, "100000"]);
-    assert!(out.status.success(), "{}", text(&out));
+    // A payer, funded through A's admin route; payments name the cluster's public name.
+    let (keyfile, payer) = funded_payer(&a, 100_000);
     let balance = |n: &Node| -> u64 {
         let (s, v) = n.get(&format!("/v1/pay/balance/{payer}"));
         assert_eq!(s, 200, "{v}");
         v["balance"].as_str().unwrap().parse().unwrap()
     };
     assert_eq!(balance(&c), 100_000, "one ledger");
-
-    // The nodes sit behind one public name (a load balancer's): a payment names that host's
-    // resource, so it is good on every node.
-    const HOST: &str = "vouch.cluster.test";
-    // The 402 and a signer for it.
-    let r = c
-        .http()
-        .post(format!("{}/v1/infer", c.url))
-        .header("host", HOST)
-        .json(&body)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 402);
-    let required = vouch_pay::PaymentRequired::from_response(
-        Some(r.headers()["PAYMENT-REQUIRED"].to_str().unwrap()),
-        b"",
-    )
-    .unwrap();
-    let signer = vouch_pay::payer::load_key(&keyfile).unwrap();
-    let sign = || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        vouch_pay::payer::pay(&signer, &required, None, now).unwrap()
-    };
-    let send = |url: &str, (name, value): &(&'static str, String)| {
-        let r = common::http_client()
-            .post(format!("{url}/v1/infer"))
-            .header("host", HOST)
-            .header(*name, value)
-            .json(&body)
-            .send()
-            .unwrap();
-        (
-            r.status().as_u16(),
-            r.json::<Value>().unwrap_or(Value::Null),
-        )
-    };
+    let pay = Payer::new(&c, &body, &keyfile);
+    let send = |url: &str, p: &(&'static str, String)| pay.send_signed(url, p).unwrap();
 
     // One authorization to all three nodes at once: served once, paid once.
-    let payment = sign();
+    let payment = pay.sign();
     let price = {
         let before = balance(&a);
         let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
@@ -601,7 +723,7 @@ fn one_ledger_across_nodes_settles_each_authorization_once() {
 
     // Twelve payments spread over the nodes: each moves exactly its price.
     let before = balance(&a);
-    let payments: Vec<_> = (0..12).map(|_| sign()).collect();
+    let payments: Vec<_> = (0..12).map(|_| pay.sign()).collect();
     std::thread::scope(|s| {
         for (i, p) in payments.iter().enumerate() {
             let url = [&a.url, &b.url, &c.url][i % 3];
