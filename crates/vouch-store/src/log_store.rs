@@ -133,9 +133,30 @@ pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("negative number {v} in the log tables")))
 }
 
-pub(crate) fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
+fn hash_of(b: &[u8]) -> Result<Hash, StoreError> {
     Hash::from_slice(b)
         .ok_or_else(|| StoreError::Corrupt(format!("stored hash of {} bytes", b.len())))
+}
+
+/// The stored `(index, hash)` rows put in the order `indexes` asked for; a missing one is
+/// corruption (both backends read hashes by index and answer through this).
+pub(crate) fn hashes_in_order(
+    indexes: &[u64],
+    rows: Vec<(i64, Vec<u8>)>,
+) -> Result<Vec<Hash>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for (i, h) in rows {
+        found.insert(to_u64(i)?, hash_of(&h)?);
+    }
+    indexes
+        .iter()
+        .map(|i| {
+            found
+                .get(i)
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("no stored hash at index {i}")))
+        })
+        .collect()
 }
 
 /// Splits `items` into chunks of `max`, then of decreasing powers of two.
@@ -230,9 +251,10 @@ fn count(c: &rusqlite::Connection, sql: &'static str) -> rusqlite::Result<i64> {
 const CHECKPOINT_COLUMNS: &str = "size, root, note, created_ms";
 
 /// A `log_checkpoint` row as stored.
-type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);
+/// A `log_checkpoint` row as both backends store it (`pg/log.rs` reads it too).
+pub(crate) type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);
 
-fn checkpoint_row(
+pub(crate) fn checkpoint_row(
     (size, root, note, created_ms): RawCheckpoint,
 ) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
@@ -291,19 +313,7 @@ impl LogStore for SqliteLogStore {
             })
             .await
             .map_err(backend)?;
-        let mut found = std::collections::HashMap::with_capacity(rows.len());
-        for (i, h) in rows {
-            found.insert(to_u64(i)?, hash_of(&h)?);
-        }
-        indexes
-            .iter()
-            .map(|i| {
-                found
-                    .get(i)
-                    .copied()
-                    .ok_or_else(|| StoreError::Corrupt(format!("no stored hash at index {i}")))
-            })
-            .collect()
+        hashes_in_order(indexes, rows)
     }
 
     async fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {

@@ -23,7 +23,7 @@ use vouch_log::store::{
 };
 
 use super::{LOG, Pg};
-use crate::log_store::{hash_of, to_i64, to_u64};
+use crate::log_store::{RawCheckpoint, checkpoint_row, hashes_in_order, to_i64, to_u64};
 
 /// Channel a commit or a new cosignature notifies (payload: the stored size) so other nodes
 /// refresh at once.
@@ -49,19 +49,6 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-type RawCheckpoint = (i64, Vec<u8>, Vec<u8>, i64);
-
-fn checkpoint_row(
-    (size, root, note, created_ms): RawCheckpoint,
-) -> Result<StoredCheckpoint, StoreError> {
-    Ok(StoredCheckpoint {
-        size: to_u64(size)?,
-        root: hash_of(&root)?,
-        note,
-        created_ms: to_u64(created_ms)?,
-    })
-}
-
 async fn read_hashes_on(c: &mut PgConnection, indexes: &[u64]) -> Result<Vec<Hash>, StoreError> {
     let wanted = indexes
         .iter()
@@ -73,19 +60,7 @@ async fn read_hashes_on(c: &mut PgConnection, indexes: &[u64]) -> Result<Vec<Has
             .fetch_all(&mut *c)
             .await
             .map_err(backend)?;
-    let mut found = std::collections::HashMap::with_capacity(rows.len());
-    for (i, h) in rows {
-        found.insert(to_u64(i)?, hash_of(&h)?);
-    }
-    indexes
-        .iter()
-        .map(|i| {
-            found
-                .get(i)
-                .copied()
-                .ok_or_else(|| StoreError::Corrupt(format!("no stored hash at index {i}")))
-        })
-        .collect()
+    hashes_in_order(indexes, rows)
 }
 
 /// Stores `cp` unless its size already has one. The same checkpoint again changes nothing; the
