@@ -509,7 +509,7 @@ impl ZkState {
         // On a shared database the model may have been analysed by another node after this
         // process loaded the table: read its row once before giving up.
         if self.model(digest).is_none() {
-            self.refresh_model(digest);
+            self.rt.block_on(self.refresh_from_store());
         }
         let info = loop {
             match self.model(digest) {
@@ -581,27 +581,6 @@ impl ZkState {
             };
             self.set_model(row.digest, state);
         }
-    }
-
-    /// Loads `digest`'s analysis from the store if it is recorded as available there.
-    fn refresh_model(&self, digest: &ModelDigest) {
-        let rows = match self.rt.block_on(self.store.zk_models()) {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!("zk: cannot read the analyses: {e}");
-                return;
-            }
-        };
-        let Some(info) = rows
-            .into_iter()
-            .find(|r| r.digest == *digest && r.status == "available")
-            .and_then(|r| r.info)
-            .and_then(|i| serde_json::from_str::<ZkModelInfo>(&i).ok())
-            .filter(|i| i.circuit_version == vouch_zk::CIRCUIT_VERSION)
-        else {
-            return;
-        };
-        self.set_model(*digest, ModelZk::Available(Arc::new(info)));
     }
 
     /// Admission, before any work: the model is provable here, the inputs fit a zk proof, the
