@@ -289,10 +289,12 @@ impl Ledger for PgPayStore {
     async fn settle(&self, new: &SettlementRecord) -> Result<SettleOutcome, StoreError> {
         let mut tx = self.pg.pool().begin().await.map_err(sql)?;
         // The key first: a concurrent settlement of the same key waits here for this one.
+        // No arbiter is named: with only the key named, a racing twin that reaches the
+        // `reference` index first fails with a unique violation instead of doing nothing.
         let q = sqlx::query(
             "INSERT INTO pay_settlements (chain_id, asset, payer, nonce, digest, pay_to, amount,
              reference, settled_at) VALUES ($1, $2, $3, $4, $5, $6, $7::numeric, $8, $9)
-             ON CONFLICT (chain_id, asset, payer, nonce) DO NOTHING",
+             ON CONFLICT DO NOTHING",
         );
         let inserted = bind_key!(q, new.key)
             .bind(word(&new.digest))
@@ -309,7 +311,12 @@ impl Ledger for PgPayStore {
             return Ok(match existing {
                 Some(e) if e.digest == new.digest => SettleOutcome::AlreadySettled(e),
                 Some(_) => SettleOutcome::NonceUsed,
-                None => return Err(StoreError("a settlement vanished while read".into())),
+                None => {
+                    return Err(StoreError(format!(
+                        "settlement reference {} is already used by another authorization",
+                        new.reference
+                    )))
+                }
             });
         }
         let (payer, payee) = new.accounts();
