@@ -36,3 +36,22 @@ pub struct ModelConfig {
     pub config_digest: Digest,
     pub updated_at: String,
 }
+
+/// `GET /v1/models/{reference}/config/history`: newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConfigHistory {
+    pub model: ModelDigest,
+    pub changes: Vec<ConfigChange>,
+}
+
+/// One change of a model's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConfigChange {
+    pub seq: i64,
+    pub config_digest: Digest,
+    #[schema(value_type = Object)]
+    pub config: Config,
+    pub changed_at: String,
+    /// Leaf index of its `config-changed` entry in the transparency log, once logged.
+    pub log_index: Option<i64>,
+}

@@ -6,6 +6,7 @@
 //! bundles the answers carry). Statuses are enums, not strings; fields other layers own (a
 //! zk evidence object, a model's configuration) stay JSON values, described where they live.
 
+pub mod analytics;
 pub mod attestation;
 pub mod config;
 pub mod error;
@@ -20,13 +21,15 @@ pub mod policy;
 pub mod proofs;
 pub mod zk;
 
+pub use analytics::{AnalyticsParams, TierAnalytics, TierBucket, TierSeries, TierTotal};
 pub use attestation::{AttestParams, Binding, Platform, TeeEvidence};
-pub use config::{ConfigUpdate, ConfigView, ModelConfig};
+pub use config::{ConfigChange, ConfigHistory, ConfigUpdate, ConfigView, ModelConfig};
 pub use error::{ErrorBody, ErrorDetail};
 pub use infer::{InferRequest, ZkJobRef};
 pub use log::{
     ConsistencyParams, ConsistencyProof, CosignParams, CosignatureAccepted, EntryKind,
-    InclusionProof, LogEntry, LogEvidence, LogInfo, NameHistory, PointerChange, ProofParams,
+    EntryPageParams, InclusionProof, LogEntry, LogEntryPage, LogEvidence, LogInfo, NameHistory,
+    PointerChange, ProofParams,
 };
 pub use models::{
     ListParams, ListedModel, LlmFacts, ModelList, ModelRecord, ModelView, NameChange, NamePointer,
@@ -41,8 +44,8 @@ pub use pay::{
     PricingQuery, Quote, QuoteLine, TierPrices, TokenPrices,
 };
 pub use policy::{
-    Assurance, EffectivePolicy, Measured, ModelPolicy, PolicyChange, PolicyRequest, PolicyUpdate,
-    PolicyView, TierAssurance,
+    Assurance, EffectivePolicy, Measured, ModelPolicy, PolicyChange, PolicyList, PolicyRequest,
+    PolicyUpdate, PolicyView, TierAssurance,
 };
 pub use proofs::{CancelResponse, JobError, JobStatus, ProofEvidence, ProofJob, WaitParams};
 pub use zk::{CircuitEstimate, CircuitStats, ModelZk, ProofEstimate};

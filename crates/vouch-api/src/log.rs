@@ -40,6 +40,26 @@ pub struct LogEntry {
     pub entry: String,
 }
 
+/// Query of `GET /v1/log/entries`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EntryPageParams {
+    /// First index of the page; default: the last `limit` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    /// Entries per page, 1–100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `GET /v1/log/entries`: a page of entries in log order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogEntryPage {
+    /// The log's size when the page was read.
+    pub size: u64,
+    pub entries: Vec<LogEntry>,
+}
+
 /// Query of `GET /v1/log/proof/{index}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

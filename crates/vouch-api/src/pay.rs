@@ -18,6 +18,11 @@ impl Amount {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An integer amount (its decimal digits are always a valid amount).
+    pub fn from_digits(v: u128) -> Self {
+        Amount(v.to_string())
+    }
 }
 
 impl std::str::FromStr for Amount {

@@ -55,6 +55,15 @@ pub struct PolicyUpdate {
     pub change: Option<PolicyChange>,
 }
 
+/// `GET /v1/policies`: every policy in force and the latest changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyList {
+    /// By subject.
+    pub policies: Vec<ModelPolicy>,
+    /// Newest first, at most 100.
+    pub changes: Vec<PolicyChange>,
+}
+
 /// `GET /v1/models/{reference}/assurance`: what each tier gives for this model here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Assurance {

@@ -71,7 +71,9 @@ async fn run<S: LogStore>(
                 }
                 let r = &receipts[(k as usize) % receipts.len()];
                 let t = Instant::now();
-                log.append_receipt_canonical(r).await.expect("append");
+                log.append_receipt_canonical(r, "bench")
+                    .await
+                    .expect("append");
                 lat.push(t.elapsed());
             }
             lat

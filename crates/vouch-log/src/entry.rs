@@ -20,6 +20,12 @@ use crate::merkle::{Hash, leaf_hash};
 /// Entries travel in tlog-tiles entry bundles with a 16-bit length prefix.
 pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
 
+/// The lookup key of a receipt entry: `request:` and the request id. A colon is outside the
+/// model-name alphabet, so it never collides with a name's history key.
+pub fn request_key(request_id: &str) -> String {
+    format!("request:{request_id}")
+}
+
 const MAGIC: &str = "vouch-log/v1 ";
 
 /// The kinds of entry, with their header names.
@@ -171,6 +177,17 @@ impl LogEntry {
     pub fn name(&self) -> Option<&str> {
         match self {
             LogEntry::PointerMoved(p) => Some(&p.name),
+            _ => None,
+        }
+    }
+
+    /// The key the store indexes this entry under: a pointer entry's model name (history),
+    /// a receipt's [`request_key`] (lookup by request id).
+    pub fn lookup_key(&self) -> Option<String> {
+        match self {
+            LogEntry::PointerMoved(p) => Some(p.name.clone()),
+            LogEntry::Receipt(r) => Some(request_key(&r.request_id)),
+            LogEntry::ChatReceipt(r) => Some(request_key(&r.request_id)),
             _ => None,
         }
     }

@@ -340,7 +340,7 @@ impl<S: LogStore> Log<S> {
         let data = entry.encode()?;
         self.append_row(EntryRow {
             kind: entry.kind(),
-            name: entry.name().map(str::to_string),
+            name: entry.lookup_key(),
             data,
         })
         .await
@@ -352,7 +352,7 @@ impl<S: LogStore> Log<S> {
         let data = receipt_entry_bytes(receipt);
         self.append_row(EntryRow {
             kind: EntryKind::Receipt,
-            name: None,
+            name: Some(crate::entry::request_key(&receipt.request_id)),
             data,
         })
         .await
@@ -364,7 +364,7 @@ impl<S: LogStore> Log<S> {
         let data = crate::entry::chat_receipt_entry_bytes(receipt);
         self.append_row(EntryRow {
             kind: EntryKind::ChatReceipt,
-            name: None,
+            name: Some(crate::entry::request_key(&receipt.request_id)),
             data,
         })
         .await
@@ -372,13 +372,17 @@ impl<S: LogStore> Log<S> {
 
     /// Appends a receipt entry from the receipt's canonical bytes, which the server has already
     /// computed to sign it: skips a second canonicalisation (the costliest step of an append).
-    /// `canonical` must be `Receipt::canonical_bytes()`; anything else makes an entry monitors
-    /// report as malformed.
-    pub async fn append_receipt_canonical(&self, canonical: &[u8]) -> Result<Appended, LogError> {
+    /// `canonical` must be `Receipt::canonical_bytes()` of the receipt with `request_id`;
+    /// anything else makes an entry monitors report as malformed.
+    pub async fn append_receipt_canonical(
+        &self,
+        canonical: &[u8],
+        request_id: &str,
+    ) -> Result<Appended, LogError> {
         let data = crate::entry::receipt_entry_from_canonical(canonical);
         self.append_row(EntryRow {
             kind: EntryKind::Receipt,
-            name: None,
+            name: Some(crate::entry::request_key(request_id)),
             data,
         })
         .await
@@ -492,6 +496,15 @@ impl<S: LogStore> Log<S> {
     }
 
     /// Canonical bytes of entry `index`.
+    /// Committed entries `[start, end)`, `end` cut at the log's size; the caller bounds the span.
+    pub async fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LogError> {
+        let end = end.min(self.size());
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        Ok(self.shared.store.read_entries(start, end).await?)
+    }
+
     pub async fn entry(&self, index: u64) -> Result<Vec<u8>, LogError> {
         let committed = self.size();
         if index >= committed {
@@ -566,6 +579,17 @@ impl<S: LogStore> Log<S> {
     pub async fn evidence(&self, index: u64) -> Result<LogEvidence, LogError> {
         self.wait_for_checkpoint(index).await?;
         Ok(LogEvidence::new(&self.proof_for(index).await?))
+    }
+
+    /// The receipt (or chat receipt) entry of `request_id`: its index and bytes. Receipts
+    /// logged before lookup keys were recorded (2026-12) are not found.
+    pub async fn receipt_entry(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(u64, Vec<u8>)>, LogError> {
+        let key = crate::entry::request_key(request_id);
+        let rows = self.shared.store.entries_by_name(&key, 1).await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Logged pointer changes of `name`, oldest first.

@@ -108,6 +108,87 @@ struct Inner {
     by: HashMap<(Option<ModelDigest>, &'static str), Stats>,
     /// The tracked models and how people call them; never more than [`MAX_TRACKED_MODELS`].
     labels: HashMap<ModelDigest, String>,
+    timeline: Timeline,
+}
+
+/// Seconds one timeline bucket covers.
+pub const BUCKET_SECS: u64 = 60;
+/// Buckets kept: one day of minutes.
+pub const TIMELINE_BUCKETS: u64 = 1440;
+/// Latency bins per bucket: bin `k` holds latencies in `[2^(k/4), 2^((k+1)/4))` µs, so a
+/// percentile is known within a factor of 2^(1/4) (19 %) in 384 bytes whatever the traffic.
+const LATENCY_BINS: usize = 96;
+
+/// Per-minute figures per tier set, for the explorer's charts: the last
+/// [`TIMELINE_BUCKETS`] minutes, bounded by the (few) tier sets a request can ask for.
+#[derive(Default)]
+struct Timeline {
+    buckets: BTreeMap<(u64, String), Bucket>,
+}
+
+/// One minute of one tier set.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub requests: u64,
+    pub errors: u64,
+    pub revenue: u128,
+    bins: [u32; LATENCY_BINS],
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            requests: 0,
+            errors: 0,
+            revenue: 0,
+            bins: [0; LATENCY_BINS],
+        }
+    }
+}
+
+impl Bucket {
+    fn add(&mut self, o: &Bucket) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.revenue = self.revenue.saturating_add(o.revenue);
+        for (a, b) in self.bins.iter_mut().zip(o.bins.iter()) {
+            *a = a.saturating_add(*b);
+        }
+    }
+
+    fn record_latency(&mut self, secs: f64) {
+        let micros = (secs * 1e6).max(1.0);
+        let k = (micros.log2() * 4.0).floor();
+        let k = if k.is_finite() { k as usize } else { 0 };
+        let bin = &mut self.bins[k.min(LATENCY_BINS - 1)];
+        *bin = bin.saturating_add(1);
+    }
+
+    /// The `p` quantile of successful requests' latency in milliseconds (the geometric middle
+    /// of its bin), or `None` with no successful request.
+    pub fn percentile_ms(&self, p: f64) -> Option<f64> {
+        let total: u64 = self.bins.iter().map(|&b| u64::from(b)).sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total - 1) as f64 * p).round() as u64;
+        let mut seen = 0u64;
+        for (k, &b) in self.bins.iter().enumerate() {
+            seen += u64::from(b);
+            if seen > rank {
+                return Some(2f64.powf((k as f64 + 0.5) / 4.0) / 1000.0);
+            }
+        }
+        None
+    }
+}
+
+/// The timeline of a window: per tier set, one bucket per minute (empty ones included).
+#[derive(Debug, Default)]
+pub struct TimelineView {
+    /// Unix seconds where the first bucket starts.
+    pub start: u64,
+    pub series: BTreeMap<String, Vec<Bucket>>,
 }
 
 /// In-memory figures since the node started.
@@ -138,6 +219,23 @@ impl Analytics {
             || (inner.labels.len() < MAX_TRACKED_MODELS
                 && inner.labels.insert(o.model, o.label.to_string()).is_none());
         let key = tracked.then_some(o.model);
+        let minute = unix_secs() / BUCKET_SECS;
+        let t = &mut inner.timeline.buckets;
+        let b = t.entry((minute, tier_set(o.tiers))).or_default();
+        b.requests += 1;
+        if o.ok {
+            b.revenue = b.revenue.saturating_add(u128::from(o.price));
+            b.record_latency(secs);
+        } else {
+            b.errors += 1;
+        }
+        // Drop what fell out of the window (the map is ordered by minute first).
+        while let Some(entry) = t.first_entry() {
+            if entry.key().0 + TIMELINE_BUCKETS > minute {
+                break;
+            }
+            entry.remove();
+        }
         let s = inner.by.entry((key, lvl)).or_default();
         s.requests += 1;
         if o.ok {
@@ -169,6 +267,37 @@ impl Analytics {
             .unwrap_or_default()
     }
 
+    /// The last `minutes` minutes (at most [`TIMELINE_BUCKETS`]) per tier set, ending with the
+    /// current minute.
+    pub fn timeline(&self, minutes: u64) -> TimelineView {
+        let minutes = minutes.clamp(1, TIMELINE_BUCKETS);
+        let now = unix_secs() / BUCKET_SECS;
+        let first = now + 1 - minutes;
+        let mut view = TimelineView {
+            start: first * BUCKET_SECS,
+            series: BTreeMap::new(),
+        };
+        let Ok(inner) = self.inner.lock() else {
+            return view;
+        };
+        for ((minute, set), b) in inner.timeline.buckets.range((first, String::new())..) {
+            let Some(i) = minute
+                .checked_sub(first)
+                .and_then(|i| usize::try_from(i).ok())
+            else {
+                continue;
+            };
+            let series = view
+                .series
+                .entry(set.clone())
+                .or_insert_with(|| vec![Bucket::default(); minutes as usize]);
+            if let Some(slot) = series.get_mut(i) {
+                slot.add(b);
+            }
+        }
+        view
+    }
+
     /// Everything: per level overall, and per (model label, level).
     pub fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
@@ -194,6 +323,80 @@ impl Analytics {
                 .merge(s);
         }
         snap
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TimelineView {
+    /// Every bucket of one tier set merged: the window's totals.
+    pub fn total(buckets: &[Bucket]) -> Bucket {
+        let mut t = Bucket::default();
+        for b in buckets {
+            t.add(b);
+        }
+        t
+    }
+}
+
+impl crate::Node {
+    /// `GET /v1/analytics`: the last `minutes` minutes per tier set, and their totals.
+    pub fn tier_analytics(&self, minutes: Option<u32>) -> vouch_api::TierAnalytics {
+        let view = self.analytics.timeline(minutes.map_or(60, u64::from));
+        let time = |secs: u64| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+                .to_string()
+        };
+        let amount = |v: u128| vouch_api::Amount::from_digits(v);
+        let all: u64 = view
+            .series
+            .values()
+            .map(|b| TimelineView::total(b).requests)
+            .sum();
+        let mut series = Vec::new();
+        let mut totals = Vec::new();
+        for (tiers, buckets) in &view.series {
+            let total = TimelineView::total(buckets);
+            totals.push(vouch_api::TierTotal {
+                tiers: tiers.clone(),
+                requests: total.requests,
+                errors: total.errors,
+                share: if all == 0 {
+                    0.0
+                } else {
+                    total.requests as f64 / all as f64
+                },
+                p50_ms: total.percentile_ms(0.5),
+                p95_ms: total.percentile_ms(0.95),
+                revenue: amount(total.revenue),
+            });
+            series.push(vouch_api::TierSeries {
+                tiers: tiers.clone(),
+                buckets: buckets
+                    .iter()
+                    .zip(0u64..)
+                    .map(|(b, i)| vouch_api::TierBucket {
+                        start: time(view.start + i * BUCKET_SECS),
+                        requests: b.requests,
+                        errors: b.errors,
+                        p50_ms: b.percentile_ms(0.5),
+                        p95_ms: b.percentile_ms(0.95),
+                        revenue: amount(b.revenue),
+                    })
+                    .collect(),
+            });
+        }
+        vouch_api::TierAnalytics {
+            bucket_seconds: BUCKET_SECS,
+            since: time(view.start),
+            asset: self.prices.unit(),
+            series,
+            totals,
+        }
     }
 }
 
@@ -238,6 +441,20 @@ mod tests {
         }
         let snap = a.snapshot();
         assert_eq!(snap.total_requests(), 3);
+        let view = a.timeline(5);
+        assert_eq!(
+            view.series.keys().collect::<Vec<_>>(),
+            ["none", "signed", "signed+tee"]
+        );
+        let signed = TimelineView::total(&view.series["signed"]);
+        assert_eq!((signed.requests, signed.errors, signed.revenue), (1, 0, 7));
+        assert_eq!(view.series["signed"].len(), 5);
+        // 10 ms lands in the bin [2^53/4, 2^54/4) µs: reported within 19 %.
+        let p50 = signed.percentile_ms(0.5).unwrap();
+        assert!((8.4..=11.9).contains(&p50), "{p50}");
+        let none = TimelineView::total(&view.series["none"]);
+        assert_eq!((none.requests, none.errors, none.revenue), (1, 1, 0));
+        assert_eq!(none.percentile_ms(0.5), None);
         assert_eq!(snap.by_level["tee"].revenue, 7);
         assert_eq!(snap.by_level["none"].errors, 1);
         assert_eq!(a.model_level(&m, "tee").percentile(0.5), Some(0.02));

@@ -12,6 +12,9 @@ use crate::error::NodeError;
 /// Largest configuration, canonical bytes: it travels whole in a log entry (≤ 64 KiB).
 pub const MAX_CONFIG_BYTES: usize = 32 << 10;
 
+/// Changes a history answer lists at most.
+pub const HISTORY_LIMIT: u32 = 100;
+
 impl Node {
     /// Sets the configuration of the model `reference` names now. It is logged before the
     /// answer; from then on, the model's receipts carry its digest.
@@ -57,6 +60,23 @@ impl Node {
             config_digest: digest,
             changed: change.is_some(),
             config: crate::wire::config_object(config)?,
+        })
+    }
+
+    /// The model's configuration history, newest first (at most [`HISTORY_LIMIT`] changes);
+    /// each logged change names its `config-changed` entry, which anyone can check.
+    pub async fn config_history(
+        &self,
+        reference: &str,
+    ) -> Result<vouch_api::ConfigHistory, NodeError> {
+        let (_, model) = self.catalog.resolve_str(reference).await?;
+        let changes = self.store.config_history(&model, HISTORY_LIMIT).await?;
+        Ok(vouch_api::ConfigHistory {
+            model,
+            changes: changes
+                .into_iter()
+                .map(crate::wire::config_change)
+                .collect::<Result<_, _>>()?,
         })
     }
 

@@ -234,7 +234,13 @@ impl Node {
         let (logged, synced, signature) = tokio::join!(
             async {
                 self.fault(Step::Log).await?;
-                crate::transparency::log_receipt(&self.log, &canonical, log_proof).await
+                crate::transparency::log_receipt(
+                    &self.log,
+                    &canonical,
+                    &receipt.request_id,
+                    log_proof,
+                )
+                .await
             },
             async {
                 self.fault(Step::Durable).await?;

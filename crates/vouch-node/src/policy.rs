@@ -279,6 +279,22 @@ impl Node {
         })
     }
 
+    /// Every policy in force (at most 1,000 subjects) and the latest changes.
+    pub async fn policies(&self) -> Result<vouch_api::PolicyList, NodeError> {
+        let policies = self.store.all_policies(1000).await?;
+        let changes = self
+            .store
+            .recent_policy_changes(crate::configs::HISTORY_LIMIT)
+            .await?;
+        Ok(vouch_api::PolicyList {
+            policies: policies.into_iter().map(crate::wire::policy).collect(),
+            changes: changes
+                .into_iter()
+                .map(crate::wire::policy_change)
+                .collect(),
+        })
+    }
+
     /// A model's policy as stored for this subject.
     pub async fn policy_of(&self, reference: &str) -> Result<vouch_api::PolicyView, NodeError> {
         let subject = self.subject(reference).await?;

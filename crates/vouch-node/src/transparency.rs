@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vouch_core::ModelDigest;
+use vouch_core::{ErrorCode, ModelDigest};
+
+use crate::error::NodeError;
 use vouch_log::checkpoint::{generate_log_key, parse_log_private_key};
 use vouch_log::entry::{ConfigChanged, ModelRegistered, PointerMoved, PolicyChanged};
 use vouch_log::witness::parse_add_checkpoint_response;
@@ -80,6 +82,75 @@ pub struct LogState {
     pub max_wait: Duration,
     /// One outbox drain at a time, so no change is appended twice.
     drain: tokio::sync::Mutex<()>,
+}
+
+/// Entries a page of `GET /v1/log/entries` holds at most, and by default.
+pub const MAX_PAGE: u32 = 100;
+pub const DEFAULT_PAGE: u32 = 20;
+
+impl LogState {
+    /// Entry `index` as the API shows it: kind, leaf hash and canonical bytes.
+    pub async fn entry(&self, index: u64) -> Result<vouch_api::LogEntry, NodeError> {
+        let bytes = self.log.entry(index).await?;
+        shown(index, &bytes)
+    }
+
+    /// A page of entries in log order from `start` (default: the last `limit`).
+    pub async fn entries(
+        &self,
+        start: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<vouch_api::LogEntryPage, NodeError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(NodeError::new(
+                ErrorCode::BadRequest,
+                format!("limit must be 1 to {MAX_PAGE}, not {limit}"),
+            ));
+        }
+        let size = self.log.size();
+        let start = start.unwrap_or_else(|| size.saturating_sub(u64::from(limit)));
+        let rows = self
+            .log
+            .entries(start, start.saturating_add(u64::from(limit)))
+            .await?;
+        let entries = rows
+            .iter()
+            .zip(start..)
+            .map(|(bytes, index)| shown(index, bytes))
+            .collect::<Result<_, _>>()?;
+        Ok(vouch_api::LogEntryPage { size, entries })
+    }
+
+    /// The receipt (or chat receipt) entry of `request_id`.
+    pub async fn receipt(&self, request_id: &str) -> Result<vouch_api::LogEntry, NodeError> {
+        let not_found = || {
+            NodeError::new(
+                ErrorCode::NotFound,
+                format!("no receipt with request id {request_id:?} in this log"),
+            )
+        };
+        // A request id is a UUID; anything longer is not one, and is not looked up.
+        if request_id.len() > 64 {
+            return Err(not_found());
+        }
+        let (index, bytes) = self
+            .log
+            .receipt_entry(request_id)
+            .await?
+            .ok_or_else(not_found)?;
+        shown(index, &bytes)
+    }
+}
+
+fn shown(index: u64, bytes: &[u8]) -> Result<vouch_api::LogEntry, NodeError> {
+    let decoded = LogEntry::decode(bytes).map_err(NodeError::internal)?;
+    Ok(vouch_api::LogEntry {
+        index,
+        kind: crate::wire::entry_kind(decoded.kind()),
+        leaf_hash: vouch_log::merkle::leaf_hash(bytes).to_string(),
+        entry: String::from_utf8_lossy(bytes).into_owned(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -335,10 +406,14 @@ async fn push_to_witness(
 pub async fn log_receipt(
     st: &LogState,
     canonical_receipt: &[u8],
+    request_id: &str,
     with_proof: bool,
 ) -> Result<LogEvidence, crate::error::NodeError> {
     let started = std::time::Instant::now();
-    let a = st.log.append_receipt_canonical(canonical_receipt).await?;
+    let a = st
+        .log
+        .append_receipt_canonical(canonical_receipt, request_id)
+        .await?;
     metrics::histogram!("vouch_log_append_seconds").record(started.elapsed().as_secs_f64());
     if !with_proof {
         return Ok(LogEvidence::pending(a.index));

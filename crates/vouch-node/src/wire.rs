@@ -236,6 +236,18 @@ pub fn model_config(
     })
 }
 
+pub fn config_change(
+    c: vouch_store::model_config::ConfigChange,
+) -> Result<api::ConfigChange, NodeError> {
+    Ok(api::ConfigChange {
+        seq: c.seq,
+        config_digest: c.config_digest,
+        config: config_object(c.config)?,
+        changed_at: c.changed_at,
+        log_index: c.log_index,
+    })
+}
+
 pub fn config_object(v: serde_json::Value) -> Result<api::config::Config, NodeError> {
     match v {
         serde_json::Value::Object(m) => Ok(m),

@@ -54,12 +54,17 @@ pub use vouch_node::{BootError, NodeConfig as ServerConfig};
         routes::policy::assurance,
         routes::status::metrics,
         routes::status::status,
+        routes::status::analytics,
         routes::config::put_config,
         routes::config::get_config,
+        routes::config::config_history,
+        routes::policy::list_policies,
         routes::log::info,
         routes::log::checkpoint,
         routes::log::tile,
         routes::log::entry,
+        routes::log::entries,
+        routes::log::receipt,
         routes::log::proof,
         routes::log::consistency,
         routes::log::history,
@@ -101,6 +106,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_model_bytes));
     let api = Router::new()
         .route("/health", get(routes::node::health))
+        .route("/explorer", get(routes::explorer::index))
+        .route("/explorer/", get(routes::explorer::index))
+        .route("/explorer/app.js", get(routes::explorer::script))
+        .route("/explorer/app.css", get(routes::explorer::style))
         .route("/v1/node", get(routes::node::node))
         .route(
             "/v1/models/by-digest/{digest}",
@@ -116,6 +125,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             put(routes::config::put_config).get(routes::config::get_config),
         )
         .route(
+            "/v1/models/{reference}/config/history",
+            get(routes::config::config_history),
+        )
+        .route("/v1/policies", get(routes::policy::list_policies))
+        .route(
             "/v1/models/{reference}/assurance",
             get(routes::policy::assurance),
         )
@@ -129,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/metrics", get(routes::status::metrics))
         .route("/status", get(routes::status::status))
+        .route("/v1/analytics", get(routes::status::analytics))
         .route(
             "/v1/infer",
             post(routes::infer::infer).layer(axum::middleware::from_fn_with_state(
@@ -137,7 +152,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             )),
         )
         .route("/v1/log", get(routes::log::info))
+        .route("/v1/log/entries", get(routes::log::entries))
         .route("/v1/log/entries/{index}", get(routes::log::entry))
+        .route("/v1/log/receipts/{request_id}", get(routes::log::receipt))
         .route("/v1/log/proof/{index}", get(routes::log::proof))
         .route("/v1/log/consistency", get(routes::log::consistency))
         .route("/v1/log/history/{name}", get(routes::log::history))

@@ -139,6 +139,33 @@ impl Store {
         .transpose()
     }
 
+    /// `model`'s configuration history, newest first, at most `limit` changes.
+    pub async fn config_history(
+        &self,
+        model: &ModelDigest,
+        limit: u32,
+    ) -> Result<Vec<ConfigChange>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => {
+                return pg::model_config::config_history(pg, model, limit).await;
+            }
+        };
+        let key = model.to_string();
+        db.run(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {CHANGE_COLUMNS} FROM config_changes
+                     WHERE model = ? ORDER BY seq DESC LIMIT ?"
+            ))?
+            .query_map(params![key, i64::from(limit)], columns::<RawChange>)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?
+        .into_iter()
+        .map(change)
+        .collect()
+    }
+
     /// Changes not yet in the transparency log, oldest first.
     pub async fn unlogged_config_changes(&self, limit: u32) -> Result<Vec<ConfigChange>> {
         let db = match &self.backend {

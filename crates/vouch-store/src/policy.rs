@@ -157,16 +157,37 @@ impl Store {
                 Ok(out)
             })
             .await?;
-        rows.into_iter()
-            .map(|(subject, min_tier, updated_at)| {
-                Ok(ModelPolicy {
-                    subject,
-                    min_tier: tier(Some(min_tier))?
-                        .ok_or_else(|| StoreError::Corrupt("empty policy tier".into()))?,
-                    updated_at,
-                })
+        rows.into_iter().map(policy_row).collect()
+    }
+
+    /// Every policy in force, by subject, at most `limit`.
+    pub async fn all_policies(&self, limit: u32) -> Result<Vec<ModelPolicy>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::all_policies(pg, limit).await,
+        };
+        let rows: Vec<(String, String, String)> = db
+            .run(move |c| {
+                c.prepare_cached(
+                    "SELECT subject, min_tier, updated_at FROM model_policies
+                     ORDER BY subject LIMIT ?",
+                )?
+                .query_map([i64::from(limit)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
             })
-            .collect()
+            .await?;
+        rows.into_iter().map(policy_row).collect()
+    }
+
+    /// The latest history entries, newest first.
+    pub async fn recent_policy_changes(&self, limit: u32) -> Result<Vec<PolicyChange>> {
+        let db = match &self.backend {
+            Backend::Sqlite(db) => db,
+            Backend::Postgres(pg) => return pg::policy::recent_policy_changes(pg, limit).await,
+        };
+        changes(db, "ORDER BY seq DESC LIMIT ?", vec![i64::from(limit)]).await
     }
 
     /// History entries after `after_seq`, oldest first.
@@ -212,4 +233,16 @@ async fn changes(db: &Db, tail: &'static str, args: Vec<i64>) -> Result<Vec<Poli
         .map(change)
         .collect()
     }
+}
+
+/// A `model_policies` row (`subject, min_tier, updated_at`) as a policy.
+pub(crate) fn policy_row(
+    (subject, min_tier, updated_at): (String, String, String),
+) -> Result<ModelPolicy> {
+    Ok(ModelPolicy {
+        subject,
+        min_tier: tier(Some(min_tier))?
+            .ok_or_else(|| StoreError::Corrupt("empty policy tier".into()))?,
+        updated_at,
+    })
 }

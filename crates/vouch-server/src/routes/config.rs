@@ -46,3 +46,15 @@ pub async fn get_config(
 ) -> Result<Json<vouch_api::ConfigView>, ApiError> {
     Ok(Json(st.node.config_of(&reference).await?))
 }
+
+/// Every change of a model's configuration, newest first (at most 100); each logged change
+/// names its `config-changed` log entry.
+#[utoipa::path(get, path = "/v1/models/{reference}/config/history", operation_id = "config_history", tag = "config",
+    params(("reference" = String, Path, description = "name, name@version or sha256:<hex>")),
+    responses((status = 200, description = "the changes", body = vouch_api::ConfigHistory), (status = 404, description = "no such model", body = vouch_api::ErrorBody)))]
+pub async fn config_history(
+    State(st): State<Arc<AppState>>,
+    Path(reference): Path<String>,
+) -> Result<Json<vouch_api::ConfigHistory>, ApiError> {
+    Ok(Json(st.node.config_history(&reference).await?))
+}

@@ -12,10 +12,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use vouch_api::{ConsistencyParams, CosignParams, ProofParams};
+use vouch_api::{ConsistencyParams, CosignParams, EntryPageParams, ProofParams};
 use vouch_core::ErrorCode;
+use vouch_log::Hash;
 use vouch_log::tiles::{TILE_WIDTH, Tile};
-use vouch_log::{Hash, LogEntry};
 
 use crate::error::ApiError;
 use crate::routes::body_or_error;
@@ -105,14 +105,27 @@ pub async fn entry(
     State(st): State<Arc<AppState>>,
     Path(index): Path<u64>,
 ) -> Result<Json<vouch_api::LogEntry>, ApiError> {
-    let bytes = st.node.log.log.entry(index).await?;
-    let decoded = LogEntry::decode(&bytes).map_err(ApiError::internal)?;
-    Ok(Json(vouch_api::LogEntry {
-        index,
-        kind: vouch_node::wire::entry_kind(decoded.kind()),
-        leaf_hash: vouch_log::merkle::leaf_hash(&bytes).to_string(),
-        entry: String::from_utf8_lossy(&bytes).into_owned(),
-    }))
+    Ok(Json(st.node.log.entry(index).await?))
+}
+
+/// A page of entries in log order (default: the latest 20).
+#[utoipa::path(get, path = "/v1/log/entries", operation_id = "log_entries", tag = "log", params(EntryPageParams),
+    responses((status = 200, description = "the page", body = vouch_api::LogEntryPage), (status = 400, description = "limit out of range", body = vouch_api::ErrorBody)))]
+pub async fn entries(
+    State(st): State<Arc<AppState>>,
+    Query(p): Query<EntryPageParams>,
+) -> Result<Json<vouch_api::LogEntryPage>, ApiError> {
+    Ok(Json(st.node.log.entries(p.start, p.limit).await?))
+}
+
+/// The log entry of the receipt (or chat receipt) with this request id.
+#[utoipa::path(get, path = "/v1/log/receipts/{request_id}", operation_id = "log_receipt", tag = "log", params(("request_id" = String, Path, description = "the receipt's request id")),
+    responses((status = 200, description = "the receipt's entry", body = vouch_api::LogEntry), (status = 404, description = "no such receipt in this log", body = vouch_api::ErrorBody)))]
+pub async fn receipt(
+    State(st): State<Arc<AppState>>,
+    Path(request_id): Path<String>,
+) -> Result<Json<vouch_api::LogEntry>, ApiError> {
+    Ok(Json(st.node.log.receipt(&request_id).await?))
 }
 
 /// Inclusion proof of entry `index`. Without `size`: the bundle evidence (`evidence.log`) with

@@ -4,6 +4,7 @@ pub mod attestation;
 pub mod chat;
 pub mod config;
 pub mod embeddings;
+pub mod explorer;
 pub mod infer;
 pub mod log;
 pub mod models;

@@ -59,3 +59,12 @@ pub async fn assurance(
 ) -> Result<Json<vouch_api::Assurance>, ApiError> {
     Ok(Json(st.node.assurance(&reference).await?))
 }
+
+/// Every policy in force and the latest 100 changes (newest first).
+#[utoipa::path(get, path = "/v1/policies", operation_id = "list_policies", tag = "policy",
+    responses((status = 200, description = "policies and changes", body = vouch_api::PolicyList)))]
+pub async fn list_policies(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<vouch_api::PolicyList>, ApiError> {
+    Ok(Json(st.node.policies().await?))
+}

@@ -83,3 +83,18 @@ pub(crate) async fn unlogged_config_changes(pg: &Pg, limit: u32) -> Result<Vec<C
     .await?;
     rows.into_iter().map(change).collect()
 }
+
+pub(crate) async fn config_history(
+    pg: &Pg,
+    model: &ModelDigest,
+    limit: u32,
+) -> Result<Vec<ConfigChange>> {
+    let rows: Vec<RawChange> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHANGE_COLUMNS} FROM config_changes WHERE model = $1 ORDER BY seq DESC LIMIT $2"
+    )))
+    .bind(model.to_string())
+    .bind(i64::from(limit))
+    .fetch_all(pg.pool())
+    .await?;
+    rows.into_iter().map(change).collect()
+}

@@ -315,7 +315,7 @@ impl Ledger for PgPayStore {
                     return Err(StoreError(format!(
                         "settlement reference {} is already used by another authorization",
                         new.reference
-                    )))
+                    )));
                 }
             });
         }

@@ -4,8 +4,10 @@ use vouch_core::Tier;
 
 use super::Pg;
 use super::registry::bump_catalog;
-use crate::policy::{CHANGE_COLUMNS, ModelPolicy, PolicyChange, RawChange, change, tier};
-use crate::{Result, StoreError, now_rfc3339};
+use crate::policy::{
+    CHANGE_COLUMNS, ModelPolicy, PolicyChange, RawChange, change, policy_row, tier,
+};
+use crate::{Result, now_rfc3339};
 
 pub(crate) async fn set_policy(
     pg: &Pg,
@@ -73,16 +75,31 @@ pub(crate) async fn policies_for(pg: &Pg, subjects: &[String]) -> Result<Vec<Mod
     // In the order asked, as on SQLite.
     let mut out = Vec::with_capacity(rows.len());
     for s in subjects {
-        if let Some((subject, min_tier, updated_at)) = rows.iter().find(|r| &r.0 == s).cloned() {
-            out.push(ModelPolicy {
-                subject,
-                min_tier: tier(Some(min_tier))?
-                    .ok_or_else(|| StoreError::Corrupt("empty policy tier".into()))?,
-                updated_at,
-            });
+        if let Some(row) = rows.iter().find(|r| &r.0 == s).cloned() {
+            out.push(policy_row(row)?);
         }
     }
     Ok(out)
+}
+
+pub(crate) async fn all_policies(pg: &Pg, limit: u32) -> Result<Vec<ModelPolicy>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT subject, min_tier, updated_at FROM model_policies ORDER BY subject LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pg.pool())
+    .await?;
+    rows.into_iter().map(policy_row).collect()
+}
+
+pub(crate) async fn recent_policy_changes(pg: &Pg, limit: u32) -> Result<Vec<PolicyChange>> {
+    let rows: Vec<RawChange> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHANGE_COLUMNS} FROM policy_changes ORDER BY seq DESC LIMIT $1"
+    )))
+    .bind(i64::from(limit))
+    .fetch_all(pg.pool())
+    .await?;
+    rows.into_iter().map(change).collect()
 }
 
 pub(crate) async fn policy_changes(
