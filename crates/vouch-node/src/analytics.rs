@@ -345,8 +345,18 @@ impl TimelineView {
 
 impl crate::Node {
     /// `GET /v1/analytics`: the last `minutes` minutes per tier set, and their totals.
-    pub fn tier_analytics(&self, minutes: Option<u32>) -> vouch_api::TierAnalytics {
-        let view = self.analytics.timeline(minutes.map_or(60, u64::from));
+    pub fn tier_analytics(
+        &self,
+        minutes: Option<u32>,
+    ) -> Result<vouch_api::TierAnalytics, crate::NodeError> {
+        let minutes = u64::from(minutes.unwrap_or(60));
+        if !(1..=TIMELINE_BUCKETS).contains(&minutes) {
+            return Err(crate::NodeError::new(
+                vouch_core::ErrorCode::BadRequest,
+                format!("minutes must be 1 to {TIMELINE_BUCKETS}, not {minutes}"),
+            ));
+        }
+        let view = self.analytics.timeline(minutes);
         let time = |secs: u64| {
             humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs))
                 .to_string()
@@ -390,13 +400,13 @@ impl crate::Node {
                     .collect(),
             });
         }
-        vouch_api::TierAnalytics {
+        Ok(vouch_api::TierAnalytics {
             bucket_seconds: BUCKET_SECS,
             since: time(view.start),
             asset: self.prices.unit(),
             series,
             totals,
-        }
+        })
     }
 }
 

@@ -26,12 +26,13 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 /// Requests, latency and revenue per tier set over the last minutes (this node, since it
 /// started), one bucket a minute: the explorer's charts.
 #[utoipa::path(get, path = "/v1/analytics", operation_id = "analytics", tag = "status", params(vouch_api::AnalyticsParams),
-    responses((status = 200, description = "per tier set over time", body = vouch_api::TierAnalytics)))]
+    responses((status = 200, description = "per tier set over time", body = vouch_api::TierAnalytics),
+        (status = 400, description = "minutes out of range", body = vouch_api::ErrorBody)))]
 pub async fn analytics(
     State(st): State<Arc<AppState>>,
     axum::extract::Query(p): axum::extract::Query<vouch_api::AnalyticsParams>,
-) -> axum::Json<vouch_api::TierAnalytics> {
-    axum::Json(st.node.tier_analytics(p.minutes))
+) -> Result<axum::Json<vouch_api::TierAnalytics>, crate::error::ApiError> {
+    Ok(axum::Json(st.node.tier_analytics(p.minutes)?))
 }
 
 fn esc(s: &str) -> String {
