@@ -464,6 +464,25 @@ async fn history_lists_pointer_moves_with_times_and_flags_gaps() {
         vec![false, false, true]
     );
     assert!(log.history("nobody").await.unwrap().is_empty());
+    // Receipts are found by request id (whichever way they were appended), never by history.
+    let canonical = receipt(6).canonical_bytes();
+    let a = log
+        .append_receipt_canonical(&canonical, "req-6")
+        .await
+        .unwrap();
+    let (i, bytes) = log.receipt_entry("req-5").await.unwrap().unwrap();
+    assert_eq!(i, 2);
+    assert_eq!(
+        LogEntry::decode(&bytes).unwrap(),
+        LogEntry::Receipt(Box::new(receipt(5)))
+    );
+    assert_eq!(
+        log.receipt_entry("req-6").await.unwrap().unwrap().0,
+        a.index
+    );
+    assert!(log.receipt_entry("req-7").await.unwrap().is_none());
+    assert!(log.receipt_entry("mnist-cnn").await.unwrap().is_none());
+    assert!(log.history("request:req-5").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

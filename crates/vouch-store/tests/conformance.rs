@@ -223,6 +223,26 @@ async fn policy_changes_are_recorded_once_each_and_survive_reopen() {
             store.policy_changes(0, 1).await.unwrap()[0].log_index,
             Some(41)
         );
+        // What the explorer lists: policies in force by subject, changes newest first.
+        store.set_policy("cnn", Some(Tier::Tee)).await.unwrap();
+        let all = store.all_policies(10).await.unwrap();
+        let got: Vec<_> = all
+            .iter()
+            .map(|p| (p.subject.as_str(), p.min_tier))
+            .collect();
+        assert_eq!(
+            got,
+            [("cnn", Tier::Tee), ("sha256:ab", Tier::Signed)],
+            "{}",
+            b.name
+        );
+        assert_eq!(store.all_policies(1).await.unwrap().len(), 1);
+        let recent = store.recent_policy_changes(2).await.unwrap();
+        let got: Vec<_> = recent
+            .iter()
+            .map(|c| (c.subject.as_str(), c.min_tier))
+            .collect();
+        assert_eq!(got, [("cnn", Some(Tier::Tee)), ("mlp", None)], "{}", b.name);
     }
 }
 
@@ -270,6 +290,21 @@ async fn a_config_change_is_recorded_once_and_drained_once() {
                 .await
                 .unwrap()
                 .is_none()
+        );
+        // The history, newest first, with the log index of what was logged; another
+        // model's changes are not in it.
+        let other = ModelDigest(Digest::of(b"other"));
+        store.set_model_config(&other, cfg, &d).await.unwrap();
+        let h = store.config_history(&m, 10).await.unwrap();
+        let got: Vec<_> = h.iter().map(|c| (c.config_digest, c.log_index)).collect();
+        assert_eq!(got, [(d2, None), (d, Some(7))], "{}", b.name);
+        assert_eq!(store.config_history(&m, 1).await.unwrap().len(), 1);
+        assert!(
+            store
+                .config_history(&ModelDigest(Digest::of(b"x")), 10)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 }
