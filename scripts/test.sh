@@ -16,6 +16,8 @@ for s in tests/setup/*.sh; do
   bash "$s"
 done
 export VOUCH_REQUIRE_INTEROP=1
+# The explorer's browser test and the TypeScript verifier's tests (tests/setup/explorer.sh).
+export VOUCH_REQUIRE_BROWSER=1
 # The LLM engine's models and llama.cpp (tests/setup/llm.sh): required likewise.
 export VOUCH_REQUIRE_LLM=1
 # The services a cluster of nodes shares, real and local: PostgreSQL (tests/services), stopped

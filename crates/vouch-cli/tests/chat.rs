@@ -309,6 +309,15 @@ fn a_gguf_registers_and_its_chats_verify_offline_whole_and_streamed() {
         report["message"].as_str().unwrap().contains('2'),
         "{report}"
     );
+    // Chats count in the per-tier analytics as inferences do (the explorer's charts).
+    let (_, a) = node.get("/v1/analytics?minutes=30");
+    let chats: u64 = a["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["requests"].as_u64().unwrap())
+        .sum();
+    assert!(chats >= 2, "{a}");
 }
 
 /// An official SDK as a peer: its runner and script (same scenario, same output shape).

@@ -452,7 +452,10 @@ impl Node {
             let (tx, rx) = mpsc::channel(64);
             let node = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = node.run_chat(prepared, slot, cancel, Some(tx)).await {
+                if let Err(e) = node
+                    .run_chat_recorded(prepared, slot, cancel, Some(tx))
+                    .await
+                {
                     tracing::warn!("chat stream ended with an error: {}", e.message);
                 }
             });
@@ -464,7 +467,7 @@ impl Node {
         let node = self.clone();
         let flag = cancel.clone();
         tokio::spawn(async move {
-            let _ = done_tx.send(node.run_chat(prepared, slot, flag, None).await);
+            let _ = done_tx.send(node.run_chat_recorded(prepared, slot, flag, None).await);
         });
         let mut guard = CancelOnDrop(cancel, true);
         let answer = done_rx
@@ -737,15 +740,38 @@ impl Node {
         admitted.settle_used(used.0).await
     }
 
+    /// [`Self::run_chat`], recorded in the analytics as an inference is: per model and tier
+    /// set, its time from admission to the logged receipt, and the amount settled.
+    async fn run_chat_recorded(
+        &self,
+        p: Prepared,
+        slot: ChatSlot,
+        cancel: Arc<AtomicBool>,
+        out: Option<mpsc::Sender<Bytes>>,
+    ) -> Result<Option<ChatAnswer>, NodeError> {
+        let started = std::time::Instant::now();
+        let (model, label, tiers) = (p.digest, p.model_name.clone(), p.tiers.clone());
+        let result = self.run_chat(p, slot, cancel, out).await;
+        self.analytics.record(&crate::analytics::Outcome {
+            model,
+            label: &label,
+            tiers: &tiers,
+            ok: result.is_ok(),
+            latency: started.elapsed(),
+            price: result.as_ref().map_or(0, |(_, price)| *price),
+        });
+        result.map(|(answer, _)| answer)
+    }
+
     /// Generates (or forwards), streams (when `out` is given), receipts and logs. Returns the
-    /// whole answer when not streaming.
+    /// whole answer when not streaming, and the amount settled.
     async fn run_chat(
         &self,
         mut p: Prepared,
         slot: ChatSlot,
         cancel: Arc<AtomicBool>,
         out: Option<mpsc::Sender<Bytes>>,
-    ) -> Result<Option<ChatAnswer>, NodeError> {
+    ) -> Result<(Option<ChatAnswer>, u64), NodeError> {
         let streaming = out.is_some();
         let (deltas_tx, mut deltas) = mpsc::channel::<String>(256);
         let produce = self.produce(&mut p.source, slot, &cancel, streaming, deltas_tx);
@@ -815,13 +841,18 @@ impl Node {
         // Receipted and logged: the payment is kept even if the caller has left (a cancelled
         // generation pays for the tokens it made).
         let paid = settled.delivered();
+        let amount = bundle
+            .receipt
+            .payment
+            .as_ref()
+            .map_or(0, |pay| pay.amount.parse().unwrap_or(u64::MAX));
         if sink.is_streaming() {
             let event = ChatReceiptEvent::new(bundle);
             let bytes = serde_json::to_vec(&event).map_err(NodeError::internal)?;
             sink.send(Bytes::from(bytes)).await;
-            return Ok(None);
+            return Ok((None, amount));
         }
-        Ok(Some(match p.shape {
+        let answer = match p.shape {
             Shape::Chat => ChatAnswer::Complete(
                 Box::new(ChatCompletion {
                     id,
@@ -863,7 +894,8 @@ impl Node {
                 }),
                 paid,
             ),
-        }))
+        };
+        Ok((Some(answer), amount))
     }
 
     /// Runs the model (on a blocking thread) or reads the upstream's answer; text goes to
