@@ -1,0 +1,217 @@
+import { enc, getJson, isMissingRoute } from '../api.ts';
+import { badge, copyable, errorBox, facts, h, link, section, table } from '../dom.ts';
+import { when } from '../format.ts';
+import { checkInclusion, verifiedLog, type VerifiedLog } from '../logcheck.ts';
+import { savedCheckpoints } from '../store.ts';
+import { b64decode, b64encode, noteSignatures, verifyConsistency } from '../tlog.ts';
+import type { EntriesPage, LogEntry } from '../types.ts';
+
+const PAGE = 20;
+
+export async function logView(): Promise<HTMLElement> {
+  const log = await verifiedLog(true);
+  const cp = log.result.checkpoint;
+  const entriesBox = h('div', null, h('p', { class: 'muted' }, 'Loading entries…'));
+  const view = h(
+    'div',
+    null,
+    h('h1', null, 'Transparency log'),
+    section('Log', facts([['Origin', h('code', null, log.info.origin)], ['Size', String(log.info.size)], ['Log key', copyable(log.logKey)], ['Keys from', keysFrom(log)]])),
+    checkpointSection(log),
+    consistencySection(log),
+    section('Entries, newest first', entriesBox),
+  );
+  await showEntries(entriesBox, Math.max(0, cp.size - PAGE), cp.size);
+  return view;
+}
+
+export function keysFrom(log: VerifiedLog): Node {
+  return log.pinned
+    ? h('span', null, 'your pinned settings (', link('#/verify', 'change'), ')')
+    : h('span', { class: 'warn' }, 'this node — pin your own on the ', link('#/verify', 'Verify'), ' page to not trust it');
+}
+
+function checkpointSection(log: VerifiedLog): HTMLElement {
+  const cp = log.result.checkpoint;
+  const sigs = noteSignatures(log.note);
+  const cos = new Map(log.result.cosignatures.map((c) => [c.witness, c]));
+  return section(
+    'Latest checkpoint',
+    h('p', { class: 'verdict ok', 'data-testid': 'checkpoint-verified' }, `verified: checkpoint ${cp.size} is signed by the log key`, log.witnessKeys.length ? `, ${log.result.witnessesOk} of ${log.witnessKeys.length} witnesses cosigned (threshold ${log.threshold})` : ''),
+    facts([
+      ['Size', String(cp.size)],
+      ['Root', h('code', { class: 'mono' }, b64encode(cp.root))],
+    ]),
+    table(
+      ['Signer', 'Key ID', 'Kind', 'Time', 'Checked'],
+      sigs.map((s) => {
+        const c = cos.get(s.name);
+        const isLog = s.name === log.info.origin && s.timestamp === null;
+        return [
+          h('code', null, s.name),
+          h('code', null, s.id),
+          s.timestamp === null ? 'log signature' : 'witness cosignature',
+          s.timestamp === null ? '—' : new Date(s.timestamp * 1000).toISOString(),
+          isLog ? badge(true, 'verified', '') : c ? badge(c.ok, 'verified', 'BAD') : h('span', { class: 'muted' }, 'key not configured'),
+        ];
+      }),
+    ),
+    h('pre', { class: 'note' }, log.note),
+  );
+}
+
+function consistencySection(log: VerifiedLog): HTMLElement {
+  const cp = log.result.checkpoint;
+  const saved = savedCheckpoints(cp.origin).filter((c) => c.size <= cp.size);
+  const older = saved.filter((c) => c.size < cp.size);
+  const select = h('select', { id: 'cons-old', 'aria-label': 'Old size' }, saved.map((c) => h('option', { value: String(c.size) }, `${c.size} (saved ${when(c.savedAt)})`)));
+  const dflt = older[older.length - 1] ?? saved[0];
+  if (dflt) select.value = String(dflt.size);
+  const out = h('div', { 'data-testid': 'consistency-result' });
+  const run = async (): Promise<void> => {
+    const old = saved.find((c) => c.size === Number(select.value));
+    if (!old) return;
+    out.replaceChildren(h('p', { class: 'muted' }, 'Checking…'));
+    try {
+      const p = await getJson<{ hashes: string[] }>(`/v1/log/consistency?old=${old.size}&new=${cp.size}`);
+      verifyConsistency(old.size, cp.size, b64decode(old.root), cp.root, p.hashes.map(b64decode));
+      out.replaceChildren(h('p', { class: 'verdict ok' }, `verified: checkpoint ${cp.size} extends checkpoint ${old.size} you saw before (${p.hashes.length} hashes checked in your browser)`));
+    } catch (e) {
+      out.replaceChildren(
+        h('p', { class: 'verdict splitview' }, 'SPLIT VIEW'),
+        h('p', null, `The log at size ${cp.size} does not extend the checkpoint of size ${old.size} this browser saved: the log was rewritten, or you and others are shown different logs.`),
+        errorBox(e),
+      );
+    }
+  };
+  const button = h('button', { type: 'button', class: 'primary' }, 'Check consistency');
+  button.addEventListener('click', () => void run());
+  return section(
+    'Consistency',
+    h(
+      'p',
+      null,
+      'A checkpoint only protects you if the next one extends it. This browser saves every checkpoint it verifies; to compare against a root you saw before, you must have saved it (visited this page then). The new size is the current checkpoint.',
+    ),
+    saved.length
+      ? h('div', { class: 'row' }, h('label', { for: 'cons-old' }, 'Old size '), select, h('span', null, ` → new size ${cp.size} `), button)
+      : h('p', { class: 'muted' }, 'No saved checkpoint yet.'),
+    out,
+  );
+}
+
+async function fetchEntries(start: number, end: number): Promise<LogEntry[]> {
+  try {
+    const page = await getJson<EntriesPage>(`/v1/log/entries?start=${start}&limit=${end - start}`);
+    return page.entries;
+  } catch (e) {
+    if (!isMissingRoute(e)) throw e;
+    // Older node without the list route: one request per entry.
+    const idx = Array.from({ length: end - start }, (_, i) => start + i);
+    return Promise.all(idx.map((i) => getJson<LogEntry>(`/v1/log/entries/${i}`)));
+  }
+}
+
+async function showEntries(box: HTMLElement, start: number, end: number): Promise<void> {
+  try {
+    const entries = (await fetchEntries(start, end)).sort((a, b) => b.index - a.index);
+    const nav = h('div', { class: 'row' });
+    const size = (await verifiedLog()).result.checkpoint.size;
+    if (end < size) {
+      const newer = h('button', { type: 'button' }, '← newer');
+      newer.addEventListener('click', () => void showEntries(box, end, Math.min(end + PAGE, size)));
+      nav.append(newer);
+    }
+    if (start > 0) {
+      const older = h('button', { type: 'button' }, 'older →');
+      older.addEventListener('click', () => void showEntries(box, Math.max(0, start - PAGE), start));
+      nav.append(older);
+    }
+    box.replaceChildren(
+      table(
+        ['Index', 'Kind', 'Summary', 'Time'],
+        entries.map((e) => {
+          const d = decodeEntry(e.entry);
+          return [link(`#/log/${e.index}`, `#${e.index}`), e.kind, summary(e.kind, d.payload), typeof d.payload.at === 'string' ? when(d.payload.at) : typeof d.payload.issued_at === 'string' ? when(d.payload.issued_at) : '—'];
+        }),
+        'entries',
+      ),
+      nav,
+    );
+  } catch (e) {
+    box.replaceChildren(errorBox(e));
+  }
+}
+
+export interface Decoded {
+  header: string;
+  payload: Record<string, unknown>;
+}
+
+/** Splits `vouch-log/v1 <kind>\n<canonical JSON>`. */
+export function decodeEntry(text: string): Decoded {
+  const nl = text.indexOf('\n');
+  const header = nl < 0 ? text : text.slice(0, nl);
+  try {
+    return { header, payload: JSON.parse(text.slice(nl + 1)) as Record<string, unknown> };
+  } catch {
+    return { header, payload: {} };
+  }
+}
+
+function summary(kind: string, p: Record<string, unknown>): string {
+  const s = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
+  switch (kind) {
+    case 'receipt':
+      return `${s(p.model_ref ?? p.model)} · ${Array.isArray(p.tiers) ? p.tiers.join('+') : ''} · ${s(p.request_id)}`;
+    case 'chat-receipt':
+      return `chat ${s(p.model_ref ?? p.model)} · ${s(p.request_id)}`;
+    case 'model-registered':
+      return `${s(p.model)} (${s(p.format)}, ${s(p.size)} bytes)`;
+    case 'pointer-moved':
+      return `${s(p.name)}${p.version ? '@' + s(p.version) : ''} → ${p.to ? s(p.to) : 'removed'}`;
+    case 'policy-changed': {
+      const pol = (p.policy ?? {}) as Record<string, unknown>;
+      return `${s(pol.subject)}: min ${s(pol.min_tier ?? 'none')} (was ${s(pol.previous ?? 'none')})`;
+    }
+    case 'config-changed':
+      return `${s(p.model)} config ${s(p.config_digest)}`;
+    default:
+      return '';
+  }
+}
+
+export async function logEntry(index: number): Promise<HTMLElement> {
+  const [e, log] = await Promise.all([getJson<LogEntry>(`/v1/log/entries/${index}`), verifiedLog()]);
+  return entryView(e, log);
+}
+
+/** One entry: decoded fields and its inclusion in the verified checkpoint, checked here. */
+export async function entryView(e: LogEntry, log: VerifiedLog): Promise<HTMLElement> {
+  const d = decodeEntry(e.entry);
+  let inclusion: HTMLElement;
+  try {
+    const r = await checkInclusion(e, log);
+    inclusion = h(
+      'p',
+      { class: 'verdict ok', 'data-testid': 'inclusion-verified' },
+      `included in checkpoint ${r.size}, verified in your browser`,
+    );
+  } catch (err) {
+    inclusion = h('div', null, h('p', { class: 'verdict bad', 'data-testid': 'inclusion-failed' }, 'inclusion NOT verified'), errorBox(err));
+  }
+  const fields = Object.entries(d.payload).map(([k, v]): [string, Node] => [k, typeof v === 'string' ? h('code', { class: 'mono' }, v) : h('pre', { class: 'json small' }, JSON.stringify(v, null, 2))]);
+  const model = typeof d.payload.model === 'string' ? d.payload.model : null;
+  return h(
+    'div',
+    null,
+    h('h1', null, `Log entry #${e.index}`),
+    section(
+      'Inclusion',
+      inclusion,
+      h('p', { class: 'muted' }, 'The leaf hash is recomputed from the entry text below, the proof hashes lead to the root of the checkpoint verified under the log key (', keysFrom(log), ').'),
+    ),
+    section(`${e.kind}`, facts([['Kind', e.kind], ['Leaf hash', h('code', { class: 'mono' }, e.leaf_hash)], ...fields]), model ? h('p', null, link(`#/models/${enc(model)}`, 'The model →')) : null),
+    section('Entry text (what is hashed)', h('pre', { class: 'note' }, e.entry)),
+  );
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Development fixtures for the explorer test: starts a node from a prebuilt `vouch` binary
+# (private data dir), registers models/mlp.onnx as mlp@1, sets a config and a policy, runs
+# signed and signed+tee (simulated) inferences with --log-proof, writes the fixture files and
+# starts the dev server in front of the node. Prints the env lines for `npm test`.
+# Usage: web/explorer/test/make-fixtures.sh [OUT_DIR]   (VOUCH_BIN defaults to /tmp/vouch-bin)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+bin="${VOUCH_BIN:-/tmp/vouch-bin}"
+out="${1:-/tmp/explorer-fixtures}"
+data="$out/node"
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-/root/.cache/vouch/ort/libonnxruntime.so}"
+rm -rf "$out"; mkdir -p "$data"
+
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --tee simulated >"$out/node.log" 2>&1 &
+echo $! >"$out/node.pid"
+url=""
+for _ in $(seq 1 300); do
+  url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/node.log" | head -1 || true)"
+  [ -n "$url" ] && curl -fsS "$url/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "node did not start; see $out/node.log" >&2; exit 1; }
+export VOUCH_SERVER="$url" VOUCH_DATA_DIR="$data"
+
+"$bin" models add "$repo/models/mlp.onnx" --name mlp --version 1 >"$out/register.txt"
+printf '{"system_prompt": "Answer with the class index only.", "temperature": 0}\n' >"$out/config1.json"
+printf '{"system_prompt": "Answer with the class index only, please.", "temperature": 0}\n' >"$out/config2.json"
+"$bin" models config mlp@1 --set "$out/config1.json" >/dev/null
+"$bin" models config mlp@1 --set "$out/config2.json" >/dev/null
+"$bin" models policy mlp --min signed >/dev/null
+
+for i in 1 2 3; do
+  "$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed --log-proof --out "$out/signed$i.bundle.json" >/dev/null
+done
+"$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed,tee --log-proof --out "$out/tee.bundle.json" >/dev/null
+cp "$out/signed1.bundle.json" "$out/valid.bundle.json"
+
+# Tamper: flip one hex digit of receipt.output_digest; the verifier must name that field.
+node - "$out" <<'JS'
+const fs = require('fs');
+const dir = process.argv[2];
+const b = JSON.parse(fs.readFileSync(`${dir}/valid.bundle.json`, 'utf8'));
+const d = b.receipt.output_digest;
+const i = d.length - 1;
+b.receipt.output_digest = d.slice(0, i) + (d[i] === '0' ? '1' : '0');
+fs.writeFileSync(`${dir}/tampered.bundle.json`, JSON.stringify(b, null, 2));
+JS
+
+log="$(curl -fsS "$url/v1/log")"
+node - "$out" "$url" "$log" <<'JS'
+const fs = require('fs');
+const [dir, url, logJson] = process.argv.slice(2);
+const b = JSON.parse(fs.readFileSync(`${dir}/valid.bundle.json`, 'utf8'));
+const log = JSON.parse(logJson);
+const expected = {
+  tampered_field: 'receipt.output_digest',
+  tampered_code: process.env.TAMPERED_CODE || 'bad_signature',
+  log_key: log.log_key,
+  trust_key: b.receipt.node_key,
+  request_id: b.receipt.request_id,
+  log_index: b.evidence?.log?.index ?? null,
+  model: 'mlp@1',
+  model_digest: b.receipt.model_digest,
+};
+fs.writeFileSync(`${dir}/expected.json`, JSON.stringify(expected, null, 2));
+JS
+
+port="${EXPLORER_PORT:-8765}"
+VOUCH_NODE="$url" PORT="$port" node "$here/../dev-server.mjs" >"$out/dev-server.log" 2>&1 &
+echo $! >"$out/dev-server.pid"
+sleep 0.5
+echo "VOUCH_NODE=$url"
+echo "VOUCH_URL=http://127.0.0.1:$port"
+echo "VOUCH_FIXTURES=$out"
+echo "stop: kill \$(cat $out/node.pid) \$(cat $out/dev-server.pid)"
