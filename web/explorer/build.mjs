@@ -3,12 +3,17 @@
 // absolute paths, no sourcemap), so a test can rebuild and compare with the committed files.
 import { build } from 'esbuild';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.resolve(here, '../../crates/vouch-server/explorer');
 await mkdir(out, { recursive: true });
+if (!existsSync(path.resolve(here, '../../clients/ts/node_modules/@noble'))) {
+  console.error('clients/ts/node_modules is missing: run `npm ci` in clients/ts first (the verifier\'s @noble/* deps are bundled from there)');
+  process.exit(1);
+}
 
 const common = {
   bundle: true,
@@ -37,6 +42,6 @@ await writeFile(path.join(out, 'index.html'), html);
 await writeFile(path.join(out, 'app.js'), js.outputFiles[0].contents);
 await writeFile(path.join(out, 'app.css'), css.outputFiles[0].contents);
 for (const f of ['index.html', 'app.js', 'app.css']) {
-  const { size } = await import('node:fs').then((fs) => fs.statSync(path.join(out, f)));
+  const { size } = statSync(path.join(out, f));
   console.log(`${f}\t${size} bytes`);
 }

