@@ -44,6 +44,9 @@ async function newPage(vp = 'desktop') {
 }
 
 async function open(page, hash) {
+  // A full load every time: a goto that only changes the hash would not reload the page, and
+  // the previous view's data-ready could be read before the new view starts.
+  await page.goto('about:blank');
   await page.goto(`${url}/explorer${hash}`);
   await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
 }
@@ -106,6 +109,36 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   await page.waitForSelector('[data-testid=consistency-result] .verdict');
   assert.match(await page.textContent('[data-testid=consistency-result]'), /verified/);
   await shot(page, 'desktop-log');
+
+  // Grow the log (one more logged inference), then prove the new checkpoint extends the one
+  // this browser saved; then corrupt the saved root and expect the page to cry SPLIT VIEW.
+  const oldSize = Number((await page.textContent('[data-testid=checkpoint-size]')).trim());
+  const inputs = JSON.parse(readFileSync(new URL('../../../models/mlp.input.json', import.meta.url), 'utf8'));
+  const r = await fetch(`${url}/v1/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: expected.model, inputs, tiers: ['signed'], log_proof: true }),
+  });
+  assert.equal(r.status, 200, `inference to grow the log: ${await r.clone().text()}`);
+  await open(page, '#/log');
+  const newSize = Number((await page.textContent('[data-testid=checkpoint-size]')).trim());
+  assert.ok(newSize > oldSize, `the log grew (${oldSize} -> ${newSize})`);
+  await page.selectOption('#cons-old', String(oldSize));
+  await page.click('text=Check consistency');
+  await page.waitForSelector('[data-testid=consistency-result] .verdict');
+  assert.match(await page.textContent('[data-testid=consistency-result]'), new RegExp(`verified: checkpoint ${newSize} extends checkpoint ${oldSize}`));
+  await page.evaluate((size) => {
+    const all = JSON.parse(localStorage.getItem('vouch.explorer.checkpoints'));
+    const c = all.find((x) => x.size === size);
+    c.root = btoa(String.fromCharCode(...new Uint8Array(32).fill(7)));
+    localStorage.setItem('vouch.explorer.checkpoints', JSON.stringify(all));
+  }, oldSize);
+  await open(page, '#/log');
+  await page.selectOption('#cons-old', String(oldSize));
+  await page.click('text=Check consistency');
+  await page.waitForSelector('[data-testid=consistency-result] .verdict');
+  assert.match(await page.textContent('[data-testid=consistency-result] .verdict'), /SPLIT VIEW/);
+  await shot(page, 'desktop-log-split-view');
 
   await open(page, `#/log/${expected.log_index}`);
   assert.match(await page.textContent('[data-testid=inclusion-verified]'), /included in checkpoint \d+, verified in your browser/);

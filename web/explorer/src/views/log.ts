@@ -40,7 +40,7 @@ function checkpointSection(log: VerifiedLog): HTMLElement {
     'Latest checkpoint',
     h('p', { class: 'verdict ok', 'data-testid': 'checkpoint-verified' }, `verified: checkpoint ${cp.size} is signed by the log key`, log.witnessKeys.length ? `, ${log.result.witnessesOk} of ${log.witnessKeys.length} witnesses cosigned (threshold ${log.threshold})` : ''),
     facts([
-      ['Size', String(cp.size)],
+      ['Size', h('span', { 'data-testid': 'checkpoint-size' }, String(cp.size))],
       ['Root', h('code', { class: 'mono' }, b64encode(cp.root))],
     ]),
     table(
