@@ -24,6 +24,8 @@ before(async () => {
   mkdirSync(artifacts, { recursive: true });
   expected = JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'));
   validPath = path.join(fixtures, 'valid.bundle.json');
+  // The model digest the page must show is the one the fixture's receipt names.
+  expected.model_digest = JSON.parse(readFileSync(validPath, 'utf8')).receipt.model;
   tamperedPath = path.join(fixtures, 'tampered.bundle.json');
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 });
@@ -170,10 +172,20 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
 test('a dropped valid bundle verifies; a tampered one fails naming the field', { skip }, async () => {
   const page = await newPage();
   await open(page, '#/verify');
+  // Pin the fixture's keys (as a user who does not trust the serving node would).
+  await page.fill('#trust-key', expected.trust_key);
+  await page.fill('#log-key', expected.log_key);
+  await page.press('#log-key', 'Tab');
+  assert.match(await page.textContent('[data-testid=trust-note]'), /pinned/);
+  // Verifying needs no network once the page is loaded.
+  await page.context().setOffline(true);
   await dropFile(page, validPath);
   await page.waitForSelector('[data-testid=verdict-banner]');
   assert.equal((await page.textContent('[data-testid=verdict-banner]')).trim(), 'verified');
-  assert.match(await page.textContent('[data-testid=verdict]'), /log/, 'the inclusion proof was checked with the log key');
+  await page.context().setOffline(false);
+  const verdict = await page.textContent('[data-testid=verdict]');
+  assert.match(verdict, new RegExp(`entry ${expected.log_index} of log`), 'the inclusion proof was checked with the log key');
+  assert.match(verdict, /the key you trust/, 'the pinned node key was used');
   await shot(page, 'desktop-verify-valid');
 
   await page.setInputFiles('#bundle-file', tamperedPath);

@@ -64,7 +64,6 @@ const expected = {
   request_id: b.receipt.request_id,
   log_index: b.evidence?.log?.index ?? null,
   model: 'mlp@1',
-  model_digest: b.receipt.model,
 };
 fs.writeFileSync(`${dir}/expected.json`, JSON.stringify(expected, null, 2));
 JS

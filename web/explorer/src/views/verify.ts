@@ -59,7 +59,7 @@ export async function verifyView(): Promise<HTMLElement> {
     pinned: true,
   });
   for (const el of [trustKey, logKey, witnesses, threshold]) {
-    el.addEventListener('change', () => {
+    el.addEventListener('input', () => {
       saveTrust(current());
       setNote(true);
     });
