@@ -106,6 +106,12 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
 
   await open(page, '#/log');
   assert.match(await page.textContent('[data-testid=checkpoint-verified]'), /^verified/);
+  for (const w of expected.witness_keys ?? []) {
+    // The fixture's log is quiet here, so its latest checkpoint carries every cosignature.
+    const name = w.split('+')[0];
+    const row = await page.textContent(`[data-testid=cosig-row][data-witness="${name}"]`);
+    assert.match(row, /witness cosignature.*\d{4}-\d\d-\d\dT.*verified/s, `cosignature of ${name} shown and verified`);
+  }
   // Consistency against the checkpoint this browser just saved (same size: trivially consistent).
   await page.click('text=Check consistency');
   await page.waitForSelector('[data-testid=consistency-result] .verdict');
@@ -175,6 +181,10 @@ test('a dropped valid bundle verifies; a tampered one fails naming the field', {
   // Pin the fixture's keys (as a user who does not trust the serving node would).
   await page.fill('#trust-key', expected.trust_key);
   await page.fill('#log-key', expected.log_key);
+  // Witnesses as the fixture lists them (none: no witness requirement).
+  const witnesses = expected.witness_keys ?? [];
+  await page.fill('#witness-keys', witnesses.join('\n'));
+  await page.fill('#witness-threshold', String(witnesses.length));
   await page.press('#log-key', 'Tab');
   assert.match(await page.textContent('[data-testid=trust-note]'), /pinned/);
   // Verifying needs no network once the page is loaded.

@@ -13,15 +13,32 @@ data="$out/node"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-/root/.cache/vouch/ort/libonnxruntime.so}"
 rm -rf "$out"; mkdir -p "$data"
 
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --tee simulated >"$out/node.log" 2>&1 &
-echo $! >"$out/node.pid"
-url=""
-for _ in $(seq 1 300); do
-  url="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out/node.log" | head -1 || true)"
-  [ -n "$url" ] && curl -fsS "$url/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "node did not start; see $out/node.log" >&2; exit 1; }
+url_of() { # waits for the first http://127.0.0.1:PORT in a log file
+  for _ in $(seq 1 300); do
+    u="$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$1" | head -1 || true)"
+    [ -n "$u" ] && { echo "$u"; return; }
+    sleep 0.1
+  done
+  echo "no URL in $1" >&2; cat "$1" >&2; exit 1
+}
+start_node() { # $1: config file
+  "$bin" serve --config "$1" --listen 127.0.0.1:0 --data-dir "$data" --tee simulated >"$out/node.log" 2>&1 &
+  echo $! >"$out/node.pid"
+  url="$(url_of "$out/node.log")"
+  for _ in $(seq 1 100); do curl -fsS "$url/health" >/dev/null 2>&1 && return; sleep 0.1; done
+}
+
+# First start to learn the log key; then a witness of that log; then the node with it.
+: >"$out/empty.toml"
+start_node "$out/empty.toml"
+log_key="$(curl -fsS "$url/v1/log" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).log_key))')"
+kill "$(cat "$out/node.pid")"; while kill -0 "$(cat "$out/node.pid")" 2>/dev/null; do sleep 0.1; done
+"$bin" witness --listen 127.0.0.1:0 --dir "$out/witness" --name localhost/explorer-witness --log "$log_key" >"$out/witness.log" 2>&1 &
+echo $! >"$out/witness.pid"
+witness_url="$(url_of "$out/witness.log")"
+witness_key="$(grep -o 'localhost/explorer-witness+[0-9a-f]\{8\}+[A-Za-z0-9+/=]*' "$out/witness.log" | head -1)"
+printf '[[log.witnesses]]\nvkey = "%s"\nurl = "%s"\n' "$witness_key" "$witness_url" >"$out/vouch.toml"
+start_node "$out/vouch.toml"
 export VOUCH_SERVER="$url" VOUCH_DATA_DIR="$data"
 
 "$bin" models add "$repo/models/mlp.onnx" --name mlp --version 1 >"$out/register.txt"
@@ -36,6 +53,14 @@ for i in 1 2 3; do
 done
 "$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed,tee --log-proof --out "$out/tee.bundle.json" >/dev/null
 cp "$out/signed1.bundle.json" "$out/valid.bundle.json"
+# The proof came under the log-signed checkpoint; the witness cosigns it right after. Prove it
+# again under the latest checkpoint, which then carries the cosignature.
+for _ in $(seq 1 50); do
+  curl -fsS "$url/log/checkpoint" | grep -q '^— localhost/explorer-witness ' && break
+  sleep 0.1
+done
+"$bin" log prove "$out/valid.bundle.json" >/dev/null
+grep -q 'explorer-witness' "$out/valid.bundle.json" || { echo "the valid bundle's proof carries no witness cosignature" >&2; exit 1; }
 
 # Tamper: flip one hex digit of receipt.output_digest; the verifier must name that field.
 node - "$out" <<'JS'
@@ -64,6 +89,7 @@ const expected = {
   request_id: b.receipt.request_id,
   log_index: b.evidence?.log?.index ?? null,
   model: 'mlp@1',
+  witness_keys: log.witnesses,
 };
 fs.writeFileSync(`${dir}/expected.json`, JSON.stringify(expected, null, 2));
 JS
@@ -75,4 +101,4 @@ sleep 0.5
 echo "VOUCH_NODE=$url"
 echo "VOUCH_URL=http://127.0.0.1:$port"
 echo "VOUCH_FIXTURES=$out"
-echo "stop: kill \$(cat $out/node.pid) \$(cat $out/dev-server.pid)"
+echo "stop: kill \$(cat $out/node.pid) \$(cat $out/witness.pid) \$(cat $out/dev-server.pid)"

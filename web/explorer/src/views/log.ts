@@ -43,19 +43,32 @@ function checkpointSection(log: VerifiedLog): HTMLElement {
       ['Size', h('span', { 'data-testid': 'checkpoint-size' }, String(cp.size))],
       ['Root', h('code', { class: 'mono' }, b64encode(cp.root))],
     ]),
-    table(
-      ['Signer', 'Key ID', 'Kind', 'Time', 'Checked'],
-      sigs.map((s) => {
-        const c = cos.get(s.name);
-        const isLog = s.name === log.info.origin && s.timestamp === null;
-        return [
-          h('code', null, s.name),
-          h('code', null, s.id),
-          s.timestamp === null ? 'log signature' : 'witness cosignature',
-          s.timestamp === null ? '—' : new Date(s.timestamp * 1000).toISOString(),
-          isLog || (c && c.timestamp !== null) ? badge(true, 'verified', '') : h('span', { class: 'muted' }, 'not a trusted key here'),
-        ];
-      }),
+    h(
+      'div',
+      { class: 'tablebox' },
+      h(
+        'table',
+        null,
+        h('thead', null, h('tr', null, ['Signer', 'Key ID', 'Kind', 'Time', 'Checked'].map((c) => h('th', null, c)))),
+        h(
+          'tbody',
+          null,
+          sigs.map((s) => {
+            const c = cos.get(s.name);
+            const isLog = s.name === log.info.origin && s.timestamp === null;
+            const ok = isLog || (c !== undefined && c.timestamp !== null);
+            return h(
+              'tr',
+              { 'data-testid': isLog ? 'log-sig-row' : 'cosig-row', 'data-witness': isLog ? null : s.name },
+              h('td', null, h('code', null, s.name)),
+              h('td', null, h('code', null, s.id)),
+              h('td', null, s.timestamp === null ? 'log signature' : 'witness cosignature'),
+              h('td', null, s.timestamp === null ? '—' : new Date(s.timestamp * 1000).toISOString()),
+              h('td', null, ok ? badge(true, 'verified', '') : h('span', { class: 'muted' }, 'not a trusted key here')),
+            );
+          }),
+        ),
+      ),
     ),
     missing.length ? h('p', { class: 'warn' }, `No cosignature from trusted witness ${missing.map((c) => c.witness).join(', ')} on this checkpoint.`) : null,
     h('pre', { class: 'note' }, log.note),
