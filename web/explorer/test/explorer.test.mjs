@@ -42,6 +42,10 @@ async function newPage(vp = 'desktop') {
     if (m.type() === 'error') problems.push(`console: ${m.text()} (${page.url()})`);
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message} (${page.url()})`));
+  // CSP violations, reported explicitly (not only through Chromium's console message).
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)),
+  );
   return page;
 }
 

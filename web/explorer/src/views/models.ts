@@ -46,8 +46,8 @@ export function logLink(i: number | null | undefined): Node {
 }
 
 export async function modelDetail(ref: string): Promise<HTMLElement> {
-  const view = await getJson<{ model: ModelInfo }>(`/v1/models/${enc(ref)}`);
-  const m = view.model;
+  const view = await getJson<{ model: ModelInfo; zk?: ModelInfo['zk'] }>(`/v1/models/${enc(ref)}`);
+  const m = { ...view.model, zk: view.model.zk ?? view.zk };
   const names = [...new Set(m.names.map((n) => n.name))];
   const optional = <T,>(p: Promise<T>): Promise<T | Error> => p.catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
   const [assurance, config, configHistory, policyByDigest, ...rest] = await Promise.all([
