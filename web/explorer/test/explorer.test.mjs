@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright';
 
 const url = process.env.VOUCH_URL;
@@ -201,6 +202,11 @@ test('a dropped valid bundle verifies; a tampered one fails naming the field', {
   assert.match(verdict, new RegExp(`entry ${expected.log_index} of log`), 'the inclusion proof was checked with the log key');
   assert.match(verdict, /the key you trust/, 'the pinned node key was used');
   await shot(page, 'desktop-verify-valid');
+
+  // The model file, hashed in the page, must be the one the receipt names.
+  await page.setInputFiles('#model-file', fileURLToPath(new URL('../../../models/mlp.onnx', import.meta.url)));
+  await page.waitForSelector('[data-testid=verdict] ul.proven >> text=model file');
+  assert.equal((await page.textContent('[data-testid=verdict-banner]')).trim(), 'verified');
 
   await page.setInputFiles('#bundle-file', tamperedPath);
   await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'failed');
