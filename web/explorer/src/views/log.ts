@@ -2,14 +2,26 @@ import { enc, getJson, isMissingRoute } from '../api.ts';
 import { badge, copyable, errorBox, facts, h, link, section, table } from '../dom.ts';
 import { when } from '../format.ts';
 import { checkInclusion, verifiedLog, type VerifiedLog } from '../logcheck.ts';
-import { savedCheckpoints } from '../store.ts';
+import { savedCheckpoints, type SavedCheckpoint } from '../store.ts';
 import { b64decode, b64encode, noteSignatures, verifyConsistency } from '../tlog.ts';
 import type { EntriesPage, LogEntry } from '../types.ts';
 
 const PAGE = 20;
 
 export async function logView(): Promise<HTMLElement> {
-  const log = await verifiedLog(true);
+  let log: VerifiedLog;
+  try {
+    log = await verifiedLog(true);
+  } catch (e) {
+    return h(
+      'div',
+      null,
+      h('h1', null, 'Transparency log'),
+      h('p', { class: 'verdict bad', 'data-testid': 'checkpoint-failed' }, 'checkpoint NOT verified'),
+      errorBox(e),
+      h('p', null, 'The node\'s checkpoint does not verify under the log key and witnesses in use (', link('#/verify', 'your pinned settings'), ', or this node\'s own keys). Nothing this log says can be trusted here until it does.'),
+    );
+  }
   const cp = log.result.checkpoint;
   const entriesBox = h('div', null, h('p', { class: 'muted' }, 'Loading entries…'));
   const view = h(
@@ -77,25 +89,46 @@ function checkpointSection(log: VerifiedLog): HTMLElement {
 
 function consistencySection(log: VerifiedLog): HTMLElement {
   const cp = log.result.checkpoint;
+  // Every saved checkpoint was verified under the log key when it was saved; the current one
+  // was verified just now (and saved too).
   const saved = savedCheckpoints(cp.origin).filter((c) => c.size <= cp.size);
   const older = saved.filter((c) => c.size < cp.size);
-  const select = h('select', { id: 'cons-old', 'aria-label': 'Old size' }, saved.map((c) => h('option', { value: String(c.size) }, `${c.size} (saved ${when(c.savedAt)})`)));
+  const option = (c: SavedCheckpoint): HTMLOptionElement =>
+    h('option', { value: String(c.size) }, c.size === cp.size ? `${c.size} (current)` : `${c.size} (saved ${when(c.savedAt)})`);
+  const oldSel = h('select', { id: 'cons-old', 'aria-label': 'Old size' }, saved.map(option));
+  const newSel = h('select', { id: 'cons-new', 'aria-label': 'New size' }, saved.map(option));
   const dflt = older[older.length - 1] ?? saved[0];
-  if (dflt) select.value = String(dflt.size);
+  if (dflt) oldSel.value = String(dflt.size);
+  newSel.value = String(cp.size);
   const out = h('div', { 'data-testid': 'consistency-result' });
   const run = async (): Promise<void> => {
-    const old = saved.find((c) => c.size === Number(select.value));
-    if (!old) return;
+    const old = saved.find((c) => c.size === Number(oldSel.value));
+    const neu = saved.find((c) => c.size === Number(newSel.value));
+    if (!old || !neu) return;
+    if (old.size > neu.size) {
+      out.replaceChildren(errorBox('Pick an old size no larger than the new size.'));
+      return;
+    }
     out.replaceChildren(h('p', { class: 'muted' }, 'Checking…'));
+    let hashes: Uint8Array[];
     try {
-      const p = await getJson<{ hashes: string[] }>(`/v1/log/consistency?old=${old.size}&new=${cp.size}`);
-      verifyConsistency(old.size, cp.size, b64decode(old.root), cp.root, p.hashes.map(b64decode));
-      out.replaceChildren(h('p', { class: 'verdict ok' }, `verified: checkpoint ${cp.size} extends checkpoint ${old.size} you saw before (${p.hashes.length} hashes checked in your browser)`));
+      hashes = (await getJson<{ hashes: string[] }>(`/v1/log/consistency?old=${old.size}&new=${neu.size}`)).hashes.map(b64decode);
+    } catch (e) {
+      out.replaceChildren(h('p', null, 'Could not fetch the consistency proof (nothing was checked):'), errorBox(e));
+      return;
+    }
+    try {
+      verifyConsistency(old.size, neu.size, b64decode(old.root), b64decode(neu.root), hashes);
+      out.replaceChildren(
+        h('p', { class: 'verdict ok' }, `verified: checkpoint ${neu.size} extends checkpoint ${old.size} you saw before (${hashes.length} hashes checked in your browser)`),
+      );
     } catch (e) {
       out.replaceChildren(
         h('p', { class: 'verdict splitview' }, 'SPLIT VIEW'),
-        h('p', null, `The log at size ${cp.size} does not extend the checkpoint of size ${old.size} this browser saved: the log was rewritten, or you and others are shown different logs.`),
+        h('p', null, `The log at size ${neu.size} does not extend the checkpoint of size ${old.size} this browser saved: the log was rewritten, or you and others are shown different logs. Keep both checkpoints (below) as evidence.`),
         errorBox(e),
+        h('pre', { class: 'note' }, old.note),
+        h('pre', { class: 'note' }, neu.note),
       );
     }
   };
@@ -106,10 +139,10 @@ function consistencySection(log: VerifiedLog): HTMLElement {
     h(
       'p',
       null,
-      'A checkpoint only protects you if the next one extends it. This browser saves every checkpoint it verifies; to compare against a root you saw before, you must have saved it (visited this page then). The new size is the current checkpoint.',
+      'A checkpoint only protects you if later ones extend it. This browser saves every checkpoint it verifies (in localStorage); to compare against a root you saw before, you must have saved it then, by opening this page. Roots come from those saved checkpoints, never from the node.',
     ),
     saved.length
-      ? h('div', { class: 'row' }, h('label', { for: 'cons-old' }, 'Old size '), select, h('span', null, ` → new size ${cp.size} `), button)
+      ? h('div', { class: 'row' }, h('label', { for: 'cons-old' }, 'Old size '), oldSel, h('label', { for: 'cons-new' }, ' → new size '), newSel, button)
       : h('p', { class: 'muted' }, 'No saved checkpoint yet.'),
     out,
   );
