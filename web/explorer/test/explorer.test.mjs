@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { chromium } from 'playwright';
 
 const url = process.env.VOUCH_URL;
@@ -152,6 +153,18 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   await page.waitForSelector('[data-testid=consistency-result] .verdict');
   assert.match(await page.textContent('[data-testid=consistency-result] .verdict'), /SPLIT VIEW/);
   await shot(page, 'desktop-log-split-view');
+
+  // A log key the user pinned that did not sign this log: the checkpoint must fail loudly.
+  // (A well-formed key of another log: the node key's point under another name, type 0x01.)
+  const point = Buffer.from(expected.trust_key.replace(/^ed25519:/, ''), 'hex');
+  const material = Buffer.concat([Buffer.from([1]), point]);
+  const id = createHash('sha256').update(Buffer.concat([Buffer.from('another-log\n'), material])).digest().subarray(0, 4).toString('hex');
+  const otherKey = `another-log+${id}+${material.toString('base64')}`;
+  await page.evaluate((k) => localStorage.setItem('vouch.explorer.trust', JSON.stringify({ trustKey: '', logKey: k, witnessKeys: [], witnessThreshold: 0, pinned: true })), otherKey);
+  await open(page, '#/log');
+  assert.match(await page.textContent('[data-testid=checkpoint-failed]'), /NOT verified/);
+  assert.match(await page.textContent('main .error'), /expected "another-log"/, 'fails because the checkpoint is of another log');
+  await page.evaluate(() => localStorage.removeItem('vouch.explorer.trust'));
 
   await open(page, `#/log/${expected.log_index}`);
   assert.match(await page.textContent('[data-testid=inclusion-verified]'), /included in checkpoint \d+, verified in your browser/);
