@@ -4,7 +4,8 @@
 //   node bin/vouch-verify-ts.mjs < cases.jsonl
 //     Each input line: {"id": string, "file": <bundle JSON, or its text as a string>,
 //     "options": <VerifyOptions as JSON; the model file as base64 in "model_b64", tee.time as an
-//     RFC 3339 string>}. Each output line, in order: {"id", "ok", "code"} (code null when ok).
+//     RFC 3339 string>}; or "file_b64" (the file's bytes in base64) instead of "file", for
+//     byte-level tamperings that may not be UTF-8. Each output line, in order: {"id", "ok", "code"} (code null when ok).
 //
 //   node bin/vouch-verify-ts.mjs FILE [--trust-key K] [--log-key K] [--witness K]...
 //       [--witness-threshold N] [--require T[,T]] [--model F] [--inputs F] [--outputs F]
@@ -38,7 +39,8 @@ async function jsonl() {
     try {
       const c = JSON.parse(line);
       id = c.id ?? null;
-      v = verifyBundleSync(c.file, options(c.options));
+      const file = typeof c.file_b64 === "string" ? new Uint8Array(Buffer.from(c.file_b64, "base64")) : c.file;
+      v = verifyBundleSync(file, options(c.options));
     } catch (e) {
       v = { ok: false, code: "invalid_argument", message: String(e) };
     }
@@ -77,7 +79,7 @@ function single(argv) {
     console.error("usage: vouch-verify-ts FILE [options]  |  vouch-verify-ts < cases.jsonl");
     process.exit(1);
   }
-  const v = verifyBundleSync(readFileSync(file, "utf8"), o);
+  const v = verifyBundleSync(new Uint8Array(readFileSync(file)), o);
   console.log(JSON.stringify(v, null, 2));
   process.exit(v.ok ? 0 : v.code === "invalid_argument" ? 1 : 2);
 }
