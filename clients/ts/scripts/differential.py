@@ -63,12 +63,16 @@ def mutate_value(rng, x):
     return rng.choice([0, "", [], {}])
 
 
+def tamper_bytes(rng, raw):
+    b = bytearray(raw)
+    i = rng.randrange(len(b))
+    b[i] = rng.choice([b[i] ^ (1 << rng.randrange(8)), rng.randrange(256), ord(rng.choice('0123456789abcdef"{}[],:'))])
+    return base64.b64encode(bytes(b)).decode()
+
+
 def tamper(rng, raw):
     if rng.random() < 0.4:
-        b = bytearray(raw)
-        i = rng.randrange(len(b))
-        b[i] = rng.choice([b[i] ^ (1 << rng.randrange(8)), rng.randrange(256), ord(rng.choice('0123456789abcdef"{}[],:'))])
-        return {"file_b64": base64.b64encode(bytes(b)).decode()}
+        return {"file_b64": tamper_bytes(rng, raw)}
     v = json.loads(raw)
     path, x = rng.choice(list(leaves(v))[1:])
     if rng.random() < 0.15:
@@ -102,6 +106,10 @@ def rust(bin_, case, tmp):
         i = os.path.join(tmp, "inputs.json")
         json.dump(o["inputs"], open(i, "w"))
         args += ["--inputs", i]
+    if "request" in o:
+        r = os.path.join(tmp, "request.json")
+        open(r, "w").write(o["request"])
+        args += ["--request", r]
     if o.get("require"):
         args += ["--require", ",".join(o["require"])]
     out = subprocess.run(args, capture_output=True, text=True).stdout
@@ -127,11 +135,28 @@ def main():
         {"logKey": keys["log_key"], "require": ["tee"], "tee": {"allowSimulated": True}},
     ]
     bundles = [open(os.path.join(FIX, f), "rb").read() for f in sorted(os.listdir(FIX)) if f.endswith(".bundle.json")]
+    # The published chat vectors: an answer object, its bundle alone, and a streamed SSE body.
+    vec = os.path.join(REPO, "crates", "vouch-verify", "tests", "vectors")
+    chat1 = open(os.path.join(vec, "chat1.response.json"), "rb").read()
+    chat_files = [
+        (chat1, open(os.path.join(vec, "chat1.request.json")).read()),
+        (json.dumps(json.loads(chat1)["vouch"]).encode(), open(os.path.join(vec, "chat1.request.json")).read()),
+        (open(os.path.join(vec, "chat2.sse"), "rb").read(), open(os.path.join(vec, "chat2.request.json")).read()),
+    ]
     cases = []
     for n in range(a.cases):
-        raw = rng.choice(bundles)
-        c = {"id": str(n), "options": rng.choice(option_sets)}
-        c.update({"file": json.loads(raw)} if n < len(bundles) * 2 else tamper(rng, raw))
+        c = {"id": str(n)}
+        if rng.random() < 0.25:
+            raw, req = rng.choice(chat_files)
+            c["options"] = rng.choice([{"request": req}, {}, {"request": req.replace("hello", "hullo")}])
+            if raw.startswith(b"data:"):
+                c["file_b64"] = base64.b64encode(raw).decode() if n % 5 == 0 else tamper_bytes(rng, raw)
+            else:
+                c.update({"file": json.loads(raw)} if n % 5 == 0 else tamper(rng, raw))
+        else:
+            raw = rng.choice(bundles)
+            c["options"] = rng.choice(option_sets)
+            c.update({"file": json.loads(raw)} if n < len(bundles) * 2 else tamper(rng, raw))
         cases.append(c)
     with tempfile.TemporaryDirectory() as tmp:
         expected = [rust(a.bin, c, tmp) for c in cases]
