@@ -94,7 +94,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
   const sigAlgF = children(algT);
   if (sigT.body[0] !== 0) throw new DerError("bad signature bit string");
   return {
-    tbs: der.subarray(tbsT.start, tbsT.end),
+    tbs: cert.body.subarray(tbsT.start, tbsT.end),
     sigAlg: oid(sigAlgF[0].body),
     signature: sigT.body.subarray(1),
     notBefore: time(nb),

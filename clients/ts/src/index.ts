@@ -35,7 +35,12 @@ export function verifyBundleSync(file: unknown, opts: VerifyOptions = {}): Verdi
   try {
     // A file given as text: an SSE stream, or JSON to parse (as the CLI tells them apart).
     if (typeof file === "string" || file instanceof Uint8Array) {
-      const text = typeof file === "string" ? file : new TextDecoder().decode(file);
+      let text: string;
+      try {
+        text = typeof file === "string" ? file : new TextDecoder("utf-8", { fatal: true }).decode(file);
+      } catch {
+        throw new VerifyFailure("invalid_argument", "not a valid receipt bundle: not UTF-8");
+      }
       if (text.trimStart().startsWith("data:")) return verifyChat(text, opts);
       try {
         file = JSON.parse(text);

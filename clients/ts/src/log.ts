@@ -222,27 +222,27 @@ export function verifyCheckpoint(note: string | Uint8Array, logKey: string, witn
   try {
     n = parseSignedNote(note);
   } catch (e) {
-    throw invalid(`log checkpoint: malformed signed note: ${(e as Error).message}`, "evidence.log.proof.checkpoint");
+    throw invalid(`log checkpoint: malformed signed note: ${(e as Error).message}`, "evidence.log.proof");
   }
   const checkpoint = parseCheckpointText(n.text);
   if (checkpoint.origin !== log.name)
-    throw invalid(`log checkpoint: checkpoint is for log ${JSON.stringify(checkpoint.origin)}, expected ${JSON.stringify(log.name)}`, "evidence.log.proof.checkpoint.origin");
+    throw invalid(`log checkpoint: checkpoint is for log ${JSON.stringify(checkpoint.origin)}, expected ${JSON.stringify(log.name)}`, "evidence.log.proof");
   let found = false;
   for (const s of n.signatures.filter((s) => s.name === log.name && s.keyId === log.id)) {
     if (s.sig.length !== 64 || !verifyStrict(s.sig, n.text, log.key))
-      throw invalid(`log checkpoint: signature by ${log.vkey} on the checkpoint does not verify (forged or altered note)`, "evidence.log.proof.checkpoint.signature");
+      throw invalid(`log checkpoint: signature by ${log.vkey} on the checkpoint does not verify (forged or altered note)`, "evidence.log.proof");
     found = true;
   }
-  if (!found) throw invalid(`log checkpoint: checkpoint has no signature by the trusted log key ${log.vkey}`, "evidence.log.proof.checkpoint.signature");
+  if (!found) throw invalid(`log checkpoint: checkpoint has no signature by the trusted log key ${log.vkey}`, "evidence.log.proof");
   const witnesses: WitnessedBy[] = [];
   for (const w of wits) {
     for (const s of n.signatures.filter((s) => s.name === w.name && s.keyId === w.id)) {
-      if (s.sig.length !== 72) throw invalid("witness cosignature: cosignature line is malformed: cosignature/v1 signatures are 72 bytes (timestamp, Ed25519)", "evidence.log.proof.checkpoint.cosignature");
+      if (s.sig.length !== 72) throw invalid("witness cosignature: cosignature line is malformed: cosignature/v1 signatures are 72 bytes (timestamp, Ed25519)", "evidence.log.proof");
       const ts = new DataView(s.sig.buffer, s.sig.byteOffset).getBigUint64(0, false);
-      if (ts > 0x7fffffffffffffffn) throw invalid("witness cosignature: cosignature line is malformed: timestamp above 2^63-1", "evidence.log.proof.checkpoint.cosignature");
+      if (ts > 0x7fffffffffffffffn) throw invalid("witness cosignature: cosignature line is malformed: timestamp above 2^63-1", "evidence.log.proof");
       const msg = concat(utf8(`cosignature/v1\ntime ${ts}\n`), n.text);
       if (!verifyStrict(s.sig.slice(8), msg, w.key))
-        throw invalid(`witness cosignature: cosignature by witness ${w.name} does not verify (forged, or for another checkpoint)`, "evidence.log.proof.checkpoint.cosignature");
+        throw invalid(`witness cosignature: cosignature by witness ${w.name} does not verify (forged, or for another checkpoint)`, "evidence.log.proof");
       if (!witnesses.some((o) => o.witness === w.name)) witnesses.push({ witness: w.name, timestamp: ts });
     }
   }
@@ -250,7 +250,7 @@ export function verifyCheckpoint(note: string | Uint8Array, logKey: string, witn
     throw new VerifyFailure(
       "log_witnesses_insufficient",
       `transparency log: only ${witnesses.length} of the ${need} required trusted witness cosignatures verified`,
-      "evidence.log.proof.checkpoint.cosignature",
+      "evidence.log.proof",
     );
   return { checkpoint, note: n, witnesses };
 }
@@ -288,7 +288,7 @@ export function parseTlogProof(text: string): TlogProof {
   for (const [j, l] of head.slice(i + 1).entries()) {
     if (hashes.length === 63) throw invalid("tlog-proof has more than 63 proof hashes");
     const h = b64decode(l);
-    if (!h || h.length !== 32) throw invalid(`tlog-proof line ${i + 2 + j} is not a base64 SHA-256 hash`, `evidence.log.proof.hashes[${j}]`);
+    if (!h || h.length !== 32) throw invalid(`tlog-proof line ${i + 2 + j} is not a base64 SHA-256 hash`, "evidence.log.proof");
     hashes.push(h);
   }
   return { extra, index: BigInt(n), hashes, checkpoint };
@@ -321,6 +321,6 @@ export function verifyLogEvidence(ev: unknown, entry: Uint8Array, logKey: string
     throw invalid(`transparency log: the log evidence names entry ${ev.index} but its proof is for entry ${proof.index}`, "evidence.log.index");
   const cp = verifyCheckpoint(proof.checkpoint, logKey, witnessKeys, threshold);
   const err = inclusionError(leafHash(entry), proof.index, cp.checkpoint.size, proof.hashes, cp.checkpoint.root);
-  if (err) throw invalid(`transparency log: inclusion proof: ${err}`, "evidence.log.proof.hashes");
+  if (err) throw invalid(`transparency log: inclusion proof: ${err}`, "evidence.log.proof");
   return { origin: cp.checkpoint.origin, index: proof.index, treeSize: cp.checkpoint.size, witnesses: cp.witnesses };
 }

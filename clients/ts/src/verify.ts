@@ -130,6 +130,23 @@ export function parseBundle(v: unknown): ParsedBundle {
   return { format: v.format, receipt, signature, outputs, evidence: (v.evidence as Obj | undefined) ?? {} };
 }
 
+/**
+ * A signature that no longer matches says only "the receipt or the signature was altered". For
+ * the explorer's "this field was altered", name the receipt field that disagrees with what the
+ * verifier can recompute itself (the bundled outputs, the files given), when one does. The code
+ * stays `signature_invalid`, as in Rust, which checks the signature first.
+ */
+function blameSignedField(e: unknown, b: ParsedBundle, g: Given): unknown {
+  if (!(e instanceof VerifyFailure) || e.code !== "signature_invalid") return e;
+  const r = b.receipt;
+  let field: string | undefined;
+  if (b.outputs && tensorMapDigestOf(b.outputs) !== r.output_digest) field = "receipt.output_digest";
+  else if (g.outputs && tensorMapDigestOf(g.outputs) !== r.output_digest) field = "receipt.output_digest";
+  else if (g.model && "sha256:" + hexEncode(sha256(g.model)) !== r.model) field = "receipt.model";
+  else if (g.inputs && tensorMapDigestOf(g.inputs) !== r.input_digest) field = "receipt.input_digest";
+  return field ? new VerifyFailure(e.code, e.message, field) : e;
+}
+
 const ZK_NOT_CHECKED = "zk proof: check with `vouch verify`";
 
 /** verify_bundle for an ONNX receipt bundle, given parsed options. Throws VerifyFailure. */
@@ -156,7 +173,11 @@ export function verifyReceiptBundle(b: ParsedBundle, g: Given): Report {
     if (r.tiers.includes("signed")) throw new VerifyFailure("signature_missing", "the receipt lists the signed tier but the bundle carries no signature", "signature");
     notProven.push("who produced this receipt: it is unsigned (tiers [])");
   } else {
-    checkSignature(message, r.node_key, b.signature, g.trusted, "receipt.node_key");
+    try {
+      checkSignature(message, r.node_key, b.signature, g.trusted, "receipt.node_key");
+    } catch (e) {
+      throw blameSignedField(e, b, g);
+    }
     const trust = g.trusted !== undefined ? "the key you trust" : "a key you did not pin (pass --trust-key)";
     proven.push({ check: "signature", detail: `node ${r.node_key} signed this receipt (${trust})` });
     if (r.tiers.includes("signed"))
