@@ -109,6 +109,14 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   assert.match(await page.textContent('[data-testid=model-digest] code'), new RegExp(`^${expected.model_digest}$`));
   assert.match(await page.textContent('main'), /Tiers available[\s\S]*signed/);
   await shot(page, 'desktop-model');
+  // The configuration (set by the fixture) and its history: digests recomputed in the page;
+  // the newest change links to its log entry, whose inclusion the page then proves.
+  const badges = await page.$$eval('[data-testid=config-digest-badge]', (els) => els.map((e) => e.textContent));
+  assert.ok(badges.length >= 2 && badges.every((b) => b === 'digest verified'), `config digests: ${badges}`);
+  await page.click('section:has(h2:text-is("Configuration history")) tbody tr:first-child a');
+  await page.waitForSelector('[data-testid=inclusion-verified], [data-testid=inclusion-failed]');
+  assert.match(await page.textContent('[data-testid=inclusion-verified]'), /verified in your browser/);
+  assert.match(await page.textContent('[data-testid=config-digest-verified]'), /^verified/);
 
   await open(page, '#/log');
   assert.match(await page.textContent('[data-testid=checkpoint-verified]'), /^verified/);

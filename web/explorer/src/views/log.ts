@@ -5,6 +5,7 @@ import { checkInclusion, verifiedLog, type VerifiedLog } from '../logcheck.ts';
 import { savedCheckpoints, type SavedCheckpoint } from '../store.ts';
 import { b64decode, b64encode, noteSignatures, verifyConsistency } from '../tlog.ts';
 import type { EntriesPage, LogEntry } from '../types.ts';
+import { configDigest } from '../verifier.ts';
 
 const PAGE = 20;
 
@@ -250,6 +251,7 @@ export async function entryView(e: LogEntry, log: VerifiedLog): Promise<HTMLElem
   }
   const fields = Object.entries(d.payload).map(([k, v]): [string, Node] => [k, typeof v === 'string' ? h('code', { class: 'mono' }, v) : h('pre', { class: 'json small' }, JSON.stringify(v, null, 2))]);
   const model = typeof d.payload.model === 'string' ? d.payload.model : null;
+  const configCheck = e.kind === 'config-changed' ? configDigestCheck(d.payload.config, d.payload.config_digest) : null;
   return h(
     'div',
     null,
@@ -259,7 +261,20 @@ export async function entryView(e: LogEntry, log: VerifiedLog): Promise<HTMLElem
       inclusion,
       h('p', { class: 'muted' }, 'The leaf hash is recomputed from the entry text below, the proof hashes lead to the root of the checkpoint verified under the log key (', keysFrom(log), ').'),
     ),
-    section(`${e.kind}`, facts([['Kind', e.kind], ['Leaf hash', h('code', { class: 'mono' }, e.leaf_hash)], ...fields]), model ? h('p', null, link(`#/models/${enc(model)}`, 'The model →')) : null),
+    section(`${e.kind}`, configCheck, facts([['Kind', e.kind], ['Leaf hash', h('code', { class: 'mono' }, e.leaf_hash)], ...fields]), model ? h('p', null, link(`#/models/${enc(model)}`, 'The model →')) : null),
     section('Entry text (what is hashed)', h('pre', { class: 'note' }, e.entry)),
   );
+}
+
+/** The configuration text shown must hash to the digest receipts carry: recomputed here. */
+export function configDigestCheck(config: unknown, digest: unknown): HTMLElement {
+  let got: string;
+  try {
+    got = configDigest(config);
+  } catch (e) {
+    return h('p', { class: 'verdict bad' }, `configuration has no canonical form: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return got === digest
+    ? h('p', { class: 'verdict ok', 'data-testid': 'config-digest-verified' }, `verified: this configuration hashes to ${got} in your browser`)
+    : h('p', { class: 'verdict bad' }, `configuration hashes to ${got}, not to the digest shown (${String(digest)})`);
 }

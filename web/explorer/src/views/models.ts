@@ -1,6 +1,7 @@
 import { enc, getJson, isMissingRoute } from '../api.ts';
 import { copyable, errorBox, facts, h, link, section, table } from '../dom.ts';
 import { bytes, ms, when } from '../format.ts';
+import { configDigest } from '../verifier.ts';
 import type { Assurance, ConfigChange, ModelInfo, ModelList, PointerChange, PolicyChange } from '../types.ts';
 
 function refOf(m: ModelInfo): string {
@@ -89,7 +90,10 @@ export async function modelDetail(ref: string): Promise<HTMLElement> {
       config instanceof Error
         ? errorBox(config)
         : config.config
-          ? [facts([['Digest', copyable(config.config.config_digest)], ['Since', when(config.config.updated_at)]]), h('pre', { class: 'json' }, JSON.stringify(config.config.config, null, 2))]
+          ? [
+              facts([['Digest', h('span', null, copyable(config.config.config_digest), digestBadge(config.config.config, config.config.config_digest))], ['Since', when(config.config.updated_at)]]),
+              h('pre', { class: 'json' }, JSON.stringify(config.config.config, null, 2)),
+            ]
           : h('p', null, 'No configuration set (receipts carry no config digest).'),
     ),
     section(
@@ -101,7 +105,12 @@ export async function modelDetail(ref: string): Promise<HTMLElement> {
         : configHistory.changes.length
           ? table(
               ['When', 'Digest', 'Configuration', 'Log'],
-              configHistory.changes.map((c) => [when(c.changed_at), h('code', { class: 'mono' }, c.config_digest), h('pre', { class: 'json small' }, JSON.stringify(c.config, null, 2)), logLink(c.log_index)]),
+              configHistory.changes.map((c) => [
+                when(c.changed_at),
+                h('div', null, h('code', { class: 'mono' }, c.config_digest), digestBadge(c.config, c.config_digest)),
+                h('pre', { class: 'json small' }, JSON.stringify(c.config, null, 2)),
+                logLink(c.log_index),
+              ]),
             )
           : h('p', null, 'Never configured.'),
     ),
@@ -154,4 +163,15 @@ function assuranceTable(a: Assurance): HTMLElement {
       'assurance',
     ),
   );
+}
+
+/** Recomputes a configuration's digest here: the text shown is the one the digest names. */
+function digestBadge(config: unknown, digest: string): HTMLElement {
+  let ok = false;
+  try {
+    ok = configDigest(config) === digest;
+  } catch {
+    ok = false;
+  }
+  return h('span', { class: ok ? 'badge ok' : 'badge bad', title: 'SHA-256 of the RFC 8785 canonical JSON, computed in your browser', 'data-testid': 'config-digest-badge' }, ok ? 'digest verified' : 'DIGEST MISMATCH');
 }
