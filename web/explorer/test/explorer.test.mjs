@@ -108,11 +108,15 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   await open(page, `#/models/${encodeURIComponent(expected.model)}`);
   assert.match(await page.textContent('[data-testid=model-digest] code'), new RegExp(`^${expected.model_digest}$`));
   assert.match(await page.textContent('main'), /Tiers available[\s\S]*signed/);
-  await shot(page, 'desktop-model');
   // The configuration (set by the fixture) and its history: digests recomputed in the page;
   // the newest change links to its log entry, whose inclusion the page then proves.
   const badges = await page.$$eval('[data-testid=config-digest-badge]', (els) => els.map((e) => e.textContent));
   assert.ok(badges.length >= 2 && badges.every((b) => b === 'digest verified'), `config digests: ${badges}`);
+  // Every history row (name moves, configuration changes) is checked against its log entry.
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=row-check]')].every((b) => b.textContent !== 'checking…'));
+  const rows = await page.$$eval('[data-testid=row-check]', (els) => els.map((e) => `${e.textContent} ${e.title}`));
+  assert.ok(rows.length >= 3 && rows.every((r) => r.startsWith('in log, verified')), `history rows: ${JSON.stringify(rows)}`);
+  await shot(page, 'desktop-model');
   await page.click('section:has(h2:text-is("Configuration history")) tbody tr:first-child a');
   await page.waitForSelector('[data-testid=inclusion-verified], [data-testid=inclusion-failed]');
   assert.match(await page.textContent('[data-testid=inclusion-verified]'), /verified in your browser/);

@@ -2,6 +2,7 @@ import { enc, getJson, isMissingRoute } from '../api.ts';
 import { copyable, errorBox, facts, h, link, section, table } from '../dom.ts';
 import { bytes, ms, when } from '../format.ts';
 import { configDigest } from '../verifier.ts';
+import { entrySays } from '../logcheck.ts';
 import type { Assurance, ConfigChange, ModelInfo, ModelList, PointerChange, PolicyChange } from '../types.ts';
 
 function refOf(m: ModelInfo): string {
@@ -109,7 +110,7 @@ export async function modelDetail(ref: string): Promise<HTMLElement> {
                 when(c.changed_at),
                 h('div', null, h('code', { class: 'mono' }, c.config_digest), digestBadge(c.config, c.config_digest)),
                 h('pre', { class: 'json small' }, JSON.stringify(c.config, null, 2)),
-                logLink(c.log_index),
+                h('div', null, logLink(c.log_index), c.log_index === null ? null : rowCheck(c.log_index, 'config-changed', { model: m.digest, config_digest: c.config_digest })),
               ]),
             )
           : h('p', null, 'Never configured.'),
@@ -130,7 +131,7 @@ export async function modelDetail(ref: string): Promise<HTMLElement> {
                   c.version ?? '(all)',
                   c.from ? h('code', { class: 'mono' }, c.from) : '—',
                   c.to ? h('code', { class: 'mono' }, c.to) : 'removed',
-                  logLink(c.index),
+                  h('div', null, logLink(c.index), rowCheck(c.index, 'pointer-moved', { name: c.name, version: c.version, from: c.from, to: c.to })),
                   c.unlogged_move_before ? h('span', { class: 'badge bad' }, 'UNLOGGED MOVE BEFORE THIS') : '',
                 ]),
               ),
@@ -174,4 +175,22 @@ function digestBadge(config: unknown, digest: string): HTMLElement {
     ok = false;
   }
   return h('span', { class: ok ? 'badge ok' : 'badge bad', title: 'SHA-256 of the RFC 8785 canonical JSON, computed in your browser', 'data-testid': 'config-digest-badge' }, ok ? 'digest verified' : 'DIGEST MISMATCH');
+}
+
+/** A badge that fills in once the row's log entry is proven included and says the same. */
+function rowCheck(index: number, kind: string, expect: Record<string, unknown>): HTMLElement {
+  const b = h('span', { class: 'badge', 'data-testid': 'row-check' }, 'checking…');
+  entrySays(index, kind, expect).then(
+    (problem) => {
+      b.className = problem ? 'badge bad' : 'badge ok';
+      b.textContent = problem ? 'MISMATCH' : 'in log, verified';
+      if (problem) b.title = problem;
+    },
+    (e: unknown) => {
+      b.className = 'badge bad';
+      b.textContent = 'not verified';
+      b.title = e instanceof Error ? e.message : String(e);
+    },
+  );
+  return b;
 }
