@@ -65,16 +65,19 @@ export async function checkInclusion(e: LogEntry, log: VerifiedLog): Promise<Inc
 
 /**
  * Checks that log entry `index` is in the verified checkpoint and that its payload says what a
- * history row says (`expect`: top-level payload fields; undefined = absent). Null when it does,
- * else what differs.
+ * history row says (`expect`: payload fields, dotted paths for nested ones; null and absent are
+ * the same). Null when it does, else what differs.
  */
 export async function entrySays(index: number, kind: string, expect: Record<string, unknown>): Promise<string | null> {
   const [e, log] = await Promise.all([getJson<LogEntry>(`/v1/log/entries/${index}`), verifiedLog()]);
   await checkInclusion(e, log);
   if (e.kind !== kind) return `entry ${index} is a ${e.kind} entry, not ${kind}`;
   const payload = JSON.parse(e.entry.slice(e.entry.indexOf('\n') + 1)) as Record<string, unknown>;
+  const at = (path: string): unknown =>
+    path.split('.').reduce<unknown>((o, key) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[key] : undefined), payload);
   for (const [k, v] of Object.entries(expect)) {
-    if (JSON.stringify(payload[k]) !== JSON.stringify(v)) return `entry ${index} says ${k} = ${JSON.stringify(payload[k])}, the node's history says ${JSON.stringify(v)}`;
+    const got = at(k);
+    if (JSON.stringify(got ?? null) !== JSON.stringify(v ?? null)) return `entry ${index} says ${k} = ${JSON.stringify(got ?? null)}, the node's history says ${JSON.stringify(v)}`;
   }
   return null;
 }

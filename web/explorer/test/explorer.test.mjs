@@ -103,6 +103,10 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   await open(page, '#/models');
   const digests = await page.$$eval('[data-testid=model-digest]', (els) => els.map((e) => e.textContent));
   assert.ok(digests.includes(expected.model_digest), `model list shows ${expected.model_digest}: ${digests}`);
+  // Policy changes (the fixture sets one), each checked against its log entry.
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=row-check]')].every((b) => b.textContent !== 'checking…'));
+  const policyRows = await page.$$eval('[data-testid=row-check]', (els) => els.map((e) => `${e.textContent} ${e.title}`));
+  assert.ok(policyRows.length >= 1 && policyRows.every((r) => r.startsWith('in log, verified')), `policy rows: ${JSON.stringify(policyRows)}`);
   await shot(page, 'desktop-models');
 
   await open(page, `#/models/${encodeURIComponent(expected.model)}`);

@@ -35,7 +35,20 @@ export async function modelList(): Promise<HTMLElement> {
         ? policies.changes.length
           ? table(
               ['When', 'Subject', 'Minimum tier', 'Before', 'Log'],
-              policies.changes.map((c) => [when(c.changed_at), h('code', null, c.subject), c.min_tier ?? 'removed', c.previous ?? '—', logLink(c.log_index)]),
+              policies.changes.map((c) => [
+                when(c.changed_at),
+                h('code', null, c.subject),
+                c.min_tier ?? 'removed',
+                c.previous ?? '—',
+                h(
+                  'div',
+                  null,
+                  logLink(c.log_index),
+                  c.log_index === null
+                    ? null
+                    : rowCheck(c.log_index, 'policy-changed', { 'policy.subject': c.subject, 'policy.seq': c.seq, 'policy.min_tier': c.min_tier, 'policy.previous': c.previous }),
+                ),
+              ]),
             )
           : h('p', null, 'No policy was ever set.')
         : h('p', { class: 'muted' }, 'This node does not serve GET /v1/policies yet.'),
