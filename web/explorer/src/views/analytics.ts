@@ -29,11 +29,20 @@ function render(a: Analytics, minutes: number): HTMLElement {
   const t1 = starts.length ? Math.max(...starts) : now;
   const lines = (f: (b: Analytics['series'][number]['buckets'][number]) => number | null, suffix = '', dashed = false): Line[] =>
     a.series.map((s) => ({ label: s.tiers + suffix, color: color.get(s.tiers)!, dashed, points: s.buckets.map((b) => ({ t: Date.parse(b.start), v: f(b) })) }));
+  // Per bucket: each tier set's requests over all requests in that bucket (no traffic: no point).
+  const totalAt = new Map<string, number>();
+  for (const s of a.series) for (const b of s.buckets) totalAt.set(b.start, (totalAt.get(b.start) ?? 0) + b.requests);
+  const shareLines = (): Line[] =>
+    lines((b) => {
+      const t = totalAt.get(b.start) ?? 0;
+      return t ? (100 * b.requests) / t : null;
+    });
   const charts = a.series.length
     ? h(
         'div',
         { class: 'charts', 'data-testid': 'charts' },
         lineChart(`Requests per ${a.bucket_seconds} s`, 'requests', lines((b) => b.requests), t0, t1),
+        lineChart('Share of traffic', '%', shareLines(), t0, t1),
         lineChart('Latency p50 (solid) and p95 (dashed)', 'ms', [...lines((b) => b.p50_ms, ' p50'), ...lines((b) => b.p95_ms, ' p95', true)], t0, t1),
         lineChart('Revenue', a.asset, lines((b) => Number(b.revenue)), t0, t1),
       )
