@@ -4,7 +4,7 @@
 // Prints one JSON benchmark line; asserts no timings.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
@@ -248,6 +248,18 @@ test('a dropped valid bundle verifies; a tampered one fails naming the field', {
   const highlighted = await page.$$eval('.jline.hl', (els) => els.map((e) => e.getAttribute('data-path')));
   assert.ok(highlighted.includes(expected.tampered_field), `the bundle view highlights ${expected.tampered_field}: ${JSON.stringify(highlighted)}`);
   await shot(page, 'desktop-verify-tampered');
+
+  // Optional fixture (make-fixtures.sh writes it): a zk bundle. The page has no zk verifier and
+  // must say so, sending the user to `vouch verify`.
+  const zkPath = path.join(fixtures, 'zk.bundle.json');
+  if (existsSync(zkPath)) {
+    await page.setInputFiles('#bundle-file', zkPath);
+    await page.waitForSelector('[data-testid=zk-note]');
+    assert.equal((await page.textContent('[data-testid=verdict-banner]')).trim(), 'verified', 'its signature and inclusion verify');
+    assert.match(await page.textContent('[data-testid=zk-note]'), /check its proof with vouch verify/);
+    assert.match(await page.textContent('ul.notproven'), /zk/);
+    await shot(page, 'desktop-verify-zk');
+  }
   await page.close();
 });
 

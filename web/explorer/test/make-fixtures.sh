@@ -52,15 +52,21 @@ for i in 1 2 3; do
   "$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed --log-proof --out "$out/signed$i.bundle.json" >/dev/null
 done
 "$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed,tee --log-proof --out "$out/tee.bundle.json" >/dev/null
+# Optional fixture: a zk bundle (the page must say to check it with `vouch verify`).
+"$bin" infer mlp@1 --input "$repo/models/mlp.input.json" --tiers signed,zk --wait-proof --out "$out/zk.bundle.json" >/dev/null 2>&1
 cp "$out/signed1.bundle.json" "$out/valid.bundle.json"
-# The proof came under the log-signed checkpoint; the witness cosigns it right after. Prove it
-# again under the latest checkpoint, which then carries the cosignature.
-for _ in $(seq 1 50); do
-  curl -fsS "$url/log/checkpoint" | grep -q '^— localhost/explorer-witness ' && break
-  sleep 0.1
+# A proof comes under the log-signed checkpoint; the witness cosigns it right after. Prove
+# again under the latest checkpoint until the proof carries the cosignature.
+for f in valid zk; do
+  for _ in $(seq 1 50); do
+    "$bin" log prove "$out/$f.bundle.json" >/dev/null
+    grep -q 'explorer-witness' "$out/$f.bundle.json" && break
+    sleep 0.2
+  done
 done
-"$bin" log prove "$out/valid.bundle.json" >/dev/null
-grep -q 'explorer-witness' "$out/valid.bundle.json" || { echo "the valid bundle's proof carries no witness cosignature" >&2; exit 1; }
+for f in valid zk; do
+  grep -q 'explorer-witness' "$out/$f.bundle.json" || { echo "the $f bundle's proof carries no witness cosignature" >&2; exit 1; }
+done
 
 # Tamper: flip one hex digit of receipt.output_digest; the verifier must name that field.
 node - "$out" <<'JS'

@@ -191,14 +191,19 @@ function checkModel(v: Verdict, p: Picked): Verdict {
 }
 
 function renderVerdict(v: Verdict, bundle: unknown, took: number): HTMLElement {
+  // The browser verifier has no zk verifier: a zk tier is listed as not proven, and said so.
+  const tiers = receiptOf(bundle)?.tiers;
+  const zk = Array.isArray(tiers) && tiers.includes('zk');
+  const zkNote = zk
+    ? h('p', { class: 'warn', 'data-testid': 'zk-note' }, 'This receipt claims the zk tier: check its proof with ', h('code', null, 'vouch verify'), '. This page does not run the zk verifier, so zk is not proven here.')
+    : null;
   if (v.ok) {
-    const zk = v.tiers.some((t) => t.tier === 'zk');
     return h(
       'div',
       { 'data-testid': 'verdict' },
       h('p', { class: 'banner ok', 'data-testid': 'verdict-banner' }, 'verified'),
       h('p', null, v.summary, h('span', { class: 'muted' }, ` (${took.toFixed(1)} ms in your browser)`)),
-      zk ? h('p', { class: 'warn' }, 'This bundle has a zk proof: check it with ', h('code', null, 'vouch verify'), ' (the browser verifier does not run the zk verifier).') : null,
+      zkNote,
       section(
         'Tiers',
         h('div', { class: 'tablebox' }, h('table', null, h('thead', null, h('tr', null, h('th', null, 'Tier'), h('th', null, 'Proved'), h('th', null, 'Trusted'))), h('tbody', null, v.tiers.map((t) => h('tr', null, h('td', null, h('strong', null, t.tier), t.simulated ? h('span', { class: 'badge bad' }, 'simulated') : ''), h('td', null, t.proven), h('td', null, t.trust_assumption)))))),
@@ -241,6 +246,7 @@ function renderVerdict(v: Verdict, bundle: unknown, took: number): HTMLElement {
     h('p', { class: 'banner bad', 'data-testid': 'verdict-banner' }, 'failed'),
     h('p', null, h('code', { 'data-testid': 'verdict-code' }, v.code), v.below_policy ? ' (below policy)' : ''),
     h('p', { class: 'error', 'data-testid': 'verdict-message' }, v.message),
+    zkNote,
     v.field ? h('p', null, 'Field named by the verifier: ', h('code', { class: 'hlfield', 'data-testid': 'verdict-field' }, v.field)) : null,
     findings,
     pretty,
