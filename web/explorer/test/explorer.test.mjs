@@ -236,6 +236,14 @@ test('a dropped valid bundle verifies; a tampered one fails naming the field', {
   await page.setInputFiles('#model-file', fileURLToPath(new URL('../../../models/mlp.onnx', import.meta.url)));
   await page.waitForSelector('[data-testid=verdict] ul.proven >> text=model file');
   assert.equal((await page.textContent('[data-testid=verdict-banner]')).trim(), 'verified');
+  assert.doesNotMatch(await page.textContent('ul.notproven'), /which model file/);
+  // Another model file: the same bundle now fails, naming receipt.model.
+  await page.setInputFiles('#model-file', fileURLToPath(new URL('../../../models/cnn.onnx', import.meta.url)));
+  await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'failed');
+  assert.equal((await page.textContent('[data-testid=verdict-code]')).trim(), 'model_mismatch');
+  assert.equal((await page.textContent('[data-testid=verdict-field]')).trim(), 'receipt.model');
+  await page.setInputFiles('#model-file', fileURLToPath(new URL('../../../models/mlp.onnx', import.meta.url)));
+  await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'verified');
 
   await page.setInputFiles('#bundle-file', tamperedPath);
   await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'failed');

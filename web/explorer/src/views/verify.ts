@@ -187,7 +187,12 @@ function checkModel(v: Verdict, p: Picked): Verdict {
   const named = typeof r?.model === 'string' ? r.model : null;
   if (named !== p.model.digest)
     return { ok: false, code: 'model_mismatch', message: `the model file ${p.model.name} hashes to ${p.model.digest}, the receipt names ${named ?? 'no model'}`, below_policy: false, field: 'receipt.model' };
-  return { ...v, proven: [...v.proven, { check: 'model file', detail: `${p.model.name} is the model the receipt names (${p.model.digest}, hashed in your browser)` }] };
+  return {
+    ...v,
+    proven: [...v.proven, { check: 'model file', detail: `${p.model.name} is the model the receipt names (${p.model.digest}, hashed in your browser)` }],
+    // The verifier was not given the file (it is hashed here, streamed), so it lists it as unproven.
+    not_proven: v.not_proven.filter((s) => !s.startsWith('which model file')),
+  };
 }
 
 function renderVerdict(v: Verdict, bundle: unknown, took: number): HTMLElement {
