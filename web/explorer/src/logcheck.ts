@@ -56,6 +56,8 @@ export interface Inclusion {
 export async function checkInclusion(e: LogEntry, log: VerifiedLog): Promise<Inclusion> {
   const leaf = leafHash(e.entry);
   if (b64encode(leaf) !== e.leaf_hash) throw new Error(`the entry text hashes to ${b64encode(leaf)}, not to the leaf hash the node sent (${e.leaf_hash})`);
+  // An entry newer than the checkpoint this page verified: verify the latest one first.
+  if (e.index >= log.result.checkpoint.size) log = await verifiedLog(true);
   const size = log.result.checkpoint.size;
   if (e.index >= size) throw new Error(`entry ${e.index} is not yet in checkpoint ${size}; reload in a moment`);
   const p = await getJson<{ hashes: string[] }>(`/v1/log/proof/${e.index}?size=${enc(String(size))}`);
