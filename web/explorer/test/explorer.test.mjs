@@ -144,15 +144,26 @@ test('every view renders the node\'s data and its in-browser checks pass', { ski
   // this browser saved; then corrupt the saved root and expect the page to cry SPLIT VIEW.
   const oldSize = Number((await page.textContent('[data-testid=checkpoint-size]')).trim());
   const inputs = JSON.parse(readFileSync(new URL('../../../models/mlp.input.json', import.meta.url), 'utf8'));
-  const r = await fetch(`${url}/v1/infer`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: expected.model, inputs, tiers: ['signed'], log_proof: true }),
-  });
-  assert.equal(r.status, 200, `inference to grow the log: ${await r.clone().text()}`);
+  // Past one page of entries (20), so paging is exercised too; the last waits for its checkpoint.
+  const grow = Math.max(1, 22 - oldSize);
+  for (let i = 0; i < grow; i++) {
+    const r = await fetch(`${url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: expected.model, inputs, tiers: ['signed'], log_proof: i === grow - 1 }),
+    });
+    assert.equal(r.status, 200, `inference to grow the log: ${await r.clone().text()}`);
+  }
   await open(page, '#/log');
   const newSize = Number((await page.textContent('[data-testid=checkpoint-size]')).trim());
   assert.ok(newSize > oldSize, `the log grew (${oldSize} -> ${newSize})`);
+  const shown = async () => page.$$eval('table.entries tbody tr td:first-child', (t) => t.map((x) => Number(x.textContent.slice(1))));
+  const first = await shown();
+  assert.deepEqual(first, Array.from({ length: 20 }, (_, i) => newSize - 1 - i), 'newest 20 entries, newest first');
+  await page.click('text=older →');
+  await page.waitForFunction((n) => document.querySelector('table.entries tbody tr td')?.textContent === `#${n}`, newSize - 21);
+  const second = await shown();
+  assert.deepEqual(second, Array.from({ length: Math.min(20, newSize - 20) }, (_, i) => newSize - 21 - i), 'the page before');
   await page.selectOption('#cons-old', String(oldSize));
   await page.click('text=Check consistency');
   await page.waitForSelector('[data-testid=consistency-result] .verdict');
