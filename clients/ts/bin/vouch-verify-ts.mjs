@@ -13,10 +13,13 @@
 //     Prints the `vouch verify --json` report; exit 0 ok, 2 failed, 1 invalid argument.
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { verifyBundleSync, b64decode } from "../dist/index.js";
+import { verifyBundleSync, b64decode, parseJson, numberValue } from "../dist/index.js";
 
+// Lines are read with parseJson (integer and float spellings kept, as serde_json reads them);
+// the options' own numbers are plain numbers.
 function options(o = {}) {
   const out = { ...o };
+  if (o.witnessThreshold !== undefined) out.witnessThreshold = numberValue(o.witnessThreshold);
   if (typeof o.model_b64 === "string") {
     out.model = b64decode(o.model_b64) ?? new Uint8Array(Buffer.from(o.model_b64, "base64"));
     delete out.model_b64;
@@ -37,7 +40,7 @@ async function jsonl() {
     let id = null;
     let v;
     try {
-      const c = JSON.parse(line);
+      const c = parseJson(line);
       id = c.id ?? null;
       const file = typeof c.file_b64 === "string" ? new Uint8Array(Buffer.from(c.file_b64, "base64")) : c.file;
       v = verifyBundleSync(file, options(c.options));
@@ -53,7 +56,7 @@ async function jsonl() {
 function single(argv) {
   const o = { witnessKeys: [], tee: { evidence: [], expect: {} } };
   let file;
-  const readJson = (p) => JSON.parse(readFileSync(p, "utf8"));
+  const readJson = (p) => parseJson(readFileSync(p, "utf8"));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => argv[++i];

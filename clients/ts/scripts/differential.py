@@ -45,9 +45,9 @@ def mutate_value(rng, x):
     if isinstance(x, bool):
         return rng.choice([not x, 1, None, "true"])
     if isinstance(x, int):
-        return rng.choice([x + 1, x - 1, 0, -1, 2**32, 2**53 + 1, float(x) + 0.5, str(x), None])
+        return rng.choice([x + 1, x - 1, 0, -1, 2**32, 2**53 + 1, 2**64, float(x), float(x) + 0.5, str(x), None])
     if isinstance(x, float):
-        return rng.choice([x * 2, -x, x + 1e-7, 3.4e39, int(x), str(x)])
+        return rng.choice([x * 2, -x, x + 1e-7, 3.4e39, 1e300, -0.0, float(int(x)), int(x), 2**63, str(x)])
     if isinstance(x, str):
         if not x:
             return rng.choice(["x", None, 0])

@@ -6,6 +6,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { concat, hexDecode, hexEncode, u32le, utf8 } from "./bytes.js";
 import { InvalidArgument, VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
+import { numberValue, parseJson } from "./json.js";
 import { verifyLogEvidence } from "./log.js";
 import { CHAT_RECEIPT_DOMAIN, checkSignature, engine, parseSignature, payment, signingMessage, tier, type BundleSignature, type Tier } from "./receipt.js";
 import { ShapeError, U32_MAX, digest, isObj, join, nodeKey, opt, str, struct, uint, type Obj } from "./serde.js";
@@ -36,8 +37,9 @@ interface ChatReceipt {
 }
 
 function finite(v: unknown, path: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ShapeError(`${path}: a finite number is required`, path);
-  return v === 0 ? 0 : v; // -0 → 0, as FiniteF64
+  const x = numberValue(v);
+  if (x === undefined || !Number.isFinite(x)) throw new ShapeError(`${path}: a finite number is required`, path);
+  return x === 0 ? 0 : x; // -0 → 0, as FiniteF64
 }
 
 function parseChatReceipt(v: unknown, path = "receipt"): ChatReceipt {
@@ -144,7 +146,7 @@ export function chainLink(prev: string, data: Uint8Array): string {
 /** The request digest: SHA-256 of RFC 8785, refusing integers beyond ±(2^53 − 1). */
 export function requestDigest(body: unknown): string {
   const walk = (v: unknown, path: string): void => {
-    if (typeof v === "number" && Number.isInteger(v) && Math.abs(v) > Number.MAX_SAFE_INTEGER)
+    if ((typeof v === "number" && Number.isInteger(v) && Math.abs(v) > Number.MAX_SAFE_INTEGER) || typeof v === "bigint")
       throw new VerifyFailure("request_invalid", `the request file has no request digest: the request holds the integer ${v} at ${path}, beyond ±(2^53 − 1)`);
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
     else if (isObj(v)) for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
@@ -166,10 +168,11 @@ function checkField(code: string, what: string, receipt: string, response: strin
 }
 const usageText = (p: number | bigint, c: number | bigint, t: number | bigint) => `prompt ${p}, completion ${c}, total ${t}`;
 
-interface ChunkUsage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
+// The answer's usage: three u64 (integer literals: numbers, or bigints beyond 2^53).
+interface ChunkUsage { prompt_tokens: number | bigint; completion_tokens: number | bigint; total_tokens: number | bigint }
 function readUsage(u: unknown): ChunkUsage | null {
   if (!isObj(u)) return null;
-  const ok = (x: unknown) => typeof x === "number" && Number.isInteger(x) && x >= 0;
+  const ok = (x: unknown) => (typeof x === "number" && Number.isInteger(x) && x >= 0) || (typeof x === "bigint" && x >= 0n && x < 2n ** 64n);
   if (!ok(u.prompt_tokens) || !ok(u.completion_tokens) || !ok(u.total_tokens)) return null;
   return { prompt_tokens: u.prompt_tokens as number, completion_tokens: u.completion_tokens as number, total_tokens: u.total_tokens as number };
 }
@@ -204,7 +207,7 @@ function requestBody(request: unknown): unknown {
   if (typeof request === "string" || request instanceof Uint8Array) {
     const text = typeof request === "string" ? request : new TextDecoder().decode(request);
     try {
-      return JSON.parse(text);
+      return parseJson(text);
     } catch (e) {
       throw new VerifyFailure("request_invalid", `the request file has no request digest: not JSON: ${(e as Error).message}`);
     }
@@ -342,7 +345,7 @@ class StreamState {
     const malformed = (reason: string) => chainErr("stream_chunk_malformed", `stream chunk ${index} is not a chat.completion.chunk with a vouch link: ${reason}`);
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+      value = parseJson(new TextDecoder("utf-8", { fatal: true }).decode(data));
     } catch (e) {
       throw malformed((e as Error).message);
     }
@@ -434,7 +437,7 @@ function readStream(text: string): { chunks: Uint8Array[]; bundle?: ChatBundle }
     if (bundle) throw new InvalidArgument("not a valid server-sent event stream: an event follows the vouch.receipt event");
     let v: unknown;
     try {
-      v = JSON.parse(d);
+      v = parseJson(d);
     } catch {
       v = undefined;
     }
@@ -468,7 +471,7 @@ export function verifyChat(file: unknown, o: VerifyOptions): Verdict {
     let v = file;
     if (typeof v === "string") {
       try {
-        v = JSON.parse(v);
+        v = parseJson(v);
       } catch (e) {
         throw new InvalidArgument(`not a valid receipt bundle: ${(e as Error).message}`);
       }

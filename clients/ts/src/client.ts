@@ -1,6 +1,7 @@
 // A small client for web developers: calls a Vouch node and verifies every answer with this
 // library before returning it; a failed verification throws with the failure's code.
 import { VerifyFailure } from "./fail.js";
+import { parseJson } from "./json.js";
 import type { Verdict, VerifyOptions } from "./verify.js";
 import { verifyBundleSync } from "./index.js";
 
@@ -33,7 +34,7 @@ export class VouchClient {
     });
     const text = await res.text();
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${text.slice(0, 500)}`);
-    return JSON.parse(text);
+    return parseJson(text); // keeps integer/float spellings as the Rust verifier reads them
   }
 
   private check<T>(answer: T, file: unknown, extra: VerifyOptions): Verified<T> {

@@ -4,6 +4,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { hexEncode } from "./bytes.js";
 import { VerifyFailure } from "./fail.js";
 import { isObj } from "./serde.js";
+import { parseJson } from "./json.js";
 import { failureOf, parseBundle, readOptions, verifyReceiptBundle, type Verdict, type VerifyOptions } from "./verify.js";
 import { verifyChat } from "./chat.js";
 
@@ -17,6 +18,7 @@ export { verifyNitroDocument, AWS_NITRO_ROOT_SHA256 } from "./nitro.js";
 export { VerifyFailure } from "./fail.js";
 export { VouchClient } from "./client.js";
 export { b64decode, b64encode, hexDecode, hexEncode } from "./bytes.js";
+export { parseJson, numberValue } from "./json.js";
 
 export function sha256Hex(bytes: Uint8Array): string {
   return hexEncode(sha256(bytes));
@@ -43,7 +45,7 @@ export function verifyBundleSync(file: unknown, opts: VerifyOptions = {}): Verdi
       }
       if (text.trimStart().startsWith("data:")) return verifyChat(text, opts);
       try {
-        file = JSON.parse(text);
+        file = parseJson(text);
       } catch (e) {
         throw new VerifyFailure("invalid_argument", `not a valid receipt bundle: ${(e as Error).message}`);
       }

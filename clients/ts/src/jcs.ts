@@ -7,6 +7,9 @@ export class CanonicalError extends Error {}
 
 export function canonicalJson(v: unknown): string {
   if (v === null) return "null";
+  // Numbers from parseJson: boxed integral floats and 64-bit integers are written as doubles.
+  if (v instanceof Number) return canonicalJson(v.valueOf());
+  if (typeof v === "bigint") return canonicalJson(Number(v));
   switch (typeof v) {
     case "boolean":
       return v ? "true" : "false";

@@ -310,14 +310,14 @@ export function verifyLogEvidence(ev: unknown, entry: Uint8Array, logKey: string
     isObj(ev) &&
     Object.keys(ev).every((k) => ["format", "index", "proof"].includes(k)) &&
     typeof ev.format === "string" &&
-    typeof ev.index === "number" && Number.isInteger(ev.index) && ev.index >= 0 &&
+    ((typeof ev.index === "number" && Number.isInteger(ev.index) && ev.index >= 0) || (typeof ev.index === "bigint" && ev.index >= 0n && ev.index < 2n ** 64n)) &&
     (ev.proof === undefined || ev.proof === null || typeof ev.proof === "string");
   if (!shapeOk) throw invalid("transparency log: log evidence is malformed", "evidence.log");
   if (ev.format !== "vouch.log.v1") throw invalid(`transparency log: log evidence is malformed: unknown format`, "evidence.log.format");
   if (typeof ev.proof !== "string")
     throw new VerifyFailure("log_proof_missing", `transparency log: the bundle names log entry ${ev.index} but carries no inclusion proof yet: run \`vouch log prove BUNDLE\``, "evidence.log.proof");
   const proof = parseTlogProof(ev.proof);
-  if (proof.index !== BigInt(ev.index as number))
+  if (proof.index !== BigInt(ev.index as number | bigint))
     throw invalid(`transparency log: the log evidence names entry ${ev.index} but its proof is for entry ${proof.index}`, "evidence.log.index");
   const cp = verifyCheckpoint(proof.checkpoint, logKey, witnessKeys, threshold);
   const err = inclusionError(leafHash(entry), proof.index, cp.checkpoint.size, proof.hashes, cp.checkpoint.root);

@@ -32,6 +32,26 @@ function formatTime(d: Date): string {
   return iso.endsWith(".000Z") ? iso.slice(0, -5) + "Z" : iso;
 }
 
+// Every document of an enclave carries the same CA bundle, and a P-384 verification in
+// JavaScript costs milliseconds: remember certificates already seen to be signed by an issuer
+// key (keyed by a hash of both, so only that exact pair is ever skipped).
+const verifiedCerts = new Map<string, true>();
+function certSignedBy(der: Uint8Array, c: Certificate, issuerKey: Uint8Array): boolean {
+  const key = hexEncode(sha256(new Uint8Array([...sha256(issuerKey), ...sha256(der)])));
+  if (verifiedCerts.has(key)) return true;
+  let ok = false;
+  try {
+    ok = p384.verify(c.signature, c.tbs, issuerKey, { format: "der", lowS: false });
+  } catch {
+    ok = false;
+  }
+  if (ok) {
+    if (verifiedCerts.size >= 256) verifiedCerts.clear();
+    verifiedCerts.set(key, true);
+  }
+  return ok;
+}
+
 export function verifyNitroDocument(cose: Uint8Array): PlatformReport {
   let sign1: Cbor;
   try {
@@ -100,12 +120,7 @@ export function verifyNitroDocument(cose: Uint8Array): PlatformReport {
     if (at < c.notBefore) throw auth(`certificate ${i} (${c.subject}) is valid only from ${formatTime(c.notBefore)}, after the document time ${formatTime(at)}`);
     if (at > c.notAfter) throw auth(`certificate ${i} (${c.subject}) expired at ${formatTime(c.notAfter)} before the document time ${formatTime(at)}`);
     const issuer = i === 0 ? c : chain[i - 1];
-    let ok = false;
-    try {
-      ok = c.sigAlg === ECDSA_SHA384 && p384.verify(c.signature, c.tbs, issuer.publicKey, { format: "der", lowS: false });
-    } catch {
-      ok = false;
-    }
+    const ok = c.sigAlg === ECDSA_SHA384 && certSignedBy(der, c, issuer.publicKey);
     if (!ok) throw auth(`certificate ${i} (${c.subject}) is not signed by its issuer`);
     chain.push(c);
   }

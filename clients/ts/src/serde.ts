@@ -14,7 +14,18 @@ export class ShapeError extends Error {
 export type Obj = Record<string, unknown>;
 
 export function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Number);
+}
+
+/** A value for an error message (bigints and boxed numbers included). */
+export function show(v: unknown): string {
+  if (typeof v === "bigint") return v.toString();
+  if (v instanceof Number) return String(v.valueOf());
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
 }
 
 /** An object with exactly the allowed keys (missing required ones and unknown ones refused). */

@@ -6,6 +6,7 @@ import { sha256, sha512 } from "@noble/hashes/sha2.js";
 import { b64decode, concat, equalBytes, hexDecode, hexEncode, utf8, utf8Decode } from "./bytes.js";
 import { VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
+import { parseJson } from "./json.js";
 import { formatTime, verifyNitroDocument } from "./nitro.js";
 import { checkSignature, validEd25519Key, verifyStrict, type BundleSignature } from "./receipt.js";
 import { isObj, nodeKey, type Obj } from "./serde.js";
@@ -144,7 +145,7 @@ export function verifySimulatedStatement(bytes: Uint8Array): PlatformReport {
   let ev: unknown;
   try {
     if (text === null) throw new Error("not UTF-8");
-    ev = JSON.parse(text);
+    ev = parseJson(text);
   } catch (e) {
     throw bad(`not a simulated statement: ${(e as Error).message}`);
   }

@@ -2,7 +2,7 @@
 // way vouch-core's `Tensor` deserialiser does (crates/vouch-core/src/tensor.rs).
 import { sha256 } from "@noble/hashes/sha2.js";
 import { b64decode, concat, hexEncode, u32le, u64le, utf8 } from "./bytes.js";
-import { ShapeError, isObj, join } from "./serde.js";
+import { ShapeError, isObj, join, show } from "./serde.js";
 
 type DType = "float32" | "float64" | "int8" | "int16" | "int32" | "int64" | "uint8" | "uint16" | "uint32" | "uint64" | "bool";
 
@@ -23,8 +23,8 @@ const SIZE: Record<DType, number> = {
 const INT_RANGE: Partial<Record<DType, [number, number]>> = {
   int8: [-128, 127], int16: [-32768, 32767], int32: [-2147483648, 2147483647],
   uint8: [0, 255], uint16: [0, 65535], uint32: [0, 4294967295],
-  // 64-bit integers: a JavaScript number is exact only up to 2^53, so larger magnitudes are
-  // refused here (the Rust parser would read them exactly): documented in README.md.
+  // 64-bit integers beyond 2^53 arrive as bigints from parseJson (exact); a plain JavaScript
+  // number that large is refused, since it may already have been rounded.
   int64: [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
   uint64: [0, Number.MAX_SAFE_INTEGER],
 };
@@ -40,24 +40,34 @@ function elementBytes(dtype: DType, data: unknown[], path: string): Uint8Array {
   const out = new Uint8Array(data.length * size);
   const dv = new DataView(out.buffer);
   data.forEach((x, i) => {
-    const bad = () => new ShapeError(`${path}[${i}] (${JSON.stringify(x)?.slice(0, 40)}) is not a valid ${dtype}`, `${path}[${i}]`);
+    const bad = () => new ShapeError(`${path}[${i}] (${show(x).slice(0, 40)}) is not a valid ${dtype}`, `${path}[${i}]`);
     if (dtype === "bool") {
       if (x === true || x === 1) out[i] = 1;
       else if (x === false || x === 0) out[i] = 0;
       else throw bad();
       return;
     }
-    if (typeof x !== "number") throw bad();
+    // Floats take any JSON number (u64 → f64 → f32 rounds twice, as Rust's `as` casts do);
+    // integers only integer literals (a number or, beyond 2^53, a bigint).
+    const fx = typeof x === "number" ? x : x instanceof Number ? x.valueOf() : typeof x === "bigint" ? Number(x) : undefined;
+    if (fx === undefined) throw bad();
     if (dtype === "float32") {
-      const f = Math.fround(x); // f64 → nearest f32, as Rust's `as f32`
+      const f = Math.fround(fx); // f64 → nearest f32, as Rust's `as f32`
       if (!Number.isFinite(f)) throw new ShapeError(`${path}[${i}] is out of range for float32`, `${path}[${i}]`);
       dv.setFloat32(i * 4, f, true);
       return;
     }
     if (dtype === "float64") {
-      dv.setFloat64(i * 8, x, true);
+      dv.setFloat64(i * 8, fx, true);
       return;
     }
+    if (typeof x === "bigint") {
+      if (dtype === "int64" && x >= -(2n ** 63n) && x < 2n ** 63n) dv.setBigInt64(i * 8, x, true);
+      else if (dtype === "uint64" && x >= 0n && x < 2n ** 64n) dv.setBigUint64(i * 8, x, true);
+      else throw bad();
+      return;
+    }
+    if (typeof x !== "number") throw bad();
     const [lo, hi] = INT_RANGE[dtype]!;
     if (!Number.isInteger(x) || x < lo || x > hi) throw bad();
     switch (dtype) {
@@ -85,6 +95,7 @@ export function parseTensor(v: unknown, path: string): ParsedTensor {
   if (!("shape" in v)) throw new ShapeError(`${path}: missing field shape`, join(path, "shape"));
   if (!Array.isArray(v.shape)) throw new ShapeError(`${path}.shape: expected an array`, join(path, "shape"));
   const shape = v.shape.map((d, i) => {
+    if (typeof d === "bigint" && d >= 0n && d < 2n ** 64n) return d;
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0)
       throw new ShapeError(`${path}.shape[${i}]: expected a u64`, `${path}.shape[${i}]`);
     return BigInt(d);
@@ -107,6 +118,7 @@ export function parseTensor(v: unknown, path: string): ParsedTensor {
     throw new ShapeError(`${path}: give exactly one of "data" or "b64"`, path);
   }
   const count = shape.reduce((a, d) => a * d, 1n);
+  // Rust multiplies in u128, saturating; a product that large never matches a real length.
   if (count !== BigInt(bytes.length / SIZE[dtype]))
     throw new ShapeError(`${path}: shape holds ${count} elements but ${bytes.length / SIZE[dtype]} were given`, join(path, "shape"));
   return { dtype, shape, bytes };

@@ -141,3 +141,26 @@ test("live: tampered tee evidence", async () => {
   const measurement = await verifyBundle(b, { tee: { allowSimulated: true, expect: { MEASUREMENT: "ab".repeat(48) } } });
   assert.equal(measurement.ok ? "ok" : measurement.code, "tee_measurement_mismatch");
 });
+
+test("live: zk bundles: a pending proof job as vouch verify reports it; an attached proof is named, never claimed", async () => {
+  const pending = await verifyBundle(load("zk-pending"));
+  assert.equal(pending.ok, true, JSON.stringify(pending));
+  if (pending.ok) {
+    assert.deepEqual(pending.tiers.map((t) => t.tier), ["signed"]);
+    assert.ok(pending.not_proven.some((n) => n.startsWith("zk: pending (job ")));
+  }
+  await expectFail(load("zk-pending"), { require: ["zk"] }, "tier_not_proven", "receipt.tiers", "pending zk required");
+  const proof = readJson(join(FIXTURES, "zk-proof.json"));
+  const model = readBytes(join(REPO, "models", "mlp_small.onnx"));
+  const attached = await verifyBundle(proof, { model });
+  assert.equal(attached.ok, true, JSON.stringify(attached));
+  if (attached.ok) {
+    assert.deepEqual(attached.tiers.map((t) => t.tier), ["signed"], "the zk tier is not reported as verified");
+    assert.ok(attached.not_proven.includes("zk proof: check with `vouch verify`"));
+  }
+  // Documented difference: `vouch verify --model … --require zk` passes here; this verifier cannot.
+  await expectFail(proof, { model, require: ["zk"] }, "tier_not_proven", "receipt.tiers", "attached zk required");
+  const noEvidence = clone(load("zk-pending"));
+  delete noEvidence.evidence.zk_job;
+  await expectFail(noEvidence, {}, "zk_evidence_missing", "evidence.zk", "no zk evidence");
+});
