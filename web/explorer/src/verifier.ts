@@ -1,5 +1,5 @@
 // The one import point of the independent TypeScript verifier (clients/ts), bundled by esbuild.
-export { verifyBundle, sha256Hex } from '../../../clients/ts/src/index.ts';
+export { verifyBundle, sha256Hex, parseJson } from '../../../clients/ts/src/index.ts';
 export type { Verdict, VerifyOptions } from '../../../clients/ts/src/index.ts';
 
 import { canonicalJson, sha256Hex } from '../../../clients/ts/src/index.ts';

@@ -6,10 +6,12 @@ import { jsonView } from '../jsonview.ts';
 import { diagnoseAgainstLog, diagnoseOffline, type Finding } from '../diagnose.ts';
 import { clearTrust, loadTrust, saveTrust, type Trust } from '../store.ts';
 import type { LogInfo, NodeInfo } from '../types.ts';
-import { verifyBundle, type Verdict, type VerifyOptions } from '../verifier.ts';
+import { parseJson, verifyBundle, type Verdict, type VerifyOptions } from '../verifier.ts';
 
 interface Picked {
-  bundle?: { name: string; value: unknown };
+  /** `text` is what the verifier reads (as the CLI reads a file: JSON numbers kept exact);
+   * `value` is a plain parse for display, or the text itself when it is not JSON (SSE). */
+  bundle?: { name: string; text: string; value: unknown };
   inputs?: { name: string; value: unknown };
   model?: { name: string; size: number; digest: string };
 }
@@ -24,8 +26,7 @@ async function nodeTrust(): Promise<Trust | null> {
   }
 }
 
-async function readJsonOrText(f: File): Promise<unknown> {
-  const text = await f.text();
+function displayValue(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -102,7 +103,7 @@ export async function verifyView(): Promise<HTMLElement> {
     if (picked.inputs) opts.inputs = picked.inputs.value;
     if (simulated.checked) opts.tee = { allowSimulated: true };
     const t0 = performance.now();
-    let verdict: Verdict = await verifyBundle(picked.bundle.value, opts);
+    let verdict: Verdict = await verifyBundle(picked.bundle.text, opts);
     const took = performance.now() - t0;
     verdict = checkModel(verdict, picked);
     result.replaceChildren(renderVerdict(verdict, picked.bundle.value, took));
@@ -118,9 +119,16 @@ export async function verifyView(): Promise<HTMLElement> {
         });
         picked.model = { name: f.name, size: f.size, digest };
       } else {
-        const value = await readJsonOrText(f);
-        if (kind === 'inputs') picked.inputs = { name: f.name, value };
-        else picked.bundle = { name: f.name, value };
+        const text = await f.text();
+        if (kind === 'inputs') {
+          let value: unknown;
+          try {
+            value = parseJson(text);
+          } catch {
+            value = text; // the verifier reports the inputs file as unreadable
+          }
+          picked.inputs = { name: f.name, value };
+        } else picked.bundle = { name: f.name, text, value: displayValue(text) };
       }
     }
     showPicked();
