@@ -291,6 +291,16 @@ test('phone-sized screen: no horizontal page scroll, the nav collapses', { skip 
     await noHorizontalScroll(page, h);
     await shot(page, `phone-${names[i]}`);
   }
+  // The verdict of a tampered bundle (banner, message, highlighted JSON) fits a phone too.
+  await open(page, '#/verify');
+  await page.setInputFiles('#bundle-file', tamperedPath);
+  await page.waitForSelector('[data-testid=altered-field]');
+  await noHorizontalScroll(page, 'verify, tampered');
+  await shot(page, 'phone-verify-tampered');
+  await page.setInputFiles('#bundle-file', validPath);
+  await page.waitForFunction(() => document.querySelector('[data-testid=verdict-banner]')?.textContent === 'verified');
+  await noHorizontalScroll(page, 'verify, valid');
+  await shot(page, 'phone-verify-valid');
   assert.equal(await page.isVisible('#nav'), false, 'nav is collapsed');
   await page.click('#navtoggle');
   assert.equal(await page.isVisible('#nav a[href="#/log"]'), true, 'nav opens');
