@@ -8,7 +8,11 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const out = path.resolve(here, '../../crates/vouch-server/explorer');
+// `--out DIR` builds elsewhere (the test that compares a fresh build with the embedded files).
+const at = process.argv.indexOf('--out');
+const out = at > 0 && process.argv[at + 1]
+  ? path.resolve(process.argv[at + 1])
+  : path.resolve(here, '../../crates/vouch-server/explorer');
 await mkdir(out, { recursive: true });
 if (!existsSync(path.resolve(here, '../../clients/ts/node_modules/@noble'))) {
   console.error('clients/ts/node_modules is missing: run `npm ci` in clients/ts first (the verifier\'s @noble/* deps are bundled from there)');

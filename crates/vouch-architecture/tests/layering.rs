@@ -425,3 +425,79 @@ fn only_the_store_speaks_sql() {
         "SQL drivers outside vouch-store: {offenders:?}"
     );
 }
+
+/// Every `.ts` file under `dir`, recursively.
+fn typescript_sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let p = e.path();
+        if p.is_dir() {
+            typescript_sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "ts") {
+            out.push(p);
+        }
+    }
+}
+
+/// ARCHITECTURE.md: the TypeScript verifier (`clients/ts/src`) and the explorer
+/// (`web/explorer/src`) are browser code that fetches nothing but the node's own API — no Node
+/// module, no `Buffer` or `process`, no import but relative files and `@noble/*`, no URL of
+/// another origin; and the page has no inline script and loads nothing from elsewhere (the
+/// node's CSP would block it; this says why the build never needs it).
+#[test]
+fn the_verifier_and_the_explorer_are_browser_code_from_one_origin() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    typescript_sources(&root.join("clients/ts/src"), &mut files);
+    typescript_sources(&root.join("web/explorer/src"), &mut files);
+    assert!(files.len() > 10, "sources not found: {files:?}");
+    let mut offenders = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let bad = [
+                "require(", "Buffer.", "process.", "node:", "http://", "https://",
+            ]
+            .iter()
+            .find(|b| code.contains(*b));
+            let bad_import =
+                imported_module(code).filter(|m| !(m.starts_with('.') || m.starts_with("@noble/")));
+            if let Some(b) = bad {
+                offenders.push(format!("{}:{}: {b}", f.display(), n + 1));
+            }
+            if let Some(m) = bad_import {
+                offenders.push(format!("{}:{}: imports {m}", f.display(), n + 1));
+            }
+        }
+    }
+    let html = std::fs::read_to_string(root.join("web/explorer/src/index.html")).unwrap();
+    for tag in html
+        .split('<')
+        .filter(|t| t.starts_with("script") || t.starts_with("link"))
+    {
+        if tag.contains("://") || (tag.starts_with("script") && !tag.contains("src=")) {
+            offenders.push(format!("index.html: <{tag}"));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "not browser code from one origin: {offenders:#?}"
+    );
+}
+
+/// The module a line imports (`import … from "m"`, `export … from "m"`, `import("m")`), if any.
+fn imported_module(code: &str) -> Option<String> {
+    let t = code.trim_start();
+    let from = if t.starts_with("import") || t.starts_with("export") {
+        t.rfind(" from ").map(|i| &t[i + 6..]).or_else(|| {
+            t.strip_prefix("import ")
+                .filter(|r| r.starts_with('"') || r.starts_with('\''))
+        })
+    } else {
+        None
+    }
+    .or_else(|| t.find("import(").map(|i| &t[i + 7..]))?;
+    let q = from.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let rest = &from[1..];
+    rest.find(q).map(|end| rest[..end].to_string())
+}
