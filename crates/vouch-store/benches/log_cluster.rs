@@ -85,9 +85,12 @@ async fn run<S: LogStore>(
                     break;
                 }
                 let t = Instant::now();
-                log.append_receipt_canonical(&receipts[(k as usize) % receipts.len()])
-                    .await
-                    .unwrap();
+                log.append_receipt_canonical(
+                    &receipts[(k as usize) % receipts.len()],
+                    &format!("bench-{k}"),
+                )
+                .await
+                .unwrap();
                 lat.push(t.elapsed());
             }
             lat
@@ -159,7 +162,10 @@ async fn failover(
             let mut k = c;
             while stop.load(Ordering::Relaxed) == 0 {
                 if log
-                    .append_receipt_canonical(&receipts[(k as usize) % receipts.len()])
+                    .append_receipt_canonical(
+                        &receipts[(k as usize) % receipts.len()],
+                        &format!("bench-{c}-{k}"),
+                    )
                     .await
                     .is_ok()
                 {
