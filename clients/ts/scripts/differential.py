@@ -139,6 +139,8 @@ def main():
     vec = os.path.join(REPO, "crates", "vouch-verify", "tests", "vectors")
     chat1 = open(os.path.join(vec, "chat1.response.json"), "rb").read()
     chat_files = [
+        (open(os.path.join(FIX, "chat-tee.response.json"), "rb").read(), open(os.path.join(FIX, "chat-tee.request.json")).read()),
+        (open(os.path.join(FIX, "chat-stream.sse"), "rb").read(), open(os.path.join(FIX, "chat-stream.request.json")).read()),
         (chat1, open(os.path.join(vec, "chat1.request.json")).read()),
         (json.dumps(json.loads(chat1)["vouch"]).encode(), open(os.path.join(vec, "chat1.request.json")).read()),
         (open(os.path.join(vec, "chat2.sse"), "rb").read(), open(os.path.join(vec, "chat2.request.json")).read()),
@@ -148,7 +150,9 @@ def main():
         c = {"id": str(n)}
         if rng.random() < 0.25:
             raw, req = rng.choice(chat_files)
-            c["options"] = rng.choice([{"request": req}, {}, {"request": req.replace("hello", "hullo")}])
+            c["options"] = rng.choice([{"request": req}, {}, {"request": req.replace("hello", "hullo")},
+                                       {"request": req, "tee": {"allowSimulated": True}},
+                                       {"request": req, "tee": {"allowSimulated": True}, "logKey": keys["log_key"]}])
             if raw.startswith(b"data:"):
                 c["file_b64"] = base64.b64encode(raw).decode() if n % 5 == 0 else tamper_bytes(rng, raw)
             else:
