@@ -9,7 +9,7 @@ import { canonicalJson } from "./jcs.js";
 import { numberValue, parseJson } from "./json.js";
 import { verifyLogEvidence } from "./log.js";
 import { CHAT_RECEIPT_DOMAIN, checkSignature, engine, parseSignature, payment, signingMessage, tier, type BundleSignature, type Tier } from "./receipt.js";
-import { ShapeError, U32_MAX, digest, isObj, join, nodeKey, opt, str, struct, uint, type Obj } from "./serde.js";
+import { ShapeError, U32_MAX, digest, isObj, join, nodeKey, opt, str, struct, uint, unitVariant, type Obj } from "./serde.js";
 import { verifyBundleTee } from "./tee.js";
 import { configDigest, failureOf, logFinding, readOptions, type Given, type Report, type TierReport, type Verdict, type VerifyOptions } from "./verify.js";
 
@@ -65,8 +65,8 @@ function parseChatReceipt(v: unknown, path = "receipt"): ChatReceipt {
       throw new ShapeError(`${p("sampling.seed")}: seed is not a decimal u64 without leading zeros`, p("sampling.seed"));
     sampling.seed = seed;
   }
-  if (typeof r.finish_reason !== "string" || !["stop", "length", "cancelled"].includes(r.finish_reason))
-    throw new ShapeError(`${p("finish_reason")}: unknown finish reason`, p("finish_reason"));
+  const finishReason = unitVariant(r.finish_reason, ["stop", "length", "cancelled"]);
+  if (finishReason === undefined) throw new ShapeError(`${p("finish_reason")}: unknown finish reason`, p("finish_reason"));
   const u = struct(r.usage, p("usage"), ["prompt_tokens", "completion_tokens", "total_tokens"]);
   const stream = opt(r, "stream", (x) => {
     const st = struct(x, p("stream"), ["chunks", "head"]);
@@ -86,7 +86,7 @@ function parseChatReceipt(v: unknown, path = "receipt"): ChatReceipt {
     prompt_tokens_digest: opt(r, "prompt_tokens_digest", (x) => digest(x, p("prompt_tokens_digest"))),
     completion_tokens_digest: opt(r, "completion_tokens_digest", (x) => digest(x, p("completion_tokens_digest"))),
     completion_digest: digest(r.completion_digest, p("completion_digest")),
-    finish_reason: r.finish_reason,
+    finish_reason: finishReason,
     usage: {
       prompt_tokens: uint(u.prompt_tokens, p("usage.prompt_tokens"), U32_MAX),
       completion_tokens: uint(u.completion_tokens, p("usage.completion_tokens"), U32_MAX),

@@ -5,15 +5,15 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { b64decode, concat, hexDecode, utf8 } from "./bytes.js";
 import { VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
-import { ShapeError, U32_MAX, bool, digest, join, nodeKey, opt, show, str, struct, uint, type Obj } from "./serde.js";
+import { ShapeError, U32_MAX, bool, digest, join, nodeKey, opt, show, str, struct, uint, unitVariant, type Obj } from "./serde.js";
 
 export type Tier = "signed" | "tee" | "zk";
 export const TIERS: Tier[] = ["signed", "tee", "zk"];
 
 export function tier(v: unknown, path: string): Tier {
-  if (typeof v !== "string" || !(TIERS as string[]).includes(v))
-    throw new ShapeError(`${path}: unknown tier ${show(v)}: expected signed, tee or zk`, path);
-  return v as Tier;
+  const t = unitVariant(v, TIERS);
+  if (t === undefined) throw new ShapeError(`${path}: unknown tier ${show(v)}: expected signed, tee or zk`, path);
+  return t as Tier;
 }
 
 export function engine(v: unknown, path: string): Obj {
