@@ -108,10 +108,14 @@ export function verifyStrict(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array):
   }
 }
 
-/** Whether 32 bytes decode to an Ed25519 point (dalek's `VerifyingKey::from_bytes`). */
+/**
+ * Whether 32 bytes decode to an Ed25519 point as dalek's `VerifyingKey::from_bytes` decides
+ * (curve25519-dalek's decompression accepts non-canonical y, as ZIP-215 decoding does); such a
+ * key then fails strict verification (`signature_invalid`), not decoding (`node_key_invalid`).
+ */
 export function validEd25519Key(pub: Uint8Array): boolean {
   try {
-    ed25519.Point.fromBytes(pub, false);
+    ed25519.Point.fromBytes(pub, true);
     return true;
   } catch {
     return false;
