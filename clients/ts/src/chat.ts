@@ -426,8 +426,9 @@ function readStream(text: string): { chunks: Uint8Array[]; bundle?: ChatBundle }
   const chunks: Uint8Array[] = [];
   let bundle: ChatBundle | undefined;
   for (const event of t.split("\n\n")) {
-    const data = event
-      .split(/\n/)
+    // Rust's str::lines: split at "\n", and a "\r" right before a "\n" is part of the ending.
+    const lines = event.split("\n").map((l, i, all) => (i < all.length - 1 && l.endsWith("\r") ? l.slice(0, -1) : l));
+    const data = lines
       .filter((l) => l.startsWith("data:"))
       .map((l) => l.slice(5))
       .map((d) => (d.startsWith(" ") ? d.slice(1) : d));
@@ -457,10 +458,13 @@ function bundleInResponse(v: Obj, asArgument = false): ChatBundle {
   }
 }
 
+/** An SSE body: `data:` after ASCII white space only (Rust's `trim_ascii_start`). */
+export const SSE_START = /^[ \t\n\f\r]*data:/;
+
 /** Dispatch for chat files: a chat bundle, an answer object, or a streamed answer's SSE text. */
 export function verifyChat(file: unknown, o: VerifyOptions): Verdict {
   try {
-    if (typeof file === "string" && file.trimStart().startsWith("data:")) {
+    if (typeof file === "string" && SSE_START.test(file)) {
       const { chunks, bundle } = readStream(file);
       const g = readOptions(o);
       const s = new StreamState();

@@ -6,7 +6,7 @@ import { VerifyFailure } from "./fail.js";
 import { isObj } from "./serde.js";
 import { parseJson } from "./json.js";
 import { failureOf, parseBundle, readOptions, verifyReceiptBundle, type Verdict, type VerifyOptions } from "./verify.js";
-import { verifyChat } from "./chat.js";
+import { SSE_START, verifyChat } from "./chat.js";
 
 export type { VerifyOptions, Verdict, TierReport } from "./verify.js";
 export { canonicalJson } from "./jcs.js";
@@ -43,7 +43,7 @@ export function verifyBundleSync(file: unknown, opts: VerifyOptions = {}): Verdi
       } catch {
         throw new VerifyFailure("invalid_argument", "not a valid receipt bundle: not UTF-8");
       }
-      if (text.trimStart().startsWith("data:")) return verifyChat(text, opts);
+      if (SSE_START.test(text)) return verifyChat(text, opts);
       try {
         file = parseJson(text);
       } catch (e) {
