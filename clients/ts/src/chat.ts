@@ -3,7 +3,7 @@
 // and a streamed answer's hash chain — the checks of `verify_chat_bundle` and
 // `StreamVerifier`, in order, with their codes.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { concat, hexDecode, hexEncode, u32le, utf8 } from "./bytes.js";
+import { concat, hexDecode, hexEncode, u32le, utf8, utf8Decode } from "./bytes.js";
 import { InvalidArgument, VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
 import { numberValue, parseJson } from "./json.js";
@@ -205,7 +205,8 @@ function digestMatch(code: string, what: string, expected: string, actual: strin
 
 function requestBody(request: unknown): unknown {
   if (typeof request === "string" || request instanceof Uint8Array) {
-    const text = typeof request === "string" ? request : new TextDecoder().decode(request);
+    const text = typeof request === "string" ? request : utf8Decode(request);
+    if (text === null) throw new VerifyFailure("request_invalid", "the request file has no request digest: not JSON: not UTF-8");
     try {
       return parseJson(text);
     } catch (e) {
@@ -345,7 +346,9 @@ class StreamState {
     const malformed = (reason: string) => chainErr("stream_chunk_malformed", `stream chunk ${index} is not a chat.completion.chunk with a vouch link: ${reason}`);
     let value: unknown;
     try {
-      value = parseJson(new TextDecoder("utf-8", { fatal: true }).decode(data));
+      const text = utf8Decode(data);
+      if (text === null) throw new Error("not UTF-8");
+      value = parseJson(text);
     } catch (e) {
       throw malformed((e as Error).message);
     }
