@@ -3,7 +3,8 @@
 
 For each fixture bundle and a set of verifier options, makes random single-byte and
 single-field tamperings, runs the Rust CLI on each (one process per case) and the TS verifier
-on all of them (one process, JSON Lines), and reports every case where `ok` or `code` differ.
+on all of them (one process, JSON Lines), and reports every case where `ok` or `code` differ,
+or, on success, the tiers, the proven checks, not_proven or the summary.
 Exit status 1 on any disagreement.
 
   python3 scripts/differential.py [--bin /tmp/vouch-bin] [--cases N] [--seed S]
@@ -114,7 +115,9 @@ def rust(bin_, case, tmp):
         args += ["--require", ",".join(o["require"])]
     out = subprocess.run(args, capture_output=True, text=True).stdout
     d = json.loads(out)
-    return d["ok"], d.get("code")
+    if d["ok"]:
+        return True, None, ([t["tier"] for t in d["tiers"]], [p["check"] for p in d["proven"]], d["not_proven"], d["summary"])
+    return False, d.get("code"), None
 
 
 def main():
@@ -161,6 +164,7 @@ def main():
             raw = rng.choice(bundles)
             c["options"] = rng.choice(option_sets)
             c.update({"file": json.loads(raw)} if n < len(bundles) * 2 else tamper(rng, raw))
+        c["full"] = True
         cases.append(c)
     with tempfile.TemporaryDirectory() as tmp:
         expected = [rust(a.bin, c, tmp) for c in cases]
@@ -169,12 +173,16 @@ def main():
     got = [json.loads(l) for l in ts.stdout.splitlines()]
     bad = 0
     codes = {}
-    for c, (ok, code), g in zip(cases, expected, got):
+    for c, (ok, code, report), g in zip(cases, expected, got):
         codes[code or "ok"] = codes.get(code or "ok", 0) + 1
-        if (ok, code) != (g["ok"], g["code"]):
+        mine = (g["tiers"], g["proven"], g["not_proven"], g["summary"]) if g["ok"] else None
+        if (ok, code, report) != (g["ok"], g["code"], mine):
             bad += 1
             if bad <= 20:
                 print(f"DISAGREE case {c['id']}: rust ok={ok} code={code}, ts ok={g['ok']} code={g['code']}")
+                if report != mine:
+                    print("    rust report:", report)
+                    print("    ts report:  ", mine)
                 print("   ", json.dumps({k: v for k, v in c.items() if k != "options"})[:400], "options:", list(c["options"].keys()))
     print(f"{len(cases)} cases, {bad} disagreements; verdicts by code: {json.dumps(codes, sort_keys=True)}")
     sys.exit(1 if bad else 0)
