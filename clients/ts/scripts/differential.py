@@ -53,6 +53,12 @@ def mutate_value(rng, x):
         if not x:
             return rng.choice(["x", None, 0])
         i = rng.randrange(len(x))
+        if rng.random() < 0.5:
+            # Same-class character (hex for hex, base64 for base64): the shape stays valid, so
+            # the change reaches the signature, proof, digest and evidence checks.
+            alphabet = "0123456789abcdef" if x[i] in "0123456789abcdef" else \
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            return x[:i] + rng.choice([c for c in alphabet if c != x[i]] or ["x"]) + x[i + 1:]
         c = rng.choice("0123456789abcdefABCDEF+/=:-_ .x\u00e9")
         return rng.choice([x[:i] + c + x[i + 1:], x.upper(), x[:-1], x + "0", "", None, 7])
     if isinstance(x, list):
