@@ -5,7 +5,8 @@
 //     Each input line: {"id": string, "file": <bundle JSON, or its text as a string>,
 //     "options": <VerifyOptions as JSON; the model file as base64 in "model_b64", tee.time as an
 //     RFC 3339 string>}; or "file_b64" (the file's bytes in base64) instead of "file", for
-//     byte-level tamperings that may not be UTF-8. Each output line, in order: {"id", "ok", "code"} (code null when ok).
+//     byte-level tamperings that may not be UTF-8. With "full": true, a success line also
+//     carries tiers, proven (the checks), not_proven and summary. Each output line, in order: {"id", "ok", "code"} (code null when ok).
 //
 //   node bin/vouch-verify-ts.mjs FILE [--trust-key K] [--log-key K] [--witness K]...
 //       [--witness-threshold N] [--require T[,T]] [--model F] [--inputs F] [--outputs F]
@@ -38,16 +39,21 @@ async function jsonl() {
   for await (const line of rl) {
     if (!line.trim()) continue;
     let id = null;
+    let full = false;
     let v;
     try {
       const c = parseJson(line);
       id = c.id ?? null;
+      full = c.full === true;
       const file = typeof c.file_b64 === "string" ? new Uint8Array(Buffer.from(c.file_b64, "base64")) : c.file;
       v = verifyBundleSync(file, options(c.options));
     } catch (e) {
       v = { ok: false, code: "invalid_argument", message: String(e) };
     }
-    out.push(JSON.stringify({ id, ok: v.ok, code: v.ok ? null : v.code }) + "\n");
+    const result = { id, ok: v.ok, code: v.ok ? null : v.code };
+    // "full": true in a case adds what a success reports, to compare with `vouch verify --json`.
+    if (full && v.ok) Object.assign(result, { tiers: v.tiers.map((t) => t.tier), proven: v.proven.map((p) => p.check), not_proven: v.not_proven, summary: v.summary });
+    out.push(JSON.stringify(result) + "\n");
     if (out.length >= 256) flush();
   }
   flush();

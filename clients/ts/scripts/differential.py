@@ -3,7 +3,8 @@
 
 For each fixture bundle and a set of verifier options, makes random single-byte and
 single-field tamperings, runs the Rust CLI on each (one process per case) and the TS verifier
-on all of them (one process, JSON Lines), and reports every case where `ok` or `code` differ.
+on all of them (one process, JSON Lines), and reports every case where `ok` or `code` differ,
+or, on success, the tiers, the proven checks, not_proven or the summary.
 Exit status 1 on any disagreement.
 
   python3 scripts/differential.py [--bin /tmp/vouch-bin] [--cases N] [--seed S]
@@ -52,6 +53,12 @@ def mutate_value(rng, x):
         if not x:
             return rng.choice(["x", None, 0])
         i = rng.randrange(len(x))
+        if rng.random() < 0.5:
+            # Same-class character (hex for hex, base64 for base64): the shape stays valid, so
+            # the change reaches the signature, proof, digest and evidence checks.
+            alphabet = "0123456789abcdef" if x[i] in "0123456789abcdef" else \
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            return x[:i] + rng.choice([c for c in alphabet if c != x[i]] or ["x"]) + x[i + 1:]
         c = rng.choice("0123456789abcdefABCDEF+/=:-_ .x\u00e9")
         return rng.choice([x[:i] + c + x[i + 1:], x.upper(), x[:-1], x + "0", "", None, 7])
     if isinstance(x, list):
@@ -114,7 +121,9 @@ def rust(bin_, case, tmp):
         args += ["--require", ",".join(o["require"])]
     out = subprocess.run(args, capture_output=True, text=True).stdout
     d = json.loads(out)
-    return d["ok"], d.get("code")
+    if d["ok"]:
+        return True, None, ([t["tier"] for t in d["tiers"]], [p["check"] for p in d["proven"]], d["not_proven"], d["summary"])
+    return False, d.get("code"), None
 
 
 def main():
@@ -139,6 +148,8 @@ def main():
     vec = os.path.join(REPO, "crates", "vouch-verify", "tests", "vectors")
     chat1 = open(os.path.join(vec, "chat1.response.json"), "rb").read()
     chat_files = [
+        (open(os.path.join(FIX, "chat-tee.response.json"), "rb").read(), open(os.path.join(FIX, "chat-tee.request.json")).read()),
+        (open(os.path.join(FIX, "chat-stream.sse"), "rb").read(), open(os.path.join(FIX, "chat-stream.request.json")).read()),
         (chat1, open(os.path.join(vec, "chat1.request.json")).read()),
         (json.dumps(json.loads(chat1)["vouch"]).encode(), open(os.path.join(vec, "chat1.request.json")).read()),
         (open(os.path.join(vec, "chat2.sse"), "rb").read(), open(os.path.join(vec, "chat2.request.json")).read()),
@@ -148,7 +159,9 @@ def main():
         c = {"id": str(n)}
         if rng.random() < 0.25:
             raw, req = rng.choice(chat_files)
-            c["options"] = rng.choice([{"request": req}, {}, {"request": req.replace("hello", "hullo")}])
+            c["options"] = rng.choice([{"request": req}, {}, {"request": req.replace("hello", "hullo")},
+                                       {"request": req, "tee": {"allowSimulated": True}},
+                                       {"request": req, "tee": {"allowSimulated": True}, "logKey": keys["log_key"]}])
             if raw.startswith(b"data:"):
                 c["file_b64"] = base64.b64encode(raw).decode() if n % 5 == 0 else tamper_bytes(rng, raw)
             else:
@@ -157,6 +170,7 @@ def main():
             raw = rng.choice(bundles)
             c["options"] = rng.choice(option_sets)
             c.update({"file": json.loads(raw)} if n < len(bundles) * 2 else tamper(rng, raw))
+        c["full"] = True
         cases.append(c)
     with tempfile.TemporaryDirectory() as tmp:
         expected = [rust(a.bin, c, tmp) for c in cases]
@@ -165,12 +179,16 @@ def main():
     got = [json.loads(l) for l in ts.stdout.splitlines()]
     bad = 0
     codes = {}
-    for c, (ok, code), g in zip(cases, expected, got):
+    for c, (ok, code, report), g in zip(cases, expected, got):
         codes[code or "ok"] = codes.get(code or "ok", 0) + 1
-        if (ok, code) != (g["ok"], g["code"]):
+        mine = (g["tiers"], g["proven"], g["not_proven"], g["summary"]) if g["ok"] else None
+        if (ok, code, report) != (g["ok"], g["code"], mine):
             bad += 1
             if bad <= 20:
                 print(f"DISAGREE case {c['id']}: rust ok={ok} code={code}, ts ok={g['ok']} code={g['code']}")
+                if report != mine:
+                    print("    rust report:", report)
+                    print("    ts report:  ", mine)
                 print("   ", json.dumps({k: v for k, v in c.items() if k != "options"})[:400], "options:", list(c["options"].keys()))
     print(f"{len(cases)} cases, {bad} disagreements; verdicts by code: {json.dumps(codes, sort_keys=True)}")
     sys.exit(1 if bad else 0)

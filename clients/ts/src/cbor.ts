@@ -45,7 +45,7 @@ export function decodeCbor(bytes: Uint8Array): Cbor {
       case 2: { const n = len(info); need(n); const v = bytes.slice(pos, pos + n); pos += n; return { t: "bytes", v }; }
       case 3: {
         const n = len(info); need(n);
-        const v = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(pos, pos + n));
+        const v = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(pos, pos + n));
         pos += n;
         return { t: "text", v };
       }

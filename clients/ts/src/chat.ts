@@ -3,13 +3,13 @@
 // and a streamed answer's hash chain — the checks of `verify_chat_bundle` and
 // `StreamVerifier`, in order, with their codes.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { concat, hexDecode, hexEncode, u32le, utf8 } from "./bytes.js";
+import { concat, hexDecode, hexEncode, u32le, utf8, utf8Decode } from "./bytes.js";
 import { InvalidArgument, VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
 import { numberValue, parseJson } from "./json.js";
 import { verifyLogEvidence } from "./log.js";
 import { CHAT_RECEIPT_DOMAIN, checkSignature, engine, parseSignature, payment, signingMessage, tier, type BundleSignature, type Tier } from "./receipt.js";
-import { ShapeError, U32_MAX, digest, isObj, join, nodeKey, opt, str, struct, uint, type Obj } from "./serde.js";
+import { ShapeError, U32_MAX, digest, isObj, join, nodeKey, opt, str, struct, uint, unitVariant, type Obj } from "./serde.js";
 import { verifyBundleTee } from "./tee.js";
 import { configDigest, failureOf, logFinding, readOptions, type Given, type Report, type TierReport, type Verdict, type VerifyOptions } from "./verify.js";
 
@@ -65,8 +65,8 @@ function parseChatReceipt(v: unknown, path = "receipt"): ChatReceipt {
       throw new ShapeError(`${p("sampling.seed")}: seed is not a decimal u64 without leading zeros`, p("sampling.seed"));
     sampling.seed = seed;
   }
-  if (typeof r.finish_reason !== "string" || !["stop", "length", "cancelled"].includes(r.finish_reason))
-    throw new ShapeError(`${p("finish_reason")}: unknown finish reason`, p("finish_reason"));
+  const finishReason = unitVariant(r.finish_reason, ["stop", "length", "cancelled"]);
+  if (finishReason === undefined) throw new ShapeError(`${p("finish_reason")}: unknown finish reason`, p("finish_reason"));
   const u = struct(r.usage, p("usage"), ["prompt_tokens", "completion_tokens", "total_tokens"]);
   const stream = opt(r, "stream", (x) => {
     const st = struct(x, p("stream"), ["chunks", "head"]);
@@ -86,7 +86,7 @@ function parseChatReceipt(v: unknown, path = "receipt"): ChatReceipt {
     prompt_tokens_digest: opt(r, "prompt_tokens_digest", (x) => digest(x, p("prompt_tokens_digest"))),
     completion_tokens_digest: opt(r, "completion_tokens_digest", (x) => digest(x, p("completion_tokens_digest"))),
     completion_digest: digest(r.completion_digest, p("completion_digest")),
-    finish_reason: r.finish_reason,
+    finish_reason: finishReason,
     usage: {
       prompt_tokens: uint(u.prompt_tokens, p("usage.prompt_tokens"), U32_MAX),
       completion_tokens: uint(u.completion_tokens, p("usage.completion_tokens"), U32_MAX),
@@ -205,7 +205,8 @@ function digestMatch(code: string, what: string, expected: string, actual: strin
 
 function requestBody(request: unknown): unknown {
   if (typeof request === "string" || request instanceof Uint8Array) {
-    const text = typeof request === "string" ? request : new TextDecoder().decode(request);
+    const text = typeof request === "string" ? request : utf8Decode(request);
+    if (text === null) throw new VerifyFailure("request_invalid", "the request file has no request digest: not JSON: not UTF-8");
     try {
       return parseJson(text);
     } catch (e) {
@@ -345,7 +346,9 @@ class StreamState {
     const malformed = (reason: string) => chainErr("stream_chunk_malformed", `stream chunk ${index} is not a chat.completion.chunk with a vouch link: ${reason}`);
     let value: unknown;
     try {
-      value = parseJson(new TextDecoder("utf-8", { fatal: true }).decode(data));
+      const text = utf8Decode(data);
+      if (text === null) throw new Error("not UTF-8");
+      value = parseJson(text);
     } catch (e) {
       throw malformed((e as Error).message);
     }
@@ -426,8 +429,9 @@ function readStream(text: string): { chunks: Uint8Array[]; bundle?: ChatBundle }
   const chunks: Uint8Array[] = [];
   let bundle: ChatBundle | undefined;
   for (const event of t.split("\n\n")) {
-    const data = event
-      .split(/\n/)
+    // Rust's str::lines: split at "\n", and a "\r" right before a "\n" is part of the ending.
+    const lines = event.split("\n").map((l, i, all) => (i < all.length - 1 && l.endsWith("\r") ? l.slice(0, -1) : l));
+    const data = lines
       .filter((l) => l.startsWith("data:"))
       .map((l) => l.slice(5))
       .map((d) => (d.startsWith(" ") ? d.slice(1) : d));
@@ -457,10 +461,13 @@ function bundleInResponse(v: Obj, asArgument = false): ChatBundle {
   }
 }
 
+/** An SSE body: `data:` after ASCII white space only (Rust's `trim_ascii_start`). */
+export const SSE_START = /^[ \t\n\f\r]*data:/;
+
 /** Dispatch for chat files: a chat bundle, an answer object, or a streamed answer's SSE text. */
 export function verifyChat(file: unknown, o: VerifyOptions): Verdict {
   try {
-    if (typeof file === "string" && file.trimStart().startsWith("data:")) {
+    if (typeof file === "string" && SSE_START.test(file)) {
       const { chunks, bundle } = readStream(file);
       const g = readOptions(o);
       const s = new StreamState();

@@ -1,12 +1,12 @@
 // @vouch/client: an independent TypeScript verifier of Vouch bundles (not the Rust code
 // compiled to WebAssembly), browser-safe: Uint8Array, TextEncoder and @noble/* only.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { hexEncode } from "./bytes.js";
+import { hexEncode, utf8Decode } from "./bytes.js";
 import { VerifyFailure } from "./fail.js";
 import { isObj } from "./serde.js";
 import { parseJson } from "./json.js";
 import { failureOf, parseBundle, readOptions, verifyReceiptBundle, type Verdict, type VerifyOptions } from "./verify.js";
-import { verifyChat } from "./chat.js";
+import { SSE_START, verifyChat } from "./chat.js";
 
 export type { VerifyOptions, Verdict, TierReport } from "./verify.js";
 export { canonicalJson } from "./jcs.js";
@@ -37,13 +37,10 @@ export function verifyBundleSync(file: unknown, opts: VerifyOptions = {}): Verdi
   try {
     // A file given as text: an SSE stream, or JSON to parse (as the CLI tells them apart).
     if (typeof file === "string" || file instanceof Uint8Array) {
-      let text: string;
-      try {
-        text = typeof file === "string" ? file : new TextDecoder("utf-8", { fatal: true }).decode(file);
-      } catch {
-        throw new VerifyFailure("invalid_argument", "not a valid receipt bundle: not UTF-8");
-      }
-      if (text.trimStart().startsWith("data:")) return verifyChat(text, opts);
+      // A byte-order mark is kept (and then refused by the JSON parser), as serde_json does.
+      const text = typeof file === "string" ? file : utf8Decode(file);
+      if (text === null) throw new VerifyFailure("invalid_argument", "not a valid receipt bundle: not UTF-8");
+      if (SSE_START.test(text)) return verifyChat(text, opts);
       try {
         file = parseJson(text);
       } catch (e) {

@@ -95,9 +95,9 @@ export interface SignedNote {
 
 export class NoteError extends Error {}
 
-/** Key names: non-empty, no white space, no '+'. */
+/** Key names: non-empty, no '+', no character with Unicode's White_Space property (Rust's `char::is_whitespace`, which unlike JavaScript's `\s` includes U+0085 and excludes U+FEFF). */
 export function validKeyName(name: string): boolean {
-  return name.length > 0 && !/[\s+]/u.test(name) && !/[\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/.test(name);
+  return name.length > 0 && !/[+\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/.test(name);
 }
 
 export function parseSignedNote(input: string | Uint8Array): SignedNote {

@@ -27,9 +27,12 @@ function bytesOf(c: Cbor | undefined, what: string, optional = false): Uint8Arra
 }
 
 function formatTime(d: Date): string {
-  // The `time` crate's RFC 3339: fractional seconds only when non-zero.
+  // The `time` crate's RFC 3339: fractional seconds only when non-zero, trailing zeros dropped
+  // (910 ms is ".91").
   const iso = d.toISOString();
-  return iso.endsWith(".000Z") ? iso.slice(0, -5) + "Z" : iso;
+  const ms = d.getUTCMilliseconds();
+  if (ms === 0) return iso.slice(0, -5) + "Z";
+  return iso.slice(0, -5) + "." + String(ms).padStart(3, "0").replace(/0+$/, "") + "Z";
 }
 
 // Every document of an enclave carries the same CA bundle, and a P-384 verification in

@@ -5,15 +5,15 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { b64decode, concat, hexDecode, utf8 } from "./bytes.js";
 import { VerifyFailure } from "./fail.js";
 import { canonicalJson } from "./jcs.js";
-import { ShapeError, U32_MAX, bool, digest, join, nodeKey, opt, show, str, struct, uint, type Obj } from "./serde.js";
+import { ShapeError, U32_MAX, bool, digest, join, nodeKey, opt, show, str, struct, uint, unitVariant, type Obj } from "./serde.js";
 
 export type Tier = "signed" | "tee" | "zk";
 export const TIERS: Tier[] = ["signed", "tee", "zk"];
 
 export function tier(v: unknown, path: string): Tier {
-  if (typeof v !== "string" || !(TIERS as string[]).includes(v))
-    throw new ShapeError(`${path}: unknown tier ${show(v)}: expected signed, tee or zk`, path);
-  return v as Tier;
+  const t = unitVariant(v, TIERS);
+  if (t === undefined) throw new ShapeError(`${path}: unknown tier ${show(v)}: expected signed, tee or zk`, path);
+  return t as Tier;
 }
 
 export function engine(v: unknown, path: string): Obj {
@@ -108,10 +108,14 @@ export function verifyStrict(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array):
   }
 }
 
-/** Whether 32 bytes decode to an Ed25519 point (dalek's `VerifyingKey::from_bytes`). */
+/**
+ * Whether 32 bytes decode to an Ed25519 point as dalek's `VerifyingKey::from_bytes` decides
+ * (curve25519-dalek's decompression accepts non-canonical y, as ZIP-215 decoding does); such a
+ * key then fails strict verification (`signature_invalid`), not decoding (`node_key_invalid`).
+ */
 export function validEd25519Key(pub: Uint8Array): boolean {
   try {
-    ed25519.Point.fromBytes(pub, false);
+    ed25519.Point.fromBytes(pub, true);
     return true;
   } catch {
     return false;

@@ -41,6 +41,19 @@ export function struct(v: unknown, path: string, required: string[], optional: s
   return v;
 }
 
+/**
+ * A unit variant of a serde enum: its name as a string, or (serde_json's externally tagged
+ * form) an object with that name as its only key and null as its value.
+ */
+export function unitVariant(v: unknown, names: readonly string[]): string | undefined {
+  if (typeof v === "string") return names.includes(v) ? v : undefined;
+  if (isObj(v)) {
+    const keys = Object.keys(v);
+    if (keys.length === 1 && names.includes(keys[0]) && v[keys[0]] === null) return keys[0];
+  }
+  return undefined;
+}
+
 export const join = (path: string, k: string): string => (path ? `${path}.${k}` : k);
 
 export function str(v: unknown, path: string): string {

@@ -9,7 +9,7 @@ import { canonicalJson } from "./jcs.js";
 import { parseJson } from "./json.js";
 import { formatTime, verifyNitroDocument } from "./nitro.js";
 import { checkSignature, validEd25519Key, verifyStrict, type BundleSignature } from "./receipt.js";
-import { isObj, nodeKey, type Obj } from "./serde.js";
+import { isObj, nodeKey, unitVariant, type Obj } from "./serde.js";
 
 export type Platform = "aws-nitro" | "intel-tdx" | "intel-sgx" | "amd-sev-snp" | "simulated";
 const PLATFORMS: Platform[] = ["aws-nitro", "intel-tdx", "intel-sgx", "amd-sev-snp", "simulated"];
@@ -68,8 +68,8 @@ function parseEnvelope(v: Obj): Envelope {
     return x;
   };
   const o = (x: unknown) => x === undefined || x === null;
-  const type = s(v.type, "type");
-  if (!(PLATFORMS as string[]).includes(type)) throw bad(`unknown variant ${type}`, `${F}.type`);
+  const type = unitVariant(v.type, PLATFORMS);
+  if (type === undefined) throw bad("type is not a known platform", `${F}.type`);
   const env: Envelope = {
     format: s(v.format, "format"),
     type: type as Platform,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { join } from "node:path";
 import { b64decode, b64encode, verifyBundle, type VerifyOptions } from "../src/index.js";
-import { FIXTURES, REPO, clone, readBytes, readJson } from "./util.js";
+import { FIXTURES, REPO, clone, readBytes, readJson, readText } from "./util.js";
 
 const keys = readJson(join(FIXTURES, "keys.json"));
 const load = (n: string) => readJson(join(FIXTURES, `${n}.bundle.json`));
@@ -163,4 +163,34 @@ test("live: zk bundles: a pending proof job as vouch verify reports it; an attac
   const noEvidence = clone(load("zk-pending"));
   delete noEvidence.evidence.zk_job;
   await expectFail(noEvidence, {}, "zk_evidence_missing", "evidence.zk", "no zk evidence");
+});
+
+test("live chat: a signed+tee answer and a streamed answer from SmolLM2 verify; tamperings are named", async () => {
+  const response = readJson(join(FIXTURES, "chat-tee.response.json"));
+  const request = readText(join(FIXTURES, "chat-tee.request.json"));
+  const allow: VerifyOptions = { request, tee: { allowSimulated: true } };
+  const ok = await verifyBundle(response, allow);
+  assert.equal(ok.ok, true, JSON.stringify(ok));
+  if (ok.ok) {
+    assert.deepEqual(ok.tiers.map((t) => t.tier), ["signed", "tee"]);
+    assert.ok(ok.proven.some((p) => p.check === "tee"));
+  }
+  await expectFail(response, { request }, "tee_simulated_not_allowed", "evidence.tee.type", "chat simulated");
+  const content = clone(response);
+  content.choices[0].message.content += "!";
+  await expectFail(content, allow, "completion_mismatch", "choices[0].message.content", "chat content");
+  await expectFail(response, { ...allow, request: request.replace("Say hi.", "Say bye.") }, "request_mismatch", "receipt.request_digest", "chat request");
+
+  const sse = readText(join(FIXTURES, "chat-stream.sse"));
+  const streamRequest = readText(join(FIXTURES, "chat-stream.request.json"));
+  const s = await verifyBundle(sse, { request: streamRequest, trustKey: response.vouch.receipt.node_key });
+  assert.equal(s.ok, true, JSON.stringify(s));
+  if (s.ok) assert.ok(s.proven.some((p) => p.check === "stream"));
+  const events = sse.split("\n\n");
+  const swapped = [events[0], events[2], events[1], ...events.slice(3)].join("\n\n");
+  const sw = await verifyBundle(swapped, { request: streamRequest });
+  assert.equal(sw.ok ? "ok" : sw.code, "stream_chunk_missing");
+  const truncated = events.filter((_, i) => i !== events.length - 4).join("\n\n"); // drop the last chunk before the receipt
+  const tr = await verifyBundle(truncated, { request: streamRequest });
+  assert.equal(tr.ok ? "ok" : tr.code, "stream_truncated");
 });

@@ -164,3 +164,12 @@ test("transparency-dev/merkle consistency probes", () => {
   assert.ok(ok >= 5 && rejected >= 50, `ok ${ok} rejected ${rejected}`);
   assert.equal(unrepresentable, 1);
 });
+
+test("signed notes: key names refuse Unicode white space as Rust's char::is_whitespace does", () => {
+  const line = (name: string) => `vouch.example/log\n5\nJwS/dTpDsHNVcFhM8DNMQymNKybXsD1/9vLi67ATrDc=\n\n— ${name} fBc8o76GTMxZ8xghFHRzoBIkUxC66KV0QTO+dw01Va0igsAKc5a6b4t7lq5B5mt7FnKCus/qqMRsKbyU/pEAvaJflAc=\n`;
+  assert.doesNotThrow(() => parseSignedNote(line("a\ufeffb")), "U+FEFF is not white space in Rust");
+  for (const ws of ["\u0085", "\u00a0", "\u2003", "\u3000", "+"]) assert.throws(() => parseSignedNote(line(`a${ws}b`)), `U+${ws.charCodeAt(0).toString(16)}`);
+  // Malformed notes: no blank line, no final newline, a control character, an empty signature block.
+  for (const bad of [CHECKPOINT.replace("\n\n", "\n"), CHECKPOINT.slice(0, -1), CHECKPOINT.replace("5\n", "5\t\n"), "vouch.example/log\n5\n\n\n"])
+    assert.throws(() => parseSignedNote(bad));
+});

@@ -92,3 +92,11 @@ test("Nitro: an envelope in a bundle passes authenticity and fails the binding (
   assert.equal(pv.ok ? "ok" : pv.code, "tee_measurement_mismatch");
   if (!pv.ok) assert.equal(pv.below_policy, true);
 });
+
+test("times in reports are written as the time crate writes RFC 3339 (fraction trimmed)", async () => {
+  const { formatTime } = await import("../src/nitro.js");
+  assert.equal(formatTime(new Date("2026-12-07T23:40:06.910Z")), "2026-12-07T23:40:06.91Z");
+  assert.equal(formatTime(new Date("2026-12-07T23:40:06.000Z")), "2026-12-07T23:40:06Z");
+  assert.equal(formatTime(new Date("2025-01-06T16:07:05.472Z")), "2025-01-06T16:07:05.472Z");
+  assert.equal(formatTime(new Date("2025-01-06T16:07:05.400Z")), "2025-01-06T16:07:05.4Z");
+});

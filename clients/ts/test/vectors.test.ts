@@ -128,3 +128,22 @@ test("chat2: the streamed answer's SSE body verifies chunk by chunk; a changed c
   const n = await verifyBundle(noReceipt, { request });
   assert.equal(n.ok ? "ok" : n.code, "response_invalid");
 });
+
+test("node keys at the edges of Ed25519 decoding get vouch verify's codes (checked with the CLI)", async () => {
+  // Non-canonical y (≥ p), small-order points, the identity: they decode as in curve25519-dalek
+  // and then fail strict verification; a y with no x on the curve does not decode.
+  const cases: [string, string][] = [
+    ["ed" + "ff".repeat(30) + "7f", "signature_invalid"],
+    ["ee" + "ff".repeat(30) + "7f", "signature_invalid"],
+    ["00".repeat(32), "signature_invalid"],
+    ["01" + "00".repeat(31), "signature_invalid"],
+    ["ff".repeat(32), "signature_invalid"],
+    ["02" + "00".repeat(31), "node_key_invalid"],
+  ];
+  for (const [key, code] of cases) {
+    const b = receipt1Bundle();
+    b.receipt.node_key = "ed25519:" + key;
+    const r = await verifyBundle(b);
+    assert.equal(r.ok ? "ok" : r.code, code, key);
+  }
+});
