@@ -131,11 +131,13 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("VOUCH_BIN", "/tmp/vouch-bin"))
     ap.add_argument("--cases", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fixtures", default=FIX, help="bundles and keys.json, as make.sh writes them")
     a = ap.parse_args()
+    fix = a.fixtures
     rng = random.Random(a.seed)
-    keys = json.load(open(os.path.join(FIX, "keys.json")))
+    keys = json.load(open(os.path.join(fix, "keys.json")))
     model = base64.b64encode(open(os.path.join(REPO, "models", "mlp.onnx"), "rb").read()).decode()
-    inputs = json.load(open(os.path.join(FIX, "mlp.input.json")))
+    inputs = json.load(open(os.path.join(fix, "mlp.input.json")))
     option_sets = [
         {},
         {"tee": {"allowSimulated": True}},
@@ -143,13 +145,17 @@ def main():
         {"logKey": keys["log_key"], "witnessKeys": keys["witness_keys"], "tee": {"allowSimulated": True}},
         {"logKey": keys["log_key"], "require": ["tee"], "tee": {"allowSimulated": True}},
     ]
-    bundles = [open(os.path.join(FIX, f), "rb").read() for f in sorted(os.listdir(FIX)) if f.endswith(".bundle.json")]
+    bundles = [open(os.path.join(fix, f), "rb").read() for f in sorted(os.listdir(fix)) if f.endswith(".bundle.json")]
     # The published chat vectors: an answer object, its bundle alone, and a streamed SSE body.
     vec = os.path.join(REPO, "crates", "vouch-verify", "tests", "vectors")
     chat1 = open(os.path.join(vec, "chat1.response.json"), "rb").read()
+    # The node's own chat answers, when make.sh had a GGUF to serve.
+    live_chat = [(f"{n}.response.json", f"{n}.request.json") for n in ["chat-tee"]] + [("chat-stream.sse", "chat-stream.request.json")]
     chat_files = [
-        (open(os.path.join(FIX, "chat-tee.response.json"), "rb").read(), open(os.path.join(FIX, "chat-tee.request.json")).read()),
-        (open(os.path.join(FIX, "chat-stream.sse"), "rb").read(), open(os.path.join(FIX, "chat-stream.request.json")).read()),
+        (open(os.path.join(fix, answer), "rb").read(), open(os.path.join(fix, request)).read())
+        for answer, request in live_chat
+        if os.path.exists(os.path.join(fix, answer))
+    ] + [
         (chat1, open(os.path.join(vec, "chat1.request.json")).read()),
         (json.dumps(json.loads(chat1)["vouch"]).encode(), open(os.path.join(vec, "chat1.request.json")).read()),
         (open(os.path.join(vec, "chat2.sse"), "rb").read(), open(os.path.join(vec, "chat2.request.json")).read()),
