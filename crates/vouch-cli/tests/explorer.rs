@@ -47,25 +47,25 @@ fn put_json(node: &Node, path: &str, body: &Value) -> Value {
     r.json().unwrap()
 }
 
-#[test]
-fn the_explorer_routes_answer_what_the_log_and_the_node_hold() {
+/// A node (simulated TEE) serving `mlp@1`, whose configuration was set to each system prompt
+/// in turn, with a `signed` policy on `mlp`: a history for the explorer to show.
+fn node_with_history(system_prompts: &[&str]) -> Node {
     let node = Node::start(&["--tee", "simulated"]);
     node.register("mlp");
-    put_json(
-        &node,
-        "/v1/models/mlp@1/config",
-        &json!({"system": "first"}),
-    );
-    put_json(
-        &node,
-        "/v1/models/mlp@1/config",
-        &json!({"system": "second"}),
-    );
+    for p in system_prompts {
+        put_json(&node, "/v1/models/mlp@1/config", &json!({"system": p}));
+    }
     put_json(
         &node,
         "/v1/models/mlp/policy",
         &json!({"min_tier": "signed"}),
     );
+    node
+}
+
+#[test]
+fn the_explorer_routes_answer_what_the_log_and_the_node_hold() {
+    let node = node_with_history(&["first", "second"]);
     let signed: Vec<Value> = (0..3).map(|_| infer(&node, &["signed"], false)).collect();
     let tee: Vec<Value> = (0..2)
         .map(|_| infer(&node, &["signed", "tee"], false))
@@ -286,18 +286,7 @@ fn the_explorer_renders_live_data_and_verifies_in_a_real_browser() {
         eprintln!("skipped: run tests/setup/explorer.sh for the browser test");
         return;
     }
-    let node = Node::start(&["--tee", "simulated"]);
-    node.register("mlp");
-    put_json(
-        &node,
-        "/v1/models/mlp@1/config",
-        &json!({"system": "be brief"}),
-    );
-    put_json(
-        &node,
-        "/v1/models/mlp/policy",
-        &json!({"min_tier": "signed"}),
-    );
+    let node = node_with_history(&["be brief"]);
     for _ in 0..3 {
         infer(&node, &["signed", "tee"], false);
     }
