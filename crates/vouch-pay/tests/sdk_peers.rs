@@ -80,8 +80,7 @@ fn skip(why: &str) -> Option<serde_json::Value> {
 }
 
 /// Has `program script` pay Vouch's 402 in both versions; checks each payment settles once.
-async fn peer_payments_verify_and_settle(program: &str, script: &str) {
-    let node = Node::new("peer").await;
+async fn peer_payments_verify_and_settle(node: Node, program: &str, script: &str) {
     let offer = node.offer("mnist", PRICE);
     let required = node.gate.payment_required(&offer);
     let (_, pr_header) = required
@@ -139,12 +138,21 @@ async fn peer_payments_verify_and_settle(program: &str, script: &str) {
 
 #[tokio::test]
 async fn payments_signed_by_the_python_sdk_verify_and_settle() {
-    peer_payments_verify_and_settle(&python(), "sign_payment.py").await;
+    peer_payments_verify_and_settle(Node::new("peer").await, &python(), "sign_payment.py").await;
+}
+
+/// The same with the ledger and claims on PostgreSQL, as a cluster of nodes runs them.
+#[tokio::test]
+async fn payments_signed_by_the_python_sdk_verify_and_settle_on_postgres() {
+    let Some(node) = Node::on_postgres("peer_pg").await else {
+        return;
+    };
+    peer_payments_verify_and_settle(node, &python(), "sign_payment.py").await;
 }
 
 #[tokio::test]
 async fn payments_signed_by_the_js_sdk_verify_and_settle() {
-    peer_payments_verify_and_settle("node", "sign_payment.mjs").await;
+    peer_payments_verify_and_settle(Node::new("peer").await, "node", "sign_payment.mjs").await;
 }
 
 /// Has `program script` pay a metered 402 with its `upto` scheme (Permit2, the offered maximum);

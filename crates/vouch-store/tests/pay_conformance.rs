@@ -407,3 +407,62 @@ async fn a_database_defaulting_to_serializable_gives_the_same_answers() {
     }
     assert_eq!(won, 1);
 }
+
+/// One settlement refunded from every node at once (a zk proof failing while the sweeper also
+/// hands it over, say): the money moves back once, the others see it already refunded.
+/// (Ported from the `pgpay` branch's suite.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refund_requested_on_every_node_at_once_moves_money_once() {
+    for b in common::backends("pay_refund_race").await {
+        let nodes = handles(&b, 4).await;
+        nodes[0]
+            .credit(&account(1), U256::from(100u64), "top-up")
+            .await
+            .unwrap();
+        let s = settlement(1, 1, 0x11, 30);
+        assert!(matches!(
+            nodes[1].settle(&s).await.unwrap(),
+            SettleOutcome::Settled(_)
+        ));
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let n = nodes[i % nodes.len()].clone();
+                let reference = s.reference.clone();
+                tokio::spawn(
+                    async move { n.refund(&reference, &format!("try {i}"), 9).await.unwrap() },
+                )
+            })
+            .collect();
+        let (mut refunded, mut already) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                RefundOutcome::Refunded(_) => refunded += 1,
+                RefundOutcome::AlreadyRefunded(_) => already += 1,
+                other => panic!("{}: {other:?}", b.name),
+            }
+        }
+        assert_eq!((refunded, already), (1, 15), "{}", b.name);
+        nodes[0].sync().await.unwrap();
+        assert_eq!(
+            nodes[2].balance(&account(1)).await.unwrap(),
+            U256::from(100u64),
+            "{}",
+            b.name
+        );
+        assert_eq!(nodes[3].balance(&account(0xee)).await.unwrap(), U256::ZERO);
+        // Top-up, settle (two moves), refund (two moves): 1..=5, no gap, nothing twice.
+        let mut seqs: Vec<i64> = Vec::new();
+        for p in [1, 0xee] {
+            seqs.extend(
+                nodes[2]
+                    .entries(&account(p), 100)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.0),
+            );
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, [1, 2, 3, 4, 5], "{}", b.name);
+    }
+}

@@ -1,6 +1,7 @@
-//! Shared fixtures: a real SQLite store (through `vouch-store`, as the server opens it), the
-//! built-in facilitator over it, a gate, payers, a payment forger for attacks, and a tiny HTTP
-//! facilitator endpoint for exercising the remote client.
+//! Shared fixtures: a real store (through `vouch-store`, as the server opens it: SQLite, or
+//! PostgreSQL on the test server with [`Node::on_postgres`]), the built-in facilitator over it,
+//! a gate, payers, a payment forger for attacks, and a tiny HTTP facilitator endpoint for
+//! exercising the remote client.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use alloy_signer_local::PrivateKeySigner;
@@ -22,7 +23,9 @@ use vouch_pay::wire::{
 use vouch_pay::{
     Address, B256, GateConfig, LocalFacilitator, PayConfig, PayTerms, PaymentGate, U256,
 };
-use vouch_store::pay_store::SqlitePayStore;
+use vouch_store::pay_store::{SettleDurability, SqlitePayStore};
+use vouch_store::pg::pay::PayBackend;
+use vouch_store::{Database, StoreConfig};
 
 pub const PRICE: u64 = 1500;
 pub const CHAIN: u64 = 84532;
@@ -50,7 +53,7 @@ impl Drop for TempDir {
 /// One node's payment stack over a real database in a temp dir.
 pub struct Node {
     pub dir: TempDir,
-    pub store: Arc<SqlitePayStore>,
+    pub store: Arc<PayBackend>,
     pub facilitator: Arc<LocalFacilitator>,
     pub gate: Arc<PaymentGate>,
     pub terms: PayTerms,
@@ -67,13 +70,41 @@ pub fn terms() -> PayTerms {
     .unwrap()
 }
 
-pub async fn open_store(dir: &std::path::Path) -> Arc<SqlitePayStore> {
+pub async fn open_store(dir: &std::path::Path) -> Arc<PayBackend> {
     let store = vouch_store::Store::open(dir).await.expect("open store");
-    Arc::new(
+    Arc::new(PayBackend::Sqlite(
         SqlitePayStore::new(store.pool().expect("sqlite").clone())
             .await
             .expect("pay store"),
-    )
+    ))
+}
+
+/// The URL of a new, empty database on the server `tests/services/postgres.sh` started
+/// (`VOUCH_TEST_POSTGRES`), or `None` (skipped, saying so) without one, unless
+/// `VOUCH_REQUIRE_POSTGRES=1`.
+pub async fn fresh_postgres(tag: &str) -> Option<String> {
+    let Ok(admin) = std::env::var("VOUCH_TEST_POSTGRES") else {
+        assert!(
+            std::env::var("VOUCH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "VOUCH_REQUIRE_POSTGRES=1 but VOUCH_TEST_POSTGRES is unset (tests/services/postgres.sh)"
+        );
+        eprintln!("skipping PostgreSQL: VOUCH_TEST_POSTGRES is unset");
+        return None;
+    };
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "pay_{tag}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let pool = sqlx::PgPool::connect(&admin).await.expect("test server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (base, _) = admin.rsplit_once('/').expect("URL with a database");
+    Some(format!("{base}/{name}"))
 }
 
 impl Node {
@@ -85,6 +116,35 @@ impl Node {
     /// (Re)opens the node on an existing data dir — a restart.
     pub async fn open(dir: TempDir) -> Node {
         let store = open_store(&dir.0).await;
+        Self::over(dir, store)
+    }
+
+    /// A node whose ledger and claims are on PostgreSQL (a fresh database on the test server);
+    /// `None` without the server. `tag`: lowercase letters and `_`.
+    pub async fn on_postgres(tag: &str) -> Option<Node> {
+        let url = fresh_postgres(tag).await?;
+        Some(Self::on_database(tag, &url).await)
+    }
+
+    /// A node on the PostgreSQL database `url`, shared with every other node opened on it: a
+    /// cluster member, with a connection pool of its own.
+    pub async fn on_database(tag: &str, url: &str) -> Node {
+        let dir = TempDir::new(tag);
+        let mut config = StoreConfig::local(&dir.0);
+        config.database = Database::Postgres(url.to_owned());
+        let store = vouch_store::Store::open_with(&config)
+            .await
+            .expect("open store");
+        let store = Arc::new(
+            PayBackend::open(&store, SettleDurability::Own)
+                .await
+                .expect("pay store"),
+        );
+        assert!(matches!(*store, PayBackend::Postgres(_)));
+        Self::over(dir, store)
+    }
+
+    fn over(dir: TempDir, store: Arc<PayBackend>) -> Node {
         let terms = terms();
         let mut local = LocalFacilitator::new(store.clone(), vec![CHAIN]);
         if let Some(f) = terms.upto_facilitator {
