@@ -307,27 +307,7 @@ async fn sixteen_concurrent_requests_with_one_nonce_exactly_one_wins() {
     let (node, who) = funded().await;
     let offer = Arc::new(node.offer("A", PRICE));
     let header = Arc::new(Forge::honest(&who, &offer).header());
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let (gate, offer, header) = (node.gate.clone(), offer.clone(), header.clone());
-            tokio::spawn(async move {
-                match gate
-                    .admit(Some(&header), None, &offer, &format!("race-{i}"))
-                    .await
-                {
-                    Ok(ticket) => gate.settle(ticket).await.map(|_| ()).map_err(|r| r.reason),
-                    Err(r) => Err(r.reason),
-                }
-            })
-        })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(()) => wins += 1,
-            Err(reason) => assert_eq!(reason, Reason::NonceAlreadyUsed.as_str()),
-        }
-    }
+    let wins = race_one_payment(std::slice::from_ref(&node.gate), &offer, &header).await;
     assert_eq!(wins, 1);
     assert_eq!(node.balance(who.address()).await, U256::from(FUNDS - PRICE));
     assert_eq!(node.balance(node.terms.pay_to).await, U256::from(PRICE));

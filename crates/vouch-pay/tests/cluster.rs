@@ -25,28 +25,8 @@ async fn one_payment_presented_to_two_nodes_at_once_is_served_once() {
     nodes[0].fund(who.address(), FUNDS).await;
     let offer = Arc::new(nodes[0].offer("A", PRICE));
     let header = Arc::new(Forge::honest(&who, &offer).header());
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let (node, offer, header) = (nodes[i % 2].clone(), offer.clone(), header.clone());
-            tokio::spawn(async move {
-                let gate = &node.gate;
-                match gate
-                    .admit(Some(&header), None, &offer, &format!("race-{i}"))
-                    .await
-                {
-                    Ok(ticket) => gate.settle(ticket).await.map(|_| ()).map_err(|r| r.reason),
-                    Err(r) => Err(r.reason),
-                }
-            })
-        })
-        .collect();
-    let mut wins = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(()) => wins += 1,
-            Err(reason) => assert_eq!(reason, Reason::NonceAlreadyUsed.as_str()),
-        }
-    }
+    let gates: Vec<_> = nodes.iter().map(|n| n.gate.clone()).collect();
+    let wins = race_one_payment(&gates, &offer, &header).await;
     assert_eq!(wins, 1);
     for node in &nodes {
         assert_eq!(node.balance(who.address()).await, U256::from(FUNDS - PRICE));

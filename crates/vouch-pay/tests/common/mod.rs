@@ -206,6 +206,42 @@ pub fn payer() -> PrivateKeySigner {
 
 /// Builds a v2 payment field by field, so a test can sign something other than the honest
 /// payment, or alter it after signing.
+/// Sixteen requests carrying one payment `header` at once, spread over `gates` in turn (one
+/// node, or several sharing a database); each admitted one is settled. Returns how many were
+/// served, and checks every other was refused as a used nonce.
+pub async fn race_one_payment(
+    gates: &[Arc<PaymentGate>],
+    offer: &Arc<Offer>,
+    header: &Arc<String>,
+) -> usize {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (gate, offer, header) = (
+                gates[i % gates.len()].clone(),
+                offer.clone(),
+                header.clone(),
+            );
+            tokio::spawn(async move {
+                match gate
+                    .admit(Some(&header), None, &offer, &format!("race-{i}"))
+                    .await
+                {
+                    Ok(ticket) => gate.settle(ticket).await.map(|_| ()).map_err(|r| r.reason),
+                    Err(r) => Err(r.reason),
+                }
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(reason) => assert_eq!(reason, vouch_pay::Reason::NonceAlreadyUsed.as_str()),
+        }
+    }
+    wins
+}
+
 pub struct Forge {
     pub auth: TransferWithAuthorization,
     pub chain_id: u64,
