@@ -95,6 +95,36 @@ struct Move<'a> {
     memo: Option<&'a str>,
 }
 
+/// The two journal moves of `amount` from `from` to `to` (each with its locked balance), under
+/// `(kind, reference, memo)`; `None` when `from` holds less. One account may be both: the
+/// credit then starts where the debit ended.
+fn transfer<'a>(
+    (from, from_had): (Account, U256),
+    (to, to_had): (Account, U256),
+    amount: U256,
+    (kind, reference, memo): (&'a str, &'a str, Option<&'a str>),
+) -> Result<Option<[Move<'a>; 2]>, StoreError> {
+    let Some(from_left) = from_had.checked_sub(amount) else {
+        return Ok(None);
+    };
+    let to_had = if to == from { from_left } else { to_had };
+    let to_has = to_had
+        .checked_add(amount)
+        .ok_or_else(|| StoreError(format!("balance of {} would overflow", to.owner)))?;
+    let side = |account, delta, new_balance| Move {
+        account,
+        delta,
+        new_balance,
+        kind,
+        reference: Some(reference),
+        memo,
+    };
+    Ok(Some([
+        side(from, format!("-{amount}"), from_left),
+        side(to, format!("+{amount}"), to_has),
+    ]))
+}
+
 /// Locks `accounts`' balance rows (creating missing ones at 0) in one order, and reads them.
 async fn lock_balances(
     tx: &mut Transaction<'_, Postgres>,
@@ -322,33 +352,16 @@ impl Ledger for PgPayStore {
         let (payer, payee) = new.accounts();
         let now = new.settled_at;
         let had = lock_balances(&mut tx, &[payer, payee], now).await?;
-        let Some(payer_left) = had[0].checked_sub(new.amount) else {
+        let Some(moves) = transfer(
+            (payer, had[0]),
+            (payee, had[1]),
+            new.amount,
+            ("settle", &new.reference, None),
+        )?
+        else {
             // Rolled back: the key stays free for a payment the payer can afford.
             return Ok(SettleOutcome::InsufficientBalance { balance: had[0] });
         };
-        // Payer and payee may be one account: the second move starts where the first ended.
-        let payee_had = if payee == payer { payer_left } else { had[1] };
-        let payee_has = payee_had
-            .checked_add(new.amount)
-            .ok_or_else(|| StoreError(format!("balance of {} would overflow", payee.owner)))?;
-        let moves = [
-            Move {
-                account: payer,
-                delta: format!("-{}", new.amount),
-                new_balance: payer_left,
-                kind: "settle",
-                reference: Some(&new.reference),
-                memo: None,
-            },
-            Move {
-                account: payee,
-                delta: format!("+{}", new.amount),
-                new_balance: payee_has,
-                kind: "settle",
-                reference: Some(&new.reference),
-                memo: None,
-            },
-        ];
         apply(&mut tx, &moves, now).await?;
         tx.commit().await.map_err(sql)?;
         Ok(SettleOutcome::Settled(new.clone()))
@@ -376,31 +389,13 @@ impl Ledger for PgPayStore {
         }
         let (payer, payee) = rec.accounts();
         let had = lock_balances(&mut tx, &[payer, payee], now).await?;
-        let payee_left = had[1]
-            .checked_sub(rec.amount)
-            .ok_or_else(|| StoreError(format!("balance of {} would go negative", payee.owner)))?;
-        let payer_had = if payee == payer { payee_left } else { had[0] };
-        let payer_has = payer_had
-            .checked_add(rec.amount)
-            .ok_or_else(|| StoreError(format!("balance of {} would overflow", payer.owner)))?;
-        let moves = [
-            Move {
-                account: payee,
-                delta: format!("-{}", rec.amount),
-                new_balance: payee_left,
-                kind: "refund",
-                reference: Some(reference),
-                memo: Some(reason),
-            },
-            Move {
-                account: payer,
-                delta: format!("+{}", rec.amount),
-                new_balance: payer_has,
-                kind: "refund",
-                reference: Some(reference),
-                memo: Some(reason),
-            },
-        ];
+        let moves = transfer(
+            (payee, had[1]),
+            (payer, had[0]),
+            rec.amount,
+            ("refund", reference, Some(reason)),
+        )?
+        .ok_or_else(|| StoreError(format!("balance of {} would go negative", payee.owner)))?;
         apply(&mut tx, &moves, now).await?;
         sqlx::query(
             "UPDATE pay_settlements SET refunded_at = $1, refund_reason = $2 WHERE reference = $3",
