@@ -23,6 +23,22 @@ use vouch_store::pg::log::PgLogStore;
 /// Appends per measurement.
 const N: u64 = 30_000;
 
+/// A receipt as the node hands it to the log: its canonical bytes and its request id (the
+/// entry's lookup key).
+struct Logged {
+    request_id: String,
+    canonical: Vec<u8>,
+}
+
+impl Logged {
+    fn of(r: &Receipt) -> Self {
+        Logged {
+            request_id: r.request_id.clone(),
+            canonical: r.canonical_bytes(),
+        }
+    }
+}
+
 fn receipt(i: u64) -> Receipt {
     Receipt {
         version: RECEIPT_VERSION,
@@ -69,7 +85,7 @@ async fn run<S: LogStore>(
     nodes: &[Log<S>],
     n: u64,
     conc: u64,
-    receipts: &Arc<Vec<Vec<u8>>>,
+    receipts: &Arc<Vec<Logged>>,
 ) -> (f64, Duration, Duration) {
     let start = Instant::now();
     let done = Arc::new(AtomicU64::new(0));
@@ -84,13 +100,11 @@ async fn run<S: LogStore>(
                 if k >= n {
                     break;
                 }
+                let r = &receipts[(k as usize) % receipts.len()];
                 let t = Instant::now();
-                log.append_receipt_canonical(
-                    &receipts[(k as usize) % receipts.len()],
-                    &format!("bench-{k}"),
-                )
-                .await
-                .unwrap();
+                log.append_receipt_canonical(&r.canonical, &r.request_id)
+                    .await
+                    .unwrap();
                 lat.push(t.elapsed());
             }
             lat
@@ -146,7 +160,7 @@ fn line(label: &str, conc: u64, (rate, p50, p99): (f64, Duration, Duration)) -> 
 async fn failover(
     url: &str,
     nodes: &[Log<PgLogStore>],
-    receipts: &Arc<Vec<Vec<u8>>>,
+    receipts: &Arc<Vec<Logged>>,
     kill: bool,
 ) -> Duration {
     let stop = Arc::new(AtomicU64::new(0));
@@ -161,11 +175,9 @@ async fn failover(
         tasks.push(tokio::spawn(async move {
             let mut k = c;
             while stop.load(Ordering::Relaxed) == 0 {
+                let r = &receipts[(k as usize) % receipts.len()];
                 if log
-                    .append_receipt_canonical(
-                        &receipts[(k as usize) % receipts.len()],
-                        &format!("bench-{c}-{k}"),
-                    )
+                    .append_receipt_canonical(&r.canonical, &r.request_id)
                     .await
                     .is_ok()
                 {
@@ -212,8 +224,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let receipts: Arc<Vec<Vec<u8>>> =
-            Arc::new((0..4096).map(|i| receipt(i).canonical_bytes()).collect());
+        let receipts: Arc<Vec<Logged>> =
+            Arc::new((0..4096).map(|i| Logged::of(&receipt(i))).collect());
         let admin = std::env::var("VOUCH_TEST_POSTGRES").ok();
         let dir = tempfile::tempdir().unwrap();
         for conc in [64u64, 512] {
