@@ -362,15 +362,15 @@ impl crate::Node {
                 .to_string()
         };
         let amount = |v: u128| vouch_api::Amount::from_digits(v);
-        let all: u64 = view
+        let sums: Vec<Bucket> = view
             .series
             .values()
-            .map(|b| TimelineView::total(b).requests)
-            .sum();
+            .map(|b| TimelineView::total(b))
+            .collect();
+        let all: u64 = sums.iter().map(|t| t.requests).sum();
         let mut series = Vec::new();
         let mut totals = Vec::new();
-        for (tiers, buckets) in &view.series {
-            let total = TimelineView::total(buckets);
+        for ((tiers, buckets), total) in view.series.iter().zip(sums) {
             totals.push(vouch_api::TierTotal {
                 tiers: tiers.clone(),
                 requests: total.requests,

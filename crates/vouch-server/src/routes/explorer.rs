@@ -5,24 +5,29 @@
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::sync::OnceLock;
 
-/// One embedded file: its bytes, media type, and an ETag from its content.
+/// One embedded file: its bytes, media type, and an ETag from its content (hashed once).
 struct Asset {
     bytes: &'static [u8],
     media_type: &'static str,
+    etag: OnceLock<String>,
 }
 
-const INDEX: Asset = Asset {
+static INDEX: Asset = Asset {
     bytes: include_bytes!("../../explorer/index.html"),
     media_type: "text/html; charset=utf-8",
+    etag: OnceLock::new(),
 };
-const SCRIPT: Asset = Asset {
+static SCRIPT: Asset = Asset {
     bytes: include_bytes!("../../explorer/app.js"),
     media_type: "text/javascript; charset=utf-8",
+    etag: OnceLock::new(),
 };
-const STYLE: Asset = Asset {
+static STYLE: Asset = Asset {
     bytes: include_bytes!("../../explorer/app.css"),
     media_type: "text/css; charset=utf-8",
+    etag: OnceLock::new(),
 };
 
 /// Only this origin's script, style and API; no inline code, no frames, no forms elsewhere.
@@ -31,11 +36,13 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      form-action 'none'; frame-ancestors 'none'";
 
 fn serve(asset: &Asset, request: &HeaderMap) -> Response {
-    let etag = format!("\"{}\"", &vouch_core::Digest::of(asset.bytes).hex()[..32]);
+    let etag = asset
+        .etag
+        .get_or_init(|| format!("\"{}\"", &vouch_core::Digest::of(asset.bytes).hex()[..32]));
     let fresh = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag.as_str()));
     let mut r = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -60,7 +67,7 @@ fn serve(asset: &Asset, request: &HeaderMap) -> Response {
     );
     // Revalidated on every load: a node upgrade changes the page at once.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
     r
