@@ -12,12 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
-use common::{Node, input_json};
+use common::{Node, browser_tools_ready, input_json, repo};
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// `POST /v1/infer` on `mlp@1` with these tiers; the bundle.
 fn infer(node: &Node, tiers: &[&str], log_proof: bool) -> Value {
@@ -274,18 +270,14 @@ fn write_fixtures(node: &Node, dir: &Path) -> Value {
 /// scripts/test.sh) makes their absence a failure instead of a skip.
 #[test]
 fn the_explorer_renders_live_data_and_verifies_in_a_real_browser() {
-    let web = repo().join("web/explorer");
-    let ready = web.join("node_modules/playwright").exists()
-        && repo().join("clients/ts/node_modules").exists()
-        && Path::new("/usr/bin/chromium").exists();
-    if !ready {
-        assert!(
-            std::env::var_os("VOUCH_REQUIRE_BROWSER").is_none(),
-            "VOUCH_REQUIRE_BROWSER is set but playwright, the client's packages or chromium are missing (run tests/setup/explorer.sh)"
-        );
-        eprintln!("skipped: run tests/setup/explorer.sh for the browser test");
+    if !browser_tools_ready(&[
+        "web/explorer/node_modules/playwright",
+        "clients/ts/node_modules",
+        "/usr/bin/chromium",
+    ]) {
         return;
     }
+    let web = repo().join("web/explorer");
     let node = node_with_history(&["be brief"]);
     for _ in 0..3 {
         infer(&node, &["signed", "tee"], false);

@@ -11,29 +11,16 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::VOUCH;
+use common::{VOUCH, browser_tools_ready, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Whether the npm packages are installed; panics when they are required and missing.
+/// The npm packages the tests below run.
 fn packages_ready() -> bool {
-    let ready = repo()
-        .join("clients/ts/node_modules/@noble/curves")
-        .exists()
-        && repo().join("web/explorer/node_modules/esbuild").exists();
-    if !ready {
-        assert!(
-            std::env::var_os("VOUCH_REQUIRE_BROWSER").is_none(),
-            "VOUCH_REQUIRE_BROWSER is set but the npm packages are missing (run tests/setup/explorer.sh)"
-        );
-        eprintln!("skipped: run tests/setup/explorer.sh");
-    }
-    ready
+    browser_tools_ready(&[
+        "clients/ts/node_modules/@noble/curves",
+        "web/explorer/node_modules/esbuild",
+    ])
 }
 
 fn show(o: &Output) -> String {

@@ -11,8 +11,32 @@ use serde_json::Value;
 
 pub const VOUCH: &str = env!("CARGO_BIN_EXE_vouch");
 
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 pub fn models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    repo().join("models")
+}
+
+/// Whether everything in `needed` (paths under the repository, or absolute) exists: the npm
+/// packages `tests/setup/explorer.sh` installs and Chromium. Missing, the test is skipped —
+/// or fails when `VOUCH_REQUIRE_BROWSER=1` (set by scripts/test.sh).
+pub fn browser_tools_ready(needed: &[&str]) -> bool {
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|p| !repo().join(p).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("VOUCH_REQUIRE_BROWSER").is_none(),
+        "VOUCH_REQUIRE_BROWSER is set but {missing:?} are missing (run tests/setup/explorer.sh)"
+    );
+    eprintln!("skipped: {missing:?} missing (run tests/setup/explorer.sh)");
+    false
 }
 
 pub struct Node {
