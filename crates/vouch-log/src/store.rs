@@ -31,7 +31,8 @@ pub enum StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryRow {
     pub kind: EntryKind,
-    /// Model name, for history lookups (pointer entries).
+    /// The entry's lookup key: a pointer entry's model name (history), a receipt's
+    /// `request:<id>` (lookup by request id); see `LogEntry::lookup_key`.
     pub name: Option<String>,
     pub data: Vec<u8>,
 }
@@ -113,7 +114,8 @@ pub trait LogStore: Send + Sync + 'static {
         size: u64,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// `(index, data)` of the entries recorded under `name`, in log order, at most `limit`.
+    /// `(index, data)` of the entries recorded under the lookup key `name`, in log order, at
+    /// most `limit`.
     fn entries_by_name(
         &self,
         name: &str,
