@@ -28,6 +28,7 @@ pub mod quant;
 #[cfg(feature = "prover")]
 pub mod size;
 mod snark;
+pub mod tensor;
 
 #[cfg(feature = "prover")]
 use std::time::Instant;
