@@ -41,6 +41,12 @@ impl Generators {
     pub fn col_vars(&self) -> usize {
         self.g.len().trailing_zeros() as usize
     }
+
+    /// Row width (in variables) of a polynomial of `2^vars` values: square-ish, at most the
+    /// generators', so the commitment has `2^(vars − cols)` points and an opening `2^cols` scalars.
+    pub fn cols_for(&self, vars: usize) -> usize {
+        vars.div_ceil(2).min(self.col_vars())
+    }
 }
 
 /// One polynomial's commitment: a point per row.
@@ -90,7 +96,7 @@ impl Commitment {
 /// Commits to signed integers (weights, quantised activations): two small-scalar MSMs per row,
 /// one for the positive and one for the negative entries.
 pub fn commit_ints(gens: &Generators, values: &[i64], vars: usize) -> Result<Commitment, ZkError> {
-    let cols = gens.g.len().min(1 << vars);
+    let cols = 1usize << gens.cols_for(vars);
     let rows = (1usize << vars) / cols;
     let out = (0..rows)
         .into_par_iter()
@@ -185,7 +191,7 @@ pub fn open(
     let evals = finals[..k].to_vec();
     t.scalars(b"open evals", &evals);
     let mu = t.challenges(b"open mu", k)?;
-    let col_vars = gens.col_vars().min(vars);
+    let col_vars = gens.cols_for(vars);
     let cols = 1usize << col_vars;
     let l = eq_table(&point[col_vars..]);
     let mut combined_row = vec![F::ZERO; cols];
@@ -256,7 +262,7 @@ pub fn verify(
     }
     t.scalars(b"open evals", &opening.evals);
     let mu = t.challenges(b"open mu", used.len())?;
-    let col_vars = gens.col_vars().min(vars);
+    let col_vars = gens.cols_for(vars);
     let cols = 1usize << col_vars;
     if opening.combined_row.len() != cols {
         return Err(ZkError::Verify(

@@ -9,5 +9,7 @@
 
 pub mod commit;
 pub mod field;
+pub mod lookup;
+pub mod program;
 pub mod sumcheck;
 pub mod transcript;
