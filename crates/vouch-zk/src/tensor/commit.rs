@@ -79,7 +79,7 @@ impl<'de> Deserialize<'de> for Commitment {
                 let mut repr = <Affine as GroupEncoding>::Repr::default();
                 repr.as_mut().copy_from_slice(b);
                 let a: Option<Affine> = Affine::from_bytes(&repr).into();
-                a.map(|a| Point::from(a))
+                a.map(Point::from)
             })
             .collect::<Option<Vec<Point>>>()
             .ok_or_else(|| serde::de::Error::custom("a commitment row is not a curve point"))?;
@@ -202,10 +202,10 @@ pub fn open(
             .map(|j| {
                 let mut acc = F::ZERO;
                 for (i, li) in l.iter().enumerate() {
-                    if let Some(&v) = vals.get(i * cols + j) {
-                        if v != 0 {
-                            acc += *li * from_i64(v);
-                        }
+                    if let Some(&v) = vals.get(i * cols + j)
+                        && v != 0
+                    {
+                        acc += *li * from_i64(v);
                     }
                 }
                 acc

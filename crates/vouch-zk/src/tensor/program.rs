@@ -220,8 +220,10 @@ impl Program {
                     vals[*rem] = Some(rows.iter().flat_map(|r| r.1.clone()).collect());
                 }
                 Op::Lookup { columns, table } => {
-                    if let (Table::Function { lo, values }, [x, y]) = (table, columns.as_slice()) {
-                        if vals[*y].is_none() {
+                    if let (Table::Function { lo, values }, [x, y]) = (table, columns.as_slice())
+                        && vals[*y].is_none()
+                    {
+                        {
                             let xs = get(&vals, *x)?;
                             let ys = xs
                                 .iter()
@@ -666,8 +668,10 @@ pub fn verify(
     }
     // Public tensors: the verifier evaluates them itself.
     for (p, point, v) in &claims.0 {
-        if let Poly::Tensor(i) = p {
-            if let Some(vals) = public[*i] {
+        if let Poly::Tensor(i) = p
+            && let Some(vals) = public[*i]
+        {
+            {
                 if evaluate_i64(vals, point) != *v {
                     return Err(ZkError::Verify(format!(
                         "{} is not what the proof says",
