@@ -217,6 +217,113 @@ impl Table {
     }
 }
 
+/// The erf form of GELU, as the export computes it.
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2))
+}
+
+/// erf by Abramowitz–Stegun 7.1.26 refined with one Newton step on the exact derivative, to
+/// ~1e-9: the table's entries are rounded to 2^-A, far coarser.
+fn libm_erf(x: f64) -> f64 {
+    let s = x.signum();
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let y = 1.0 - poly * (-a * a).exp();
+    s * y
+}
+
+/// A GELU table over inputs `[-2^(domain_bits-1), 2^(domain_bits-1))` at scale `2^a_bits`.
+fn gelu_table(a_bits: u32, domain_bits: u32) -> Table {
+    let lo = -(1i64 << (domain_bits - 1));
+    let s = (1u64 << a_bits) as f64;
+    let values = (0..1i64 << domain_bits)
+        .map(|i| (gelu((lo + i) as f64 / s) * s + 0.5).floor() as i64)
+        .collect();
+    Table::Function { lo, values }
+}
+
+/// A table as a model key names it: tables computed from a function are named by their recipe
+/// and the digest of their values, so the key stays small and a verifier whose floating-point
+/// library computed a different table fails loudly instead of checking another statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TableSpec {
+    Range {
+        bits: usize,
+    },
+    Gelu {
+        a_bits: u32,
+        domain_bits: u32,
+        digest: [u8; 32],
+    },
+    Explicit(Table),
+}
+
+fn table_digest(t: &Table) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    if let Table::Function { lo, values } = t {
+        h.update(lo.to_le_bytes());
+        for v in values {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().into()
+}
+
+impl TableSpec {
+    pub fn gelu(a_bits: u32, domain_bits: u32) -> Self {
+        let digest = table_digest(&gelu_table(a_bits, domain_bits));
+        TableSpec::Gelu {
+            a_bits,
+            domain_bits,
+            digest,
+        }
+    }
+
+    /// Variables of the table (log2 of its rows), without building it.
+    pub fn vars(&self) -> usize {
+        match self {
+            TableSpec::Range { bits } => *bits,
+            TableSpec::Gelu { domain_bits, .. } => *domain_bits as usize,
+            TableSpec::Explicit(t) => t.vars(),
+        }
+    }
+
+    pub fn build(&self) -> Result<Table, ZkError> {
+        match self {
+            TableSpec::Range { bits } if *bits <= 24 => Ok(Table::Range { bits: *bits }),
+            TableSpec::Range { bits } => Err(ZkError::Unsupported {
+                op: "range check".into(),
+                detail: format!("a {bits}-bit range table"),
+            }),
+            TableSpec::Gelu {
+                a_bits,
+                domain_bits,
+                digest,
+            } => {
+                if *domain_bits > 20 || *a_bits > 20 {
+                    return Err(ZkError::Unsupported {
+                        op: "GELU".into(),
+                        detail: "table too large".into(),
+                    });
+                }
+                let t = gelu_table(*a_bits, *domain_bits);
+                if table_digest(&t) != *digest {
+                    return Err(ZkError::Verify(
+                        "this verifier computes a GELU table different from the model key's".into(),
+                    ));
+                }
+                Ok(t)
+            }
+            TableSpec::Explicit(t) => Ok(t.clone()),
+        }
+    }
+}
+
 /// How often each table row is looked up; fails with the first row not in the table.
 pub fn multiplicities(table: &Table, columns: &[&[i64]]) -> Result<Vec<i64>, ZkError> {
     let mut m = vec![0i64; 1 << table.vars()];

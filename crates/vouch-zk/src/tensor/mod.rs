@@ -10,6 +10,7 @@
 pub mod commit;
 pub mod field;
 pub mod lookup;
+pub mod minilm;
 pub mod program;
 pub mod sumcheck;
 pub mod transcript;

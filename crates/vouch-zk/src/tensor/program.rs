@@ -13,7 +13,7 @@ use sha2::Digest as _;
 
 use super::commit::{self, Claim, Commitment, Generators, Opening};
 use super::field::{F, eq_table, evaluate_i64, from_i64};
-use super::lookup::{self, LookupProof, Table};
+use super::lookup::{self, LookupProof, Table, TableSpec};
 use super::sumcheck::{self, Expr, SumcheckProof};
 use super::transcript::Transcript;
 use crate::error::ZkError;
@@ -92,7 +92,10 @@ pub enum Op {
     },
     /// Every row of `columns` is in `table`; a `Function` table defines `columns[1]` from
     /// `columns[0]`.
-    Lookup { columns: Vec<usize>, table: Table },
+    Lookup {
+        columns: Vec<usize>,
+        table: TableSpec,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -220,6 +223,7 @@ impl Program {
                     vals[*rem] = Some(rows.iter().flat_map(|r| r.1.clone()).collect());
                 }
                 Op::Lookup { columns, table } => {
+                    let table = &table.build()?;
                     if let (Table::Function { lo, values }, [x, y]) = (table, columns.as_slice())
                         && vals[*y].is_none()
                     {
@@ -458,6 +462,7 @@ pub fn prove(
                 });
             }
             Op::Lookup { columns, table } => {
+                let table = &table.build()?;
                 let cols: Vec<&[i64]> = columns
                     .iter()
                     .map(|&c| vals.tensors[c].as_slice())
@@ -646,6 +651,7 @@ pub fn verify(
                 );
             }
             (Op::Lookup { columns, table }, OpProof::Lookup(lp)) => {
+                let table = &table.build()?;
                 let vars = prog.tensors[columns[0]].vars();
                 if columns.iter().any(|&c| prog.tensors[c].vars() != vars) {
                     return Err(ZkError::Internal(
@@ -763,11 +769,11 @@ mod tests {
             },
             Op::Lookup {
                 columns: vec![4],
-                table: Table::Range { bits: 4 },
+                table: TableSpec::Range { bits: 4 },
             },
             Op::Lookup {
                 columns: vec![3, 5],
-                table: f,
+                table: TableSpec::Explicit(f),
             },
             Op::Linear {
                 x: 5,
@@ -779,7 +785,7 @@ mod tests {
             },
             Op::Lookup {
                 columns: vec![9],
-                table: Table::Range { bits: 3 },
+                table: TableSpec::Range { bits: 3 },
             },
         ];
         let program = Program { tensors, ops };
