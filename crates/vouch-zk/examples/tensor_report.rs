@@ -12,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("usage: tensor_report MODEL.onnx [LAYER]")?;
     let layer: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(0);
     let bytes = std::fs::read(path)?;
-    let (a_bits, w_bits, gelu_bits, seq) = (8, 8, 14, 16);
+    let (a_bits, w_bits, gelu_bits, seq) = (8, 12, 14, 16);
     let t0 = Instant::now();
     let block = minilm::ffn_block(&bytes, layer, seq, a_bits, w_bits, gelu_bits)?;
     let commit_ms = t0.elapsed().as_millis();

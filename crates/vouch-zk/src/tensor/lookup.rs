@@ -217,23 +217,10 @@ impl Table {
     }
 }
 
-/// The erf form of GELU, as the export computes it.
+/// The erf form of GELU, as the export computes it. `libm` is a pure-Rust port of musl's: the
+/// same bits on every platform, so every verifier rebuilds the same table.
 pub fn gelu(x: f64) -> f64 {
-    0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2))
-}
-
-/// erf by Abramowitz–Stegun 7.1.26 refined with one Newton step on the exact derivative, to
-/// ~1e-9: the table's entries are rounded to 2^-A, far coarser.
-fn libm_erf(x: f64) -> f64 {
-    let s = x.signum();
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let y = 1.0 - poly * (-a * a).exp();
-    s * y
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
 /// A GELU table over inputs `[-2^(domain_bits-1), 2^(domain_bits-1))` at scale `2^a_bits`.
