@@ -57,7 +57,9 @@ fn matmul(x: &[f64], w: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<
 fn minilm_feed_forward_block_proves_from_the_model_and_verifies_from_the_key_alone() {
     let Some(bytes) = minilm_model() else { return };
     let (seq, a_bits) = (16, 8);
-    let block = minilm::ffn_block(&bytes, 0, seq, a_bits, 12, 14).unwrap();
+    let x = sample_input(seq, 384);
+    let xq = minilm::quantise(&x, a_bits).unwrap();
+    let block = minilm::ffn_block(&bytes, 0, &xq, seq, a_bits, 12, 14).unwrap();
     // The verifier's whole knowledge of the model: the key, small, as bytes.
     let key_bytes = bincode::serialize(&block.key).unwrap();
     assert!(
@@ -67,11 +69,9 @@ fn minilm_feed_forward_block_proves_from_the_model_and_verifies_from_the_key_alo
     );
     let key: program::ModelKey = bincode::deserialize(&key_bytes).unwrap();
 
-    let x = sample_input(seq, 384);
-    let xq = minilm::quantise(&x, a_bits).unwrap();
-    let inputs = vec![block.key.program.tensors[0].pad(&xq).unwrap()];
-    let (outputs, proof) =
-        program::prove(&block.key, &block.weights, &inputs, b"receipt", &block.gens).unwrap();
+    let inputs = vec![block.values.tensors[block.input].clone()];
+    let outputs = vec![block.values.tensors[block.output].clone()];
+    let proof = program::prove(&block.key, &block.values, b"receipt", &block.gens).unwrap();
     program::verify(&key, &inputs, &outputs, b"receipt", &proof, &block.gens).unwrap();
 
     // Another input does not verify with these outputs.

@@ -4,9 +4,10 @@
 //! multiply-accumulates; attention, LayerNorm and the embedding follow (docs/zk.md, "Tensor
 //! proofs").
 
+use super::builder::Builder;
 use super::commit::Generators;
 use super::lookup::TableSpec;
-use super::program::{MAX_COL_VARS, ModelKey, Op, Program, Role, TensorSpec};
+use super::program::{MAX_COL_VARS, ModelKey, Role, Values};
 use crate::error::ZkError;
 use crate::onnx;
 
@@ -39,18 +40,22 @@ pub fn quantise(v: &[f64], bits: u32) -> Result<Vec<i64>, ZkError> {
         .collect()
 }
 
-/// One feed-forward block ready to prove: its key, its weights and the generators.
+/// One feed-forward block ready to prove: its key, its values (for the given input) and the
+/// generators.
 pub struct Block {
     pub key: ModelKey,
-    pub weights: Vec<Vec<i64>>,
+    pub values: Values,
     pub gens: Generators,
+    pub input: usize,
+    pub output: usize,
 }
 
-/// Layer `layer`'s feed-forward block at sequence length `seq`: activations at `2^a_bits`,
-/// weights at `2^w_bits`, GELU over `2^gelu_bits` inputs.
+/// Layer `layer`'s feed-forward block on `x` (`[seq, 384]` at `2^a_bits`): weights at
+/// `2^w_bits`, GELU over `2^gelu_bits` inputs.
 pub fn ffn_block(
     model_bytes: &[u8],
     layer: usize,
+    x: &[i64],
     seq: usize,
     a_bits: u32,
     w_bits: u32,
@@ -69,66 +74,46 @@ pub fn ffn_block(
             ));
         }
     };
-    let t = |name: &str, dims: &[usize], role| TensorSpec {
-        name: name.into(),
-        dims: dims.to_vec(),
-        role,
-    };
-    let tensors = vec![
-        t("x", &[seq, hidden], Role::Input),
-        t("w1", &[hidden, inner], Role::Weight),
-        t("b1", &[inner], Role::Weight),
-        t("h", &[seq, inner], Role::Hidden),
-        t("h.rem", &[seq, inner], Role::Hidden),
-        t("gelu", &[seq, inner], Role::Hidden),
-        t("w2", &[inner, hidden], Role::Weight),
-        t("b2", &[hidden], Role::Weight),
-        t("y", &[seq, hidden], Role::Output),
-        t("y.rem", &[seq, hidden], Role::Hidden),
-    ];
-    let ops = vec![
-        Op::Linear {
-            x: 0,
-            w: 1,
-            b: Some(2),
-            y: 3,
-            rem: 4,
-            shift: w_bits,
-        },
-        Op::Lookup {
-            columns: vec![4],
-            table: TableSpec::Range {
-                bits: w_bits as usize,
-            },
-        },
-        Op::Lookup {
-            columns: vec![3, 5],
-            table: TableSpec::gelu(a_bits, gelu_bits),
-        },
-        Op::Linear {
-            x: 5,
-            w: 6,
-            b: Some(7),
-            y: 8,
-            rem: 9,
-            shift: w_bits,
-        },
-        Op::Lookup {
-            columns: vec![9],
-            table: TableSpec::Range {
-                bits: w_bits as usize,
-            },
-        },
-    ];
-    let program = Program { tensors, ops };
-    let pad = |i: usize, v: Vec<i64>| program.tensors[i].pad(&v);
-    let weights = vec![
-        pad(1, quantise(&w1, w_bits)?)?,
-        pad(2, quantise(&b1, a_bits + w_bits)?)?,
-        pad(6, quantise(&w2, w_bits)?)?,
-        pad(7, quantise(&b2, a_bits + w_bits)?)?,
-    ];
+    let mut b = Builder::new();
+    let xi = b.tensor_real("x", &[seq, hidden], Role::Input, x)?;
+    let w1 = b.tensor_real(
+        "w1",
+        &[hidden, inner],
+        Role::Weight,
+        &quantise(&w1, w_bits)?,
+    )?;
+    let b1 = b.tensor_real(
+        "b1",
+        &[inner],
+        Role::Weight,
+        &quantise(&b1, a_bits + w_bits)?,
+    )?;
+    let w2 = b.tensor_real(
+        "w2",
+        &[inner, hidden],
+        Role::Weight,
+        &quantise(&w2, w_bits)?,
+    )?;
+    let b2 = b.tensor_real(
+        "b2",
+        &[hidden],
+        Role::Weight,
+        &quantise(&b2, a_bits + w_bits)?,
+    )?;
+    let h = b.linear("h", xi, w1, Some(b1), w_bits)?;
+    let g = b.function("gelu", h, TableSpec::gelu(a_bits, gelu_bits))?;
+    let y = b.linear("y", g, w2, Some(b2), w_bits)?;
+    b.set_role(y, Role::Output);
+    let weights = b.weights();
+    let (program, values) = b.finish();
     let gens = Generators::new(MAX_COL_VARS);
+    let values = Values::new(&program, values)?;
     let key = ModelKey::commit(program, &weights, &gens)?;
-    Ok(Block { key, weights, gens })
+    Ok(Block {
+        key,
+        values,
+        gens,
+        input: xi,
+        output: y,
+    })
 }

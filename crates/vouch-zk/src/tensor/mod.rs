@@ -7,10 +7,12 @@
 //! the verifier a logarithmic number of rounds), and non-linear functions and range checks by logUp
 //! lookups. All claims on committed tensors end in one batched Hyrax opening per size class.
 
+pub mod builder;
 pub mod commit;
 pub mod field;
 pub mod lookup;
 pub mod minilm;
 pub mod program;
+pub mod relation;
 pub mod sumcheck;
 pub mod transcript;

@@ -6,15 +6,14 @@
 //! with each axis padded to a power of two (row-major), and every relation holds on the whole
 //! padded domain, so padding is as constrained as data.
 
-use ff::Field;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::commit::{self, Claim, Commitment, Generators, Opening};
-use super::field::{F, eq_table, evaluate_i64, from_i64};
-use super::lookup::{self, LookupProof, Table, TableSpec};
-use super::sumcheck::{self, Expr, SumcheckProof};
+use super::field::{F, evaluate_i64};
+use super::lookup::{self, LookupProof, TableSpec};
+use super::relation::{self, Relation, RelationProof};
 use super::transcript::Transcript;
 use crate::error::ZkError;
 
@@ -80,25 +79,16 @@ impl TensorSpec {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
-    /// `y = ⌊(x·w + b + 2^(shift−1)) / 2^shift⌋` and `rem` what the division leaves, for
-    /// `x: [m, k]`, `w: [k, n]`, `b: [n]`; `rem` must be range-checked by a later lookup.
-    Linear {
-        x: usize,
-        w: usize,
-        b: Option<usize>,
-        y: usize,
-        rem: usize,
-        shift: u32,
-    },
-    /// Every row of `columns` is in `table`; a `Function` table defines `columns[1]` from
-    /// `columns[0]`.
+    /// An identity between tensors, checked by sumcheck ([`Relation`]).
+    Relation(Relation),
+    /// Every row of `columns` is in `table`.
     Lookup {
         columns: Vec<usize>,
         table: TableSpec,
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Program {
     pub tensors: Vec<TensorSpec>,
     pub ops: Vec<Op>,
@@ -158,115 +148,6 @@ impl Program {
             .collect()
     }
 
-    /// Runs the program in integers from padded inputs and weights: every tensor's padded
-    /// values, and each lookup's multiplicities.
-    pub fn run(&self, inputs: &[Vec<i64>], weights: &[Vec<i64>]) -> Result<Values, ZkError> {
-        let mut vals: Vec<Option<Vec<i64>>> = vec![None; self.tensors.len()];
-        for (&i, v) in self.ids(Role::Input).iter().zip(inputs) {
-            vals[i] = Some(v.clone());
-        }
-        for (&i, v) in self.ids(Role::Weight).iter().zip(weights) {
-            vals[i] = Some(v.clone());
-        }
-        let get = |vals: &Vec<Option<Vec<i64>>>, i: usize| -> Result<Vec<i64>, ZkError> {
-            vals[i].clone().ok_or_else(|| {
-                ZkError::Internal(format!(
-                    "{} used before it is computed",
-                    self.tensors[i].name
-                ))
-            })
-        };
-        let mut mults = Vec::new();
-        for op in &self.ops {
-            match op {
-                Op::Linear {
-                    x,
-                    w,
-                    b,
-                    y,
-                    rem,
-                    shift,
-                } => {
-                    let (xs, ws) = (get(&vals, *x)?, get(&vals, *w)?);
-                    let bs = match b {
-                        Some(b) => Some(get(&vals, *b)?),
-                        None => None,
-                    };
-                    let (m, k) = dims2(&self.tensors[*x])?;
-                    let (_, n) = dims2(&self.tensors[*w])?;
-                    let half = 1i64 << (shift - 1);
-                    let rows: Vec<(Vec<i64>, Vec<i64>)> = (0..m)
-                        .into_par_iter()
-                        .map(|i| {
-                            let mut acc: Vec<i128> = (0..n)
-                                .map(|j| {
-                                    bs.as_ref().map(|b| b[j] as i128).unwrap_or(0) + half as i128
-                                })
-                                .collect();
-                            for kk in 0..k {
-                                let a = xs[i * k + kk] as i128;
-                                if a != 0 {
-                                    for (j, s) in acc.iter_mut().enumerate() {
-                                        *s += a * ws[kk * n + j] as i128;
-                                    }
-                                }
-                            }
-                            let q: Vec<i64> = acc.iter().map(|&z| (z >> shift) as i64).collect();
-                            let r: Vec<i64> = acc
-                                .iter()
-                                .map(|&z| (z & ((1i128 << shift) - 1)) as i64)
-                                .collect();
-                            (q, r)
-                        })
-                        .collect();
-                    vals[*y] = Some(rows.iter().flat_map(|r| r.0.clone()).collect());
-                    vals[*rem] = Some(rows.iter().flat_map(|r| r.1.clone()).collect());
-                }
-                Op::Lookup { columns, table } => {
-                    let table = &table.build()?;
-                    if let (Table::Function { lo, values }, [x, y]) = (table, columns.as_slice())
-                        && vals[*y].is_none()
-                    {
-                        {
-                            let xs = get(&vals, *x)?;
-                            let ys = xs
-                                .iter()
-                                .map(|&v| {
-                                    usize::try_from(v - lo)
-                                        .ok()
-                                        .and_then(|i| values.get(i).copied())
-                                        .ok_or_else(|| {
-                                            ZkError::OutOfRange(format!(
-                                                "{} = {v} is outside its table",
-                                                self.tensors[*x].name
-                                            ))
-                                        })
-                                })
-                                .collect::<Result<Vec<_>, _>>()?;
-                            vals[*y] = Some(ys);
-                        }
-                    }
-                    let cols = columns
-                        .iter()
-                        .map(|&c| get(&vals, c))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let refs: Vec<&[i64]> = cols.iter().map(|c| c.as_slice()).collect();
-                    mults.push(lookup::multiplicities(table, &refs)?);
-                }
-            }
-        }
-        let tensors = vals
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.ok_or_else(|| {
-                    ZkError::Internal(format!("{} is never computed", self.tensors[i].name))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Values { tensors, mults })
-    }
-
     /// The committed polynomials of a proof: hidden tensors, then each lookup's multiplicities;
     /// with their variable counts.
     fn committed(&self) -> Vec<(Poly, usize)> {
@@ -286,20 +167,6 @@ impl Program {
     }
 }
 
-/// A 2-D tensor's padded dims.
-fn dims2(t: &TensorSpec) -> Result<(usize, usize), ZkError> {
-    match t.padded().as_slice() {
-        [m, n] => Ok((*m, *n)),
-        [n] => Ok((1, *n)),
-        _ => Err(ZkError::Internal(format!("{} is not a matrix", t.name))),
-    }
-}
-
-pub struct Values {
-    pub tensors: Vec<Vec<i64>>,
-    pub mults: Vec<Vec<i64>>,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Poly {
     Tensor(usize),
@@ -308,13 +175,7 @@ enum Poly {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum OpProof {
-    Linear {
-        /// `y, rem, b` at the output point (b: zero when absent).
-        at_out: [F; 3],
-        sumcheck: SumcheckProof,
-        /// `x, w` at the sumcheck's point.
-        at_in: [F; 2],
-    },
+    Relation(RelationProof),
     Lookup(LookupProof),
 }
 
@@ -348,26 +209,52 @@ fn bind_statement(t: &mut Transcript, key_digest: &[u8; 32], binding: &[u8], pub
     }
 }
 
-fn log2(n: usize) -> usize {
-    n.trailing_zeros() as usize
+/// Every tensor's padded values (inputs, weights and everything computed) and each lookup's
+/// multiplicities: what the prover proves about.
+pub struct Values {
+    pub tensors: Vec<Vec<i64>>,
+    pub mults: Vec<Vec<i64>>,
 }
 
-/// Proves that `program` maps the inputs to the outputs it computes, under `key`, bound to
-/// `binding` (the receipt). Returns the output tensors (padded) and the proof.
+impl Values {
+    /// Computes the multiplicities of `program`'s lookups over `tensors`.
+    pub fn new(program: &Program, tensors: Vec<Vec<i64>>) -> Result<Self, ZkError> {
+        if tensors.len() != program.tensors.len()
+            || tensors
+                .iter()
+                .zip(&program.tensors)
+                .any(|(v, t)| v.len() != t.padded_len())
+        {
+            return Err(ZkError::Internal(
+                "values do not match the program's tensors".into(),
+            ));
+        }
+        let mut mults = Vec::new();
+        for op in &program.ops {
+            if let Op::Lookup { columns, table } = op {
+                let table = table.build()?;
+                let cols: Vec<&[i64]> = columns.iter().map(|&c| tensors[c].as_slice()).collect();
+                mults.push(lookup::multiplicities(&table, &cols).map_err(|e| match e {
+                    ZkError::OutOfRange(m) => {
+                        ZkError::OutOfRange(format!("{}: {m}", program.tensors[columns[0]].name))
+                    }
+                    e => e,
+                })?);
+            }
+        }
+        Ok(Values { tensors, mults })
+    }
+}
+
+/// Proves that `key`'s program holds of `vals` (its public tensors are the statement), bound to
+/// `binding` (the receipt).
 pub fn prove(
     key: &ModelKey,
-    weights: &[Vec<i64>],
-    inputs: &[Vec<i64>],
+    vals: &Values,
     binding: &[u8],
     gens: &Generators,
-) -> Result<(Vec<Vec<i64>>, Proof), ZkError> {
+) -> Result<Proof, ZkError> {
     let prog = &key.program;
-    let vals = prog.run(inputs, weights)?;
-    let outputs: Vec<Vec<i64>> = prog
-        .ids(Role::Output)
-        .iter()
-        .map(|&i| vals.tensors[i].clone())
-        .collect();
     let mut t = Transcript::new(b"vouch.zk.tensor.v1");
     let publics: Vec<&[i64]> = prog
         .ids(Role::Input)
@@ -393,73 +280,15 @@ pub fn prove(
     let mut claims = Claims::default();
     let mut ops = Vec::new();
     let mut lookup_i = 0;
+    let tensor_values = |i: usize| -> &[i64] { &vals.tensors[i] };
     for op in &prog.ops {
         match op {
-            Op::Linear {
-                x,
-                w,
-                b,
-                y,
-                rem,
-                shift,
-            } => {
-                let (m, k) = dims2(&prog.tensors[*x])?;
-                let (_, n) = dims2(&prog.tensors[*w])?;
-                let rj = t.challenges(b"linear j", log2(n))?;
-                let ri = t.challenges(b"linear i", log2(m))?;
-                let out_point: Vec<F> = rj.iter().chain(&ri).copied().collect();
-                let yv = evaluate_i64(&vals.tensors[*y], &out_point);
-                let rv = evaluate_i64(&vals.tensors[*rem], &out_point);
-                let bv = b
-                    .map(|b| evaluate_i64(&vals.tensors[b], &rj))
-                    .unwrap_or(F::ZERO);
-                let at_out = [yv, rv, bv];
-                t.scalars(b"linear out", &at_out);
-                // x(ri, ·) and w(·, rj) as tables over k.
-                let ei = eq_table(&ri);
-                let ej = eq_table(&rj);
-                let xs = &vals.tensors[*x];
-                let ws = &vals.tensors[*w];
-                let xt: Vec<F> = (0..k)
-                    .into_par_iter()
-                    .map(|kk| (0..m).map(|i| ei[i] * from_i64(xs[i * k + kk])).sum())
-                    .collect();
-                let wt: Vec<F> = (0..k)
-                    .into_par_iter()
-                    .map(|kk| {
-                        ws[kk * n..(kk + 1) * n]
-                            .iter()
-                            .zip(&ej)
-                            .filter(|(v, _)| **v != 0)
-                            .map(|(v, e)| from_i64(*v) * e)
-                            .sum()
-                    })
-                    .collect();
-                let (sc, rk, finals) =
-                    sumcheck::prove(vec![xt, wt], &Expr::product(&[0, 1]), &mut t)?;
-                let at_in = [finals[0], finals[1]];
-                t.scalars(b"linear in", &at_in);
-                claims.add(Poly::Tensor(*y), out_point.clone(), yv);
-                claims.add(Poly::Tensor(*rem), out_point, rv);
-                if let Some(b) = b {
-                    claims.add(Poly::Tensor(*b), rj.clone(), bv);
+            Op::Relation(rel) => {
+                let (proof, cl) = relation::prove(rel, &tensor_values, &mut t)?;
+                for (i, point, v) in cl {
+                    claims.add(Poly::Tensor(i), point, v);
                 }
-                claims.add(
-                    Poly::Tensor(*x),
-                    rk.iter().chain(&ri).copied().collect(),
-                    at_in[0],
-                );
-                claims.add(
-                    Poly::Tensor(*w),
-                    rj.iter().chain(&rk).copied().collect(),
-                    at_in[1],
-                );
-                let _ = shift;
-                ops.push(OpProof::Linear {
-                    at_out,
-                    sumcheck: sc,
-                    at_in,
-                });
+                ops.push(OpProof::Relation(proof));
             }
             Op::Lookup { columns, table } => {
                 let table = &table.build()?;
@@ -478,16 +307,13 @@ pub fn prove(
         }
     }
     let (openings, weight_openings) =
-        discharge_prover(prog, &committed, &vals, &claims, gens, &mut t)?;
-    Ok((
-        outputs,
-        Proof {
-            commitments,
-            ops,
-            openings,
-            weight_openings,
-        },
-    ))
+        discharge_prover(prog, &committed, vals, &claims, gens, &mut t)?;
+    Ok(Proof {
+        commitments,
+        ops,
+        openings,
+        weight_openings,
+    })
 }
 
 /// The size classes (variable counts) of a set of polynomials, ascending.
@@ -602,53 +428,10 @@ pub fn verify(
     let mut lookup_i = 0;
     for (op, op_proof) in prog.ops.iter().zip(&proof.ops) {
         match (op, op_proof) {
-            (
-                Op::Linear {
-                    x,
-                    w,
-                    b,
-                    y,
-                    rem,
-                    shift,
-                },
-                OpProof::Linear {
-                    at_out,
-                    sumcheck,
-                    at_in,
-                },
-            ) => {
-                let (m, k) = dims2(&prog.tensors[*x])?;
-                let (_, n) = dims2(&prog.tensors[*w])?;
-                let rj = t.challenges(b"linear j", log2(n))?;
-                let ri = t.challenges(b"linear i", log2(m))?;
-                let out_point: Vec<F> = rj.iter().chain(&ri).copied().collect();
-                if b.is_none() && at_out[2] != F::ZERO {
-                    return Err(ZkError::Verify("a bias where the operator has none".into()));
+            (Op::Relation(rel), OpProof::Relation(rp)) => {
+                for (i, point, v) in relation::verify(rel, rp, &mut t)? {
+                    claims.add(Poly::Tensor(i), point, v);
                 }
-                t.scalars(b"linear out", at_out);
-                let [yv, rv, bv] = *at_out;
-                let half = from_i64(1i64 << (shift - 1));
-                let claim = F::from(1u64 << shift) * yv + rv - half - bv;
-                let (rk, last) = sumcheck::verify(sumcheck, log2(k), 2, claim, &mut t)?;
-                if at_in[0] * at_in[1] != last {
-                    return Err(ZkError::Verify("a matrix product does not hold".into()));
-                }
-                t.scalars(b"linear in", at_in);
-                claims.add(Poly::Tensor(*y), out_point.clone(), yv);
-                claims.add(Poly::Tensor(*rem), out_point, rv);
-                if let Some(b) = b {
-                    claims.add(Poly::Tensor(*b), rj.clone(), bv);
-                }
-                claims.add(
-                    Poly::Tensor(*x),
-                    rk.iter().chain(&ri).copied().collect(),
-                    at_in[0],
-                );
-                claims.add(
-                    Poly::Tensor(*w),
-                    rj.iter().chain(&rk).copied().collect(),
-                    at_in[1],
-                );
             }
             (Op::Lookup { columns, table }, OpProof::Lookup(lp)) => {
                 let table = &table.build()?;
@@ -734,81 +517,70 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::builder::Builder;
+    use crate::tensor::lookup::Table;
 
     /// x[3,5] → Linear(w1, b1) → h[3,6] → f(h) by table → g → Linear(w2, b2) → y[3,2].
-    pub(crate) fn ffn() -> (ModelKey, Vec<Vec<i64>>, Vec<Vec<i64>>, Generators) {
-        let t = |name: &str, dims: &[usize], role| TensorSpec {
-            name: name.into(),
-            dims: dims.to_vec(),
-            role,
+    fn ffn(x: &[i64]) -> (Program, Vec<Vec<i64>>, usize) {
+        let raw = |n: usize, s: i64| -> Vec<i64> {
+            (0..n as i64).map(|i| (i * 37 + s) % 11 - 5).collect()
         };
-        let tensors = vec![
-            t("x", &[3, 5], Role::Input),
-            t("w1", &[5, 6], Role::Weight),
-            t("b1", &[6], Role::Weight),
-            t("h", &[3, 6], Role::Hidden),
-            t("h.rem", &[3, 6], Role::Hidden),
-            t("g", &[3, 6], Role::Hidden),
-            t("w2", &[6, 2], Role::Weight),
-            t("b2", &[2], Role::Weight),
-            t("y", &[3, 2], Role::Output),
-            t("y.rem", &[3, 2], Role::Hidden),
-        ];
+        let mut b = Builder::new();
+        let xi = b.tensor_real("x", &[3, 5], Role::Input, x).unwrap();
+        let w1 = b
+            .tensor_real("w1", &[5, 6], Role::Weight, &raw(30, 1))
+            .unwrap();
+        let b1 = b.tensor_real("b1", &[6], Role::Weight, &raw(6, 2)).unwrap();
+        let w2 = b
+            .tensor_real("w2", &[6, 2], Role::Weight, &raw(12, 3))
+            .unwrap();
+        let b2 = b.tensor_real("b2", &[2], Role::Weight, &raw(2, 4)).unwrap();
+        let h = b.linear("h", xi, w1, Some(b1), 4).unwrap();
         let f = Table::Function {
             lo: -64,
             values: (-64..64).map(|x: i64| x.max(0) / 2 + x.abs() % 3).collect(),
         };
-        let ops = vec![
-            Op::Linear {
-                x: 0,
-                w: 1,
-                b: Some(2),
-                y: 3,
-                rem: 4,
-                shift: 4,
-            },
-            Op::Lookup {
-                columns: vec![4],
-                table: TableSpec::Range { bits: 4 },
-            },
-            Op::Lookup {
-                columns: vec![3, 5],
-                table: TableSpec::Explicit(f),
-            },
-            Op::Linear {
-                x: 5,
-                w: 6,
-                b: Some(7),
-                y: 8,
-                rem: 9,
-                shift: 3,
-            },
-            Op::Lookup {
-                columns: vec![9],
-                table: TableSpec::Range { bits: 3 },
-            },
-        ];
-        let program = Program { tensors, ops };
-        let raw = |n: usize, s: i64| -> Vec<i64> {
-            (0..n as i64).map(|i| (i * 37 + s) % 11 - 5).collect()
-        };
-        let pad = |i: usize, v: Vec<i64>| program.tensors[i].pad(&v).unwrap();
-        let weights = vec![
-            pad(1, raw(30, 1)),
-            pad(2, raw(6, 2)),
-            pad(6, raw(12, 3)),
-            pad(7, raw(2, 4)),
-        ];
-        let inputs = vec![pad(0, raw(15, 5))];
-        let gens = Generators::new(MAX_COL_VARS);
-        let key = ModelKey::commit(program, &weights, &gens).unwrap();
-        (key, weights, inputs, gens)
+        let g = b.function("g", h, TableSpec::Explicit(f)).unwrap();
+        let y = b.linear("y", g, w2, Some(b2), 3).unwrap();
+        b.set_role(y, Role::Output);
+        let (p, v) = b.finish();
+        (p, v, y)
+    }
+
+    fn weights(p: &Program, v: &[Vec<i64>]) -> Vec<Vec<i64>> {
+        p.ids(Role::Weight).iter().map(|&i| v[i].clone()).collect()
+    }
+
+    #[test]
+    fn relations_hold_of_the_values_the_builder_computes() {
+        let x: Vec<i64> = (0..15).map(|i| (i * 5) % 9 - 4).collect();
+        let (p, v, _) = ffn(&x);
+        for op in &p.ops {
+            if let Op::Relation(r) = op {
+                assert!(r.holds(&|i| v[i].as_slice()));
+            }
+        }
+        // A changed value breaks its relation.
+        let mut bad = v.clone();
+        let h = p.tensors.iter().position(|t| t.name == "h").unwrap();
+        bad[h][0] += 1;
+        assert!(
+            p.ops
+                .iter()
+                .any(|op| matches!(op, Op::Relation(r) if !r.holds(&|i| bad[i].as_slice())))
+        );
     }
 
     #[test]
     fn a_two_layer_network_proves_and_verifies_from_the_key_alone() {
-        let (key, weights, inputs, gens) = ffn();
-        let (outputs, proof) = prove(&key, &weights, &inputs, b"receipt A", &gens).unwrap();
+        let x: Vec<i64> = (0..15).map(|i| (i * 37 + 5) % 11 - 5).collect();
+        let (program, v, y) = ffn(&x);
+        let gens = Generators::new(MAX_COL_VARS);
+        let key = ModelKey::commit(program.clone(), &weights(&program, &v), &gens).unwrap();
+        let inputs = vec![v[0].clone()];
+        let outputs = vec![v[y].clone()];
+        let vals = Values::new(&program, v.clone()).unwrap();
+        let proof = prove(&key, &vals, b"receipt A", &gens).unwrap();
         verify(&key, &inputs, &outputs, b"receipt A", &proof, &gens).unwrap();
         // Another receipt, input or output does not verify.
         assert!(verify(&key, &inputs, &outputs, b"receipt B", &proof, &gens).is_err());
@@ -819,10 +591,18 @@ mod tests {
         other_out[0][0] += 1;
         assert!(verify(&key, &inputs, &other_out, b"receipt A", &proof, &gens).is_err());
         // Other weights (a different key) do not verify this proof.
-        let mut w2 = weights.clone();
+        let mut w2 = weights(&program, &v);
         w2[0][0] += 1;
-        let key2 = ModelKey::commit(key.program.clone(), &w2, &gens).unwrap();
+        let key2 = ModelKey::commit(program.clone(), &w2, &gens).unwrap();
         assert!(verify(&key2, &inputs, &outputs, b"receipt A", &proof, &gens).is_err());
+        // A wrong hidden value (its relation fails) gives a proof that does not verify.
+        let mut bad = v.clone();
+        let h = program.tensors.iter().position(|t| t.name == "h").unwrap();
+        bad[h][1] += 1;
+        if let Ok(vals) = Values::new(&program, bad) {
+            let p = prove(&key, &vals, b"receipt A", &gens).unwrap();
+            assert!(verify(&key, &inputs, &outputs, b"receipt A", &p, &gens).is_err());
+        }
         // Every byte of the proof matters.
         let bytes = bincode::serialize(&proof).unwrap();
         for i in (0..bytes.len()).step_by(bytes.len() / 97 + 1) {
