@@ -223,12 +223,12 @@ pub fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
-/// A GELU table over inputs `[-2^(domain_bits-1), 2^(domain_bits-1))` at scale `2^a_bits`.
-fn gelu_table(a_bits: u32, domain_bits: u32) -> Table {
+/// `round(2^out_bits · gelu(u / 2^in_bits))` for `u` in `[−2^(domain_bits−1), 2^(domain_bits−1))`.
+fn gelu_table(in_bits: u32, out_bits: u32, domain_bits: u32) -> Table {
     let lo = -(1i64 << (domain_bits - 1));
-    let s = (1u64 << a_bits) as f64;
+    let (si, so) = ((1u64 << in_bits) as f64, (1u64 << out_bits) as f64);
     let values = (0..1i64 << domain_bits)
-        .map(|i| (gelu((lo + i) as f64 / s) * s + 0.5).floor() as i64)
+        .map(|i| (so * gelu((lo + i) as f64 / si) + 0.5).floor() as i64)
         .collect();
     Table::Function { lo, values }
 }
@@ -242,11 +242,32 @@ pub enum TableSpec {
         bits: usize,
     },
     Gelu {
-        a_bits: u32,
+        in_bits: u32,
+        out_bits: u32,
         domain_bits: u32,
         digest: [u8; 32],
     },
+    Exp {
+        a_bits: u32,
+        out_bits: u32,
+        domain_bits: u32,
+        digest: [u8; 32],
+    },
+    /// `(t, [t = 0])` for `t` in `[0, 2^bits)`.
+    IsZero {
+        bits: u32,
+    },
     Explicit(Table),
+}
+
+/// `round(2^out_bits · exp(−d / 2^a_bits))` for `d` in `[0, 2^domain_bits)`: Softmax's numerators
+/// after the row maximum is subtracted (so `d ≥ 0`).
+fn exp_table(a_bits: u32, out_bits: u32, domain_bits: u32) -> Table {
+    let (s, o) = ((1u64 << a_bits) as f64, (1u64 << out_bits) as f64);
+    let values = (0..1i64 << domain_bits)
+        .map(|d| (libm::exp(-(d as f64) / s) * o + 0.5).floor() as i64)
+        .collect();
+    Table::Function { lo: 0, values }
 }
 
 fn table_digest(t: &Table) -> [u8; 32] {
@@ -262,10 +283,21 @@ fn table_digest(t: &Table) -> [u8; 32] {
 }
 
 impl TableSpec {
-    pub fn gelu(a_bits: u32, domain_bits: u32) -> Self {
-        let digest = table_digest(&gelu_table(a_bits, domain_bits));
+    pub fn gelu(in_bits: u32, out_bits: u32, domain_bits: u32) -> Self {
+        let digest = table_digest(&gelu_table(in_bits, out_bits, domain_bits));
         TableSpec::Gelu {
+            in_bits,
+            out_bits,
+            domain_bits,
+            digest,
+        }
+    }
+
+    pub fn exp(a_bits: u32, out_bits: u32, domain_bits: u32) -> Self {
+        let digest = table_digest(&exp_table(a_bits, out_bits, domain_bits));
+        TableSpec::Exp {
             a_bits,
+            out_bits,
             domain_bits,
             digest,
         }
@@ -275,37 +307,62 @@ impl TableSpec {
     pub fn vars(&self) -> usize {
         match self {
             TableSpec::Range { bits } => *bits,
-            TableSpec::Gelu { domain_bits, .. } => *domain_bits as usize,
+            TableSpec::Gelu { domain_bits, .. } | TableSpec::Exp { domain_bits, .. } => {
+                *domain_bits as usize
+            }
+            TableSpec::IsZero { bits } => *bits as usize,
             TableSpec::Explicit(t) => t.vars(),
         }
     }
 
     pub fn build(&self) -> Result<Table, ZkError> {
+        let too_large = |op: &str| ZkError::Unsupported {
+            op: op.into(),
+            detail: "table too large".into(),
+        };
+        let checked = |t: Table, digest: &[u8; 32], what: &str| {
+            if table_digest(&t) == *digest {
+                Ok(t)
+            } else {
+                Err(ZkError::Verify(format!(
+                    "this verifier computes a {what} table different from the model key's"
+                )))
+            }
+        };
         match self {
             TableSpec::Range { bits } if *bits <= 24 => Ok(Table::Range { bits: *bits }),
-            TableSpec::Range { bits } => Err(ZkError::Unsupported {
-                op: "range check".into(),
-                detail: format!("a {bits}-bit range table"),
-            }),
+            TableSpec::Range { .. } => Err(too_large("range check")),
             TableSpec::Gelu {
-                a_bits,
+                in_bits,
+                out_bits,
                 domain_bits,
                 digest,
             } => {
-                if *domain_bits > 20 || *a_bits > 20 {
-                    return Err(ZkError::Unsupported {
-                        op: "GELU".into(),
-                        detail: "table too large".into(),
-                    });
+                if *domain_bits > 20 || *in_bits > 30 || *out_bits > 30 {
+                    return Err(too_large("GELU"));
                 }
-                let t = gelu_table(*a_bits, *domain_bits);
-                if table_digest(&t) != *digest {
-                    return Err(ZkError::Verify(
-                        "this verifier computes a GELU table different from the model key's".into(),
-                    ));
-                }
-                Ok(t)
+                checked(
+                    gelu_table(*in_bits, *out_bits, *domain_bits),
+                    digest,
+                    "GELU",
+                )
             }
+            TableSpec::Exp {
+                a_bits,
+                out_bits,
+                domain_bits,
+                digest,
+            } => {
+                if *domain_bits > 20 || *a_bits > 30 || *out_bits > 30 {
+                    return Err(too_large("Softmax"));
+                }
+                checked(exp_table(*a_bits, *out_bits, *domain_bits), digest, "exp")
+            }
+            TableSpec::IsZero { bits } if *bits <= 20 => Ok(Table::Function {
+                lo: 0,
+                values: (0..1i64 << bits).map(|t| i64::from(t == 0)).collect(),
+            }),
+            TableSpec::IsZero { .. } => Err(too_large("saturation")),
             TableSpec::Explicit(t) => Ok(t.clone()),
         }
     }

@@ -4,10 +4,10 @@
 //! multiply-accumulates; attention, LayerNorm and the embedding follow (docs/zk.md, "Tensor
 //! proofs").
 
-use super::builder::Builder;
+use super::builder::{Builder, Fixed, Heads};
 use super::commit::Generators;
 use super::lookup::TableSpec;
-use super::program::{MAX_COL_VARS, ModelKey, Role, Values};
+use super::program::{MAX_COL_VARS, ModelKey, Program, Role, Values};
 use crate::error::ZkError;
 use crate::onnx;
 
@@ -101,7 +101,7 @@ pub fn ffn_block(
         &quantise(&b2, a_bits + w_bits)?,
     )?;
     let h = b.linear("h", xi, w1, Some(b1), w_bits)?;
-    let g = b.function("gelu", h, TableSpec::gelu(a_bits, gelu_bits))?;
+    let g = b.function("gelu", h, TableSpec::gelu(a_bits, a_bits, gelu_bits))?;
     let y = b.linear("y", g, w2, Some(b2), w_bits)?;
     b.set_role(y, Role::Output);
     let weights = b.weights();
@@ -116,4 +116,178 @@ pub fn ffn_block(
         input: xi,
         output: y,
     })
+}
+
+/// The fixed-point choices measured in models/text/minilm_fixed.md: activations at 2^12, weights
+/// at 2^12, inverse standard deviations at 2^26, exp over 2^16 inputs to 2^16, GELU over 2^16
+/// inputs at 2^9.
+pub fn fixed() -> Fixed {
+    Fixed {
+        a_bits: 12,
+        w_bits: 12,
+        g_bits: 12,
+        isd_bits: 26,
+        isd_range_bits: 32,
+        slack_bits: 60,
+        gelu_in_bits: 9,
+        gelu_domain_bits: 16,
+        exp_out_bits: 16,
+        exp_domain_bits: 16,
+        sat_bits: 6,
+    }
+}
+
+pub const SEQ: usize = 16;
+const HEADS: usize = 12;
+const HEAD_DIM: usize = 32;
+const LAYERS: usize = 6;
+
+/// The whole MiniLM-L6 as a tensor program on one input of [`SEQ`] tokens.
+pub struct Model {
+    pub program: Program,
+    pub values: Vec<Vec<i64>>,
+    pub weights: Vec<Vec<i64>>,
+    /// The public tensors, in program order: one-hot ids, mask, token count; then the embedding.
+    pub inputs: Vec<usize>,
+    pub output: usize,
+}
+
+/// Builds the program for `ids` (at most [`SEQ`], padded with id 0 and mask 0). The program's
+/// shape is the same for every input; only the values differ.
+pub fn model(model_bytes: &[u8], ids: &[i64], p: &Fixed) -> Result<Model, ZkError> {
+    if ids.is_empty() || ids.len() > SEQ {
+        return Err(ZkError::BadInput(format!(
+            "zk embeddings take 1 to {SEQ} tokens, not {}",
+            ids.len()
+        )));
+    }
+    let (a, w) = (p.a_bits, p.w_bits);
+    let get = |n: &str| initializer(model_bytes, n);
+    let (wd, word) = get("embeddings.word_embeddings.weight")?;
+    let [vocab, hidden] = wd[..] else {
+        return Err(ZkError::InvalidModel(
+            "word embeddings of unexpected shape".into(),
+        ));
+    };
+    if hidden != HEADS * HEAD_DIM {
+        return Err(ZkError::InvalidModel("hidden size is not 12 × 32".into()));
+    }
+    let mut b = Builder::new();
+    let mut onehot = vec![0i64; SEQ * vocab];
+    for (i, &t) in ids.iter().enumerate() {
+        let t = usize::try_from(t)
+            .ok()
+            .filter(|&t| t < vocab)
+            .ok_or_else(|| ZkError::BadInput(format!("token id {t} is outside the vocabulary")))?;
+        onehot[i * vocab + t] = 1;
+    }
+    for i in ids.len()..SEQ {
+        onehot[i * vocab] = 1;
+    }
+    let mask: Vec<i64> = (0..SEQ).map(|i| i64::from(i < ids.len())).collect();
+    let onehot = b.tensor_real("ids.onehot", &[SEQ, vocab], Role::Input, &onehot)?;
+    let mask = b.tensor_real("mask", &[SEQ], Role::Input, &mask)?;
+    let count = b.tensor_real("count", &[], Role::Input, &[ids.len() as i64])?;
+
+    let q = |v: &[f64], bits: u32| quantise(v, bits);
+    let word = b.tensor_real(
+        "embeddings.word",
+        &[vocab, hidden],
+        Role::Weight,
+        &q(&word, a)?,
+    )?;
+    let (_, pos) = get("embeddings.position_embeddings.weight")?;
+    let (_, typ) = get("embeddings.token_type_embeddings.row0")?;
+    let (pos, typ) = (q(&pos[..SEQ * hidden], a)?, q(&typ, a)?);
+    let pt: Vec<i64> = (0..SEQ * hidden)
+        .map(|i| pos[i] + typ[i % hidden])
+        .collect();
+    let pt = b.tensor_real(
+        "embeddings.position_type",
+        &[SEQ, hidden],
+        Role::Weight,
+        &pt,
+    )?;
+    let ln_params = |b: &mut Builder, pre: &str| -> Result<(usize, usize), ZkError> {
+        let g = b.tensor_real(
+            &format!("{pre}.weight"),
+            &[hidden],
+            Role::Weight,
+            &q(&get(&format!("{pre}.weight"))?.1, p.g_bits)?,
+        )?;
+        let be = b.tensor_real(
+            &format!("{pre}.bias"),
+            &[hidden],
+            Role::Weight,
+            &q(&get(&format!("{pre}.bias"))?.1, a)?,
+        )?;
+        Ok((g, be))
+    };
+    let e = b.embedding("embeddings", onehot, word, pt)?;
+    let (g, be) = ln_params(&mut b, "embeddings.LayerNorm")?;
+    let mut h = b.layer_norm("embeddings.out", e, g, be, p)?;
+    let score = 1.0 / (HEAD_DIM as f64).sqrt();
+    for l in 0..LAYERS {
+        let pre = format!("encoder.layer.{l}");
+        let lin =
+            |b: &mut Builder, x: usize, name: &str, out: &str, s: f64| -> Result<usize, ZkError> {
+                let (d, wv) = get(&format!("{pre}.{name}.weight_t"))?;
+                let (_, bv) = get(&format!("{pre}.{name}.bias"))?;
+                let wq = quantise_scaled(&wv, (1u64 << w) as f64 * s)?;
+                let bq = quantise_scaled(&bv, (1u64 << (a + w)) as f64 * s)?;
+                let wt = b.tensor_real(&format!("{pre}.{name}.weight"), &d, Role::Weight, &wq)?;
+                let bt =
+                    b.tensor_real(&format!("{pre}.{name}.bias"), &[d[1]], Role::Weight, &bq)?;
+                b.linear(&format!("l{l}.{out}"), x, wt, Some(bt), w)
+            };
+        let qh = lin(&mut b, h, "attention.self.query", "q", score)?;
+        let kh = lin(&mut b, h, "attention.self.key", "k", 1.0)?;
+        let vh = lin(&mut b, h, "attention.self.value", "v", 1.0)?;
+        let ctx = b.attention(
+            &format!("l{l}.attn"),
+            [qh, kh, vh],
+            mask,
+            Heads {
+                count: HEADS,
+                dim: HEAD_DIM,
+            },
+            p,
+        )?;
+        let ao = lin(&mut b, ctx, "attention.output.dense", "attn_out", 1.0)?;
+        let r1 = b.add(&format!("l{l}.attn_res"), ao, h)?;
+        let (g1, b1) = ln_params(&mut b, &format!("{pre}.attention.output.LayerNorm"))?;
+        let h1 = b.layer_norm(&format!("l{l}.h1"), r1, g1, b1, p)?;
+        let f1 = lin(&mut b, h1, "intermediate.dense", "ff1", 1.0)?;
+        let gl = b.gelu(&format!("l{l}.gelu"), f1, p)?;
+        let f2 = lin(&mut b, gl, "output.dense", "ff2", 1.0)?;
+        let r2 = b.add(&format!("l{l}.ff_res"), f2, h1)?;
+        let (g2, b2) = ln_params(&mut b, &format!("{pre}.output.LayerNorm"))?;
+        h = b.layer_norm(&format!("l{l}.out"), r2, g2, b2, p)?;
+    }
+    let pooled = b.mean_pool("pool", h, mask, count)?;
+    let out = b.l2_normalize("embedding", pooled, p)?;
+    b.set_role(out, Role::Output);
+    let weights = b.weights();
+    let (program, values) = b.finish();
+    Ok(Model {
+        program,
+        values,
+        weights,
+        inputs: vec![onehot, mask, count],
+        output: out,
+    })
+}
+
+/// `round(v · scale)` half up, for scales that are not powers of two (the folded 1/√32).
+fn quantise_scaled(v: &[f64], scale: f64) -> Result<Vec<i64>, ZkError> {
+    v.iter()
+        .map(|&x| {
+            let q = (x * scale + 0.5).floor();
+            if q.is_finite() && q.abs() < (1u64 << 40) as f64 {
+                Ok(q as i64)
+            } else {
+                Err(ZkError::OutOfRange(format!("{x} does not quantise")))
+            }
+        })
+        .collect()
 }

@@ -23,8 +23,8 @@ use super::sumcheck::{self, Expr, SumcheckProof};
 use super::transcript::Transcript;
 use crate::error::ZkError;
 
-/// A tensor in a relation: which tensor, and the relation axis of each of its axes (in the
-/// tensor's own order).
+/// A tensor in a relation: which tensor, and the relation axes its padded layout is read as
+/// (row-major: the first axis owns the highest bits), which may split or merge its own axes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Operand {
     pub tensor: usize,
@@ -113,22 +113,24 @@ impl Relation {
             .flat_map(|t| t.1.iter())
             .chain(self.point_terms.iter().map(|p| &p.1));
         for op in ops {
-            let d = dims(op.tensor);
-            if d.len() != op.axes.len() {
+            // An operand views its tensor's padded layout as the relation's axes, row-major:
+            // e.g. a [16, 384] tensor (padded [16, 512]) as (token, head, dim) of 4, 4, 5 bits.
+            let vars: usize = dims(op.tensor)
+                .iter()
+                .map(|d| d.trailing_zeros() as usize)
+                .sum();
+            if op.axes.iter().any(|&a| a >= self.axes.len()) {
                 return Err(bad(format!(
-                    "operand of tensor {} has {} axes, the tensor {}",
-                    op.tensor,
-                    op.axes.len(),
-                    d.len()
+                    "an operand of tensor {} names no axis",
+                    op.tensor
                 )));
             }
-            for (&a, &len) in op.axes.iter().zip(&d) {
-                if a >= self.axes.len() || 1usize << self.axes[a] != len {
-                    return Err(bad(format!(
-                        "axis {a} of tensor {} does not match",
-                        op.tensor
-                    )));
-                }
+            let bits: usize = op.axes.iter().map(|&a| self.axes[a]).sum();
+            if bits != vars {
+                return Err(bad(format!(
+                    "tensor {} has {vars} variables, its operand {bits}",
+                    op.tensor
+                )));
             }
         }
         for (_, op) in &self.point_terms {
@@ -351,14 +353,16 @@ pub fn prove<'v>(
             tables.push(operand_table(rel, op, values(op.tensor), &r, &plan));
         }
     }
+    let n_ops: usize = rel.sum_terms.iter().map(|t| t.1.len()).sum();
     if tables.is_empty() {
+        // Only constants are summed: a table of ones carries the domain's size.
         let df_bits: usize = plan.domain.iter().map(|&a| rel.axes[a]).sum();
         tables.push(vec![F::ONE; 1 << df_bits]);
     }
     let (e, _) = expr(rel, &plan);
     let (sc, end, finals) = sumcheck::prove(tables, &e, t)?;
     let skip = usize::from(!plan.eq_axes.is_empty());
-    let at_end: Vec<F> = finals[skip..].to_vec();
+    let at_end: Vec<F> = finals[skip..skip + n_ops].to_vec();
     t.scalars(b"relation end values", &at_end);
     let mut i = 0;
     for (_, ops) in &rel.sum_terms {
