@@ -1,6 +1,7 @@
 //! The tensor proofs on the real MiniLM (issue 18): a feed-forward block of the exported model,
 //! proven from the model file and verified from the model key alone, with its fixed-point error
 //! against the float block stated.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::path::PathBuf;
 
