@@ -52,6 +52,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         key.program.tensors.len(),
         key.program.ops.len()
     );
+    let part = |x: Result<Vec<u8>, _>| x.map(|b: Vec<u8>| b.len()).unwrap_or(0);
+    let (mut rel, mut look) = (0usize, 0usize);
+    for op in &proof.ops {
+        match op {
+            program::OpProof::Relation(r) => rel += part(bincode::serialize(r)),
+            program::OpProof::Lookup(l) => look += part(bincode::serialize(l)),
+        }
+    }
+    println!(
+        "proof parts: commitments {} B ({}), relations {rel} B, lookups {look} B, openings {} B, weight openings {} B",
+        part(bincode::serialize(&proof.commitments)),
+        proof.commitments.len(),
+        part(bincode::serialize(&proof.openings)),
+        part(bincode::serialize(&proof.weight_openings)),
+    );
     let emb: Vec<i64> = outputs[0][..384].to_vec();
     println!("embedding[..8] = {:?}", &emb[..8]);
     Ok(())

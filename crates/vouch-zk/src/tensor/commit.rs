@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spartan2::provider::traits::{DlogGroup, DlogGroupExt};
 
-use super::field::{F, eq_eval, eq_table, from_i64};
+use super::field::{F, eq_at_index, eq_eval, eq_table, from_i64};
 use super::sumcheck::{self, Expr, SumcheckProof};
 use super::transcript::{Point, Transcript};
 use crate::error::ZkError;
@@ -124,7 +124,7 @@ pub fn commit_ints(gens: &Generators, values: &[i64], vars: usize) -> Result<Com
     Ok(Commitment { rows: out })
 }
 
-/// A claim `poly(point) = value` on polynomial `poly` of a [`PolySet`].
+/// A claim `member(point) = value` on one member of a stacked class.
 #[derive(Clone, Debug)]
 pub struct Claim {
     pub poly: usize,
@@ -132,168 +132,148 @@ pub struct Claim {
     pub value: F,
 }
 
-/// The opening of all claims on a set of same-size polynomials.
+/// The opening of all claims on one stacked class.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Opening {
     pub reduce: SumcheckProof,
-    /// Each claimed polynomial's value at the common point (in order of first claim).
-    pub evals: Vec<F>,
-    /// The row combination `Σ_t μ_t L^T M_t`.
+    /// The stacked polynomial's value at the common point.
+    pub eval: F,
+    /// The row combination `L^T M` at that point.
     pub combined_row: Vec<F>,
 }
 
-/// Distinct polynomials claimed, in order of first claim.
-fn claimed_polys(claims: &[Claim]) -> Vec<usize> {
-    let mut seen = Vec::new();
-    for c in claims {
-        if !seen.contains(&c.poly) {
-            seen.push(c.poly);
-        }
-    }
-    seen
+/// Variables that index the members of a class of `n` members.
+pub fn member_bits(n: usize) -> usize {
+    n.max(1).next_power_of_two().trailing_zeros() as usize
 }
 
-/// Proves every claim in `claims` on `polys` (all `2^vars` long, committed with `gens`). The
-/// claims' values must already be in the transcript.
+/// Same-size polynomials (`2^vars` values each) stacked into one: member `m`'s entry `x` at
+/// `m·2^vars + x`, so member bits are the highest variables. One commitment and one opening
+/// serve the whole class.
+pub fn stack(members: &[&[i64]], vars: usize) -> Vec<i64> {
+    let n = 1usize << vars;
+    let mut out = vec![0i64; n << member_bits(members.len())];
+    for (m, v) in members.iter().enumerate() {
+        out[m * n..m * n + v.len()].copy_from_slice(v);
+    }
+    out
+}
+
+/// Commits to a class of same-size members as one stacked polynomial.
+pub fn commit_class(
+    gens: &Generators,
+    members: &[&[i64]],
+    vars: usize,
+) -> Result<Commitment, ZkError> {
+    commit_ints(
+        gens,
+        &stack(members, vars),
+        vars + member_bits(members.len()),
+    )
+}
+
+/// Proves every claim in `claims` on the members of a class (all `2^vars` long, committed with
+/// [`commit_class`]). The claims' values must already be in the transcript.
 pub fn open(
     gens: &Generators,
-    polys: &[&[i64]],
+    members: &[&[i64]],
     vars: usize,
     claims: &[Claim],
     t: &mut Transcript,
 ) -> Result<Opening, ZkError> {
-    let used = claimed_polys(claims);
     let rho = t.challenges(b"open rho", claims.len())?;
+    let stacked = stack(members, vars);
+    let total = vars + member_bits(members.len());
     let n = 1usize << vars;
-    let mut tables: Vec<Vec<F>> = Vec::with_capacity(2 * used.len());
-    for &p in &used {
-        let mut v: Vec<F> = polys[p].par_iter().map(|&x| from_i64(x)).collect();
-        v.resize(n, F::ZERO);
-        tables.push(v);
+    let p: Vec<F> = stacked.par_iter().map(|&x| from_i64(x)).collect();
+    let mut e = vec![F::ZERO; 1 << total];
+    for (c, r) in claims.iter().zip(&rho) {
+        let eq = eq_table(&c.point);
+        e[c.poly * n..(c.poly + 1) * n]
+            .par_iter_mut()
+            .zip(eq.par_iter())
+            .for_each(|(a, b)| *a += *r * b);
     }
-    for &p in &used {
-        let mut e = vec![F::ZERO; n];
-        for (c, r) in claims.iter().zip(&rho) {
-            if c.poly == p {
-                let eq = eq_table(&c.point);
-                e.par_iter_mut()
-                    .zip(eq.par_iter())
-                    .for_each(|(a, b)| *a += *r * b);
-            }
-        }
-        tables.push(e);
-    }
-    let k = used.len();
-    let expr = Expr {
-        terms: (0..k).map(|i| (F::ONE, vec![i, k + i])).collect(),
-    };
-    let (reduce, point, finals) = sumcheck::prove(tables, &expr, t)?;
-    let evals = finals[..k].to_vec();
-    t.scalars(b"open evals", &evals);
-    let mu = t.challenges(b"open mu", k)?;
-    let col_vars = gens.cols_for(vars);
+    let (reduce, point, finals) = sumcheck::prove(vec![p, e], &Expr::product(&[0, 1]), t)?;
+    let eval = finals[0];
+    t.scalar(b"open eval", &eval);
+    let col_vars = gens.cols_for(total);
     let cols = 1usize << col_vars;
     let l = eq_table(&point[col_vars..]);
-    let mut combined_row = vec![F::ZERO; cols];
-    for (&p, m) in used.iter().zip(&mu) {
-        let vals = polys[p];
-        let part: Vec<F> = (0..cols)
-            .into_par_iter()
-            .map(|j| {
-                let mut acc = F::ZERO;
-                for (i, li) in l.iter().enumerate() {
-                    if let Some(&v) = vals.get(i * cols + j)
-                        && v != 0
-                    {
-                        acc += *li * from_i64(v);
-                    }
+    let combined_row: Vec<F> = (0..cols)
+        .into_par_iter()
+        .map(|j| {
+            let mut acc = F::ZERO;
+            for (i, li) in l.iter().enumerate() {
+                let v = stacked[i * cols + j];
+                if v != 0 {
+                    acc += *li * from_i64(v);
                 }
-                acc
-            })
-            .collect();
-        for (a, b) in combined_row.iter_mut().zip(part) {
-            *a += *m * b;
-        }
-    }
+            }
+            acc
+        })
+        .collect();
     Ok(Opening {
         reduce,
-        evals,
+        eval,
         combined_row,
     })
 }
 
-/// Checks an [`Opening`] of `claims` against the polynomials' commitments.
+/// Checks an [`Opening`] of `claims` on a class of `members` members against its commitment.
 pub fn verify(
     gens: &Generators,
-    comms: &[&Commitment],
+    comm: &Commitment,
+    members: usize,
     vars: usize,
     claims: &[Claim],
     opening: &Opening,
     t: &mut Transcript,
 ) -> Result<(), ZkError> {
-    let used = claimed_polys(claims);
-    if opening.evals.len() != used.len() {
+    if claims
+        .iter()
+        .any(|c| c.point.len() != vars || c.poly >= members)
+    {
         return Err(ZkError::Verify(
-            "opening: wrong number of evaluations".into(),
+            "opening: a claim does not fit its class".into(),
         ));
     }
-    if claims.iter().any(|c| c.point.len() != vars) {
-        return Err(ZkError::Verify(
-            "opening: a claim's point has the wrong size".into(),
-        ));
-    }
+    let total = vars + member_bits(members);
     let rho = t.challenges(b"open rho", claims.len())?;
-    let total: F = claims.iter().zip(&rho).map(|(c, r)| *r * c.value).sum();
-    let (point, last) = sumcheck::verify(&opening.reduce, vars, 2, total, t)?;
-    let mut expect = F::ZERO;
-    for (i, &p) in used.iter().enumerate() {
-        let e: F = claims
-            .iter()
-            .zip(&rho)
-            .filter(|(c, _)| c.poly == p)
-            .map(|(c, r)| *r * eq_eval(&c.point, &point))
-            .sum();
-        expect += opening.evals[i] * e;
-    }
-    if expect != last {
+    let sum: F = claims.iter().zip(&rho).map(|(c, r)| *r * c.value).sum();
+    let (point, last) = sumcheck::verify(&opening.reduce, total, 2, sum, t)?;
+    let e: F = claims
+        .iter()
+        .zip(&rho)
+        .map(|(c, r)| *r * eq_eval(&c.point, &point[..vars]) * eq_at_index(&point[vars..], c.poly))
+        .sum();
+    if opening.eval * e != last {
         return Err(ZkError::Verify(
-            "opening: the claims do not reduce to the evaluations".into(),
+            "opening: the claims do not reduce to the evaluation".into(),
         ));
     }
-    t.scalars(b"open evals", &opening.evals);
-    let mu = t.challenges(b"open mu", used.len())?;
-    let col_vars = gens.cols_for(vars);
+    t.scalar(b"open eval", &opening.eval);
+    let col_vars = gens.cols_for(total);
     let cols = 1usize << col_vars;
     if opening.combined_row.len() != cols {
         return Err(ZkError::Verify(
             "opening: the row combination has the wrong width".into(),
         ));
     }
-    let rows = 1usize << (vars - col_vars);
-    let l = eq_table(&point[col_vars..]);
-    let mut scalars = Vec::new();
-    let mut bases = Vec::new();
-    for (&p, m) in used.iter().zip(&mu) {
-        let c = comms
-            .get(p)
-            .ok_or_else(|| ZkError::Verify("opening: a claim names no commitment".into()))?;
-        if c.rows.len() != rows {
-            return Err(ZkError::Verify(
-                "opening: a commitment has the wrong number of rows".into(),
-            ));
-        }
-        for (li, row) in l.iter().zip(&c.rows) {
-            scalars.push(*m * li);
-            bases.push(row.to_affine());
-        }
+    if comm.rows.len() != 1 << (total - col_vars) {
+        return Err(ZkError::Verify(
+            "opening: a commitment has the wrong number of rows".into(),
+        ));
     }
-    let lhs = Point::vartime_multiscalar_mul(&scalars, &bases, true)
+    let l = eq_table(&point[col_vars..]);
+    let bases: Vec<Affine> = comm.rows.iter().map(|r| r.to_affine()).collect();
+    let lhs = Point::vartime_multiscalar_mul(&l, &bases, true)
         .map_err(|e| ZkError::Internal(format!("msm: {e}")))?;
     let rhs = Point::vartime_multiscalar_mul(&opening.combined_row, &gens.g[..cols], true)
         .map_err(|e| ZkError::Internal(format!("msm: {e}")))?;
     if lhs != rhs {
         return Err(ZkError::Verify(
-            "opening: the row combination does not match the commitments".into(),
+            "opening: the row combination does not match the commitment".into(),
         ));
     }
     let r = eq_table(&point[..col_vars]);
@@ -303,10 +283,9 @@ pub fn verify(
         .zip(&r)
         .map(|(a, b)| *a * b)
         .sum();
-    let want: F = opening.evals.iter().zip(&mu).map(|(e, m)| *e * m).sum();
-    if got != want {
+    if got != opening.eval {
         return Err(ZkError::Verify(
-            "opening: the evaluations do not match the row combination".into(),
+            "opening: the evaluation does not match the row combination".into(),
         ));
     }
     Ok(())
@@ -318,14 +297,13 @@ mod tests {
     use crate::tensor::field::evaluate_i64;
 
     #[test]
-    fn claims_on_several_polynomials_open_together_and_a_false_one_fails() {
+    fn claims_on_a_stacked_class_open_together_and_a_false_one_fails() {
         let gens = Generators::new(3);
         let a: Vec<i64> = (0..64).map(|i| (i * 37 % 23) - 11).collect();
         let b: Vec<i64> = (0..50).map(|i| -(i * 13 % 7)).collect(); // zero-padded to 64
-        let (ca, cb) = (
-            commit_ints(&gens, &a, 6).unwrap(),
-            commit_ints(&gens, &b, 6).unwrap(),
-        );
+        let c: Vec<i64> = (0..64).map(|i| i % 5).collect();
+        let members: [&[i64]; 3] = [&a, &b, &c];
+        let comm = commit_class(&gens, &members, 6).unwrap();
         let pt = |s: u64| -> Vec<F> { (0..6).map(|k| F::from(s * 10 + k)).collect() };
         let claims = vec![
             Claim {
@@ -343,26 +321,36 @@ mod tests {
                 point: pt(3),
                 value: evaluate_i64(&a, &pt(3)),
             },
+            Claim {
+                poly: 2,
+                point: pt(4),
+                value: evaluate_i64(&c, &pt(4)),
+            },
         ];
         let mut tp = Transcript::new(b"t");
-        let op = open(&gens, &[&a, &b], 6, &claims, &mut tp).unwrap();
+        let op = open(&gens, &members, 6, &claims, &mut tp).unwrap();
         let mut tv = Transcript::new(b"t");
-        verify(&gens, &[&ca, &cb], 6, &claims, &op, &mut tv).unwrap();
+        verify(&gens, &comm, 3, 6, &claims, &op, &mut tv).unwrap();
         // Round trip through serde keeps the commitment.
-        let bytes = bincode::serialize(&ca).unwrap();
-        assert_eq!(bincode::deserialize::<Commitment>(&bytes).unwrap(), ca);
-        // A false claim, a different commitment, a tampered row: each fails.
+        let bytes = bincode::serialize(&comm).unwrap();
+        assert_eq!(bincode::deserialize::<Commitment>(&bytes).unwrap(), comm);
+        // A false claim, a claim on the wrong member, another commitment, a tampered row: each fails.
         let mut bad = claims.clone();
         bad[1].value += F::ONE;
         let mut tp = Transcript::new(b"t");
-        let op_bad = open(&gens, &[&a, &b], 6, &bad, &mut tp).unwrap();
+        let op_bad = open(&gens, &members, 6, &bad, &mut tp).unwrap();
         let mut tv = Transcript::new(b"t");
-        assert!(verify(&gens, &[&ca, &cb], 6, &bad, &op_bad, &mut tv).is_err());
+        assert!(verify(&gens, &comm, 3, 6, &bad, &op_bad, &mut tv).is_err());
+        let mut moved = claims.clone();
+        moved[3].poly = 1;
         let mut tv = Transcript::new(b"t");
-        assert!(verify(&gens, &[&cb, &ca], 6, &claims, &op, &mut tv).is_err());
+        assert!(verify(&gens, &comm, 3, 6, &moved, &op, &mut tv).is_err());
+        let other = commit_class(&gens, &[&c, &b, &a], 6).unwrap();
+        let mut tv = Transcript::new(b"t");
+        assert!(verify(&gens, &other, 3, 6, &claims, &op, &mut tv).is_err());
         let mut op2 = op.clone();
         op2.combined_row[0] += F::ONE;
         let mut tv = Transcript::new(b"t");
-        assert!(verify(&gens, &[&ca, &cb], 6, &claims, &op2, &mut tv).is_err());
+        assert!(verify(&gens, &comm, 3, 6, &claims, &op2, &mut tv).is_err());
     }
 }

@@ -98,12 +98,13 @@ pub struct Program {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelKey {
     pub program: Program,
-    /// One per `Weight` tensor, in tensor order.
+    /// One per size class of weights (ascending): the class's weights stacked in tensor order.
     pub weights: Vec<Commitment>,
 }
 
 impl ModelKey {
-    /// Commits to the weights (the registration-time work) and returns the key.
+    /// Commits to the weights (the registration-time work) and returns the key. `weights` are
+    /// the `Weight` tensors' padded values in tensor order.
     pub fn commit(
         program: Program,
         weights: &[Vec<i64>],
@@ -115,10 +116,23 @@ impl ModelKey {
                 "model key: one value vector per weight".into(),
             ));
         }
-        let comms = ids
-            .iter()
-            .zip(weights)
-            .map(|(&i, w)| commit::commit_ints(gens, w, program.tensors[i].vars()))
+        let polys = weight_polys(&program);
+        let comms = classes(&polys)
+            .into_iter()
+            .map(|(vars, members)| {
+                let refs: Vec<&[i64]> = members
+                    .iter()
+                    .map(|m| match m {
+                        Poly::Tensor(i) => ids
+                            .iter()
+                            .position(|x| x == i)
+                            .map(|k| weights[k].as_slice())
+                            .unwrap_or(&[]),
+                        Poly::Mult(_) => &[],
+                    })
+                    .collect();
+                commit::commit_class(gens, &refs, vars)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ModelKey {
             program,
@@ -270,9 +284,12 @@ pub fn prove(
             Poly::Mult(l) => &vals.mults[l],
         }
     };
-    let commitments = committed
+    let commitments = classes(&committed)
         .par_iter()
-        .map(|&(p, v)| commit::commit_ints(gens, poly_values(p), v))
+        .map(|(vars, members)| {
+            let refs: Vec<&[i64]> = members.iter().map(|&p| poly_values(p)).collect();
+            commit::commit_class(gens, &refs, *vars)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for c in &commitments {
         c.absorb(b"commitment", &mut t);
@@ -316,18 +333,20 @@ pub fn prove(
     })
 }
 
-/// The size classes (variable counts) of a set of polynomials, ascending.
-fn classes(polys: &[(Poly, usize)]) -> Vec<usize> {
-    let mut v: Vec<usize> = polys.iter().map(|p| p.1).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
+/// The size classes of a set of polynomials, ascending by variable count, each with its
+/// members in order: each class is committed and opened as one stacked polynomial.
+fn classes(polys: &[(Poly, usize)]) -> Vec<(usize, Vec<Poly>)> {
+    let mut vars: Vec<usize> = polys.iter().map(|p| p.1).collect();
+    vars.sort_unstable();
+    vars.dedup();
+    vars.into_iter()
+        .map(|v| (v, polys.iter().filter(|p| p.1 == v).map(|p| p.0).collect()))
+        .collect()
 }
 
-/// The claims on polynomials of one class, with each claim's index within the class.
-fn class_claims(polys: &[(Poly, usize)], vars: usize, claims: &Claims) -> (Vec<Poly>, Vec<Claim>) {
-    let members: Vec<Poly> = polys.iter().filter(|p| p.1 == vars).map(|p| p.0).collect();
-    let cl = claims
+/// The claims on a class's members, each naming its member's index.
+fn class_claims(members: &[Poly], claims: &Claims) -> Vec<Claim> {
+    claims
         .0
         .iter()
         .filter_map(|(p, point, v)| {
@@ -337,8 +356,7 @@ fn class_claims(polys: &[(Poly, usize)], vars: usize, claims: &Claims) -> (Vec<P
                 value: *v,
             })
         })
-        .collect();
-    (members, cl)
+        .collect()
 }
 
 fn weight_polys(prog: &Program) -> Vec<(Poly, usize)> {
@@ -364,11 +382,8 @@ fn discharge_prover(
     };
     let mut out = [Vec::new(), Vec::new()];
     for (slot, polys) in [committed.to_vec(), weight_polys(prog)].iter().enumerate() {
-        for vars in classes(polys) {
-            let (members, cl) = class_claims(polys, vars, claims);
-            if cl.is_empty() {
-                continue;
-            }
+        for (vars, members) in classes(polys) {
+            let cl = class_claims(&members, claims);
             let refs: Vec<&[i64]> = members.iter().map(|&p| values(p)).collect();
             out[slot].push(commit::open(gens, &refs, vars, &cl, t)?);
         }
@@ -410,15 +425,11 @@ pub fn verify(
         .collect();
     bind_statement(&mut t, &key.digest(), binding, &publics);
     let committed = prog.committed();
-    if proof.commitments.len() != committed.len() {
+    let act_classes = classes(&committed);
+    if proof.commitments.len() != act_classes.len() {
         return Err(ZkError::Verify("wrong number of commitments".into()));
     }
-    for (c, (_, vars)) in proof.commitments.iter().zip(&committed) {
-        if c.rows.len() != 1 << (vars - gens.cols_for(*vars)) {
-            return Err(ZkError::Verify(
-                "a commitment has the wrong number of rows".into(),
-            ));
-        }
+    for c in &proof.commitments {
         c.absorb(b"commitment", &mut t);
     }
     if proof.ops.len() != prog.ops.len() {
@@ -470,45 +481,22 @@ pub fn verify(
             }
         }
     }
-    let weight_comms: Vec<(Poly, &Commitment)> = prog
-        .ids(Role::Weight)
-        .into_iter()
-        .map(Poly::Tensor)
-        .zip(&key.weights)
-        .collect();
-    let act_comms: Vec<(Poly, &Commitment)> = committed
-        .iter()
-        .map(|p| p.0)
-        .zip(&proof.commitments)
-        .collect();
-    for (slot, (polys, comms, openings)) in [
-        (committed.clone(), act_comms, &proof.openings),
-        (weight_polys(prog), weight_comms, &proof.weight_openings),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut used = 0;
-        for vars in classes(polys) {
-            let (members, cl) = class_claims(polys, vars, &claims);
-            if cl.is_empty() {
-                continue;
-            }
-            let opening = openings
-                .get(used)
-                .ok_or_else(|| ZkError::Verify(format!("missing opening {slot}/{vars}")))?;
-            used += 1;
-            let cs: Vec<&Commitment> = members
-                .iter()
-                .map(|m| comms.iter().find(|(p, _)| p == m).map(|c| c.1))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    ZkError::Internal("a claimed polynomial has no commitment".into())
-                })?;
-            commit::verify(gens, &cs, vars, &cl, opening, &mut t)?;
+    let weight_classes = classes(&weight_polys(prog));
+    if key.weights.len() != weight_classes.len() {
+        return Err(ZkError::Verify(
+            "the key has the wrong number of weight commitments".into(),
+        ));
+    }
+    for (class_list, comms, openings) in [
+        (&act_classes, &proof.commitments, &proof.openings),
+        (&weight_classes, &key.weights, &proof.weight_openings),
+    ] {
+        if openings.len() != class_list.len() {
+            return Err(ZkError::Verify("wrong number of openings".into()));
         }
-        if used != openings.len() {
-            return Err(ZkError::Verify("extra openings".into()));
+        for (((vars, members), comm), opening) in class_list.iter().zip(comms).zip(openings) {
+            let cl = class_claims(members, &claims);
+            commit::verify(gens, comm, members.len(), *vars, &cl, opening, &mut t)?;
         }
     }
     Ok(())
