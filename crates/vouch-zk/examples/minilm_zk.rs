@@ -53,13 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         key.program.ops.len()
     );
     let part = |x: Result<Vec<u8>, _>| x.map(|b: Vec<u8>| b.len()).unwrap_or(0);
-    let (mut rel, mut look) = (0usize, 0usize);
-    for op in &proof.ops {
-        match op {
-            program::OpProof::Relation(r) => rel += part(bincode::serialize(r)),
-            program::OpProof::Lookup(l) => look += part(bincode::serialize(l)),
-        }
-    }
+    let rel = part(bincode::serialize(&proof.relations));
+    let look = part(bincode::serialize(&proof.lookups));
     println!(
         "proof parts: commitments {} B ({}), relations {rel} B, lookups {look} B, openings {} B, weight openings {} B",
         part(bincode::serialize(&proof.commitments)),

@@ -385,110 +385,175 @@ pub fn multiplicities(table: &Table, columns: &[&[i64]]) -> Result<Vec<i64>, ZkE
     Ok(m)
 }
 
+/// All lookups into one table, batched: one fraction tree per group of same-size lookups
+/// (their columns side by side, padded with zero numerators), one tree for the table with the
+/// lookups' summed multiplicities, and one check that the groups' fractions add up to the
+/// table's.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LookupProof {
-    pub witness: FractionProof,
+    pub witness: Vec<FractionProof>,
     pub table: FractionProof,
-    /// Each column's value at the witness tree's leaf point.
-    pub columns_at: Vec<F>,
+    /// Per group, per lookup, each column's value at the group tree's leaf point.
+    pub columns_at: Vec<Vec<Vec<F>>>,
     /// The multiplicities' value at the table tree's leaf point.
     pub m_at: F,
 }
 
-/// Where a lookup's proof leaves its claims: each column at `witness_point`, the
-/// multiplicities at `table_point`.
+/// Where a batch's proof leaves its claims.
 pub struct LookupClaims {
-    pub witness_point: Vec<F>,
-    pub columns_at: Vec<F>,
+    /// Per group: the point on its lookups' columns, and per lookup each column's value there.
+    pub groups: Vec<(Vec<F>, Vec<Vec<F>>)>,
     pub table_point: Vec<F>,
     pub m_at: F,
 }
 
-/// Proves that every row of `columns` (each `2^vars` long) is in `table`, with `m` its
-/// [`multiplicities`]. Columns and `m` must be committed (absorbed) before this is called.
+/// The random challenges every lookup shares: drawn once, after every commitment.
+#[derive(Clone, Copy)]
+pub struct Challenges {
+    pub alpha: F,
+    pub beta: F,
+}
+
+impl Challenges {
+    pub fn draw(t: &mut Transcript) -> Result<Self, ZkError> {
+        Ok(Challenges {
+            alpha: t.challenge(b"lookup alpha")?,
+            beta: t.challenge(b"lookup beta")?,
+        })
+    }
+}
+
+fn key_of(cols: &[F], beta: F) -> F {
+    let mut k = F::ZERO;
+    let mut b = F::ONE;
+    for c in cols {
+        k += b * c;
+        b *= beta;
+    }
+    k
+}
+
+/// `Σ_{b<k} eq(r, b)`: the numerators' extension for `k` real blocks among `2^r.len()`.
+fn blocks_indicator(r: &[F], k: usize) -> F {
+    (0..k).map(|b| super::field::eq_at_index(r, b)).sum()
+}
+
+/// Proves that every row of every lookup in `groups` (group → lookups → columns, every column of
+/// a group `2^vars` long) is in `table`, with `m` the summed [`multiplicities`]. The columns and
+/// `m` must be committed before `ch` was drawn.
 pub fn prove(
     table: &Table,
-    columns: &[&[i64]],
+    groups: &[Vec<Vec<&[i64]>>],
     m: &[i64],
+    ch: Challenges,
     t: &mut Transcript,
 ) -> Result<(LookupProof, LookupClaims), ZkError> {
-    let alpha = t.challenge(b"lookup alpha")?;
-    let beta = t.challenge(b"lookup beta")?;
-    let n = columns[0].len();
-    let q: Vec<F> = (0..n)
-        .map(|x| {
-            let mut k = F::ZERO;
-            let mut b = F::ONE;
-            for c in columns {
-                k += b * from_i64(c[x]);
-                b *= beta;
+    let Challenges { alpha, beta } = ch;
+    let mut witness = Vec::new();
+    let mut claims = Vec::new();
+    let mut columns_at = Vec::new();
+    for g in groups {
+        let n = g
+            .first()
+            .and_then(|l| l.first())
+            .map(|c| c.len())
+            .unwrap_or(1);
+        let kb = super::commit::member_bits(g.len());
+        let total = n << kb;
+        let mut p = vec![F::ZERO; total];
+        let mut q = vec![alpha; total];
+        for (b, lk) in g.iter().enumerate() {
+            for x in 0..n {
+                let cols: Vec<F> = lk.iter().map(|c| from_i64(c[x])).collect();
+                p[b * n + x] = F::ONE;
+                q[b * n + x] = alpha - key_of(&cols, beta);
             }
-            alpha - k
-        })
-        .collect();
-    let (witness, wl) = prove_fraction(vec![F::ONE; n], q, t)?;
+        }
+        let (proof, leaves) = prove_fraction(p, q, t)?;
+        let low = leaves.point[..n.trailing_zeros() as usize].to_vec();
+        let at: Vec<Vec<F>> = g
+            .iter()
+            .map(|lk| {
+                lk.iter()
+                    .map(|c| super::field::evaluate_i64(c, &low))
+                    .collect()
+            })
+            .collect();
+        for v in &at {
+            t.scalars(b"lookup columns", v);
+        }
+        witness.push(proof);
+        claims.push((low, at.clone()));
+        columns_at.push(at);
+    }
     let tq: Vec<F> = table.keys(beta).into_iter().map(|k| alpha - k).collect();
     let tp: Vec<F> = m.iter().map(|&v| from_i64(v)).collect();
     let (tproof, tl) = prove_fraction(tp, tq, t)?;
-    let columns_at: Vec<F> = columns
-        .iter()
-        .map(|c| {
-            let v: Vec<F> = c.iter().map(|&x| from_i64(x)).collect();
-            evaluate(&v, &wl.point)
-        })
-        .collect();
-    t.scalars(b"lookup columns", &columns_at);
     t.scalar(b"lookup multiplicity", &tl.p);
     let proof = LookupProof {
         witness,
         table: tproof,
-        columns_at: columns_at.clone(),
+        columns_at,
         m_at: tl.p,
     };
     Ok((
         proof,
         LookupClaims {
-            witness_point: wl.point,
-            columns_at,
+            groups: claims,
             table_point: tl.point,
             m_at: tl.p,
         },
     ))
 }
 
-/// Checks a lookup of `columns` columns of `2^vars` rows into `table`; the returned claims must
-/// then be opened against the columns' and multiplicities' commitments.
+/// Checks a batch of lookups into `table`: `shape` gives, per group, the columns' variable count
+/// and the number of lookups; every lookup has `table.columns()` columns.
 pub fn verify(
     table: &Table,
-    columns: usize,
-    vars: usize,
+    shape: &[(usize, usize)],
     proof: &LookupProof,
+    ch: Challenges,
     t: &mut Transcript,
 ) -> Result<LookupClaims, ZkError> {
-    if proof.columns_at.len() != columns || columns != table.columns() {
-        return Err(ZkError::Verify("lookup: wrong number of columns".into()));
+    let Challenges { alpha, beta } = ch;
+    if proof.witness.len() != shape.len() || proof.columns_at.len() != shape.len() {
+        return Err(ZkError::Verify("lookup: wrong number of groups".into()));
     }
-    let alpha = t.challenge(b"lookup alpha")?;
-    let beta = t.challenge(b"lookup beta")?;
-    let wl = verify_fraction(&proof.witness, vars, t)?;
+    let mut claims = Vec::new();
+    let (mut sum_p, mut sum_q) = (F::ZERO, F::ONE);
+    for ((&(vars, k), wp), at) in shape.iter().zip(&proof.witness).zip(&proof.columns_at) {
+        if at.len() != k || at.iter().any(|cols| cols.len() != table.columns()) {
+            return Err(ZkError::Verify("lookup: wrong number of columns".into()));
+        }
+        let kb = super::commit::member_bits(k);
+        let leaves = verify_fraction(wp, vars + kb, t)?;
+        let (low, high) = leaves.point.split_at(vars);
+        let key: F = at
+            .iter()
+            .enumerate()
+            .map(|(b, cols)| super::field::eq_at_index(high, b) * key_of(cols, beta))
+            .sum();
+        if leaves.p != blocks_indicator(high, k) || leaves.q != alpha - key {
+            return Err(ZkError::Verify(
+                "lookup: the looked-up columns do not match the tree".into(),
+            ));
+        }
+        for v in at {
+            t.scalars(b"lookup columns", v);
+        }
+        let [p, q] = wp.root;
+        if q == F::ZERO {
+            return Err(ZkError::Verify("lookup: a zero denominator".into()));
+        }
+        sum_p = sum_p * q + p * sum_q;
+        sum_q *= q;
+        claims.push((low.to_vec(), at.clone()));
+    }
     let tl = verify_fraction(&proof.table, table.vars(), t)?;
-    let [pw, qw] = proof.witness.root;
     let [pt, qt] = proof.table.root;
-    if qw == F::ZERO || qt == F::ZERO || pw * qt != pt * qw {
+    if qt == F::ZERO || sum_p * qt != pt * sum_q {
         return Err(ZkError::Verify(
             "lookup: a looked-up row is not in its table".into(),
-        ));
-    }
-    // Witness leaves: numerator 1, denominator α − key(columns).
-    let mut key = F::ZERO;
-    let mut b = F::ONE;
-    for c in &proof.columns_at {
-        key += b * c;
-        b *= beta;
-    }
-    if wl.p != F::ONE || wl.q != alpha - key {
-        return Err(ZkError::Verify(
-            "lookup: the looked-up columns do not match the tree".into(),
         ));
     }
     if tl.p != proof.m_at || tl.q != alpha - table.key_at(&tl.point, beta) {
@@ -496,11 +561,9 @@ pub fn verify(
             "lookup: the table side does not match the table".into(),
         ));
     }
-    t.scalars(b"lookup columns", &proof.columns_at);
     t.scalar(b"lookup multiplicity", &proof.m_at);
     Ok(LookupClaims {
-        witness_point: wl.point,
-        columns_at: proof.columns_at.clone(),
+        groups: claims,
         table_point: tl.point,
         m_at: proof.m_at,
     })
@@ -514,20 +577,55 @@ mod tests {
     fn check(table: &Table, cols: &[&[i64]], m: &[i64]) -> Result<(), ZkError> {
         let vars = cols[0].len().trailing_zeros() as usize;
         let mut tp = Transcript::new(b"lk");
-        let (proof, pc) = prove(table, cols, m, &mut tp)?;
+        let ch = Challenges::draw(&mut tp)?;
+        let groups = vec![vec![cols.to_vec()]];
+        let (proof, pc) = prove(table, &groups, m, ch, &mut tp)?;
         let mut tv = Transcript::new(b"lk");
-        let vc = verify(table, cols.len(), vars, &proof, &mut tv)?;
+        let ch = Challenges::draw(&mut tv)?;
+        let vc = verify(table, &[(vars, 1)], &proof, ch, &mut tv)?;
         // The claims are true of the actual columns and multiplicities.
-        for (c, v) in cols.iter().zip(&vc.columns_at) {
-            if evaluate_i64(c, &vc.witness_point) != *v {
+        let (point, at) = &vc.groups[0];
+        for (c, v) in cols.iter().zip(&at[0]) {
+            if evaluate_i64(c, point) != *v {
                 return Err(ZkError::Verify("column claim false".into()));
             }
         }
         if evaluate_i64(m, &vc.table_point) != vc.m_at {
             return Err(ZkError::Verify("multiplicity claim false".into()));
         }
-        assert_eq!(pc.witness_point, vc.witness_point);
+        assert_eq!(pc.groups[0].0, vc.groups[0].0);
         Ok(())
+    }
+
+    #[test]
+    fn lookups_of_several_sizes_batch_into_one_table_and_a_bad_row_fails() {
+        let range = Table::Range { bits: 3 };
+        let a: Vec<i64> = (0..8).map(|i| i % 8).collect();
+        let b: Vec<i64> = (0..8).map(|i| (i * 3) % 8).collect();
+        let c: Vec<i64> = (0..4).map(|i| 7 - i).collect();
+        let m: Vec<i64> = {
+            let mut m = multiplicities(&range, &[&a]).unwrap();
+            for (x, y) in m.iter_mut().zip(multiplicities(&range, &[&b]).unwrap()) {
+                *x += y;
+            }
+            for (x, y) in m.iter_mut().zip(multiplicities(&range, &[&c]).unwrap()) {
+                *x += y;
+            }
+            m
+        };
+        let run = |a: &[i64], m: &[i64]| -> Result<(), ZkError> {
+            let groups = vec![vec![vec![a], vec![&b[..]]], vec![vec![&c[..]]]];
+            let mut tp = Transcript::new(b"lk");
+            let ch = Challenges::draw(&mut tp)?;
+            let (proof, _) = prove(&range, &groups, m, ch, &mut tp)?;
+            let mut tv = Transcript::new(b"lk");
+            let ch = Challenges::draw(&mut tv)?;
+            verify(&range, &[(3, 2), (2, 1)], &proof, ch, &mut tv).map(|_| ())
+        };
+        run(&a, &m).unwrap();
+        let mut bad = a.clone();
+        bad[2] = 9;
+        assert!(run(&bad, &m).is_err());
     }
 
     #[test]

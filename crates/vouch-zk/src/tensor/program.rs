@@ -170,14 +170,46 @@ impl Program {
             .into_iter()
             .map(|i| (Poly::Tensor(i), self.tensors[i].vars()))
             .collect();
-        let mut l = 0;
-        for op in &self.ops {
-            if let Op::Lookup { table, .. } = op {
-                out.push((Poly::Mult(l), table.vars()));
-                l += 1;
-            }
+        for (g, (table, _)) in self.lookup_plan().iter().enumerate() {
+            out.push((Poly::Mult(g), table.vars()));
         }
         out
+    }
+
+    /// The lookups batched: per distinct table (in order of first use), its lookups grouped by
+    /// column size (ascending), as (variables, lookup ops).
+    pub fn lookup_plan(&self) -> Vec<(TableSpec, Vec<(usize, Vec<usize>)>)> {
+        let mut plan: Vec<(TableSpec, Vec<(usize, Vec<usize>)>)> = Vec::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Op::Lookup { columns, table } = op {
+                let vars = columns
+                    .first()
+                    .map(|&c| self.tensors[c].vars())
+                    .unwrap_or(0);
+                let g = match plan.iter().position(|(t, _)| t == table) {
+                    Some(g) => g,
+                    None => {
+                        plan.push((table.clone(), vec![]));
+                        plan.len() - 1
+                    }
+                };
+                match plan[g].1.iter().position(|(v, _)| *v == vars) {
+                    Some(s) => plan[g].1[s].1.push(i),
+                    None => plan[g].1.push((vars, vec![i])),
+                }
+            }
+        }
+        for (_, groups) in &mut plan {
+            groups.sort_by_key(|(v, _)| *v);
+        }
+        plan
+    }
+
+    fn lookup_columns(&self, op: usize) -> &[usize] {
+        match &self.ops[op] {
+            Op::Lookup { columns, .. } => columns,
+            Op::Relation(_) => &[],
+        }
     }
 }
 
@@ -188,16 +220,14 @@ enum Poly {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum OpProof {
-    Relation(RelationProof),
-    Lookup(LookupProof),
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Proof {
-    /// One per committed polynomial (hidden tensors, then multiplicities).
+    /// One per size class of committed polynomials (hidden tensors and each table's
+    /// multiplicities), ascending.
     pub commitments: Vec<Commitment>,
-    pub ops: Vec<OpProof>,
+    /// One per relation, in program order.
+    pub relations: Vec<RelationProof>,
+    /// One per table, in [`Program::lookup_plan`] order.
+    pub lookups: Vec<LookupProof>,
     /// One per size class of committed polynomials with claims, by ascending size.
     pub openings: Vec<Opening>,
     /// One per size class of weights with claims, by ascending size.
@@ -244,17 +274,23 @@ impl Values {
             ));
         }
         let mut mults = Vec::new();
-        for op in &program.ops {
-            if let Op::Lookup { columns, table } = op {
-                let table = table.build()?;
+        for (spec, groups) in program.lookup_plan() {
+            let table = spec.build()?;
+            let mut m = vec![0i64; 1 << table.vars()];
+            for &op in groups.iter().flat_map(|(_, ops)| ops) {
+                let columns = program.lookup_columns(op);
                 let cols: Vec<&[i64]> = columns.iter().map(|&c| tensors[c].as_slice()).collect();
-                mults.push(lookup::multiplicities(&table, &cols).map_err(|e| match e {
-                    ZkError::OutOfRange(m) => {
-                        ZkError::OutOfRange(format!("{}: {m}", program.tensors[columns[0]].name))
+                let part = lookup::multiplicities(&table, &cols).map_err(|e| match e {
+                    ZkError::OutOfRange(msg) => {
+                        ZkError::OutOfRange(format!("{}: {msg}", program.tensors[columns[0]].name))
                     }
                     e => e,
-                })?);
+                })?;
+                for (x, y) in m.iter_mut().zip(part) {
+                    *x += y;
+                }
             }
+            mults.push(m);
         }
         Ok(Values { tensors, mults })
     }
@@ -295,39 +331,44 @@ pub fn prove(
         c.absorb(b"commitment", &mut t);
     }
     let mut claims = Claims::default();
-    let mut ops = Vec::new();
-    let mut lookup_i = 0;
+    let mut relations = Vec::new();
     let tensor_values = |i: usize| -> &[i64] { &vals.tensors[i] };
     for op in &prog.ops {
-        match op {
-            Op::Relation(rel) => {
-                let (proof, cl) = relation::prove(rel, &tensor_values, &mut t)?;
-                for (i, point, v) in cl {
-                    claims.add(Poly::Tensor(i), point, v);
-                }
-                ops.push(OpProof::Relation(proof));
+        if let Op::Relation(rel) = op {
+            let (proof, cl) = relation::prove(rel, &tensor_values, &mut t)?;
+            for (i, point, v) in cl {
+                claims.add(Poly::Tensor(i), point, v);
             }
-            Op::Lookup { columns, table } => {
-                let table = &table.build()?;
-                let cols: Vec<&[i64]> = columns
-                    .iter()
-                    .map(|&c| vals.tensors[c].as_slice())
-                    .collect();
-                let (proof, lc) = lookup::prove(table, &cols, &vals.mults[lookup_i], &mut t)?;
-                for (&c, v) in columns.iter().zip(&lc.columns_at) {
-                    claims.add(Poly::Tensor(c), lc.witness_point.clone(), *v);
-                }
-                claims.add(Poly::Mult(lookup_i), lc.table_point, lc.m_at);
-                lookup_i += 1;
-                ops.push(OpProof::Lookup(proof));
-            }
+            relations.push(proof);
         }
+    }
+    let ch = lookup::Challenges::draw(&mut t)?;
+    let mut lookups = Vec::new();
+    for (g, (spec, groups)) in prog.lookup_plan().iter().enumerate() {
+        let table = spec.build()?;
+        let cols: Vec<Vec<Vec<&[i64]>>> = groups
+            .iter()
+            .map(|(_, ops)| {
+                ops.iter()
+                    .map(|&op| {
+                        prog.lookup_columns(op)
+                            .iter()
+                            .map(|&c| vals.tensors[c].as_slice())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let (proof, lc) = lookup::prove(&table, &cols, &vals.mults[g], ch, &mut t)?;
+        add_lookup_claims(prog, groups, &lc, g, &mut claims);
+        lookups.push(proof);
     }
     let (openings, weight_openings) =
         discharge_prover(prog, &committed, vals, &claims, gens, &mut t)?;
     Ok(Proof {
         commitments,
-        ops,
+        relations,
+        lookups,
         openings,
         weight_openings,
     })
@@ -357,6 +398,24 @@ fn class_claims(members: &[Poly], claims: &Claims) -> Vec<Claim> {
             })
         })
         .collect()
+}
+
+/// The claims a batch of lookups leaves on its columns and its table's multiplicities.
+fn add_lookup_claims(
+    prog: &Program,
+    groups: &[(usize, Vec<usize>)],
+    lc: &lookup::LookupClaims,
+    g: usize,
+    claims: &mut Claims,
+) {
+    for ((_, ops), (point, at)) in groups.iter().zip(&lc.groups) {
+        for (&op, cols_at) in ops.iter().zip(at) {
+            for (&c, v) in prog.lookup_columns(op).iter().zip(cols_at) {
+                claims.add(Poly::Tensor(c), point.clone(), *v);
+            }
+        }
+    }
+    claims.add(Poly::Mult(g), lc.table_point.clone(), lc.m_at);
 }
 
 fn weight_polys(prog: &Program) -> Vec<(Poly, usize)> {
@@ -432,39 +491,47 @@ pub fn verify(
     for c in &proof.commitments {
         c.absorb(b"commitment", &mut t);
     }
-    if proof.ops.len() != prog.ops.len() {
-        return Err(ZkError::Verify("wrong number of operator proofs".into()));
+    let rels: Vec<&Relation> = prog
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Relation(r) => Some(r),
+            Op::Lookup { .. } => None,
+        })
+        .collect();
+    if proof.relations.len() != rels.len() {
+        return Err(ZkError::Verify("wrong number of relation proofs".into()));
     }
     let mut claims = Claims::default();
-    let mut lookup_i = 0;
-    for (op, op_proof) in prog.ops.iter().zip(&proof.ops) {
-        match (op, op_proof) {
-            (Op::Relation(rel), OpProof::Relation(rp)) => {
-                for (i, point, v) in relation::verify(rel, rp, &mut t)? {
-                    claims.add(Poly::Tensor(i), point, v);
-                }
-            }
-            (Op::Lookup { columns, table }, OpProof::Lookup(lp)) => {
-                let table = &table.build()?;
-                let vars = prog.tensors[columns[0]].vars();
-                if columns.iter().any(|&c| prog.tensors[c].vars() != vars) {
-                    return Err(ZkError::Internal(
-                        "lookup columns of different sizes".into(),
-                    ));
-                }
-                let lc = lookup::verify(table, columns.len(), vars, lp, &mut t)?;
-                for (&c, v) in columns.iter().zip(&lc.columns_at) {
-                    claims.add(Poly::Tensor(c), lc.witness_point.clone(), *v);
-                }
-                claims.add(Poly::Mult(lookup_i), lc.table_point, lc.m_at);
-                lookup_i += 1;
-            }
-            _ => {
-                return Err(ZkError::Verify(
-                    "an operator proof of the wrong kind".into(),
+    for (rel, rp) in rels.into_iter().zip(&proof.relations) {
+        for (i, point, v) in relation::verify(rel, rp, &mut t)? {
+            claims.add(Poly::Tensor(i), point, v);
+        }
+    }
+    let ch = lookup::Challenges::draw(&mut t)?;
+    let plan = prog.lookup_plan();
+    if proof.lookups.len() != plan.len() {
+        return Err(ZkError::Verify("wrong number of lookup proofs".into()));
+    }
+    for (g, ((spec, groups), lp)) in plan.iter().zip(&proof.lookups).enumerate() {
+        let table = spec.build()?;
+        for (vars, ops) in groups {
+            if ops
+                .iter()
+                .flat_map(|&op| prog.lookup_columns(op))
+                .any(|&c| prog.tensors[c].vars() != *vars)
+                || ops
+                    .iter()
+                    .any(|&op| prog.lookup_columns(op).len() != table.columns())
+            {
+                return Err(ZkError::Internal(
+                    "lookup columns of different sizes".into(),
                 ));
             }
         }
+        let shape: Vec<(usize, usize)> = groups.iter().map(|(v, ops)| (*v, ops.len())).collect();
+        let lc = lookup::verify(&table, &shape, lp, ch, &mut t)?;
+        add_lookup_claims(prog, groups, &lc, g, &mut claims);
     }
     // Public tensors: the verifier evaluates them itself.
     for (p, point, v) in &claims.0 {
