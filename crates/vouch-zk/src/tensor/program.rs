@@ -178,8 +178,8 @@ impl Program {
 
     /// The lookups batched: per distinct table (in order of first use), its lookups grouped by
     /// column size (ascending), as (variables, lookup ops).
-    pub fn lookup_plan(&self) -> Vec<(TableSpec, Vec<(usize, Vec<usize>)>)> {
-        let mut plan: Vec<(TableSpec, Vec<(usize, Vec<usize>)>)> = Vec::new();
+    pub fn lookup_plan(&self) -> Vec<LookupBatch> {
+        let mut plan: Vec<LookupBatch> = Vec::new();
         for (i, op) in self.ops.iter().enumerate() {
             if let Op::Lookup { columns, table } = op {
                 let vars = columns
@@ -212,6 +212,9 @@ impl Program {
         }
     }
 }
+
+/// One table's lookups: the table, and its lookup ops grouped by column size (variables, ops).
+pub type LookupBatch = (TableSpec, Vec<(usize, Vec<usize>)>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Poly {
