@@ -11,6 +11,35 @@ use super::program::{MAX_COL_VARS, ModelKey, Program, Role, Values};
 use crate::error::ZkError;
 use crate::onnx;
 
+/// A model's initializers by name, decoded once.
+pub struct Initializers(std::collections::HashMap<String, super::super::pb::TensorProto>);
+
+impl Initializers {
+    pub fn read(model_bytes: &[u8]) -> Result<Self, ZkError> {
+        let g = onnx::decode(model_bytes)?;
+        Ok(Initializers(
+            g.initializer
+                .into_iter()
+                .map(|t| (t.name.clone(), t))
+                .collect(),
+        ))
+    }
+
+    /// An initializer's dims and values.
+    pub fn get(&self, name: &str) -> Result<(Vec<usize>, Vec<f64>), ZkError> {
+        let t = self
+            .0
+            .get(name)
+            .ok_or_else(|| ZkError::InvalidModel(format!("no initializer {name:?}")))?;
+        let c = onnx::tensor_to_const(t)?;
+        Ok((c.dims, c.data))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
 /// An initializer's dims and values, by name.
 pub fn initializer(model_bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f64>), ZkError> {
     let g = onnx::decode(model_bytes)?;
@@ -162,7 +191,8 @@ pub fn model(model_bytes: &[u8], ids: &[i64], p: &Fixed) -> Result<Model, ZkErro
         )));
     }
     let (a, w) = (p.a_bits, p.w_bits);
-    let get = |n: &str| initializer(model_bytes, n);
+    let inits = Initializers::read(model_bytes)?;
+    let get = |n: &str| inits.get(n);
     let (wd, word) = get("embeddings.word_embeddings.weight")?;
     let [vocab, hidden] = wd[..] else {
         return Err(ZkError::InvalidModel(
