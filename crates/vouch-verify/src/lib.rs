@@ -302,8 +302,13 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
             proven.push(Finding {
                 check: "zk",
                 detail: format!(
-                    "zk proof checked with verifying key {} recomputed from the model file{}",
+                    "zk proof checked with verifying key {} {}{}",
                     v.vk_digest,
+                    if ev.model_bytes.is_some() {
+                        "recomputed from the model file"
+                    } else {
+                        "carried by the bundle"
+                    },
                     if ev.zk_vk_digest.is_some() {
                         " (the registry's key, as you pinned it)"
                     } else {
@@ -314,7 +319,7 @@ pub fn verify_bundle(bundle: &Bundle, ev: &Evidence<'_>) -> Result<Report, Verif
             tiers.push(TierReport {
                 tier: Tier::Zk,
                 proven: v.statement.clone(),
-                trust_assumption: zk::TRUST.into(),
+                trust_assumption: zk::trust(v, ev.model_bytes.is_some()),
                 simulated: false,
             });
         }

@@ -62,6 +62,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         part(bincode::serialize(&proof.openings)),
         part(bincode::serialize(&proof.weight_openings)),
     );
+    let hidden: usize = key
+        .program
+        .tensors
+        .iter()
+        .filter(|t| t.role == vouch_zk::tensor::program::Role::Hidden)
+        .map(|t| t.padded_len())
+        .sum();
+    let weights: usize = key
+        .program
+        .tensors
+        .iter()
+        .filter(|t| t.role == vouch_zk::tensor::program::Role::Weight)
+        .map(|t| t.padded_len())
+        .sum();
+    println!("hidden values (padded) {hidden}, weights (padded) {weights}");
     let emb: Vec<i64> = outputs[0][..384].to_vec();
     println!("embedding[..8] = {:?}", &emb[..8]);
     Ok(())

@@ -42,6 +42,13 @@ pub struct ZkEvidence {
     pub input_q_digest: Digest,
     pub outputs_q: BTreeMap<String, Vec<i64>>,
     pub proof: String,
+    /// Tensor system only: the model key (base64 bincode: the program and the weights'
+    /// commitments) a verifier checks the proof with, so it needs no model file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_key: Option<String>,
+    /// Tensor system only: the proven public input (`input_ids`, the unpadded token ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_q: Option<BTreeMap<String, Vec<i64>>>,
 }
 
 impl ZkEvidence {

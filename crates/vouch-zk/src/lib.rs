@@ -59,6 +59,10 @@ pub struct ZkConfig {
     /// Largest |proven output − engine float output| a verifier accepts by default: the
     /// calibrated quantisation error with generous headroom.
     pub output_tolerance: f64,
+    /// Present for models the tensor system proves (then `quant` only names the activation and
+    /// weight scales): its fixed-point choices, which with the model fix the model key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<tensor::builder::Fixed>,
 }
 
 impl ZkConfig {
@@ -152,6 +156,8 @@ pub struct ZkKeys {
     vk: Option<snark::VerifierKey>,
     vk_digest: Digest,
     stats: Stats,
+    /// The tensor system's keys, for the models it proves (the fields above are then empty).
+    tensor: Option<Box<tensor::system::TensorKeys>>,
 }
 
 impl std::fmt::Debug for ZkKeys {
@@ -208,6 +214,12 @@ impl ZkKeys {
         keep_pk: bool,
         keep_vk: bool,
     ) -> Result<Self, ZkError> {
+        if let Some(fixed) = &config.tensor {
+            let _ = keep_vk;
+            let model = ModelDigest::of_model_bytes(model_bytes);
+            let keys = tensor::system::TensorKeys::derive(model_bytes, fixed, keep_pk)?;
+            return Ok(ZkKeys::of_tensor(model, config, keys));
+        }
         let g = load_graph(model_bytes, &Deadline::none())?;
         let model = ModelDigest::of_model_bytes(model_bytes);
         Self::derive_from(g, model, config, (keep_pk, keep_vk), &Deadline::none())
@@ -247,7 +259,28 @@ impl ZkKeys {
             vk: keep_vk.then_some(vk),
             vk_digest,
             stats,
+            tensor: None,
         })
+    }
+
+    fn of_tensor(model: ModelDigest, config: &ZkConfig, keys: tensor::system::TensorKeys) -> Self {
+        ZkKeys {
+            model,
+            graph: graph::Graph {
+                inputs: vec![],
+                outputs: vec![],
+                value_len: vec![],
+                ops: vec![],
+                params: 0,
+            },
+            config: config.clone(),
+            #[cfg(feature = "prover")]
+            pk: None,
+            vk: None,
+            vk_digest: keys.digest,
+            stats: Stats::default(),
+            tensor: Some(Box::new(keys)),
+        }
     }
 
     #[cfg(feature = "prover")]
@@ -278,8 +311,12 @@ impl ZkKeys {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
-    /// Serialised verifying key (for nodes that publish it next to the model).
+    /// Serialised verifying key (for nodes that publish it next to the model): the model key for
+    /// the tensor system.
     pub fn vk_bytes(&self) -> Result<Vec<u8>, ZkError> {
+        if let Some(t) = &self.tensor {
+            return t.key_bytes();
+        }
         snark::vk_to_bytes(self.vk()?)
     }
 }
@@ -301,10 +338,14 @@ pub fn analyze_with(
     model_bytes: &[u8],
     opts: &AnalyzeOptions,
 ) -> Result<(ZkModelInfo, ZkKeys), ZkError> {
+    if tensor::system::recognises(model_bytes) {
+        return analyze_tensor(model_bytes, opts);
+    }
     let (size, g, cal) = calibrated(model_bytes, opts)?;
     let config = ZkConfig {
         quant: cal.config,
         output_tolerance: (cal.max_abs_err * 10.0).max(1e-3),
+        tensor: None,
     };
     let (params, macs) = (g.params as u64, g.macs() as u64);
     let t = Instant::now();
@@ -326,6 +367,56 @@ pub fn analyze_with(
         keygen_ms,
         params,
         macs,
+        size_estimate: Some(size),
+    };
+    Ok((info, keys))
+}
+
+#[cfg(feature = "prover")]
+/// [`analyze_with`] for the tensor system: the shape estimate checked against the limits, then
+/// the program built and the weights committed (the model key).
+fn analyze_tensor(
+    model_bytes: &[u8],
+    opts: &AnalyzeOptions,
+) -> Result<(ZkModelInfo, ZkKeys), ZkError> {
+    let size = estimate_model(model_bytes, &opts.limits)?;
+    size.check(&opts.limits)?;
+    opts.deadline.check()?;
+    let fixed = tensor::minilm::fixed();
+    let config = ZkConfig {
+        quant: QuantConfig {
+            act_bits: fixed.a_bits,
+            weight_bits: fixed.w_bits,
+            table_bits: 16,
+            lut_input_bits: fixed.gelu_in_bits,
+            lut_domain_bits: fixed.gelu_domain_bits,
+            value_bits: vec![],
+        },
+        output_tolerance: tensor::system::OUTPUT_TOLERANCE,
+        tensor: Some(fixed.clone()),
+    };
+    let t = Instant::now();
+    let model = ModelDigest::of_model_bytes(model_bytes);
+    let keys = tensor::system::TensorKeys::derive(model_bytes, &fixed, true)?;
+    let keygen_ms = t.elapsed().as_millis() as u64;
+    opts.deadline.check()?;
+    let vk_bytes = keys.key_bytes()?.len() as u64;
+    let shape = tensor::system::size(model_bytes)?;
+    let keys = ZkKeys::of_tensor(model, &config, keys);
+    let info = ZkModelInfo {
+        model,
+        system: tensor::system::SYSTEM.to_string(),
+        circuit_version: CIRCUIT_VERSION,
+        config,
+        vk_digest: keys.vk_digest,
+        estimate: size.proof_cost(),
+        stats: Stats::default(),
+        calibration_max_abs_err: 1.4e-3,
+        calibration_samples: 12,
+        vk_bytes,
+        keygen_ms,
+        params: shape.weights,
+        macs: 0,
         size_estimate: Some(size),
     };
     Ok((info, keys))
@@ -463,6 +554,24 @@ pub fn prove(
     progress: &mut dyn FnMut(Progress) -> bool,
 ) -> Result<ZkProof, ZkError> {
     let t = Instant::now();
+    if let Some(tk) = &keys.tensor {
+        if progress(Progress {
+            stage: "prove",
+            fraction: 0.05,
+        }) {
+            return Err(ZkError::Prover("cancelled".into()));
+        }
+        let p = tensor::system::prove(tk, keys.model, &keys.config, inputs, receipt_hash)?;
+        progress(Progress {
+            stage: "done",
+            fraction: 1.0,
+        });
+        return Ok(ZkProof {
+            evidence: p.evidence,
+            outputs: p.outputs,
+            prove_ms: t.elapsed().as_millis() as u64,
+        });
+    }
     let pk = keys.pk()?;
     let mut step = |stage: &'static str, fraction: f64| -> Result<(), ZkError> {
         if progress(Progress { stage, fraction }) {
@@ -507,6 +616,8 @@ pub fn prove(
         input_q_digest: q_digest(&q),
         outputs_q: out_q,
         proof: evidence::b64(&bytes),
+        model_key: None,
+        inputs_q: None,
     };
     step("done", 1.0)?;
     Ok(ZkProof {
@@ -643,11 +754,16 @@ pub enum VerifyKey<'a> {
     Model(&'a [u8]),
     /// Keys already derived (from the model file) by this process.
     Keys(&'a ZkKeys),
+    /// No model file: the tensor system's evidence carries its model key, checked against the
+    /// evidence's (and the registry's, when given) key digest. R1CS evidence refuses this.
+    Evidence,
 }
 
 /// What a successful verification established, in words and fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Verified {
+    /// The proof system that checked it ([`SYSTEM`] or `tensor::system::SYSTEM`).
+    pub system: &'static str,
     pub model: ModelDigest,
     pub vk_digest: Digest,
     pub receipt: Digest,
@@ -687,6 +803,9 @@ pub fn verify(
             ev.format
         )));
     }
+    if ev.system == tensor::system::SYSTEM {
+        return verify_tensor(ev, key, receipt, outputs, inputs, opts);
+    }
     if ev.system != SYSTEM {
         return Err(ZkError::Verify(format!(
             "proof system {:?} is not {SYSTEM:?}",
@@ -713,6 +832,11 @@ pub fn verify(
                 ));
             }
             k
+        }
+        VerifyKey::Evidence => {
+            return Err(ZkError::Verify(
+                "this proof system needs the model file to recompute its verifying key".into(),
+            ));
         }
         VerifyKey::Model(bytes) => {
             if ModelDigest::of_model_bytes(bytes) != receipt.model {
@@ -793,8 +917,126 @@ pub fn verify(
         receipt_hash
     );
     Ok(Verified {
+        system: SYSTEM,
         model: keys.model,
         vk_digest: keys.vk_digest,
+        receipt: receipt_hash,
+        input_checked,
+        max_abs_output_diff: max_diff,
+        output_tolerance: tol,
+        statement,
+    })
+}
+
+/// [`verify`] for the tensor system: the proof is checked against the model key the evidence
+/// carries (or the one recomputed from the model file, when given), whose digest must be the
+/// evidence's and, when known, the registry's.
+fn verify_tensor(
+    ev: &ZkEvidence,
+    key: VerifyKey<'_>,
+    receipt: &Receipt,
+    outputs: Option<&TensorMap>,
+    inputs: Option<&TensorMap>,
+    opts: &VerifyOptions,
+) -> Result<Verified, ZkError> {
+    let receipt_hash = receipt.hash();
+    if ev.receipt != receipt_hash {
+        return Err(ZkError::Verify(
+            "the proof is bound to a different receipt".into(),
+        ));
+    }
+    if ev.model != receipt.model {
+        return Err(ZkError::Verify(
+            "the proof is for a different model than the receipt's".into(),
+        ));
+    }
+    if opts.expected_vk_digest.is_some_and(|d| d != ev.vk_digest) {
+        return Err(ZkError::Verify(
+            "the model key does not match the registry's".into(),
+        ));
+    }
+    let fixed = ev.config.tensor.clone().ok_or_else(|| {
+        ZkError::Malformed("tensor evidence without its fixed-point config".into())
+    })?;
+    let derived;
+    let (own_key, from_model) = match key {
+        VerifyKey::Evidence => (None, false),
+        VerifyKey::Keys(k) => match &k.tensor {
+            Some(t) => (Some(&t.key), false),
+            None => {
+                return Err(ZkError::Verify(
+                    "these keys are not the tensor system's".into(),
+                ));
+            }
+        },
+        VerifyKey::Model(bytes) => {
+            if ModelDigest::of_model_bytes(bytes) != receipt.model {
+                return Err(ZkError::Verify(
+                    "the model file is not the model named in the receipt".into(),
+                ));
+            }
+            derived = tensor::system::TensorKeys::derive(bytes, &fixed, false)?;
+            (Some(&derived.key), true)
+        }
+    };
+    let checked = tensor::system::verify(ev, own_key, &receipt_hash)?;
+    let tol = opts.output_tolerance.unwrap_or(ev.config.output_tolerance);
+    let mut max_diff = None;
+    if let Some(out) = outputs {
+        if out.digest() != receipt.output_digest {
+            return Err(ZkError::Verify(
+                "the outputs are not the ones the receipt commits to".into(),
+            ));
+        }
+        let d = max_abs_diff(&checked.proven, out)?;
+        if d > tol {
+            return Err(ZkError::Verify(format!(
+                "the proven embedding differs from the engine's by {d:.3e}, more than the tolerance {tol:.1e}"
+            )));
+        }
+        max_diff = Some(d);
+    }
+    let mut input_checked = false;
+    if let Some(inp) = inputs {
+        if inp.digest() != receipt.input_digest {
+            return Err(ZkError::Verify(
+                "the inputs are not the ones the receipt commits to".into(),
+            ));
+        }
+        if tensor::system::token_ids(inp)? != checked.ids {
+            return Err(ZkError::Verify(
+                "the inputs are not the proven token ids".into(),
+            ));
+        }
+        input_checked = true;
+    }
+    let statement = format!(
+        "Proven ({}): the model {} (model key {}, {}), run in fixed point at scale 2^{}, maps {} to the embedding in this bundle{}; the proof is bound to receipt {}.",
+        tensor::system::SYSTEM,
+        ev.model,
+        ev.vk_digest,
+        if from_model {
+            "recomputed from the model file"
+        } else {
+            "from the evidence: its weights commitments are trusted to be the model's as far as the key digest is"
+        },
+        fixed.a_bits,
+        if input_checked {
+            "the input you supplied (digest matches the receipt)".to_string()
+        } else {
+            format!("the {} token ids in the evidence", checked.ids.len())
+        },
+        match max_diff {
+            Some(d) =>
+                format!(" (within {d:.2e} of the engine's float output, tolerance {tol:.1e})"),
+            None => String::new(),
+        },
+        receipt_hash
+    );
+    Ok(Verified {
+        system: tensor::system::SYSTEM,
+        model: ev.model,
+        vk_digest: ev.vk_digest,
         receipt: receipt_hash,
         input_checked,
         max_abs_output_diff: max_diff,

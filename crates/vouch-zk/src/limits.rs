@@ -25,7 +25,19 @@ pub struct Limits {
     /// of every calibration sample (which a graph of free operators, Add and Reshape, can make
     /// large without adding constraints).
     pub max_analysis_bytes: u64,
+    /// Values a tensor proof commits (the tensor system's size: MiniLM-L6 at sequence 16 has
+    /// about 2.6 M).
+    #[serde(default = "default_max_tensor_values")]
+    pub max_tensor_values: u64,
 }
+
+fn default_max_tensor_values() -> u64 {
+    DEFAULT_MAX_TENSOR_VALUES
+}
+
+/// 2^23 committed values: about 9 s of proving and 2.7 GB over the weights' share by the tensor
+/// estimate (`tensor::system::estimate`).
+pub const DEFAULT_MAX_TENSOR_VALUES: u64 = 1 << 23;
 
 /// 2^21 constraints: the proving estimate ([`crate::estimate`]) puts a circuit this size at
 /// about 4 GiB of proving memory, the `[zk] max_peak_mib` default; the CNN is 172 k.
@@ -44,6 +56,7 @@ impl Default for Limits {
             max_constraints: DEFAULT_MAX_CONSTRAINTS,
             max_tensor_elements: DEFAULT_MAX_TENSOR_ELEMENTS,
             max_analysis_bytes: DEFAULT_MAX_ANALYSIS_BYTES,
+            max_tensor_values: DEFAULT_MAX_TENSOR_VALUES,
         }
     }
 }

@@ -59,6 +59,12 @@ pub struct CircuitEstimate {
     pub values: u64,
     /// Elements of the largest tensor.
     pub largest_tensor: u64,
+    /// For models the tensor system proves (`tensor::system`): values a proof commits and the
+    /// padded weights; the R1CS figures above are then zero.
+    #[serde(default)]
+    pub tensor_values: u64,
+    #[serde(default)]
+    pub tensor_weights: u64,
 }
 
 impl CircuitEstimate {
@@ -82,8 +88,16 @@ impl CircuitEstimate {
         }
     }
 
-    /// One proof's predicted cost, by the model [`crate::estimate()`] applies to built circuits.
+    /// One proof's predicted cost, by the model [`crate::estimate()`] applies to built circuits
+    /// (or the tensor system's, for its models).
     pub fn proof_cost(&self) -> Estimate {
+        if self.tensor_values > 0 {
+            return crate::tensor::system::estimate(&crate::tensor::system::Size {
+                values: self.tensor_values,
+                weights: self.tensor_weights,
+                layers: 0,
+            });
+        }
         estimate(&self.stats())
     }
 
@@ -99,6 +113,12 @@ impl CircuitEstimate {
     /// `Err(OverLimit)` naming the estimate and the limit it exceeds: constraints, then the
     /// analysis's predicted memory.
     pub fn check(&self, limits: &Limits) -> Result<(), ZkError> {
+        if self.tensor_values > limits.max_tensor_values {
+            return Err(ZkError::OverLimit(format!(
+                "tensor program of about {} committed values exceeds this node's limit of {}",
+                self.tensor_values, limits.max_tensor_values
+            )));
+        }
         if self.constraints > limits.max_constraints {
             return Err(ZkError::OverLimit(format!(
                 "circuit of about {} constraints exceeds this node's limit of {}",
@@ -130,6 +150,16 @@ pub fn estimate_model(model_bytes: &[u8], limits: &Limits) -> Result<CircuitEsti
             "graph of {nodes} operators exceeds this node's limit of {}",
             limits.max_nodes
         )));
+    }
+    if crate::tensor::system::recognises(model_bytes) {
+        let size = crate::tensor::system::size(model_bytes)?;
+        return Ok(CircuitEstimate {
+            nodes,
+            values: size.values,
+            tensor_values: size.values,
+            tensor_weights: size.weights,
+            ..Default::default()
+        });
     }
     let graph = onnx::decode(model_bytes)?;
     let mut sk = Skeleton {

@@ -35,6 +35,21 @@ impl Initializers {
         Ok((c.dims, c.data))
     }
 
+    /// An initializer's dims, without converting its values.
+    pub fn dims(&self, name: &str) -> Result<Vec<usize>, ZkError> {
+        let t = self
+            .0
+            .get(name)
+            .ok_or_else(|| ZkError::InvalidModel(format!("no initializer {name:?}")))?;
+        t.dims
+            .iter()
+            .map(|&d| {
+                usize::try_from(d)
+                    .map_err(|_| ZkError::InvalidModel(format!("{name} has a negative dim")))
+            })
+            .collect()
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }

@@ -15,4 +15,5 @@ pub mod minilm;
 pub mod program;
 pub mod relation;
 pub mod sumcheck;
+pub mod system;
 pub mod transcript;
