@@ -199,6 +199,11 @@ pub struct Model {
 /// Builds the program for `ids` (at most [`SEQ`], padded with id 0 and mask 0). The program's
 /// shape is the same for every input; only the values differ.
 pub fn model(model_bytes: &[u8], ids: &[i64], p: &Fixed) -> Result<Model, ZkError> {
+    model_with(&Initializers::read(model_bytes)?, ids, p)
+}
+
+/// [`model`] from initializers already decoded (a prover keeps them between proofs).
+pub fn model_with(inits: &Initializers, ids: &[i64], p: &Fixed) -> Result<Model, ZkError> {
     if ids.is_empty() || ids.len() > SEQ {
         return Err(ZkError::BadInput(format!(
             "zk embeddings take 1 to {SEQ} tokens, not {}",
@@ -206,7 +211,6 @@ pub fn model(model_bytes: &[u8], ids: &[i64], p: &Fixed) -> Result<Model, ZkErro
         )));
     }
     let (a, w) = (p.a_bits, p.w_bits);
-    let inits = Initializers::read(model_bytes)?;
     let get = |n: &str| inits.get(n);
     let (wd, word) = get("embeddings.word_embeddings.weight")?;
     let [vocab, hidden] = wd[..] else {

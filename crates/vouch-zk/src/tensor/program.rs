@@ -330,6 +330,13 @@ pub fn prove(
             commit::commit_class(gens, &refs, *vars)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The architecture invariant (ARCHITECTURE.md): every committed value is fixed before the
+    // first challenge, so no prover choice can depend on one.
+    if t.drawn() != 0 {
+        return Err(ZkError::Internal(
+            "a challenge was drawn before the commitments".into(),
+        ));
+    }
     for c in &commitments {
         c.absorb(b"commitment", &mut t);
     }

@@ -97,9 +97,9 @@ pub struct TensorKeys {
     pub key: ModelKey,
     pub digest: Digest,
     pub fixed: Fixed,
-    /// The model file, kept by provers: each proof rebuilds the program's values from it.
+    /// The model's initializers, kept by provers: each proof rebuilds the program's values.
     #[cfg_attr(not(feature = "prover"), allow(dead_code))]
-    model_bytes: Option<Arc<[u8]>>,
+    inits: Option<Arc<Initializers>>,
     #[cfg_attr(not(feature = "prover"), allow(dead_code))]
     gens: Generators,
 }
@@ -118,7 +118,8 @@ const KEY_IDS: [i64; 2] = [101, 102];
 impl TensorKeys {
     /// Builds the program and commits to the weights (the registration-time work).
     pub fn derive(model_bytes: &[u8], fixed: &Fixed, keep_model: bool) -> Result<Self, ZkError> {
-        let m = minilm::model(model_bytes, &KEY_IDS, fixed)?;
+        let inits = Initializers::read(model_bytes)?;
+        let m = minilm::model_with(&inits, &KEY_IDS, fixed)?;
         let gens = Generators::new(MAX_COL_VARS);
         let key = ModelKey::commit(m.program, &m.weights, &gens)?;
         let digest = Digest(key.digest());
@@ -126,7 +127,7 @@ impl TensorKeys {
             key,
             digest,
             fixed: fixed.clone(),
-            model_bytes: keep_model.then(|| Arc::from(model_bytes)),
+            inits: keep_model.then(|| Arc::new(inits)),
             gens,
         })
     }
@@ -239,12 +240,12 @@ pub fn prove(
     inputs: &TensorMap,
     receipt_hash: &Digest,
 ) -> Result<TensorProof, ZkError> {
-    let bytes = keys
-        .model_bytes
+    let inits = keys
+        .inits
         .as_ref()
         .ok_or_else(|| ZkError::Internal("these keys were derived for verifying only".into()))?;
     let ids = token_ids(inputs)?;
-    let m = minilm::model(bytes, &ids, &keys.fixed)?;
+    let m = minilm::model_with(inits, &ids, &keys.fixed)?;
     if m.program != keys.key.program {
         return Err(ZkError::Internal(
             "the program built for this input differs from the key's".into(),

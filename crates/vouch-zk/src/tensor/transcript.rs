@@ -22,11 +22,11 @@ impl<G: spartan2::traits::Group> TranscriptReprTrait<G> for Bytes<'_> {
     }
 }
 
-pub struct Transcript(Keccak256Transcript<PallasHyraxEngine>);
+pub struct Transcript(Keccak256Transcript<PallasHyraxEngine>, usize);
 
 impl Transcript {
     pub fn new(label: &'static [u8]) -> Self {
-        Transcript(Keccak256Transcript::new(label))
+        Transcript(Keccak256Transcript::new(label), 0)
     }
 
     pub fn bytes(&mut self, label: &'static [u8], b: &[u8]) {
@@ -53,7 +53,13 @@ impl Transcript {
         self.bytes(label, &b);
     }
 
+    /// Challenges drawn so far: the prover checks none was drawn before it commits.
+    pub fn drawn(&self) -> usize {
+        self.1
+    }
+
     pub fn challenge(&mut self, label: &'static [u8]) -> Result<F, ZkError> {
+        self.1 += 1;
         self.0
             .squeeze(label)
             .map_err(|e| ZkError::Internal(format!("transcript: {e}")))
