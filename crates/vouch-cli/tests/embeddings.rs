@@ -10,28 +10,12 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Node, text};
+use common::{Node, minilm, text};
 use serde_json::{Value, json};
 use vouch_core::{Bundle, TensorMap};
 use vouch_verify::{Evidence, verify_bundle};
 
 const SENTENCE: &str = "Vouch proves which model produced this answer.";
-
-fn minilm() -> Option<PathBuf> {
-    let path = std::env::var("VOUCH_MINILM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| common::cache_dir().join("models/minilm.onnx"));
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("VOUCH_REQUIRE_MINILM").as_deref() != Ok("1"),
-        "VOUCH_REQUIRE_MINILM=1 but {} is missing: run scripts/setup-minilm.sh",
-        path.display()
-    );
-    eprintln!("SKIPPED: MiniLM not exported (scripts/setup-minilm.sh)");
-    None
-}
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()

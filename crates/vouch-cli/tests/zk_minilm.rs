@@ -6,27 +6,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use base64::Engine as _;
-use common::{Node, text};
+use common::{Node, minilm, text};
 use serde_json::{Value, json};
-
-fn minilm() -> Option<PathBuf> {
-    let path = std::env::var("VOUCH_MINILM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| common::cache_dir().join("models/minilm.onnx"));
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("VOUCH_REQUIRE_MINILM").as_deref() != Ok("1"),
-        "VOUCH_REQUIRE_MINILM=1 but {} is missing: run scripts/setup-minilm.sh",
-        path.display()
-    );
-    eprintln!("SKIPPED: MiniLM not exported (scripts/setup-minilm.sh)");
-    None
-}
 
 fn verify(node: &Node, bundle: &Value, args: &[&str]) -> (i32, String) {
     let p = node.dir.path().join("to-verify.json");

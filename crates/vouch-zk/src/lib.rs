@@ -812,17 +812,7 @@ pub fn verify(
             ev.system
         )));
     }
-    let receipt_hash = receipt.hash();
-    if ev.receipt != receipt_hash {
-        return Err(ZkError::Verify(
-            "the proof is bound to a different receipt".into(),
-        ));
-    }
-    if ev.model != receipt.model {
-        return Err(ZkError::Verify(
-            "the proof is for a different model than the receipt's".into(),
-        ));
-    }
+    let receipt_hash = bound_receipt(ev, receipt)?;
     let owned;
     let keys = match key {
         VerifyKey::Keys(k) => {
@@ -867,35 +857,13 @@ pub fn verify(
     let (q_in, proven) = (proven.inputs_q, proven.outputs);
     let g = &keys.graph;
     let tol = opts.output_tolerance.unwrap_or(ev.config.output_tolerance);
-    let mut max_diff = None;
-    if let Some(out) = outputs {
-        if out.digest() != receipt.output_digest {
-            return Err(ZkError::Verify(
-                "the outputs are not the ones the receipt commits to".into(),
-            ));
-        }
-        let d = max_abs_diff(&proven, out)?;
-        if d > tol {
-            return Err(ZkError::Verify(format!(
-                "the proven output differs from the engine output by {d:.3e}, more than the tolerance {tol:.1e}"
-            )));
-        }
-        max_diff = Some(d);
-    }
-    let mut input_checked = false;
-    if let Some(inp) = inputs {
-        if inp.digest() != receipt.input_digest {
-            return Err(ZkError::Verify(
-                "the inputs are not the ones the receipt commits to".into(),
-            ));
-        }
-        if quantise_inputs(g, &keys.config.quant, inp)? != q_in {
-            return Err(ZkError::Verify(
-                "the inputs do not quantise to the proven input".into(),
-            ));
-        }
-        input_checked = true;
-    }
+    let max_diff = check_outputs(&proven, outputs, receipt, tol)?;
+    let input_checked = check_inputs(
+        inputs,
+        receipt,
+        |inp| Ok(quantise_inputs(g, &keys.config.quant, inp)? == q_in),
+        "the inputs do not quantise to the proven input",
+    )?;
     let statement = format!(
         "Proven ({SYSTEM}): the model {} (verifying key {}), run in fixed point at scale 2^{}, maps {} to the output in this bundle{}; the proof is bound to receipt {}.",
         keys.model,
@@ -939,17 +907,7 @@ fn verify_tensor(
     inputs: Option<&TensorMap>,
     opts: &VerifyOptions,
 ) -> Result<Verified, ZkError> {
-    let receipt_hash = receipt.hash();
-    if ev.receipt != receipt_hash {
-        return Err(ZkError::Verify(
-            "the proof is bound to a different receipt".into(),
-        ));
-    }
-    if ev.model != receipt.model {
-        return Err(ZkError::Verify(
-            "the proof is for a different model than the receipt's".into(),
-        ));
-    }
+    let receipt_hash = bound_receipt(ev, receipt)?;
     if opts.expected_vk_digest.is_some_and(|d| d != ev.vk_digest) {
         return Err(ZkError::Verify(
             "the model key does not match the registry's".into(),
@@ -981,35 +939,13 @@ fn verify_tensor(
     };
     let checked = tensor::system::verify(ev, own_key, &receipt_hash)?;
     let tol = opts.output_tolerance.unwrap_or(ev.config.output_tolerance);
-    let mut max_diff = None;
-    if let Some(out) = outputs {
-        if out.digest() != receipt.output_digest {
-            return Err(ZkError::Verify(
-                "the outputs are not the ones the receipt commits to".into(),
-            ));
-        }
-        let d = max_abs_diff(&checked.proven, out)?;
-        if d > tol {
-            return Err(ZkError::Verify(format!(
-                "the proven embedding differs from the engine's by {d:.3e}, more than the tolerance {tol:.1e}"
-            )));
-        }
-        max_diff = Some(d);
-    }
-    let mut input_checked = false;
-    if let Some(inp) = inputs {
-        if inp.digest() != receipt.input_digest {
-            return Err(ZkError::Verify(
-                "the inputs are not the ones the receipt commits to".into(),
-            ));
-        }
-        if tensor::system::token_ids(inp)? != checked.ids {
-            return Err(ZkError::Verify(
-                "the inputs are not the proven token ids".into(),
-            ));
-        }
-        input_checked = true;
-    }
+    let max_diff = check_outputs(&checked.proven, outputs, receipt, tol)?;
+    let input_checked = check_inputs(
+        inputs,
+        receipt,
+        |inp| Ok(tensor::system::token_ids(inp)? == checked.ids),
+        "the inputs are not the proven token ids",
+    )?;
     let statement = format!(
         "Proven ({}): the model {} (model key {}, {}), run in fixed point at scale 2^{}, maps {} to the embedding in this bundle{}; the proof is bound to receipt {}.",
         tensor::system::SYSTEM,
@@ -1043,4 +979,61 @@ fn verify_tensor(
         output_tolerance: tol,
         statement,
     })
+}
+
+/// The receipt the evidence is bound to, if it is this receipt and names its model.
+fn bound_receipt(ev: &ZkEvidence, receipt: &Receipt) -> Result<Digest, ZkError> {
+    let receipt_hash = receipt.hash();
+    if ev.receipt != receipt_hash {
+        return Err(ZkError::Verify(
+            "the proof is bound to a different receipt".into(),
+        ));
+    }
+    if ev.model != receipt.model {
+        return Err(ZkError::Verify(
+            "the proof is for a different model than the receipt's".into(),
+        ));
+    }
+    Ok(receipt_hash)
+}
+
+/// The engine outputs, if given: the receipt's, and within `tol` of the proven ones.
+fn check_outputs(
+    proven: &TensorMap,
+    outputs: Option<&TensorMap>,
+    receipt: &Receipt,
+    tol: f64,
+) -> Result<Option<f64>, ZkError> {
+    let Some(out) = outputs else { return Ok(None) };
+    if out.digest() != receipt.output_digest {
+        return Err(ZkError::Verify(
+            "the outputs are not the ones the receipt commits to".into(),
+        ));
+    }
+    let d = max_abs_diff(proven, out)?;
+    if d > tol {
+        return Err(ZkError::Verify(format!(
+            "the proven output differs from the engine output by {d:.3e}, more than the tolerance {tol:.1e}"
+        )));
+    }
+    Ok(Some(d))
+}
+
+/// The caller's inputs, if given: the receipt's, and (by `proven`) the proof's.
+fn check_inputs(
+    inputs: Option<&TensorMap>,
+    receipt: &Receipt,
+    proven: impl FnOnce(&TensorMap) -> Result<bool, ZkError>,
+    why: &str,
+) -> Result<bool, ZkError> {
+    let Some(inp) = inputs else { return Ok(false) };
+    if inp.digest() != receipt.input_digest {
+        return Err(ZkError::Verify(
+            "the inputs are not the ones the receipt commits to".into(),
+        ));
+    }
+    if !proven(inp)? {
+        return Err(ZkError::Verify(why.into()));
+    }
+    Ok(true)
 }

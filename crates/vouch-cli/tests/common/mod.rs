@@ -328,6 +328,24 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
+/// The MiniLM text model scripts/setup-minilm.sh exports; missing, the test says why and
+/// passes, unless `VOUCH_REQUIRE_MINILM=1` (scripts/test.sh).
+pub fn minilm() -> Option<PathBuf> {
+    let path = std::env::var("VOUCH_MINILM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| cache_dir().join("models/minilm.onnx"));
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("VOUCH_REQUIRE_MINILM").as_deref() != Ok("1"),
+        "VOUCH_REQUIRE_MINILM=1 but {} is missing: run scripts/setup-minilm.sh",
+        path.display()
+    );
+    eprintln!("SKIPPED: MiniLM not exported (scripts/setup-minilm.sh)");
+    None
+}
+
 /// The SmolLM2 GGUF `tests/setup/llm.sh` extracts; missing, the test says why and passes,
 /// unless `VOUCH_REQUIRE_LLM=1` (scripts/test.sh).
 pub fn smollm2() -> Option<PathBuf> {
