@@ -79,10 +79,15 @@ impl<'de> Deserialize<'de> for Commitment {
                 let mut repr = <Affine as GroupEncoding>::Repr::default();
                 repr.as_mut().copy_from_slice(b);
                 let a: Option<Affine> = Affine::from_bytes(&repr).into();
-                a.map(Point::from)
+                // Canonical encodings only: the identity also decodes from its bytes with the
+                // sign bit set, and a proof must not have two encodings.
+                a.filter(|a| a.to_bytes().as_ref() == b.as_slice())
+                    .map(Point::from)
             })
             .collect::<Option<Vec<Point>>>()
-            .ok_or_else(|| serde::de::Error::custom("a commitment row is not a curve point"))?;
+            .ok_or_else(|| {
+                serde::de::Error::custom("a commitment row is not a canonical curve point")
+            })?;
         Ok(Commitment { rows })
     }
 }
@@ -352,5 +357,24 @@ mod tests {
         op2.combined_row[0] += F::ONE;
         let mut tv = Transcript::new(b"t");
         assert!(verify(&gens, &comm, 3, 6, &claims, &op2, &mut tv).is_err());
+    }
+
+    #[test]
+    fn a_commitment_has_one_encoding() {
+        // A zero row commits to the identity (32 zero bytes); with the sign bit set those bytes
+        // also decode to it, so they are refused: a proof has exactly one encoding.
+        let gens = Generators::new(2);
+        let comm = commit_ints(&gens, &[0, 0, 0, 0, 1, -2, 3, 0], 3).unwrap();
+        let bytes = bincode::serialize(&comm).unwrap();
+        assert_eq!(&bytes[8..40], &[0u8; 32]);
+        assert_eq!(bincode::deserialize::<Commitment>(&bytes).unwrap(), comm);
+        for (i, bit) in [(39, 7), (71, 7), (8, 0)] {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            if let Ok(c) = bincode::deserialize::<Commitment>(&b) {
+                assert_ne!(c, comm, "byte {i} bit {bit}");
+                assert_ne!(bincode::serialize(&c).unwrap(), bytes);
+            }
+        }
     }
 }
