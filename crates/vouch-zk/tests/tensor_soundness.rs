@@ -5,9 +5,8 @@
 //! another input and for every flipped proof byte (a sample of ~2 600).
 //!
 //! A single +1 cannot move a quotient by a fraction: `no_field_fraction_witness_proves_another_output`
-//! (ignored: it fails today) shows a witness of non-integer field elements that every relation
-//! and lookup accepts and that proves another output, because division quotients are not
-//! range-checked.
+//! builds a witness of non-integer field elements that, before quotients were pinned to the
+//! integers (`Builder::pin`), every relation and lookup accepted while proving another output.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::collections::HashMap;
@@ -44,6 +43,7 @@ fn fixed() -> Fixed {
         exp_out_bits: 10,
         exp_domain_bits: 12,
         sat_bits: 4,
+        quotient_bits: 24,
     }
 }
 
@@ -522,15 +522,14 @@ fn inv_sqrt(v: i64, k: i64) -> (i64, i64, i64) {
     (r as i64, e1 as i64, e2 as i64)
 }
 
-/// An open gap, demonstrated: quotients are not range-checked, so a division gadget's quotient
-/// can be a non-integer field element. Mean pooling's `count·m + rem = total` with
+/// A closed gap: before quotients were pinned (`Builder::pin`), a division gadget's quotient
+/// could be a non-integer field element. Mean pooling's `count·m + rem = total` with
 /// `0 ≤ rem < count` holds for `m' = m + δ/count` (in the field) and `rem' = rem − δ` for any
 /// `δ` in `(rem − count, rem]`; when `Σ m'²` is an integer and `m'·isd'` is too, the L2
 /// normalisation downstream is satisfied by integers again, and the program "proves" another
-/// public output. This test searches for such a witness and asserts none exists: it fails
-/// until quotients are range-checked.
+/// public output. This test searches for such a witness, builds it consistently everywhere it
+/// can (the forged output's own pin included), and asserts the pooled mean's pin refuses it.
 #[test]
-#[ignore = "open soundness gap: division quotients are not range-checked (see the test's doc)"]
 fn no_field_fraction_witness_proves_another_output() {
     let t = tiny(&IDS, REAL);
     let prog = &t.program;
@@ -580,9 +579,8 @@ fn no_field_fraction_witness_proves_another_output() {
             break;
         }
     }
-    let Some((delta, u, v2, y)) = found else {
-        return;
-    };
+    let (delta, u, v2, y) =
+        found.expect("a fractional pooled mean that proves another output exists for this input");
     // The forged witness: every tensor as the honest one, but the pooled mean, its remainder and
     // slack, and everything the L2 normalisation computes from it.
     let mut w: Vec<Vec<F>> = t
@@ -619,6 +617,13 @@ fn no_field_fraction_witness_proves_another_output() {
         .map(|j| (((m[j] * c + delta[j]) * s / c) + (1 << (sh - 1))) & ((1 << sh) - 1))
         .collect();
     chunks(&mut w, "embedding.rem", &r2);
+    // The forged output is integers: its own pin is satisfied, as a forger would make it.
+    let off = 1i64 << (p.quotient_bits - 1);
+    chunks(
+        &mut w,
+        "embedding",
+        &y.iter().map(|v| v + off).collect::<Vec<_>>(),
+    );
     w[id("embedding")] = ints(&y);
     let honest_w: Vec<Vec<F>> = t.values.iter().map(|v| ints(v)).collect();
     assert_eq!(satisfied_in_field(prog, &honest_w), Ok(()));

@@ -42,12 +42,27 @@ pub struct Fixed {
     pub exp_out_bits: u32,
     pub exp_domain_bits: u32,
     pub gelu_domain_bits: u32,
+    /// Signed width of every quotient (rescaled activations, means, probabilities), each pinned
+    /// to the integers by a range check.
+    pub quotient_bits: usize,
 }
 
-#[derive(Default)]
 pub struct Builder {
     pub program: Program,
     pub values: Vec<Vec<i64>>,
+    /// Width every quotient is pinned to ([`Builder::pin`]); [`Fixed::quotient_bits`] for
+    /// transformer programs.
+    pub quotient_bits: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            program: Program::default(),
+            values: vec![],
+            quotient_bits: 32,
+        }
+    }
 }
 
 fn log2(n: usize) -> usize {
@@ -134,16 +149,32 @@ impl Builder {
             self.lookup(vec![t], TableSpec::Range { bits });
             return Ok(());
         }
+        self.chunked(t, bits, 0)
+    }
+
+    /// Pins a quotient to the integers of `[−2^(bits−1), 2^(bits−1))`. A quotient whose only
+    /// constraint is `c·q + rem = x` with `rem` range-checked is otherwise any field element
+    /// `q + δ/c`: a fraction that later products turn into another output
+    /// (tests/tensor_soundness.rs, `no_field_fraction_witness_proves_another_output`).
+    pub fn pin(&mut self, t: usize, bits: usize) -> Result<(), ZkError> {
+        self.chunked(t, bits, 1i64 << (bits - 1))
+    }
+
+    /// `t + offset` split into range-checked chunks of [`CHUNK_BITS`] that recombine to it.
+    fn chunked(&mut self, t: usize, bits: usize, offset: i64) -> Result<(), ZkError> {
         let name = self.program.tensors[t].name.clone();
         let dims = self.program.tensors[t].dims.clone();
         let pad = self.padded(t);
         let n = bits.div_ceil(CHUNK_BITS);
-        let vals = self.values[t].clone();
+        let vals: Vec<i64> = self.values[t].iter().map(|&v| v + offset).collect();
         if vals
             .iter()
             .any(|&v| v < 0 || (bits < 63 && v >= 1i64 << bits))
         {
-            return Err(ZkError::OutOfRange(format!("{name} leaves [0, 2^{bits})")));
+            return Err(ZkError::OutOfRange(format!(
+                "{name} leaves [{}, 2^{bits} − {offset})",
+                -offset
+            )));
         }
         let axes: Vec<usize> = (0..pad.len()).collect();
         let mut point_terms = vec![(-1, op(t, &axes))];
@@ -162,7 +193,7 @@ impl Builder {
             free: axes.clone(),
             sum_terms: vec![],
             point_terms,
-            constant: 0,
+            constant: -offset,
         })
     }
 
@@ -237,6 +268,7 @@ impl Builder {
             constant: 1i64 << (shift - 1),
         })?;
         self.range_check(rem, shift as usize)?;
+        self.pin(y, self.quotient_bits)?;
         Ok(y)
     }
 
@@ -389,6 +421,7 @@ impl Builder {
             constant: 0,
         })?;
         self.bounded(r_t, ni)?;
+        self.pin(mu_t, p.quotient_bits)?;
         let d: Vec<i64> = (0..mp * np)
             .map(|ix| xs[ix] - if ix % np < n { mu[ix / np] } else { 0 })
             .collect();
@@ -444,6 +477,7 @@ impl Builder {
             constant: 1i64 << (sh - 1),
         })?;
         self.range_check(rem_t, sh as usize)?;
+        self.pin(y_t, p.quotient_bits)?;
         Ok(y_t)
     }
 
@@ -523,6 +557,7 @@ impl Builder {
             constant: half,
         })?;
         self.range_check(sc_rem_t, a as usize)?;
+        self.pin(sc_t, p.quotient_bits)?;
         // Row maxima over unmasked keys and their one-hot selectors.
         let (mut c, mut sel) = (vec![0i64; hh * sp], vec![0i64; n3]);
         for h in 0..hh {
@@ -688,6 +723,7 @@ impl Builder {
         let zbits = p.exp_out_bits as usize + sb;
         self.range_check(prem_t, zbits)?;
         self.range_check(slack_t, zbits)?;
+        self.pin(p_t, p.quotient_bits)?;
         // ctx[i,h,d] = round(Σ_j p[h,i,j]·v[j,h,d] / 2^a)
         let (mut ctx, mut crem) = (vec![0i64; sp * hp], vec![0i64; sp * hp]);
         for i in 0..sp {
@@ -721,6 +757,7 @@ impl Builder {
             constant: half,
         })?;
         self.range_check(crem_t, a as usize)?;
+        self.pin(ctx_t, p.quotient_bits)?;
         Ok(ctx_t)
     }
 
@@ -747,6 +784,7 @@ impl Builder {
             constant: half,
         })?;
         self.range_check(r, k as usize)?;
+        self.pin(y, self.quotient_bits)?;
         Ok(y)
     }
 
@@ -862,6 +900,7 @@ impl Builder {
         let bits = sb + 1;
         self.range_check(r_t, bits)?;
         self.range_check(slack_t, bits)?;
+        self.pin(m_t, self.quotient_bits)?;
         Ok(m_t)
     }
 
@@ -911,6 +950,7 @@ impl Builder {
             constant: 1i64 << (sh - 1),
         })?;
         self.range_check(r_t, sh as usize)?;
+        self.pin(y_t, p.quotient_bits)?;
         Ok(y_t)
     }
 

@@ -178,6 +178,7 @@ pub fn fixed() -> Fixed {
         exp_out_bits: 16,
         exp_domain_bits: 16,
         sat_bits: 6,
+        quotient_bits: 24,
     }
 }
 
@@ -222,6 +223,7 @@ pub fn model_with(inits: &Initializers, ids: &[i64], p: &Fixed) -> Result<Model,
         return Err(ZkError::InvalidModel("hidden size is not 12 × 32".into()));
     }
     let mut b = Builder::new();
+    b.quotient_bits = p.quotient_bits;
     let mut onehot = vec![0i64; SEQ * vocab];
     for (i, &t) in ids.iter().enumerate() {
         let t = usize::try_from(t)
