@@ -82,7 +82,8 @@ fn minilm_feed_forward_block_proves_from_the_model_and_verifies_from_the_key_alo
 
     // Fixed-point error against the float block on the same (dequantised) input.
     let xf: Vec<f64> = xq.iter().map(|&v| v as f64 / 256.0).collect();
-    let get = |n: &str| minilm::initializer(&bytes, n).unwrap().1;
+    let inits = minilm::Initializers::read(&bytes).unwrap();
+    let get = |n: &str| inits.get(n).unwrap().1;
     let p = "encoder.layer.0";
     let h = matmul(
         &xf,

@@ -160,6 +160,26 @@ impl Builder {
         self.chunked(t, bits, 1i64 << (bits - 1))
     }
 
+    /// The one place a rescaled quotient is constrained: `rel` (its sums and point terms) equals
+    /// `2^shift·y + rem − 2^(shift−1)`, `rem` is range-checked to `shift` bits and `y` pinned to
+    /// `bits` — so no rescaling gadget can leave either check out.
+    fn rescaled(
+        &mut self,
+        mut rel: Relation,
+        y: Operand,
+        rem: Operand,
+        shift: u32,
+        bits: usize,
+    ) -> Result<(), ZkError> {
+        let (yt, rt) = (y.tensor, rem.tensor);
+        rel.point_terms.push((-(1i64 << shift), y));
+        rel.point_terms.push((-1, rem));
+        rel.constant += 1i64 << (shift - 1);
+        self.relation(rel)?;
+        self.range_check(rt, shift as usize)?;
+        self.pin(yt, bits)
+    }
+
     /// `t + offset` split into range-checked chunks of [`CHUNK_BITS`] that recombine to it.
     fn chunked(&mut self, t: usize, bits: usize, offset: i64) -> Result<(), ZkError> {
         let name = self.program.tensors[t].name.clone();
@@ -256,19 +276,21 @@ impl Builder {
         let (y, rem): (Vec<Vec<i64>>, Vec<Vec<i64>>) = rows.into_iter().unzip();
         let y = self.tensor(name, &[m, n], Role::Hidden, y.concat())?;
         let rem = self.tensor(&format!("{name}.rem"), &[m, n], Role::Hidden, rem.concat())?;
-        let mut point_terms = vec![(-(1i64 << shift), op(y, &[0, 2])), (-1, op(rem, &[0, 2]))];
-        if let Some(b) = b {
-            point_terms.push((1, op(b, &[2])));
-        }
-        self.relation(Relation {
+        let point_terms = b.map(|b| (1, op(b, &[2]))).into_iter().collect();
+        let rel = Relation {
             axes: vec![log2(mp), log2(kp), log2(np)],
             free: vec![0, 2],
             sum_terms: vec![(1, vec![op(x, &[0, 1]), op(w, &[1, 2])])],
             point_terms,
-            constant: 1i64 << (shift - 1),
-        })?;
-        self.range_check(rem, shift as usize)?;
-        self.pin(y, self.quotient_bits)?;
+            constant: 0,
+        };
+        self.rescaled(
+            rel,
+            op(y, &[0, 2]),
+            op(rem, &[0, 2]),
+            shift,
+            self.quotient_bits,
+        )?;
         Ok(y)
     }
 
@@ -465,19 +487,20 @@ impl Builder {
         }
         let y_t = self.tensor(name, &[m, n], Role::Hidden, y)?;
         let rem_t = self.tensor(&format!("{name}.rem"), &[m, n], Role::Hidden, rem)?;
-        self.relation(Relation {
+        let rel = Relation {
             axes: vec![ib, jb],
             free: vec![0, 1],
             sum_terms: vec![(1, vec![op(d_t, &[0, 1]), op(isd, &[0]), op(gamma, &[1])])],
-            point_terms: vec![
-                (-(1i64 << sh), op(y_t, &[0, 1])),
-                (-1, op(rem_t, &[0, 1])),
-                (1i64 << sh, op(beta, &[1])),
-            ],
-            constant: 1i64 << (sh - 1),
-        })?;
-        self.range_check(rem_t, sh as usize)?;
-        self.pin(y_t, p.quotient_bits)?;
+            point_terms: vec![(1i64 << sh, op(beta, &[1]))],
+            constant: 0,
+        };
+        self.rescaled(
+            rel,
+            op(y_t, &[0, 1]),
+            op(rem_t, &[0, 1]),
+            sh,
+            p.quotient_bits,
+        )?;
         Ok(y_t)
     }
 
@@ -546,18 +569,20 @@ impl Builder {
         let sc_t = self.tensor(&format!("{name}.scores"), &d3, Role::Hidden, sc.clone())?;
         let sc_rem_t = self.tensor(&format!("{name}.scores.rem"), &d3, Role::Hidden, sc_rem)?;
         // axes: 0 i, 1 h, 2 d, 3 j
-        self.relation(Relation {
+        let rel = Relation {
             axes: vec![sb, hb, db, sb],
             free: vec![0, 1, 3],
             sum_terms: vec![(1, vec![op(q, &[0, 1, 2]), op(k, &[3, 1, 2])])],
-            point_terms: vec![
-                (-(1i64 << a), op(sc_t, &[1, 0, 3])),
-                (-1, op(sc_rem_t, &[1, 0, 3])),
-            ],
-            constant: half,
-        })?;
-        self.range_check(sc_rem_t, a as usize)?;
-        self.pin(sc_t, p.quotient_bits)?;
+            point_terms: vec![],
+            constant: 0,
+        };
+        self.rescaled(
+            rel,
+            op(sc_t, &[1, 0, 3]),
+            op(sc_rem_t, &[1, 0, 3]),
+            a,
+            p.quotient_bits,
+        )?;
         // Row maxima over unmasked keys and their one-hot selectors.
         let (mut c, mut sel) = (vec![0i64; hh * sp], vec![0i64; n3]);
         for h in 0..hh {
@@ -746,18 +771,20 @@ impl Builder {
             crem,
         )?;
         // axes: 0 i, 1 h, 2 d, 3 j
-        self.relation(Relation {
+        let rel = Relation {
             axes: vec![sb, hb, db, sb],
             free: vec![0, 1, 2],
             sum_terms: vec![(1, vec![op(p_t, &[1, 0, 3]), op(v, &[3, 1, 2])])],
-            point_terms: vec![
-                (-(1i64 << a), op(ctx_t, &[0, 1, 2])),
-                (-1, op(crem_t, &[0, 1, 2])),
-            ],
-            constant: half,
-        })?;
-        self.range_check(crem_t, a as usize)?;
-        self.pin(ctx_t, p.quotient_bits)?;
+            point_terms: vec![],
+            constant: 0,
+        };
+        self.rescaled(
+            rel,
+            op(ctx_t, &[0, 1, 2]),
+            op(crem_t, &[0, 1, 2]),
+            a,
+            p.quotient_bits,
+        )?;
         Ok(ctx_t)
     }
 
@@ -772,19 +799,14 @@ impl Builder {
         let y = self.tensor(name, &dims, Role::Hidden, y)?;
         let r = self.tensor(&format!("{name}.rem"), &dims, Role::Hidden, r)?;
         let axes: Vec<usize> = (0..pad.len()).collect();
-        self.relation(Relation {
+        let rel = Relation {
             axes: pad.iter().map(|&d| log2(d)).collect(),
             free: axes.clone(),
             sum_terms: vec![],
-            point_terms: vec![
-                (1, op(x, &axes)),
-                (-(1i64 << k), op(y, &axes)),
-                (-1, op(r, &axes)),
-            ],
-            constant: half,
-        })?;
-        self.range_check(r, k as usize)?;
-        self.pin(y, self.quotient_bits)?;
+            point_terms: vec![(1, op(x, &axes))],
+            constant: 0,
+        };
+        self.rescaled(rel, op(y, &axes), op(r, &axes), k, self.quotient_bits)?;
         Ok(y)
     }
 
@@ -942,15 +964,14 @@ impl Builder {
             .collect();
         let y_t = self.tensor(name, &[n], Role::Hidden, y)?;
         let r_t = self.tensor(&format!("{name}.rem"), &[n], Role::Hidden, r)?;
-        self.relation(Relation {
+        let rel = Relation {
             axes: vec![nb],
             free: vec![0],
             sum_terms: vec![(1, vec![op(m, &[0]), op(isd, &[])])],
-            point_terms: vec![(-(1i64 << sh), op(y_t, &[0])), (-1, op(r_t, &[0]))],
-            constant: 1i64 << (sh - 1),
-        })?;
-        self.range_check(r_t, sh as usize)?;
-        self.pin(y_t, p.quotient_bits)?;
+            point_terms: vec![],
+            constant: 0,
+        };
+        self.rescaled(rel, op(y_t, &[0]), op(r_t, &[0]), sh, p.quotient_bits)?;
         Ok(y_t)
     }
 

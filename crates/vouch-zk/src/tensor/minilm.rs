@@ -55,18 +55,6 @@ impl Initializers {
     }
 }
 
-/// An initializer's dims and values, by name.
-pub fn initializer(model_bytes: &[u8], name: &str) -> Result<(Vec<usize>, Vec<f64>), ZkError> {
-    let g = onnx::decode(model_bytes)?;
-    let t = g
-        .initializer
-        .iter()
-        .find(|t| t.name == name)
-        .ok_or_else(|| ZkError::InvalidModel(format!("no initializer {name:?}")))?;
-    let c = onnx::tensor_to_const(t)?;
-    Ok((c.dims, c.data))
-}
-
 /// `round(v · 2^bits)`, half up, checked against 2^40.
 pub fn quantise(v: &[f64], bits: u32) -> Result<Vec<i64>, ZkError> {
     let s = (1u64 << bits) as f64;
@@ -106,10 +94,11 @@ pub fn ffn_block(
     gelu_bits: u32,
 ) -> Result<Block, ZkError> {
     let p = format!("encoder.layer.{layer}");
-    let (d1, w1) = initializer(model_bytes, &format!("{p}.intermediate.dense.weight_t"))?;
-    let (_, b1) = initializer(model_bytes, &format!("{p}.intermediate.dense.bias"))?;
-    let (d2, w2) = initializer(model_bytes, &format!("{p}.output.dense.weight_t"))?;
-    let (_, b2) = initializer(model_bytes, &format!("{p}.output.dense.bias"))?;
+    let inits = Initializers::read(model_bytes)?;
+    let (d1, w1) = inits.get(&format!("{p}.intermediate.dense.weight_t"))?;
+    let (_, b1) = inits.get(&format!("{p}.intermediate.dense.bias"))?;
+    let (d2, w2) = inits.get(&format!("{p}.output.dense.weight_t"))?;
+    let (_, b2) = inits.get(&format!("{p}.output.dense.bias"))?;
     let (hidden, inner) = match (d1.as_slice(), d2.as_slice()) {
         ([h, i], [i2, h2]) if i == i2 && h == h2 => (*h, *i),
         _ => {

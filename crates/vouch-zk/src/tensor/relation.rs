@@ -295,6 +295,22 @@ fn operand_point(rel: &Relation, op: &Operand, r: &[Vec<F>], end: &[F], plan: &P
     tf.point(&refs)
 }
 
+/// The claims a relation's sumcheck leaves: each sum-term operand, in order, at its point.
+fn end_claims(
+    rel: &Relation,
+    plan: &Plan,
+    r: &[Vec<F>],
+    end: &[F],
+    at_end: &[F],
+) -> Vec<TensorClaim> {
+    rel.sum_terms
+        .iter()
+        .flat_map(|(_, ops)| ops)
+        .zip(at_end)
+        .map(|(op, &v)| (op.tensor, operand_point(rel, op, r, end, plan), v))
+        .collect()
+}
+
 fn expr(rel: &Relation, plan: &Plan) -> (Expr, usize) {
     let with_eq = !plan.eq_axes.is_empty();
     let mut next = usize::from(with_eq);
@@ -364,17 +380,7 @@ pub fn prove<'v>(
     let skip = usize::from(!plan.eq_axes.is_empty());
     let at_end: Vec<F> = finals[skip..skip + n_ops].to_vec();
     t.scalars(b"relation end values", &at_end);
-    let mut i = 0;
-    for (_, ops) in &rel.sum_terms {
-        for op in ops {
-            claims.push((
-                op.tensor,
-                operand_point(rel, op, &r, &end, &plan),
-                at_end[i],
-            ));
-            i += 1;
-        }
-    }
+    claims.extend(end_claims(rel, &plan, &r, &end, &at_end));
     Ok((
         RelationProof {
             at_point,
@@ -433,16 +439,6 @@ pub fn verify(
         return Err(ZkError::Verify("a tensor relation does not hold".into()));
     }
     t.scalars(b"relation end values", &proof.at_end);
-    let mut i = 0;
-    for (_, ops) in &rel.sum_terms {
-        for op in ops {
-            claims.push((
-                op.tensor,
-                operand_point(rel, op, &r, &end, &plan),
-                proof.at_end[i],
-            ));
-            i += 1;
-        }
-    }
+    claims.extend(end_claims(rel, &plan, &r, &end, &proof.at_end));
     Ok(claims)
 }
